@@ -1,0 +1,169 @@
+// Package filecache remembers, per machine and vault, what each backed-up file
+// looked like (size, mtime, ctime, inode, device) and the chunks its content
+// became, so that an unchanged file is not read again. It lives in a badger
+// database under the user's cache directory; deleting it only costs speed.
+package filecache
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// Record is what the cache knows about one file.
+type Record struct {
+	Size         uint64
+	MTime, CTime int64
+	Inode        uint64
+	Device       uint64
+	Extents      []tree.Extent
+}
+
+// Matches reports whether the file still looks as recorded.
+func (r *Record) Matches(size uint64, mtime, ctime int64, inode, device uint64) bool {
+	return r.Size == size && r.MTime == mtime && r.CTime == ctime && r.Inode == inode && r.Device == device
+}
+
+// Cache is an open change-detection database.
+type Cache struct {
+	db *badger.DB
+}
+
+// Open opens (creating if needed) the database in dir. The database is tuned
+// small: a backup's memory budget is shared with the pipeline.
+func Open(dir string) (*Cache, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithCompactL0OnClose(false)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open file cache %s: %w", dir, err)
+	}
+	return &Cache{db: db}, nil
+}
+
+// Close closes the database.
+func (c *Cache) Close() error {
+	if err := c.db.Close(); err != nil {
+		return fmt.Errorf("close file cache: %w", err)
+	}
+	return nil
+}
+
+// Get returns the record for path, if any. A record that does not decode is
+// treated as missing.
+func (c *Cache) Get(path string) (*Record, bool) {
+	var rec *Record
+	_ = c.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(path))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			r, err := decode(v)
+			if err == nil {
+				rec = r
+			}
+			return err
+		})
+	})
+	return rec, rec != nil
+}
+
+// Batch collects updates and writes them in large transactions.
+type Batch struct {
+	wb *badger.WriteBatch
+}
+
+// NewBatch starts a batch of updates.
+func (c *Cache) NewBatch() *Batch { return &Batch{wb: c.db.NewWriteBatch()} }
+
+// Put records path. It is safe for concurrent use.
+func (b *Batch) Put(path string, r *Record) error {
+	if err := b.wb.Set([]byte(path), encode(r)); err != nil {
+		return fmt.Errorf("file cache put: %w", err)
+	}
+	return nil
+}
+
+// Flush writes everything put so far.
+func (b *Batch) Flush() error {
+	if err := b.wb.Flush(); err != nil {
+		return fmt.Errorf("file cache flush: %w", err)
+	}
+	return nil
+}
+
+// Cancel drops the batch's unwritten updates.
+func (b *Batch) Cancel() { b.wb.Cancel() }
+
+var errFormat = errors.New("malformed file cache record")
+
+func encode(r *Record) []byte {
+	b := make([]byte, 0, 48+len(r.Extents)*44)
+	b = binary.AppendUvarint(b, r.Size)
+	b = binary.AppendVarint(b, r.MTime)
+	b = binary.AppendVarint(b, r.CTime)
+	b = binary.AppendUvarint(b, r.Inode)
+	b = binary.AppendUvarint(b, r.Device)
+	b = binary.AppendUvarint(b, uint64(len(r.Extents)))
+	for _, e := range r.Extents {
+		b = binary.AppendUvarint(b, e.Offset)
+		b = binary.AppendUvarint(b, uint64(e.Length))
+		b = append(b, e.ID[:]...)
+	}
+	return b
+}
+
+func decode(b []byte) (*Record, error) {
+	var r Record
+	var bad bool
+	uv := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	sv := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			bad = true
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	r.Size, r.MTime, r.CTime, r.Inode, r.Device = uv(), sv(), sv(), uv(), uv()
+	n := uv()
+	if bad || n > uint64(len(b)/34) {
+		return nil, errFormat
+	}
+	r.Extents = make([]tree.Extent, 0, n)
+	for range n {
+		e := tree.Extent{Offset: uv(), Length: uint32(uv())}
+		if bad || len(b) < len(keys.ID{}) {
+			return nil, errFormat
+		}
+		copy(e.ID[:], b)
+		b = b[len(e.ID):]
+		r.Extents = append(r.Extents, e)
+	}
+	return &r, nil
+}

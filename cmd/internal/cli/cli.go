@@ -1,0 +1,252 @@
+// Package cli holds what the azfs and azmount commands share: finding and
+// opening the vault, reading passphrases without echo, parsing sizes, and
+// turning errors into one-line messages and exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/keyring"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/local"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitError   = 1
+	ExitUsage   = 2
+	ExitPartial = 3 // a backup committed a point but skipped some files
+)
+
+// UsageError is a problem with the command line.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Usagef returns a UsageError.
+func Usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
+
+// ExitCode maps an error to the process exit code.
+func ExitCode(err error) int {
+	var ue *UsageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// Message renders err as one line for the user.
+func Message(err error) string {
+	msg := err.Error()
+	return strings.ReplaceAll(msg, "\n", " ")
+}
+
+// ReadPassphrase reads a passphrase from file when it is set, else from the
+// terminal without echo. confirm asks twice.
+func ReadPassphrase(file, prompt string, confirm bool) (keys.Passphrase, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read passphrase file: %w", err)
+		}
+		return keys.Passphrase(strings.TrimRight(string(b), "\r\n")), nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return "", Usagef("a passphrase is needed: pass --passphrase-file FILE (no terminal to ask on)")
+	}
+	defer tty.Close()
+	read := func(p string) (string, error) {
+		fmt.Fprint(tty, p)
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return "", fmt.Errorf("read passphrase: %w", err)
+		}
+		return string(b), nil
+	}
+	p1, err := read(prompt)
+	if err != nil {
+		return "", err
+	}
+	if confirm {
+		p2, err := read("Repeat the passphrase: ")
+		if err != nil {
+			return "", err
+		}
+		if p1 != p2 {
+			return "", errors.New("the passphrases do not match")
+		}
+	}
+	return keys.Passphrase(p1), nil
+}
+
+// WriteSecretFile writes a secret to path with mode 0600, refusing to
+// replace an existing file.
+func WriteSecretFile(path, secret string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already exists: not overwriting a passphrase file", path)
+		}
+		return fmt.Errorf("write passphrase file: %w", err)
+	}
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write passphrase file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write passphrase file: %w", err)
+	}
+	return f.Close()
+}
+
+// OpenStorage opens the storage at a vault location (a local directory).
+func OpenStorage(location string) (storage.Storage, string, error) {
+	abs, err := filepath.Abs(location)
+	if err != nil {
+		return nil, "", fmt.Errorf("vault location %s: %w", location, err)
+	}
+	st, err := local.Open(abs)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return nil, abs, fmt.Errorf("no vault at %s: the directory does not exist", abs)
+		}
+		return nil, abs, fmt.Errorf("no vault at %s: %w", abs, err)
+	}
+	return st, abs, nil
+}
+
+// Opened is an open vault with what the machine knows about it.
+type Opened struct {
+	Vault    *repo.Vault
+	Location string
+	Machine  string
+	Ring     *keyring.Keyring
+}
+
+// OpenVault opens the vault at location, or the machine's default vault when
+// location is empty. Keys come from the machine's keyring, else from the
+// passphrase (read from passFile or asked for).
+func OpenVault(ctx context.Context, location, passFile string) (*Opened, error) {
+	dir, err := keyring.ConfigDir()
+	if err != nil {
+		return nil, err
+	}
+	ring, err := keyring.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	var known *keyring.Vault
+	if location == "" {
+		known = ring.Vaults[ring.Default]
+		if known == nil {
+			return nil, Usagef("no vault given and no default vault on this machine: create one with 'azfs vault create PATH' or pass --vault PATH")
+		}
+		location = known.Location
+	}
+	st, abs, err := OpenStorage(location)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.ReadConfig(ctx, st)
+	if errors.Is(err, repo.ErrNoVault) {
+		return nil, fmt.Errorf("no vault at %s", abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault at %s: %w", abs, err)
+	}
+	if known == nil {
+		known, _ = ring.FindLocation(abs)
+	}
+	if known != nil && known.ID != cfg.ID && known.Location == abs {
+		return nil, fmt.Errorf("the vault at %s is not the vault this machine knows there (found %s, expected %s)", abs, cfg.ID, known.ID)
+	}
+	o := &Opened{Location: abs, Ring: ring}
+	ks := (*keys.KeySet)(nil)
+	if v := ring.Vaults[cfg.ID]; v != nil && v.Keys != nil {
+		ks, o.Machine = v.Keys, v.Machine
+	} else {
+		pass, err := ReadPassphrase(passFile, fmt.Sprintf("Passphrase for vault %s: ", abs), false)
+		if err != nil {
+			return nil, err
+		}
+		ks, err = repo.Unlock(ctx, st, pass)
+		if errors.Is(err, keys.ErrWrongPassphrase) {
+			return nil, fmt.Errorf("wrong passphrase for the vault at %s", abs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("vault at %s: %w", abs, err)
+		}
+	}
+	if o.Machine == "" {
+		o.Machine = Hostname()
+	}
+	o.Vault, err = repo.Open(ctx, st, ks)
+	if err != nil {
+		return nil, fmt.Errorf("vault at %s: %w", abs, err)
+	}
+	return o, nil
+}
+
+// Hostname returns this machine's name.
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// ParseSize parses sizes such as "256MiB", "1GiB", "512M" or "1048576".
+func ParseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	num, mult := s, int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n < 0 {
+		return 0, Usagef("invalid size %q (examples: 256MiB, 1GiB)", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+// FormatBytes renders a byte count for people.
+func FormatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

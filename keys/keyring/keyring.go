@@ -1,0 +1,132 @@
+// Package keyring is this machine's local azfs state: the vaults it knows,
+// where they are, which one is the default, and their key sets, so that
+// backups and same-machine recovery need no passphrase. The file holds
+// secrets and is written 0600 in a 0700 directory.
+package keyring
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/azfs/azfs/keys"
+)
+
+// FileName is the keyring's file inside the config directory.
+const FileName = "keyring.json"
+
+// Vault is what the machine knows about one vault.
+type Vault struct {
+	ID       string       `json:"id"`
+	Location string       `json:"location"`
+	Machine  string       `json:"machine"`
+	Keys     *keys.KeySet `json:"keys"`
+}
+
+// Keyring is the machine's state.
+type Keyring struct {
+	path    string
+	Default string            `json:"default"` // vault ID
+	Vaults  map[string]*Vault `json:"vaults"`  // by vault ID
+}
+
+// ConfigDir returns the directory azfs keeps its machine state in:
+// $AZFS_CONFIG_DIR, else $XDG_CONFIG_HOME/azfs, else ~/.config/azfs.
+func ConfigDir() (string, error) {
+	if d := os.Getenv("AZFS_CONFIG_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("find config directory: %w", err)
+	}
+	return filepath.Join(d, "azfs"), nil
+}
+
+// CacheDir returns the directory for azfs caches: $AZFS_CACHE_DIR, else
+// $XDG_CACHE_HOME/azfs, else ~/.cache/azfs.
+func CacheDir() (string, error) {
+	if d := os.Getenv("AZFS_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find cache directory: %w", err)
+	}
+	return filepath.Join(d, "azfs"), nil
+}
+
+// Load reads the keyring in dir; a missing keyring is empty.
+func Load(dir string) (*Keyring, error) {
+	k := &Keyring{path: filepath.Join(dir, FileName), Vaults: make(map[string]*Vault)}
+	b, err := os.ReadFile(k.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read keyring: %w", err)
+	}
+	if err := json.Unmarshal(b, k); err != nil {
+		return nil, fmt.Errorf("read keyring %s: %w", k.path, err)
+	}
+	if k.Vaults == nil {
+		k.Vaults = make(map[string]*Vault)
+	}
+	return k, nil
+}
+
+// Save writes the keyring atomically with mode 0600.
+func (k *Keyring) Save() error {
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	b, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(k.path), ".keyring-*")
+	if err != nil {
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), k.path); err != nil {
+		return fmt.Errorf("save keyring: %w", err)
+	}
+	return nil
+}
+
+// Add records a vault, making it the default when setDefault is true or
+// when it is the only one.
+func (k *Keyring) Add(v *Vault, setDefault bool) {
+	k.Vaults[v.ID] = v
+	if setDefault || k.Default == "" {
+		k.Default = v.ID
+	}
+}
+
+// FindLocation returns the known vault at location.
+func (k *Keyring) FindLocation(location string) (*Vault, bool) {
+	for _, v := range k.Vaults {
+		if v.Location == location {
+			return v, true
+		}
+	}
+	return nil, false
+}

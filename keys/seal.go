@@ -1,0 +1,154 @@
+package keys
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/zeebo/blake3"
+)
+
+// Kind is the kind of a sealed object. It is bound into the object's
+// authentication, so an object of one kind is never accepted as another.
+type Kind byte
+
+// The kinds of sealed objects; their numeric values are part of the format.
+const (
+	KindData    Kind = 1 // file content chunk
+	KindTree    Kind = 2 // part of a directory listing
+	KindTrailer Kind = 3 // pack trailer listing a pack's blobs
+	KindIndex   Kind = 4 // index file
+	KindPoint   Kind = 5 // recovery point
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindData:
+		return "data"
+	case KindTree:
+		return "tree"
+	case KindTrailer:
+		return "trailer"
+	case KindIndex:
+		return "index"
+	case KindPoint:
+		return "point"
+	}
+	return fmt.Sprintf("kind(%d)", byte(k))
+}
+
+// SealVersion is the first byte of every sealed object.
+const SealVersion = 1
+
+// Overhead is the number of bytes sealing adds to a payload:
+// version (1) + key ID (8) + synthetic IV (32) + GCM tag (16).
+const Overhead = 1 + 8 + 32 + 16
+
+const headerLen = 1 + 8 + 32
+
+// ErrAuth reports a sealed object that failed authentication: it was damaged,
+// forged, or is not the object it is claimed to be.
+var ErrAuth = errors.New("authentication failed")
+
+// Sealer seals and opens objects with one key set's data key. It is safe for
+// concurrent use.
+//
+// Construction (deterministic AEAD in the SIV manner): siv = BLAKE3-keyed(sivKey,
+// kind ‖ id ‖ payload); the object key is BLAKE3-keyed(encKey, siv); the payload
+// is encrypted with AES-256-GCM under that key with an all-zero nonce, the
+// associated data binding kind, id, version, key ID and siv. Two different
+// payloads can only share a (key, nonce) pair if they share a 256-bit keyed
+// hash, so nonce reuse cannot happen however many machines write one vault
+// and without any coordination between them.
+type Sealer struct {
+	keyID  [8]byte
+	sivKey Secret
+	encKey Secret
+	pool   sync.Pool // *sealState
+}
+
+type sealState struct{ siv, enc *blake3.Hasher }
+
+// NewSealer returns the Sealer for the key set's data key.
+func (ks *KeySet) NewSealer() *Sealer {
+	s := &Sealer{}
+	var id [32]byte
+	blake3.DeriveKey("azfs 2026 key id v1", ks.DataKey[:], id[:])
+	copy(s.keyID[:], id[:8])
+	blake3.DeriveKey("azfs 2026 object siv v1", ks.DataKey[:], s.sivKey[:])
+	blake3.DeriveKey("azfs 2026 object key v1", ks.DataKey[:], s.encKey[:])
+	s.pool.New = func() any {
+		siv, _ := blake3.NewKeyed(s.sivKey[:])
+		enc, _ := blake3.NewKeyed(s.encKey[:])
+		return &sealState{siv: siv, enc: enc}
+	}
+	return s
+}
+
+func (s *Sealer) aead(st *sealState, siv []byte) cipher.AEAD {
+	var key [32]byte
+	st.enc.Reset()
+	_, _ = st.enc.Write(siv)
+	st.enc.Sum(key[:0])
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic("aes: 32-byte key refused: " + err.Error()) // cannot happen
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("gcm: " + err.Error()) // cannot happen
+	}
+	return g
+}
+
+func additionalData(kind Kind, id ID, header []byte) []byte {
+	ad := make([]byte, 0, 8+1+len(id)+len(header))
+	ad = append(ad, "azfs-v1"...)
+	ad = append(ad, byte(kind))
+	ad = append(ad, id[:]...)
+	return append(ad, header...)
+}
+
+var zeroNonce [12]byte
+
+// Seal appends the sealed form of payload, bound to kind and id, to dst.
+func (s *Sealer) Seal(dst []byte, kind Kind, id ID, payload []byte) []byte {
+	st := s.pool.Get().(*sealState)
+	defer s.pool.Put(st)
+
+	var header [headerLen]byte
+	header[0] = SealVersion
+	copy(header[1:9], s.keyID[:])
+	st.siv.Reset()
+	_, _ = st.siv.Write([]byte{byte(kind)})
+	_, _ = st.siv.Write(id[:])
+	_, _ = st.siv.Write(payload)
+	st.siv.Sum(header[9:9])
+
+	dst = append(dst, header[:]...)
+	return s.aead(st, header[9:]).Seal(dst, zeroNonce[:], payload, additionalData(kind, id, header[:]))
+}
+
+// Open authenticates and decrypts sealed, which must have been sealed as
+// (kind, id), appending the payload to dst. Any damage, a wrong key, or an
+// object presented under another kind or ID gives an error wrapping ErrAuth.
+func (s *Sealer) Open(dst []byte, kind Kind, id ID, sealed []byte) ([]byte, error) {
+	if len(sealed) < Overhead {
+		return nil, fmt.Errorf("open %s %s: %w: %d bytes is too short", kind, id.Short(), ErrAuth, len(sealed))
+	}
+	if sealed[0] != SealVersion {
+		return nil, fmt.Errorf("open %s %s: %w: unknown version %d", kind, id.Short(), ErrAuth, sealed[0])
+	}
+	if [8]byte(sealed[1:9]) != s.keyID {
+		return nil, fmt.Errorf("open %s %s: %w: sealed with another key", kind, id.Short(), ErrAuth)
+	}
+	st := s.pool.Get().(*sealState)
+	defer s.pool.Put(st)
+	out, err := s.aead(st, sealed[9:headerLen]).Open(dst, zeroNonce[:], sealed[headerLen:], additionalData(kind, id, sealed[:headerLen]))
+	if err != nil {
+		return nil, fmt.Errorf("open %s %s: %w", kind, id.Short(), ErrAuth)
+	}
+	return out, nil
+}

@@ -1,0 +1,645 @@
+// Package backup streams directory trees into a vault and commits a recovery
+// point.
+//
+// The pipeline: one walker goroutine lists directories in name order and
+// lstats every entry; regular files go to file workers that skip unchanged
+// files (the file cache), and otherwise read, chunk and hash them; new chunks
+// go to sealers that compress, encrypt and pack them; full packs upload with
+// bounded concurrency. Every stage hands over through a bounded channel, so a
+// slow stage stalls the ones before it and memory stays bounded whatever the
+// input. Each directory has a finisher that takes its children's results in
+// order and writes the listing in parts as they fill. The point is committed
+// only after every pack and index file it needs has landed.
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/azfs/azfs/cache/filecache"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/chunker"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// Options configure a backup run.
+type Options struct {
+	Paths    []string // what to back up; made absolute
+	Machine  string
+	Hostname string
+	// Files is the change-detection cache; nil reads every file.
+	Files *filecache.Cache
+	// Workers is the number of file readers and of sealers (GOMAXPROCS when 0).
+	Workers int
+	// Progress, when set, is updated as the run goes.
+	Progress *Progress
+	// OnError is called for each file or directory that could not be backed
+	// up; the run goes on and the point is marked partial.
+	OnError func(path string, err error)
+}
+
+// Progress counts a run's work; read it from another goroutine.
+type Progress struct {
+	Files, Dirs, Errors atomic.Uint64
+	BytesDone           atomic.Uint64 // of files finished, read or unchanged
+	BytesRead           atomic.Uint64
+	// Filled by a concurrent scan for the ETA; ScanDone says it is complete.
+	TotalFiles, TotalBytes atomic.Uint64
+	ScanDone               atomic.Bool
+}
+
+// ErrPartial is returned (wrapped) with a committed point when some files
+// could not be read.
+var ErrPartial = errors.New("backup is partial: some files could not be read")
+
+// future is a node whose backup may still be in progress.
+type future struct {
+	done chan struct{}
+	node tree.Node
+	skip bool // the entry could not be backed up and is left out
+}
+
+func resolved(n tree.Node) *future {
+	f := &future{done: make(chan struct{}), node: n}
+	close(f.done)
+	return f
+}
+
+func skipped() *future {
+	f := &future{done: make(chan struct{}), skip: true}
+	close(f.done)
+	return f
+}
+
+type fileJob struct {
+	path string
+	fut  *future
+}
+
+type sealJob struct {
+	id  keys.ID
+	buf *[]byte
+}
+
+type backuper struct {
+	v     *repo.Vault
+	w     *repo.Writer
+	opts  Options
+	names *names
+	prog  *Progress
+	batch *filecache.Batch
+
+	files chan fileJob
+	seals chan sealJob
+
+	bufs sync.Pool // *[]byte of chunker.Max capacity
+
+	linksMu sync.Mutex
+	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
+
+	stats struct {
+		files, dirs, others, new, changed, unchanged, errors, bytes, read, xattrs atomic.Uint64
+	}
+	failMu sync.Mutex
+	fail   error // fatal error (storage), stops the run
+}
+
+// Run backs up opts.Paths into v and commits a recovery point. It returns the
+// point with a nil error, or with an error wrapping ErrPartial when some
+// entries were skipped; any other error means no point was committed.
+func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) {
+	start := time.Now()
+	paths, err := cleanPaths(opts.Paths)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if err := v.LoadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("load index: %w", err)
+	}
+	if _, err := v.AdoptOrphanPacks(ctx); err != nil {
+		return nil, fmt.Errorf("index interrupted uploads: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go scan(ctx, paths, opts.Progress)
+
+	b := &backuper{
+		v:     v,
+		w:     v.NewWriter(ctx, 2),
+		opts:  opts,
+		names: newNames(),
+		prog:  opts.Progress,
+		files: make(chan fileJob, 4*opts.Workers),
+		seals: make(chan sealJob, 2*opts.Workers),
+		links: make(map[[2]uint64]*future),
+	}
+	if opts.Files != nil {
+		b.batch = opts.Files.NewBatch()
+		defer b.batch.Cancel()
+	}
+	chunkMax := v.Config().Chunker.Max
+	b.bufs.New = func() any { s := make([]byte, 0, chunkMax); return &s }
+
+	var fileWG, sealWG sync.WaitGroup
+	for range opts.Workers {
+		fileWG.Add(1)
+		go func() { defer fileWG.Done(); b.fileWorker(ctx) }()
+		sealWG.Add(1)
+		go func() { defer sealWG.Done(); b.sealer(ctx) }()
+	}
+
+	rootFut := b.virtualRoot(ctx, paths)
+	close(b.files)
+	fileWG.Wait()
+	close(b.seals)
+	sealWG.Wait()
+	<-rootFut.done
+
+	if err := b.fatal(); err != nil {
+		_ = b.w.Flush(ctx)
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		_ = b.w.Flush(ctx)
+		return nil, err
+	}
+	root := rootFut.node
+	root.Name = repo.RootName
+	rootID, err := b.w.SavePart(ctx, &tree.Part{Nodes: []tree.Node{root}})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.w.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("store data: %w", err)
+	}
+	p := &repo.Point{
+		Machine:  opts.Machine,
+		Hostname: opts.Hostname,
+		Time:     start.UTC(),
+		Paths:    paths,
+		Root:     rootID,
+		Partial:  b.stats.errors.Load() > 0,
+		Stats: repo.PointStats{
+			Files:          b.stats.files.Load(),
+			Dirs:           b.stats.dirs.Load(),
+			Others:         b.stats.others.Load(),
+			FilesNew:       b.stats.new.Load(),
+			FilesChanged:   b.stats.changed.Load(),
+			FilesUnchanged: b.stats.unchanged.Load(),
+			Errors:         b.stats.errors.Load(),
+			Bytes:          b.stats.bytes.Load(),
+			BytesRead:      b.stats.read.Load(),
+			BytesStored:    b.w.Stats.BytesStored.Load(),
+			Xattrs:         b.stats.xattrs.Load(),
+		},
+	}
+	p.Stats.Duration = time.Since(start)
+	if err := v.SavePoint(ctx, p); err != nil {
+		return nil, fmt.Errorf("commit point: %w", err)
+	}
+	if b.batch != nil {
+		if err := b.batch.Flush(); err != nil && opts.OnError != nil {
+			opts.OnError("(file cache)", err)
+		}
+	}
+	if p.Partial {
+		return p, fmt.Errorf("%w (%d errors)", ErrPartial, p.Stats.Errors)
+	}
+	return p, nil
+}
+
+func cleanPaths(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, errors.New("nothing to back up: name at least one path")
+	}
+	var out []string
+	for _, p := range in {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("path %s: %w", p, err)
+		}
+		if _, err := os.Lstat(abs); err != nil {
+			return nil, fmt.Errorf("cannot back up %s: %w", p, err)
+		}
+		out = append(out, abs)
+	}
+	sort.Strings(out)
+	// Drop paths inside another path.
+	kept := out[:0]
+	for _, p := range out {
+		if len(kept) > 0 && within(p, kept[len(kept)-1]) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept, nil
+}
+
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+func (b *backuper) setFatal(err error) {
+	b.failMu.Lock()
+	defer b.failMu.Unlock()
+	if b.fail == nil {
+		b.fail = err
+	}
+}
+
+func (b *backuper) fatal() error {
+	b.failMu.Lock()
+	defer b.failMu.Unlock()
+	if b.fail != nil {
+		return b.fail
+	}
+	return b.w.Err()
+}
+
+func (b *backuper) report(path string, err error) {
+	b.stats.errors.Add(1)
+	b.prog.Errors.Add(1)
+	if b.opts.OnError != nil {
+		b.opts.OnError(path, err)
+	}
+}
+
+// virtualRoot builds the point's top level: the backed-up paths at their
+// absolute places, with their ancestors holding only what leads to them.
+func (b *backuper) virtualRoot(ctx context.Context, paths []string) *future {
+	return b.virtualDir(ctx, "/", "", paths)
+}
+
+// virtualDir backs up dir: fully if it is one of paths, otherwise only the
+// children that lead to a path.
+func (b *backuper) virtualDir(ctx context.Context, dir, name string, paths []string) *future {
+	if slices.Contains(paths, dir) {
+		return b.entry(ctx, dir, name)
+	}
+	node, err := b.lstat(dir, name)
+	if err != nil {
+		b.report(dir, err)
+		return skipped()
+	}
+	children := make(map[string][]string)
+	for _, p := range paths {
+		rest := strings.TrimPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+		first, _, _ := strings.Cut(rest, "/")
+		children[first] = append(children[first], p)
+	}
+	childNames := make([]string, 0, len(children))
+	for n := range children {
+		childNames = append(childNames, n)
+	}
+	sort.Strings(childNames)
+	return b.directory(ctx, node, func(emit func(*future)) {
+		for _, n := range childNames {
+			emit(b.virtualDir(ctx, filepath.Join(dir, n), n, children[n]))
+		}
+	})
+}
+
+// entry backs up the file system entry at path under name.
+func (b *backuper) entry(ctx context.Context, path, name string) *future {
+	node, err := b.lstat(path, name)
+	if err != nil {
+		b.report(path, err)
+		return skipped()
+	}
+	if len(node.Xattrs) > 0 {
+		b.stats.xattrs.Add(1)
+	}
+	switch node.Type {
+	case tree.Dir:
+		return b.directory(ctx, node, func(emit func(*future)) {
+			names, err := readNames(path)
+			if err != nil {
+				b.report(path, err)
+			}
+			for _, n := range names {
+				if ctx.Err() != nil || b.fatal() != nil {
+					return
+				}
+				emit(b.entry(ctx, filepath.Join(path, n), n))
+			}
+		})
+	case tree.File:
+		return b.file(ctx, path, node)
+	default:
+		b.stats.others.Add(1)
+		return resolved(node)
+	}
+}
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	sort.Strings(names)
+	return names, err
+}
+
+// directory returns the future of a directory whose children children emits
+// in name order. A finisher takes the children as they complete and writes
+// the listing part by part, so neither side holds a whole huge directory.
+func (b *backuper) directory(ctx context.Context, node tree.Node, children func(emit func(*future))) *future {
+	b.stats.dirs.Add(1)
+	b.prog.Dirs.Add(1)
+	f := &future{done: make(chan struct{}), node: node}
+	ch := make(chan *future, 1024)
+	go func() {
+		defer close(f.done)
+		var part tree.Part
+		flush := func() {
+			if len(part.Nodes) == 0 {
+				return
+			}
+			id, err := b.w.SavePart(ctx, &part)
+			if err != nil {
+				b.setFatal(fmt.Errorf("save tree: %w", err))
+			}
+			f.node.Parts = append(f.node.Parts, tree.PartRef{First: part.Nodes[0].Name, ID: id})
+			part.Nodes = nil
+		}
+		for c := range ch {
+			<-c.done
+			if c.skip {
+				continue
+			}
+			part.Nodes = append(part.Nodes, c.node)
+			f.node.Entries++
+			if len(part.Nodes) >= tree.PartEntries {
+				flush()
+			}
+		}
+		flush()
+	}()
+	children(func(c *future) { ch <- c })
+	close(ch)
+	return f
+}
+
+// file schedules a regular file. Hard links to an inode already seen share
+// its content.
+func (b *backuper) file(ctx context.Context, path string, node tree.Node) *future {
+	b.stats.files.Add(1)
+	b.stats.bytes.Add(node.Size)
+	f := &future{done: make(chan struct{}), node: node}
+	if node.Links > 1 {
+		key := [2]uint64{node.Device, node.Inode}
+		b.linksMu.Lock()
+		first, seen := b.links[key]
+		if !seen {
+			b.links[key] = f
+		}
+		b.linksMu.Unlock()
+		if seen {
+			go func() {
+				defer close(f.done)
+				<-first.done
+				if first.skip {
+					f.skip = true
+					return
+				}
+				f.node.Extents = first.node.Extents
+				f.node.Size = first.node.Size
+				b.prog.Files.Add(1)
+				b.prog.BytesDone.Add(node.Size)
+			}()
+			return f
+		}
+	}
+	select {
+	case b.files <- fileJob{path: path, fut: f}:
+	case <-ctx.Done():
+		f.skip = true
+		close(f.done)
+	}
+	return f
+}
+
+func (b *backuper) fileWorker(ctx context.Context) {
+	hasher := b.v.Keys().NewHasher()
+	cfg := b.v.Config()
+	ch := chunker.New(nil, b.v.Keys().ChunkerSeed, chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max})
+	for job := range b.files {
+		if ctx.Err() != nil || b.fatal() != nil {
+			job.fut.skip = true
+			close(job.fut.done)
+			continue
+		}
+		err := b.backupFile(ctx, job.path, &job.fut.node, hasher, ch)
+		if err != nil {
+			job.fut.skip = true
+			b.report(job.path, err)
+		}
+		b.prog.Files.Add(1)
+		b.prog.BytesDone.Add(job.fut.node.Size)
+		close(job.fut.done)
+	}
+}
+
+// backupFile fills node.Extents, from the file cache when the file is
+// unchanged, else by reading it.
+func (b *backuper) backupFile(ctx context.Context, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
+	if b.opts.Files != nil {
+		if rec, ok := b.opts.Files.Get(path); ok {
+			if rec.Matches(node.Size, node.MTime, node.CTime, node.Inode, node.Device) && b.allKnown(rec.Extents) {
+				node.Extents = rec.Extents
+				b.stats.unchanged.Add(1)
+				return b.remember(path, node)
+			}
+			b.stats.changed.Add(1)
+		} else {
+			b.stats.new.Add(1)
+		}
+	} else {
+		b.stats.new.Add(1)
+	}
+	if err := b.readFile(ctx, path, node, hasher, ch); err != nil {
+		return err
+	}
+	return b.remember(path, node)
+}
+
+func (b *backuper) allKnown(extents []tree.Extent) bool {
+	for _, e := range extents {
+		if !b.w.Known(e.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *backuper) remember(path string, node *tree.Node) error {
+	if b.batch == nil {
+		return nil
+	}
+	rec := &filecache.Record{Size: node.Size, MTime: node.MTime, CTime: node.CTime, Inode: node.Inode, Device: node.Device, Extents: node.Extents}
+	if err := b.batch.Put(path, rec); err != nil {
+		b.setFatal(err)
+	}
+	return nil
+}
+
+// readFile chunks the file's data regions; holes of sparse files are skipped.
+func (b *backuper) readFile(ctx context.Context, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
+	f, err := openNoAtime(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Ino != node.Inode || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s: replaced during backup", path)
+	}
+	size := uint64(st.Size)
+	node.Size = size
+	regions := []region{{0, size}}
+	if uint64(st.Blocks)*512 < size {
+		if r, err := dataRegions(f, size); err == nil {
+			regions = r
+		}
+	}
+	node.Extents = node.Extents[:0]
+	for _, r := range regions {
+		ch.Reset(io.NewSectionReader(f, int64(r.off), int64(r.len)))
+		off := r.off
+		for {
+			bp := b.bufs.Get().(*[]byte)
+			chunk, err := ch.Next((*bp)[:0])
+			if err == io.EOF {
+				b.bufs.Put(bp)
+				break
+			}
+			if err != nil {
+				b.bufs.Put(bp)
+				return &os.PathError{Op: "read", Path: path, Err: err}
+			}
+			*bp = chunk
+			id := hasher.Sum(chunk)
+			node.Extents = append(node.Extents, tree.Extent{Offset: off, Length: uint32(len(chunk)), ID: id})
+			off += uint64(len(chunk))
+			b.stats.read.Add(uint64(len(chunk)))
+			b.prog.BytesRead.Add(uint64(len(chunk)))
+			if b.w.Known(id) {
+				b.bufs.Put(bp)
+				continue
+			}
+			select {
+			case b.seals <- sealJob{id: id, buf: bp}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if len(node.Extents) > 0 {
+		last := node.Extents[len(node.Extents)-1]
+		if end := last.Offset + uint64(last.Length); end > node.Size {
+			node.Size = end // grew while being read
+		}
+	}
+	return nil
+}
+
+func (b *backuper) sealer(ctx context.Context) {
+	for job := range b.seals {
+		if b.fatal() == nil {
+			if _, err := b.w.Save(ctx, keys.KindData, job.id, *job.buf); err != nil {
+				b.setFatal(fmt.Errorf("store data: %w", err))
+			}
+		}
+		*job.buf = (*job.buf)[:0]
+		b.bufs.Put(job.buf)
+	}
+}
+
+// openNoAtime opens path for reading without updating its atime where the
+// kernel allows it (owner or root).
+func openNoAtime(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, unix.EPERM) {
+		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
+	return f, err
+}
+
+type region struct{ off, len uint64 }
+
+// dataRegions lists the parts of a sparse file that hold data.
+func dataRegions(f *os.File, size uint64) ([]region, error) {
+	fd := int(f.Fd())
+	var out []region
+	var off int64
+	for uint64(off) < size {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole remains
+		}
+		if err != nil {
+			return nil, err
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(hole) > size {
+			hole = int64(size)
+		}
+		if hole > data {
+			out = append(out, region{uint64(data), uint64(hole - data)})
+		}
+		off = hole
+	}
+	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scan counts files and bytes ahead of the backup for the progress ETA.
+func scan(ctx context.Context, paths []string, p *Progress) {
+	for _, root := range paths {
+		_ = filepath.WalkDir(root, func(_ string, d os.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			if fi, err := d.Info(); err == nil {
+				p.TotalFiles.Add(1)
+				p.TotalBytes.Add(uint64(fi.Size()))
+			}
+			return nil
+		})
+	}
+	p.ScanDone.Store(ctx.Err() == nil)
+}

@@ -1,0 +1,167 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"sort"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// names caches uid/gid to name lookups.
+type names struct {
+	mu     sync.Mutex
+	users  map[uint32]string
+	groups map[uint32]string
+}
+
+func newNames() *names {
+	return &names{users: make(map[uint32]string), groups: make(map[uint32]string)}
+}
+
+func (n *names) user(uid uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.users[uid]
+	if !ok {
+		if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+			s = u.Username
+		}
+		n.users[uid] = s
+	}
+	return s
+}
+
+func (n *names) group(gid uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.groups[gid]
+	if !ok {
+		if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
+			s = g.Name
+		}
+		n.groups[gid] = s
+	}
+	return s
+}
+
+// lstat returns the node for path with its metadata (no content, no listing).
+func (b *backuper) lstat(path, name string) (tree.Node, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return tree.Node{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	n := tree.Node{
+		Name:   name,
+		Mode:   st.Mode & 0o7777,
+		UID:    st.Uid,
+		GID:    st.Gid,
+		User:   b.names.user(st.Uid),
+		Group:  b.names.group(st.Gid),
+		MTime:  st.Mtim.Nano(),
+		ATime:  st.Atim.Nano(),
+		CTime:  st.Ctim.Nano(),
+		Inode:  st.Ino,
+		Device: st.Dev,
+		Links:  uint32(st.Nlink),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		n.Type = tree.File
+		n.Size = uint64(st.Size)
+	case unix.S_IFDIR:
+		n.Type = tree.Dir
+	case unix.S_IFLNK:
+		n.Type = tree.Symlink
+		target, err := os.Readlink(path)
+		if err != nil {
+			return n, err
+		}
+		n.Target = target
+		n.Size = uint64(len(target))
+	case unix.S_IFCHR:
+		n.Type, n.Rdev = tree.CharDev, st.Rdev
+	case unix.S_IFBLK:
+		n.Type, n.Rdev = tree.BlockDev, st.Rdev
+	case unix.S_IFIFO:
+		n.Type = tree.FIFO
+	case unix.S_IFSOCK:
+		n.Type = tree.Socket
+	default:
+		return n, fmt.Errorf("%s: unknown file type %#o", path, st.Mode&unix.S_IFMT)
+	}
+	xattrs, err := readXattrs(path)
+	if err != nil {
+		return n, err
+	}
+	n.Xattrs = xattrs
+	return n, nil
+}
+
+// readXattrs returns the extended attributes of path (not following
+// symlinks), sorted by name.
+func readXattrs(path string) ([]tree.Xattr, error) {
+	buf := make([]byte, 1024)
+	var size int
+	for {
+		var err error
+		size, err = unix.Llistxattr(path, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.ENODATA) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "listxattr", Path: path, Err: err}
+		}
+		break
+	}
+	if size == 0 {
+		return nil, nil
+	}
+	var out []tree.Xattr
+	start := 0
+	for i := 0; i < size; i++ {
+		if buf[i] != 0 {
+			continue
+		}
+		name := string(buf[start:i])
+		start = i + 1
+		if name == "" {
+			continue
+		}
+		val, err := getXattr(path, name)
+		if errors.Is(err, unix.ENODATA) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + name, Path: path, Err: err}
+		}
+		out = append(out, tree.Xattr{Name: name, Value: val})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func getXattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}

@@ -1,0 +1,277 @@
+// Package check verifies a vault: its structure (every index file, pack
+// trailer, point and tree part authenticates and every referenced chunk is
+// indexed in a pack that exists), and optionally every stored byte.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/index"
+	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// Options select how deep to check.
+type Options struct {
+	ReadData bool // authenticate and decompress every blob of every pack
+	// Problem is called for each problem found, as it is found.
+	Problem func(Problem)
+}
+
+// Problem is one thing found wrong.
+type Problem struct {
+	What string // "pack", "index", "point", "tree", "chunk", "file"
+	Name string // the object's ID or the file's path
+	Err  error
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s %s: %v", p.What, p.Name, p.Err) }
+
+// Result summarises a check.
+type Result struct {
+	Packs, Points, Trees, Chunks int
+	BytesRead                    int64
+	Problems                     []Problem
+}
+
+// ErrDamaged is returned when the check found problems.
+var ErrDamaged = errors.New("the vault is damaged")
+
+type checker struct {
+	v    *repo.Vault
+	opts Options
+
+	mu      sync.Mutex
+	res     Result
+	damaged map[keys.ID]error // blobs that failed, for naming affected files
+}
+
+func (c *checker) problem(what, name string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := Problem{What: what, Name: name, Err: err}
+	c.res.Problems = append(c.res.Problems, p)
+	if c.opts.Problem != nil {
+		c.opts.Problem(p)
+	}
+}
+
+// Run checks v. It returns the result and ErrDamaged when problems were
+// found; other errors mean the check itself could not run.
+func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
+	c := &checker{v: v, opts: opts, damaged: make(map[keys.ID]error)}
+	if err := v.LoadIndex(ctx); err != nil {
+		if !errors.Is(err, repo.ErrDamaged) {
+			return nil, err
+		}
+		c.problem("index", "", err)
+	}
+	if err := c.packs(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.points(ctx); err != nil {
+		return nil, err
+	}
+	if len(c.res.Problems) > 0 {
+		return &c.res, ErrDamaged
+	}
+	return &c.res, nil
+}
+
+// packs checks that every indexed pack exists and that its trailer agrees
+// with the index; with ReadData it also reads every blob.
+func (c *checker) packs(ctx context.Context) error {
+	stored, err := c.v.ListPacks(ctx)
+	if err != nil {
+		return err
+	}
+	present := make(map[keys.ID]bool, len(stored))
+	for _, id := range stored {
+		present[id] = true
+	}
+	indexed := c.v.Index().Packs()
+	c.res.Packs = len(indexed)
+	for _, id := range indexed {
+		if !present[id] {
+			c.problem("pack", id.String(), errors.New("indexed but missing from storage"))
+			c.markPackDamaged(id, errors.New("pack missing"))
+		}
+	}
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, id := range indexed {
+		if !present[id] {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.pack(ctx, id)
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (c *checker) markPackDamaged(id keys.ID, err error) {
+	c.v.Index().Each(func(blob keys.ID, loc index.Location) bool {
+		if loc.Pack == id {
+			c.mu.Lock()
+			c.damaged[blob] = err
+			c.mu.Unlock()
+		}
+		return true
+	})
+}
+
+func (c *checker) pack(ctx context.Context, id keys.ID) {
+	entries, _, err := c.v.PackTrailer(ctx, id)
+	if err != nil {
+		c.problem("pack", id.String(), err)
+		if !c.opts.ReadData {
+			c.markPackDamaged(id, err)
+			return
+		}
+	}
+	for _, e := range entries {
+		loc, ok := c.v.Index().Lookup(e.ID)
+		if ok && loc.Pack == id && (loc.Offset != e.Offset || loc.Length != e.Length) {
+			c.problem("pack", id.String(), fmt.Errorf("blob %s: index and trailer disagree", e.ID.Short()))
+		}
+	}
+	if !c.opts.ReadData {
+		return
+	}
+	b, err := c.v.Storage().Load(ctx, "data/"+id.String()[:2]+"/"+id.String(), 0, -1)
+	if err != nil {
+		c.problem("pack", id.String(), err)
+		c.markPackDamaged(id, err)
+		return
+	}
+	c.mu.Lock()
+	c.res.BytesRead += int64(len(b))
+	c.mu.Unlock()
+	if pack.Name(b) != id {
+		c.problem("pack", id.String(), errors.New("content does not match its name (bytes changed in storage)"))
+	}
+	// Authenticate every blob the index places in this pack, trailer or not.
+	var blobs []keys.ID
+	c.v.Index().Each(func(blob keys.ID, loc index.Location) bool {
+		if loc.Pack == id {
+			blobs = append(blobs, blob)
+		}
+		return true
+	})
+	hasher := c.v.Keys().NewHasher()
+	for _, blob := range blobs {
+		loc, _ := c.v.Index().Lookup(blob)
+		if uint64(loc.Offset)+uint64(loc.Length) > uint64(len(b)) {
+			c.blobDamaged(blob, loc.Kind, id, errors.New("beyond the end of the pack"))
+			continue
+		}
+		plain, err := c.v.OpenBlob(loc.Kind, blob, b[loc.Offset:loc.Offset+loc.Length])
+		if err == nil && hasher.Sum(plain) != blob {
+			err = errors.New("content does not hash to its ID")
+		}
+		if err != nil {
+			c.blobDamaged(blob, loc.Kind, id, err)
+			continue
+		}
+		c.mu.Lock()
+		c.res.Chunks++
+		c.mu.Unlock()
+	}
+}
+
+func (c *checker) blobDamaged(blob keys.ID, kind keys.Kind, packID keys.ID, err error) {
+	c.problem(kind.String(), blob.String(), fmt.Errorf("in pack %s: %w", packID.Short(), err))
+	c.mu.Lock()
+	c.damaged[blob] = err
+	c.mu.Unlock()
+}
+
+// points walks every point's tree: every part must load and every chunk be
+// indexed; files that need a damaged or missing chunk are named.
+func (c *checker) points(ctx context.Context) error {
+	points, err := c.v.Points(ctx)
+	if err != nil {
+		if !errors.Is(err, repo.ErrDamaged) {
+			return err
+		}
+		c.problem("point", "", err)
+	}
+	c.res.Points = len(points)
+	seen := make(map[keys.ID]bool)
+	for _, p := range points {
+		root, err := c.v.Part(ctx, p.Root)
+		if err != nil || len(root.Nodes) != 1 || root.Nodes[0].Type != tree.Dir {
+			if err == nil {
+				err = errors.New("root is not a single directory")
+			}
+			c.problem("point", p.ID.String(), err)
+			continue
+		}
+		label := p.ID.Short() + ":"
+		if err := c.walk(ctx, &root.Nodes[0], label, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *checker) walk(ctx context.Context, dir *tree.Node, where string, seen map[keys.ID]bool) error {
+	for _, ref := range dir.Parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if seen[ref.ID] {
+			continue // an identical listing was checked already
+		}
+		seen[ref.ID] = true
+		part, err := c.v.Part(ctx, ref.ID)
+		if err != nil {
+			c.problem("tree", ref.ID.String(), fmt.Errorf("listing of %s: %w", where, err))
+			continue
+		}
+		c.res.Trees++
+		for i := range part.Nodes {
+			n := &part.Nodes[i]
+			p := where + "/" + n.Name
+			if where[len(where)-1] == ':' {
+				p = where + n.Name
+			}
+			switch n.Type {
+			case tree.Dir:
+				if err := c.walk(ctx, n, p, seen); err != nil {
+					return err
+				}
+			case tree.File:
+				c.file(n, p)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *checker) file(n *tree.Node, p string) {
+	for _, e := range n.Extents {
+		if _, ok := c.v.Index().Lookup(e.ID); !ok {
+			c.problem("file", p, fmt.Errorf("chunk %s at offset %d is missing from the vault", e.ID.Short(), e.Offset))
+			return
+		}
+		c.mu.Lock()
+		err, bad := c.damaged[e.ID]
+		c.mu.Unlock()
+		if bad {
+			c.problem("file", p, fmt.Errorf("chunk %s at offset %d is damaged: %v", e.ID.Short(), e.Offset, err))
+			return
+		}
+	}
+}

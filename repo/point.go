@@ -1,0 +1,201 @@
+package repo
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+)
+
+// Point is a recovery point: one committed backup run.
+type Point struct {
+	// ID is the keyed hash of the point's plaintext; set when loaded or saved.
+	ID       keys.ID   `json:"-"`
+	Version  int       `json:"version"`
+	Machine  string    `json:"machine"`
+	Hostname string    `json:"hostname"`
+	Time     time.Time `json:"time"`
+	Paths    []string  `json:"paths"`
+	// Root is a tree part holding one directory node named "root" whose
+	// listing is the point's top level.
+	Root    keys.ID    `json:"root"`
+	Partial bool       `json:"partial,omitempty"`
+	Stats   PointStats `json:"stats"`
+}
+
+// PointStats summarises a backup run.
+type PointStats struct {
+	Files          uint64        `json:"files"`
+	Dirs           uint64        `json:"dirs"`
+	Others         uint64        `json:"others"`
+	FilesNew       uint64        `json:"files_new"`
+	FilesChanged   uint64        `json:"files_changed"`
+	FilesUnchanged uint64        `json:"files_unchanged"`
+	Errors         uint64        `json:"errors"`
+	Bytes          uint64        `json:"bytes"`        // logical size of all files
+	BytesRead      uint64        `json:"bytes_read"`   // read from disk in this run
+	BytesStored    uint64        `json:"bytes_stored"` // added to the vault
+	Xattrs         uint64        `json:"xattrs"`       // entries carrying xattrs
+	Duration       time.Duration `json:"duration_ns"`
+}
+
+// RootName is the name of the single node in a point's root part.
+const RootName = "root"
+
+const pointVersion = 1
+
+// SavePoint commits a point. Call it only after every blob it references is
+// durable (Writer.Flush returned nil): a point is visible once it is saved.
+func (v *Vault) SavePoint(ctx context.Context, p *Point) error {
+	p.Version = pointVersion
+	plain, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("save point: %w", err)
+	}
+	id, err := v.saveObject(ctx, pointsPrefix, keys.KindPoint, plain)
+	if err != nil {
+		return err
+	}
+	p.ID = id
+	return nil
+}
+
+// DecodePoint parses a point's plaintext.
+func DecodePoint(plain []byte) (*Point, error) {
+	var p Point
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return nil, fmt.Errorf("%w: point: %w", ErrDamaged, err)
+	}
+	if p.Version != pointVersion || p.Root.IsZero() || p.Time.IsZero() {
+		return nil, fmt.Errorf("%w: point: missing fields or unknown version %d", ErrDamaged, p.Version)
+	}
+	return &p, nil
+}
+
+// Points returns every recovery point, oldest first.
+func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
+	names, err := v.list(ctx, pointsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	points := make([]*Point, 0, len(names))
+	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
+		id, err := parseObjectName(name)
+		if err != nil {
+			return fmt.Errorf("point %s: %w: bad name", name, ErrDamaged)
+		}
+		plain, err := v.loadObject(ctx, name, keys.KindPoint, id)
+		if err != nil {
+			return fmt.Errorf("point %s: %w", id.Short(), err)
+		}
+		p, err := DecodePoint(plain)
+		if err != nil {
+			return fmt.Errorf("point %s: %w", id.Short(), err)
+		}
+		p.ID = id
+		mu.Lock()
+		points = append(points, p)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(points, func(a, b *Point) int {
+		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.ID.String(), b.ID.String()))
+	})
+	return points, nil
+}
+
+// ErrUnknownPoint reports a point selector that matches nothing.
+var ErrUnknownPoint = errors.New("no such recovery point")
+
+// SelectPoint picks a point from points (oldest first) by a selector:
+// "latest"; a date "2006-01-02" (the last point of that day); a time
+// "2006-01-02T15:04" or "2006-01-02T15:04:05" (the last point at or before
+// it, within that day); or a prefix of the point's ID. Dates and times are
+// in loc. When nothing matches, the error names the nearest points.
+func SelectPoint(points []*Point, sel string, loc *time.Location) (*Point, error) {
+	if len(points) == 0 {
+		return nil, fmt.Errorf("%w: the vault has no recovery points yet", ErrUnknownPoint)
+	}
+	if sel == "latest" {
+		return points[len(points)-1], nil
+	}
+	if day, err := time.ParseInLocation("2006-01-02", sel, loc); err == nil {
+		return lastBefore(points, sel, day, day.AddDate(0, 0, 1))
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, sel, loc); err == nil {
+			y, m, d := t.Date()
+			day := time.Date(y, m, d, 0, 0, 0, 0, loc)
+			end := t.Add(time.Minute)
+			if layout == "2006-01-02T15:04:05" {
+				end = t.Add(time.Second)
+			}
+			return lastBefore(points, sel, day, end)
+		}
+	}
+	var match []*Point
+	sel = strings.ToLower(sel)
+	for _, p := range points {
+		if strings.HasPrefix(p.ID.String(), sel) {
+			match = append(match, p)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		slices.SortStableFunc(points, func(a, b *Point) int {
+			return commonPrefix(b.ID.String(), sel) - commonPrefix(a.ID.String(), sel)
+		})
+		return nil, fmt.Errorf("%w: %q; nearest: %s", ErrUnknownPoint, sel, describe(points[:min(3, len(points))]))
+	default:
+		return nil, fmt.Errorf("%w: %q is ambiguous: %s", ErrUnknownPoint, sel, describe(match[:min(5, len(match))]))
+	}
+}
+
+// lastBefore returns the last point in [from, end), or an error naming the
+// points nearest to that window.
+func lastBefore(points []*Point, sel string, from, end time.Time) (*Point, error) {
+	for i := len(points) - 1; i >= 0; i-- {
+		t := points[i].Time
+		if !t.Before(from) && t.Before(end) {
+			return points[i], nil
+		}
+	}
+	near := slices.Clone(points)
+	dist := func(p *Point) time.Duration {
+		if p.Time.Before(from) {
+			return from.Sub(p.Time)
+		}
+		return p.Time.Sub(end)
+	}
+	slices.SortStableFunc(near, func(a, b *Point) int { return cmp.Compare(dist(a), dist(b)) })
+	return nil, fmt.Errorf("%w at %s; nearest: %s", ErrUnknownPoint, sel, describe(near[:min(2, len(near))]))
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+func describe(points []*Point) string {
+	parts := make([]string, len(points))
+	for i, p := range points {
+		parts[i] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
+	}
+	return strings.Join(parts, ", ")
+}

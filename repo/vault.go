@@ -1,0 +1,490 @@
+// Package repo is the vault: its configuration, key slots, packs, index and
+// recovery points, on top of any storage.Storage. It reads and writes blobs
+// (chunks and tree parts) and points; the backup pipeline, the checker and
+// the mount build on it.
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/index"
+	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// Object names in the storage.
+const (
+	configName   = "config"
+	keysPrefix   = "keys/"
+	dataPrefix   = "data/"
+	indexPrefix  = "index/"
+	pointsPrefix = "points/"
+)
+
+// FormatVersion is the vault format this code writes and reads.
+const FormatVersion = 1
+
+// Config is the vault's plaintext configuration object. It holds nothing
+// secret; everything that matters is bound to its ID by the key slots.
+type Config struct {
+	Format  int       `json:"format"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Chunker struct {
+		Min int `json:"min"`
+		Avg int `json:"avg"`
+		Max int `json:"max"`
+	} `json:"chunker"`
+}
+
+// Errors that commands report to users.
+var (
+	ErrNoVault      = errors.New("no vault here")
+	ErrForeignVault = errors.New("the keys belong to another vault")
+	ErrVaultExists  = errors.New("a vault already exists here")
+	ErrDamaged      = errors.New("damaged vault data")
+)
+
+// Vault is an open vault with its keys.
+type Vault struct {
+	st     storage.Storage
+	cfg    Config
+	keys   *keys.KeySet
+	sealer *keys.Sealer
+	idx    *index.Index
+}
+
+// ReadConfig reads the vault's configuration.
+func ReadConfig(ctx context.Context, st storage.Storage) (Config, error) {
+	var cfg Config
+	b, err := st.Load(ctx, configName, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return cfg, ErrNoVault
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read vault config: %w", err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil || cfg.ID == "" {
+		return cfg, fmt.Errorf("read vault config: %w: not an azfs vault config", ErrDamaged)
+	}
+	if cfg.Format != FormatVersion {
+		return cfg, fmt.Errorf("read vault config: format %d is not supported (this azfs reads format %d)", cfg.Format, FormatVersion)
+	}
+	return cfg, nil
+}
+
+// ChunkerParams are the chunk size bounds every new vault uses.
+var ChunkerParams = struct{ Min, Avg, Max int }{256 << 10, 1 << 20, 4 << 20}
+
+// Create makes a new vault in st, protected by pass, and returns it open.
+func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
+	if err := pass.Check(); err != nil {
+		return nil, err
+	}
+	if _, err := st.Stat(ctx, configName); err == nil {
+		return nil, ErrVaultExists
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	var rawID [16]byte
+	if _, err := rand.Read(rawID[:]); err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(rawID[:]), Created: time.Now().UTC().Truncate(time.Second)}
+	cfg.Chunker.Min, cfg.Chunker.Avg, cfg.Chunker.Max = ChunkerParams.Min, ChunkerParams.Avg, ChunkerParams.Max
+	ks, err := keys.NewKeySet(cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := AddPassphraseSlot(ctx, st, ks, pass, kdf); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	// The config is written last: a vault exists once it can be opened.
+	if err := st.Save(ctx, configName, b); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return nil, ErrVaultExists
+		}
+		return nil, fmt.Errorf("create vault: %w", err)
+	}
+	return newVault(st, cfg, ks), nil
+}
+
+// AddPassphraseSlot stores a new key slot wrapping ks under pass.
+func AddPassphraseSlot(ctx context.Context, st storage.Storage, ks *keys.KeySet, pass keys.Passphrase, kdf keys.KDF) error {
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return fmt.Errorf("add key slot: %w", err)
+	}
+	slotID := hex.EncodeToString(raw[:])
+	slot, err := keys.NewPassphraseSlot(ks, slotID, pass, kdf)
+	if err != nil {
+		return err
+	}
+	b, err := slot.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := st.Save(ctx, keysPrefix+slotID, b); err != nil {
+		return fmt.Errorf("add key slot: %w", err)
+	}
+	return nil
+}
+
+// Unlock tries pass against every key slot of the vault in st and returns the
+// key set it opens.
+func Unlock(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*keys.KeySet, error) {
+	cfg, err := ReadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	err = st.List(ctx, keysPrefix, func(fi storage.Info) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list key slots: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("unlock vault: %w: no key slots", ErrDamaged)
+	}
+	for _, name := range names {
+		b, err := st.Load(ctx, name, 0, -1)
+		if err != nil {
+			return nil, fmt.Errorf("read key slot: %w", err)
+		}
+		slot, err := keys.ParseSlot(b)
+		if err != nil {
+			return nil, fmt.Errorf("key slot %s: %w", path.Base(name), err)
+		}
+		ks, err := slot.Unlock(cfg.ID, path.Base(name), pass)
+		if errors.Is(err, keys.ErrWrongPassphrase) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key slot %s: %w", path.Base(name), err)
+		}
+		return ks, nil
+	}
+	return nil, keys.ErrWrongPassphrase
+}
+
+// Open opens the vault in st with its key set.
+func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, error) {
+	cfg, err := ReadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if ks.Vault != cfg.ID {
+		return nil, fmt.Errorf("%w (vault %s, keys for %s)", ErrForeignVault, cfg.ID, ks.Vault)
+	}
+	return newVault(st, cfg, ks), nil
+}
+
+func newVault(st storage.Storage, cfg Config, ks *keys.KeySet) *Vault {
+	return &Vault{st: st, cfg: cfg, keys: ks, sealer: ks.NewSealer(), idx: index.New()}
+}
+
+// Config returns the vault's configuration.
+func (v *Vault) Config() Config { return v.cfg }
+
+// ID returns the vault's ID.
+func (v *Vault) ID() string { return v.cfg.ID }
+
+// Keys returns the vault's key set.
+func (v *Vault) Keys() *keys.KeySet { return v.keys }
+
+// Storage returns the storage the vault lives in.
+func (v *Vault) Storage() storage.Storage { return v.st }
+
+// Index returns the in-memory index (empty until LoadIndex).
+func (v *Vault) Index() *index.Index { return v.idx }
+
+// Sealer returns the sealer of the vault's data key.
+func (v *Vault) Sealer() *keys.Sealer { return v.sealer }
+
+func dataName(id keys.ID) string {
+	s := id.String()
+	return dataPrefix + s[:2] + "/" + s
+}
+
+// parseObjectName returns the ID at the end of an object name.
+func parseObjectName(name string) (keys.ID, error) {
+	return keys.ParseID(name[strings.LastIndexByte(name, '/')+1:])
+}
+
+// parallel runs fn on every item with at most n running at once and returns
+// the first error.
+func parallel[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, it); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// ioParallelism bounds concurrent storage requests.
+var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
+
+// LoadIndex reads every index file into the in-memory index.
+func (v *Vault) LoadIndex(ctx context.Context) error {
+	names, err := v.list(ctx, indexPrefix)
+	if err != nil {
+		return err
+	}
+	return parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
+		f, err := v.readIndexFile(ctx, name)
+		if err != nil {
+			return err
+		}
+		for _, p := range f.Packs {
+			v.idx.AddPack(p.Pack, p.Entries)
+		}
+		return nil
+	})
+}
+
+func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, error) {
+	id, err := parseObjectName(name)
+	if err != nil {
+		return nil, fmt.Errorf("index file %s: %w: bad name", name, ErrDamaged)
+	}
+	plain, err := v.loadObject(ctx, name, keys.KindIndex, id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := index.DecodeFile(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index file %s: %w: %w", id.Short(), ErrDamaged, err)
+	}
+	return f, nil
+}
+
+func (v *Vault) list(ctx context.Context, prefix string) ([]string, error) {
+	var names []string
+	err := v.st.List(ctx, prefix, func(fi storage.Info) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	return names, nil
+}
+
+// loadObject reads and opens a whole sealed object.
+func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
+	sealed, err := v.st.Load(ctx, name, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
+	}
+	plain, err := v.sealer.Open(nil, kind, id, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	return plain, nil
+}
+
+// saveObject seals plain as kind under its own keyed hash and stores it at
+// prefix+ID. Saving an object that already exists is not an error: it is the
+// same content.
+func (v *Vault) saveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
+	id := v.keys.ID(plain)
+	sealed := v.sealer.Seal(nil, kind, id, plain)
+	if err := v.st.Save(ctx, prefix+id.String(), sealed); err != nil && !errors.Is(err, storage.ErrExists) {
+		return id, fmt.Errorf("save %s: %w", kind, err)
+	}
+	return id, nil
+}
+
+// maxTreePart bounds the decoded size of a tree part.
+const maxTreePart = 256 << 20
+
+// LoadBlob returns the plaintext of an indexed blob.
+func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte, error) {
+	loc, ok := v.idx.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("load %s %s: %w: not in the index", kind, id.Short(), ErrDamaged)
+	}
+	if loc.Kind != kind {
+		return nil, fmt.Errorf("load %s %s: %w: indexed as %s", kind, id.Short(), ErrDamaged, loc.Kind)
+	}
+	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
+	}
+	if len(sealed) != int(loc.Length) {
+		return nil, fmt.Errorf("load %s %s: %w: pack %s is truncated", kind, id.Short(), ErrDamaged, loc.Pack.Short())
+	}
+	return v.OpenBlob(kind, id, sealed)
+}
+
+// OpenBlob authenticates a sealed blob read from a pack and returns its plaintext.
+func (v *Vault) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
+	payload, err := v.sealer.Open(nil, kind, id, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	limit := maxTreePart
+	if kind == keys.KindData {
+		limit = v.cfg.Chunker.Max
+	}
+	plain, err := pack.DecodePayload(nil, payload, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w: %w", kind, id.Short(), ErrDamaged, err)
+	}
+	return plain, nil
+}
+
+// Chunk returns the content of a chunk.
+func (v *Vault) Chunk(ctx context.Context, id keys.ID) ([]byte, error) {
+	return v.LoadBlob(ctx, keys.KindData, id)
+}
+
+// Part returns a decoded tree part.
+func (v *Vault) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
+	plain, err := v.LoadBlob(ctx, keys.KindTree, id)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tree.DecodePart(plain)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w: %w", id.Short(), ErrDamaged, err)
+	}
+	return p, nil
+}
+
+// PackTrailer reads and authenticates the trailer of the pack id.
+func (v *Vault) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int64, error) {
+	name := dataName(id)
+	fi, err := v.st.Stat(ctx, name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	if fi.Size < pack.FooterLen {
+		return nil, fi.Size, fmt.Errorf("pack %s: %w: %d bytes is too short", id.Short(), ErrDamaged, fi.Size)
+	}
+	foot, err := v.st.Load(ctx, name, fi.Size-pack.FooterLen, pack.FooterLen)
+	if err != nil {
+		return nil, fi.Size, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	f, err := pack.DecodeFooter(foot, fi.Size)
+	if err != nil {
+		return nil, fi.Size, fmt.Errorf("pack %s: %w: %w", id.Short(), ErrDamaged, err)
+	}
+	sealed, err := v.st.Load(ctx, name, fi.Size-pack.FooterLen-int64(f.TrailerLen), int64(f.TrailerLen))
+	if err != nil {
+		return nil, fi.Size, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	entries, err := pack.OpenTrailer(v.sealer, f, sealed, fi.Size)
+	if err != nil {
+		return nil, fi.Size, fmt.Errorf("pack %s: %w: %w", id.Short(), ErrDamaged, err)
+	}
+	return entries, fi.Size, nil
+}
+
+// ListPacks returns the IDs of all packs in the storage.
+func (v *Vault) ListPacks(ctx context.Context) ([]keys.ID, error) {
+	names, err := v.list(ctx, dataPrefix)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]keys.ID, 0, len(names))
+	for _, n := range names {
+		id, err := parseObjectName(n)
+		if err != nil {
+			return nil, fmt.Errorf("pack %s: %w: bad name", n, ErrDamaged)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// AdoptOrphanPacks indexes packs that landed without an index file (a backup
+// that was interrupted), so their blobs are reused instead of uploaded again.
+// It returns how many packs it adopted. Packs whose trailer does not
+// authenticate are left alone.
+func (v *Vault) AdoptOrphanPacks(ctx context.Context) (int, error) {
+	ids, err := v.ListPacks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var orphans []keys.ID
+	for _, id := range ids {
+		if !v.idx.HasPack(id) {
+			orphans = append(orphans, id)
+		}
+	}
+	if len(orphans) == 0 {
+		return 0, nil
+	}
+	var mu sync.Mutex
+	var file index.File
+	err = parallel(ctx, orphans, ioParallelism, func(ctx context.Context, id keys.ID) error {
+		entries, _, err := v.PackTrailer(ctx, id)
+		if errors.Is(err, ErrDamaged) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		file.Packs = append(file.Packs, index.PackBlobs{Pack: id, Entries: entries})
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(file.Packs) == 0 {
+		return 0, nil
+	}
+	if err := v.saveIndexFile(ctx, &file); err != nil {
+		return 0, err
+	}
+	return len(file.Packs), nil
+}
+
+func (v *Vault) saveIndexFile(ctx context.Context, f *index.File) error {
+	if _, err := v.saveObject(ctx, indexPrefix, keys.KindIndex, f.Encode()); err != nil {
+		return err
+	}
+	for _, p := range f.Packs {
+		v.idx.AddPack(p.Pack, p.Entries)
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/index"
+	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// indexEvery is how many landed packs go into one index file during a run, so
+// an interrupted backup leaves most of its work indexed.
+const indexEvery = 64
+
+// WriterStats counts what a Writer stored.
+type WriterStats struct {
+	BlobsNew    atomic.Uint64 // blobs stored
+	BlobsKnown  atomic.Uint64 // blobs already in the vault
+	BytesPlain  atomic.Uint64 // plaintext bytes of stored blobs
+	BytesStored atomic.Uint64 // bytes written to storage, packs and index
+	Packs       atomic.Uint64 // packs written
+}
+
+// Writer stores blobs into packs: it deduplicates against the whole vault and
+// against what it stored itself, compresses and seals in its callers'
+// goroutines (so every core works), and uploads finished packs with bounded
+// concurrency. A full upload queue blocks Save: that is the pipeline's
+// backpressure. Blobs become durable, and indexed, only after Flush returns
+// without error.
+type Writer struct {
+	v *Vault
+
+	mu      sync.Mutex
+	pending map[keys.ID]struct{}
+	open    map[keys.Kind]*pack.Writer
+	landed  []index.PackBlobs
+
+	uploads chan *pack.Writer
+	wg      sync.WaitGroup
+	failed  chan struct{}
+	errOnce sync.Once
+	err     error
+
+	packPool sync.Pool
+	bufPool  sync.Pool
+	Stats    WriterStats
+}
+
+// NewWriter starts a Writer with uploaders concurrent pack uploads. The index
+// must be loaded first for deduplication against the vault.
+func (v *Vault) NewWriter(ctx context.Context, uploaders int) *Writer {
+	w := &Writer{
+		v:       v,
+		pending: make(map[keys.ID]struct{}),
+		open:    make(map[keys.Kind]*pack.Writer),
+		uploads: make(chan *pack.Writer, uploaders),
+		failed:  make(chan struct{}),
+	}
+	w.packPool.New = func() any { return pack.NewWriter() }
+	w.bufPool.New = func() any {
+		b := make([]byte, 0, 2*(v.cfg.Chunker.Max+v.cfg.Chunker.Max/16+keys.Overhead+64))
+		return &b
+	}
+	for range uploaders {
+		w.wg.Add(1)
+		go w.uploader(ctx)
+	}
+	return w
+}
+
+func (w *Writer) fail(err error) {
+	w.errOnce.Do(func() {
+		w.err = err
+		close(w.failed)
+	})
+}
+
+// Err returns the first upload error, if any.
+func (w *Writer) Err() error {
+	select {
+	case <-w.failed:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+// Known reports whether the blob is in the vault or already saved by w.
+func (w *Writer) Known(id keys.ID) bool {
+	if w.v.idx.Has(id) {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.pending[id]
+	return ok
+}
+
+// Save stores the blob (kind, id, plain) unless the vault already has it, and
+// reports whether it stored it. It is safe for concurrent use.
+func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []byte) (bool, error) {
+	if err := w.Err(); err != nil {
+		return false, err
+	}
+	if w.v.idx.Has(id) {
+		w.Stats.BlobsKnown.Add(1)
+		return false, nil
+	}
+	w.mu.Lock()
+	if _, ok := w.pending[id]; ok {
+		w.mu.Unlock()
+		w.Stats.BlobsKnown.Add(1)
+		return false, nil
+	}
+	w.pending[id] = struct{}{}
+	w.mu.Unlock()
+
+	// One pooled buffer holds the payload and, after it, its sealed form.
+	bp := w.bufPool.Get().(*[]byte)
+	payload := pack.EncodePayload((*bp)[:0], plain)
+	sealedStart := len(payload)
+	buf := w.v.sealer.Seal(payload, kind, id, payload)
+	sealed := buf[sealedStart:]
+
+	w.mu.Lock()
+	pw := w.open[kind]
+	if pw == nil {
+		pw = w.packPool.Get().(*pack.Writer)
+		w.open[kind] = pw
+	}
+	pw.Add(kind, id, sealed)
+	full := pw.Size() >= pack.TargetSize
+	if full {
+		delete(w.open, kind)
+	}
+	w.mu.Unlock()
+	*bp = buf[:0]
+	w.bufPool.Put(bp)
+
+	w.Stats.BlobsNew.Add(1)
+	w.Stats.BytesPlain.Add(uint64(len(plain)))
+	if full {
+		return true, w.queue(ctx, pw)
+	}
+	return true, nil
+}
+
+// SavePart encodes and stores a tree part and returns its ID.
+func (w *Writer) SavePart(ctx context.Context, p *tree.Part) (keys.ID, error) {
+	plain, err := p.Encode(nil)
+	if err != nil {
+		return keys.ID{}, err
+	}
+	id := w.v.keys.ID(plain)
+	_, err = w.Save(ctx, keys.KindTree, id, plain)
+	return id, err
+}
+
+func (w *Writer) queue(ctx context.Context, pw *pack.Writer) error {
+	select {
+	case w.uploads <- pw:
+		return nil
+	case <-w.failed:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *Writer) uploader(ctx context.Context) {
+	defer w.wg.Done()
+	for pw := range w.uploads {
+		if w.Err() != nil {
+			continue // drain
+		}
+		if err := w.upload(ctx, pw); err != nil {
+			w.fail(err)
+		}
+	}
+}
+
+func (w *Writer) upload(ctx context.Context, pw *pack.Writer) error {
+	id, b, entries := pw.Finish(w.v.keys, w.v.sealer)
+	if err := w.v.st.Save(ctx, dataName(id), b); err != nil {
+		return fmt.Errorf("upload pack %s: %w", id.Short(), err)
+	}
+	w.Stats.Packs.Add(1)
+	w.Stats.BytesStored.Add(uint64(len(b)))
+	w.mu.Lock()
+	w.landed = append(w.landed, index.PackBlobs{Pack: id, Entries: entries})
+	var batch []index.PackBlobs
+	if len(w.landed) >= indexEvery {
+		batch, w.landed = w.landed, nil
+	}
+	w.mu.Unlock()
+	pw.Reset()
+	w.packPool.Put(pw)
+	if batch != nil {
+		return w.v.saveIndexFile(ctx, &index.File{Packs: batch})
+	}
+	return nil
+}
+
+// Flush uploads every open pack, waits for all uploads and writes the index
+// of what landed. After Flush the Writer is finished; on success every blob
+// Save accepted is durable and indexed.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	var rest []*pack.Writer
+	for kind, pw := range w.open {
+		rest = append(rest, pw)
+		delete(w.open, kind)
+	}
+	w.mu.Unlock()
+	for _, pw := range rest {
+		if err := w.queue(ctx, pw); err != nil {
+			break
+		}
+	}
+	close(w.uploads)
+	w.wg.Wait()
+	if err := w.Err(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(w.landed) > 0 {
+		if err := w.v.saveIndexFile(ctx, &index.File{Packs: w.landed}); err != nil {
+			return err
+		}
+		w.landed = nil
+	}
+	return nil
+}
