@@ -1,0 +1,129 @@
+// Command azmount mounts recovery points of an azfs vault read-only through
+// FUSE, so files are recovered with cp, rsync or tar. It runs in the
+// foreground and unmounts on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/spf13/pflag"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	azfs "github.com/azfs/azfs/fs"
+	"github.com/azfs/azfs/repo"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			os.Exit(cli.ExitOK)
+		}
+		fmt.Fprintln(os.Stderr, "azmount: "+cli.Message(err))
+		os.Exit(cli.ExitCode(err))
+	}
+}
+
+func run(args []string) error {
+	fs := pflag.NewFlagSet("azmount", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: azmount [--vault PATH] [--point 2024-05-01 | 2024-05-01T10:30 | ID-prefix | latest] MOUNTPOINT")
+		fs.PrintDefaults()
+	}
+	vaultPath := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
+	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine has no keys for the vault")
+	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
+	cacheSize := fs.String("cache-size", "256MiB", "memory for decrypted chunks")
+	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
+	debug := fs.Bool("debug", false, "log debug messages")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return cli.Usagef("%v", err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return cli.Usagef("name exactly one mountpoint")
+	}
+	cacheBytes, err := cli.ParseSize(*cacheSize)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := cli.OpenVault(ctx, *vaultPath, *passFile)
+	if err != nil {
+		return err
+	}
+	points, err := o.Vault.Points(ctx)
+	if err != nil {
+		return err
+	}
+	if err := o.Vault.LoadIndex(ctx); err != nil {
+		return err
+	}
+	opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, Logger: logger}
+	mountpoint := fs.Arg(0)
+	var served []*repo.Point
+	var root gofs.InodeEmbedder
+	if *pointSel != "" {
+		p, err := repo.SelectPoint(points, *pointSel, time.Local)
+		if err != nil {
+			return err
+		}
+		if p.ID.String() != *pointSel && *pointSel != "latest" {
+			fmt.Fprintf(os.Stderr, "azmount: %q is point %s (%s, %s)\n", *pointSel, p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
+		}
+		served = []*repo.Point{p}
+	} else {
+		served = points
+	}
+	opts.NoXattrs = true
+	fsPoints := make([]azfs.Point, len(served))
+	for i, p := range served {
+		fsPoints[i] = azfs.Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
+		if p.Stats.Xattrs > 0 {
+			opts.NoXattrs = false
+		}
+	}
+	if *pointSel != "" {
+		root, err = azfs.NewPointRoot(o.Vault, fsPoints[0], opts)
+	} else {
+		root, err = azfs.NewAllPointsRoot(o.Vault, fsPoints, opts)
+	}
+	if err != nil {
+		return err
+	}
+	server, err := azfs.Mount(mountpoint, root, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
+	go func() {
+		<-ctx.Done()
+		for range 50 {
+			if err := server.Unmount(); err == nil {
+				return
+			}
+			logger.Warn("unmount failed (mount busy?); retrying", "mountpoint", mountpoint)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	server.Wait()
+	return nil
+}
