@@ -156,6 +156,7 @@ func TestDeterministicPerSeed(t *testing.T) {
 		}
 	}
 	// The final offset (end of input) is always shared.
+	t.Logf("%d of %d cut points shared between two seeds", shared, len(ca))
 	if frac := float64(shared) / float64(len(ca)); frac > 0.05 {
 		t.Errorf("%d of %d cut points shared between seeds (%.1f%%), want <= 5%%", shared, len(ca), 100*frac)
 	}

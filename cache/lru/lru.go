@@ -1,0 +1,164 @@
+// Package lru provides a byte-bounded LRU cache of immutable byte slices in
+// which concurrent loads of the same missing key are merged into one.
+//
+// It is modelled after restic's internal/bloblru: entries are kept in a
+// simplelru list whose eviction callback maintains the byte count, and the
+// least recently used entries are evicted while the total exceeds the bound.
+package lru
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Cache is a least-recently-used cache of byte slices, bounded by the total
+// length of the cached values (per-entry bookkeeping is not counted).
+// Cached slices are shared with every caller and must not be modified.
+//
+// Cache is safe for concurrent use.
+type Cache[K comparable] struct {
+	maxBytes int64
+
+	mu       sync.Mutex
+	lru      *simplelru.LRU[K, []byte]
+	bytes    int64 // total len of the values in lru, kept by the eviction callback
+	inflight map[K]*call
+}
+
+// call is a load in progress, shared by all callers waiting for the key.
+type call struct {
+	done    chan struct{} // closed once value and err are set
+	value   []byte
+	err     error
+	waiters int                // callers still waiting; guarded by Cache.mu
+	cancel  context.CancelFunc // cancels the load's context
+}
+
+// New returns a Cache holding at most maxBytes bytes of values. If maxBytes
+// is <= 0, nothing is cached, but GetOrLoad still merges concurrent loads.
+func New[K comparable](maxBytes int64) *Cache[K] {
+	c := &Cache[K]{maxBytes: maxBytes, inflight: make(map[K]*call)}
+	// The entry count is effectively unbounded; Add enforces the byte bound.
+	l, err := simplelru.NewLRU(math.MaxInt, func(_ K, v []byte) {
+		c.bytes -= int64(len(v))
+	})
+	if err != nil { // NewLRU only fails for a non-positive size.
+		panic(fmt.Sprintf("lru: %v", err))
+	}
+	c.lru = l
+	return c
+}
+
+// Get returns the value cached for key, marking it as most recently used.
+func (c *Cache[K]) Get(key K) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Get(key)
+}
+
+// Add caches value under key, replacing any previous value, and evicts the
+// least recently used entries until the total size is within the bound.
+// Values larger than the bound are not cached (and a previous value for key
+// is dropped). Add keeps value; the caller must not modify it afterwards.
+func (c *Cache[K]) Add(key K, value []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.add(key, value)
+}
+
+// add implements Add; c.mu must be held.
+func (c *Cache[K]) add(key K, value []byte) {
+	c.lru.Remove(key)
+	size := int64(len(value))
+	if c.maxBytes <= 0 || size > c.maxBytes {
+		return
+	}
+	c.lru.Add(key, value)
+	c.bytes += size
+	for c.bytes > c.maxBytes {
+		c.lru.RemoveOldest()
+	}
+}
+
+// GetOrLoad returns the value cached for key or, if there is none, the
+// result of load. Concurrent calls for the same key share a single call of
+// load: a successful result is cached and returned to all of them, an error
+// is returned to all of them and not cached.
+//
+// load runs on its own goroutine with a context that carries ctx's values
+// but not its cancellation. A caller whose ctx is done stops waiting and
+// returns ctx.Err() without affecting the others; once every caller waiting
+// for a load has given up, the load's context is cancelled.
+func (c *Cache[K]) GetOrLoad(ctx context.Context, key K, load func(context.Context) ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	if v, ok := c.lru.Get(key); ok {
+		c.mu.Unlock()
+		return v, nil
+	}
+	cl, ok := c.inflight[key]
+	if !ok {
+		loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		cl = &call{done: make(chan struct{}), cancel: cancel}
+		c.inflight[key] = cl
+		go c.runLoad(loadCtx, key, cl, load)
+	}
+	cl.waiters++
+	c.mu.Unlock()
+
+	select {
+	case <-cl.done:
+		return cl.value, cl.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		cl.waiters--
+		if cl.waiters == 0 {
+			// Nobody wants the result any more. Later callers start afresh
+			// instead of joining a cancelled load.
+			cl.cancel()
+			c.forget(key, cl)
+		}
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// runLoad runs load for cl and publishes its result.
+func (c *Cache[K]) runLoad(ctx context.Context, key K, cl *call, load func(context.Context) ([]byte, error)) {
+	value, err := load(ctx)
+	cl.cancel()
+
+	c.mu.Lock()
+	c.forget(key, cl)
+	cl.value, cl.err = value, err
+	if err == nil {
+		c.add(key, value)
+	}
+	c.mu.Unlock()
+	close(cl.done)
+}
+
+// forget removes cl from the loads in progress unless it has already been
+// replaced by a newer load for key; c.mu must be held.
+func (c *Cache[K]) forget(key K, cl *call) {
+	if c.inflight[key] == cl {
+		delete(c.inflight, key)
+	}
+}
+
+// Len returns the number of cached values.
+func (c *Cache[K]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// Bytes returns the total size of the cached values.
+func (c *Cache[K]) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}

@@ -1,0 +1,366 @@
+package lru
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitUntil polls cond until it holds and reports an error after a timeout.
+// It returns an error rather than failing the test so that it can be used
+// from load functions, which run on their own goroutines.
+func waitUntil(what string, cond func() bool) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// waiters returns how many callers wait for the load of key in progress.
+func (c *Cache[K]) waiters(key K) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.inflight[key]; ok {
+		return cl.waiters
+	}
+	return 0
+}
+
+// checkInvariants asserts that the byte count matches the cached values and
+// respects the bound.
+func checkInvariants[K comparable](t *testing.T, c *Cache[K]) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var sum int64
+	for _, v := range c.lru.Values() {
+		sum += int64(len(v))
+	}
+	if sum != c.bytes {
+		t.Fatalf("byte count %d, but cached values total %d", c.bytes, sum)
+	}
+	if c.bytes > max(c.maxBytes, 0) {
+		t.Fatalf("byte count %d exceeds bound %d", c.bytes, c.maxBytes)
+	}
+}
+
+func TestByteBoundUnderManyAdds(t *testing.T) {
+	const maxBytes = 10_000
+	c := New[int](maxBytes)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		key := rng.IntN(300) // repeats exercise replacement
+		c.Add(key, make([]byte, rng.IntN(3000)))
+		if b := c.Bytes(); b > maxBytes {
+			t.Fatalf("after add %d: Bytes() = %d > %d", i, b, maxBytes)
+		}
+		if i%97 == 0 {
+			checkInvariants(t, c)
+		}
+	}
+	checkInvariants(t, c)
+	if c.Len() == 0 || c.Bytes() < maxBytes/2 {
+		t.Errorf("cache nearly empty after many adds: Len %d, Bytes %d", c.Len(), c.Bytes())
+	}
+}
+
+func TestRecentlyUsedSurvives(t *testing.T) {
+	c := New[string](300)
+	for _, k := range []string{"a", "b", "c"} {
+		c.Add(k, bytes.Repeat([]byte(k), 100))
+	}
+	if _, ok := c.Get("a"); !ok {
+		t.Fatal("a missing before eviction")
+	}
+	c.Add("d", make([]byte, 100)) // evicts b, the least recently used
+
+	if _, ok := c.Get("b"); ok {
+		t.Error("b survived although it was least recently used")
+	}
+	for _, k := range []string{"a", "c", "d"} {
+		if _, ok := c.Get(k); !ok {
+			t.Errorf("%s was evicted", k)
+		}
+	}
+	if v, _ := c.Get("a"); !bytes.Equal(v, bytes.Repeat([]byte("a"), 100)) {
+		t.Errorf("Get(a) returned wrong value %q", v)
+	}
+	if c.Len() != 3 || c.Bytes() != 300 {
+		t.Errorf("Len %d, Bytes %d; want 3, 300", c.Len(), c.Bytes())
+	}
+
+	// A large value evicts as many old entries as needed.
+	c.Add("e", make([]byte, 250))
+	if c.Len() != 1 || c.Bytes() != 250 {
+		t.Errorf("after large add: Len %d, Bytes %d; want 1, 250", c.Len(), c.Bytes())
+	}
+}
+
+func TestOversizeValuesNotCached(t *testing.T) {
+	c := New[int](100)
+	c.Add(1, make([]byte, 101))
+	if _, ok := c.Get(1); ok || c.Len() != 0 || c.Bytes() != 0 {
+		t.Errorf("oversize value cached: Len %d, Bytes %d", c.Len(), c.Bytes())
+	}
+	c.Add(2, make([]byte, 100))
+	if _, ok := c.Get(2); !ok {
+		t.Error("value of exactly maxBytes not cached")
+	}
+	// Replacing a cached value with an oversize one drops the old value.
+	c.Add(2, make([]byte, 101))
+	if _, ok := c.Get(2); ok || c.Bytes() != 0 {
+		t.Errorf("stale value kept after oversize replacement: Bytes %d", c.Bytes())
+	}
+}
+
+func TestReplaceKeepsByteCount(t *testing.T) {
+	c := New[int](1000)
+	c.Add(1, make([]byte, 400))
+	c.Add(1, make([]byte, 100))
+	if c.Len() != 1 || c.Bytes() != 100 {
+		t.Errorf("Len %d, Bytes %d; want 1, 100", c.Len(), c.Bytes())
+	}
+	checkInvariants(t, c)
+}
+
+func TestZeroMaxBytesCachesNothing(t *testing.T) {
+	for _, maxBytes := range []int64{0, -1} {
+		c := New[int](maxBytes)
+		c.Add(1, []byte{})
+		c.Add(2, []byte("x"))
+		if c.Len() != 0 || c.Bytes() != 0 {
+			t.Errorf("New(%d): Len %d, Bytes %d after adds; want 0, 0", maxBytes, c.Len(), c.Bytes())
+		}
+	}
+}
+
+// testMergedLoads starts n concurrent GetOrLoad calls for one key whose load
+// blocks until all n callers wait for it, and checks that load ran once and
+// every caller got its result.
+func testMergedLoads(t *testing.T, c *Cache[string], n int) {
+	t.Helper()
+	var calls atomic.Int32
+	want := []byte("value")
+	load := func(context.Context) ([]byte, error) {
+		calls.Add(1)
+		if err := waitUntil("all callers wait", func() bool { return c.waiters("k") == n }); err != nil {
+			return nil, err
+		}
+		return want, nil
+	}
+
+	results := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			results[i], errs[i] = c.GetOrLoad(t.Context(), "k", load)
+		})
+	}
+	wg.Wait()
+
+	if got := calls.Load(); got != 1 {
+		t.Errorf("load ran %d times, want 1", got)
+	}
+	for i := range n {
+		if errs[i] != nil || !bytes.Equal(results[i], want) {
+			t.Errorf("caller %d got (%q, %v), want (%q, nil)", i, results[i], errs[i], want)
+		}
+	}
+}
+
+func TestGetOrLoadMergesConcurrentLoads(t *testing.T) {
+	c := New[string](1 << 20)
+	testMergedLoads(t, c, 50)
+	if v, ok := c.Get("k"); !ok || string(v) != "value" {
+		t.Errorf("loaded value not cached: %q, %v", v, ok)
+	}
+	// A cached value is returned without loading.
+	v, err := c.GetOrLoad(t.Context(), "k", func(context.Context) ([]byte, error) {
+		t.Error("load called for a cached key")
+		return nil, nil
+	})
+	if err != nil || string(v) != "value" {
+		t.Errorf("GetOrLoad of cached key = (%q, %v)", v, err)
+	}
+}
+
+func TestGetOrLoadMergesWithoutCaching(t *testing.T) {
+	c := New[string](0)
+	testMergedLoads(t, c, 20)
+	if c.Len() != 0 {
+		t.Errorf("Len %d with maxBytes 0, want 0", c.Len())
+	}
+}
+
+func TestGetOrLoadErrorsNotCached(t *testing.T) {
+	c := New[string](1 << 20)
+	errLoad := errors.New("load failed")
+	const n = 10
+	var calls atomic.Int32
+	failing := func(context.Context) ([]byte, error) {
+		calls.Add(1)
+		if err := waitUntil("all callers wait", func() bool { return c.waiters("k") == n }); err != nil {
+			return nil, err
+		}
+		return nil, errLoad
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if v, err := c.GetOrLoad(t.Context(), "k", failing); !errors.Is(err, errLoad) || v != nil {
+				t.Errorf("GetOrLoad = (%q, %v), want (nil, %v)", v, err, errLoad)
+			}
+		})
+	}
+	wg.Wait()
+	if got := calls.Load(); got != 1 {
+		t.Errorf("failing load ran %d times, want 1", got)
+	}
+	if c.Len() != 0 {
+		t.Errorf("Len %d after failed load, want 0", c.Len())
+	}
+
+	// The next call loads again.
+	v, err := c.GetOrLoad(t.Context(), "k", func(context.Context) ([]byte, error) {
+		calls.Add(1)
+		return []byte("ok"), nil
+	})
+	if err != nil || string(v) != "ok" || calls.Load() != 2 {
+		t.Errorf("retry = (%q, %v) after %d loads, want (ok, nil) after 2", v, err, calls.Load())
+	}
+}
+
+func TestCancelledWaiterDoesNotCancelLoad(t *testing.T) {
+	c := New[string](1 << 20)
+	release := make(chan struct{})
+	var loadErr atomic.Value
+	load := func(ctx context.Context) ([]byte, error) {
+		<-release
+		if err := ctx.Err(); err != nil {
+			loadErr.Store(err)
+			return nil, err
+		}
+		return []byte("value"), nil
+	}
+
+	// The first caller starts the load and gives up while it runs.
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	res1 := make(chan error, 1)
+	go func() {
+		_, err := c.GetOrLoad(ctx1, "k", load)
+		res1 <- err
+	}()
+	if err := waitUntil("the first caller waits", func() bool { return c.waiters("k") == 1 }); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second caller joins the same load.
+	type result struct {
+		v   []byte
+		err error
+	}
+	res2 := make(chan result, 1)
+	go func() {
+		v, err := c.GetOrLoad(t.Context(), "k", load)
+		res2 <- result{v, err}
+	}()
+	if err := waitUntil("both callers wait", func() bool { return c.waiters("k") == 2 }); err != nil {
+		t.Fatal(err)
+	}
+
+	cancel1()
+	if err := <-res1; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled caller got %v, want %v", err, context.Canceled)
+	}
+	close(release)
+	if r := <-res2; r.err != nil || string(r.v) != "value" {
+		t.Errorf("remaining caller got (%q, %v), want (value, nil)", r.v, r.err)
+	}
+	if err := loadErr.Load(); err != nil {
+		t.Errorf("load saw a cancelled context: %v", err)
+	}
+	if _, ok := c.Get("k"); !ok {
+		t.Error("value not cached after the load completed")
+	}
+}
+
+func TestLoadCancelledWhenAllWaitersGiveUp(t *testing.T) {
+	c := New[string](1 << 20)
+	loadDone := make(chan error, 1)
+	load := func(ctx context.Context) ([]byte, error) {
+		<-ctx.Done()
+		loadDone <- ctx.Err()
+		return nil, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.GetOrLoad(ctx, "k", load)
+		res <- err
+	}()
+	if err := waitUntil("the caller waits", func() bool { return c.waiters("k") == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Errorf("caller got %v, want %v", err, context.Canceled)
+	}
+	select {
+	case err := <-loadDone:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("load context error %v, want %v", err, context.Canceled)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("load not cancelled after its only caller gave up")
+	}
+
+	// A new caller starts a fresh load instead of joining the abandoned one.
+	v, err := c.GetOrLoad(t.Context(), "k", func(context.Context) ([]byte, error) { return []byte("fresh"), nil })
+	if err != nil || string(v) != "fresh" {
+		t.Errorf("GetOrLoad after abandoned load = (%q, %v), want (fresh, nil)", v, err)
+	}
+}
+
+func TestConcurrentMixedUse(t *testing.T) {
+	const maxBytes = 4096
+	c := New[int](maxBytes)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			for range 2000 {
+				key := rng.IntN(64)
+				switch rng.IntN(3) {
+				case 0:
+					c.Add(key, make([]byte, rng.IntN(1024)))
+				case 1:
+					c.Get(key)
+				default:
+					size := key * 16
+					v, err := c.GetOrLoad(t.Context(), key, func(context.Context) ([]byte, error) {
+						return make([]byte, size), nil
+					})
+					if err != nil || v == nil {
+						t.Errorf("GetOrLoad(%d) = (%d bytes, %v)", key, len(v), err)
+					}
+				}
+				if b := c.Bytes(); b > maxBytes {
+					t.Errorf("Bytes() = %d > %d", b, maxBytes)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	checkInvariants(t, c)
+}
