@@ -57,14 +57,11 @@ func (v *Vault) NewWriter(ctx context.Context, uploaders int) *Writer {
 		v:       v,
 		pending: make(map[keys.ID]struct{}),
 		open:    make(map[keys.Kind]*pack.Writer),
-		uploads: make(chan *pack.Writer, uploaders),
+		uploads: make(chan *pack.Writer, 1), // each queued pack holds 16 MiB
 		failed:  make(chan struct{}),
 	}
 	w.packPool.New = func() any { return pack.NewWriter() }
-	w.bufPool.New = func() any {
-		b := make([]byte, 0, 2*(v.cfg.Chunker.Max+v.cfg.Chunker.Max/16+keys.Overhead+64))
-		return &b
-	}
+	w.bufPool.New = func() any { return new([]byte) }
 	for range uploaders {
 		w.wg.Add(1)
 		go w.uploader(ctx)
@@ -119,8 +116,12 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 	w.pending[id] = struct{}{}
 	w.mu.Unlock()
 
-	// One pooled buffer holds the payload and, after it, its sealed form.
+	// One pooled buffer holds the payload and, after it, its sealed form;
+	// it is sized for this blob, so small tree parts take small buffers.
 	bp := w.bufPool.Get().(*[]byte)
+	if need := 2 * (len(plain) + len(plain)/16 + keys.Overhead + 64); cap(*bp) < need {
+		*bp = make([]byte, 0, need)
+	}
 	payload := pack.EncodePayload((*bp)[:0], plain)
 	sealedStart := len(payload)
 	buf := w.v.sealer.Seal(payload, kind, id, payload)

@@ -106,7 +106,7 @@ type backuper struct {
 	files chan fileJob
 	seals chan sealJob
 
-	bufs sync.Pool // *[]byte of chunker.Max capacity
+	bufs sync.Pool // *[]byte chunk buffers
 
 	linksMu sync.Mutex
 	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
@@ -158,8 +158,9 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		b.batch = opts.Files.NewBatch()
 		defer b.batch.Cancel()
 	}
-	chunkMax := v.Config().Chunker.Max
-	b.bufs.New = func() any { s := make([]byte, 0, chunkMax); return &s }
+	// Chunk buffers grow to the chunks they carry (about 1 MiB), not to the
+	// 4 MiB maximum.
+	b.bufs.New = func() any { return new([]byte) }
 
 	var fileWG, sealWG sync.WaitGroup
 	for range opts.Workers {

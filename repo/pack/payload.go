@@ -2,6 +2,7 @@ package pack
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -23,7 +24,8 @@ var (
 func codecs() {
 	encoderOnce.Do(func() {
 		var err error
-		encoder, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		// EncodeAll runs at most "concurrency" encodings at once: one per core.
+		encoder, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			panic("zstd encoder: " + err.Error()) // only fails on invalid options
 		}
