@@ -203,7 +203,12 @@ func backupCmd(ctx context.Context, args []string) error {
 		defer files.Close()
 	}
 	prog := &backup.Progress{}
+	configDir, err := keyring.ConfigDir()
+	if err != nil {
+		return err
+	}
 	opts := backup.Options{
+		Exclude:  []string{o.Location, cacheDir, configDir},
 		Paths:    fs.Args(),
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),

@@ -50,6 +50,10 @@ type Options struct {
 	// OnError is called for each file or directory that could not be backed
 	// up; the run goes on and the point is marked partial.
 	OnError func(path string, err error)
+	// Exclude lists absolute paths left out with everything below them (the
+	// vault itself and azfs's own caches, when they lie inside a backed-up
+	// tree).
+	Exclude []string
 }
 
 // Progress counts a run's work; read it from another goroutine.
@@ -108,6 +112,8 @@ type backuper struct {
 
 	bufs sync.Pool // *[]byte chunk buffers
 
+	skip map[string]bool // excluded absolute paths
+
 	linksMu sync.Mutex
 	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
 
@@ -153,6 +159,12 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		files: make(chan fileJob, 4*opts.Workers),
 		seals: make(chan sealJob, 2*opts.Workers),
 		links: make(map[[2]uint64]*future),
+		skip:  make(map[string]bool),
+	}
+	for _, p := range opts.Exclude {
+		if abs, err := filepath.Abs(p); err == nil {
+			b.skip[abs] = true
+		}
 	}
 	if opts.Files != nil {
 		b.batch = opts.Files.NewBatch()
@@ -342,7 +354,11 @@ func (b *backuper) entry(ctx context.Context, path, name string) *future {
 				if ctx.Err() != nil || b.fatal() != nil {
 					return
 				}
-				emit(b.entry(ctx, filepath.Join(path, n), n))
+				child := filepath.Join(path, n)
+				if b.skip[child] {
+					continue
+				}
+				emit(b.entry(ctx, child, n))
 			}
 		})
 	case tree.File:
