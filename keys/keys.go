@@ -93,8 +93,11 @@ type KeySet struct {
 	Vault string `json:"vault"`
 	// IDKey keys the hash that names objects (chunk IDs).
 	IDKey Secret `json:"id_key"`
-	// DataKey encrypts objects.
+	// DataKey encrypts content: chunks, tree parts and points.
 	DataKey Secret `json:"data_key"`
+	// IndexKey encrypts what writers need to deduplicate without reading
+	// content: index files and pack trailers.
+	IndexKey Secret `json:"index_key"`
 	// ChunkerSeed derives the chunker's gear table, so chunk boundaries do
 	// not fingerprint content either.
 	ChunkerSeed Secret `json:"chunker_seed"`
@@ -105,7 +108,7 @@ const keySetVersion = 1
 // NewKeySet returns fresh random key material for the vault vaultID.
 func NewKeySet(vaultID string) (*KeySet, error) {
 	ks := &KeySet{Version: keySetVersion, Vault: vaultID}
-	for _, s := range []*Secret{&ks.IDKey, &ks.DataKey, &ks.ChunkerSeed} {
+	for _, s := range []*Secret{&ks.IDKey, &ks.DataKey, &ks.IndexKey, &ks.ChunkerSeed} {
 		var err error
 		if *s, err = randomSecret(); err != nil {
 			return nil, fmt.Errorf("new key set: %w", err)
@@ -123,7 +126,7 @@ func ParseKeySet(b []byte) (*KeySet, error) {
 	if err := json.Unmarshal(b, &ks); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKeySet, err)
 	}
-	if ks.Version != keySetVersion || ks.Vault == "" {
+	if ks.Version != keySetVersion || ks.Vault == "" || ks.IndexKey == (Secret{}) || ks.DataKey == (Secret{}) || ks.IDKey == (Secret{}) {
 		return nil, fmt.Errorf("%w: version %d, vault %q", ErrKeySet, ks.Version, ks.Vault)
 	}
 	return &ks, nil
@@ -138,13 +141,17 @@ func (ks *KeySet) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// Hasher computes object IDs. It is not safe for concurrent use; make one per
-// goroutine with NewHasher.
+// Hasher computes object IDs of one kind. It is not safe for concurrent
+// use; make one per goroutine with NewHasher.
 type Hasher struct{ h *blake3.Hasher }
 
-// NewHasher returns a Hasher keyed with the ID key.
-func (ks *KeySet) NewHasher() *Hasher {
-	h, err := blake3.NewKeyed(ks.IDKey[:])
+// NewHasher returns a Hasher for objects of kind. Each kind hashes under its
+// own key, derived from the ID key, so a chunk and a tree part with the same
+// bytes never share an ID.
+func (ks *KeySet) NewHasher(kind Kind) *Hasher {
+	var key [32]byte
+	blake3.DeriveKey("azfs 2026 object id v1", append(ks.IDKey[:len(ks.IDKey):len(ks.IDKey)], byte(kind)), key[:])
+	h, err := blake3.NewKeyed(key[:])
 	if err != nil {
 		panic("blake3: 32-byte key refused: " + err.Error()) // cannot happen: key is 32 bytes
 	}
@@ -160,8 +167,9 @@ func (h *Hasher) Sum(data []byte) ID {
 	return id
 }
 
-// ID returns the ID of data; convenient where a Hasher is not at hand.
-func (ks *KeySet) ID(data []byte) ID { return ks.NewHasher().Sum(data) }
+// ID returns the ID of data as an object of kind; convenient where a Hasher
+// is not at hand.
+func (ks *KeySet) ID(kind Kind, data []byte) ID { return ks.NewHasher(kind).Sum(data) }
 
 // MarshalText encodes the ID as hex.
 func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }

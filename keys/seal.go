@@ -71,14 +71,21 @@ type Sealer struct {
 
 type sealState struct{ siv, enc *blake3.Hasher }
 
-// NewSealer returns the Sealer for the key set's data key.
-func (ks *KeySet) NewSealer() *Sealer {
+// NewSealer returns the Sealer for content (chunks, tree parts, points),
+// under the key set's data key.
+func (ks *KeySet) NewSealer() *Sealer { return newSealer(ks.DataKey) }
+
+// NewIndexSealer returns the Sealer for index files and pack trailers, under
+// the key set's index key.
+func (ks *KeySet) NewIndexSealer() *Sealer { return newSealer(ks.IndexKey) }
+
+func newSealer(key Secret) *Sealer {
 	s := &Sealer{}
 	var id [32]byte
-	blake3.DeriveKey("azfs 2026 key id v1", ks.DataKey[:], id[:])
+	blake3.DeriveKey("azfs 2026 key id v1", key[:], id[:])
 	copy(s.keyID[:], id[:8])
-	blake3.DeriveKey("azfs 2026 object siv v1", ks.DataKey[:], s.sivKey[:])
-	blake3.DeriveKey("azfs 2026 object key v1", ks.DataKey[:], s.encKey[:])
+	blake3.DeriveKey("azfs 2026 object siv v1", key[:], s.sivKey[:])
+	blake3.DeriveKey("azfs 2026 object key v1", key[:], s.encKey[:])
 	s.pool.New = func() any {
 		siv, _ := blake3.NewKeyed(s.sivKey[:])
 		enc, _ := blake3.NewKeyed(s.encKey[:])

@@ -79,31 +79,30 @@ func DecodePoint(plain []byte) (*Point, error) {
 	return &p, nil
 }
 
-// Points returns every recovery point, oldest first.
+// Points returns every recovery point, oldest first. Points that fail to
+// authenticate or decode are left out and reported in an error wrapping
+// ErrDamaged, returned together with the good points; any other error
+// returns no points.
 func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 	names, err := v.list(ctx, pointsPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
+	var damaged []error
 	points := make([]*Point, 0, len(names))
 	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
-		id, err := parseObjectName(name)
-		if err != nil {
-			return fmt.Errorf("point %s: %w: bad name", name, ErrDamaged)
-		}
-		plain, err := v.loadObject(ctx, name, keys.KindPoint, id)
-		if err != nil {
-			return fmt.Errorf("point %s: %w", id.Short(), err)
-		}
-		p, err := DecodePoint(plain)
-		if err != nil {
-			return fmt.Errorf("point %s: %w", id.Short(), err)
-		}
-		p.ID = id
+		p, err := v.loadPoint(ctx, name)
 		mu.Lock()
-		points = append(points, p)
-		mu.Unlock()
+		defer mu.Unlock()
+		switch {
+		case errors.Is(err, ErrDamaged):
+			damaged = append(damaged, err)
+		case err != nil:
+			return err
+		default:
+			points = append(points, p)
+		}
 		return nil
 	})
 	if err != nil {
@@ -112,7 +111,24 @@ func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 	slices.SortFunc(points, func(a, b *Point) int {
 		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.ID.String(), b.ID.String()))
 	})
-	return points, nil
+	return points, errors.Join(damaged...)
+}
+
+func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
+	id, err := parseObjectName(name)
+	if err != nil {
+		return nil, fmt.Errorf("point %s: %w: bad name", name, ErrDamaged)
+	}
+	plain, err := v.loadObject(ctx, name, keys.KindPoint, id)
+	if err != nil {
+		return nil, fmt.Errorf("point %s: %w", id.Short(), err)
+	}
+	p, err := DecodePoint(plain)
+	if err != nil {
+		return nil, fmt.Errorf("point %s: %w", id.Short(), err)
+	}
+	p.ID = id
+	return p, nil
 }
 
 // ErrUnknownPoint reports a point selector that matches nothing.
@@ -155,10 +171,11 @@ func SelectPoint(points []*Point, sel string, loc *time.Location) (*Point, error
 	case 1:
 		return match[0], nil
 	case 0:
-		slices.SortStableFunc(points, func(a, b *Point) int {
+		near := slices.Clone(points)
+		slices.SortStableFunc(near, func(a, b *Point) int {
 			return commonPrefix(b.ID.String(), sel) - commonPrefix(a.ID.String(), sel)
 		})
-		return nil, fmt.Errorf("%w: %q; nearest: %s", ErrUnknownPoint, sel, describe(points[:min(3, len(points))]))
+		return nil, fmt.Errorf("%w: %q; nearest: %s", ErrUnknownPoint, sel, describe(near[:min(3, len(near))]))
 	default:
 		return nil, fmt.Errorf("%w: %q is ambiguous: %s", ErrUnknownPoint, sel, describe(match[:min(5, len(match))]))
 	}

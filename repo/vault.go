@@ -62,7 +62,8 @@ type Vault struct {
 	st     storage.Storage
 	cfg    Config
 	keys   *keys.KeySet
-	sealer *keys.Sealer
+	sealer *keys.Sealer // content: chunks, tree parts, points
+	meta   *keys.Sealer // index files and pack trailers
 	idx    *index.Index
 }
 
@@ -164,6 +165,7 @@ func Unlock(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*key
 	if len(names) == 0 {
 		return nil, fmt.Errorf("unlock vault: %w: no key slots", ErrDamaged)
 	}
+	var unusable []error
 	for _, name := range names {
 		b, err := st.Load(ctx, name, 0, -1)
 		if err != nil {
@@ -171,16 +173,22 @@ func Unlock(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*key
 		}
 		slot, err := keys.ParseSlot(b)
 		if err != nil {
-			return nil, fmt.Errorf("key slot %s: %w", path.Base(name), err)
+			// Another kind of slot, or a damaged one: try the others.
+			unusable = append(unusable, fmt.Errorf("key slot %s: %w", path.Base(name), err))
+			continue
 		}
 		ks, err := slot.Unlock(cfg.ID, path.Base(name), pass)
 		if errors.Is(err, keys.ErrWrongPassphrase) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("key slot %s: %w", path.Base(name), err)
+			unusable = append(unusable, fmt.Errorf("key slot %s: %w", path.Base(name), err))
+			continue
 		}
 		return ks, nil
+	}
+	if len(unusable) == len(names) {
+		return nil, fmt.Errorf("unlock vault: %w: no usable key slot: %w", ErrDamaged, errors.Join(unusable...))
 	}
 	return nil, keys.ErrWrongPassphrase
 }
@@ -198,7 +206,7 @@ func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, err
 }
 
 func newVault(st storage.Storage, cfg Config, ks *keys.KeySet) *Vault {
-	return &Vault{st: st, cfg: cfg, keys: ks, sealer: ks.NewSealer(), idx: index.New()}
+	return &Vault{st: st, cfg: cfg, keys: ks, sealer: ks.NewSealer(), meta: ks.NewIndexSealer(), idx: index.New()}
 }
 
 // Config returns the vault's configuration.
@@ -216,8 +224,13 @@ func (v *Vault) Storage() storage.Storage { return v.st }
 // Index returns the in-memory index (empty until LoadIndex).
 func (v *Vault) Index() *index.Index { return v.idx }
 
-// Sealer returns the sealer of the vault's data key.
-func (v *Vault) Sealer() *keys.Sealer { return v.sealer }
+// sealerFor returns the sealer for objects of kind.
+func (v *Vault) sealerFor(kind keys.Kind) *keys.Sealer {
+	if kind == keys.KindIndex || kind == keys.KindTrailer {
+		return v.meta
+	}
+	return v.sealer
+}
 
 func dataName(id keys.ID) string {
 	s := id.String()
@@ -260,14 +273,25 @@ func parallel[T any](ctx context.Context, items []T, n int, fn func(context.Cont
 // ioParallelism bounds concurrent storage requests.
 var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
 
-// LoadIndex reads every index file into the in-memory index.
+// LoadIndex reads every index file into the in-memory index. Index files
+// that fail to authenticate or decode are skipped and reported in an error
+// wrapping ErrDamaged (the index is complete again once the packs they
+// covered are adopted from their trailers); other errors are fatal.
 func (v *Vault) LoadIndex(ctx context.Context) error {
 	names, err := v.list(ctx, indexPrefix)
 	if err != nil {
 		return err
 	}
-	return parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
+	var mu sync.Mutex
+	var damaged []error
+	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
 		f, err := v.readIndexFile(ctx, name)
+		if errors.Is(err, ErrDamaged) {
+			mu.Lock()
+			damaged = append(damaged, err)
+			mu.Unlock()
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -276,6 +300,10 @@ func (v *Vault) LoadIndex(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(damaged...)
 }
 
 func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, error) {
@@ -312,7 +340,7 @@ func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id 
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
 	}
-	plain, err := v.sealer.Open(nil, kind, id, sealed)
+	plain, err := v.sealerFor(kind).Open(nil, kind, id, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
@@ -323,16 +351,17 @@ func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id 
 // prefix+ID. Saving an object that already exists is not an error: it is the
 // same content.
 func (v *Vault) saveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
-	id := v.keys.ID(plain)
-	sealed := v.sealer.Seal(nil, kind, id, plain)
+	id := v.keys.ID(kind, plain)
+	sealed := v.sealerFor(kind).Seal(nil, kind, id, plain)
 	if err := v.st.Save(ctx, prefix+id.String(), sealed); err != nil && !errors.Is(err, storage.ErrExists) {
 		return id, fmt.Errorf("save %s: %w", kind, err)
 	}
 	return id, nil
 }
 
-// maxTreePart bounds the decoded size of a tree part.
-const maxTreePart = 256 << 20
+// maxTreePart bounds the decoded size of a tree part (the zstd decoder's
+// memory bound is the same).
+const maxTreePart = 64 << 20
 
 // LoadBlob returns the plaintext of an indexed blob.
 func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte, error) {
@@ -410,7 +439,7 @@ func (v *Vault) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int6
 	if err != nil {
 		return nil, fi.Size, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}
-	entries, err := pack.OpenTrailer(v.sealer, f, sealed, fi.Size)
+	entries, err := pack.OpenTrailer(v.meta, f, sealed, fi.Size)
 	if err != nil {
 		return nil, fi.Size, fmt.Errorf("pack %s: %w: %w", id.Short(), ErrDamaged, err)
 	}
@@ -426,19 +455,21 @@ func (v *Vault) ListPacks(ctx context.Context) ([]keys.ID, error) {
 	ids := make([]keys.ID, 0, len(names))
 	for _, n := range names {
 		id, err := parseObjectName(n)
-		if err != nil {
-			return nil, fmt.Errorf("pack %s: %w: bad name", n, ErrDamaged)
+		if err != nil || n != dataName(id) {
+			continue // not a pack: azfs never writes such a name
 		}
 		ids = append(ids, id)
 	}
 	return ids, nil
 }
 
-// AdoptOrphanPacks indexes packs that landed without an index file (a backup
-// that was interrupted), so their blobs are reused instead of uploaded again.
-// It returns how many packs it adopted. Packs whose trailer does not
-// authenticate are left alone.
-func (v *Vault) AdoptOrphanPacks(ctx context.Context) (int, error) {
+// AdoptOrphanPacks indexes packs that no index file covers (a backup that
+// was interrupted, or a damaged index file) from their trailers, so their
+// blobs are found and reused instead of uploaded again. With persist it
+// writes an index file for them; without, it only fills the in-memory index
+// (for read-only users such as check and the mount). It returns how many
+// packs it adopted. Packs whose trailer does not authenticate are left alone.
+func (v *Vault) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error) {
 	ids, err := v.ListPacks(ctx)
 	if err != nil {
 		return 0, err
@@ -472,6 +503,12 @@ func (v *Vault) AdoptOrphanPacks(ctx context.Context) (int, error) {
 	}
 	if len(file.Packs) == 0 {
 		return 0, nil
+	}
+	if !persist {
+		for _, p := range file.Packs {
+			v.idx.AddPack(p.Pack, p.Entries)
+		}
+		return len(file.Packs), nil
 	}
 	if err := v.saveIndexFile(ctx, &file); err != nil {
 		return 0, err

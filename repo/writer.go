@@ -21,7 +21,7 @@ type WriterStats struct {
 	BlobsNew    atomic.Uint64 // blobs stored
 	BlobsKnown  atomic.Uint64 // blobs already in the vault
 	BytesPlain  atomic.Uint64 // plaintext bytes of stored blobs
-	BytesStored atomic.Uint64 // bytes written to storage, packs and index
+	BytesStored atomic.Uint64 // bytes of packs written
 	Packs       atomic.Uint64 // packs written
 }
 
@@ -156,7 +156,7 @@ func (w *Writer) SavePart(ctx context.Context, p *tree.Part) (keys.ID, error) {
 	if err != nil {
 		return keys.ID{}, err
 	}
-	id := w.v.keys.ID(plain)
+	id := w.v.keys.ID(keys.KindTree, plain)
 	_, err = w.Save(ctx, keys.KindTree, id, plain)
 	return id, err
 }
@@ -185,7 +185,7 @@ func (w *Writer) uploader(ctx context.Context) {
 }
 
 func (w *Writer) upload(ctx context.Context, pw *pack.Writer) error {
-	id, b, entries := pw.Finish(w.v.keys, w.v.sealer)
+	id, b, entries := pw.Finish(w.v.keys, w.v.meta)
 	if err := w.v.st.Save(ctx, dataName(id), b); err != nil {
 		return fmt.Errorf("upload pack %s: %w", id.Short(), err)
 	}

@@ -268,7 +268,10 @@ func pointsCmd(ctx context.Context, args []string) error {
 	}
 	points, err := o.Vault.Points(ctx)
 	if err != nil {
-		return err
+		if !errors.Is(err, repo.ErrDamaged) {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "azfs: warning: %s (run 'azfs check')\n", cli.Message(err))
 	}
 	if *asJSON {
 		type row struct {

@@ -72,9 +72,18 @@ func run(args []string) error {
 	}
 	points, err := o.Vault.Points(ctx)
 	if err != nil {
-		return err
+		if !errors.Is(err, repo.ErrDamaged) {
+			return err
+		}
+		logger.Warn("some recovery points are damaged and not shown; run 'azfs check'", "err", cli.Message(err))
 	}
 	if err := o.Vault.LoadIndex(ctx); err != nil {
+		if !errors.Is(err, repo.ErrDamaged) {
+			return err
+		}
+		logger.Warn("damaged index files; indexing their packs from the pack trailers", "err", cli.Message(err))
+	}
+	if _, err := o.Vault.AdoptOrphanPacks(ctx, false); err != nil {
 		return err
 	}
 	opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, Logger: logger}

@@ -140,9 +140,15 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		opts.Progress = &Progress{}
 	}
 	if err := v.LoadIndex(ctx); err != nil {
-		return nil, fmt.Errorf("load index: %w", err)
+		if !errors.Is(err, repo.ErrDamaged) {
+			return nil, fmt.Errorf("load index: %w", err)
+		}
+		// The packs a damaged index file covered are adopted below.
+		if opts.OnError != nil {
+			opts.OnError("(vault index)", err)
+		}
 	}
-	if _, err := v.AdoptOrphanPacks(ctx); err != nil {
+	if _, err := v.AdoptOrphanPacks(ctx, true); err != nil {
 		return nil, fmt.Errorf("index interrupted uploads: %w", err)
 	}
 
@@ -340,9 +346,6 @@ func (b *backuper) entry(ctx context.Context, path, name string) *future {
 		b.report(path, err)
 		return skipped()
 	}
-	if len(node.Xattrs) > 0 {
-		b.stats.xattrs.Add(1)
-	}
 	switch node.Type {
 	case tree.Dir:
 		return b.directory(ctx, node, func(emit func(*future)) {
@@ -460,7 +463,7 @@ func (b *backuper) file(ctx context.Context, path string, node tree.Node) *futur
 }
 
 func (b *backuper) fileWorker(ctx context.Context) {
-	hasher := b.v.Keys().NewHasher()
+	hasher := b.v.Keys().NewHasher(keys.KindData)
 	cfg := b.v.Config()
 	ch := chunker.New(nil, b.v.Keys().ChunkerSeed, chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max})
 	for job := range b.files {

@@ -101,6 +101,9 @@ func (b *backuper) lstat(path, name string) (tree.Node, error) {
 		return n, err
 	}
 	n.Xattrs = xattrs
+	if len(xattrs) > 0 {
+		b.stats.xattrs.Add(1)
+	}
 	return n, nil
 }
 

@@ -65,16 +65,29 @@ func (c *checker) problem(what, name string, err error) {
 // found; other errors mean the check itself could not run.
 func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
 	c := &checker{v: v, opts: opts, damaged: make(map[keys.ID]error)}
+	// Points first: everything a listed point needs was indexed before the
+	// point was written, so a backup committing meanwhile is not misread as
+	// damage.
+	points, err := v.Points(ctx)
+	if err != nil {
+		if !errors.Is(err, repo.ErrDamaged) {
+			return nil, err
+		}
+		c.problem("point", "", err)
+	}
 	if err := v.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
 			return nil, err
 		}
 		c.problem("index", "", err)
 	}
+	if _, err := v.AdoptOrphanPacks(ctx, false); err != nil {
+		return nil, err
+	}
 	if err := c.packs(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.points(ctx); err != nil {
+	if err := c.points(ctx, points); err != nil {
 		return nil, err
 	}
 	if len(c.res.Problems) > 0 {
@@ -169,7 +182,10 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 		}
 		return true
 	})
-	hasher := c.v.Keys().NewHasher()
+	hashers := map[keys.Kind]*keys.Hasher{
+		keys.KindData: c.v.Keys().NewHasher(keys.KindData),
+		keys.KindTree: c.v.Keys().NewHasher(keys.KindTree),
+	}
 	for _, blob := range blobs {
 		loc, _ := c.v.Index().Lookup(blob)
 		if uint64(loc.Offset)+uint64(loc.Length) > uint64(len(b)) {
@@ -177,7 +193,7 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 			continue
 		}
 		plain, err := c.v.OpenBlob(loc.Kind, blob, b[loc.Offset:loc.Offset+loc.Length])
-		if err == nil && hasher.Sum(plain) != blob {
+		if err == nil && hashers[loc.Kind].Sum(plain) != blob {
 			err = errors.New("content does not hash to its ID")
 		}
 		if err != nil {
@@ -199,14 +215,7 @@ func (c *checker) blobDamaged(blob keys.ID, kind keys.Kind, packID keys.ID, err 
 
 // points walks every point's tree: every part must load and every chunk be
 // indexed; files that need a damaged or missing chunk are named.
-func (c *checker) points(ctx context.Context) error {
-	points, err := c.v.Points(ctx)
-	if err != nil {
-		if !errors.Is(err, repo.ErrDamaged) {
-			return err
-		}
-		c.problem("point", "", err)
-	}
+func (c *checker) points(ctx context.Context, points []*repo.Point) error {
 	c.res.Points = len(points)
 	seen := make(map[keys.ID]bool)
 	for _, p := range points {

@@ -65,11 +65,12 @@ func (w *Writer) Size() int { return len(w.buf) }
 // Count returns the number of blobs added so far.
 func (w *Writer) Count() int { return len(w.entries) }
 
-// Finish appends the trailer and footer and returns the pack's name, bytes and
-// entries. The writer must not be used afterwards.
+// Finish appends the trailer, sealed with the index sealer, and the footer,
+// and returns the pack's name, bytes and entries. The writer must not be used
+// again before Reset.
 func (w *Writer) Finish(ks *keys.KeySet, sealer *keys.Sealer) (keys.ID, []byte, []Entry) {
 	trailer := EncodeTrailer(w.entries)
-	tid := ks.ID(trailer)
+	tid := ks.ID(keys.KindTrailer, trailer)
 	start := len(w.buf)
 	w.buf = sealer.Seal(w.buf, keys.KindTrailer, tid, trailer)
 	w.buf = append(w.buf, tid[:]...)
@@ -131,7 +132,7 @@ func DecodeTrailer(b []byte, dataLen uint32) ([]Entry, error) {
 		if e.Kind != keys.KindData && e.Kind != keys.KindTree {
 			return nil, fmt.Errorf("%w: entry %d has kind %s", ErrFormat, i, e.Kind)
 		}
-		if off < end || length < keys.Overhead || off+length > uint64(dataLen) {
+		if off < end || length < keys.Overhead || off > uint64(dataLen) || length > uint64(dataLen)-off {
 			return nil, fmt.Errorf("%w: entry %d out of range", ErrFormat, i)
 		}
 		e.Offset, e.Length = uint32(off), uint32(length)

@@ -397,7 +397,7 @@ func DecodePart(b []byte) (*Part, error) {
 		return nil, fmt.Errorf("%w: bad magic", ErrFormat)
 	}
 	d := &decoder{b: b[len(partMagic):]}
-	count := d.count("node count", 16)
+	count := d.count("node count", 14)
 	p := &Part{Nodes: make([]Node, 0, count)}
 	for i := 0; i < count && d.err == nil; i++ {
 		n := d.node()

@@ -1,0 +1,213 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// seqWindow is how far a read may start from the end of the previous one
+// and still count as sequential: the kernel's read-ahead sends several
+// requests at once, and they may arrive out of order.
+const seqWindow = 8 << 20
+
+// fileNode is a regular file. It has no file handles: OPEN is answered
+// with ENOSYS, after which the kernel sends no OPEN, FLUSH or RELEASE for
+// any file of the mount, keeps their page cache, and sends READ with no
+// handle, which this node serves.
+type fileNode struct {
+	gofs.Inode
+	leaf
+
+	mu sync.Mutex // guards the read-ahead state below
+	// end is the end offset of the previous read.
+	end int64
+	// ahead is the index of the first extent not yet prefetched in the
+	// current sequential run.
+	ahead int
+}
+
+var (
+	_ gofs.NodeGetattrer   = (*fileNode)(nil)
+	_ gofs.NodeOpener      = (*fileNode)(nil)
+	_ gofs.NodeReader      = (*fileNode)(nil)
+	_ gofs.NodeFlusher     = (*fileNode)(nil)
+	_ gofs.NodeLseeker     = (*fileNode)(nil)
+	_ gofs.NodeGetxattrer  = (*fileNode)(nil)
+	_ gofs.NodeListxattrer = (*fileNode)(nil)
+	_ gofs.NodeStatfser    = (*fileNode)(nil)
+)
+
+// Open answers ENOSYS, which the kernel takes as "opens always succeed, keep
+// the page cache" for the whole mount. (A node without Open would make
+// go-fuse answer ENOTSUP, failing the open.)
+func (f *fileNode) Open(context.Context, uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, 0, syscall.ENOSYS
+}
+
+// Flush answers ENOSYS, so the kernel stops sending FLUSH on close.
+func (f *fileNode) Flush(context.Context, gofs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+// Read reads len(dest) bytes at off, fetching only the chunks the range
+// covers. Holes read as zeros; the result is short at the end of the file.
+// The result points into the cached chunks, which are never modified, so
+// that go-fuse writes them to the kernel without copying them.
+func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off < 0 {
+		return nil, syscall.EINVAL
+	}
+	start := uint64(off)
+	if start >= f.node.Size || len(dest) == 0 {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(start+uint64(len(dest)), f.node.Size)
+	f.readAhead(start, end)
+
+	exts := f.node.Extents
+	first := f.node.FindExtent(start)
+	// Fetch the range's later chunks in parallel with the first.
+	for i := first + 1; i < len(exts) && exts[i].Offset < end; i++ {
+		f.pt.v.prefetch(exts[i])
+	}
+	var vec [][]byte
+	pos := start
+	for i := first; i < len(exts) && exts[i].Offset < end; i++ {
+		e := exts[i]
+		if e.Offset > pos {
+			vec = appendZeros(vec, e.Offset-pos)
+			pos = e.Offset
+		}
+		data, errno := f.chunk(ctx, e)
+		if errno != 0 {
+			return nil, errno
+		}
+		n := min(end, e.Offset+uint64(e.Length)) - pos
+		vec = append(vec, data[pos-e.Offset:pos-e.Offset+n])
+		pos += n
+	}
+	return fuse.ReadResultVector(appendZeros(vec, end-pos)), 0
+}
+
+// zeros is the content of holes. It is never written.
+var zeros [1 << 20]byte
+
+// appendZeros appends n zero bytes to vec.
+func appendZeros(vec [][]byte, n uint64) [][]byte {
+	for n > 0 {
+		k := min(n, uint64(len(zeros)))
+		vec = append(vec, zeros[:k])
+		n -= k
+	}
+	return vec
+}
+
+// chunk returns the content of extent e, reporting a failure as an errno.
+func (f *fileNode) chunk(ctx context.Context, e tree.Extent) ([]byte, syscall.Errno) {
+	data, err := f.pt.v.chunk(ctx, e)
+	if err != nil {
+		return nil, f.pt.v.fail(err, "chunk", e.ID, f.path)
+	}
+	return data, 0
+}
+
+// readAhead notes a read of [start, end). If it continues a sequential run,
+// it starts fetching the chunks of the v.readAhead extents after the range
+// that it has not started yet.
+func (f *fileNode) readAhead(start, end uint64) {
+	n := f.pt.v.readAhead
+	if n == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev := f.end
+	f.end = int64(end)
+	if int64(start) < prev-seqWindow || int64(start) > prev+seqWindow {
+		f.ahead = 0
+		return
+	}
+	exts := f.node.Extents
+	first := f.node.FindExtent(end)
+	if first < len(exts) && exts[first].Offset < end {
+		// This read loads the extent holding end itself.
+		first++
+	}
+	last := min(first+n, len(exts))
+	for j := max(first, f.ahead); j < last; j++ {
+		if !f.pt.v.prefetch(exts[j]) {
+			return
+		}
+		f.ahead = j + 1
+	}
+}
+
+// Lseek finds data and holes (SEEK_DATA, SEEK_HOLE) from the extents.
+func (f *fileNode) Lseek(_ context.Context, _ gofs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	if off >= f.node.Size {
+		return 0, syscall.ENXIO
+	}
+	exts := f.node.Extents
+	i := f.node.FindExtent(off)
+	switch whence {
+	case unix.SEEK_DATA:
+		if i == len(exts) {
+			return 0, syscall.ENXIO
+		}
+		return max(off, exts[i].Offset), 0
+	case unix.SEEK_HOLE:
+		for ; i < len(exts) && exts[i].Offset <= off; i++ {
+			off = exts[i].Offset + uint64(exts[i].Length)
+		}
+		return off, 0
+	}
+	return 0, syscall.EINVAL
+}
+
+// chunk returns the content of extent e through the chunk cache, checking
+// its length.
+func (v *vault) chunk(ctx context.Context, e tree.Extent) ([]byte, error) {
+	data, err := v.chunks.GetOrLoad(ctx, e.ID, func(ctx context.Context) ([]byte, error) {
+		data, err := v.src.Chunk(ctx, e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("load chunk %s: %w", e.ID.Short(), err)
+		}
+		return data, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(data) != int(e.Length) {
+		return nil, fmt.Errorf("chunk %s: %w: %d bytes, extent has %d", e.ID.Short(), errChunkSize, len(data), e.Length)
+	}
+	return data, nil
+}
+
+// prefetch starts loading extent e's chunk into the cache in the
+// background unless it is cached. It reports false when the pool of
+// background fetches is full.
+func (v *vault) prefetch(e tree.Extent) bool {
+	if _, ok := v.chunks.Get(e.ID); ok {
+		return true
+	}
+	select {
+	case v.fetches <- struct{}{}:
+	default:
+		return false
+	}
+	go func() {
+		defer func() { <-v.fetches }()
+		// A failure is not reported here: the read that needs the chunk
+		// loads it again and reports.
+		_, _ = v.chunk(context.Background(), e)
+	}()
+	return true
+}

@@ -1,0 +1,147 @@
+// Package fs serves recovery points read-only through FUSE.
+//
+// A mount shows either one point (NewPointRoot) or every point of a vault
+// grouped by machine (NewAllPointsRoot). Nodes are built lazily from tree
+// parts: a lookup loads only the part that can hold the name, a listing
+// streams the parts one at a time, and a read fetches only the chunks it
+// covers, through a byte-bounded LRU of decrypted chunks with read-ahead for
+// sequential readers. Everything is immutable, so the kernel is told to cache
+// entries, attributes, directory listings and file pages for long.
+//
+// The package depends on a vault only through the narrow Source interface.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/azfs/azfs/cache/lru"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// Source supplies tree parts and chunks of one vault. Implementations
+// authenticate everything they return.
+type Source interface {
+	// Part returns a decoded tree part.
+	Part(ctx context.Context, id keys.ID) (*tree.Part, error)
+	// Chunk returns a decrypted, decompressed chunk; errors wrapping
+	// keys.ErrAuth mean damaged data.
+	Chunk(ctx context.Context, id keys.ID) ([]byte, error)
+}
+
+// Point is one recovery point to serve.
+type Point struct {
+	ID      keys.ID
+	Machine string
+	Time    time.Time
+	// Root is a tree part holding exactly one node, of type tree.Dir, named
+	// "root": the point's top level (its Parts list the entries; backing up
+	// /home/alice gives top-level entry "home" containing "alice").
+	Root keys.ID
+}
+
+// Options tune a mount. The root constructors use CacheBytes, ReadAhead
+// and Logger; Mount uses NoXattrs and Logger.
+type Options struct {
+	// CacheBytes bounds the decrypted-chunk LRU (default 256 MiB when 0).
+	CacheBytes int64
+	// ReadAhead is how many chunks are fetched ahead for sequential
+	// readers (default 4 when 0; negative disables read-ahead).
+	ReadAhead int
+	// NoXattrs promises that no served point holds any xattr: xattr
+	// requests are answered with ENOSYS once so the kernel stops asking.
+	NoXattrs bool
+	// Logger receives load failures, damage once per object ID, and
+	// Mount's debug messages (default: discard).
+	Logger *slog.Logger
+}
+
+const (
+	defaultCacheBytes = 256 << 20
+	defaultReadAhead  = 4
+	// partCacheSize bounds the number of decoded tree parts kept in memory.
+	partCacheSize = 1024
+)
+
+// errBadRoot reports a point whose root part is not a single directory
+// named "root".
+var errBadRoot = errors.New("malformed point root")
+
+// vault is what all nodes of one mount share.
+type vault struct {
+	src       Source
+	chunks    *lru.Cache[keys.ID]
+	parts     *partCache
+	readAhead int
+	// fetches bounds the background chunk fetches in flight.
+	fetches chan struct{}
+	log     *slog.Logger
+	// damaged holds the IDs of damaged objects already logged.
+	damaged sync.Map
+}
+
+// newVault returns the state shared by the nodes of a mount of src, with
+// opts' defaults applied.
+func newVault(src Source, opts Options) *vault {
+	cacheBytes := opts.CacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = defaultCacheBytes
+	}
+	readAhead := opts.ReadAhead
+	if readAhead == 0 {
+		readAhead = defaultReadAhead
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &vault{
+		src:       src,
+		chunks:    lru.New[keys.ID](cacheBytes),
+		parts:     newPartCache(src, partCacheSize),
+		readAhead: max(readAhead, 0),
+		// Reads also use this pool to fetch the later chunks of a range
+		// in parallel, so it never has less than two slots.
+		fetches: make(chan struct{}, max(2*readAhead, 2)),
+		log:     logger,
+	}
+}
+
+// point is one served recovery point.
+type point struct {
+	v  *vault
+	id keys.ID
+}
+
+// rootDir loads the point's root part and checks its shape.
+func (p *point) rootDir(ctx context.Context, rootID keys.ID) (*tree.Node, error) {
+	part, err := p.v.parts.get(ctx, rootID)
+	if err != nil {
+		return nil, fmt.Errorf("point %s: %w", p.id.Short(), err)
+	}
+	if len(part.Nodes) != 1 || part.Nodes[0].Type != tree.Dir || part.Nodes[0].Name != "root" {
+		return nil, fmt.Errorf("point %s: root part %s: %w", p.id.Short(), rootID.Short(), errBadRoot)
+	}
+	return &part.Nodes[0], nil
+}
+
+// NewPointRoot returns the root node of a mount showing one point: the root
+// is the point's top-level directory. It loads the point's root part to
+// check it.
+func NewPointRoot(src Source, p Point, opts Options) (gofs.InodeEmbedder, error) {
+	pt := &point{v: newVault(src, opts), id: p.ID}
+	root, err := pt.rootDir(context.Background(), p.Root)
+	if err != nil {
+		return nil, fmt.Errorf("new point root: %w", err)
+	}
+	d := newPointDir(pt, "", p.Root)
+	d.setMeta(root)
+	return d, nil
+}
