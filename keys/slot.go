@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Passphrase is a secret a person types or keeps in a file. It never prints.
@@ -132,7 +133,9 @@ func (s *Slot) wrapAEAD(pass Passphrase) (cipher.AEAD, error) {
 	if s.KDF.Time == 0 || s.KDF.Time > maxKDFTime || s.KDF.MemoryKiB < 8*uint32(max(s.KDF.Threads, 1)) || s.KDF.MemoryKiB > maxKDFMemoryKiB || s.KDF.Threads == 0 {
 		return nil, fmt.Errorf("%w: kdf parameters out of range", ErrSlot)
 	}
-	kek := argon2.IDKey([]byte(pass), s.Salt, s.KDF.Time, s.KDF.MemoryKiB, s.KDF.Threads, 32)
+	// NFC, so the same passphrase typed on systems that compose accents
+	// differently derives the same key.
+	kek := argon2.IDKey([]byte(norm.NFC.String(string(pass))), s.Salt, s.KDF.Time, s.KDF.MemoryKiB, s.KDF.Threads, 32)
 	block, err := aes.NewCipher(kek)
 	if err != nil {
 		return nil, fmt.Errorf("key slot: %w", err)
