@@ -668,9 +668,10 @@ func TestLayout(t *testing.T) {
 		t.Errorf("db's newest point is %s, want %s", latest.ID.Short(), d.Short())
 	}
 
-	for _, name := range []string{"", ".", "..", "a/b", "a\x00"} {
-		if _, err := layout([]Point{{ID: a, Machine: name, Time: t1}}); !errors.Is(err, errPoints) {
-			t.Errorf("machine %q: err %v, want errPoints", name, err)
+	for name, dir := range map[string]string{"": "_unnamed", ".": "_.", "..": "_..", "a/b": "a_b", "a\x00": "a_"} {
+		ms, err := layout([]Point{{ID: a, Machine: name, Time: t1}})
+		if err != nil || len(ms) != 1 || ms[0].name != dir {
+			t.Errorf("machine %q: layout %+v, %v; want one directory %q", name, ms, err, dir)
 		}
 	}
 	for _, dup := range [][]Point{

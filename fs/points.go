@@ -55,14 +55,12 @@ func layout(points []Point) ([]machine, error) {
 	byMachine := make(map[string][]namedPoint)
 	seen := make(map[keys.ID]bool, len(points))
 	for _, p := range points {
-		if !validName(p.Machine) {
-			return nil, fmt.Errorf("%w: point %s: invalid machine name %q", errPoints, p.ID.Short(), p.Machine)
-		}
 		if seen[p.ID] {
 			return nil, fmt.Errorf("%w: point %s listed twice", errPoints, p.ID)
 		}
 		seen[p.ID] = true
-		byMachine[p.Machine] = append(byMachine[p.Machine], namedPoint{Point: p})
+		dir := machineDir(p.Machine)
+		byMachine[dir] = append(byMachine[dir], namedPoint{Point: p})
 	}
 	machines := make([]machine, 0, len(byMachine))
 	for name, ps := range byMachine {
@@ -95,9 +93,17 @@ func layout(points []Point) ([]machine, error) {
 	return machines, nil
 }
 
-// validName reports whether s can be a directory entry name.
-func validName(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
+// machineDir returns the directory name for a machine: its name, with
+// characters that cannot appear in a file name replaced, so that one oddly
+// named machine never hides the others.
+func machineDir(s string) string {
+	switch s {
+	case "":
+		return "_unnamed"
+	case ".", "..":
+		return "_" + s
+	}
+	return strings.NewReplacer("/", "_", "\x00", "_").Replace(s)
 }
 
 // pointsRoot is the root of the all-points layout. Its tree of machines

@@ -109,6 +109,9 @@ func vaultCreate(ctx context.Context, args []string) error {
 	if *passFile != "" && *genFile != "" {
 		return cli.Usagef("--passphrase-file and --generate-passphrase are exclusive")
 	}
+	if *machine == "" || *machine == "." || *machine == ".." || strings.ContainsAny(*machine, "/\x00") {
+		return cli.Usagef("invalid machine name %q: it names a directory in mounts, so no '/', NUL, '.' or '..'", *machine)
+	}
 	path, err := filepath.Abs(fs.Arg(0))
 	if err != nil {
 		return err
