@@ -14,6 +14,7 @@ import (
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/pflag"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -51,8 +52,7 @@ func run(args []string) error {
 		return cli.Usagef("%v", err)
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return cli.Usagef("name exactly one mountpoint")
+		return cli.Usagef("name exactly one mountpoint (see 'azmount --help')")
 	}
 	cacheBytes, err := cli.ParseSize(*cacheSize)
 	if err != nil {
@@ -123,16 +123,34 @@ func run(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
-	go func() {
-		<-ctx.Done()
-		for range 50 {
-			if err := server.Unmount(); err == nil {
-				return
-			}
-			logger.Warn("unmount failed (mount busy?); retrying", "mountpoint", mountpoint)
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
+	go unmountOnSignal(ctx, stop, server, mountpoint, logger)
 	server.Wait()
 	return nil
+}
+
+// unmountOnSignal unmounts after the first SIGINT or SIGTERM, retrying for a
+// few seconds while the mount is busy. A second signal, or a mount still
+// busy after that, detaches it lazily: the kernel completes the unmount when
+// the last open file is closed, and azmount exits.
+func unmountOnSignal(ctx context.Context, stop func(), server *fuse.Server, mountpoint string, logger *slog.Logger) {
+	<-ctx.Done()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	stop()
+	for range 25 {
+		if err := server.Unmount(); err == nil {
+			return
+		}
+		logger.Warn("unmount failed: the mount is busy; retrying (signal again to detach it now)", "mountpoint", mountpoint)
+		select {
+		case <-again:
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	logger.Warn("detaching the busy mount (lazy unmount)", "mountpoint", mountpoint)
+	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
+		logger.Error("lazy unmount failed", "mountpoint", mountpoint, "err", err)
+	}
 }

@@ -372,8 +372,10 @@ func (b *backuper) entry(ctx context.Context, path, name string) *future {
 	}
 }
 
+// readNames lists dir in name order without touching its atime (where the
+// kernel allows), so the atime recorded for it stays the real one.
 func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+	f, err := openNoAtime(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -644,22 +646,32 @@ func dataRegions(f *os.File, size uint64) ([]region, error) {
 	return out, nil
 }
 
-// scan counts files and bytes ahead of the backup for the progress ETA.
+// scan counts files and bytes ahead of the backup for the progress ETA. It
+// runs ahead of the walker, so it lists directories as the walker does,
+// without touching their atimes.
 func scan(ctx context.Context, paths []string, p *Progress) {
+	var walk func(path string)
+	walk = func(path string) {
+		if ctx.Err() != nil {
+			return
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			p.TotalFiles.Add(1)
+			p.TotalBytes.Add(uint64(fi.Size()))
+		case fi.IsDir():
+			names, _ := readNames(path)
+			for _, n := range names {
+				walk(filepath.Join(path, n))
+			}
+		}
+	}
 	for _, root := range paths {
-		_ = filepath.WalkDir(root, func(_ string, d os.DirEntry, err error) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil || !d.Type().IsRegular() {
-				return nil
-			}
-			if fi, err := d.Info(); err == nil {
-				p.TotalFiles.Add(1)
-				p.TotalBytes.Add(uint64(fi.Size()))
-			}
-			return nil
-		})
+		walk(root)
 	}
 	p.ScanDone.Store(ctx.Err() == nil)
 }
