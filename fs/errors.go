@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -23,7 +24,7 @@ func errno(err error) syscall.Errno {
 	case errors.Is(err, context.DeadlineExceeded):
 		return syscall.ETIMEDOUT
 	default:
-		// Damaged data (keys.ErrAuth, tree.ErrFormat, errChunkSize,
+		// Damaged data (keys.ErrAuth, repo.ErrDamaged, tree.ErrFormat, errChunkSize,
 		// errBadRoot) and every other Source failure.
 		return syscall.EIO
 	}
@@ -32,7 +33,7 @@ func errno(err error) syscall.Errno {
 // isDamage reports whether err means stored data is damaged rather than
 // unreachable.
 func isDamage(err error) bool {
-	return errors.Is(err, keys.ErrAuth) || errors.Is(err, tree.ErrFormat) ||
+	return errors.Is(err, keys.ErrAuth) || errors.Is(err, repo.ErrDamaged) || errors.Is(err, tree.ErrFormat) ||
 		errors.Is(err, errChunkSize) || errors.Is(err, errBadRoot)
 }
 

@@ -1,5 +1,5 @@
 // Package keys holds a vault's key material and everything that uses it directly:
-// the key set (keyed object IDs, the chunker seed, the data key), the sealing of
+// the key set (keyed object IDs, the chunker seed, the data and index keys), the sealing of
 // every stored object (AEAD with the object's kind and ID bound in, nonces derived
 // from the content so that reuse is impossible by construction), and key slots that
 // wrap the key set under a passphrase with Argon2id.
@@ -91,7 +91,7 @@ type KeySet struct {
 	// Vault is the ID of the vault this key set belongs to; opening a vault
 	// with another vault's keys is refused.
 	Vault string `json:"vault"`
-	// IDKey keys the hash that names objects (chunk IDs).
+	// IDKey keys the hashes that name objects, one derived key per kind.
 	IDKey Secret `json:"id_key"`
 	// DataKey encrypts content: chunks, tree parts and points.
 	DataKey Secret `json:"data_key"`
@@ -126,10 +126,24 @@ func ParseKeySet(b []byte) (*KeySet, error) {
 	if err := json.Unmarshal(b, &ks); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKeySet, err)
 	}
-	if ks.Version != keySetVersion || ks.Vault == "" || ks.IndexKey == (Secret{}) || ks.DataKey == (Secret{}) || ks.IDKey == (Secret{}) {
-		return nil, fmt.Errorf("%w: version %d, vault %q", ErrKeySet, ks.Version, ks.Vault)
+	if err := ks.Validate(); err != nil {
+		return nil, err
 	}
 	return &ks, nil
+}
+
+// Validate refuses a key set of another version, without a vault, or with
+// a missing key (an all-zero key would seal under a key anyone knows).
+func (ks *KeySet) Validate() error {
+	if ks.Version != keySetVersion || ks.Vault == "" {
+		return fmt.Errorf("%w: version %d, vault %q", ErrKeySet, ks.Version, ks.Vault)
+	}
+	for _, k := range []Secret{ks.IDKey, ks.DataKey, ks.IndexKey, ks.ChunkerSeed} {
+		if k == (Secret{}) {
+			return fmt.Errorf("%w: a key is missing", ErrKeySet)
+		}
+	}
+	return nil
 }
 
 // Marshal serializes the key set (secrets included) for a key slot or keyring.

@@ -52,8 +52,8 @@ const headerLen = 1 + 8 + 32
 // forged, or is not the object it is claimed to be.
 var ErrAuth = errors.New("authentication failed")
 
-// Sealer seals and opens objects with one key set's data key. It is safe for
-// concurrent use.
+// Sealer seals and opens objects under one key (the data key or the index
+// key). It is safe for concurrent use.
 //
 // Construction (deterministic AEAD in the SIV manner): siv = BLAKE3-keyed(sivKey,
 // kind ‖ id ‖ payload); the object key is BLAKE3-keyed(encKey, siv); the payload

@@ -33,7 +33,7 @@ var ErrShortPassphrase = fmt.Errorf("passphrase must be at least %d characters",
 
 // Check refuses passphrases that are too short.
 func (p Passphrase) Check() error {
-	if n := utf8.RuneCountInString(string(p)); n < MinPassphraseLen {
+	if n := utf8.RuneCountInString(norm.NFC.String(string(p))); n < MinPassphraseLen {
 		return fmt.Errorf("%w (this one has %d)", ErrShortPassphrase, n)
 	}
 	return nil

@@ -199,6 +199,9 @@ func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, err
 	if err != nil {
 		return nil, err
 	}
+	if err := ks.Validate(); err != nil {
+		return nil, err
+	}
 	if ks.Vault != cfg.ID {
 		return nil, fmt.Errorf("%w (vault %s, keys for %s)", ErrForeignVault, cfg.ID, ks.Vault)
 	}

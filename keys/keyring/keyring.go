@@ -74,6 +74,14 @@ func Load(dir string) (*Keyring, error) {
 	if k.Vaults == nil {
 		k.Vaults = make(map[string]*Vault)
 	}
+	for id, v := range k.Vaults {
+		if v.Keys == nil {
+			continue
+		}
+		if err := v.Keys.Validate(); err != nil {
+			return nil, fmt.Errorf("keyring %s, vault %s: %w", k.path, id, err)
+		}
+	}
 	return k, nil
 }
 

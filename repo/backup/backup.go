@@ -396,6 +396,7 @@ func (b *backuper) directory(ctx context.Context, node tree.Node, children func(
 	go func() {
 		defer close(f.done)
 		var part tree.Part
+		var partBytes int
 		flush := func() {
 			if len(part.Nodes) == 0 {
 				return
@@ -405,7 +406,7 @@ func (b *backuper) directory(ctx context.Context, node tree.Node, children func(
 				b.setFatal(fmt.Errorf("save tree: %w", err))
 			}
 			f.node.Parts = append(f.node.Parts, tree.PartRef{First: part.Nodes[0].Name, ID: id})
-			part.Nodes = nil
+			part.Nodes, partBytes = nil, 0
 		}
 		for c := range ch {
 			<-c.done
@@ -413,8 +414,9 @@ func (b *backuper) directory(ctx context.Context, node tree.Node, children func(
 				continue
 			}
 			part.Nodes = append(part.Nodes, c.node)
+			partBytes += c.node.SizeHint()
 			f.node.Entries++
-			if len(part.Nodes) >= tree.PartEntries {
+			if len(part.Nodes) >= tree.PartEntries || partBytes >= tree.PartBytes {
 				flush()
 			}
 		}

@@ -109,6 +109,12 @@ func (c *checker) packs(ctx context.Context) error {
 	}
 	indexed := c.v.Index().Packs()
 	c.res.Packs = len(indexed)
+	for _, id := range stored {
+		if !c.v.Index().HasPack(id) {
+			// Orphans with a good trailer were adopted before this runs.
+			c.problem("pack", id.String(), errors.New("covered by no index file and its trailer does not authenticate"))
+		}
+	}
 	for _, id := range indexed {
 		if !present[id] {
 			c.problem("pack", id.String(), errors.New("indexed but missing from storage"))

@@ -159,8 +159,24 @@ func (n *Node) PartFor(name string) int {
 	return i - 1
 }
 
-// PartEntries bounds the number of nodes in one tree part.
-const PartEntries = 1024
+// Writers close a tree part when it holds PartEntries nodes or about
+// PartBytes of encoding, whichever comes first.
+const (
+	PartEntries = 1024
+	PartBytes   = 4 << 20
+)
+
+// SizeHint estimates the node's encoded size, for bounding parts.
+func (n *Node) SizeHint() int {
+	s := 64 + len(n.Name) + len(n.User) + len(n.Group) + len(n.Target) + 44*len(n.Extents)
+	for _, x := range n.Xattrs {
+		s += 8 + len(x.Name) + len(x.Value)
+	}
+	for _, p := range n.Parts {
+		s += 40 + len(p.First)
+	}
+	return s
+}
 
 // Part is one part of a directory listing: nodes sorted by name.
 type Part struct {
