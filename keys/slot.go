@@ -126,12 +126,20 @@ func slotAD(vaultID, slotID string) []byte {
 	return []byte("azfs-slot-v1\x00" + vaultID + "\x00" + slotID)
 }
 
-func (s *Slot) wrapAEAD(pass Passphrase) (cipher.AEAD, error) {
-	if s.KDF.Algorithm != "argon2id" {
-		return nil, fmt.Errorf("%w: unknown kdf %q", ErrSlot, s.KDF.Algorithm)
+// check refuses unknown algorithms and parameters outside the limits.
+func (k KDF) check() error {
+	if k.Algorithm != "argon2id" {
+		return fmt.Errorf("%w: unknown kdf %q", ErrSlot, k.Algorithm)
 	}
-	if s.KDF.Time == 0 || s.KDF.Time > maxKDFTime || s.KDF.MemoryKiB < 8*uint32(max(s.KDF.Threads, 1)) || s.KDF.MemoryKiB > maxKDFMemoryKiB || s.KDF.Threads == 0 {
-		return nil, fmt.Errorf("%w: kdf parameters out of range", ErrSlot)
+	if k.Time == 0 || k.Time > maxKDFTime || k.Threads == 0 || k.MemoryKiB < 8*uint32(k.Threads) || k.MemoryKiB > maxKDFMemoryKiB {
+		return fmt.Errorf("%w: kdf parameters out of range", ErrSlot)
+	}
+	return nil
+}
+
+func (s *Slot) wrapAEAD(pass Passphrase) (cipher.AEAD, error) {
+	if err := s.KDF.check(); err != nil {
+		return nil, err
 	}
 	// NFC, so the same passphrase typed on systems that compose accents
 	// differently derives the same key.
@@ -172,6 +180,9 @@ func ParseSlot(b []byte) (*Slot, error) {
 	}
 	if s.Kind != "passphrase" {
 		return nil, fmt.Errorf("%w: unknown kind %q", ErrSlot, s.Kind)
+	}
+	if err := s.KDF.check(); err != nil {
+		return nil, err
 	}
 	if len(s.Salt) < 16 || len(s.Sealed) < 16 {
 		return nil, fmt.Errorf("%w: salt or sealed key set too short", ErrSlot)

@@ -232,6 +232,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 	if len(w.landed) > 0 {
 		if err := w.v.saveIndexFile(ctx, &index.File{Packs: w.landed}); err != nil {
+			w.fail(err)
 			return err
 		}
 		w.landed = nil

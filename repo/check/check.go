@@ -213,7 +213,11 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 }
 
 func (c *checker) blobDamaged(blob keys.ID, kind keys.Kind, packID keys.ID, err error) {
-	c.problem(kind.String(), blob.String(), fmt.Errorf("in pack %s: %w", packID.Short(), err))
+	what := kind.String()
+	if kind == keys.KindData {
+		what = "chunk"
+	}
+	c.problem(what, blob.String(), fmt.Errorf("in pack %s: %w", packID.Short(), err))
 	c.mu.Lock()
 	c.damaged[blob] = err
 	c.mu.Unlock()

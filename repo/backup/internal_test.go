@@ -1,0 +1,146 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/azfs/azfs/repo/tree"
+)
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// TestReadFileErrors covers the read errors that make fileWorker report a
+// file and leave it out of the point.
+func TestReadFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	b := &backuper{}
+	for _, tc := range []struct {
+		name  string
+		path  string
+		inode uint64
+		check func(error) bool
+	}{
+		{"a directory where a file was", dir, inode(t, dir), func(err error) bool { return strings.Contains(err.Error(), "replaced during backup") }},
+		{"a file replaced by another inode", file, inode(t, file) + 1, func(err error) bool { return strings.Contains(err.Error(), "replaced during backup") }},
+		{"a file that vanished", filepath.Join(dir, "gone"), 1, func(err error) bool { return errors.Is(err, os.ErrNotExist) }},
+		{"a symlink where a file was", filepath.Join(dir, "link"), inode(t, file), func(err error) bool { return errors.Is(err, syscall.ELOOP) }},
+	} {
+		node := tree.Node{Type: tree.File, Inode: tc.inode}
+		err := b.readFile(context.Background(), tc.path, &node, nil, nil)
+		if err == nil || !tc.check(err) {
+			t.Errorf("%s: readFile = %v", tc.name, err)
+		}
+		if len(node.Extents) != 0 {
+			t.Errorf("%s: failed read left %d extents", tc.name, len(node.Extents))
+		}
+	}
+}
+
+func TestDataRegions(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, size int64, writes map[int64]int) *os.File {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		for off, n := range writes {
+			if _, err := f.WriteAt([]byte(strings.Repeat("x", n)), off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		name   string
+		size   int64
+		writes map[int64]int
+		want   []region
+	}{
+		{"all hole", 8 << 20, nil, nil},
+		{"data in the middle", 64 << 20, map[int64]int{32 << 20: 1 << 20}, []region{{32 << 20, 1 << 20}}},
+		{"data at both ends", 16 << 20, map[int64]int{0: 64 << 10, 16<<20 - 64<<10: 64 << 10}, []region{{0, 64 << 10}, {16<<20 - 64<<10, 64 << 10}}},
+		{"dense", 1 << 20, map[int64]int{0: 1 << 20}, []region{{0, 1 << 20}}},
+	} {
+		f := mk(strings.ReplaceAll(tc.name, " ", "-"), tc.size, tc.writes)
+		got, err := dataRegions(f, uint64(tc.size))
+		if (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) && os.Getenv("CI") != "true" {
+			t.Skipf("SEEK_DATA/SEEK_HOLE unsupported by the temporary directory's file system: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("%s: dataRegions: %v", tc.name, err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: dataRegions = %v, want %v", tc.name, got, tc.want)
+		}
+		// The file offset is back at the start for the reader.
+		if off, err := f.Seek(0, 1); err != nil || off != 0 {
+			t.Errorf("%s: offset after dataRegions = %d, %v", tc.name, off, err)
+		}
+	}
+}
+
+func TestCleanPaths(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, sub := range []string{"a/b/c", "ab", "x"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := func(p string) string { return filepath.Join(dir, p) }
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"sorted", []string{j("x"), j("a")}, []string{j("a"), j("x")}},
+		{"nested dropped", []string{j("a/b/c"), j("a"), j("a/b")}, []string{j("a")}},
+		{"prefix is not a parent", []string{j("ab"), j("a")}, []string{j("a"), j("ab")}},
+		{"duplicates", []string{j("x"), j("x") + "/", j("a/../x")}, []string{j("x")}},
+		{"root swallows all", []string{j("x"), "/"}, []string{"/"}},
+		{"relative", []string{"."}, []string{wd}},
+	} {
+		got, err := cleanPaths(tc.in)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: cleanPaths(%q) = %q, %v; want %q", tc.name, tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := cleanPaths(nil); err == nil {
+		t.Errorf("cleanPaths(nil) succeeded")
+	}
+	if _, err := cleanPaths([]string{j("x"), j("missing")}); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("cleanPaths with a missing path: err = %v, want one naming it", err)
+	}
+}

@@ -1,0 +1,313 @@
+package check_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/mem"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
+
+func randomBytes(n int, seed uint64) []byte {
+	var key [32]byte
+	key[0] = byte(seed)
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(key).Read(b)
+	return b
+}
+
+type fixture struct {
+	st    *mem.Store
+	keys  *keys.KeySet
+	dir   string
+	point *repo.Point
+}
+
+// newFixture backs up a small tree into a fresh in-memory vault.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{
+		"a":     []byte("a small file"),
+		"b":     randomBytes(2<<20, 1),
+		"sub/c": []byte("another small file"),
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := mem.New()
+	v, err := repo.Create(ctx, st, "correct horse battery staple", cheapKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Machine: "m"})
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	return &fixture{st: st, keys: v.Keys(), dir: dir, point: p}
+}
+
+// vault opens the fixture's vault afresh, as `azfs check` would.
+func (f *fixture) vault(t *testing.T) *repo.Vault {
+	t.Helper()
+	v, err := repo.Open(context.Background(), f.st, f.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// node finds the backed-up file at path (relative to the fixture's dir).
+func (f *fixture) node(t *testing.T, rel string) tree.Node {
+	t.Helper()
+	ctx := context.Background()
+	v := f.vault(t)
+	if err := v.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root, err := v.Part(ctx, f.point.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := root.Nodes[0]
+	for _, name := range strings.Split(strings.Trim(filepath.Join(f.dir, rel), "/"), "/") {
+		part, err := v.Part(ctx, n.Parts[n.PartFor(name)].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := part.Find(name)
+		if found == nil {
+			t.Fatalf("%s not in the point", rel)
+		}
+		n = *found
+	}
+	return n
+}
+
+// problemName is how the checker names a file of the fixture's point.
+func (f *fixture) problemName(rel string) string {
+	return f.point.ID.Short() + ":" + strings.TrimPrefix(filepath.Join(f.dir, rel), "/")
+}
+
+// packOf returns the storage name of the pack holding blob.
+func (f *fixture) packOf(t *testing.T, blob keys.ID) (keys.ID, string) {
+	t.Helper()
+	v := f.vault(t)
+	if err := v.LoadIndex(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	loc, ok := v.Index().Lookup(blob)
+	if !ok {
+		t.Fatalf("blob %s not indexed", blob.Short())
+	}
+	s := loc.Pack.String()
+	return loc.Pack, "data/" + s[:2] + "/" + s
+}
+
+// runCheck runs the checker and checks that Problem saw what Result holds.
+func runCheck(t *testing.T, v *repo.Vault, readData bool) (*check.Result, error) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []check.Problem
+	res, err := check.Run(context.Background(), v, check.Options{ReadData: readData, Problem: func(p check.Problem) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, p)
+	}})
+	if res != nil && len(seen) != len(res.Problems) {
+		t.Errorf("Problem was called %d times for %d problems", len(seen), len(res.Problems))
+	}
+	if res != nil && (err == nil) != (len(res.Problems) == 0) {
+		t.Errorf("check returned %v with %d problems", err, len(res.Problems))
+	}
+	return res, err
+}
+
+func find(problems []check.Problem, what, name string) *check.Problem {
+	for i, p := range problems {
+		if p.What == what && p.Name == name {
+			return &problems[i]
+		}
+	}
+	return nil
+}
+
+func TestCleanVault(t *testing.T) {
+	f := newFixture(t)
+	for _, readData := range []bool{false, true} {
+		res, err := runCheck(t, f.vault(t), readData)
+		if err != nil {
+			t.Fatalf("ReadData %v: check = %v, problems %v", readData, err, res.Problems)
+		}
+		if res.Points != 1 || res.Packs < 2 || res.Trees < 3 {
+			t.Errorf("ReadData %v: checked %d points, %d packs, %d trees", readData, res.Points, res.Packs, res.Trees)
+		}
+		var stored int64
+		_ = f.st.List(context.Background(), "data/", func(fi storage.Info) error { stored += fi.Size; return nil })
+		if readData {
+			v := f.vault(t)
+			if err := v.LoadIndex(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if res.Chunks != v.Index().Len() || res.BytesRead != stored {
+				t.Errorf("read %d blobs and %d bytes, vault holds %d blobs in %d bytes of packs", res.Chunks, res.BytesRead, v.Index().Len(), stored)
+			}
+		} else if res.BytesRead != 0 || res.Chunks != 0 {
+			t.Errorf("structure check read %d bytes, %d blobs", res.BytesRead, res.Chunks)
+		}
+	}
+}
+
+func TestDamagedChunk(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	b := f.node(t, "b")
+	if len(b.Extents) == 0 {
+		t.Fatal("b has no extents")
+	}
+	chunk := b.Extents[0].ID
+	packID, name := f.packOf(t, chunk)
+	v := f.vault(t)
+	if err := v.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := v.Index().Lookup(chunk)
+	data, err := f.st.Load(ctx, name, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[loc.Offset+loc.Length/2] ^= 0x01
+	if err := f.st.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Save(ctx, name, data); err != nil {
+		t.Fatal(err)
+	}
+
+	// The structure is intact: the trailer still authenticates.
+	if res, err := runCheck(t, f.vault(t), false); err != nil {
+		t.Errorf("structure check = %v, problems %v; want none (only blob bytes changed)", err, res.Problems)
+	}
+
+	res, err := runCheck(t, f.vault(t), true)
+	if !errors.Is(err, check.ErrDamaged) {
+		t.Fatalf("data check = %v, want ErrDamaged", err)
+	}
+	if find(res.Problems, "pack", packID.String()) == nil {
+		t.Errorf("no problem names pack %s whose bytes changed: %v", packID.Short(), res.Problems)
+	}
+	// Package documentation: damaged content blobs are reported as "chunk".
+	if find(res.Problems, "chunk", chunk.String()) == nil {
+		t.Errorf("no \"chunk\" problem names the damaged chunk %s: %v", chunk.Short(), res.Problems)
+	}
+	fileProblem := find(res.Problems, "file", f.problemName("b"))
+	if fileProblem == nil {
+		t.Fatalf("no problem names the affected file %s: %v", f.problemName("b"), res.Problems)
+	}
+	if !strings.Contains(fileProblem.Err.Error(), chunk.Short()) {
+		t.Errorf("file problem %q does not name the chunk %s", fileProblem.Err, chunk.Short())
+	}
+	for _, p := range res.Problems {
+		if p.What == "file" && p.Name != f.problemName("b") {
+			t.Errorf("an intact file is reported: %v", p)
+		}
+	}
+}
+
+func TestMissingPack(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	chunk := f.node(t, "b").Extents[0].ID
+	packID, name := f.packOf(t, chunk)
+	if err := f.st.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runCheck(t, f.vault(t), false)
+	if !errors.Is(err, check.ErrDamaged) {
+		t.Fatalf("check = %v, want ErrDamaged", err)
+	}
+	p := find(res.Problems, "pack", packID.String())
+	if p == nil || !strings.Contains(p.Err.Error(), "missing") {
+		t.Errorf("no problem reports pack %s missing: %v", packID.Short(), res.Problems)
+	}
+	if find(res.Problems, "file", f.problemName("b")) == nil {
+		t.Errorf("file b, whose chunk was in the pack, is not reported: %v", res.Problems)
+	}
+}
+
+func TestDamagedTreePack(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	_, dataPack := f.packOf(t, f.node(t, "b").Extents[0].ID)
+	var treePack string
+	_ = f.st.List(ctx, "data/", func(fi storage.Info) error {
+		if fi.Name != dataPack {
+			treePack = fi.Name
+		}
+		return nil
+	})
+	if treePack == "" {
+		t.Fatal("no tree pack")
+	}
+	if err := f.st.Delete(ctx, treePack); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runCheck(t, f.vault(t), false)
+	if !errors.Is(err, check.ErrDamaged) {
+		t.Fatalf("check = %v, want ErrDamaged", err)
+	}
+	if find(res.Problems, "pack", treePack[strings.LastIndexByte(treePack, '/')+1:]) == nil {
+		t.Errorf("the missing tree pack is not reported: %v", res.Problems)
+	}
+	// The point's root part lived in it: the point cannot be walked.
+	if find(res.Problems, "point", f.point.ID.String()) == nil {
+		t.Errorf("the point whose root is gone is not reported: %v", res.Problems)
+	}
+}
+
+func TestDamagedIndexFile(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var idx []string
+	_ = f.st.List(ctx, "index/", func(fi storage.Info) error { idx = append(idx, fi.Name); return nil })
+	if len(idx) != 1 {
+		t.Fatalf("%d index files, want 1", len(idx))
+	}
+	if err := f.st.Delete(ctx, idx[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Save(ctx, idx[0], randomBytes(500, 9)); err != nil {
+		t.Fatal(err)
+	}
+	// The packs are adopted from their trailers, so only the index file
+	// itself is reported.
+	res, err := runCheck(t, f.vault(t), true)
+	if !errors.Is(err, check.ErrDamaged) {
+		t.Fatalf("check = %v, want ErrDamaged", err)
+	}
+	if len(res.Problems) != 1 || res.Problems[0].What != "index" {
+		t.Errorf("problems = %v, want only the index file", res.Problems)
+	}
+	if res.Points != 1 || res.Chunks == 0 {
+		t.Errorf("with the index file damaged, checked %d points and %d blobs", res.Points, res.Chunks)
+	}
+}

@@ -1,0 +1,119 @@
+package pack_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/pack"
+)
+
+func FuzzDecodeTrailer(f *testing.F) {
+	f.Add(pack.EncodeTrailer(nil), uint32(0))
+	f.Add(pack.EncodeTrailer([]pack.Entry{{Kind: keys.KindData, ID: keys.ID{1}, Offset: 0, Length: 100}}), uint32(100))
+	f.Add(pack.EncodeTrailer([]pack.Entry{
+		{Kind: keys.KindData, ID: keys.ID{1}, Offset: 0, Length: 100},
+		{Kind: keys.KindTree, ID: keys.ID{2}, Offset: 200, Length: 1 << 20},
+	}), uint32(16<<20))
+	f.Add(trailerBytes(1, [3]uint64{1, 1<<64 - keys.Overhead, keys.Overhead + 10}), uint32(1000))
+	f.Add([]byte("AZK1\xff\xff\xff\xff\x0f"), uint32(1<<32-1))
+
+	f.Fuzz(func(t *testing.T, b []byte, dataLen uint32) {
+		entries, err := pack.DecodeTrailer(b, dataLen)
+		if err != nil {
+			if !errors.Is(err, pack.ErrFormat) {
+				t.Fatalf("error %v does not wrap ErrFormat", err)
+			}
+			return
+		}
+		if len(entries) > len(b)/35 {
+			t.Fatalf("%d entries from %d bytes", len(entries), len(b))
+		}
+		var end uint64
+		for i, e := range entries {
+			if e.Kind != keys.KindData && e.Kind != keys.KindTree {
+				t.Fatalf("entry %d has kind %s", i, e.Kind)
+			}
+			if uint64(e.Offset) < end || e.Length < keys.Overhead || uint64(e.Offset)+uint64(e.Length) > uint64(dataLen) {
+				t.Fatalf("entry %d (%d+%d) overlaps or exceeds %d bytes of data", i, e.Offset, e.Length, dataLen)
+			}
+			end = uint64(e.Offset) + uint64(e.Length)
+		}
+		back, err := pack.DecodeTrailer(pack.EncodeTrailer(entries), dataLen)
+		if err != nil {
+			t.Fatalf("re-encoded trailer does not decode: %v", err)
+		}
+		if len(back) != len(entries) || (len(back) > 0 && !reflect.DeepEqual(back, entries)) {
+			t.Fatalf("round trip changed the entries")
+		}
+	})
+}
+
+func FuzzDecodeFooter(f *testing.F) {
+	footer := func(id byte, tlen uint32) []byte {
+		b := bytes.Repeat([]byte{id}, 32)
+		b = binary.LittleEndian.AppendUint32(b, tlen)
+		return append(b, "AZP1"...)
+	}
+	f.Add(footer(1, 100), int64(1000))
+	f.Add(footer(0, keys.Overhead), int64(keys.Overhead+pack.FooterLen))
+	f.Add(footer(9, 1<<32-1), int64(1<<40))
+	f.Add(footer(1, 100), int64(139))
+	f.Add([]byte("AZP1"), int64(4))
+
+	f.Fuzz(func(t *testing.T, b []byte, packSize int64) {
+		foot, err := pack.DecodeFooter(b, packSize)
+		if err != nil {
+			if !errors.Is(err, pack.ErrFormat) {
+				t.Fatalf("error %v does not wrap ErrFormat", err)
+			}
+			return
+		}
+		if foot.TrailerLen < keys.Overhead || int64(foot.TrailerLen)+pack.FooterLen > packSize {
+			t.Fatalf("trailer of %d bytes accepted in a pack of %d", foot.TrailerLen, packSize)
+		}
+		// The footer is fixed-size: its encoding is the input.
+		again := binary.LittleEndian.AppendUint32(bytes.Clone(foot.TrailerID[:]), foot.TrailerLen)
+		again = append(again, "AZP1"...)
+		if !bytes.Equal(again, b) {
+			t.Fatalf("footer re-encodes to %x, input %x", again, b)
+		}
+	})
+}
+
+func FuzzDecodePayload(f *testing.F) {
+	f.Add(pack.EncodePayload(nil, nil))
+	f.Add(pack.EncodePayload(nil, []byte("raw")))
+	f.Add(pack.EncodePayload(nil, []byte(strings.Repeat("compress me ", 100))))
+	f.Add(pack.EncodePayload(nil, make([]byte, 5<<20))) // beyond maxLen once decompressed
+	f.Add([]byte{2, 0})
+	f.Add([]byte{1, 0x28, 0xb5, 0x2f, 0xfd})
+
+	const maxLen = 4 << 20
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		plain, err := pack.DecodePayload(nil, payload, maxLen)
+		if err != nil {
+			if !errors.Is(err, pack.ErrFormat) {
+				t.Fatalf("error %v does not wrap ErrFormat", err)
+			}
+			if plain != nil {
+				t.Fatalf("failed decode returned %d bytes", len(plain))
+			}
+			return
+		}
+		if len(plain) > maxLen {
+			t.Fatalf("decoded %d bytes, beyond maxLen %d", len(plain), maxLen)
+		}
+		if payload[0] == 0 && !bytes.Equal(plain, payload[1:]) {
+			t.Fatalf("raw payload decoded to different bytes")
+		}
+		back, err := pack.DecodePayload(nil, pack.EncodePayload(nil, plain), maxLen)
+		if err != nil || !bytes.Equal(back, plain) {
+			t.Fatalf("re-encoded payload decodes to %d bytes, %v; want the %d bytes back", len(back), err, len(plain))
+		}
+	})
+}

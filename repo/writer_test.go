@@ -1,0 +1,404 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/mem"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+type testBlob struct {
+	kind  keys.Kind
+	id    keys.ID
+	plain []byte
+}
+
+// testBlobs returns big incompressible data blobs, small compressible ones
+// and a few tree blobs, with their IDs under ks.
+func testBlobs(ks *keys.KeySet, big int) []testBlob {
+	var out []testBlob
+	for i := range big {
+		b := randomBytes(1<<20, uint64(i))
+		out = append(out, testBlob{keys.KindData, ks.ID(keys.KindData, b), b})
+	}
+	for i := range 30 {
+		b := []byte(strings.Repeat(fmt.Sprintf("small blob %d ", i), 10*i+1))
+		out = append(out, testBlob{keys.KindData, ks.ID(keys.KindData, b), b})
+	}
+	out = append(out, testBlob{keys.KindData, ks.ID(keys.KindData, nil), nil}) // the empty chunk
+	for i := range 5 {
+		p := &tree.Part{Nodes: []tree.Node{{Name: fmt.Sprintf("node-%d", i), Type: tree.File, MTime: int64(i)}}}
+		b, err := p.Encode(nil)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, testBlob{keys.KindTree, ks.ID(keys.KindTree, b), b})
+	}
+	return out
+}
+
+// checkBlobs loads every blob through v and compares its content.
+func checkBlobs(t *testing.T, v *repo.Vault, blobs []testBlob) {
+	t.Helper()
+	ctx := context.Background()
+	for i, b := range blobs {
+		got, err := v.LoadBlob(ctx, b.kind, b.id)
+		if err != nil {
+			t.Fatalf("blob %d (%s %s): LoadBlob: %v", i, b.kind, b.id.Short(), err)
+		}
+		if !bytes.Equal(got, b.plain) {
+			t.Fatalf("blob %d (%s %s): content differs (%d bytes, want %d)", i, b.kind, b.id.Short(), len(got), len(b.plain))
+		}
+		if b.kind == keys.KindData {
+			if c, err := v.Chunk(ctx, b.id); err != nil || !bytes.Equal(c, b.plain) {
+				t.Fatalf("blob %d: Chunk = %d bytes, %v", i, len(c), err)
+			}
+			if _, err := v.LoadBlob(ctx, keys.KindTree, b.id); !errors.Is(err, repo.ErrDamaged) {
+				t.Fatalf("blob %d: loading a data blob as a tree: err = %v, want ErrDamaged", i, err)
+			}
+		} else if _, err := v.Part(ctx, b.id); err != nil {
+			t.Fatalf("blob %d: Part: %v", i, err)
+		}
+	}
+}
+
+func TestWriterConcurrent(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	v := newVault(t, st)
+	blobs := testBlobs(v.Keys(), 40)
+
+	// Eight goroutines; each blob is saved by exactly two of them.
+	w := v.NewWriter(ctx, 2)
+	stored := make([]atomic.Int32, len(blobs))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i, b := range blobs {
+				if i%8 != g && i%8 != (g+1)%8 {
+					continue
+				}
+				ok, err := w.Save(ctx, b.kind, b.id, b.plain)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if ok {
+					stored[i].Add(1)
+				}
+				if !w.Known(b.id) {
+					errs <- fmt.Errorf("blob %d not Known right after Save", i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Save: %v", err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if err := w.Err(); err != nil {
+		t.Fatalf("Err after a successful Flush: %v", err)
+	}
+
+	var plain uint64
+	for i := range blobs {
+		if n := stored[i].Load(); n != 1 {
+			t.Errorf("blob %d: Save reported storing it %d times, want once", i, n)
+		}
+		plain += uint64(len(blobs[i].plain))
+	}
+	n := uint64(len(blobs))
+	if got := w.Stats.BlobsNew.Load(); got != n {
+		t.Errorf("BlobsNew = %d, want %d", got, n)
+	}
+	if got := w.Stats.BlobsKnown.Load(); got != n {
+		t.Errorf("BlobsKnown = %d, want %d (every blob saved twice)", got, n)
+	}
+	if got := w.Stats.BytesPlain.Load(); got != plain {
+		t.Errorf("BytesPlain = %d, want %d", got, plain)
+	}
+
+	// Packs: one kind each, full ones about TargetSize, at most one
+	// partial pack per kind; Stats agree with the storage.
+	packs := names(t, st, "data/")
+	if got := w.Stats.Packs.Load(); got != uint64(len(packs)) {
+		t.Errorf("Stats.Packs = %d, storage holds %d packs", got, len(packs))
+	}
+	var total uint64
+	partial := make(map[keys.Kind]int)
+	blobsInPacks := 0
+	for _, name := range packs {
+		fi, err := st.Stat(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += uint64(fi.Size)
+		id, err := keys.ParseID(name[strings.LastIndexByte(name, '/')+1:])
+		if err != nil {
+			t.Fatalf("pack name %s: %v", name, err)
+		}
+		entries, size, err := v.PackTrailer(ctx, id)
+		if err != nil {
+			t.Fatalf("PackTrailer(%s): %v", id.Short(), err)
+		}
+		if size != fi.Size || len(entries) == 0 {
+			t.Fatalf("pack %s: size %d (stat %d), %d entries", id.Short(), size, fi.Size, len(entries))
+		}
+		blobsInPacks += len(entries)
+		for _, e := range entries[1:] {
+			if e.Kind != entries[0].Kind {
+				t.Errorf("pack %s mixes %s and %s blobs", id.Short(), entries[0].Kind, e.Kind)
+			}
+		}
+		b, err := st.Load(ctx, name, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pack.Name(b) != id {
+			t.Errorf("pack %s is not named by its hash", id.Short())
+		}
+		if fi.Size < pack.TargetSize {
+			partial[entries[0].Kind]++
+		} else if fi.Size > pack.TargetSize+(1<<20)+(64<<10) {
+			t.Errorf("pack %s is %d bytes, well beyond the target %d", id.Short(), fi.Size, pack.TargetSize)
+		}
+	}
+	if len(packs) < 3 || partial[keys.KindData] > 1 || partial[keys.KindTree] != 1 {
+		t.Errorf("%d packs, partial ones by kind %v; want >= 3 with at most one partial pack per kind", len(packs), partial)
+	}
+	if blobsInPacks != len(blobs) {
+		t.Errorf("packs hold %d blobs, want %d (each stored once)", blobsInPacks, len(blobs))
+	}
+	if got := w.Stats.BytesStored.Load(); got != total {
+		t.Errorf("BytesStored = %d, packs in storage total %d", got, total)
+	}
+	if idx := names(t, st, "index/"); len(idx) == 0 {
+		t.Errorf("no index file written")
+	}
+	if v.Index().Len() != len(blobs) {
+		t.Errorf("writer's vault indexes %d blobs, want %d", v.Index().Len(), len(blobs))
+	}
+	checkBlobs(t, v, blobs)
+
+	// A fresh vault sees everything through the index files.
+	fresh := reopen(t, v)
+	if fresh.Index().Len() != len(blobs) || len(fresh.Index().Packs()) != len(packs) {
+		t.Fatalf("fresh vault indexes %d blobs in %d packs, want %d in %d", fresh.Index().Len(), len(fresh.Index().Packs()), len(blobs), len(packs))
+	}
+	checkBlobs(t, fresh, blobs)
+
+	// Saving everything again through the fresh vault stores nothing.
+	w2 := fresh.NewWriter(ctx, 1)
+	for _, b := range blobs {
+		if ok, err := w2.Save(ctx, b.kind, b.id, b.plain); ok || err != nil {
+			t.Fatalf("re-Save of a stored blob = %v, %v; want false, nil", ok, err)
+		}
+	}
+	if err := w2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w2.Stats.BlobsNew.Load() != 0 || w2.Stats.BlobsKnown.Load() != n || w2.Stats.Packs.Load() != 0 {
+		t.Errorf("second writer: new %d, known %d, packs %d; want 0, %d, 0", w2.Stats.BlobsNew.Load(), w2.Stats.BlobsKnown.Load(), w2.Stats.Packs.Load(), n)
+	}
+	if got := len(names(t, st, "data/")); got != len(packs) {
+		t.Errorf("second writer added packs: %d, was %d", got, len(packs))
+	}
+}
+
+func TestSavePart(t *testing.T) {
+	ctx := context.Background()
+	v := newVault(t, mem.New())
+	w := v.NewWriter(ctx, 1)
+	p := &tree.Part{Nodes: []tree.Node{{Name: "a", Type: tree.File, Size: 3}, {Name: "b", Type: tree.Dir}}}
+	id, err := w.SavePart(ctx, p)
+	if err != nil {
+		t.Fatalf("SavePart: %v", err)
+	}
+	if _, err := w.SavePart(ctx, &tree.Part{Nodes: []tree.Node{{Name: "b"}, {Name: "a"}}}); !errors.Is(err, tree.ErrFormat) {
+		t.Errorf("SavePart of an unsorted part: err = %v, want ErrFormat", err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Part(ctx, id)
+	if err != nil {
+		t.Fatalf("Part: %v", err)
+	}
+	if len(got.Nodes) != 2 || got.Nodes[0].Name != "a" || got.Nodes[0].Size != 3 || got.Nodes[1].Type != tree.Dir {
+		t.Errorf("Part = %+v", got.Nodes)
+	}
+	enc, _ := p.Encode(nil)
+	if id != v.Keys().ID(keys.KindTree, enc) {
+		t.Errorf("SavePart returned %s, want the keyed hash of the encoding", id.Short())
+	}
+}
+
+// TestAdoptOrphanPacks simulates an interrupted run: packs landed, but their
+// index file did not.
+func TestAdoptOrphanPacks(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	v := newVault(t, st)
+	blobs := testBlobs(v.Keys(), 2)
+	w := v.NewWriter(ctx, 2)
+	for _, b := range blobs {
+		if _, err := w.Save(ctx, b.kind, b.id, b.plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	packs := names(t, st, "data/")
+	if len(packs) != 2 {
+		t.Fatalf("%d packs, want one data and one tree pack", len(packs))
+	}
+	deleteAll(t, st, "index/")
+	// A pack that does not authenticate is left alone.
+	junk := keys.ID{0xab, 1}
+	if err := st.Save(ctx, "data/ab/"+junk.String(), randomBytes(5000, 7)); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := reopen(t, v)
+	if fresh.Index().Len() != 0 {
+		t.Fatalf("index has %d blobs after deleting the index files", fresh.Index().Len())
+	}
+	n, err := fresh.AdoptOrphanPacks(ctx, true)
+	if err != nil {
+		t.Fatalf("AdoptOrphanPacks: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("AdoptOrphanPacks adopted %d packs, want 2", n)
+	}
+	if fresh.Index().Len() != len(blobs) || fresh.Index().HasPack(junk) {
+		t.Errorf("after adoption: %d blobs indexed (want %d), junk pack indexed: %v", fresh.Index().Len(), len(blobs), fresh.Index().HasPack(junk))
+	}
+	if idx := names(t, st, "index/"); len(idx) != 1 {
+		t.Errorf("adoption wrote %d index files, want 1", len(idx))
+	}
+	checkBlobs(t, fresh, blobs)
+	if n, err := fresh.AdoptOrphanPacks(ctx, true); n != 0 || err != nil {
+		t.Errorf("second AdoptOrphanPacks = %d, %v; want 0, nil", n, err)
+	}
+
+	// Another process sees the adopted packs through the new index file and
+	// deduplicates against them.
+	again := reopen(t, v)
+	if again.Index().Len() != len(blobs) {
+		t.Fatalf("reopened vault indexes %d blobs, want %d", again.Index().Len(), len(blobs))
+	}
+	w2 := again.NewWriter(ctx, 1)
+	for _, b := range blobs {
+		if ok, err := w2.Save(ctx, b.kind, b.id, b.plain); ok || err != nil {
+			t.Fatalf("Save of an adopted blob = %v, %v; want false, nil", ok, err)
+		}
+	}
+	if err := w2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(names(t, st, "data/")); got != 3 {
+		t.Errorf("storage holds %d packs, want the 2 adopted and the junk one", got)
+	}
+}
+
+func TestWriterStorageFailure(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		prefix string
+		blobs  int // 1 MiB random blobs: 40 fill packs during Save
+	}{
+		{"pack upload fails in Flush", "data/", 0},
+		{"pack upload fails during Save", "data/", 40},
+		{"index save fails", "index/", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &failingStore{Storage: mem.New(), fail: func(name string) bool { return strings.HasPrefix(name, tc.prefix) }}
+			v := newVault(t, st)
+			blobs := testBlobs(v.Keys(), tc.blobs)
+			w := v.NewWriter(ctx, 2)
+			var saveErr error
+			for _, b := range blobs {
+				if _, saveErr = w.Save(ctx, b.kind, b.id, b.plain); saveErr != nil {
+					break
+				}
+			}
+			if saveErr != nil && !errors.Is(saveErr, errInjected) {
+				t.Fatalf("Save failed with %v, want the storage error", saveErr)
+			}
+			err := w.Flush(ctx)
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("Flush = %v, want the storage error", err)
+			}
+			if idx := names(t, st, "index/"); len(idx) != 0 {
+				t.Errorf("index files written despite the failure: %v", idx)
+			}
+			if tc.prefix == "data/" {
+				// A failed upload sticks.
+				if !errors.Is(w.Err(), errInjected) {
+					t.Errorf("Err() = %v after a failed upload", w.Err())
+				}
+				if _, err := w.Save(ctx, keys.KindData, keys.ID{1}, []byte("late")); !errors.Is(err, errInjected) {
+					t.Errorf("Save after a failed upload: err = %v, want the storage error", err)
+				}
+				if packs := names(t, st, "data/"); len(packs) != 0 {
+					t.Errorf("packs stored despite failing saves: %v", packs)
+				}
+			}
+			// The caller commits no point; none exists.
+			if points, err := v.Points(ctx); err != nil || len(points) != 0 {
+				t.Errorf("Points = %d, %v; want none", len(points), err)
+			}
+		})
+	}
+}
+
+// TestInterruptedRunRecovers: the packs of a run whose index could not be
+// written are adopted by the next run on a working storage.
+func TestInterruptedRunRecovers(t *testing.T) {
+	ctx := context.Background()
+	base := mem.New()
+	failing := &failingStore{Storage: base, fail: func(name string) bool { return strings.HasPrefix(name, "index/") }}
+	v := newVault(t, failing)
+	blobs := testBlobs(v.Keys(), 1)
+	w := v.NewWriter(ctx, 1)
+	for _, b := range blobs {
+		if _, err := w.Save(ctx, b.kind, b.id, b.plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("Flush = %v, want the index save to fail", err)
+	}
+	next, err := repo.Open(ctx, base, v.Keys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := next.AdoptOrphanPacks(ctx, true); err != nil || n != 2 {
+		t.Fatalf("AdoptOrphanPacks = %d, %v; want the 2 packs of the interrupted run", n, err)
+	}
+	checkBlobs(t, next, blobs)
+}
+
+var _ storage.Storage = (*failingStore)(nil)
