@@ -138,6 +138,15 @@ func (s *Sealer) Seal(dst []byte, kind Kind, id ID, payload []byte) []byte {
 	return s.aead(st, header[9:]).Seal(dst, zeroNonce[:], payload, additionalData(kind, id, header[:]))
 }
 
+// OpenInPlace is Open decrypting over sealed itself, which it overwrites;
+// the payload it returns is a subslice of sealed.
+func (s *Sealer) OpenInPlace(kind Kind, id ID, sealed []byte) ([]byte, error) {
+	if len(sealed) < Overhead {
+		return s.Open(nil, kind, id, sealed) // reports the short input
+	}
+	return s.Open(sealed[headerLen:headerLen], kind, id, sealed)
+}
+
 // Open authenticates and decrypts sealed, which must have been sealed as
 // (kind, id), appending the payload to dst. Any damage, a wrong key, or an
 // object presented under another kind or ID gives an error wrapping ErrAuth.

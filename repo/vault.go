@@ -385,9 +385,11 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 	return v.OpenBlob(kind, id, sealed)
 }
 
-// OpenBlob authenticates a sealed blob read from a pack and returns its plaintext.
+// OpenBlob authenticates a sealed blob read from a pack and returns its
+// plaintext. It decrypts in place: sealed is overwritten, and the plaintext
+// of a raw (uncompressed) blob is a subslice of it.
 func (v *Vault) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
-	payload, err := v.sealer.Open(nil, kind, id, sealed)
+	payload, err := v.sealer.OpenInPlace(kind, id, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}

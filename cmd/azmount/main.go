@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -32,6 +33,10 @@ func main() {
 	}
 }
 
+// mountOverhead is the heap azmount allows itself beyond --cache-size:
+// chunks being fetched and read ahead, FUSE request buffers, tree parts.
+const mountOverhead = 128 << 20
+
 func run(args []string) error {
 	fs := pflag.NewFlagSet("azmount", pflag.ContinueOnError)
 	fs.SortFlags = false
@@ -42,9 +47,9 @@ func run(args []string) error {
 	vaultPath := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
 	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine has no keys for the vault")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
-	cacheSize := fs.String("cache-size", "256MiB", "memory for decrypted chunks")
+	cacheSize := fs.String("cache-size", "256MiB", "memory for decrypted chunks (the process stays within about this plus 128 MiB)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
-	debug := fs.Bool("debug", false, "log debug messages")
+	debugLog := fs.Bool("debug", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -58,8 +63,13 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Decrypting a chunk allocates as much as the chunk: without a
+		// limit the collector would let the heap grow to twice the cache.
+		debug.SetMemoryLimit(cacheBytes + mountOverhead)
+	}
 	level := slog.LevelInfo
-	if *debug {
+	if *debugLog {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))

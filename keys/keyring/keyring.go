@@ -30,6 +30,8 @@ type Keyring struct {
 	path    string
 	Default string            `json:"default"` // vault ID
 	Vaults  map[string]*Vault `json:"vaults"`  // by vault ID
+	// Problems lists entries whose key sets were unusable and dropped.
+	Problems []error `json:"-"`
 }
 
 // ConfigDir returns the directory azfs keeps its machine state in:
@@ -79,7 +81,10 @@ func Load(dir string) (*Keyring, error) {
 			continue
 		}
 		if err := v.Keys.Validate(); err != nil {
-			return nil, fmt.Errorf("keyring %s, vault %s: %w", k.path, id, err)
+			// Unusable keys are dropped, not trusted: that vault then
+			// needs its passphrase again, and the others still work.
+			v.Keys = nil
+			k.Problems = append(k.Problems, fmt.Errorf("keyring %s: keys for vault %s dropped: %w", k.path, id, err))
 		}
 	}
 	return k, nil

@@ -137,7 +137,7 @@ func TestLoadCorrupt(t *testing.T) {
 	}
 }
 
-func TestLoadRefusesInvalidKeySet(t *testing.T) {
+func TestLoadDropsInvalidKeySet(t *testing.T) {
 	dir := t.TempDir()
 	// A key set without its index key would seal under an all-zero key.
 	in := `{"default":"v","vaults":{"v":{"id":"v","keys":{"version":1,"vault":"v",` +
@@ -147,8 +147,15 @@ func TestLoadRefusesInvalidKeySet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, keyring.FileName), []byte(in), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keyring.Load(dir); !errors.Is(err, keys.ErrKeySet) {
-		t.Errorf("Load of a keyring with an incomplete key set: err = %v, want ErrKeySet", err)
+	k, err := keyring.Load(dir)
+	if err != nil {
+		t.Fatalf("Load of a keyring with an incomplete key set: %v", err)
+	}
+	if v := k.Vaults["v"]; v == nil || v.Keys != nil {
+		t.Errorf("vault entry %+v: want it kept without its unusable keys", v)
+	}
+	if len(k.Problems) != 1 || !errors.Is(k.Problems[0], keys.ErrKeySet) {
+		t.Errorf("Problems = %v, want one wrapping ErrKeySet", k.Problems)
 	}
 }
 

@@ -68,7 +68,8 @@ func compressible(plain []byte) bool {
 }
 
 // DecodePayload appends the data of a payload to dst. maxLen bounds the
-// decompressed size.
+// decompressed size. With a nil dst, the data of a raw payload is returned
+// as a subslice of payload, without a copy.
 func DecodePayload(dst, payload []byte, maxLen int) ([]byte, error) {
 	codecs()
 	if len(payload) == 0 {
@@ -78,6 +79,9 @@ func DecodePayload(dst, payload []byte, maxLen int) ([]byte, error) {
 	case payloadRaw:
 		if len(payload)-1 > maxLen {
 			return nil, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrFormat, len(payload)-1, maxLen)
+		}
+		if dst == nil {
+			return payload[1:], nil
 		}
 		return append(dst, payload[1:]...), nil
 	case payloadZstd:

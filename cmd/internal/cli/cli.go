@@ -156,6 +156,9 @@ func OpenVault(ctx context.Context, location, passFile string) (*Opened, error) 
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range ring.Problems {
+		fmt.Fprintln(os.Stderr, "warning: "+Message(p))
+	}
 	var known *keyring.Vault
 	if location == "" {
 		known = ring.Vaults[ring.Default]
