@@ -13,6 +13,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
+	"github.com/azfs/azfs/repo/storage/storagetest"
 )
 
 // cheapKDF keeps vault creation and unlocking fast in tests.
@@ -73,21 +74,6 @@ func deleteAll(t testing.TB, st storage.Storage, prefix string) {
 			t.Fatalf("Delete(%s): %v", name, err)
 		}
 	}
-}
-
-var errInjected = errors.New("injected storage failure")
-
-// failingStore fails Save for names that fail reports.
-type failingStore struct {
-	storage.Storage
-	fail func(name string) bool
-}
-
-func (f *failingStore) Save(ctx context.Context, name string, data []byte) error {
-	if f.fail(name) {
-		return &storage.Error{Op: "save", Name: name, Err: errInjected}
-	}
-	return f.Storage.Save(ctx, name, data)
 }
 
 func TestCreateUnlockOpen(t *testing.T) {
@@ -231,8 +217,8 @@ func TestReadConfigDamaged(t *testing.T) {
 }
 
 func TestCreateFailsOnStorage(t *testing.T) {
-	st := &failingStore{Storage: mem.New(), fail: func(name string) bool { return name == "config" }}
-	if _, err := repo.Create(context.Background(), st, testPass, cheapKDF); !errors.Is(err, errInjected) {
+	st := &storagetest.FailingSaves{Storage: mem.New(), Fail: func(name string) bool { return name == "config" }}
+	if _, err := repo.Create(context.Background(), st, testPass, cheapKDF); !errors.Is(err, storagetest.ErrInjected) {
 		t.Fatalf("Create with config save failing: err = %v, want the storage error", err)
 	}
 	if _, err := repo.ReadConfig(context.Background(), st); !errors.Is(err, repo.ErrNoVault) {

@@ -13,8 +13,8 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/pack"
-	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
+	"github.com/azfs/azfs/repo/storage/storagetest"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -331,7 +331,7 @@ func TestWriterStorageFailure(t *testing.T) {
 		{"index save fails", "index/", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &failingStore{Storage: mem.New(), fail: func(name string) bool { return strings.HasPrefix(name, tc.prefix) }}
+			st := &storagetest.FailingSaves{Storage: mem.New(), Fail: func(name string) bool { return strings.HasPrefix(name, tc.prefix) }}
 			v := newVault(t, st)
 			blobs := testBlobs(v.Keys(), tc.blobs)
 			w := v.NewWriter(ctx, 2)
@@ -341,11 +341,11 @@ func TestWriterStorageFailure(t *testing.T) {
 					break
 				}
 			}
-			if saveErr != nil && !errors.Is(saveErr, errInjected) {
+			if saveErr != nil && !errors.Is(saveErr, storagetest.ErrInjected) {
 				t.Fatalf("Save failed with %v, want the storage error", saveErr)
 			}
 			err := w.Flush(ctx)
-			if !errors.Is(err, errInjected) {
+			if !errors.Is(err, storagetest.ErrInjected) {
 				t.Fatalf("Flush = %v, want the storage error", err)
 			}
 			if idx := names(t, st, "index/"); len(idx) != 0 {
@@ -353,10 +353,10 @@ func TestWriterStorageFailure(t *testing.T) {
 			}
 			if tc.prefix == "data/" {
 				// A failed upload sticks.
-				if !errors.Is(w.Err(), errInjected) {
+				if !errors.Is(w.Err(), storagetest.ErrInjected) {
 					t.Errorf("Err() = %v after a failed upload", w.Err())
 				}
-				if _, err := w.Save(ctx, keys.KindData, keys.ID{1}, []byte("late")); !errors.Is(err, errInjected) {
+				if _, err := w.Save(ctx, keys.KindData, keys.ID{1}, []byte("late")); !errors.Is(err, storagetest.ErrInjected) {
 					t.Errorf("Save after a failed upload: err = %v, want the storage error", err)
 				}
 				if packs := names(t, st, "data/"); len(packs) != 0 {
@@ -376,7 +376,7 @@ func TestWriterStorageFailure(t *testing.T) {
 func TestInterruptedRunRecovers(t *testing.T) {
 	ctx := context.Background()
 	base := mem.New()
-	failing := &failingStore{Storage: base, fail: func(name string) bool { return strings.HasPrefix(name, "index/") }}
+	failing := &storagetest.FailingSaves{Storage: base, Fail: func(name string) bool { return strings.HasPrefix(name, "index/") }}
 	v := newVault(t, failing)
 	blobs := testBlobs(v.Keys(), 1)
 	w := v.NewWriter(ctx, 1)
@@ -385,7 +385,7 @@ func TestInterruptedRunRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Flush(ctx); !errors.Is(err, errInjected) {
+	if err := w.Flush(ctx); !errors.Is(err, storagetest.ErrInjected) {
 		t.Fatalf("Flush = %v, want the index save to fail", err)
 	}
 	next, err := repo.Open(ctx, base, v.Keys())
@@ -400,5 +400,3 @@ func TestInterruptedRunRecovers(t *testing.T) {
 	}
 	checkBlobs(t, next, blobs)
 }
-
-var _ storage.Storage = (*failingStore)(nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
+	"github.com/azfs/azfs/repo/storage/storagetest"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -609,20 +610,6 @@ func TestBackupPartial(t *testing.T) {
 	})
 }
 
-var errInjected = errors.New("injected storage failure")
-
-type failingStore struct {
-	storage.Storage
-	fail func(name string) bool
-}
-
-func (f *failingStore) Save(ctx context.Context, name string, data []byte) error {
-	if f.fail(name) {
-		return &storage.Error{Op: "save", Name: name, Err: errInjected}
-	}
-	return f.Storage.Save(ctx, name, data)
-}
-
 // TestBackupStorageFailure: when packs cannot be stored, no point is
 // committed.
 func TestBackupStorageFailure(t *testing.T) {
@@ -631,7 +618,7 @@ func TestBackupStorageFailure(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "b"), []byte("b"))
 	base := mem.New()
 	newVault(t, base)
-	failing := &failingStore{Storage: base, fail: func(name string) bool { return strings.HasPrefix(name, "data/") }}
+	failing := &storagetest.FailingSaves{Storage: base, Fail: func(name string) bool { return strings.HasPrefix(name, "data/") }}
 	ks, err := repo.Unlock(context.Background(), base, "correct horse battery staple")
 	if err != nil {
 		t.Fatal(err)
@@ -641,7 +628,7 @@ func TestBackupStorageFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Machine: "m"})
-	if !errors.Is(err, errInjected) || errors.Is(err, backup.ErrPartial) || p != nil {
+	if !errors.Is(err, storagetest.ErrInjected) || errors.Is(err, backup.ErrPartial) || p != nil {
 		t.Fatalf("Run = %v, %v; want no point and the storage error", p, err)
 	}
 	var objects []string
