@@ -101,6 +101,23 @@ var ErrSlot = errors.New("malformed key slot")
 // NewPassphraseSlot wraps ks under pass. slotID names the slot in the vault and
 // is bound into its authentication together with the vault ID.
 func NewPassphraseSlot(ks *KeySet, slotID string, pass Passphrase, kdf KDF) (*Slot, error) {
+	plain, err := ks.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return newSlot(plain, ks.Vault, slotID, pass, kdf)
+}
+
+// NewOwnerSlot wraps the owner's keys under pass, like NewPassphraseSlot.
+func NewOwnerSlot(ok *OwnerKeys, slotID string, pass Passphrase, kdf KDF) (*Slot, error) {
+	plain, err := ok.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return newSlot(plain, ok.Vault, slotID, pass, kdf)
+}
+
+func newSlot(plain []byte, vaultID, slotID string, pass Passphrase, kdf KDF) (*Slot, error) {
 	if err := pass.Check(); err != nil {
 		return nil, err
 	}
@@ -108,17 +125,13 @@ func NewPassphraseSlot(ks *KeySet, slotID string, pass Passphrase, kdf KDF) (*Sl
 	if _, err := rand.Read(s.Salt); err != nil {
 		return nil, fmt.Errorf("new key slot: %w", err)
 	}
-	plain, err := ks.Marshal()
-	if err != nil {
-		return nil, err
-	}
 	g, err := s.wrapAEAD(pass)
 	if err != nil {
 		return nil, err
 	}
 	// The wrapping key is derived from a fresh random salt and used for this
 	// one encryption only, so the fixed nonce is never reused under it.
-	s.Sealed = g.Seal(nil, zeroNonce[:], plain, slotAD(ks.Vault, slotID))
+	s.Sealed = g.Seal(nil, zeroNonce[:], plain, slotAD(vaultID, slotID))
 	return s, nil
 }
 
@@ -151,9 +164,8 @@ func (s *Slot) wrapAEAD(pass Passphrase) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// Unlock opens the slot with pass and returns the key set it wraps, which must
-// belong to vaultID.
-func (s *Slot) Unlock(vaultID, slotID string, pass Passphrase) (*KeySet, error) {
+// open returns the slot's plaintext.
+func (s *Slot) open(vaultID, slotID string, pass Passphrase) ([]byte, error) {
 	g, err := s.wrapAEAD(pass)
 	if err != nil {
 		return nil, err
@@ -161,6 +173,33 @@ func (s *Slot) Unlock(vaultID, slotID string, pass Passphrase) (*KeySet, error) 
 	plain, err := g.Open(nil, zeroNonce[:], s.Sealed, slotAD(vaultID, slotID))
 	if err != nil {
 		return nil, ErrWrongPassphrase
+	}
+	return plain, nil
+}
+
+// UnlockOwner opens an owner slot with pass and returns the owner's keys,
+// which must belong to vaultID.
+func (s *Slot) UnlockOwner(vaultID, slotID string, pass Passphrase) (*OwnerKeys, error) {
+	plain, err := s.open(vaultID, slotID, pass)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := ParseOwnerKeys(plain)
+	if err != nil {
+		return nil, err
+	}
+	if ok.Vault != vaultID {
+		return nil, fmt.Errorf("%w: owner keys belong to vault %s", ErrSlot, ok.Vault)
+	}
+	return ok, nil
+}
+
+// Unlock opens the slot with pass and returns the key set it wraps, which must
+// belong to vaultID.
+func (s *Slot) Unlock(vaultID, slotID string, pass Passphrase) (*KeySet, error) {
+	plain, err := s.open(vaultID, slotID, pass)
+	if err != nil {
+		return nil, err
 	}
 	ks, err := ParseKeySet(plain)
 	if err != nil {
