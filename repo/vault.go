@@ -38,6 +38,9 @@ const FormatVersion = 1
 
 // Config is the vault's plaintext configuration object. It holds nothing
 // secret; everything that matters is bound to its ID by the key slots.
+//
+// The vault root's config carries the owner's public keys; a machine's area
+// (machines/<name>/) has a config of its own, naming its vault and machine.
 type Config struct {
 	Format  int       `json:"format"`
 	ID      string    `json:"id"`
@@ -47,6 +50,9 @@ type Config struct {
 		Avg int `json:"avg"`
 		Max int `json:"max"`
 	} `json:"chunker"`
+	Owner   *keys.OwnerPublic `json:"owner,omitempty"`   // vault root only
+	Vault   string            `json:"vault,omitempty"`   // machine area: the vault's ID
+	Machine string            `json:"machine,omitempty"` // machine area: the machine's name
 }
 
 // Errors that commands report to users.
@@ -91,6 +97,11 @@ var ChunkerParams = struct{ Min, Avg, Max int }{256 << 10, 1 << 20, 4 << 20}
 
 // Create makes a new vault in st, protected by pass, and returns it open.
 func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
+	return create(ctx, st, pass, kdf, Config{})
+}
+
+// create makes a vault (or a machine's area) whose config extends cfg.
+func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config) (*Vault, error) {
 	if err := pass.Check(); err != nil {
 		return nil, err
 	}
@@ -103,7 +114,7 @@ func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 	if _, err := rand.Read(rawID[:]); err != nil {
 		return nil, fmt.Errorf("create vault: %w", err)
 	}
-	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(rawID[:]), Created: time.Now().UTC().Truncate(time.Second)}
+	cfg.Format, cfg.ID, cfg.Created = FormatVersion, hex.EncodeToString(rawID[:]), time.Now().UTC().Truncate(time.Second)
 	cfg.Chunker.Min, cfg.Chunker.Avg, cfg.Chunker.Max = ChunkerParams.Min, ChunkerParams.Avg, ChunkerParams.Max
 	ks, err := keys.NewKeySet(cfg.ID)
 	if err != nil {
@@ -128,23 +139,62 @@ func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 
 // AddPassphraseSlot stores a new key slot wrapping ks under pass.
 func AddPassphraseSlot(ctx context.Context, st storage.Storage, ks *keys.KeySet, pass keys.Passphrase, kdf keys.KDF) error {
-	var raw [8]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return fmt.Errorf("add key slot: %w", err)
-	}
-	slotID := hex.EncodeToString(raw[:])
-	slot, err := keys.NewPassphraseSlot(ks, slotID, pass, kdf)
+	_, err := addSlot(ctx, st, func(slotID string) (*keys.Slot, error) {
+		return keys.NewPassphraseSlot(ks, slotID, pass, kdf)
+	})
+	return err
+}
+
+// ReplacePassphraseSlots wraps ks under a new passphrase and then deletes
+// every other slot, so that no earlier passphrase opens ks any more. No data
+// is rewritten.
+func ReplacePassphraseSlots(ctx context.Context, st storage.Storage, ks *keys.KeySet, pass keys.Passphrase, kdf keys.KDF) error {
+	kept, err := addSlot(ctx, st, func(slotID string) (*keys.Slot, error) {
+		return keys.NewPassphraseSlot(ks, slotID, pass, kdf)
+	})
 	if err != nil {
 		return err
+	}
+	return deleteSlotsExcept(ctx, st, kept)
+}
+
+// deleteSlotsExcept deletes every key slot but keep.
+func deleteSlotsExcept(ctx context.Context, st storage.Storage, keep string) error {
+	names, err := listNames(ctx, st, keysPrefix)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if path.Base(n) == keep {
+			continue
+		}
+		if err := st.Delete(ctx, n); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("remove old key slot: %w", err)
+		}
+	}
+	return nil
+}
+
+// addSlot stores the slot newSlot makes under a fresh random slot ID and
+// returns that ID.
+func addSlot(ctx context.Context, st storage.Storage, newSlot func(slotID string) (*keys.Slot, error)) (string, error) {
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("add key slot: %w", err)
+	}
+	slotID := hex.EncodeToString(raw[:])
+	slot, err := newSlot(slotID)
+	if err != nil {
+		return "", err
 	}
 	b, err := slot.Marshal()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := st.Save(ctx, keysPrefix+slotID, b); err != nil {
-		return fmt.Errorf("add key slot: %w", err)
+		return "", fmt.Errorf("add key slot: %w", err)
 	}
-	return nil
+	return slotID, nil
 }
 
 // Unlock tries pass against every key slot of the vault in st and returns the
@@ -154,43 +204,50 @@ func Unlock(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*key
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	err = st.List(ctx, keysPrefix, func(fi storage.Info) error {
-		names = append(names, fi.Name)
-		return nil
+	var ks *keys.KeySet
+	err = eachSlot(ctx, st, func(slot *keys.Slot, slotID string) error {
+		var err error
+		ks, err = slot.Unlock(cfg.ID, slotID, pass)
+		return err
 	})
+	return ks, err
+}
+
+// eachSlot calls try with every key slot in st until one succeeds. try
+// returns keys.ErrWrongPassphrase to go on. Slots that do not parse or open
+// are skipped (another kind of slot, or a damaged one); it fails with
+// ErrDamaged only when no slot is usable, else with ErrWrongPassphrase.
+func eachSlot(ctx context.Context, st storage.Storage, try func(slot *keys.Slot, slotID string) error) error {
+	names, err := listNames(ctx, st, keysPrefix)
 	if err != nil {
-		return nil, fmt.Errorf("list key slots: %w", err)
+		return fmt.Errorf("list key slots: %w", err)
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("unlock vault: %w: no key slots", ErrDamaged)
+		return fmt.Errorf("unlock: %w: no key slots", ErrDamaged)
 	}
 	var unusable []error
 	for _, name := range names {
+		slotID := path.Base(name)
 		b, err := st.Load(ctx, name, 0, -1)
 		if err != nil {
-			return nil, fmt.Errorf("read key slot: %w", err)
+			return fmt.Errorf("read key slot: %w", err)
 		}
 		slot, err := keys.ParseSlot(b)
-		if err != nil {
-			// Another kind of slot, or a damaged one: try the others.
-			unusable = append(unusable, fmt.Errorf("key slot %s: %w", path.Base(name), err))
-			continue
+		if err == nil {
+			err = try(slot, slotID)
 		}
-		ks, err := slot.Unlock(cfg.ID, path.Base(name), pass)
-		if errors.Is(err, keys.ErrWrongPassphrase) {
-			continue
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, keys.ErrWrongPassphrase):
+		default:
+			unusable = append(unusable, fmt.Errorf("key slot %s: %w", slotID, err))
 		}
-		if err != nil {
-			unusable = append(unusable, fmt.Errorf("key slot %s: %w", path.Base(name), err))
-			continue
-		}
-		return ks, nil
 	}
 	if len(unusable) == len(names) {
-		return nil, fmt.Errorf("unlock vault: %w: no usable key slot: %w", ErrDamaged, errors.Join(unusable...))
+		return fmt.Errorf("unlock: %w: no usable key slot: %w", ErrDamaged, errors.Join(unusable...))
 	}
-	return nil, keys.ErrWrongPassphrase
+	return keys.ErrWrongPassphrase
 }
 
 // Open opens the vault in st with its key set.
@@ -326,8 +383,13 @@ func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, er
 }
 
 func (v *Vault) list(ctx context.Context, prefix string) ([]string, error) {
+	return listNames(ctx, v.st, prefix)
+}
+
+// listNames returns the names of the objects under prefix.
+func listNames(ctx context.Context, st storage.Storage, prefix string) ([]string, error) {
 	var names []string
-	err := v.st.List(ctx, prefix, func(fi storage.Info) error {
+	err := st.List(ctx, prefix, func(fi storage.Info) error {
 		names = append(names, fi.Name)
 		return nil
 	})

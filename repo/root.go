@@ -1,0 +1,270 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/storage"
+)
+
+// The vault root holds the owner's config and key slots; each registered
+// machine has an area of its own, machines/<name>/, laid out as a vault
+// (config, keys, data, index, points) under that machine's own key set.
+const (
+	machinesPrefix = "machines/"
+	escrowName     = "escrow"
+)
+
+// Errors of machine registration and owner operations.
+var (
+	ErrMachineExists  = errors.New("a machine of that name is already registered")
+	ErrNoMachine      = errors.New("no such machine in the vault")
+	ErrMachineName    = errors.New("invalid machine name")
+	ErrNotOwnerVault  = errors.New("the vault has no owner (made by an older azfs)")
+	ErrOwnerMismatch  = errors.New("the vault's owner keys do not match")
+	machineNameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+)
+
+// CheckMachineName refuses names that cannot name a machine: 1 to 63
+// letters, digits, '.', '_' or '-', starting with a letter or digit.
+func CheckMachineName(name string) error {
+	if !machineNameRegexp.MatchString(name) {
+		return fmt.Errorf("%w %q: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrMachineName, name)
+	}
+	return nil
+}
+
+// MachineStorage returns the area of machine name in the vault root st.
+func MachineStorage(st storage.Storage, name string) storage.Storage {
+	return storage.Sub(st, machinesPrefix+name+"/")
+}
+
+// CreateVault makes a new vault root in st: its config with the owner's
+// public keys, and an owner key slot under pass. It returns the config and
+// the owner's keys.
+func CreateVault(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (Config, *keys.OwnerKeys, error) {
+	var cfg Config
+	if err := pass.Check(); err != nil {
+		return cfg, nil, err
+	}
+	if _, err := st.Stat(ctx, configName); err == nil {
+		return cfg, nil, ErrVaultExists
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return cfg, nil, fmt.Errorf("create vault: %w", err)
+	}
+	var rawID [16]byte
+	if _, err := rand.Read(rawID[:]); err != nil {
+		return cfg, nil, fmt.Errorf("create vault: %w", err)
+	}
+	cfg = Config{Format: FormatVersion, ID: hex.EncodeToString(rawID[:]), Created: time.Now().UTC().Truncate(time.Second)}
+	owner, err := keys.NewOwnerKeys(cfg.ID)
+	if err != nil {
+		return cfg, nil, err
+	}
+	pub := owner.Public()
+	cfg.Owner = &pub
+	if err := AddOwnerSlot(ctx, st, owner, pass, kdf); err != nil {
+		return cfg, nil, err
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return cfg, nil, fmt.Errorf("create vault: %w", err)
+	}
+	if err := st.Save(ctx, configName, b); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return cfg, nil, ErrVaultExists
+		}
+		return cfg, nil, fmt.Errorf("create vault: %w", err)
+	}
+	return cfg, owner, nil
+}
+
+// AddOwnerSlot stores a new owner key slot under pass.
+func AddOwnerSlot(ctx context.Context, st storage.Storage, owner *keys.OwnerKeys, pass keys.Passphrase, kdf keys.KDF) error {
+	_, err := addSlot(ctx, st, func(slotID string) (*keys.Slot, error) {
+		return keys.NewOwnerSlot(owner, slotID, pass, kdf)
+	})
+	return err
+}
+
+// OwnerSlots lists the IDs of the vault root's owner key slots.
+func OwnerSlots(ctx context.Context, st storage.Storage) ([]string, error) {
+	names, err := listNames(ctx, st, keysPrefix)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(names))
+	for i, n := range names {
+		ids[i] = path.Base(n)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// ErrLastSlot refuses to remove the only key slot.
+var ErrLastSlot = errors.New("refusing to remove the last owner key slot: add another first")
+
+// RemoveOwnerSlot deletes owner key slot id, unless it is the last one.
+func RemoveOwnerSlot(ctx context.Context, st storage.Storage, id string) error {
+	ids, err := OwnerSlots(ctx, st)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, s := range ids {
+		found = found || s == id
+	}
+	if !found {
+		return fmt.Errorf("no owner key slot %q (see 'azfs key list')", id)
+	}
+	if len(ids) == 1 {
+		return ErrLastSlot
+	}
+	if err := st.Delete(ctx, keysPrefix+id); err != nil {
+		return fmt.Errorf("remove owner key slot: %w", err)
+	}
+	return nil
+}
+
+// UnlockOwner opens the vault root's owner keys with pass.
+func UnlockOwner(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*keys.OwnerKeys, error) {
+	cfg, err := ReadConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Owner == nil {
+		return nil, ErrNotOwnerVault
+	}
+	var owner *keys.OwnerKeys
+	err = eachSlot(ctx, st, func(slot *keys.Slot, slotID string) error {
+		var err error
+		owner, err = slot.UnlockOwner(cfg.ID, slotID, pass)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !owner.Public().Equal(*cfg.Owner) {
+		return nil, ErrOwnerMismatch
+	}
+	return owner, nil
+}
+
+// RegisterMachine creates machine name's area in the vault root st (whose
+// config is root) with a fresh key set wrapped under pass, and seals that key
+// set to the owner so that the owner can check and prune it. Names are
+// unique: a taken name gives ErrMachineExists.
+func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name string, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
+	if err := CheckMachineName(name); err != nil {
+		return nil, err
+	}
+	if root.Owner == nil {
+		return nil, ErrNotOwnerVault
+	}
+	area := MachineStorage(st, name)
+	v, err := create(ctx, area, pass, kdf, Config{Vault: root.ID, Machine: name})
+	if errors.Is(err, ErrVaultExists) {
+		return nil, fmt.Errorf("%w: %s", ErrMachineExists, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := v.keys.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := root.Owner.SealToOwner(plain, escrowAD(root.ID, name))
+	if err != nil {
+		return nil, err
+	}
+	if err := area.Save(ctx, escrowName, sealed); err != nil {
+		return nil, fmt.Errorf("register machine %s: %w", name, err)
+	}
+	return v, nil
+}
+
+func escrowAD(vaultID, machine string) []byte {
+	return []byte("azfs-escrow-v1\x00" + vaultID + "\x00" + machine)
+}
+
+// Machines lists the names of the machines registered in the vault root st.
+func Machines(ctx context.Context, st storage.Storage) ([]string, error) {
+	names, err := listNames(ctx, st, machinesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		rest := strings.TrimPrefix(n, machinesPrefix)
+		if m, file, ok := strings.Cut(rest, "/"); ok && file == configName {
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// OpenMachine opens machine name's area with the machine's key set, which
+// must belong to it and to the vault root.
+func OpenMachine(ctx context.Context, st storage.Storage, root Config, name string, ks *keys.KeySet) (*Vault, error) {
+	area := MachineStorage(st, name)
+	v, err := Open(ctx, area, ks)
+	if errors.Is(err, ErrNoVault) {
+		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.cfg.Vault != root.ID || v.cfg.Machine != name {
+		return nil, fmt.Errorf("machine area %s: %w (it names vault %q, machine %q)", name, ErrDamaged, v.cfg.Vault, v.cfg.Machine)
+	}
+	return v, nil
+}
+
+// UnlockMachine opens machine name's area with that machine's passphrase.
+func UnlockMachine(ctx context.Context, st storage.Storage, root Config, name string, pass keys.Passphrase) (*Vault, error) {
+	if err := CheckMachineName(name); err != nil {
+		return nil, err
+	}
+	area := MachineStorage(st, name)
+	ks, err := Unlock(ctx, area, pass)
+	if errors.Is(err, ErrNoVault) {
+		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return OpenMachine(ctx, st, root, name, ks)
+}
+
+// OpenMachineAsOwner opens machine name's area with the key set it sealed
+// to the owner at registration.
+func OpenMachineAsOwner(ctx context.Context, st storage.Storage, root Config, name string, owner *keys.OwnerKeys) (*Vault, error) {
+	area := MachineStorage(st, name)
+	sealed, err := area.Load(ctx, escrowName, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
+	}
+	plain, err := owner.OpenAsOwner(sealed, escrowAD(root.ID, name))
+	if err != nil {
+		return nil, fmt.Errorf("machine %s escrow: %w: %w", name, ErrDamaged, err)
+	}
+	ks, err := keys.ParseKeySet(plain)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s escrow: %w: %w", name, ErrDamaged, err)
+	}
+	return OpenMachine(ctx, st, root, name, ks)
+}
