@@ -35,7 +35,7 @@ func TestDamagedPackEIO(t *testing.T) {
 	}
 	out := e.backup(src)
 
-	packs := vaultFiles(t, e.vault, "data")
+	packs := vaultFiles(t, e.area(), "data")
 	if len(packs) < 4 {
 		t.Fatalf("want at least 4 packs (3 of data, trees), got %d: %v", len(packs), packs)
 	}
@@ -45,7 +45,7 @@ func TestDamagedPackEIO(t *testing.T) {
 			victim = name
 		}
 	}
-	flipByte(t, filepath.Join(e.vault, victim), packs[victim]/2)
+	flipByte(t, filepath.Join(e.area(), victim), packs[victim]/2)
 	t.Logf("flipped the byte at offset %d of %s (%d bytes)", packs[victim]/2, victim, packs[victim])
 
 	// A structure check reads trailers, not blobs: the damage is inside a
@@ -244,7 +244,7 @@ func TestKillDuringBackup(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	landed := waitForPack(t, e.vault, done)
+	landed := waitForPack(t, e.area(), done)
 	if landed == nil {
 		t.Fatalf("the backup finished before a pack landed: make the source bigger; stderr:\n%s", stderr)
 	}
@@ -252,7 +252,7 @@ func TestKillDuringBackup(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatalf("the backup completed before SIGKILL; stderr:\n%s", stderr)
 	}
-	landed = vaultFiles(t, e.vault, "data") // packs that landed before the kill
+	landed = vaultFiles(t, e.area(), "data") // packs that landed before the kill
 	landedBytes := sum(landed)
 	t.Logf("killed the backup with %d pack(s) (%d bytes) landed", len(landed), landedBytes)
 
@@ -275,7 +275,7 @@ func TestKillDuringBackup(t *testing.T) {
 		t.Errorf("backup after the kill stored %d bytes; with %d bytes of packs already landed it should store at most %d (total %d - landed + %d slack): landed packs not reused",
 			s.BytesStored, landedBytes, total-landedBytes+slack, total, slack)
 	}
-	after := vaultFiles(t, e.vault, "data")
+	after := vaultFiles(t, e.area(), "data")
 	for name := range landed {
 		if _, ok := after[name]; !ok {
 			t.Errorf("pack %s that landed before the kill is gone", name)

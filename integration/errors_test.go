@@ -46,7 +46,7 @@ func TestErrors(t *testing.T) {
 		{"short passphrase at create", stranger, azfsBin,
 			[]string{"vault", "create", filepath.Join(stranger.dir, "new-vault"), "--passphrase-file", shortPass}, "16", ""},
 		{"points: wrong passphrase", stranger, azfsBin,
-			[]string{"points", "--vault", e.vault, "--passphrase-file", wrongPass}, "wrong passphrase", ""},
+			[]string{"points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", wrongPass}, "wrong passphrase", ""},
 		{"points: missing vault dir", stranger, azfsBin,
 			[]string{"points", "--vault", missing}, "does not exist", ""},
 		{"points: not a vault", stranger, azfsBin,
@@ -56,7 +56,7 @@ func TestErrors(t *testing.T) {
 		{"check: no vault on this machine", stranger, azfsBin,
 			[]string{"check"}, "vault", ""},
 		{"mount: wrong passphrase", stranger, azmountBin,
-			[]string{"--vault", e.vault, "--passphrase-file", wrongPass}, "wrong passphrase", mnt("wrong-pass")},
+			[]string{"--vault", e.vault, "--machine", testMachine, "--passphrase-file", wrongPass}, "wrong passphrase", mnt("wrong-pass")},
 		{"mount: missing vault dir", stranger, azmountBin,
 			[]string{"--vault", missing}, "does not exist", mnt("missing-vault")},
 		{"mount: not a vault", stranger, azmountBin,
@@ -104,7 +104,7 @@ func TestErrors(t *testing.T) {
 		t.Errorf("existing mount after a second azmount on it: read %q, %v", b, err)
 	}
 	// Control: the right passphrase opens the vault on the other machine.
-	good := stranger.mount(mnt("good-pass"), "--vault", e.vault, "--passphrase-file", e.passFile, "--point", "latest")
+	good := stranger.mount(mnt("good-pass"), "--vault", e.vault, "--machine", testMachine, "--passphrase-file", e.passFile, "--point", "latest")
 	if b, err := os.ReadFile(filepath.Join(good.dir, src, "file.txt")); err != nil || string(b) != "content\n" {
 		t.Errorf("mount with the right passphrase: read %q, %v", b, err)
 	}

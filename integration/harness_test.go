@@ -226,7 +226,7 @@ func (e *env) createVault() {
 	e.t.Helper()
 	e.vault = filepath.Join(e.dir, "vault")
 	e.passFile = filepath.Join(e.dir, "passphrase")
-	e.mustAzfs("vault", "create", e.vault, "--generate-passphrase", e.passFile)
+	e.mustAzfs("vault", "create", e.vault, "--generate-passphrase", e.passFile, "--machine", testMachine)
 	fi, err := os.Stat(filepath.Join(e.cfgDir, "keyring.json"))
 	if err != nil {
 		e.t.Fatalf("vault create left no keyring in AZFS_CONFIG_DIR: %v", err)
@@ -234,6 +234,15 @@ func (e *env) createVault() {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		e.t.Errorf("keyring mode = %#o, want 0600", perm)
 	}
+}
+
+// testMachine is the name the env's machine registers under.
+const testMachine = "testbox"
+
+// area returns the directory of the env machine's area in the vault, where
+// its packs, index files and points are.
+func (e *env) area() string {
+	return filepath.Join(e.vault, "machines", testMachine)
 }
 
 // backupStats is the "stats" object of `azfs backup --json`.

@@ -172,29 +172,46 @@ func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name 
 		return nil, ErrNotOwnerVault
 	}
 	area := MachineStorage(st, name)
-	v, err := create(ctx, area, pass, kdf, Config{Vault: root.ID, Machine: name})
+	// The escrow is stored before the config claims the name: a registered
+	// machine is always one the owner can open.
+	escrow := func(ks *keys.KeySet) error {
+		plain, err := ks.Marshal()
+		if err != nil {
+			return err
+		}
+		sealed, err := root.Owner.SealToOwner(plain, escrowAD(root.ID, name))
+		if err != nil {
+			return err
+		}
+		if err := area.Save(ctx, escrowName, sealed); err != nil {
+			if errors.Is(err, storage.ErrExists) {
+				return fmt.Errorf("%w: %s", ErrMachineExists, name)
+			}
+			return fmt.Errorf("register machine %s: %w", name, err)
+		}
+		return nil
+	}
+	v, err := create(ctx, area, pass, kdf, Config{Vault: root.ID, Machine: name}, escrow)
 	if errors.Is(err, ErrVaultExists) {
 		return nil, fmt.Errorf("%w: %s", ErrMachineExists, name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	plain, err := v.keys.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := root.Owner.SealToOwner(plain, escrowAD(root.ID, name))
-	if err != nil {
-		return nil, err
-	}
-	if err := area.Save(ctx, escrowName, sealed); err != nil {
-		return nil, fmt.Errorf("register machine %s: %w", name, err)
-	}
-	return v, nil
+	return v, err
 }
 
 func escrowAD(vaultID, machine string) []byte {
 	return []byte("azfs-escrow-v1\x00" + vaultID + "\x00" + machine)
+}
+
+// MachineExists reports whether machine name is registered.
+func MachineExists(ctx context.Context, st storage.Storage, name string) (bool, error) {
+	_, err := MachineStorage(st, name).Stat(ctx, configName)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("machine %s: %w", name, err)
 }
 
 // Machines lists the names of the machines registered in the vault root st.

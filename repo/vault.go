@@ -97,11 +97,13 @@ var ChunkerParams = struct{ Min, Avg, Max int }{256 << 10, 1 << 20, 4 << 20}
 
 // Create makes a new vault in st, protected by pass, and returns it open.
 func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
-	return create(ctx, st, pass, kdf, Config{})
+	return create(ctx, st, pass, kdf, Config{}, nil)
 }
 
 // create makes a vault (or a machine's area) whose config extends cfg.
-func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config) (*Vault, error) {
+// beforeConfig, when set, runs with the new key set just before the config
+// is written.
+func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config, beforeConfig func(*keys.KeySet) error) (*Vault, error) {
 	if err := pass.Check(); err != nil {
 		return nil, err
 	}
@@ -122,6 +124,11 @@ func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 	}
 	if err := AddPassphraseSlot(ctx, st, ks, pass, kdf); err != nil {
 		return nil, err
+	}
+	if beforeConfig != nil {
+		if err := beforeConfig(ks); err != nil {
+			return nil, err
+		}
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {

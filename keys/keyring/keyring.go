@@ -17,12 +17,15 @@ import (
 // FileName is the keyring's file inside the config directory.
 const FileName = "keyring.json"
 
-// Vault is what the machine knows about one vault.
+// Vault is what the machine knows about one vault: where it is, the name
+// this machine is registered under and its key set, and, on the owner's
+// machine, the owner's keys.
 type Vault struct {
-	ID       string       `json:"id"`
-	Location string       `json:"location"`
-	Machine  string       `json:"machine"`
-	Keys     *keys.KeySet `json:"keys"`
+	ID       string          `json:"id"`
+	Location string          `json:"location"`
+	Machine  string          `json:"machine"`
+	Keys     *keys.KeySet    `json:"keys"`
+	Owner    *keys.OwnerKeys `json:"owner,omitempty"`
 }
 
 // Keyring is the machine's state.

@@ -4,7 +4,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,8 +15,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/keys/keyring"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/local"
 )
@@ -134,81 +131,6 @@ func OpenStorage(location string) (storage.Storage, string, error) {
 		return nil, abs, fmt.Errorf("no vault at %s: %w", abs, err)
 	}
 	return st, abs, nil
-}
-
-// Opened is an open vault with what the machine knows about it.
-type Opened struct {
-	Vault    *repo.Vault
-	Location string
-	Machine  string
-	Ring     *keyring.Keyring
-}
-
-// OpenVault opens the vault at location, or the machine's default vault when
-// location is empty. Keys come from the machine's keyring, else from the
-// passphrase (read from passFile or asked for).
-func OpenVault(ctx context.Context, location, passFile string) (*Opened, error) {
-	dir, err := keyring.ConfigDir()
-	if err != nil {
-		return nil, err
-	}
-	ring, err := keyring.Load(dir)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range ring.Problems {
-		fmt.Fprintln(os.Stderr, "warning: "+Message(p))
-	}
-	var known *keyring.Vault
-	if location == "" {
-		known = ring.Vaults[ring.Default]
-		if known == nil {
-			return nil, Usagef("no vault given and no default vault on this machine: create one with 'azfs vault create PATH' or pass --vault PATH")
-		}
-		location = known.Location
-	}
-	st, abs, err := OpenStorage(location)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := repo.ReadConfig(ctx, st)
-	if errors.Is(err, repo.ErrNoVault) {
-		return nil, fmt.Errorf("no vault at %s", abs)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("vault at %s: %w", abs, err)
-	}
-	if known == nil {
-		known, _ = ring.FindLocation(abs)
-	}
-	if known != nil && known.ID != cfg.ID && known.Location == abs {
-		return nil, fmt.Errorf("the vault at %s is not the vault this machine knows there (found %s, expected %s)", abs, cfg.ID, known.ID)
-	}
-	o := &Opened{Location: abs, Ring: ring}
-	ks := (*keys.KeySet)(nil)
-	if v := ring.Vaults[cfg.ID]; v != nil && v.Keys != nil {
-		ks, o.Machine = v.Keys, v.Machine
-	} else {
-		pass, err := ReadPassphrase(passFile, fmt.Sprintf("Passphrase for vault %s: ", abs), false)
-		if err != nil {
-			return nil, err
-		}
-		ks, err = repo.Unlock(ctx, st, pass)
-		if errors.Is(err, keys.ErrWrongPassphrase) {
-			return nil, fmt.Errorf("wrong passphrase for the vault at %s", abs)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("vault at %s: %w", abs, err)
-		}
-	}
-	if o.Machine == "" {
-		o.Machine = Hostname()
-	}
-	o.Vault, err = repo.Open(ctx, st, ks)
-	if err != nil {
-		return nil, fmt.Errorf("vault at %s: %w", abs, err)
-	}
-	return o, nil
 }
 
 // Hostname returns this machine's name.

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/keyring"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/access"
+)
+
+func passphraseChange(ctx context.Context, args []string) error {
+	fs := flags("passphrase change")
+	vault := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
+	newFile := fs.String("new-passphrase-file", "", "read the new passphrase (at least 16 characters) from `FILE`")
+	genFile := fs.String("generate-passphrase", "", "generate a random new passphrase and write it to `FILE` (0600)")
+	pin := fs.String("pin", "", "security `PIN` from the vault's owner ('azfs vault pin')")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *pin == "" {
+		return cli.Usagef("usage: azfs passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN")
+	}
+	o, err := cli.OpenRoot(ctx, cli.Target{Vault: *vault})
+	if err != nil {
+		return err
+	}
+	// The machine holds its own keys, so the old passphrase is not needed:
+	// the PIN is the proof that the owner agrees.
+	if o.Entry == nil || o.Entry.Keys == nil {
+		return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
+	}
+	// Everything that can be refused is checked before the PIN is spent.
+	pass, err := newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
+	if err != nil {
+		return err
+	}
+	if err := usePIN(ctx, o, *pin); err != nil {
+		return err
+	}
+	if err := saveGenerated(*genFile, pass); err != nil {
+		return err
+	}
+	area := repo.MachineStorage(o.Storage, o.Entry.Machine)
+	if err := repo.ReplacePassphraseSlots(ctx, area, o.Entry.Keys, pass, keys.DefaultKDF); err != nil {
+		return fmt.Errorf("change passphrase of %s: %w", o.Entry.Machine, err)
+	}
+	fmt.Fprintf(os.Stderr, "passphrase of machine %s changed: the old one no longer opens its points; no data was rewritten\n", o.Entry.Machine)
+	return nil
+}
+
+func register(ctx context.Context, args []string) error {
+	fs := flags("register")
+	credsFile := fs.String("vault-credentials", "", "the vault credentials `FILE` from the vault's owner")
+	name := fs.String("name", cli.Hostname(), "this machine's `NAME` in the vault")
+	passFile := fs.String("passphrase-file", "", "read this machine's new passphrase (at least 16 characters) from `FILE`")
+	genFile := fs.String("generate-passphrase", "", "generate this machine's passphrase and write it to `FILE` (0600)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *credsFile == "" || fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs register --vault-credentials FILE [--name HOST] (--passphrase-file F | --generate-passphrase F)")
+	}
+	if err := repo.CheckMachineName(*name); err != nil {
+		return cli.Usagef("%v (set one with --name)", err)
+	}
+	o, err := cli.OpenWithCredentials(ctx, *credsFile, access.AccessBackup)
+	if err != nil {
+		return err
+	}
+	if e := o.Entry; e != nil && e.Keys != nil {
+		return fmt.Errorf("this machine is already registered with vault %s as %s", o.Root.ID, e.Machine)
+	}
+	taken, err := repo.MachineExists(ctx, o.Storage, *name)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return fmt.Errorf("%w: %s (choose another with --name)", repo.ErrMachineExists, *name)
+	}
+	pass, err := newPassphrase(*passFile, *genFile, "New passphrase for this machine (16+ characters): ")
+	if err != nil {
+		return err
+	}
+	if err := saveGenerated(*genFile, pass); err != nil {
+		return err
+	}
+	v, err := repo.RegisterMachine(ctx, o.Storage, o.Root, *name, pass, keys.DefaultKDF)
+	if err != nil {
+		return err
+	}
+	o.Ring.Add(&keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys()}, false)
+	if err := o.Ring.Save(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/keyring"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/storage/local"
+)
+
+func vaultCreate(ctx context.Context, args []string) error {
+	fs := flags("vault create")
+	passFile := fs.String("passphrase-file", "", "read the passphrase (at least 16 characters) from `FILE`")
+	genFile := fs.String("generate-passphrase", "", "generate a random passphrase and write it to `FILE` (0600)")
+	machine := fs.String("machine", cli.Hostname(), "this machine's `NAME` in the vault")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return cli.Usagef("usage: azfs vault create PATH [--passphrase-file F | --generate-passphrase F]")
+	}
+	if err := repo.CheckMachineName(*machine); err != nil {
+		return cli.Usagef("%v (set one with --machine)", err)
+	}
+	path, err := filepath.Abs(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
+			return fmt.Errorf("a vault already exists at %s", path)
+		}
+		return fmt.Errorf("%s is not empty: a new vault needs an empty or missing directory", path)
+	}
+	pass, err := newPassphrase(*passFile, *genFile, "New vault passphrase (16+ characters): ")
+	if err != nil {
+		return err
+	}
+	// Written before the vault exists, so its key is never unrecoverable.
+	if err := saveGenerated(*genFile, pass); err != nil {
+		return err
+	}
+	st, err := local.Create(path)
+	if err != nil {
+		return fmt.Errorf("create vault at %s: %w", path, err)
+	}
+	// The one passphrase protects both the owner's keys and this machine's.
+	root, owner, err := repo.CreateVault(ctx, st, pass, keys.DefaultKDF)
+	if err != nil {
+		return fmt.Errorf("create vault at %s: %w", path, err)
+	}
+	v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF)
+	if err != nil {
+		return fmt.Errorf("register %s in the new vault: %w", *machine, err)
+	}
+	dir, err := keyring.ConfigDir()
+	if err != nil {
+		return err
+	}
+	ring, err := keyring.Load(dir)
+	if err != nil {
+		return err
+	}
+	ring.Add(&keyring.Vault{ID: root.ID, Location: path, Machine: *machine, Keys: v.Keys(), Owner: owner}, true)
+	if err := ring.Save(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", root.ID, path, *machine)
+	if *genFile != "" {
+		fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)
+	}
+	return nil
+}
+
+func vaultCredentials(ctx context.Context, args []string) error {
+	fs := flags("vault credentials")
+	target := addTargetFlags(fs, false)
+	valid := fs.Duration("valid", 48*time.Hour, "how long the credentials are valid")
+	accessFlag := fs.String("access", string(access.AccessBackup), "`backup` (register machines, back up, restore) or restore (read only)")
+	out := fs.StringP("output", "o", "", "write the credentials file to `FILE` (0600)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs vault credentials [--valid 48h] [--access backup|restore] -o FILE")
+	}
+	acc := access.Access(*accessFlag)
+	if acc != access.AccessBackup && acc != access.AccessRestore {
+		return cli.Usagef("--access must be backup or restore, not %q", *accessFlag)
+	}
+	if *valid <= 0 {
+		return cli.Usagef("--valid must be positive")
+	}
+	o, owner, err := cli.OpenOwner(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	creds, err := access.Issue(ctx, o.Storage, o.Root, owner, o.Location, acc, *valid, time.Now())
+	if err != nil {
+		return err
+	}
+	b, err := creds.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := cli.WriteSecretFile(*out, string(b)); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "vault credentials (%s access) written to %s; they expire at %s\n", acc, *out, creds.Expires.Local().Format("2006-01-02 15:04 MST"))
+	return nil
+}
+
+func vaultPIN(ctx context.Context, args []string) error {
+	fs := flags("vault pin")
+	target := addTargetFlags(fs, false)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o, owner, err := cli.OpenOwner(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	pin, expires, err := access.IssuePIN(ctx, o.Storage, o.Root, owner, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Println(pin)
+	fmt.Fprintf(os.Stderr, "security PIN valid until %s, for one use\n", expires.Local().Format("15:04:05 MST"))
+	return nil
+}
+
+// usePIN consumes a security PIN of the vault o.
+func usePIN(ctx context.Context, o *cli.Opened, pin string) error {
+	return access.UsePIN(ctx, o.Storage, o.Root, pin, time.Now())
+}

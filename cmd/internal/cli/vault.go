@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/keyring"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/storage"
+)
+
+// Target names the vault and machine a command works on.
+type Target struct {
+	Vault    string // location; empty: this machine's default vault
+	PassFile string // passphrase file, when keys are not on this machine
+	Machine  string // machine name; empty: the name this machine is registered under
+	// Credentials is a vault credentials file: the vault is the one it
+	// names, checked against it (recovery on another machine).
+	Credentials string
+}
+
+// Opened is a vault root as a command sees it.
+type Opened struct {
+	Root     repo.Config
+	Storage  storage.Storage // the vault root
+	Location string
+	Ring     *keyring.Keyring
+	Entry    *keyring.Vault // what this machine knows of the vault; nil if nothing
+	Machine  string         // the machine whose area Vault is
+	Vault    *repo.Vault    // that machine's area, once opened
+}
+
+// OpenRoot finds the vault t names (or the default one) and reads its root
+// config, checking it is the vault this machine knows at that place.
+func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
+	if t.Credentials != "" {
+		return OpenWithCredentials(ctx, t.Credentials, access.AccessRestore)
+	}
+	ring, err := loadKeyring()
+	if err != nil {
+		return nil, err
+	}
+	location := t.Vault
+	var known *keyring.Vault
+	if location == "" {
+		known = ring.Vaults[ring.Default]
+		if known == nil {
+			return nil, Usagef("no vault given and no default vault on this machine: create one with 'azfs vault create PATH' or pass --vault PATH")
+		}
+		location = known.Location
+	}
+	st, abs, err := OpenStorage(location)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.ReadConfig(ctx, st)
+	if errors.Is(err, repo.ErrNoVault) {
+		return nil, fmt.Errorf("no vault at %s", abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault at %s: %w", abs, err)
+	}
+	if cfg.Owner == nil {
+		return nil, fmt.Errorf("%s is a machine's area or an older vault, not a vault root", abs)
+	}
+	if known == nil {
+		known, _ = ring.FindLocation(abs)
+	}
+	if known != nil && known.ID != cfg.ID && known.Location == abs {
+		return nil, fmt.Errorf("the vault at %s is not the vault this machine knows there (found %s, expected %s)", abs, cfg.ID, known.ID)
+	}
+	return &Opened{Root: cfg, Storage: st, Location: abs, Ring: ring, Entry: ring.Vaults[cfg.ID]}, nil
+}
+
+// OpenWithCredentials opens the vault root a credentials file names, after
+// checking the credentials against that vault for an operation needing need.
+func OpenWithCredentials(ctx context.Context, file string, need access.Access) (*Opened, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read vault credentials: %w", err)
+	}
+	creds, err := access.ParseCredentials(b)
+	if err != nil {
+		return nil, fmt.Errorf("vault credentials %s: %w", file, err)
+	}
+	st, abs, err := OpenStorage(creds.Location)
+	if err != nil {
+		return nil, err
+	}
+	root, err := access.Verify(ctx, st, creds, need, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ring, err := loadKeyring()
+	if err != nil {
+		return nil, err
+	}
+	return &Opened{Root: root, Storage: st, Location: abs, Ring: ring, Entry: ring.Vaults[root.ID]}, nil
+}
+
+func loadKeyring() (*keyring.Keyring, error) {
+	dir, err := keyring.ConfigDir()
+	if err != nil {
+		return nil, err
+	}
+	ring, err := keyring.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ring.Problems {
+		fmt.Fprintln(os.Stderr, "warning: "+Message(p))
+	}
+	return ring, nil
+}
+
+// OpenVault opens the area of the machine t names: with the keys this
+// machine holds when it is that machine, else with that machine's
+// passphrase.
+func OpenVault(ctx context.Context, t Target) (*Opened, error) {
+	o, err := OpenRoot(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.openMachine(ctx, t); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *Opened) openMachine(ctx context.Context, t Target) error {
+	o.Machine = t.Machine
+	if e := o.Entry; e != nil && e.Keys != nil && (o.Machine == "" || o.Machine == e.Machine) {
+		o.Machine = e.Machine
+		v, err := repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, e.Keys)
+		if err != nil {
+			return fmt.Errorf("vault at %s: %w", o.Location, err)
+		}
+		o.Vault = v
+		return nil
+	}
+	if o.Machine == "" {
+		return Usagef("this machine is not registered with the vault at %s: name a machine with --machine NAME (its passphrase is needed), or register with 'azfs register'", o.Location)
+	}
+	pass, err := ReadPassphrase(t.PassFile, fmt.Sprintf("Passphrase of machine %s: ", o.Machine), false)
+	if err != nil {
+		return err
+	}
+	v, err := repo.UnlockMachine(ctx, o.Storage, o.Root, o.Machine, pass)
+	if errors.Is(err, keys.ErrWrongPassphrase) {
+		return fmt.Errorf("wrong passphrase for machine %s of the vault at %s", o.Machine, o.Location)
+	}
+	if err != nil {
+		return fmt.Errorf("vault at %s: %w", o.Location, err)
+	}
+	o.Vault = v
+	return nil
+}
+
+// OpenOwner opens the vault root t names with the owner's keys: those this
+// machine holds, else the owner passphrase.
+func OpenOwner(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, error) {
+	o, err := OpenRoot(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.Entry != nil && o.Entry.Owner != nil {
+		if !o.Entry.Owner.Public().Equal(*o.Root.Owner) {
+			return nil, nil, fmt.Errorf("vault at %s: %w: the owner keys this machine holds are not the vault's", o.Location, repo.ErrOwnerMismatch)
+		}
+		return o, o.Entry.Owner, nil
+	}
+	pass, err := ReadPassphrase(t.PassFile, fmt.Sprintf("Owner passphrase of the vault at %s: ", o.Location), false)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner, err := repo.UnlockOwner(ctx, o.Storage, pass)
+	if errors.Is(err, keys.ErrWrongPassphrase) {
+		return nil, nil, fmt.Errorf("wrong owner passphrase for the vault at %s", o.Location)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault at %s: %w", o.Location, err)
+	}
+	return o, owner, nil
+}
