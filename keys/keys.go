@@ -101,7 +101,14 @@ type KeySet struct {
 	// ChunkerSeed derives the chunker's gear table, so chunk boundaries do
 	// not fingerprint content either.
 	ChunkerSeed Secret `json:"chunker_seed"`
+	// Certificate is set on a write-only key set (certificate mode): the
+	// ID of the certificate each backup's session key is wrapped to. Such a
+	// key set has no DataKey, so it cannot read any content.
+	Certificate string `json:"certificate,omitempty"`
 }
+
+// WriteOnly reports whether the key set can write but not read content.
+func (ks *KeySet) WriteOnly() bool { return ks.Certificate != "" }
 
 const keySetVersion = 1
 
@@ -116,6 +123,18 @@ func NewKeySet(vaultID string) (*KeySet, error) {
 	}
 	return ks, nil
 }
+
+// WriteOnlyCopy returns the key set without its data key, writing for the
+// certificate certID: what a certificate-mode machine holds.
+func (ks *KeySet) WriteOnlyCopy(certID string) *KeySet {
+	c := *ks
+	c.DataKey = Secret{}
+	c.Certificate = certID
+	return &c
+}
+
+// NewSecret returns 32 random bytes.
+func NewSecret() (Secret, error) { return randomSecret() }
 
 // ErrKeySet reports key material that does not decode.
 var ErrKeySet = errors.New("malformed key set")
@@ -138,10 +157,13 @@ func (ks *KeySet) Validate() error {
 	if ks.Version != keySetVersion || ks.Vault == "" {
 		return fmt.Errorf("%w: version %d, vault %q", ErrKeySet, ks.Version, ks.Vault)
 	}
-	for _, k := range []Secret{ks.IDKey, ks.DataKey, ks.IndexKey, ks.ChunkerSeed} {
+	for _, k := range []Secret{ks.IDKey, ks.IndexKey, ks.ChunkerSeed} {
 		if k == (Secret{}) {
 			return fmt.Errorf("%w: a key is missing", ErrKeySet)
 		}
+	}
+	if (ks.DataKey == Secret{}) != ks.WriteOnly() {
+		return fmt.Errorf("%w: a key set has a data key exactly when it is not write-only", ErrKeySet)
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func TestRedactionInStructs(t *testing.T) {
 	}
 
 	ks := fixedKeySet("vault-1")
-	want := "&{Version:1 Vault:vault-1 IDKey:[redacted] DataKey:[redacted] IndexKey:[redacted] ChunkerSeed:[redacted]}"
+	want := "&{Version:1 Vault:vault-1 IDKey:[redacted] DataKey:[redacted] IndexKey:[redacted] ChunkerSeed:[redacted] Certificate:}"
 	if got := fmt.Sprintf("%+v", ks); got != want {
 		t.Errorf("Sprintf(%%+v, key set) = %q, want %q", got, want)
 	}

@@ -52,6 +52,10 @@ const headerLen = 1 + 8 + 32
 // forged, or is not the object it is claimed to be.
 var ErrAuth = errors.New("authentication failed")
 
+// ErrOtherKey reports an object sealed under a key the opener does not
+// hold (a certificate-mode session it cannot unwrap, say). It wraps ErrAuth.
+var ErrOtherKey = fmt.Errorf("%w: sealed with a key this machine does not hold", ErrAuth)
+
 // Sealer seals and opens objects under one key (the data key or the index
 // key). It is safe for concurrent use.
 //
@@ -74,6 +78,77 @@ type sealState struct{ siv, enc *blake3.Hasher }
 // NewSealer returns the Sealer for content (chunks, tree parts, points),
 // under the key set's data key.
 func (ks *KeySet) NewSealer() *Sealer { return newSealer(ks.DataKey) }
+
+// NewDataSealer returns the Sealer for content under key, such as a
+// certificate-mode session key.
+func NewDataSealer(key Secret) *Sealer { return newSealer(key) }
+
+// KeyID returns the ID of the sealer's key, as sealed headers carry it.
+func (s *Sealer) KeyID() [8]byte { return s.keyID }
+
+// Openers opens objects sealed under any of several keys, choosing the
+// key by the ID in the sealed header. It is safe for concurrent use once
+// filled.
+type Openers struct {
+	m       map[[8]byte]*Sealer
+	foreign map[[8]byte]bool
+}
+
+// NewOpeners returns a set holding sealers.
+func NewOpeners(sealers ...*Sealer) *Openers {
+	o := &Openers{m: make(map[[8]byte]*Sealer), foreign: make(map[[8]byte]bool)}
+	for _, s := range sealers {
+		o.Add(s)
+	}
+	return o
+}
+
+// Add adds a sealer's key to the set. It must not run concurrently with
+// Open.
+func (o *Openers) Add(s *Sealer) { o.m[s.keyID] = s }
+
+// AddForeign records the ID of a key that exists but that the set does not
+// hold: objects under it give ErrOtherKey, while objects under any other
+// unknown key ID are damage (ErrAuth). It must not run concurrently with
+// Open.
+func (o *Openers) AddForeign(keyID [8]byte) { o.foreign[keyID] = true }
+
+// Len returns the number of keys in the set.
+func (o *Openers) Len() int { return len(o.m) }
+
+func (o *Openers) pick(kind Kind, id ID, sealed []byte) (*Sealer, error) {
+	if len(sealed) < Overhead {
+		return nil, fmt.Errorf("open %s %s: %w: %d bytes is too short", kind, id.Short(), ErrAuth, len(sealed))
+	}
+	keyID := [8]byte(sealed[1:9])
+	s := o.m[keyID]
+	switch {
+	case s == nil && o.foreign[keyID]:
+		return nil, fmt.Errorf("open %s %s: %w", kind, id.Short(), ErrOtherKey)
+	case s == nil:
+		return nil, fmt.Errorf("open %s %s: %w: sealed under an unknown key", kind, id.Short(), ErrAuth)
+	}
+	return s, nil
+}
+
+// Open is Sealer.Open under the key the object was sealed with.
+func (o *Openers) Open(dst []byte, kind Kind, id ID, sealed []byte) ([]byte, error) {
+	s, err := o.pick(kind, id, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return s.Open(dst, kind, id, sealed)
+}
+
+// OpenInPlace is Sealer.OpenInPlace under the key the object was sealed
+// with.
+func (o *Openers) OpenInPlace(kind Kind, id ID, sealed []byte) ([]byte, error) {
+	s, err := o.pick(kind, id, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return s.OpenInPlace(kind, id, sealed)
+}
 
 // NewIndexSealer returns the Sealer for index files and pack trailers, under
 // the key set's index key.
@@ -167,4 +242,32 @@ func (s *Sealer) Open(dst []byte, kind Kind, id ID, sealed []byte) ([]byte, erro
 		return nil, fmt.Errorf("open %s %s: %w", kind, id.Short(), ErrAuth)
 	}
 	return out, nil
+}
+
+// SealOnce encrypts plain with AES-256-GCM under key, which must be fresh
+// and used for this one message (a random key wrapped to a certificate,
+// say): the nonce is fixed, so a key must never seal twice.
+func SealOnce(key Secret, plain, ad []byte) []byte {
+	return onceAEAD(key).Seal(nil, zeroNonce[:], plain, ad)
+}
+
+// OpenOnce opens what SealOnce sealed; damage or a wrong key gives ErrAuth.
+func OpenOnce(key Secret, sealed, ad []byte) ([]byte, error) {
+	plain, err := onceAEAD(key).Open(nil, zeroNonce[:], sealed, ad)
+	if err != nil {
+		return nil, ErrAuth
+	}
+	return plain, nil
+}
+
+func onceAEAD(key Secret) cipher.AEAD {
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic("aes: 32-byte key refused: " + err.Error()) // cannot happen
+	}
+	g, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("gcm: " + err.Error())
+	}
+	return g
 }

@@ -96,6 +96,9 @@ func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
+		case errors.Is(err, keys.ErrOtherKey):
+			// Sealed under a key this machine lacks (another
+			// certificate's session): not ours to show.
 		case errors.Is(err, ErrDamaged):
 			damaged = append(damaged, err)
 		case err != nil:

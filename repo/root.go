@@ -160,11 +160,19 @@ func UnlockOwner(ctx context.Context, st storage.Storage, pass keys.Passphrase) 
 	return owner, nil
 }
 
+// CertMode makes a machine write-only: it writes for certificate ID, to
+// which Wrap encrypts.
+type CertMode struct {
+	ID   string
+	Wrap Wrapper
+}
+
 // RegisterMachine creates machine name's area in the vault root st (whose
 // config is root) with a fresh key set wrapped under pass, and seals that key
-// set to the owner so that the owner can check and prune it. Names are
+// set to the owner so that the owner can check and prune it. With cert, the
+// key set is write-only and also wrapped to the certificate. Names are
 // unique: a taken name gives ErrMachineExists.
-func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name string, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
+func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name string, pass keys.Passphrase, kdf keys.KDF, cert *CertMode) (*Vault, error) {
 	if err := CheckMachineName(name); err != nil {
 		return nil, err
 	}
@@ -189,9 +197,16 @@ func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name 
 			}
 			return fmt.Errorf("register machine %s: %w", name, err)
 		}
+		if cert != nil {
+			return SaveCertKey(ctx, area, ks, cert.Wrap)
+		}
 		return nil
 	}
-	v, err := create(ctx, area, pass, kdf, Config{Vault: root.ID, Machine: name}, escrow)
+	certID := ""
+	if cert != nil {
+		certID = cert.ID
+	}
+	v, err := create(ctx, area, pass, kdf, Config{Vault: root.ID, Machine: name}, certID, escrow)
 	if errors.Is(err, ErrVaultExists) {
 		return nil, fmt.Errorf("%w: %s", ErrMachineExists, name)
 	}
@@ -200,6 +215,26 @@ func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name 
 
 func escrowAD(vaultID, machine string) []byte {
 	return []byte("azfs-escrow-v1\x00" + vaultID + "\x00" + machine)
+}
+
+// RotateMachineKeys starts a new key epoch of a write-only machine for
+// certificate cert: a fresh ID key and chunker seed, so that no later point
+// shares a chunk with a point sealed for an earlier certificate, and the
+// new keys wrapped to the new certificate. It returns the new key set.
+func RotateMachineKeys(ctx context.Context, st storage.Storage, name string, ks *keys.KeySet, cert CertMode) (*keys.KeySet, error) {
+	next := *ks
+	next.Certificate = cert.ID
+	var err error
+	if next.IDKey, err = keys.NewSecret(); err != nil {
+		return nil, err
+	}
+	if next.ChunkerSeed, err = keys.NewSecret(); err != nil {
+		return nil, err
+	}
+	if err := SaveCertKey(ctx, MachineStorage(st, name), &next, cert.Wrap); err != nil {
+		return nil, err
+	}
+	return &next, nil
 }
 
 // MachineExists reports whether machine name is registered.

@@ -68,8 +68,9 @@ type Vault struct {
 	st     storage.Storage
 	cfg    Config
 	keys   *keys.KeySet
-	sealer *keys.Sealer // content: chunks, tree parts, points
-	meta   *keys.Sealer // index files and pack trailers
+	sealer *keys.Sealer  // seals content (chunks, tree parts, points); nil on a write-only machine until StartSession
+	open   *keys.Openers // opens content, under every data key this machine holds
+	meta   *keys.Sealer  // index files and pack trailers
 	idx    *index.Index
 }
 
@@ -97,13 +98,14 @@ var ChunkerParams = struct{ Min, Avg, Max int }{256 << 10, 1 << 20, 4 << 20}
 
 // Create makes a new vault in st, protected by pass, and returns it open.
 func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
-	return create(ctx, st, pass, kdf, Config{}, nil)
+	return create(ctx, st, pass, kdf, Config{}, "", nil)
 }
 
-// create makes a vault (or a machine's area) whose config extends cfg.
+// create makes a vault (or a machine's area) whose config extends cfg,
+// with a write-only key set for certificate certID when it is set.
 // beforeConfig, when set, runs with the new key set just before the config
 // is written.
-func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config, beforeConfig func(*keys.KeySet) error) (*Vault, error) {
+func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config, certID string, beforeConfig func(*keys.KeySet) error) (*Vault, error) {
 	if err := pass.Check(); err != nil {
 		return nil, err
 	}
@@ -121,6 +123,9 @@ func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 	ks, err := keys.NewKeySet(cfg.ID)
 	if err != nil {
 		return nil, err
+	}
+	if certID != "" {
+		ks = ks.WriteOnlyCopy(certID)
 	}
 	if err := AddPassphraseSlot(ctx, st, ks, pass, kdf); err != nil {
 		return nil, err
@@ -273,7 +278,12 @@ func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, err
 }
 
 func newVault(st storage.Storage, cfg Config, ks *keys.KeySet) *Vault {
-	return &Vault{st: st, cfg: cfg, keys: ks, sealer: ks.NewSealer(), meta: ks.NewIndexSealer(), idx: index.New()}
+	v := &Vault{st: st, cfg: cfg, keys: ks, open: keys.NewOpeners(), meta: ks.NewIndexSealer(), idx: index.New()}
+	if !ks.WriteOnly() {
+		v.sealer = ks.NewSealer()
+		v.open.Add(v.sealer)
+	}
+	return v
 }
 
 // Config returns the vault's configuration.
@@ -291,12 +301,23 @@ func (v *Vault) Storage() storage.Storage { return v.st }
 // Index returns the in-memory index (empty until LoadIndex).
 func (v *Vault) Index() *index.Index { return v.idx }
 
-// sealerFor returns the sealer for objects of kind.
-func (v *Vault) sealerFor(kind keys.Kind) *keys.Sealer {
-	if kind == keys.KindIndex || kind == keys.KindTrailer {
-		return v.meta
+// isIndexKind reports whether objects of kind are sealed under the index
+// key rather than a data key.
+func isIndexKind(kind keys.Kind) bool { return kind == keys.KindIndex || kind == keys.KindTrailer }
+
+// ErrWriteOnly reports content a write-only (certificate-mode) machine
+// cannot read, or a write before its backup session started.
+var ErrWriteOnly = errors.New("this machine holds only the vault's certificate: it can back up but not read points (recovery needs the certificate's private key)")
+
+// sealerFor returns the sealer that seals new objects of kind.
+func (v *Vault) sealerFor(kind keys.Kind) (*keys.Sealer, error) {
+	if isIndexKind(kind) {
+		return v.meta, nil
 	}
-	return v.sealer
+	if v.sealer == nil {
+		return nil, ErrWriteOnly
+	}
+	return v.sealer, nil
 }
 
 func dataName(id keys.ID) string {
@@ -412,7 +433,18 @@ func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id 
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
 	}
-	plain, err := v.sealerFor(kind).Open(nil, kind, id, sealed)
+	var plain []byte
+	switch {
+	case isIndexKind(kind):
+		plain, err = v.meta.Open(nil, kind, id, sealed)
+	case v.open.Len() == 0:
+		return nil, ErrWriteOnly
+	default:
+		plain, err = v.open.Open(nil, kind, id, sealed)
+	}
+	if errors.Is(err, keys.ErrOtherKey) {
+		return nil, err // not damage: sealed under a key this machine lacks
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
@@ -424,7 +456,11 @@ func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id 
 // same content.
 func (v *Vault) saveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
 	id := v.keys.ID(kind, plain)
-	sealed := v.sealerFor(kind).Seal(nil, kind, id, plain)
+	s, err := v.sealerFor(kind)
+	if err != nil {
+		return id, err
+	}
+	sealed := s.Seal(nil, kind, id, plain)
 	if err := v.st.Save(ctx, prefix+id.String(), sealed); err != nil && !errors.Is(err, storage.ErrExists) {
 		return id, fmt.Errorf("save %s: %w", kind, err)
 	}
@@ -458,7 +494,13 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 // plaintext. It decrypts in place: sealed is overwritten, and the plaintext
 // of a raw (uncompressed) blob is a subslice of it.
 func (v *Vault) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
-	payload, err := v.sealer.OpenInPlace(kind, id, sealed)
+	if v.open.Len() == 0 {
+		return nil, ErrWriteOnly
+	}
+	payload, err := v.open.OpenInPlace(kind, id, sealed)
+	if errors.Is(err, keys.ErrOtherKey) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}

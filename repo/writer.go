@@ -118,13 +118,20 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 
 	// One pooled buffer holds the payload and, after it, its sealed form;
 	// it is sized for this blob, so small tree parts take small buffers.
+	sealer, err := w.v.sealerFor(kind)
+	if err != nil {
+		w.mu.Lock()
+		delete(w.pending, id)
+		w.mu.Unlock()
+		return false, err
+	}
 	bp := w.bufPool.Get().(*[]byte)
 	if need := 2 * (len(plain) + len(plain)/16 + keys.Overhead + 64); cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
 	payload := pack.EncodePayload((*bp)[:0], plain)
 	sealedStart := len(payload)
-	buf := w.v.sealer.Seal(payload, kind, id, payload)
+	buf := sealer.Seal(payload, kind, id, payload)
 	sealed := buf[sealedStart:]
 
 	w.mu.Lock()

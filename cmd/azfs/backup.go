@@ -42,11 +42,20 @@ func backupCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := startCertSession(ctx, o); err != nil {
+		return err
+	}
 	cacheDir, err := keyring.CacheDir()
 	if err != nil {
 		return err
 	}
-	files, err := filecache.Open(filepath.Join(cacheDir, o.Vault.ID(), "files-"+o.Machine))
+	// A key epoch of its own (certificate mode) gets a cache of its own:
+	// chunk lists of one epoch must not be reused in another.
+	cacheName := "files-" + o.Machine
+	if c := o.Vault.Keys().Certificate; c != "" {
+		cacheName += "-" + c[:16]
+	}
+	files, err := filecache.Open(filepath.Join(cacheDir, o.Vault.ID(), cacheName))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "azfs: warning: %v; every file will be read\n", err)
 		files = nil
@@ -104,4 +113,38 @@ func backupCmd(ctx context.Context, args []string) error {
 			cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
 	}
 	return err
+}
+
+// startCertSession prepares a write-only (certificate-mode) machine for a
+// backup: when the owner has rotated the vault's certificate, it starts a
+// new key epoch for it; then it starts a session key wrapped to the current
+// certificate. Passphrase-mode machines need nothing.
+func startCertSession(ctx context.Context, o *cli.Opened) error {
+	ks := o.Vault.Keys()
+	if !ks.WriteOnly() {
+		return nil
+	}
+	c, err := o.CurrentCertificate(ctx)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		return fmt.Errorf("vault at %s: this machine is write-only but the vault lists no certificate", o.Location)
+	}
+	mode := cli.CertMode(c)
+	if c.ID() != ks.Certificate {
+		next, err := repo.RotateMachineKeys(ctx, o.Storage, o.Machine, ks, *mode)
+		if err != nil {
+			return err
+		}
+		o.Entry.Keys = next
+		if err := o.Ring.Save(); err != nil {
+			return err
+		}
+		if o.Vault, err = repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, next); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "azfs: the vault's certificate changed to %s: new points use it and share no data with older ones\n", c.Thumbprint())
+	}
+	return o.Vault.StartSession(ctx, mode.Wrap)
 }

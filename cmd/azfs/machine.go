@@ -85,17 +85,31 @@ func register(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := saveGenerated(*genFile, pass); err != nil {
-		return err
-	}
-	v, err := repo.RegisterMachine(ctx, o.Storage, o.Root, *name, pass, keys.DefaultKDF)
+	// The credentials vouched for the owner's keys: pin them, so that this
+	// machine only ever encrypts to certificates that owner added.
+	o.Entry = &keyring.Vault{OwnerPublic: o.Root.Owner}
+	c, err := o.CurrentCertificate(ctx)
 	if err != nil {
 		return err
 	}
-	o.Ring.Add(&keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys()}, false)
+	var certMode *repo.CertMode
+	if c != nil {
+		certMode = cli.CertMode(c)
+	}
+	if err := saveGenerated(*genFile, pass); err != nil {
+		return err
+	}
+	v, err := repo.RegisterMachine(ctx, o.Storage, o.Root, *name, pass, keys.DefaultKDF, certMode)
+	if err != nil {
+		return err
+	}
+	o.Ring.Add(&keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys(), OwnerPublic: o.Root.Owner}, false)
 	if err := o.Ring.Save(); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
+	if c != nil {
+		fmt.Fprintf(os.Stderr, "certificate mode: this machine backs up to certificate %s and cannot read its points\n", c.Thumbprint())
+	}
 	return nil
 }

@@ -30,6 +30,7 @@ commands:
   check                    verify the vault (--read-data authenticates every byte)
   passphrase change        replace this machine's passphrase (needs a security PIN)
   key list|add|remove      the owner's key slots
+  certificate rotate       encrypt new points to a new certificate (owner; certificate mode)
 
 Mount recovery points with azmount. 'azfs COMMAND --help' shows a command's flags.
 `
@@ -79,6 +80,10 @@ func run(ctx context.Context, args []string) error {
 		return sub("passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN", map[string]func(context.Context, []string) error{
 			"change": passphraseChange,
 		})
+	case "certificate":
+		return sub("certificate rotate --certificate NEW", map[string]func(context.Context, []string) error{
+			"rotate": certificateRotate,
+		})
 	case "key":
 		return sub("key list|add|remove", map[string]func(context.Context, []string) error{
 			"list": keyList, "add": keyAdd, "remove": keyRemove,
@@ -105,7 +110,7 @@ func parse(fs *pflag.FlagSet, args []string) error {
 
 // targetFlags are the flags that say which vault and machine to work on.
 type targetFlags struct {
-	vault, passFile, machine, creds *string
+	vault, passFile, machine, creds, privKey, privPass *string
 }
 
 func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
@@ -116,14 +121,17 @@ func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
 	if withMachine {
 		t.machine = fs.String("machine", "", "work on machine `NAME`'s points (default: this machine)")
 		t.creds = fs.String("vault-credentials", "", "open the vault a credentials `FILE` names (recovery on another machine)")
+		t.privKey = fs.String("private-key", "", "certificate mode: the certificate's private key `FILE` (PEM, PKCS#8 or .pfx)")
+		t.privPass = fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	} else {
-		t.machine, t.creds = new(string), new(string)
+		t.machine, t.creds, t.privKey, t.privPass = new(string), new(string), new(string), new(string)
 	}
 	return t
 }
 
 func (t *targetFlags) target() cli.Target {
-	return cli.Target{Vault: *t.vault, PassFile: *t.passFile, Machine: *t.machine, Credentials: *t.creds}
+	return cli.Target{Vault: *t.vault, PassFile: *t.passFile, Machine: *t.machine, Credentials: *t.creds,
+		PrivateKey: *t.privKey, PrivateKeyPassFile: *t.privPass}
 }
 
 // newPassphrase returns a new passphrase: generated (when genFile is set,

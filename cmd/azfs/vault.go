@@ -9,6 +9,7 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
@@ -20,11 +21,21 @@ func vaultCreate(ctx context.Context, args []string) error {
 	passFile := fs.String("passphrase-file", "", "read the passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate a random passphrase and write it to `FILE` (0600)")
 	machine := fs.String("machine", cli.Hostname(), "this machine's `NAME` in the vault")
+	certFile := fs.String("certificate", "", "certificate mode: encrypt backups to this X.509 certificate (`FILE`, .cer or PEM); only its private key restores")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return cli.Usagef("usage: azfs vault create PATH [--passphrase-file F | --generate-passphrase F]")
+		return cli.Usagef("usage: azfs vault create PATH [--passphrase-file F | --generate-passphrase F] [--certificate CERT]")
+	}
+	var certMode *repo.CertMode
+	var c *cert.Certificate
+	if *certFile != "" {
+		var err error
+		if c, err = cli.LoadCertificate(*certFile); err != nil {
+			return err
+		}
+		certMode = cli.CertMode(c)
 	}
 	if err := repo.CheckMachineName(*machine); err != nil {
 		return cli.Usagef("%v (set one with --machine)", err)
@@ -56,7 +67,12 @@ func vaultCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("create vault at %s: %w", path, err)
 	}
-	v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF)
+	if c != nil {
+		if err := repo.AddCertificate(ctx, st, owner, c.ID(), c.PEM()); err != nil {
+			return err
+		}
+	}
+	v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF, certMode)
 	if err != nil {
 		return fmt.Errorf("register %s in the new vault: %w", *machine, err)
 	}
@@ -76,6 +92,34 @@ func vaultCreate(ctx context.Context, args []string) error {
 	if *genFile != "" {
 		fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)
 	}
+	if c != nil {
+		fmt.Fprintf(os.Stderr, "certificate mode: backups are encrypted to certificate %s (%s); this machine cannot read them, only the private key can\n", c.Thumbprint(), c.Subject())
+	}
+	return nil
+}
+
+func certificateRotate(ctx context.Context, args []string) error {
+	fs := flags("certificate rotate")
+	target := addTargetFlags(fs, false)
+	certFile := fs.String("certificate", "", "the new X.509 certificate `FILE`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *certFile == "" || fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs certificate rotate --certificate NEW")
+	}
+	c, err := cli.LoadCertificate(*certFile)
+	if err != nil {
+		return err
+	}
+	o, owner, err := cli.OpenOwner(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	if err := repo.AddCertificate(ctx, o.Storage, owner, c.ID(), c.PEM()); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "certificate %s (%s) is now the vault's: new points open with its private key, older points with the earlier certificates' keys\n", c.Thumbprint(), c.Subject())
 	return nil
 }
 

@@ -48,6 +48,8 @@ func run(args []string) error {
 	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys")
 	machine := fs.String("machine", "", "mount machine `NAME`'s points (default: this machine)")
 	creds := fs.String("vault-credentials", "", "open the vault a credentials `FILE` names (recovery on another machine)")
+	privKey := fs.String("private-key", "", "certificate mode: the certificate's private key `FILE` (PEM, PKCS#8 or .pfx)")
+	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
 	cacheSize := fs.String("cache-size", "256MiB", "memory for decrypted chunks (the process stays within about this plus 128 MiB)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
@@ -78,7 +80,8 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, Machine: *machine, Credentials: *creds})
+	o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, Machine: *machine, Credentials: *creds,
+		PrivateKey: *privKey, PrivateKeyPassFile: *privPass})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,21 @@ type Vault struct {
 	Machine  string          `json:"machine"`
 	Keys     *keys.KeySet    `json:"keys"`
 	Owner    *keys.OwnerKeys `json:"owner,omitempty"`
+	// OwnerPublic pins the owner's public keys as the credentials file
+	// vouched for them at registration.
+	OwnerPublic *keys.OwnerPublic `json:"owner_public,omitempty"`
+}
+
+// OwnerKeys returns the owner's public keys this machine trusts for the
+// vault: its own owner keys, or those pinned at registration.
+func (v *Vault) OwnerKeys() (keys.OwnerPublic, bool) {
+	switch {
+	case v.Owner != nil:
+		return v.Owner.Public(), true
+	case v.OwnerPublic != nil:
+		return *v.OwnerPublic, true
+	}
+	return keys.OwnerPublic{}, false
 }
 
 // Keyring is the machine's state.

@@ -22,6 +22,9 @@ type Target struct {
 	// Credentials is a vault credentials file: the vault is the one it
 	// names, checked against it (recovery on another machine).
 	Credentials string
+	// PrivateKey is a certificate's private key file (certificate mode),
+	// with an optional password file for .pfx.
+	PrivateKey, PrivateKeyPassFile string
 }
 
 // Opened is a vault root as a command sees it.
@@ -134,6 +137,15 @@ func OpenVault(ctx context.Context, t Target) (*Opened, error) {
 
 func (o *Opened) openMachine(ctx context.Context, t Target) error {
 	o.Machine = t.Machine
+	if t.PrivateKey != "" {
+		if o.Machine == "" && o.Entry != nil {
+			o.Machine = o.Entry.Machine
+		}
+		if o.Machine == "" {
+			return Usagef("name the machine whose points to open with --machine NAME")
+		}
+		return o.openWithPrivateKey(ctx, t)
+	}
 	if e := o.Entry; e != nil && e.Keys != nil && (o.Machine == "" || o.Machine == e.Machine) {
 		o.Machine = e.Machine
 		v, err := repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, e.Keys)

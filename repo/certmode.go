@@ -1,0 +1,293 @@
+package repo
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/storage"
+)
+
+// Certificate mode (Azure Stack's model): the vault root lists certificates
+// under certificates/<seq>-<id>; the newest is current. A machine of a
+// certificate-mode vault holds a write-only key set: it deduplicates and
+// writes, sealing each backup's content under a fresh session key that it
+// stores only wrapped to the current certificate (sessions/<key id>) and
+// then forgets. Whoever holds the certificate's private key unwraps the
+// machine's key set (certkeys/<cert id>) and the sessions, and reads.
+
+const (
+	certificatesPrefix = "certificates/"
+	sessionsPrefix     = "sessions/"
+	certKeysPrefix     = "certkeys/"
+)
+
+// Wrapper encrypts a small secret to a certificate's public key with ad
+// bound in; Unwrapper is the private key's side.
+type (
+	Wrapper   func(secret, ad []byte) ([]byte, error)
+	Unwrapper func(wrapped, ad []byte) ([]byte, error)
+)
+
+// CertRef is one certificate of a vault.
+type CertRef struct {
+	Seq int
+	ID  string // SHA-256 of the certificate's DER, hex
+	PEM []byte
+	Sig []byte // the owner's signature over ID and PEM
+}
+
+// certObject is a certificate as stored: signed by the owner, so that a
+// storage cannot make machines encrypt to a certificate of its choosing.
+type certObject struct {
+	PEM []byte `json:"pem"`
+	Sig []byte `json:"sig"`
+}
+
+func certMessage(id string, pem []byte) []byte { return append([]byte(id+"\x00"), pem...) }
+
+// Verify checks that the vault's owner added the certificate.
+func (r CertRef) Verify(owner keys.OwnerPublic) error {
+	if err := owner.Verify("certificate", certMessage(r.ID, r.PEM), r.Sig); err != nil {
+		return fmt.Errorf("certificate %s: %w", r.ID[:16], err)
+	}
+	return nil
+}
+
+// ErrNoCertificate reports a vault that is not in certificate mode.
+var ErrNoCertificate = errors.New("the vault has no certificate")
+
+// Certificates returns the vault root's certificates, oldest first.
+func Certificates(ctx context.Context, st storage.Storage) ([]CertRef, error) {
+	names, err := listNames(ctx, st, certificatesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []CertRef
+	for _, n := range names {
+		var ref CertRef
+		seq, id, ok := strings.Cut(path.Base(n), "-")
+		if !ok || len(seq) != 6 || len(id) != 64 {
+			continue // not a certificate object
+		}
+		if _, err := fmt.Sscanf(seq, "%06d", &ref.Seq); err != nil {
+			continue
+		}
+		ref.ID = id
+		b, err := st.Load(ctx, n, 0, -1)
+		if err != nil {
+			return nil, fmt.Errorf("read certificate %s: %w", id[:16], err)
+		}
+		var obj certObject
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return nil, fmt.Errorf("certificate %s: %w: %w", id[:16], ErrDamaged, err)
+		}
+		ref.PEM, ref.Sig = obj.PEM, obj.Sig
+		out = append(out, ref)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// CurrentCertificate returns the newest certificate.
+func CurrentCertificate(ctx context.Context, st storage.Storage) (CertRef, error) {
+	certs, err := Certificates(ctx, st)
+	if err != nil {
+		return CertRef{}, err
+	}
+	if len(certs) == 0 {
+		return CertRef{}, ErrNoCertificate
+	}
+	return certs[len(certs)-1], nil
+}
+
+// AddCertificate makes the certificate id (with its PEM) the vault's
+// current one, signed by the owner. There is no way back to passphrase-only
+// backups.
+func AddCertificate(ctx context.Context, st storage.Storage, owner *keys.OwnerKeys, id string, pem []byte) error {
+	certs, err := Certificates(ctx, st)
+	if err != nil {
+		return err
+	}
+	seq := 1
+	if len(certs) > 0 {
+		last := certs[len(certs)-1]
+		if last.ID == id {
+			return fmt.Errorf("certificate %s is already the current one", id[:16])
+		}
+		seq = last.Seq + 1
+	}
+	b, err := json.Marshal(certObject{PEM: pem, Sig: owner.Sign("certificate", certMessage(id, pem))})
+	if err != nil {
+		return fmt.Errorf("add certificate: %w", err)
+	}
+	// Never-overwrite saves make concurrent rotations pick distinct places.
+	if err := st.Save(ctx, fmt.Sprintf("%s%06d-%s", certificatesPrefix, seq, id), b); err != nil {
+		return fmt.Errorf("add certificate: %w", err)
+	}
+	return nil
+}
+
+func certKeyAD(areaID, certID string) []byte {
+	return []byte("azfs-certkey-v1\x00" + areaID + "\x00" + certID)
+}
+
+// certKey is a key set encrypted under a one-time key that is wrapped to a
+// certificate (the public-key operation only takes small secrets).
+type certKey struct {
+	Wrapped []byte `json:"wrapped"`
+	Sealed  []byte `json:"sealed"`
+}
+
+// SaveCertKey stores the machine's write-only key set ks wrapped to its
+// certificate, so that the certificate's private key opens the area.
+func SaveCertKey(ctx context.Context, area storage.Storage, ks *keys.KeySet, wrap Wrapper) error {
+	plain, err := ks.Marshal()
+	if err != nil {
+		return err
+	}
+	once, err := keys.NewSecret()
+	if err != nil {
+		return err
+	}
+	ad := certKeyAD(ks.Vault, ks.Certificate)
+	wrapped, err := wrap(once[:], ad)
+	if err != nil {
+		return fmt.Errorf("wrap machine keys to the certificate: %w", err)
+	}
+	b, err := json.Marshal(certKey{Wrapped: wrapped, Sealed: keys.SealOnce(once, plain, ad)})
+	if err != nil {
+		return fmt.Errorf("store machine keys for the certificate: %w", err)
+	}
+	if err := area.Save(ctx, certKeysPrefix+ks.Certificate, b); err != nil && !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("store machine keys for the certificate: %w", err)
+	}
+	return nil
+}
+
+// OpenMachineWithCertificate opens machine name's area with a private key:
+// the area's keys wrapped to certificate certID, and every backup session
+// wrapped to it.
+func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Config, name, certID string, unwrap Unwrapper) (*Vault, error) {
+	area := MachineStorage(st, name)
+	cfg, err := ReadConfig(ctx, area)
+	if errors.Is(err, ErrNoVault) {
+		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := area.Load(ctx, certKeysPrefix+certID, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("machine %s has no backups under certificate %s", name, certID[:16])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
+	}
+	var ck certKey
+	if err := json.Unmarshal(b, &ck); err != nil {
+		return nil, fmt.Errorf("machine %s keys: %w: %w", name, ErrDamaged, err)
+	}
+	ad := certKeyAD(cfg.ID, certID)
+	once, err := unwrap(ck.Wrapped, ad)
+	if err != nil || len(once) != len(keys.Secret{}) {
+		return nil, fmt.Errorf("machine %s: unwrap its keys with the private key: %w", name, keys.ErrAuth)
+	}
+	plain, err := keys.OpenOnce(keys.Secret(once), ck.Sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s keys: %w: %w", name, ErrDamaged, err)
+	}
+	ks, err := keys.ParseKeySet(plain)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: %w: %w", name, ErrDamaged, err)
+	}
+	v, err := OpenMachine(ctx, st, root, name, ks)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.unlockSessions(ctx, certID, unwrap); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// session is a stored session key.
+type session struct {
+	Certificate string `json:"certificate"`
+	Wrapped     []byte `json:"wrapped"`
+}
+
+func sessionAD(areaID string, keyID [8]byte) []byte {
+	return []byte("azfs-session-v1\x00" + areaID + "\x00" + hex.EncodeToString(keyID[:]))
+}
+
+// StartSession gives a write-only machine a fresh data key for one backup:
+// stored wrapped to its certificate, used to seal this run's content, and
+// gone with the process.
+func (v *Vault) StartSession(ctx context.Context, wrap Wrapper) error {
+	if !v.keys.WriteOnly() {
+		return nil
+	}
+	key, err := keys.NewSecret()
+	if err != nil {
+		return err
+	}
+	s := keys.NewDataSealer(key)
+	keyID := s.KeyID()
+	wrapped, err := wrap(key[:], sessionAD(v.cfg.ID, keyID))
+	if err != nil {
+		return fmt.Errorf("wrap session key: %w", err)
+	}
+	b, err := json.Marshal(session{Certificate: v.keys.Certificate, Wrapped: wrapped})
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	// Stored before anything is sealed under it: every object has its key.
+	if err := v.st.Save(ctx, sessionsPrefix+hex.EncodeToString(keyID[:]), b); err != nil {
+		return fmt.Errorf("store session key: %w", err)
+	}
+	v.sealer = s
+	return nil
+}
+
+// unlockSessions adds every session key wrapped to certID to the vault's
+// openers; sessions under other certificates are recorded as foreign.
+func (v *Vault) unlockSessions(ctx context.Context, certID string, unwrap Unwrapper) error {
+	names, err := v.list(ctx, sessionsPrefix)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		raw, err := hex.DecodeString(path.Base(n))
+		if err != nil || len(raw) != 8 {
+			continue
+		}
+		keyID := [8]byte(raw)
+		b, err := v.st.Load(ctx, n, 0, -1)
+		if err != nil {
+			return fmt.Errorf("read session %x: %w", keyID, err)
+		}
+		var s session
+		if err := json.Unmarshal(b, &s); err != nil || s.Certificate != certID {
+			v.open.AddForeign(keyID)
+			continue
+		}
+		key, err := unwrap(s.Wrapped, sessionAD(v.cfg.ID, keyID))
+		if err != nil || len(key) != len(keys.Secret{}) {
+			v.open.AddForeign(keyID)
+			continue
+		}
+		sealer := keys.NewDataSealer(keys.Secret(key))
+		if sealer.KeyID() != keyID {
+			return fmt.Errorf("session %x: %w: key does not match its name", keyID, ErrDamaged)
+		}
+		v.open.Add(sealer)
+	}
+	return nil
+}
