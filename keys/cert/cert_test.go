@@ -460,20 +460,22 @@ func TestPKCS12(t *testing.T) {
 	}
 
 	certsOnly := export("certs.pfx", append([]string{"-nokeys", "-in", "ec.crt"}, tripleDES...)...)
-	// x/crypto/pkcs12 reads only files of two parts, one for the
-	// certificates and one for the key.
-	if _, err := cert.ParsePrivateKey(certsOnly, password); !errors.Is(err, cert.ErrUnsupported) {
-		t.Errorf("certificates only: %v, want ErrUnsupported", err)
+	if _, err := cert.ParsePrivateKey(certsOnly, password); err == nil {
+		t.Errorf("a .pfx holding only certificates gave a private key")
 	}
 
-	// OpenSSL 3's default is AES-256-CBC with a SHA-256 MAC, which
-	// golang.org/x/crypto/pkcs12 does not implement.
+	// OpenSSL 3's default is AES-256-CBC with a SHA-256 MAC: read as well
+	// as the legacy TripleDES files.
 	aes := export("aes.pfx", "-inkey", "ec.key", "-in", "ec.crt")
-	_, err := cert.ParsePrivateKey(aes, password)
-	if !errors.Is(err, cert.ErrUnsupported) || !strings.Contains(err.Error(), "TripleDES") {
-		t.Errorf("AES .pfx: %v, want ErrUnsupported explaining how to export", err)
-	} else {
-		t.Logf("AES .pfx: %v", err)
+	k, err := cert.ParsePrivateKey(aes, password)
+	if err != nil {
+		t.Fatalf("AES .pfx: %v", err)
+	}
+	if !k.Matches(ecKey.cert(t)) {
+		t.Errorf("the key read from the AES .pfx does not match its certificate")
+	}
+	if _, err := cert.ParsePrivateKey(aes, "wrong"); !errors.Is(err, keys.ErrWrongPassphrase) {
+		t.Errorf("AES .pfx with a wrong password: %v, want ErrWrongPassphrase", err)
 	}
 }
 

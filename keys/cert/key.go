@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/crypto/pkcs12"
+	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/azfs/azfs/keys"
 )
@@ -80,34 +80,19 @@ func parsePEMKey(b []byte) (any, error) {
 	return x509.ParsePKCS8PrivateKey(block.Bytes)
 }
 
-// parsePKCS12 reads the private key of a .pfx file.
+// parsePKCS12 reads the private key of a .pfx file: legacy TripleDES
+// (the Windows default) or AES-256 with a SHA-256 MAC (the OpenSSL 3
+// default), with or without the certificate's chain.
 func parsePKCS12(b []byte, password string) (any, error) {
-	key, _, err := pkcs12.Decode(b, password)
-	if err == nil {
+	key, _, _, err := pkcs12.DecodeChain(b, password)
+	switch {
+	case err == nil:
 		return key, nil
-	}
-	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
+	case errors.Is(err, pkcs12.ErrIncorrectPassword):
 		return nil, fmt.Errorf("%w for the .pfx", keys.ErrWrongPassphrase)
 	}
 	if _, ok := errors.AsType[pkcs12.NotImplementedError](err); ok {
-		return nil, fmt.Errorf("%w: .pfx encryption or layout (%w); if it holds a private key, export it with TripleDES-SHA1 (the Windows default; "+
-			"openssl pkcs12 -export -certpbe PBE-SHA1-3DES -keypbe PBE-SHA1-3DES -macalg sha1) or give a PEM key", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: .pfx encryption or layout: %w", ErrUnsupported, err)
 	}
-	// Decode wants exactly one certificate and one key; a .pfx that also
-	// carries the certificate's chain needs ToPEM.
-	blocks, err := pkcs12.ToPEM(b, password)
-	if err != nil {
-		return nil, fmt.Errorf("%w: not PEM, DER PKCS #8 or PKCS #12: %w", ErrNoKey, err)
-	}
-	for _, block := range blocks {
-		if block.Type == "PRIVATE KEY" {
-			// ToPEM types every key "PRIVATE KEY" but encodes RSA keys in
-			// PKCS #1 and ECDSA keys in SEC 1.
-			if key, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-				return key, nil
-			}
-			return x509.ParseECPrivateKey(block.Bytes)
-		}
-	}
-	return nil, fmt.Errorf("%w: the PKCS #12 file holds only certificates", ErrNoKey)
+	return nil, fmt.Errorf("%w: not PEM, DER PKCS #8 or PKCS #12: %w", ErrNoKey, err)
 }
