@@ -29,9 +29,8 @@ import (
 var (
 	// ErrUnsupported reports a key or file this package cannot use: a key
 	// type other than RSA or ECDSA, an RSA key under 2048 bits, a curve other
-	// than P-256, P-384 or P-521, an encrypted PEM key, or a .pfx that
-	// golang.org/x/crypto/pkcs12 cannot read (it implements TripleDES-SHA1,
-	// not OpenSSL 3's default AES-256 with a SHA-256 MAC).
+	// than P-256, P-384 or P-521, an encrypted PEM key, or a .pfx in an
+	// encryption scheme the PKCS #12 reader does not implement.
 	ErrUnsupported = errors.New("unsupported")
 	// ErrNoKey reports input that holds no private key.
 	ErrNoKey = errors.New("no private key found")
