@@ -387,6 +387,35 @@ backup_run() {
 	add "$t.local_mb" "$(du -sb "$STATE/$t"/{home,config,cache} | awk '{ s += $1 } END { printf "%.1f", s / 1e6 }')"
 }
 
+# cert_backup_run RUN: the first backup again, into a certificate-mode vault
+# (a write-only machine sealing under a session key wrapped to an RSA-2048
+# certificate), timed against the passphrase-mode run just before it.
+cert_backup_run() {
+	local i=$1 out=$LOGS/azfs-cert-$1 c rc
+	reset_state azfs-cert
+	if [[ ! -s $BENCH_DIR/cert/bench.crt ]]; then
+		mkdir -p "$BENCH_DIR/cert"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=azfs-bench \
+			-keyout "$BENCH_DIR/cert/bench.key" -out "$BENCH_DIR/cert/bench.crt" 2>"$out-openssl.err" ||
+			{ contract "openssl could not make the bench certificate: $(errtail "$out-openssl.err")"; return 0; }
+	fi
+	c=("$AZFS" vault create "$STATE/azfs-cert/vault" --generate-passphrase "$STATE/azfs-cert/passphrase" --certificate "$BENCH_DIR/cert/bench.crt")
+	rc=0
+	"${c[@]}" >"$out-vault-create.out" 2>"$out-vault-create.err" || rc=$?
+	if ((rc != 0)); then
+		contract "\`$(cmd_str "${c[@]}")\` failed (rc=$rc): $(errtail "$out-vault-create.err")"
+		return 0
+	fi
+	sync
+	run_timed "$out-backup.out" "$out-backup.err" "$AZFS" backup --json "$CORPUS"
+	if ((T_RC != 0)); then
+		contract "run $i: certificate-mode backup failed (rc=$T_RC): $(errtail "$out-backup.err")"
+		return 0
+	fi
+	add azfscert.first_mbps "$(mbps "$T_WALL")"
+	log "azfs (certificate mode) run $i: first backup $T_WALL s"
+}
+
 # ---------------------------------------------------------------- mounts
 
 # start_mount TOOL TAG: sets MPID, MTARGET (the corpus inside the mount), T_MOUNT.
@@ -516,7 +545,10 @@ mount_run() {
 # ---------------------------------------------------------------- measure (runs interleaved)
 
 for ((i = 1; i <= BENCH_RUNS; i++)); do
-	for t in "${TOOLS[@]}"; do dead "$t" || backup_run "$t" "$i"; done
+	for t in "${TOOLS[@]}"; do
+		dead "$t" || backup_run "$t" "$i"
+		if [[ $t == azfs ]] && ! dead azfs; then cert_backup_run "$i"; fi
+	done
 done
 for ((i = 1; i <= BENCH_RUNS; i++)); do
 	for t in "${TOOLS[@]}"; do mount_run "$t" "$i"; done
@@ -553,6 +585,9 @@ report() {
 	echo "| reference: plain \`cp -a\` disk to disk (s) | $(fmt "$ref_cp" 2) ($(fmt "$(mbps "$ref_cp")" 0) MB/s) | | | |"
 	echo "| first backup (s) | $(cell azfs.first_s 2) | $(cell restic.first_s 2) | $(x "$(ratio "$(A first_s)" "$(S first_s)")") | |"
 	echo "| first backup throughput (MB/s) | $(cell azfs.first_mbps 1) | $(cell restic.first_mbps 1) | $(x "$r_first") | ≥ 3x restic: $(check "$r_first" ">=" 3) |"
+	local r_cert
+	r_cert=$(ratio "$(med azfscert.first_mbps)" "$(A first_mbps)")
+	echo "| first backup, certificate mode (MB/s) | $(cell azfscert.first_mbps 1) | | $(x "$r_cert") of passphrase mode | ≥ 0.9x: $(check "$r_cert" ">=" 0.9) |"
 	echo "| first backup peak RSS (MB) | $(cell azfs.first_rss 0) | $(cell restic.first_rss 0) | $(x "$(ratio "$(A first_rss)" "$(S first_rss)")") | < 300 MB: $(check "$(A first_rss)" "<" 300) |"
 	echo "| second backup, nothing changed (s) | $(cell azfs.second_s 2) | $(cell restic.second_s 2) | $(x "$r_second") | ≤ 0.5x restic: $(check "$r_second" "<=" 0.5) |"
 	echo "| second backup peak RSS (MB) | $(cell azfs.second_rss 0) | $(cell restic.second_rss 0) | $(x "$(ratio "$(A second_rss)" "$(S second_rss)")") | |"
@@ -576,6 +611,13 @@ report() {
 	local k
 	for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "- \`$k\`: ${R[$k]% }"; done
 	echo
+	if [[ -n ${R[azfscert.first_mbps]:-} && -n ${R[azfs.first_mbps]:-} ]]; then
+		local pc
+		pc=$(paste <(tr ' ' '\n' <<<"${R[azfscert.first_mbps]% }") <(tr ' ' '\n' <<<"${R[azfs.first_mbps]% }") |
+			awk -F'\t' '$1 != "" && $2 != "" && $2 != 0 { printf "%.2f ", $1 / $2 }')
+		echo "Paired per-run ratios certificate mode / passphrase mode, first backup throughput: ${pc% } (median $(median "$pc"))"
+		echo
+	fi
 	if [[ -n ${R[azfs.first_s]:-} && -n ${R[restic.first_s]:-} ]]; then
 		echo "Paired per-run ratios azfs/restic (runs are interleaved, so a pair shares the machine's mood):"
 		echo
