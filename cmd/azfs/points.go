@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
 )
 
@@ -25,12 +24,9 @@ func pointsCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	points, err := o.Vault.Points(ctx)
+	points, err := o.Points(ctx, func(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+msg) })
 	if err != nil {
-		if !errors.Is(err, repo.ErrDamaged) {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "azfs: warning: %s (run 'azfs check')\n", cli.Message(err))
+		return err
 	}
 	if *asJSON {
 		type row struct {

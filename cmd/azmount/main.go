@@ -85,12 +85,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	points, err := o.Vault.Points(ctx)
+	points, err := o.Points(ctx, func(msg string) { logger.Warn(msg) })
 	if err != nil {
-		if !errors.Is(err, repo.ErrDamaged) {
-			return err
-		}
-		logger.Warn("some recovery points are damaged and not shown; run 'azfs check'", "err", cli.Message(err))
+		return err
 	}
 	if err := o.Vault.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
