@@ -83,6 +83,9 @@ func checkCmd(ctx context.Context, args []string) error {
 			what = fmt.Sprintf("structure and %s of data", cli.FormatBytes(uint64(res.BytesRead)))
 		}
 		fmt.Fprintf(os.Stderr, "checked %s: %d packs, %d points, %d tree parts, %d problems\n", what, res.Packs, res.Points, res.Trees, len(res.Problems))
+		if res.Unreadable > 0 {
+			fmt.Fprintf(os.Stderr, "%d blobs are sealed for another certificate and were not read: check with that certificate's private key too\n", res.Unreadable)
+		}
 	}
 	if errors.Is(err, check.ErrDamaged) {
 		return fmt.Errorf("%w: %d problems found", err, len(res.Problems))
