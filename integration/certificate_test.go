@@ -604,8 +604,8 @@ func TestCertificateRegisteredMachine(t *testing.T) {
 	// Nor can it rotate the vault to a certificate of its own.
 	mine := ctNewCert(t, certDir, "alphas-own", true)
 	mcRefused(t, alpha.azfs("certificate", "rotate", "--certificate", mine.cert))
-	if got := mcNames(t, filepath.Join(owner.vault, "certificates")); len(got) != 1 || !strings.HasSuffix(got[0], c.id) {
-		t.Errorf("vault certificates after alpha's refused rotation: %v, want just %s", got, c.id)
+	if got := mcNames(t, filepath.Join(owner.vault, "certificates")); len(got) != 1 || got[0] != "000001" {
+		t.Errorf("vault certificates after alpha's refused rotation: %v, want just the first", got)
 	}
 
 	// The private key reads alpha's points, from a machine with no state,
@@ -652,4 +652,35 @@ func TestCertificateModeBackupRecordsSymlinkAtime(t *testing.T) {
 	before := snapshot(t, src)
 	m.backup(src)
 	ctRecover(t, newEnv(t), m.vault, testMachine, c.key, src, before)
+}
+
+// TestSwitchToCertificateMode: a passphrase-mode vault switched to
+// certificate mode with `certificate rotate` stays switched: its machine's
+// next backup moves to the certificate's key epoch for good, so the new
+// point opens with the private key and no longer on the machine itself,
+// while the earlier point still opens with the machine's passphrase.
+func TestSwitchToCertificateMode(t *testing.T) {
+	c := ctNewCert(t, t.TempDir(), "switch", true)
+	e := newEnv(t)
+	e.createVault()
+	src := filepath.Join(t.TempDir(), "src")
+	mkdir(t, src)
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("before the switch\n"), 0o644)
+	e.backup(src)
+	e.mustAzfs("certificate", "rotate", "--certificate", c.cert)
+	writeFile(t, filepath.Join(src, "b.txt"), []byte("after the switch\n"), 0o644)
+	r := e.mustAzfs("backup", src)
+	if !strings.Contains(r.stderr, c.thumb) {
+		t.Errorf("first backup after the switch does not name the certificate %s:\n%s", c.thumb, r)
+	}
+	mcRefused(t, e.azfs("points"), "certificate", "private key")
+	fresh := newEnv(t)
+	withKey := ctMustPoints(t, fresh, e.vault, testMachine, c.key)
+	if len(withKey) != 1 {
+		t.Errorf("points with the private key: %v, want exactly the one written after the switch", withKey)
+	}
+	r = fresh.mustAzfs("points", "--json", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", e.passFile)
+	if n := strings.Count(r.stdout, `"id"`); n != 1 {
+		t.Errorf("points with the machine's passphrase: %d, want the one from before the switch:\n%s", n, r.stdout)
+	}
 }

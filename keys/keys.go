@@ -124,12 +124,21 @@ func NewKeySet(vaultID string) (*KeySet, error) {
 	return ks, nil
 }
 
-// WriteOnlyCopy returns the key set without its data key, writing for the
-// certificate certID: what a certificate-mode machine holds.
-func (ks *KeySet) WriteOnlyCopy(certID string) *KeySet {
+// Epoch returns the write-only key set a certificate-mode machine holds
+// while it writes for certificate certID: no data key, and an ID key and
+// chunker seed of that certificate's own, so that points written for one
+// certificate share no chunk with points written for another (each opens
+// with its own private key). They derive from the index key, which stays,
+// and the certificate ID, so the same certificate always gives the same
+// epoch: a rotation interrupted and run again, or back to a certificate
+// used before, finds its keys as they were.
+func (ks *KeySet) Epoch(certID string) *KeySet {
 	c := *ks
 	c.DataKey = Secret{}
 	c.Certificate = certID
+	material := append(append([]byte(nil), ks.IndexKey[:]...), certID...)
+	blake3.DeriveKey("azfs 2026 epoch id key v1", material, c.IDKey[:])
+	blake3.DeriveKey("azfs 2026 epoch chunker seed v1", material, c.ChunkerSeed[:])
 	return &c
 }
 

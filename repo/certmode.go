@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path"
 	"sort"
-	"strings"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
@@ -40,30 +39,41 @@ type CertRef struct {
 	Seq int
 	ID  string // SHA-256 of the certificate's DER, hex
 	PEM []byte
-	Sig []byte // the owner's signature over ID and PEM
+	Sig []byte // the owner's signature over Seq, ID and PEM
 }
 
-// certObject is a certificate as stored: signed by the owner, so that a
-// storage cannot make machines encrypt to a certificate of its choosing.
+// certObject is a certificate as stored at certificates/<seq>: signed by
+// the owner together with its sequence number, so that a storage can
+// neither make machines encrypt to a certificate of its choosing nor
+// replay an older one as the newest.
 type certObject struct {
+	ID  string `json:"id"`
 	PEM []byte `json:"pem"`
 	Sig []byte `json:"sig"`
 }
 
-func certMessage(id string, pem []byte) []byte { return append([]byte(id+"\x00"), pem...) }
+func certMessage(seq int, id string, pem []byte) []byte {
+	return append(fmt.Appendf(nil, "%06d\x00%s\x00", seq, id), pem...)
+}
 
-// Verify checks that the vault's owner added the certificate.
+// Verify checks that the vault's owner added the certificate at its place.
 func (r CertRef) Verify(owner keys.OwnerPublic) error {
-	if err := owner.Verify("certificate", certMessage(r.ID, r.PEM), r.Sig); err != nil {
-		return fmt.Errorf("certificate %s: %w", r.ID[:16], err)
+	if err := owner.Verify("certificate", certMessage(r.Seq, r.ID, r.PEM), r.Sig); err != nil {
+		return fmt.Errorf("certificate %d (%s): %w", r.Seq, shortID(r.ID), err)
 	}
 	return nil
 }
+
+func shortID(id string) string { return id[:min(16, len(id))] }
+
+// maxCertObject bounds what is read of a certificate object.
+const maxCertObject = 64 << 10
 
 // ErrNoCertificate reports a vault that is not in certificate mode.
 var ErrNoCertificate = errors.New("the vault has no certificate")
 
 // Certificates returns the vault root's certificates, oldest first.
+// Objects that do not decode are skipped; callers verify signatures.
 func Certificates(ctx context.Context, st storage.Storage) ([]CertRef, error) {
 	names, err := listNames(ctx, st, certificatesPrefix)
 	if err != nil {
@@ -72,23 +82,22 @@ func Certificates(ctx context.Context, st storage.Storage) ([]CertRef, error) {
 	var out []CertRef
 	for _, n := range names {
 		var ref CertRef
-		seq, id, ok := strings.Cut(path.Base(n), "-")
-		if !ok || len(seq) != 6 || len(id) != 64 {
+		base := path.Base(n)
+		if len(base) != 6 {
 			continue // not a certificate object
 		}
-		if _, err := fmt.Sscanf(seq, "%06d", &ref.Seq); err != nil {
+		if _, err := fmt.Sscanf(base, "%06d", &ref.Seq); err != nil {
 			continue
 		}
-		ref.ID = id
-		b, err := st.Load(ctx, n, 0, -1)
+		b, err := st.Load(ctx, n, 0, maxCertObject)
 		if err != nil {
-			return nil, fmt.Errorf("read certificate %s: %w", id[:16], err)
+			return nil, fmt.Errorf("read certificate %d: %w", ref.Seq, err)
 		}
 		var obj certObject
-		if err := json.Unmarshal(b, &obj); err != nil {
-			return nil, fmt.Errorf("certificate %s: %w: %w", id[:16], ErrDamaged, err)
+		if err := json.Unmarshal(b, &obj); err != nil || len(obj.ID) != 64 {
+			continue // damaged: unsigned content is never trusted anyway
 		}
-		ref.PEM, ref.Sig = obj.PEM, obj.Sig
+		ref.ID, ref.PEM, ref.Sig = obj.ID, obj.PEM, obj.Sig
 		out = append(out, ref)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
@@ -119,16 +128,20 @@ func AddCertificate(ctx context.Context, st storage.Storage, owner *keys.OwnerKe
 	if len(certs) > 0 {
 		last := certs[len(certs)-1]
 		if last.ID == id {
-			return fmt.Errorf("certificate %s is already the current one", id[:16])
+			return fmt.Errorf("certificate %s is already the current one", shortID(id))
 		}
 		seq = last.Seq + 1
 	}
-	b, err := json.Marshal(certObject{PEM: pem, Sig: owner.Sign("certificate", certMessage(id, pem))})
+	b, err := json.Marshal(certObject{ID: id, PEM: pem, Sig: owner.Sign("certificate", certMessage(seq, id, pem))})
 	if err != nil {
 		return fmt.Errorf("add certificate: %w", err)
 	}
-	// Never-overwrite saves make concurrent rotations pick distinct places.
-	if err := st.Save(ctx, fmt.Sprintf("%s%06d-%s", certificatesPrefix, seq, id), b); err != nil {
+	// The sequence number alone names the object: a never-overwrite save
+	// gives concurrent rotations distinct numbers, or fails one of them.
+	if err := st.Save(ctx, fmt.Sprintf("%s%06d", certificatesPrefix, seq), b); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return fmt.Errorf("add certificate: another rotation happened at the same time; run it again")
+		}
 		return fmt.Errorf("add certificate: %w", err)
 	}
 	return nil

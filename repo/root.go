@@ -217,24 +217,17 @@ func escrowAD(vaultID, machine string) []byte {
 	return []byte("azfs-escrow-v1\x00" + vaultID + "\x00" + machine)
 }
 
-// RotateMachineKeys starts a new key epoch of a write-only machine for
-// certificate cert: a fresh ID key and chunker seed, so that no later point
-// shares a chunk with a point sealed for an earlier certificate, and the
-// new keys wrapped to the new certificate. It returns the new key set.
+// RotateMachineKeys moves machine name to the key epoch of certificate
+// cert (see keys.KeySet.Epoch): a write-only machine whose vault's
+// certificate changed, or a passphrase-mode machine of a vault that just
+// switched to certificate mode (one way: it keeps no data key). The epoch's
+// keys are stored wrapped to the certificate; it returns them.
 func RotateMachineKeys(ctx context.Context, st storage.Storage, name string, ks *keys.KeySet, cert CertMode) (*keys.KeySet, error) {
-	next := *ks
-	next.Certificate = cert.ID
-	var err error
-	if next.IDKey, err = keys.NewSecret(); err != nil {
+	next := ks.Epoch(cert.ID)
+	if err := SaveCertKey(ctx, MachineStorage(st, name), next, cert.Wrap); err != nil {
 		return nil, err
 	}
-	if next.ChunkerSeed, err = keys.NewSecret(); err != nil {
-		return nil, err
-	}
-	if err := SaveCertKey(ctx, MachineStorage(st, name), &next, cert.Wrap); err != nil {
-		return nil, err
-	}
-	return &next, nil
+	return next, nil
 }
 
 // MachineExists reports whether machine name is registered.

@@ -125,7 +125,7 @@ func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 		return nil, err
 	}
 	if certID != "" {
-		ks = ks.WriteOnlyCopy(certID)
+		ks = ks.Epoch(certID)
 	}
 	if err := AddPassphraseSlot(ctx, st, ks, pass, kdf); err != nil {
 		return nil, err

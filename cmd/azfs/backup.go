@@ -115,21 +115,22 @@ func backupCmd(ctx context.Context, args []string) error {
 	return err
 }
 
-// startCertSession prepares a write-only (certificate-mode) machine for a
-// backup: when the owner has rotated the vault's certificate, it starts a
-// new key epoch for it; then it starts a session key wrapped to the current
-// certificate. Passphrase-mode machines need nothing.
+// startCertSession prepares a machine of a certificate-mode vault for a
+// backup: when the vault's certificate changed (or the vault just switched
+// to certificate mode), it moves the machine to that certificate's key
+// epoch, for good; then it starts a session key wrapped to the current
+// certificate. Passphrase-mode vaults need nothing.
 func startCertSession(ctx context.Context, o *cli.Opened) error {
 	ks := o.Vault.Keys()
-	if !ks.WriteOnly() {
-		return nil
-	}
 	c, err := o.CurrentCertificate(ctx)
 	if err != nil {
 		return err
 	}
 	if c == nil {
-		return fmt.Errorf("vault at %s: this machine is write-only but the vault lists no certificate", o.Location)
+		if ks.WriteOnly() {
+			return fmt.Errorf("vault at %s: this machine is write-only but the vault lists no certificate", o.Location)
+		}
+		return nil
 	}
 	mode := cli.CertMode(c)
 	if c.ID() != ks.Certificate {
@@ -144,7 +145,7 @@ func startCertSession(ctx context.Context, o *cli.Opened) error {
 		if o.Vault, err = repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, next); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "azfs: the vault's certificate changed to %s: new points use it and share no data with older ones\n", c.Thumbprint())
+		fmt.Fprintf(os.Stderr, "azfs: backing up to the vault's certificate %s from now on: new points open with its private key and share no data with older ones\n", c.Thumbprint())
 	}
 	return o.Vault.StartSession(ctx, mode.Wrap)
 }

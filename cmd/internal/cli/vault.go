@@ -77,7 +77,15 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 	if known != nil && known.ID != cfg.ID && known.Location == abs {
 		return nil, fmt.Errorf("the vault at %s is not the vault this machine knows there (found %s, expected %s)", abs, cfg.ID, known.ID)
 	}
-	return &Opened{Root: cfg, Storage: st, Location: abs, Ring: ring, Entry: ring.Vaults[cfg.ID]}, nil
+	entry := ring.Vaults[cfg.ID]
+	if entry != nil {
+		// The owner keys this machine trusts were vouched for when it joined;
+		// a config naming others is not the owner's doing.
+		if pinned, ok := entry.OwnerKeys(); ok && !pinned.Equal(*cfg.Owner) {
+			return nil, fmt.Errorf("vault at %s: %w since this machine joined it: refusing to trust it", abs, repo.ErrOwnerMismatch)
+		}
+	}
+	return &Opened{Root: cfg, Storage: st, Location: abs, Ring: ring, Entry: entry}, nil
 }
 
 // OpenWithCredentials opens the vault root a credentials file names, after
