@@ -14,6 +14,9 @@
 #   BENCH_AZMOUNT_FLAGS="--cache-size 256MiB"   extra azmount flags
 #   BENCH_MOUNT_TIMEOUT=120        seconds to wait for a mount to show content
 #   BENCH_KEEP_STATE=1             keep vault/repo/state of the last run (for debugging)
+#   BENCH_CP_DIR=DIR               where `cp -a` out of the mounts writes (default: the work dir on
+#                                  disk); a tmpfs such as /dev/shm/azfs-bench measures the mounts
+#                                  without the destination disk's writeback, for both tools alike
 #
 # Needs: go, restic, fusermount3 (or fusermount), /usr/bin/time, jq, diff, root or FUSE access.
 #
@@ -71,6 +74,7 @@ WORK=$BENCH_DIR/run.$STAMP.$$ # per-run work dir, removed on exit
 LOGS=$BENCH_DIR/logs/$STAMP    # kept
 STATE=$WORK/state
 SCRATCH=$WORK/scratch
+if [[ -n ${BENCH_CP_DIR:-} ]]; then mkdir -p "$BENCH_CP_DIR"; fi
 AZBIN_DIR=${BIN:+$(realpath -m "$BIN")} # `make bench` passes BIN= with freshly built azfs, azmount
 BIN=$WORK/bin
 MNT_AZ=$WORK/mnt-azfs
@@ -492,7 +496,7 @@ declare -A VERIFY=() META=()
 
 # mount_run TOOL RUN: ls -lR, cp -a, random reads, each on a fresh mount.
 mount_run() {
-	local t=$1 i=$2 out=$SCRATCH/out-$1
+	local t=$1 i=$2 out=${BENCH_CP_DIR:-$SCRATCH}/out-$1
 	if dead "$t"; then return 0; fi
 
 	start_mount "$t" "$i-ls" || return 0
