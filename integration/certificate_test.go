@@ -683,4 +683,13 @@ func TestSwitchToCertificateMode(t *testing.T) {
 	if n := strings.Count(r.stdout, `"id"`); n != 1 {
 		t.Errorf("points with the machine's passphrase: %d, want the one from before the switch:\n%s", n, r.stdout)
 	}
+	// Each reader sees the other key's point as not its own, not as damage.
+	for _, args := range [][]string{
+		{"points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", e.passFile},
+		{"points", "--vault", e.vault, "--machine", testMachine, "--private-key", c.key},
+	} {
+		if r := fresh.mustAzfs(args...); strings.Contains(r.stderr, "damaged") {
+			t.Errorf("azfs %s reports damage in an intact vault:\n%s", strings.Join(args, " "), r.stderr)
+		}
+	}
 }

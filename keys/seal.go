@@ -113,6 +113,9 @@ func (o *Openers) Add(s *Sealer) { o.m[s.keyID] = s }
 // Open.
 func (o *Openers) AddForeign(keyID [8]byte) { o.foreign[keyID] = true }
 
+// Has reports whether the set holds the key keyID.
+func (o *Openers) Has(keyID [8]byte) bool { return o.m[keyID] != nil }
+
 // Len returns the number of keys in the set.
 func (o *Openers) Len() int { return len(o.m) }
 

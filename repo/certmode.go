@@ -227,6 +227,8 @@ func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Co
 	if err := v.unlockSessions(ctx, certID, unwrap); err != nil {
 		return nil, err
 	}
+	// Open recorded every session as foreign before this unlocked some;
+	// the set looks up held keys first, so those now open.
 	return v, nil
 }
 

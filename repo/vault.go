@@ -126,6 +126,8 @@ func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 	}
 	if certID != "" {
 		ks = ks.Epoch(certID)
+	} else if err := noteKeyID(ctx, st, ks.NewSealer().KeyID()); err != nil {
+		return nil, err
 	}
 	if err := AddPassphraseSlot(ctx, st, ks, pass, kdf); err != nil {
 		return nil, err
@@ -274,7 +276,47 @@ func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, err
 	if ks.Vault != cfg.ID {
 		return nil, fmt.Errorf("%w (vault %s, keys for %s)", ErrForeignVault, cfg.ID, ks.Vault)
 	}
-	return newVault(st, cfg, ks), nil
+	v := newVault(st, cfg, ks)
+	if err := v.noteForeignKeys(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// keyIDsPrefix holds an empty marker per data key a machine's area has
+// content under (besides its sessions, which name theirs): a reader that
+// lacks one of them knows the objects under it are another key's, not
+// damage.
+const keyIDsPrefix = "keyids/"
+
+func noteKeyID(ctx context.Context, st storage.Storage, keyID [8]byte) error {
+	if err := st.Save(ctx, keyIDsPrefix+hex.EncodeToString(keyID[:]), nil); err != nil && !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("record data key: %w", err)
+	}
+	return nil
+}
+
+// noteForeignKeys records every data key the area has content under that
+// this vault does not hold (a machine switched to certificate mode has
+// points under its passphrase-mode key and under session keys): their
+// objects are skipped as another key's, not reported as damaged.
+func (v *Vault) noteForeignKeys(ctx context.Context) error {
+	for _, prefix := range []string{keyIDsPrefix, sessionsPrefix} {
+		names, err := v.list(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			raw, err := hex.DecodeString(path.Base(n))
+			if err != nil || len(raw) != 8 {
+				continue
+			}
+			if id := [8]byte(raw); !v.open.Has(id) {
+				v.open.AddForeign(id)
+			}
+		}
+	}
+	return nil
 }
 
 func newVault(st storage.Storage, cfg Config, ks *keys.KeySet) *Vault {

@@ -145,7 +145,7 @@ func startCertSession(ctx context.Context, o *cli.Opened) error {
 		if o.Vault, err = repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, next); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "azfs: backing up to the vault's certificate %s from now on: new points open with its private key and share no data with older ones\n", c.Thumbprint())
+		fmt.Fprintf(os.Stderr, "azfs: backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())
 	}
 	return o.Vault.StartSession(ctx, mode.Wrap)
 }

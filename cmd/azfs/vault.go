@@ -119,7 +119,7 @@ func certificateRotate(ctx context.Context, args []string) error {
 	if err := repo.AddCertificate(ctx, o.Storage, owner, c.ID(), c.PEM()); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "certificate %s (%s) is now the vault's: new points open with its private key, older points with the earlier certificates' keys\n", c.Thumbprint(), c.Subject())
+	fmt.Fprintf(os.Stderr, "certificate %s (%s) is now the vault's: each machine's next point opens with its private key; earlier points open as before (earlier certificates' keys, or the machines' passphrases)\n", c.Thumbprint(), c.Subject())
 	return nil
 }
 
