@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -13,7 +12,6 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
-	"github.com/azfs/azfs/repo/storage/local"
 )
 
 func vaultCreate(ctx context.Context, args []string) error {
@@ -40,27 +38,17 @@ func vaultCreate(ctx context.Context, args []string) error {
 	if err := repo.CheckMachineName(*machine); err != nil {
 		return cli.Usagef("%v (set one with --machine)", err)
 	}
-	path, err := filepath.Abs(fs.Arg(0))
+	pass, err := newPassphrase(*passFile, *genFile, "New vault passphrase (16+ characters): ")
 	if err != nil {
 		return err
 	}
-	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
-		if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
-			return fmt.Errorf("a vault already exists at %s", path)
-		}
-		return fmt.Errorf("%s is not empty: a new vault needs an empty or missing directory", path)
-	}
-	pass, err := newPassphrase(*passFile, *genFile, "New vault passphrase (16+ characters): ")
+	st, path, err := cli.CreateStorage(fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	// Written before the vault exists, so its key is never unrecoverable.
 	if err := saveGenerated(*genFile, pass); err != nil {
 		return err
-	}
-	st, err := local.Create(path)
-	if err != nil {
-		return fmt.Errorf("create vault at %s: %w", path, err)
 	}
 	// The one passphrase protects both the owner's keys and this machine's.
 	root, owner, err := repo.CreateVault(ctx, st, pass, keys.DefaultKDF)

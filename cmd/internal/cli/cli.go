@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/azblob"
 	"github.com/azfs/azfs/repo/storage/local"
 )
 
@@ -119,6 +121,9 @@ func WriteSecretFile(path, secret string) error {
 
 // OpenStorage opens the storage at a vault location (a local directory).
 func OpenStorage(location string) (storage.Storage, string, error) {
+	if IsBlobLocation(location) {
+		return openBlob(location, azblob.Open)
+	}
 	abs, err := filepath.Abs(location)
 	if err != nil {
 		return nil, "", fmt.Errorf("vault location %s: %w", location, err)
@@ -131,6 +136,59 @@ func OpenStorage(location string) (storage.Storage, string, error) {
 		return nil, abs, fmt.Errorf("no vault at %s: %w", abs, err)
 	}
 	return st, abs, nil
+}
+
+// IsBlobLocation reports whether location names an Azure Blob container
+// (azblob://ACCOUNT/CONTAINER[/PREFIX] or an http(s) URL) rather than a
+// directory.
+func IsBlobLocation(location string) bool {
+	return strings.HasPrefix(location, "azblob://") || strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://")
+}
+
+// CreateStorage returns the storage for a new vault at location: a blob
+// container (created if missing), or a directory (created if missing,
+// refused if it holds anything).
+func CreateStorage(location string) (storage.Storage, string, error) {
+	if IsBlobLocation(location) {
+		return openBlob(location, azblob.Create)
+	}
+	path, err := filepath.Abs(location)
+	if err != nil {
+		return nil, "", err
+	}
+	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
+			return nil, path, fmt.Errorf("a vault already exists at %s", path)
+		}
+		return nil, path, fmt.Errorf("%s is not empty: a new vault needs an empty or missing directory", path)
+	}
+	st, err := local.Create(path)
+	if err != nil {
+		return nil, path, fmt.Errorf("create vault at %s: %w", path, err)
+	}
+	return st, path, nil
+}
+
+// openBlob opens (or creates) a blob container vault, authenticated by the
+// connection string in AZURE_STORAGE_CONNECTION_STRING (the Azure SDK's
+// convention).
+func openBlob(location string, open func(context.Context, azblob.Location, azblob.Auth) (*azblob.Store, error)) (storage.Storage, string, error) {
+	loc, err := azblob.ParseLocation(location)
+	if err != nil {
+		return nil, location, err
+	}
+	auth := azblob.Auth{ConnectionString: os.Getenv("AZURE_STORAGE_CONNECTION_STRING")}
+	if auth.ConnectionString == "" {
+		return nil, loc.String(), fmt.Errorf("vault %s: set AZURE_STORAGE_CONNECTION_STRING to the storage account's connection string", loc)
+	}
+	st, err := open(context.Background(), loc, auth)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, loc.String(), fmt.Errorf("no vault at %s: the container does not exist", loc)
+		}
+		return nil, loc.String(), fmt.Errorf("vault %s: %w", loc, err)
+	}
+	return st, loc.String(), nil
 }
 
 // Hostname returns this machine's name.
