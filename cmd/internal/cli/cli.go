@@ -18,6 +18,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/azblob"
+	"github.com/azfs/azfs/repo/storage/retry"
 	"github.com/azfs/azfs/repo/storage/local"
 )
 
@@ -188,7 +189,8 @@ func openBlob(location string, open func(context.Context, azblob.Location, azblo
 		}
 		return nil, loc.String(), fmt.Errorf("vault %s: %w", loc, err)
 	}
-	return st, loc.String(), nil
+	// Over a network, one failed request must not fail a whole backup.
+	return retry.Wrap(st, retry.DefaultPolicy), loc.String(), nil
 }
 
 // Hostname returns this machine's name.
