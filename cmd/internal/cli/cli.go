@@ -18,8 +18,8 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/azblob"
-	"github.com/azfs/azfs/repo/storage/retry"
 	"github.com/azfs/azfs/repo/storage/local"
+	"github.com/azfs/azfs/repo/storage/retry"
 )
 
 // Exit codes.
