@@ -63,7 +63,6 @@ func backupCmd(ctx context.Context, args []string) error {
 	if files != nil {
 		defer files.Close()
 	}
-	prog := &backup.Progress{}
 	configDir, err := keyring.ConfigDir()
 	if err != nil {
 		return err
@@ -74,7 +73,6 @@ func backupCmd(ctx context.Context, args []string) error {
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),
 		Files:    files,
-		Progress: prog,
 		OnError: func(path string, err error) {
 			fmt.Fprintf(os.Stderr, "\r\033[Kazfs: skipped %s: %v\n", path, err)
 		},
@@ -82,7 +80,8 @@ func backupCmd(ctx context.Context, args []string) error {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {
-		go func() { cli.ShowProgress(os.Stderr, prog, 250*time.Millisecond, stop); close(done) }()
+		opts.Progress = &backup.Progress{}
+		go func() { cli.ShowProgress(os.Stderr, opts.Progress, 250*time.Millisecond, stop); close(done) }()
 	} else {
 		close(done)
 	}

@@ -45,7 +45,9 @@ type Options struct {
 	Files *filecache.Cache
 	// Workers is the number of file readers and of sealers (GOMAXPROCS when 0).
 	Workers int
-	// Progress, when set, is updated as the run goes.
+	// Progress, when set, is updated as the run goes, and a concurrent scan
+	// of the paths fills its totals for an ETA (it lists the tree a second
+	// time, so leave Progress nil when nobody watches).
 	Progress *Progress
 	// OnError is called for each file or directory that could not be backed
 	// up; the run goes on and the point is marked partial.
@@ -136,7 +138,8 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.Progress == nil {
+	watched := opts.Progress != nil
+	if !watched {
 		opts.Progress = &Progress{}
 	}
 	if err := v.LoadIndex(ctx); err != nil {
@@ -154,7 +157,9 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go scan(ctx, paths, opts.Progress)
+	if watched {
+		go scan(ctx, paths, opts.Progress)
+	}
 
 	b := &backuper{
 		v:     v,
