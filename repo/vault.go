@@ -575,6 +575,15 @@ func (v *Vault) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
 	return p, nil
 }
 
+// LoadPack returns the whole pack id as stored.
+func (v *Vault) LoadPack(ctx context.Context, id keys.ID) ([]byte, error) {
+	b, err := v.st.Load(ctx, dataName(id), 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	return b, nil
+}
+
 // PackTrailer reads and authenticates the trailer of the pack id.
 func (v *Vault) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int64, error) {
 	name := dataName(id)

@@ -50,9 +50,18 @@ type checker struct {
 	v    *repo.Vault
 	opts Options
 
+	// byPack groups the index by pack, built once: what each pack is
+	// supposed to hold.
+	byPack map[keys.ID][]packBlob
+
 	mu      sync.Mutex
 	res     Result
 	damaged map[keys.ID]error // blobs that failed, for naming affected files
+}
+
+type packBlob struct {
+	id  keys.ID
+	loc index.Location
 }
 
 func (c *checker) problem(what, name string, err error) {
@@ -113,6 +122,11 @@ func (c *checker) packs(ctx context.Context) error {
 	}
 	indexed := c.v.Index().Packs()
 	c.res.Packs = len(indexed)
+	c.byPack = make(map[keys.ID][]packBlob, len(indexed))
+	c.v.Index().Each(func(blob keys.ID, loc index.Location) bool {
+		c.byPack[loc.Pack] = append(c.byPack[loc.Pack], packBlob{blob, loc})
+		return true
+	})
 	for _, id := range stored {
 		if !c.v.Index().HasPack(id) {
 			// Orphans with a good trailer were adopted before this runs.
@@ -144,14 +158,11 @@ func (c *checker) packs(ctx context.Context) error {
 }
 
 func (c *checker) markPackDamaged(id keys.ID, err error) {
-	c.v.Index().Each(func(blob keys.ID, loc index.Location) bool {
-		if loc.Pack == id {
-			c.mu.Lock()
-			c.damaged[blob] = err
-			c.mu.Unlock()
-		}
-		return true
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.byPack[id] {
+		c.damaged[b.id] = err
+	}
 }
 
 func (c *checker) pack(ctx context.Context, id keys.ID) {
@@ -172,7 +183,7 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 	if !c.opts.ReadData {
 		return
 	}
-	b, err := c.v.Storage().Load(ctx, "data/"+id.String()[:2]+"/"+id.String(), 0, -1)
+	b, err := c.v.LoadPack(ctx, id)
 	if err != nil {
 		c.problem("pack", id.String(), err)
 		c.markPackDamaged(id, err)
@@ -185,19 +196,12 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 		c.problem("pack", id.String(), errors.New("content does not match its name (bytes changed in storage)"))
 	}
 	// Authenticate every blob the index places in this pack, trailer or not.
-	var blobs []keys.ID
-	c.v.Index().Each(func(blob keys.ID, loc index.Location) bool {
-		if loc.Pack == id {
-			blobs = append(blobs, blob)
-		}
-		return true
-	})
 	hashers := map[keys.Kind]*keys.Hasher{
 		keys.KindData: c.v.Keys().NewHasher(keys.KindData),
 		keys.KindTree: c.v.Keys().NewHasher(keys.KindTree),
 	}
-	for _, blob := range blobs {
-		loc, _ := c.v.Index().Lookup(blob)
+	for _, pb := range c.byPack[id] {
+		blob, loc := pb.id, pb.loc
 		if uint64(loc.Offset)+uint64(loc.Length) > uint64(len(b)) {
 			c.blobDamaged(blob, loc.Kind, id, errors.New("beyond the end of the pack"))
 			continue
