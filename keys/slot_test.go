@@ -326,3 +326,19 @@ func TestSlotNFC(t *testing.T) {
 		t.Errorf("unaccented: err = %v, want ErrWrongPassphrase", err)
 	}
 }
+
+// BenchmarkUnlockDefaultKDF measures what opening a vault with a passphrase
+// costs: one Argon2id derivation with DefaultKDF (64 MiB, t=3, p=4) and the
+// unwrap. Run with -cpu 1,2 to see the effect of the four lanes.
+func BenchmarkUnlockDefaultKDF(b *testing.B) {
+	ks := newKeySet(b, "v")
+	slot, err := keys.NewPassphraseSlot(ks, "s", "correct horse battery staple", keys.DefaultKDF)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := slot.Unlock("v", "s", "correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
