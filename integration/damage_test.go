@@ -226,6 +226,13 @@ func TestKillDuringBackup(t *testing.T) {
 	requireFUSE(t)
 	e := newEnv(t)
 	e.createVault()
+	killAndResume(t, e, func() map[string]int64 { return vaultFiles(t, e.area(), "data") })
+}
+
+// killAndResume kills a backup of incompressible files into e's vault once
+// packs (listed by packs) have landed, then checks the next run resumes.
+func killAndResume(t *testing.T, e *env, packs func() map[string]int64) {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	mkdir(t, src)
 	want := make(map[string]string)
@@ -244,15 +251,14 @@ func TestKillDuringBackup(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	landed := waitForPack(t, e.area(), done)
-	if landed == nil {
+	if waitForPack(t, packs, done) == nil {
 		t.Fatalf("the backup finished before a pack landed: make the source bigger; stderr:\n%s", stderr)
 	}
 	_ = cmd.Process.Kill() // our own child, by its PID
 	if err := <-done; err == nil {
 		t.Fatalf("the backup completed before SIGKILL; stderr:\n%s", stderr)
 	}
-	landed = vaultFiles(t, e.area(), "data") // packs that landed before the kill
+	landed := packs() // packs that landed before the kill
 	landedBytes := sum(landed)
 	t.Logf("killed the backup with %d pack(s) (%d bytes) landed", len(landed), landedBytes)
 
@@ -275,7 +281,11 @@ func TestKillDuringBackup(t *testing.T) {
 		t.Errorf("backup after the kill stored %d bytes; with %d bytes of packs already landed it should store at most %d (total %d - landed + %d slack): landed packs not reused",
 			s.BytesStored, landedBytes, total-landedBytes+slack, total, slack)
 	}
-	after := vaultFiles(t, e.area(), "data")
+	// What went over the wire, counted per request, agrees.
+	if up := out.Storage.BytesUp; up+uint64(landedBytes) > uint64(total)+slack {
+		t.Errorf("backup after the kill uploaded %d bytes in %d saves; at most %d should be new", up, out.Storage.Saves, total-landedBytes+slack)
+	}
+	after := packs()
 	for name := range landed {
 		if _, ok := after[name]; !ok {
 			t.Errorf("pack %s that landed before the kill is gone", name)
@@ -300,25 +310,25 @@ func TestKillDuringBackup(t *testing.T) {
 	}
 }
 
-// waitForPack polls the vault until a pack has landed in data/ and returns
-// the packs, or returns nil if done reports the process's end first.
-func waitForPack(t *testing.T, vault string, done <-chan error) map[string]int64 {
+// waitForPack polls packs until a pack has landed and returns the packs,
+// or returns nil if done reports the process's end first.
+func waitForPack(t *testing.T, packs func() map[string]int64, done <-chan error) map[string]int64 {
 	t.Helper()
 	deadline := time.Now().Add(cmdTimeout)
 	for time.Now().Before(deadline) {
-		packs := vaultFiles(t, vault, "data")
-		for name := range packs {
+		found := packs()
+		for name := range found {
 			if isHex64(filepath.Base(name)) {
-				return packs
+				return found
 			}
 		}
 		select {
 		case err := <-done:
 			t.Logf("backup exited (%v) before a pack was seen", err)
 			return nil
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	t.Fatalf("no pack landed in %s within %v", vault, cmdTimeout)
+	t.Fatalf("no pack landed within %v", cmdTimeout)
 	return nil
 }

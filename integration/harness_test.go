@@ -269,6 +269,10 @@ type backupOut struct {
 	Partial bool        `json:"partial"`
 	Stats   backupStats `json:"stats"`
 	Seconds float64     `json:"seconds"`
+	Storage struct {
+		Saves   uint64 `json:"saves"`
+		BytesUp uint64 `json:"bytes_up"`
+	} `json:"storage"`
 }
 
 // pointRow is one element of `azfs points --json`.

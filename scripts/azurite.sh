@@ -13,7 +13,8 @@
 # anything found by name.
 #
 # Deleted blobs stay in Azurite's memory until its collection every 10
-# minutes, and writes fail (MemoryExtentStoreAtSizeLimit) beyond 512 MB:
+# minutes, and writes fail (MemoryExtentStoreAtSizeLimit) beyond 512 MB
+# (AZURITE_EXTENT_MB sets another limit, in MB):
 # start a fresh instance rather than reusing one for many test runs.
 set -euo pipefail
 
@@ -104,7 +105,7 @@ start() {
 		# combined with --inMemoryPersistence.
 		(cd "$dir" && exec "$bin" --blobHost 127.0.0.1 --blobPort "$port" \
 			--skipApiVersionCheck --disableTelemetry --inMemoryPersistence \
-			--extentMemoryLimit 512 --loose \
+			--extentMemoryLimit "${AZURITE_EXTENT_MB:-512}" --loose \
 			</dev/null >>"$dir/azurite.log" 2>&1) &
 		pid=$!
 		deadline=$((SECONDS + start_timeout))

@@ -16,15 +16,21 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/storage"
 )
 
 // backupMemoryLimit is the backup's soft heap limit (GOMEMLIMIT overrides it).
 const backupMemoryLimit = 192 << 20
 
+// blobUploads is the default number of concurrent pack uploads to a blob
+// vault: enough to hide a network round trip behind the others.
+const blobUploads = 8
+
 func backupCmd(ctx context.Context, args []string) error {
 	fs := flags("backup")
 	target := addTargetFlags(fs, false)
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
+	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress output")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -73,9 +79,16 @@ func backupCmd(ctx context.Context, args []string) error {
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),
 		Files:    files,
+		Uploads:  *uploads,
 		OnError: func(path string, err error) {
 			fmt.Fprintf(os.Stderr, "\r\033[Kazfs: skipped %s: %v\n", path, err)
 		},
+	}
+	if opts.Uploads <= 0 {
+		opts.Uploads = 2
+		if cli.IsBlobLocation(o.Location) {
+			opts.Uploads = blobUploads
+		}
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -99,7 +112,9 @@ func backupCmd(ctx context.Context, args []string) error {
 			Partial bool            `json:"partial"`
 			Stats   repo.PointStats `json:"stats"`
 			Seconds float64         `json:"seconds"`
-		}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds()}
+			// Storage is what the run asked of the vault's storage.
+			Storage storage.Tally `json:"storage"`
+		}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds(), cli.Requests.Tally()}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {

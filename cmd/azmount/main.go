@@ -137,6 +137,8 @@ func run(args []string) error {
 	fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
 	go unmountOnSignal(ctx, stop, server, mountpoint, logger)
 	server.Wait()
+	t := cli.Requests.Tally()
+	logger.Info("unmounted", "mountpoint", mountpoint, "requests", t.Requests, "loads", t.Loads, "bytes_down", t.BytesDown)
 	return nil
 }
 

@@ -13,6 +13,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ type Options struct {
 	Files *filecache.Cache
 	// Workers is the number of file readers and of sealers (GOMAXPROCS when 0).
 	Workers int
+	// Uploads is the number of packs uploaded concurrently (2 when 0); each
+	// holds up to 16 MiB. Over a network, more hide the round trips.
+	Uploads int
 	// Progress, when set, is updated as the run goes, and a concurrent scan
 	// of the paths fills its totals for an ETA (it lists the tree a second
 	// time, so leave Progress nil when nobody watches).
@@ -163,7 +167,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 
 	b := &backuper{
 		v:     v,
-		w:     v.NewWriter(ctx, 2),
+		w:     v.NewWriter(ctx, cmp.Or(opts.Uploads, 2)),
 		opts:  opts,
 		names: newNames(),
 		prog:  opts.Progress,

@@ -120,8 +120,21 @@ func WriteSecretFile(path, secret string) error {
 	return f.Close()
 }
 
-// OpenStorage opens the storage at a vault location (a local directory).
+// Requests tallies the storage requests of this process (reported by
+// 'azfs backup --json' and by azmount when it unmounts).
+var Requests storage.Counts
+
+// OpenStorage opens the storage at a vault location (a local directory or
+// a blob container), counting its requests in [Requests].
 func OpenStorage(location string) (storage.Storage, string, error) {
+	st, abs, err := openStorage(location)
+	if err != nil {
+		return nil, abs, err
+	}
+	return storage.Count(st, &Requests), abs, nil
+}
+
+func openStorage(location string) (storage.Storage, string, error) {
 	if IsBlobLocation(location) {
 		return openBlob(location, azblob.Open)
 	}

@@ -1,0 +1,45 @@
+package integration
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/azblob"
+)
+
+// TestBlobKillDuringBackup is TestKillDuringBackup on a blob vault: the
+// backup killed after packs landed in the container uploads none of them
+// again when run anew.
+func TestBlobKillDuringBackup(t *testing.T) {
+	requireFUSE(t)
+	endpoint := startAzurite(t)
+	conn := "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + azuriteDevKey + ";BlobEndpoint=" + endpoint + ";"
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
+	e := newEnv(t)
+	e.vault = endpoint + "/vaults/resume"
+	e.passFile = filepath.Join(e.dir, "passphrase")
+	e.mustAzfs("vault", "create", e.vault, "--generate-passphrase", e.passFile, "--machine", testMachine)
+
+	loc, err := azblob.ParseLocation(e.vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := azblob.Open(context.Background(), loc, azblob.Auth{ConnectionString: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	area := storage.Sub(st, "machines/"+testMachine+"/")
+	killAndResume(t, e, func() map[string]int64 {
+		out := make(map[string]int64)
+		err := area.List(context.Background(), "data/", func(fi storage.Info) error {
+			out[fi.Name] = fi.Size
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("list packs: %v", err)
+		}
+		return out
+	})
+}
