@@ -2,6 +2,9 @@
 // 5xx answers, timeouts, dropped connections) are retried with exponential
 // backoff and jitter, and one failed request does not fail a backup.
 //
+// An attempt that hangs is abandoned after the policy's Timeout and
+// retried like a failed one.
+//
 // Failures that retrying cannot change are returned at once: missing or
 // existing objects, bad ranges and names, and the caller's own
 // cancellation. A Save whose earlier attempt failed may in fact have
@@ -24,10 +27,14 @@ type Policy struct {
 	Attempts int           // attempts in all, at least 1
 	Base     time.Duration // delay before the second attempt
 	Max      time.Duration // bound of one delay
+	// Timeout bounds one attempt of a Save, Load, Stat or Delete (none
+	// when 0). A List is not bounded: its callback's time counts in it.
+	Timeout time.Duration
 }
 
 // DefaultPolicy retries for about half a minute before giving up.
-var DefaultPolicy = Policy{Attempts: 8, Base: 200 * time.Millisecond, Max: 10 * time.Second}
+// An attempt may take two minutes: a 16 MiB pack at 150 kB/s.
+var DefaultPolicy = Policy{Attempts: 8, Base: 200 * time.Millisecond, Max: 10 * time.Second, Timeout: 2 * time.Minute}
 
 // Wrap returns st with every request retried under p.
 func Wrap(st storage.Storage, p Policy) storage.Storage {
@@ -53,9 +60,17 @@ func permanent(ctx context.Context, err error) bool {
 }
 
 // do runs op until it succeeds, fails permanently, or runs out of
-// attempts. It reports whether an earlier attempt had failed.
-func (s *store) do(ctx context.Context, op func() error) (retried bool, err error) {
-	return s.doFinal(ctx, func() (bool, error) { return false, op() })
+// attempts, giving each attempt a context bounded by the policy's Timeout.
+// It reports whether an earlier attempt had failed.
+func (s *store) do(ctx context.Context, op func(ctx context.Context) error) (retried bool, err error) {
+	return s.doFinal(ctx, func() (bool, error) {
+		if s.p.Timeout <= 0 {
+			return false, op(ctx)
+		}
+		actx, cancel := context.WithTimeout(ctx, s.p.Timeout)
+		defer cancel()
+		return false, op(actx)
+	})
 }
 
 // doFinal is do for an op that can also declare its failure final.
@@ -78,11 +93,11 @@ func (s *store) doFinal(ctx context.Context, op func() (final bool, err error)) 
 }
 
 func (s *store) Save(ctx context.Context, name string, data []byte) error {
-	retried, err := s.do(ctx, func() error { return s.st.Save(ctx, name, data) })
+	retried, err := s.do(ctx, func(ctx context.Context) error { return s.st.Save(ctx, name, data) })
 	if retried && errors.Is(err, storage.ErrExists) {
 		// An attempt that failed may have landed after all.
 		var stored []byte
-		if _, lerr := s.do(ctx, func() error {
+		if _, lerr := s.do(ctx, func(ctx context.Context) error {
 			var e error
 			stored, e = s.st.Load(ctx, name, 0, -1)
 			return e
@@ -95,7 +110,7 @@ func (s *store) Save(ctx context.Context, name string, data []byte) error {
 
 func (s *store) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
 	var b []byte
-	_, err := s.do(ctx, func() error {
+	_, err := s.do(ctx, func(ctx context.Context) error {
 		var e error
 		b, e = s.st.Load(ctx, name, off, length)
 		return e
@@ -105,7 +120,7 @@ func (s *store) Load(ctx context.Context, name string, off, length int64) ([]byt
 
 func (s *store) Stat(ctx context.Context, name string) (storage.Info, error) {
 	var fi storage.Info
-	_, err := s.do(ctx, func() error {
+	_, err := s.do(ctx, func(ctx context.Context) error {
 		var e error
 		fi, e = s.st.Stat(ctx, name)
 		return e
@@ -129,7 +144,7 @@ func (s *store) List(ctx context.Context, prefix string, fn func(storage.Info) e
 }
 
 func (s *store) Delete(ctx context.Context, name string) error {
-	retried, err := s.do(ctx, func() error { return s.st.Delete(ctx, name) })
+	retried, err := s.do(ctx, func(ctx context.Context) error { return s.st.Delete(ctx, name) })
 	if retried && errors.Is(err, storage.ErrNotFound) {
 		return nil // an attempt that failed had deleted it
 	}

@@ -69,6 +69,35 @@ func (f *flaky) Load(ctx context.Context, name string, off, length int64) ([]byt
 	return f.Storage.Load(ctx, name, off, length)
 }
 
+// hanging makes a fraction of Saves and Loads hang until their context
+// ends; some hanging Saves have landed.
+type hanging struct {
+	storage.Storage
+	f *flaky // only its dice are used
+}
+
+func (h *hanging) Save(ctx context.Context, name string, data []byte) error {
+	hang, landed := h.f.roll()
+	if !hang {
+		return h.Storage.Save(ctx, name, data)
+	}
+	if landed {
+		if err := h.Storage.Save(ctx, name, data); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return &storage.Error{Op: "save", Name: name, Err: ctx.Err()}
+}
+
+func (h *hanging) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
+	if hang, _ := h.f.roll(); hang {
+		<-ctx.Done()
+		return nil, &storage.Error{Op: "load", Name: name, Err: ctx.Err()}
+	}
+	return h.Storage.Load(ctx, name, off, length)
+}
+
 func (f *flaky) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if fail, _ := f.roll(); fail {
 		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: errTransient}
@@ -104,6 +133,24 @@ func TestConformance(t *testing.T) {
 // storage contract says.
 func TestConformanceOverFlakyStorage(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage { return retry.Wrap(newFlaky(mem.New(), 0.3), fast) })
+}
+
+// TestConformanceOverHangingStorage: with a fifth of the saves and loads
+// hanging (some after the save landed), attempts time out and are retried,
+// and the storage still behaves as the contract says.
+func TestConformanceOverHangingStorage(t *testing.T) {
+	p := fast
+	p.Timeout = 20 * time.Millisecond
+	dice := newFlaky(nil, 0.2)
+	t.Cleanup(func() { // after the parallel subtests
+		if dice.failures.Load() == 0 {
+			t.Error("no request hung")
+		}
+		t.Logf("%d requests hung", dice.failures.Load())
+	})
+	storagetest.Run(t, func(t *testing.T) storage.Storage {
+		return retry.Wrap(&hanging{Storage: mem.New(), f: dice}, p)
+	})
 }
 
 // TestPermanentErrorsAreNotRetried: a missing object costs one request.
