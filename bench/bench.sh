@@ -17,6 +17,7 @@
 #   BENCH_CP_DIR=DIR               where `cp -a` out of the mounts writes (default: the work dir on
 #                                  disk); a tmpfs such as /dev/shm/azfs-bench measures the mounts
 #                                  without the destination disk's writeback, for both tools alike
+#   BENCH_SKIP_BLOB=1              skip the Azure Blob (Azurite) measurements
 #
 # Needs: go, restic, fusermount3 (or fusermount), /usr/bin/time, jq, diff, root or FUSE access.
 #
@@ -30,6 +31,10 @@
 #   5. 200 random 4 KiB reads of the 200 MB file on a fresh (cold) mount: p50/p90, once with
 #      plain ReadAt (kernel read-ahead turns many reads into page-cache hits) and once with
 #      POSIX_FADV_RANDOM (each miss is one 4 KiB read served by the filesystem)
+#   6. Azure Blob vault in Azurite on loopback (node_modules from `npm ci`; in-memory): first
+#      backup beside the local vault's of the same run, then `cp -a` out of a fresh mount with
+#      an empty on-disk cache (cold) and again after a remount (warm on-disk cache), beside the
+#      local vault's `cp -a`; storage requests per GB from `backup --json` and azmount's exit log
 set -euo pipefail
 
 export LC_ALL=C
@@ -47,6 +52,7 @@ BENCH_QUICK=${BENCH_QUICK:-0}
 BENCH_SKIP_RESTIC=${BENCH_SKIP_RESTIC:-0}
 BENCH_SKIP_AZFS=${BENCH_SKIP_AZFS:-0}
 BENCH_KEEP_STATE=${BENCH_KEEP_STATE:-0}
+BENCH_SKIP_BLOB=${BENCH_SKIP_BLOB:-0}
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
 BENCH_AZMOUNT_FLAGS=${BENCH_AZMOUNT_FLAGS---cache-size 256MiB}
 read -ra AZMOUNT_FLAGS <<<"$BENCH_AZMOUNT_FLAGS"
@@ -142,6 +148,9 @@ cleanup() {
 	for pid in "${!ACTIVE[@]}"; do stop_mount "$pid"; done
 	unmount_dir "$MNT_AZ"
 	unmount_dir "$MNT_RS"
+	if [[ -n ${AZURITE_PID:-} ]]; then
+		AZURITE_PID=$AZURITE_PID AZURITE_DIR=$AZURITE_DIR bash "$REPO/scripts/azurite.sh" stop
+	fi
 	if [[ $BENCH_KEEP_STATE == 1 ]]; then
 		safe_rm "$SCRATCH" "$BIN"
 		log "kept state in $WORK"
@@ -426,7 +435,7 @@ cert_backup_run() {
 start_mount() {
 	local t=$1 tag=$2 mnt c t0 rc i
 	use_state "$t"
-	if [[ $t == azfs ]]; then
+	if [[ $t == azfs* ]]; then
 		mnt=$MNT_AZ
 		c=("$AZMOUNT" "${AZMOUNT_FLAGS[@]}" --point latest "$mnt")
 		MTARGET=$mnt$CORPUS
@@ -546,16 +555,93 @@ mount_run() {
 	return 0
 }
 
+# ---------------------------------------------------------------- Azure Blob vault (Azurite)
+
+# start_azurite: a throwaway in-memory Azurite for the blob measurements.
+start_azurite() {
+	local out
+	[[ -x $REPO/node_modules/.bin/azurite-blob ]] || { contract "Azurite is not installed (run npm ci in $REPO): blob vault not measured"; return 1; }
+	out=$(AZURITE_EXTENT_MB=$((4 * (BENCH_RUNS + 1) * CORPUS_BYTES / 1000000 + 512)) AZURITE_WATCH_PID=$$ TMPDIR=$WORK \
+		bash "$REPO/scripts/azurite.sh" start 2>"$LOGS/azurite-start.err") ||
+		{ contract "could not start Azurite: $(errtail "$LOGS/azurite-start.err")"; return 1; }
+	eval "$out"
+	export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$AZURITE_BLOB_ENDPOINT;"
+	log "Azurite at $AZURITE_BLOB_ENDPOINT (pid $AZURITE_PID)"
+}
+
+# per_gb COUNT: COUNT per GB of corpus.
+per_gb() { awk -v n="$1" -v b="$CORPUS_BYTES" 'BEGIN { if (n != "") printf "%.1f", n / (b / 1e9) }'; }
+
+# blob_backup_run RUN: the first backup into a fresh blob vault, right after
+# the local vault's of the same run.
+blob_backup_run() {
+	local i=$1 out=$LOGS/azfs-blob-$1 c rc
+	reset_state azfs-blob
+	c=("$AZFS" vault create "$AZURITE_BLOB_ENDPOINT/bench-$i" --generate-passphrase "$STATE/azfs-blob/passphrase")
+	rc=0
+	"${c[@]}" >"$out-vault-create.out" 2>"$out-vault-create.err" || rc=$?
+	if ((rc != 0)); then
+		kill_tool azfs-blob "\`$(cmd_str "${c[@]}")\` failed (rc=$rc): $(errtail "$out-vault-create.err")"
+		return 0
+	fi
+	sync
+	run_timed "$out-backup.out" "$out-backup.err" "$AZFS" backup --json "$CORPUS"
+	if ((T_RC != 0)); then
+		kill_tool azfs-blob "run $i: blob vault backup failed (rc=$T_RC): $(errtail "$out-backup.err")"
+		return 0
+	fi
+	add azfsblob.first_mbps "$(mbps "$T_WALL")"
+	add azfsblob.first_rss "$T_RSS_MB"
+	add azfsblob.backup_req_gb "$(per_gb "$(jq -r .storage.requests "$out-backup.out")")"
+	log "azfs (blob vault) run $i: first backup $T_WALL s, peak RSS $T_RSS_MB MB, $(jq -c .storage "$out-backup.out")"
+}
+
+# blob_mount_run RUN: cp -a out of the blob vault's latest point on a fresh
+# mount with an empty on-disk cache, then again on a remount.
+blob_mount_run() {
+	local i=$1 out=${BENCH_CP_DIR:-$SCRATCH}/out-azfs-blob k req
+	if dead azfs-blob; then return 0; fi
+	use_state azfs-blob
+	safe_rm "$XDG_CACHE_HOME" && mkdir -p "$XDG_CACHE_HOME" # cold: no on-disk cache yet
+	for k in cold warm; do
+		start_mount azfs-blob "$i-$k" || return 0
+		safe_rm "$out"
+		sync
+		run_timed /dev/null "$LOGS/azfs-blob-$i-$k.err" cp -a "$MTARGET" "$out"
+		((T_RC == 0)) || contract "azfs-blob run $i: cp -a ($k) out of the mount failed (rc=$T_RC): $(errtail "$LOGS/azfs-blob-$i-$k.err")"
+		add "azfsblob.cp_${k}_mbps" "$(mbps "$T_WALL")"
+		add "azfsblob.mount_rss_$k" "$(vmhwm_mb "$MPID")"
+		end_mount azfs-blob
+		req=$(sed -n 's/.*msg=unmounted.* requests=\([0-9]*\).*/\1/p' "$MLOG" | tail -n 1)
+		[[ -n $req ]] && add "azfsblob.restore_req_gb_$k" "$(per_gb "$req")"
+		log "azfs (blob vault) run $i: cp -a with a $k on-disk cache $T_WALL s, $req storage requests"
+		if ((i == 1)) && [[ $k == cold ]]; then
+			diff -r --no-dereference "$CORPUS" "$out" >"$LOGS/azfs-blob-diff.txt" 2>&1 ||
+				contract "cp -a out of the blob vault's mount differs from the source (see $LOGS/azfs-blob-diff.txt)"
+		fi
+		sync
+		safe_rm "$out"
+	done
+}
+
 # ---------------------------------------------------------------- measure (runs interleaved)
 
+BLOB=0
+if [[ $BENCH_SKIP_BLOB != 1 && " ${TOOLS[*]} " == *" azfs "* ]] && start_azurite; then BLOB=1; fi
 for ((i = 1; i <= BENCH_RUNS; i++)); do
 	for t in "${TOOLS[@]}"; do
 		dead "$t" || backup_run "$t" "$i"
-		if [[ $t == azfs ]] && ! dead azfs; then cert_backup_run "$i"; fi
+		if [[ $t == azfs ]] && ! dead azfs; then
+			cert_backup_run "$i"
+			if ((BLOB)); then blob_backup_run "$i"; fi
+		fi
 	done
 done
 for ((i = 1; i <= BENCH_RUNS; i++)); do
-	for t in "${TOOLS[@]}"; do mount_run "$t" "$i"; done
+	for t in "${TOOLS[@]}"; do
+		mount_run "$t" "$i"
+		if [[ $t == azfs ]] && ((BLOB)); then blob_mount_run "$i"; fi
+	done
 done
 
 # ---------------------------------------------------------------- report
@@ -609,6 +695,24 @@ report() {
 	echo "| mount server peak RSS (VmHWM) after \`cp -a\` (MB) | $(cell azfs.mount_rss 0) | $(cell restic.mount_rss 0) | $(x "$(ratio "$(A mount_rss)" "$(S mount_rss)")") | |"
 	echo "| copy out of the mount == source (\`diff -r\`) | ${VERIFY[azfs]:-n/a} | ${VERIFY[restic]:-n/a} | | identical |"
 	echo "| metadata mismatches (type/mode/owner/size/mtime/link) | ${META[azfs]:-n/a} | ${META[restic]:-n/a} | | |"
+	if ((BLOB)); then
+		local r_bb r_bc r_bw
+		r_bb=$(ratio "$(med azfsblob.first_mbps)" "$(A first_mbps)")
+		r_bc=$(ratio "$(med azfsblob.cp_cold_mbps)" "$(A cp_mbps)")
+		r_bw=$(ratio "$(med azfsblob.cp_warm_mbps)" "$(A cp_mbps)")
+		echo
+		echo "Azure Blob vault in Azurite on loopback (ratio: against the local vault in the same runs)"
+		echo
+		echo "| metric | blob vault | ratio (blob/local) | target |"
+		echo "|---|---|---|---|"
+		echo "| first backup throughput (MB/s) | $(cell azfsblob.first_mbps 1) | $(x "$r_bb") | ≥ 0.6x: $(check "$r_bb" ">=" 0.6) |"
+		echo "| first backup peak RSS (MB) | $(cell azfsblob.first_rss 0) | | |"
+		echo "| first backup: storage requests per GB | $(cell azfsblob.backup_req_gb 1) | | |"
+		echo "| \`cp -a\` out of a fresh mount, empty on-disk cache (MB/s) | $(cell azfsblob.cp_cold_mbps 1) | $(x "$r_bc") | ≥ 0.5x: $(check "$r_bc" ">=" 0.5) |"
+		echo "| \`cp -a\` out of a remount, warm on-disk cache (MB/s) | $(cell azfsblob.cp_warm_mbps 1) | $(x "$r_bw") | ≥ 0.9x: $(check "$r_bw" ">=" 0.9) |"
+		echo "| restore: storage requests per GB, cold / warm | $(cell azfsblob.restore_req_gb_cold 1) / $(cell azfsblob.restore_req_gb_warm 1) | | |"
+		echo "| mount server peak RSS, cold / warm (MB) | $(cell azfsblob.mount_rss_cold 0) / $(cell azfsblob.mount_rss_warm 0) | | |"
+	fi
 	echo
 	echo "<details><summary>per-run values</summary>"
 	echo
@@ -620,6 +724,19 @@ report() {
 		pc=$(paste <(tr ' ' '\n' <<<"${R[azfscert.first_mbps]% }") <(tr ' ' '\n' <<<"${R[azfs.first_mbps]% }") |
 			awk -F'\t' '$1 != "" && $2 != "" && $2 != 0 { printf "%.2f ", $1 / $2 }')
 		echo "Paired per-run ratios certificate mode / passphrase mode, first backup throughput: ${pc% } (median $(median "$pc"))"
+		echo
+	fi
+	if ((BLOB)); then
+		echo "Paired per-run ratios blob vault / local vault:"
+		echo
+		local pair
+		for pair in first_mbps:first_mbps cp_cold_mbps:cp_mbps cp_warm_mbps:cp_mbps; do
+			[[ -n ${R[azfsblob.${pair%%:*}]:-} && -n ${R[azfs.${pair#*:}]:-} ]] || continue
+			local pb
+			pb=$(paste <(tr ' ' '\n' <<<"${R[azfsblob.${pair%%:*}]% }") <(tr ' ' '\n' <<<"${R[azfs.${pair#*:}]% }") |
+				awk -F'\t' '$1 != "" && $2 != "" && $2 != 0 { printf "%.2f ", $1 / $2 }')
+			echo "- \`${pair%%:*}\`: ${pb% } (median $(median "$pb"))"
+		done
 		echo
 	fi
 	if [[ -n ${R[azfs.first_s]:-} && -n ${R[restic.first_s]:-} ]]; then

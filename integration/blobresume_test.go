@@ -15,14 +15,21 @@ import (
 func TestBlobKillDuringBackup(t *testing.T) {
 	requireFUSE(t)
 	endpoint := startAzurite(t)
-	conn := "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + azuriteDevKey + ";BlobEndpoint=" + endpoint + ";"
+	conn := azuriteConn(endpoint)
 	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
 	e := newEnv(t)
 	e.vault = endpoint + "/vaults/resume"
 	e.passFile = filepath.Join(e.dir, "passphrase")
 	e.mustAzfs("vault", "create", e.vault, "--generate-passphrase", e.passFile, "--machine", testMachine)
 
-	loc, err := azblob.ParseLocation(e.vault)
+	killAndResume(t, e, blobPacks(t, e.vault, conn, testMachine))
+}
+
+// blobPacks returns a function listing the packs of machine's area in the
+// blob vault at location, as killAndResume wants.
+func blobPacks(t *testing.T, location, conn, machine string) func() map[string]int64 {
+	t.Helper()
+	loc, err := azblob.ParseLocation(location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +37,8 @@ func TestBlobKillDuringBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	area := storage.Sub(st, "machines/"+testMachine+"/")
-	killAndResume(t, e, func() map[string]int64 {
+	area := storage.Sub(st, "machines/"+machine+"/")
+	return func() map[string]int64 {
 		out := make(map[string]int64)
 		err := area.List(context.Background(), "data/", func(fi storage.Info) error {
 			out[fi.Name] = fi.Size
@@ -41,5 +48,5 @@ func TestBlobKillDuringBackup(t *testing.T) {
 			t.Fatalf("list packs: %v", err)
 		}
 		return out
-	})
+	}
 }

@@ -105,8 +105,9 @@ type env struct {
 	cfgDir   string
 	cacheDir string
 	home     string
-	vault    string // vault path (after createVault)
-	passFile string // generated passphrase file (after createVault)
+	vault    string   // vault path (after createVault)
+	passFile string   // generated passphrase file (after createVault)
+	extraEnv []string // KEY=VALUE, over the test process's environment
 }
 
 // newEnv returns an env with fresh, empty state directories.
@@ -139,7 +140,8 @@ func (e *env) environ() []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, "AZFS_CONFIG_DIR="+e.cfgDir, "AZFS_CACHE_DIR="+e.cacheDir, "HOME="+e.home)
+	out = append(out, "AZFS_CONFIG_DIR="+e.cfgDir, "AZFS_CACHE_DIR="+e.cacheDir, "HOME="+e.home)
+	return append(out, e.extraEnv...) // exec keeps the last value of a key
 }
 
 // command returns bin with args in the env, in a session of its own (so it

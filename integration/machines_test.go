@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -597,7 +598,7 @@ func TestPassphraseChangeWithPIN(t *testing.T) {
 	if rows := mcMustPoints(t, recovery, creds, "alpha", newPass); len(rows) != 1 || rows[0].ID != first {
 		t.Errorf("points with the new passphrase: %+v, want just %s", rows, first)
 	}
-	if got := vaultFiles(t, owner.vault, dataDir); !equalSizes(got, dataBefore) {
+	if got := vaultFiles(t, owner.vault, dataDir); !maps.Equal(got, dataBefore) {
 		t.Errorf("packs changed by the passphrase change:\nbefore %v\nafter  %v", dataBefore, got)
 	}
 	slotsAfter := mcNames(t, slotsDir)
@@ -690,20 +691,6 @@ func TestPassphraseChangeWithPIN(t *testing.T) {
 		t.Errorf("alpha has %d points after a second backup, want 2", len(rows))
 	}
 	mcNoKeyring(t, recovery, "recovery")
-}
-
-// equalSizes reports whether a and b hold the same names with the same
-// sizes.
-func equalSizes(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // mcSlots runs 'azfs key list' in e with args and returns the slot IDs.

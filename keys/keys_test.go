@@ -45,8 +45,9 @@ func TestRedaction(t *testing.T) {
 		secret[i] = 0xab
 	}
 	pass := keys.Passphrase("hunter2hunter2hunter2")
+	token := keys.Token("sv=2025-01-05&si=azfs&sr=c&sig=SECRET")
 	for _, verb := range []string{"%v", "%s", "%q", "%+v", "%#v", "%x", "%X", "%d", "%10s", "%-12v"} {
-		for name, v := range map[string]any{"Secret": secret, "*Secret": &secret, "Passphrase": pass} {
+		for name, v := range map[string]any{"Secret": secret, "*Secret": &secret, "Passphrase": pass, "Token": token} {
 			// A pointer to a Secret goes through the value's Format as well.
 			if got := fmt.Sprintf(verb, v); got != "[redacted]" {
 				t.Errorf("Sprintf(%q, %s) = %q, want [redacted]", verb, name, got)
@@ -58,6 +59,9 @@ func TestRedaction(t *testing.T) {
 	}
 	if got := pass.String(); got != "[redacted]" {
 		t.Errorf("Passphrase.String() = %q", got)
+	}
+	if got := token.String(); got != "[redacted]" {
+		t.Errorf("Token.String() = %q", got)
 	}
 	if got := fmt.Sprint(secret, secret); got != "[redacted] [redacted]" {
 		t.Errorf("Sprint(secret, secret) = %q", got)

@@ -72,7 +72,33 @@ type Vault struct {
 	open   *keys.Openers // opens content, under every data key this machine holds
 	meta   *keys.Sealer  // index files and pack trailers
 	idx    *index.Index
+	cache  BlobCache // sealed blobs and index files kept between processes; nil: none
+	// segments, when set, fetches small blobs with their neighbours into
+	// the cache.
+	segments *segments
 }
+
+// BlobCache keeps sealed objects read from the vault, as stored, so that a
+// later process reads them again without the storage (package
+// cache/diskcache, for mounts of remote vaults). Blobs are kept under their
+// ID in hex, index files under "index-" and theirs. What it returns is
+// authenticated before use, as anything read from the storage is, and an
+// object that fails is removed and read from the storage instead.
+type BlobCache interface {
+	// Get returns the object stored under key. The caller owns the slice
+	// (the vault decrypts it in place).
+	Get(key string) ([]byte, bool)
+	// Put stores b under key, best effort. It must not keep b after it
+	// returns.
+	Put(key string, b []byte)
+	// Remove drops the object stored under key.
+	Remove(key string)
+}
+
+// SetCache makes the vault look for blobs and index files in c before the
+// storage, and keep there what it loads from the storage. Call it before
+// LoadIndex and before any concurrent use.
+func (v *Vault) SetCache(c BlobCache) { v.cache = c }
 
 // ReadConfig reads the vault's configuration.
 func ReadConfig(ctx context.Context, st storage.Storage) (Config, error) {
@@ -161,8 +187,13 @@ func AddPassphraseSlot(ctx context.Context, st storage.Storage, ks *keys.KeySet,
 
 // ReplacePassphraseSlots wraps ks under a new passphrase and then deletes
 // every other slot, so that no earlier passphrase opens ks any more. No data
-// is rewritten.
+// is rewritten. It first checks CanReplaceSlots, so that storage
+// credentials that may not delete never leave the new slot next to the old
+// ones.
 func ReplacePassphraseSlots(ctx context.Context, st storage.Storage, ks *keys.KeySet, pass keys.Passphrase, kdf keys.KDF) error {
+	if err := CanReplaceSlots(ctx, st); err != nil {
+		return err
+	}
 	kept, err := addSlot(ctx, st, func(slotID string) (*keys.Slot, error) {
 		return keys.NewPassphraseSlot(ks, slotID, pass, kdf)
 	})
@@ -170,6 +201,22 @@ func ReplacePassphraseSlots(ctx context.Context, st storage.Storage, ks *keys.Ke
 		return err
 	}
 	return deleteSlotsExcept(ctx, st, kept)
+}
+
+// deleteProbe is a key slot name that never exists (slot IDs are 16 hex
+// digits): deleting it tells whether the storage lets the credentials in
+// use delete, and deletes nothing.
+const deleteProbe = keysPrefix + "delete-probe"
+
+// CanReplaceSlots fails, wrapping storage.ErrPermission, when the storage
+// refuses the credentials in use the deletes of ReplacePassphraseSlots (a
+// SAS token for backups, which may not delete). Check it before anything
+// that should happen only if the replacement can complete.
+func CanReplaceSlots(ctx context.Context, st storage.Storage) error {
+	if err := st.Delete(ctx, deleteProbe); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("replace key slots: the storage does not let these credentials delete the old slots: %w", err)
+	}
+	return nil
 }
 
 // deleteSlotsExcept deletes every key slot but keep.
@@ -441,7 +488,7 @@ func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, er
 	if err != nil {
 		return nil, fmt.Errorf("index file %s: %w: bad name", name, ErrDamaged)
 	}
-	plain, err := v.loadObject(ctx, name, keys.KindIndex, id)
+	plain, err := v.loadIndexObject(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
@@ -469,13 +516,45 @@ func listNames(ctx context.Context, st storage.Storage, prefix string) ([]string
 	return names, nil
 }
 
+// loadIndexObject is loadObject for the index file name, through the
+// vault's cache: index files are immutable, and authenticated on every read.
+func (v *Vault) loadIndexObject(ctx context.Context, name string, id keys.ID) ([]byte, error) {
+	if v.cache == nil {
+		return v.loadObject(ctx, name, keys.KindIndex, id)
+	}
+	key := "index-" + id.String()
+	if sealed, ok := v.cache.Get(key); ok {
+		if plain, err := v.openObject(keys.KindIndex, id, sealed); err == nil {
+			return plain, nil
+		}
+		v.cache.Remove(key)
+	}
+	sealed, err := v.st.Load(ctx, name, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", keys.KindIndex, id.Short(), err)
+	}
+	plain, err := v.openObject(keys.KindIndex, id, sealed)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.Put(key, sealed) // openObject left sealed as it was
+	return plain, nil
+}
+
 // loadObject reads and opens a whole sealed object.
 func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
 	sealed, err := v.st.Load(ctx, name, 0, -1)
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
 	}
+	return v.openObject(kind, id, sealed)
+}
+
+// openObject authenticates and decrypts a whole sealed object into a new
+// slice, leaving sealed unchanged.
+func (v *Vault) openObject(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
 	var plain []byte
+	var err error
 	switch {
 	case isIndexKind(kind):
 		plain, err = v.meta.Open(nil, kind, id, sealed)
@@ -522,12 +601,49 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 	if loc.Kind != kind {
 		return nil, fmt.Errorf("load %s %s: %w: indexed as %s", kind, id.Short(), ErrDamaged, loc.Kind)
 	}
+	if v.cache == nil {
+		return v.fetchBlob(ctx, kind, id, loc)
+	}
+	key := id.String()
+	if sealed, ok := v.cache.Get(key); ok {
+		if len(sealed) == int(loc.Length) {
+			plain, err := v.OpenBlob(kind, id, sealed)
+			if !errors.Is(err, ErrDamaged) {
+				return plain, err // opened, or not this reader's (another key)
+			}
+		}
+		v.cache.Remove(key) // truncated or damaged: the storage's copy instead
+	}
+	plain, err := v.fetchBlob(ctx, kind, id, loc)
+	if errors.Is(err, ErrDamaged) {
+		v.cache.Remove(key)
+	}
+	return plain, err
+}
+
+// fetchBlob loads a blob from its pack in the storage and opens it; with a
+// cache, it keeps the sealed bytes there first (OpenBlob overwrites them).
+func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
+	if v.segments != nil && v.cache != nil {
+		if sealed, ok := v.segments.fetch(ctx, id, int64(loc.Offset), int64(loc.Length), loc.Pack); ok {
+			plain, err := v.OpenBlob(kind, id, sealed)
+			if !errors.Is(err, ErrDamaged) {
+				return plain, err
+			}
+			// The trailer put other bytes there: the blob alone, from
+			// where the index says it is.
+			v.cache.Remove(id.String())
+		}
+	}
 	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
 	}
 	if len(sealed) != int(loc.Length) {
 		return nil, fmt.Errorf("load %s %s: %w: pack %s is truncated", kind, id.Short(), ErrDamaged, loc.Pack.Short())
+	}
+	if v.cache != nil {
+		v.cache.Put(id.String(), sealed)
 	}
 	return v.OpenBlob(kind, id, sealed)
 }

@@ -292,15 +292,7 @@ func TestLoadIndexSkipsDamagedFiles(t *testing.T) {
 	st := mem.New()
 	v := newVault(t, st)
 	blobs := testBlobs(v.Keys(), 1)
-	w := v.NewWriter(ctx, 1)
-	for _, b := range blobs {
-		if _, err := w.Save(ctx, b.kind, b.id, b.plain); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeBlobs(t, v, blobs)
 	// A sealed-looking index file that does not authenticate.
 	bad := keys.ID{0x12, 0x34}
 	if err := st.Save(ctx, "index/"+bad.String(), randomBytes(200, 3)); err != nil {
@@ -356,15 +348,7 @@ func TestAdoptOrphanPacksInMemory(t *testing.T) {
 	st := mem.New()
 	v := newVault(t, st)
 	blobs := testBlobs(v.Keys(), 0)
-	w := v.NewWriter(ctx, 1)
-	for _, b := range blobs {
-		if _, err := w.Save(ctx, b.kind, b.id, b.plain); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeBlobs(t, v, blobs)
 	deleteAll(t, st, "index/")
 	fresh := reopen(t, v)
 	n, err := fresh.AdoptOrphanPacks(ctx, false)

@@ -24,7 +24,7 @@ func passphraseChange(ctx context.Context, args []string) error {
 	if fs.NArg() != 0 || *pin == "" {
 		return cli.Usagef("usage: azfs passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN")
 	}
-	o, err := cli.OpenRoot(ctx, cli.Target{Vault: *vault})
+	o, err := cli.OpenRoot(ctx, cli.Target{Vault: *vault, ConnectionStringFile: connectionStringFile(fs), OwnerStorage: true})
 	if err != nil {
 		return err
 	}
@@ -32,6 +32,15 @@ func passphraseChange(ctx context.Context, args []string) error {
 	// the PIN is the proof that the owner agrees.
 	if o.Entry == nil || o.Entry.Keys == nil {
 		return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
+	}
+	area := repo.MachineStorage(o.Storage, o.Entry.Machine)
+	// The old slots are deleted at the end: storage credentials that may
+	// not delete must stop it before the PIN is spent or a slot is added.
+	if err := repo.CanReplaceSlots(ctx, area); err != nil {
+		if o.Container != nil {
+			return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, cli.ConnectionStringEnv)
+		}
+		return err
 	}
 	// Everything that can be refused is checked before the PIN is spent.
 	pass, err := newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
@@ -44,7 +53,6 @@ func passphraseChange(ctx context.Context, args []string) error {
 	if err := saveGenerated(*genFile, pass); err != nil {
 		return err
 	}
-	area := repo.MachineStorage(o.Storage, o.Entry.Machine)
 	if err := repo.ReplacePassphraseSlots(ctx, area, o.Entry.Keys, pass, keys.DefaultKDF); err != nil {
 		return fmt.Errorf("change passphrase of %s: %w", o.Entry.Machine, err)
 	}
@@ -67,12 +75,12 @@ func register(ctx context.Context, args []string) error {
 	if err := repo.CheckMachineName(*name); err != nil {
 		return cli.Usagef("%v (set one with --name)", err)
 	}
-	o, err := cli.OpenWithCredentials(ctx, *credsFile, access.AccessBackup)
+	o, err := cli.OpenWithCredentials(ctx, *credsFile, access.AccessBackup, connectionStringFile(fs))
 	if err != nil {
 		return err
 	}
 	if e := o.Entry; e != nil && e.Keys != nil {
-		return fmt.Errorf("this machine is already registered with vault %s as %s", o.Root.ID, e.Machine)
+		return renew(o, fs.Changed("name"), *name)
 	}
 	taken, err := repo.MachineExists(ctx, o.Storage, *name)
 	if err != nil {
@@ -103,13 +111,49 @@ func register(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	o.Ring.Add(&keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys(), OwnerPublic: o.Root.Owner}, false)
+	// On a blob vault the credentials' SAS token is this machine's storage
+	// access from now on (kept in the keyring, 0600).
+	entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys(), OwnerPublic: o.Root.Owner}
+	if c := o.Credentials; c.SAS != "" {
+		entry.SAS, entry.SASExpires = c.SAS, c.Expires
+	}
+	o.Ring.Add(entry, false)
 	if err := o.Ring.Save(); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
+	if entry.SAS != "" {
+		fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
+			entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
+	}
 	if c != nil {
 		fmt.Fprintf(os.Stderr, "certificate mode: this machine backs up to certificate %s and cannot read its points\n", c.Thumbprint())
 	}
+	return nil
+}
+
+// renew gives a machine registered with the blob vault o the SAS token of
+// the credentials o was opened with, once its own expired or was revoked;
+// its keys and passphrase stay as they are. Without a SAS token there is
+// nothing to renew.
+func renew(o *cli.Opened, nameGiven bool, name string) error {
+	e, c := o.Entry, o.Credentials
+	if c.SAS == "" {
+		return fmt.Errorf("this machine is already registered with vault %s as %s", o.Root.ID, e.Machine)
+	}
+	if nameGiven && name != e.Machine {
+		return fmt.Errorf("this machine is registered with vault %s as %s, not %s: 'azfs register' can only renew its storage access", o.Root.ID, e.Machine, name)
+	}
+	// The credentials vouch for the owner keys the vault names; this
+	// machine trusts those it pinned when it joined.
+	if pinned, ok := e.OwnerKeys(); ok && !pinned.Equal(c.Owner) {
+		return fmt.Errorf("vault credentials for vault %s: %w since this machine joined it: refusing them", o.Root.ID, repo.ErrOwnerMismatch)
+	}
+	e.SAS, e.SASExpires, e.Location = c.SAS, c.Expires, o.Location
+	if err := o.Ring.Save(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "this machine is registered with vault %s as %s already: renewed its storage access until %s (its keys and passphrase are unchanged)\n",
+		o.Root.ID, e.Machine, c.Expires.Local().Format("2006-01-02 15:04 MST"))
 	return nil
 }

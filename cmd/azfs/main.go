@@ -23,14 +23,19 @@ const usage = `usage: azfs COMMAND [flags]
 commands:
   vault create PATH        create a vault; this machine becomes its owner and first machine
   vault credentials -o F   write a vault credentials file (owner; valid 48 hours)
+  vault credentials revoke revoke every credentials file issued (owner; --access backup|restore)
   vault pin                print a security PIN (owner; valid 5 minutes, works once)
-  register                 register this machine with a vault credentials file
+  register                 register this machine with a vault credentials file (again: renew its SAS)
   backup PATH...           back up paths into the vault as a new recovery point
   points                   list recovery points
   check                    verify the vault (--read-data authenticates every byte)
   passphrase change        replace this machine's passphrase (needs a security PIN)
   key list|add|remove      the owner's key slots
   certificate rotate       encrypt new points to a new certificate (owner; certificate mode)
+
+Every command takes --connection-string-file FILE: for a vault in an Azure Blob
+container, the storage account's connection string (else AZURE_STORAGE_CONNECTION_STRING;
+a machine registered with credentials uses their SAS token instead).
 
 Mount recovery points with azmount. 'azfs COMMAND --help' shows a command's flags.
 `
@@ -65,7 +70,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "vault":
-		return sub("vault create PATH | credentials -o FILE | pin", map[string]func(context.Context, []string) error{
+		return sub("vault create PATH | credentials -o FILE | credentials revoke | pin", map[string]func(context.Context, []string) error{
 			"create": vaultCreate, "credentials": vaultCredentials, "pin": vaultPIN,
 		})
 	case "register":
@@ -92,10 +97,20 @@ func run(ctx context.Context, args []string) error {
 	return cli.Usagef("unknown command %q (see 'azfs --help')", args[0])
 }
 
+// connFlag is the flag every command takes for a blob vault's connection
+// string.
+const connFlag = "connection-string-file"
+
 func flags(name string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("azfs "+name, pflag.ContinueOnError)
 	fs.SortFlags = false
+	fs.String(connFlag, "", "blob vaults: read the storage account's connection string from `FILE` (default: $AZURE_STORAGE_CONNECTION_STRING)")
 	return fs
+}
+
+// connectionStringFile returns the command's --connection-string-file.
+func connectionStringFile(fs *pflag.FlagSet) string {
+	return fs.Lookup(connFlag).Value.String()
 }
 
 func parse(fs *pflag.FlagSet, args []string) error {
@@ -111,12 +126,14 @@ func parse(fs *pflag.FlagSet, args []string) error {
 // targetFlags are the flags that say which vault and machine to work on.
 type targetFlags struct {
 	vault, passFile, machine, creds, privKey, privPass *string
+	connFile                                           pflag.Value
 }
 
 func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
 	t := &targetFlags{
 		vault:    fs.String("vault", "", "vault `PATH` (default: this machine's default vault)"),
 		passFile: fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys"),
+		connFile: fs.Lookup(connFlag).Value,
 	}
 	if withMachine {
 		t.machine = fs.String("machine", "", "work on machine `NAME`'s points (default: this machine)")
@@ -131,7 +148,7 @@ func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
 
 func (t *targetFlags) target() cli.Target {
 	return cli.Target{Vault: *t.vault, PassFile: *t.passFile, Machine: *t.machine, Credentials: *t.creds,
-		PrivateKey: *t.privKey, PrivateKeyPassFile: *t.privPass}
+		PrivateKey: *t.privKey, PrivateKeyPassFile: *t.privPass, ConnectionStringFile: t.connFile.String()}
 }
 
 // newPassphrase returns a new passphrase: generated (when genFile is set,

@@ -12,6 +12,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/storage/azblob"
 )
 
 func vaultCreate(ctx context.Context, args []string) error {
@@ -42,7 +43,7 @@ func vaultCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, path, err := cli.CreateStorage(fs.Arg(0))
+	st, path, err := cli.CreateStorage(fs.Arg(0), cli.Auth{ConnectionStringFile: connectionStringFile(fs)})
 	if err != nil {
 		return err
 	}
@@ -112,9 +113,12 @@ func certificateRotate(ctx context.Context, args []string) error {
 }
 
 func vaultCredentials(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "revoke" {
+		return vaultCredentialsRevoke(ctx, args[1:])
+	}
 	fs := flags("vault credentials")
 	target := addTargetFlags(fs, false)
-	valid := fs.Duration("valid", 48*time.Hour, "how long the credentials are valid")
+	valid := fs.Duration("valid", 48*time.Hour, "how long the credentials are valid (at least 1s); on a blob vault also the storage access of the machines registered with them")
 	accessFlag := fs.String("access", string(access.AccessBackup), "`backup` (register machines, back up, restore) or restore (read only)")
 	out := fs.StringP("output", "o", "", "write the credentials file to `FILE` (0600)")
 	if err := parse(fs, args); err != nil {
@@ -123,20 +127,35 @@ func vaultCredentials(ctx context.Context, args []string) error {
 	if *out == "" || fs.NArg() != 0 {
 		return cli.Usagef("usage: azfs vault credentials [--valid 48h] [--access backup|restore] -o FILE")
 	}
-	acc := access.Access(*accessFlag)
-	if acc != access.AccessBackup && acc != access.AccessRestore {
-		return cli.Usagef("--access must be backup or restore, not %q", *accessFlag)
+	acc, err := parseAccess(*accessFlag)
+	if err != nil {
+		return err
 	}
-	if *valid <= 0 {
-		return cli.Usagef("--valid must be positive")
+	if *valid < time.Second {
+		return cli.Usagef("--valid must be at least 1s")
+	}
+	if _, err := os.Lstat(*out); err == nil {
+		return fmt.Errorf("%s already exists: not overwriting it", *out)
 	}
 	o, owner, err := cli.OpenOwner(ctx, target.target())
 	if err != nil {
 		return err
 	}
+	if o.Container != nil {
+		if err := o.Container.CanGrantSAS(); err != nil {
+			return fmt.Errorf("vault %s: credentials for a blob vault carry a SAS token: %w", o.Location, err)
+		}
+	}
 	creds, err := access.Issue(ctx, o.Storage, o.Root, owner, o.Location, acc, *valid, time.Now())
 	if err != nil {
 		return err
+	}
+	var grant azblob.Grant
+	if o.Container != nil {
+		if grant, err = o.Container.GrantSAS(ctx, o.Root.ID, sasAccess(acc), creds.Expires); err != nil {
+			return err
+		}
+		creds.SAS = keys.Token(grant.Token)
 	}
 	b, err := creds.Marshal()
 	if err != nil {
@@ -146,6 +165,76 @@ func vaultCredentials(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "vault credentials (%s access) written to %s; they expire at %s\n", acc, *out, creds.Expires.Local().Format("2006-01-02 15:04 MST"))
+	if grant.Expires.After(creds.Expires) {
+		fmt.Fprintf(os.Stderr, "the storage accepts their SAS token until %s, with every %s credentials issued since the last revocation ('azfs vault credentials revoke --access %s' ends them all)\n",
+			grant.Expires.Local().Format("2006-01-02 15:04 MST"), acc, acc)
+	}
+	return nil
+}
+
+// parseAccess parses an --access flag.
+func parseAccess(s string) (access.Access, error) {
+	acc := access.Access(s)
+	if acc != access.AccessBackup && acc != access.AccessRestore {
+		return "", cli.Usagef("--access must be backup or restore, not %q", s)
+	}
+	return acc, nil
+}
+
+// sasAccess is what the storage lets a SAS token of credentials of acc do.
+func sasAccess(acc access.Access) azblob.Access {
+	if acc == access.AccessBackup {
+		return azblob.CreateOnly
+	}
+	return azblob.ReadOnly
+}
+
+func vaultCredentialsRevoke(ctx context.Context, args []string) error {
+	fs := flags("vault credentials revoke")
+	target := addTargetFlags(fs, false)
+	accessFlag := fs.String("access", "", "revoke only `backup` or restore credentials (default: both)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs vault credentials revoke [--access backup|restore]")
+	}
+	kinds := []access.Access{access.AccessBackup, access.AccessRestore}
+	if *accessFlag != "" {
+		acc, err := parseAccess(*accessFlag)
+		if err != nil {
+			return err
+		}
+		kinds = []access.Access{acc}
+	}
+	o, owner, err := cli.OpenOwner(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	what := string(kinds[0])
+	if len(kinds) == 2 {
+		what = "backup and restore"
+	}
+	// The storage's refusal first: it is what binds a machine that does not
+	// play by the rules.
+	if o.Container != nil {
+		var sas []azblob.Access
+		for _, k := range kinds {
+			sas = append(sas, sasAccess(k))
+		}
+		if _, err := o.Container.RevokeSAS(ctx, o.Root.ID, sas...); err != nil {
+			return err
+		}
+	}
+	n, err := access.Revoke(ctx, o.Storage, o.Root, owner, kinds...)
+	if err != nil {
+		return err
+	}
+	if o.Container != nil {
+		fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): the storage refuses their SAS tokens from now on (Azure: within 30 seconds), also those of the machines registered with them, which need new credentials ('azfs register --vault-credentials FILE' on each)\n", what, o.Root.ID, n)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, o.Root.ID, n)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -18,8 +19,10 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/pflag"
 
+	"github.com/azfs/azfs/cache/diskcache"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	azfs "github.com/azfs/azfs/fs"
+	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 )
 
@@ -37,6 +40,10 @@ func main() {
 // chunks being fetched and read ahead, FUSE request buffers, tree parts.
 const mountOverhead = 128 << 20
 
+// blobDiskCache is --disk-cache for a vault in a blob container. A vault in
+// a directory gets none by default: the cache would copy local files.
+const blobDiskCache = 4 << 30
+
 func run(args []string) error {
 	fs := pflag.NewFlagSet("azmount", pflag.ContinueOnError)
 	fs.SortFlags = false
@@ -52,6 +59,7 @@ func run(args []string) error {
 	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
 	cacheSize := fs.String("cache-size", "256MiB", "memory for decrypted chunks (the process stays within about this plus 128 MiB)")
+	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
 	debugLog := fs.Bool("debug", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +74,12 @@ func run(args []string) error {
 	cacheBytes, err := cli.ParseSize(*cacheSize)
 	if err != nil {
 		return err
+	}
+	diskBytes := int64(-1) // chosen by the vault's location
+	if *diskSize != "" {
+		if diskBytes, err = cli.ParseSize(*diskSize); err != nil {
+			return err
+		}
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Decrypting a chunk allocates as much as the chunk: without a
@@ -84,6 +98,27 @@ func run(args []string) error {
 		PrivateKey: *privKey, PrivateKeyPassFile: *privPass})
 	if err != nil {
 		return err
+	}
+	if diskBytes < 0 {
+		diskBytes = 0
+		if cli.IsBlobLocation(o.Location) {
+			diskBytes = blobDiskCache
+		}
+	}
+	if diskBytes > 0 {
+		dc, err := openDiskCache(o, diskBytes, logger)
+		if err != nil {
+			logger.Warn("mounting without a disk cache", "err", err)
+		} else {
+			defer closeDiskCache(dc, logger)
+			o.Vault.SetCache(dc)
+			if cli.IsBlobLocation(o.Location) {
+				// Requests are dear over a network: the small blobs
+				// around the one a reader wants come into the cache with
+				// it.
+				o.Vault.FetchPackSegments()
+			}
+		}
 	}
 	points, err := o.Points(ctx, func(msg string) { logger.Warn(msg) })
 	if err != nil {
@@ -140,6 +175,31 @@ func run(args []string) error {
 	t := cli.Requests.Tally()
 	logger.Info("unmounted", "mountpoint", mountpoint, "requests", t.Requests, "loads", t.Loads, "bytes_down", t.BytesDown)
 	return nil
+}
+
+// openDiskCache opens the disk cache of the machine area o has open:
+// <azfs cache dir>/<area id>/blobs-<machine>, beside the backups' file cache.
+func openDiskCache(o *cli.Opened, maxBytes int64, logger *slog.Logger) (*diskcache.Cache, error) {
+	root, err := keyring.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	return diskcache.Open(filepath.Join(root, o.Vault.ID(), "blobs-"+o.Machine), diskcache.Options{
+		MaxBytes: maxBytes,
+		OnPutError: func(err error) {
+			logger.Warn("disk cache: cannot store fetched data; reads go on without it (further failures are not logged)", "err", err)
+		},
+	})
+}
+
+// closeDiskCache closes dc and logs what it did.
+func closeDiskCache(dc *diskcache.Cache, logger *slog.Logger) {
+	s := dc.Stats()
+	logger.Debug("disk cache", "hits", s.Hits, "misses", s.Misses, "stored", s.Puts, "evicted", s.Evictions,
+		"store_errors", s.PutErrors, "objects", s.Objects, "bytes", s.Bytes)
+	if err := dc.Close(); err != nil {
+		logger.Warn("disk cache", "err", err)
+	}
 }
 
 // unmountOnSignal unmounts after the first SIGINT or SIGTERM, retrying for a

@@ -1,7 +1,8 @@
 // Package keyring is this machine's local azfs state: the vaults it knows,
-// where they are, which one is the default, and their key sets, so that
-// backups and same-machine recovery need no passphrase. The file holds
-// secrets and is written 0600 in a 0700 directory.
+// where they are, which one is the default, their key sets, and for blob
+// vaults the SAS token this machine uses, so that backups and same-machine
+// recovery need no passphrase. The file holds secrets and is written 0600
+// in a 0700 directory.
 package keyring
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/azfs/azfs/keys"
 )
@@ -29,6 +31,12 @@ type Vault struct {
 	// OwnerPublic pins the owner's public keys as the credentials file
 	// vouched for them at registration.
 	OwnerPublic *keys.OwnerPublic `json:"owner_public,omitempty"`
+	// SAS is the SAS token of the credentials this machine registered (or
+	// last renewed) with, for a vault in a blob container: the storage
+	// access of its backups, mounts and listings. SASExpires is when those
+	// credentials expire.
+	SAS        keys.Token `json:"sas,omitempty"`
+	SASExpires time.Time  `json:"sas_expires,omitzero"`
 }
 
 // OwnerKeys returns the owner's public keys this machine trusts for the

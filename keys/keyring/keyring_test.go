@@ -2,10 +2,12 @@ package keyring_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/keyring"
@@ -36,7 +38,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.Add(&keyring.Vault{ID: "vault-a", Location: "/backups/a", Machine: "m1", Keys: ksA}, false)
-	k.Add(&keyring.Vault{ID: "vault-b", Location: "sftp://host/b", Machine: "m1", Keys: ksB}, false)
+	expires := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	k.Add(&keyring.Vault{ID: "vault-b", Location: "https://acct.blob.core.windows.net/vaults/b", Machine: "m1", Keys: ksB,
+		SAS: "si=azfs-b-create-00&sig=SECRETSIG&sr=c&sv=2025-11-05", SASExpires: expires}, false)
 	if k.Default != "vault-a" {
 		t.Errorf("Default = %q, want the first vault added", k.Default)
 	}
@@ -82,8 +86,24 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			t.Errorf("vault %s: key set changed in the round trip", id)
 		}
 	}
-	if v, ok := back.FindLocation("sftp://host/b"); !ok || v.ID != "vault-b" {
-		t.Errorf("FindLocation(sftp://host/b) = %v, %v", v, ok)
+	if v, ok := back.FindLocation("https://acct.blob.core.windows.net/vaults/b"); !ok || v.ID != "vault-b" {
+		t.Errorf("FindLocation(https://acct.blob.core.windows.net/vaults/b) = %v, %v", v, ok)
+	}
+	if b := back.Vaults["vault-b"]; b.SAS != "si=azfs-b-create-00&sig=SECRETSIG&sr=c&sv=2025-11-05" || !b.SASExpires.Equal(expires) {
+		t.Errorf("vault-b: SAS or its expiry changed in the round trip (expires %v)", b.SASExpires)
+	}
+	if a := back.Vaults["vault-a"]; a.SAS != "" || !a.SASExpires.IsZero() {
+		t.Errorf("vault-a: a SAS appeared in the round trip (expires %v)", a.SASExpires)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, keyring.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(raw), `"sas"`); n != 1 || strings.Count(string(raw), `"sas_expires"`) != 1 {
+		t.Errorf("the keyring holds %d SAS fields, want only vault-b's:\n%s", n, raw)
+	}
+	if out := fmt.Sprintf("%+v", *back.Vaults["vault-b"]); strings.Contains(out, "SECRETSIG") {
+		t.Errorf("printing a keyring entry shows its SAS: %s", out)
 	}
 	if _, ok := back.FindLocation("/elsewhere"); ok {
 		t.Errorf("FindLocation of an unknown location succeeded")

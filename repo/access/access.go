@@ -6,11 +6,11 @@
 // 'azfs vault credentials') name a vault, where it is, the owner's public
 // keys, and a secret; they allow backup (registering machines, backing up,
 // listing, restoring) or restore only, and expire (after 48 hours by the
-// CLI's default). The vault keeps an owner-signed record of every credentials file
-// it issued, holding only a hash of the secret; deleting the record revokes
-// the file. A machine checks the vault it is given against the owner keys
-// in the file, not against what the storage says about itself, so a
-// swapped vault is refused.
+// CLI's default). The vault keeps an owner-signed record of every
+// credentials file it issued, holding only a hash of the secret; deleting
+// the record revokes the file ([Revoke]). A machine checks the vault it is
+// given against the owner keys in the file, not against what the storage
+// says about itself, so a swapped vault is refused.
 //
 // A security PIN ([IssuePIN], 'azfs vault pin') is eight digits the owner
 // generates and reads out to whoever changes a machine's passphrase (and,
@@ -22,8 +22,10 @@
 // anything to the vault, credentials or not. The checks keep honest
 // machines from using a vault they were not given, from using expired or
 // revoked credentials, and from being fooled by a vault that is not the
-// one their credentials name. The Azure Blob backend will turn credentials
-// into a SAS token, which the storage service enforces.
+// one their credentials name. Credentials of a vault in an Azure Blob
+// container also carry a SAS token (Credentials.SAS, minted by the CLI
+// with repo/storage/azblob), whose permissions, expiry and revocation the
+// storage service enforces; the checks here are made all the same.
 package access
 
 import (

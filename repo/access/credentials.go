@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -23,17 +26,23 @@ import (
 
 // Credentials is a vault credentials file, like the .VaultCredentials file
 // Azure Backup lets an owner download: XML naming the vault, where it is,
-// what it allows, until when, the owner's public keys and a secret. Its
-// Secret never prints; the file itself must be kept private (the CLI writes
-// it with mode 0600).
+// what it allows, until when, the owner's public keys and a secret, and for
+// a vault in an Azure Blob container a SAS token. Its Secret and SAS never
+// print; the file itself must be kept private (the CLI writes it with mode
+// 0600).
 type Credentials struct {
 	VaultID  string // the vault's ID, 32 hex digits
 	Location string // where the vault is (a directory path for local vaults)
-	Access   Access
-	ID       string      // credential ID, 32 hex digits
-	Secret   keys.Secret // 32 random bytes; the vault stores only a hash of it
-	Issued   time.Time   // to the second
-	Expires  time.Time   // to the second
+	// SAS is a SAS token for the vault's container that the storage
+	// service enforces (allowing what Access allows, until Expires or
+	// later); empty for other vaults. The CLI mints it; Issue leaves it
+	// empty.
+	SAS     keys.Token
+	Access  Access
+	ID      string      // credential ID, 32 hex digits
+	Secret  keys.Secret // 32 random bytes; the vault stores only a hash of it
+	Issued  time.Time   // to the second
+	Expires time.Time   // to the second
 	// Owner are the owner's public keys: a machine checks the vault against
 	// these, not against what the storage says.
 	Owner keys.OwnerPublic
@@ -45,6 +54,7 @@ const (
 	credentialsNS      = "urn:azfs:vault-credentials:1"
 	maxCredentialsFile = 64 << 10
 	maxLocation        = 4096
+	maxSAS             = 4096
 )
 
 // secretHashContext is the BLAKE3 derive-key context under which a
@@ -124,8 +134,8 @@ func Verify(ctx context.Context, st storage.Storage, c *Credentials, need Access
 	if err := c.validate(); err != nil {
 		return none, fmt.Errorf("verify vault credentials: %w", err)
 	}
-	if !now.Before(c.Expires) {
-		return none, expired(c.Expires)
+	if err := c.CheckExpiry(now); err != nil {
+		return none, err
 	}
 	cfg, err := repo.ReadConfig(ctx, st)
 	if err != nil {
@@ -160,6 +170,58 @@ func Verify(ctx context.Context, st storage.Storage, c *Credentials, need Access
 	return cfg, nil
 }
 
+// Revoke deletes the owner-signed records of the credentials of the vault
+// root st (whose config is root and whose owner's keys are owner) that
+// allow one of access, so that clients refuse those files from then on
+// (ErrRevoked), and returns how many it deleted. Records the owner did not
+// sign, and those of other access, are left alone. A registered machine
+// never presents its credentials again: revoking them does not cut it off
+// (on a blob vault, deleting the SAS tokens' policies does).
+func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, access ...Access) (int, error) {
+	if err := checkOwner(root, owner); err != nil {
+		return 0, fmt.Errorf("revoke vault credentials: %w", err)
+	}
+	var ids []string
+	err := st.List(ctx, credentialsPrefix, func(fi storage.Info) error {
+		if id := strings.TrimPrefix(fi.Name, credentialsPrefix); isID(id) {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke vault credentials: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		var rec credentialsRecord
+		err := loadSigned(ctx, st, credentialsPrefix+id, owner.Public(), credentialsContext, &rec)
+		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("revoke vault credentials: %w", err)
+		}
+		if rec.ID != id || rec.Vault != root.ID || !slices.Contains(access, rec.Access) {
+			continue
+		}
+		if err := st.Delete(ctx, credentialsPrefix+id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, fmt.Errorf("revoke vault credentials %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// CheckExpiry fails with ErrExpired, saying what to do, when the
+// credentials expired at now: the first of Verify's checks, which a client
+// can make before it asks the storage anything.
+func (c *Credentials) CheckExpiry(now time.Time) error {
+	if !now.Before(c.Expires) {
+		return expired(c.Expires)
+	}
+	return nil
+}
+
 func expired(at time.Time) error {
 	return fmt.Errorf("%w at %s: ask the vault's owner for new ones ('azfs vault credentials')", ErrExpired, at.UTC().Format("2006-01-02 15:04 UTC"))
 }
@@ -170,6 +232,7 @@ type credentialsXML struct {
 	XMLName         xml.Name `xml:"urn:azfs:vault-credentials:1 VaultCredentials"`
 	VaultID         string   `xml:"VaultId"`
 	Location        string
+	SAS             string `xml:"SharedAccessSignature,omitempty"`
 	Access          string
 	CredentialID    string `xml:"CredentialId"`
 	Secret          string
@@ -181,28 +244,31 @@ type credentialsXML struct {
 
 // element is one of the file's elements and where its text goes.
 type element struct {
-	name string
-	text *string
+	name     string
+	text     *string
+	optional bool // may be left out, but not empty
 }
 
 // elements returns the file's elements in order.
 func (x *credentialsXML) elements() []element {
 	return []element{
-		{"VaultId", &x.VaultID},
-		{"Location", &x.Location},
-		{"Access", &x.Access},
-		{"CredentialId", &x.CredentialID},
-		{"Secret", &x.Secret},
-		{"Issued", &x.Issued},
-		{"Expires", &x.Expires},
-		{"OwnerSigningKey", &x.OwnerSigningKey},
-		{"OwnerEscrowKey", &x.OwnerEscrowKey},
+		{"VaultId", &x.VaultID, false},
+		{"Location", &x.Location, false},
+		{"SharedAccessSignature", &x.SAS, true},
+		{"Access", &x.Access, false},
+		{"CredentialId", &x.CredentialID, false},
+		{"Secret", &x.Secret, false},
+		{"Issued", &x.Issued, false},
+		{"Expires", &x.Expires, false},
+		{"OwnerSigningKey", &x.OwnerSigningKey, false},
+		{"OwnerEscrowKey", &x.OwnerEscrowKey, false},
 	}
 }
 
 // Marshal encodes the credentials as a vault credentials file: XML with a
 // header and the root element <VaultCredentials
-// xmlns="urn:azfs:vault-credentials:1">, holding VaultId, Location, Access,
+// xmlns="urn:azfs:vault-credentials:1">, holding VaultId, Location,
+// SharedAccessSignature (only when there is a SAS token), Access,
 // CredentialId, Secret (base64), Issued and Expires (RFC 3339, UTC),
 // OwnerSigningKey and OwnerEscrowKey (base64). It refuses credentials that
 // ParseCredentials would refuse.
@@ -213,6 +279,7 @@ func (c *Credentials) Marshal() ([]byte, error) {
 	b, err := xml.MarshalIndent(credentialsXML{
 		VaultID:         c.VaultID,
 		Location:        c.Location,
+		SAS:             string(c.SAS),
 		Access:          string(c.Access),
 		CredentialID:    c.ID,
 		Secret:          base64.StdEncoding.EncodeToString(c.Secret[:]),
@@ -228,9 +295,10 @@ func (c *Credentials) Marshal() ([]byte, error) {
 }
 
 // ParseCredentials decodes a vault credentials file strictly: at most
-// 64 KiB, the root element in its namespace, every element exactly once and
-// nothing else, and every value well-formed and in the form Marshal writes
-// it. Errors wrap ErrMalformed and say what is wrong.
+// 64 KiB, the root element in its namespace, every element exactly once
+// (SharedAccessSignature at most once) and nothing else, and every value
+// well-formed and in the form Marshal writes it. Errors wrap ErrMalformed
+// and say what is wrong.
 func ParseCredentials(b []byte) (*Credentials, error) {
 	if len(b) > maxCredentialsFile {
 		return nil, malformed("%d bytes, more than the %d KiB a credentials file can be", len(b), maxCredentialsFile>>10)
@@ -239,7 +307,7 @@ func ParseCredentials(b []byte) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Credentials{VaultID: x.VaultID, Location: x.Location, Access: Access(x.Access), ID: x.CredentialID}
+	c := &Credentials{VaultID: x.VaultID, Location: x.Location, SAS: keys.Token(x.SAS), Access: Access(x.Access), ID: x.CredentialID}
 	secret, err := decodeBase64("Secret", x.Secret, len(c.Secret))
 	if err != nil {
 		return nil, err
@@ -314,9 +382,10 @@ func decodeCredentialsXML(b []byte) (*credentialsXML, error) {
 				continue
 			}
 			var p *string
+			optional := false
 			for _, e := range elements {
 				if e.name == t.Name.Local {
-					p = e.text
+					p, optional = e.text, e.optional
 				}
 			}
 			switch {
@@ -331,13 +400,16 @@ func decodeCredentialsXML(b []byte) (*credentialsXML, error) {
 			if *p, err = elementText(d, t.Name.Local); err != nil {
 				return nil, err
 			}
+			if optional && *p == "" {
+				return nil, malformed("element %s is empty: leave it out instead", t.Name.Local)
+			}
 		}
 	}
 	if !inRoot {
 		return nil, malformed("no VaultCredentials element")
 	}
 	for _, e := range elements {
-		if !seen[e.name] {
+		if !seen[e.name] && !e.optional {
 			return nil, malformed("element %s is missing", e.name)
 		}
 	}
@@ -382,7 +454,36 @@ func (c *Credentials) validate() error {
 	case !c.Expires.After(c.Issued):
 		return malformed("Expires: not after Issued")
 	}
+	if err := checkSAS(string(c.SAS)); err != nil {
+		return err
+	}
 	return checkLocation(c.Location)
+}
+
+// checkSAS accepts no token, or a SAS token as a URL query string without
+// the "?": up to maxSAS bytes of letters, digits and "%&=-._~+", with a
+// signature (sig). Errors do not show the token.
+func checkSAS(token string) error {
+	if token == "" {
+		return nil
+	}
+	if len(token) > maxSAS {
+		return malformed("SharedAccessSignature: longer than %d bytes", maxSAS)
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; !isAlnum(c) && !strings.ContainsRune("%&=-._~+", rune(c)) {
+			return malformed("SharedAccessSignature: want a SAS token, the query string of a SAS URL without \"?\"")
+		}
+	}
+	q, err := url.ParseQuery(token)
+	if err != nil || q.Get("sig") == "" {
+		return malformed("SharedAccessSignature: want a SAS token with a signature (sig)")
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // checkLocation accepts what an XML file can carry unchanged: up to

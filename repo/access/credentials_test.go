@@ -35,8 +35,20 @@ func fixedCredentials() *Credentials {
 	return c
 }
 
+// blobSAS is a SAS token as the CLI puts in the credentials of a blob
+// vault (made-up signature).
+const blobSAS = "si=azfs-0123456789abcdef0123456789abcdef-read-0011223344556677&sig=SECRETSIG%2Babc%3D&sr=c&sv=2025-11-05"
+
+// blobCredentials are fixedCredentials for a vault in a blob container.
+func blobCredentials() *Credentials {
+	c := fixedCredentials()
+	c.Location = "https://acct.blob.core.windows.net/vaults/home"
+	c.SAS = blobSAS
+	return c
+}
+
 func equalCredentials(a, b *Credentials) bool {
-	return a.VaultID == b.VaultID && a.Location == b.Location && a.Access == b.Access && a.ID == b.ID &&
+	return a.VaultID == b.VaultID && a.Location == b.Location && a.SAS == b.SAS && a.Access == b.Access && a.ID == b.ID &&
 		a.Secret == b.Secret && a.Issued.Equal(b.Issued) && a.Expires.Equal(b.Expires) && a.Owner.Equal(b.Owner)
 }
 
@@ -65,7 +77,7 @@ func viaFile(t *testing.T, c *Credentials) *Credentials {
 
 func TestCredentialsRoundTrip(t *testing.T) {
 	v := newTestVault(t)
-	for _, c := range []*Credentials{fixedCredentials(), issue(t, v, AccessBackup), issue(t, v, AccessRestore)} {
+	for _, c := range []*Credentials{fixedCredentials(), blobCredentials(), issue(t, v, AccessBackup), issue(t, v, AccessRestore)} {
 		b, err := c.Marshal()
 		if err != nil {
 			t.Fatal(err)
@@ -84,6 +96,13 @@ func TestCredentialsRoundTrip(t *testing.T) {
 			if !bytes.Contains(b, []byte(want)) {
 				t.Errorf("file lacks %q:\n%s", want, b)
 			}
+		}
+		sas := "<SharedAccessSignature>" + strings.ReplaceAll(string(c.SAS), "&", "&amp;") + "</SharedAccessSignature>"
+		if c.SAS != "" && !bytes.Contains(b, []byte("<Location>"+c.Location+"</Location>\n  "+sas+"\n  <Access>")) {
+			t.Errorf("file lacks %q after Location:\n%s", sas, b)
+		}
+		if c.SAS == "" && bytes.Contains(b, []byte("SharedAccessSignature")) {
+			t.Errorf("file without a SAS token has the element:\n%s", b)
 		}
 		if back := viaFile(t, c); !equalCredentials(back, c) {
 			t.Errorf("round trip changed the credentials:\n%+v\n%+v", c, back)
@@ -107,13 +126,14 @@ func TestCredentialsLocationRoundTrip(t *testing.T) {
 }
 
 func TestCredentialsRedacted(t *testing.T) {
-	c := fixedCredentials()
-	out := fmt.Sprintf("%v %+v %#v %s %v %x", *c, c, *c, c.Secret, c.Secret, c.Secret)
+	c := blobCredentials()
+	out := fmt.Sprintf("%v %+v %#v %s %v %x %s %q", *c, c, *c, c.Secret, c.Secret, c.Secret, c.SAS, c.SAS)
 	for _, leak := range []string{
 		base64.StdEncoding.EncodeToString(c.Secret[:]),
 		hex.EncodeToString(c.Secret[:]),
 		fmt.Sprint(c.Secret[:]),
 		"0 1 2 3 4 5 6 7 8 9 10",
+		"SECRETSIG",
 	} {
 		if strings.Contains(out, leak) {
 			t.Errorf("printing credentials shows the secret (%q):\n%s", leak, out)
@@ -268,6 +288,43 @@ func TestVerifyRevoked(t *testing.T) {
 	}
 }
 
+// TestRevoke: Revoke deletes the records of the credentials of the access
+// it is given, which Verify then refuses; others stay valid, and a record
+// the owner did not sign is left alone.
+func TestRevoke(t *testing.T) {
+	ctx := context.Background()
+	v := newTestVault(t)
+	b1, b2, r := issue(t, v, AccessBackup), issue(t, v, AccessBackup), issue(t, v, AccessRestore)
+	fake, other := v.impostor(t)
+	forged, err := Issue(ctx, v.st, fake, other, "/srv/backup/vault", AccessBackup, 48*time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Revoke(ctx, v.st, v.root, other, AccessBackup); !errors.Is(err, repo.ErrOwnerMismatch) {
+		t.Errorf("Revoke with other owner keys: %v, want ErrOwnerMismatch", err)
+	}
+	if n, err := Revoke(ctx, v.st, v.root, v.owner, AccessBackup); err != nil || n != 2 {
+		t.Fatalf("Revoke(backup) = %d, %v; want 2", n, err)
+	}
+	for _, c := range []*Credentials{b1, b2} {
+		if _, err := Verify(ctx, v.st, c, AccessRestore, t0); !errors.Is(err, ErrRevoked) {
+			t.Errorf("Verify revoked backup credentials: %v, want ErrRevoked", err)
+		}
+	}
+	if _, err := Verify(ctx, v.st, r, AccessRestore, t0); err != nil {
+		t.Errorf("Verify restore credentials after revoking backup ones: %v", err)
+	}
+	if _, err := v.st.Stat(ctx, credentialsPrefix+forged.ID); err != nil {
+		t.Errorf("Revoke touched a record the owner did not sign: %v", err)
+	}
+	if n, err := Revoke(ctx, v.st, v.root, v.owner, AccessBackup, AccessRestore); err != nil || n != 1 {
+		t.Errorf("Revoke(backup, restore) = %d, %v; want 1", n, err)
+	}
+	if _, err := Verify(ctx, v.st, r, AccessRestore, t0); !errors.Is(err, ErrRevoked) {
+		t.Errorf("Verify revoked restore credentials: %v, want ErrRevoked", err)
+	}
+}
+
 func TestVerifyForeignVault(t *testing.T) {
 	ctx := context.Background()
 	a, b := newTestVault(t), newTestVault(t)
@@ -411,6 +468,13 @@ func TestParseCredentialsMalformed(t *testing.T) {
 		{"time with fraction", replace("2026-11-22T12:00:00Z", "2026-11-22T12:00:00.5Z"), "Issued: want an RFC 3339 time in UTC"},
 		{"not a time", replace("2026-11-22T12:00:00Z", "yesterday"), "Issued: want an RFC 3339 time"},
 		{"expires before issued", replace("2026-11-24T12:00:00Z", "2026-11-21T12:00:00Z"), "Expires: not after Issued"},
+		{"empty SAS", replace("<Access>", "<SharedAccessSignature></SharedAccessSignature><Access>"), "element SharedAccessSignature is empty"},
+		{"two SAS", replace("<Access>", "<SharedAccessSignature>sig=a</SharedAccessSignature><SharedAccessSignature>sig=b</SharedAccessSignature><Access>"), "element SharedAccessSignature appears twice"},
+		{"SAS with ?", replace("<Access>", "<SharedAccessSignature>?sv=1&amp;sig=a</SharedAccessSignature><Access>"), "SharedAccessSignature: want a SAS token"},
+		{"SAS with space", replace("<Access>", "<SharedAccessSignature>sv=1&amp;sig=a b</SharedAccessSignature><Access>"), "SharedAccessSignature: want a SAS token"},
+		{"SAS without signature", replace("<Access>", "<SharedAccessSignature>sv=1&amp;si=x</SharedAccessSignature><Access>"), "with a signature (sig)"},
+		{"SAS bad escape", replace("<Access>", "<SharedAccessSignature>sig=%zz</SharedAccessSignature><Access>"), "with a signature (sig)"},
+		{"SAS too long", replace("<Access>", "<SharedAccessSignature>sig="+strings.Repeat("a", 4096)+"</SharedAccessSignature><Access>"), "SharedAccessSignature: longer than 4096 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseCredentials([]byte(tc.file))
@@ -419,6 +483,9 @@ func TestParseCredentialsMalformed(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "sig=") {
+				t.Errorf("error %q shows the token", err)
 			}
 		})
 	}

@@ -11,12 +11,13 @@ import (
 )
 
 // The seed corpus in testdata/fuzz/FuzzParseCredentials holds files made by
-// Issue and Marshal, and broken variants of them.
+// Issue and Marshal (one with a SAS token, as for a blob vault), and broken
+// variants of them.
 
 func FuzzParseCredentials(f *testing.F) {
-	for _, access := range []Access{AccessBackup, AccessRestore} {
-		c := fixedCredentials()
-		c.Access = access
+	backup := fixedCredentials()
+	backup.Access = AccessBackup
+	for _, c := range []*Credentials{backup, fixedCredentials(), blobCredentials()} {
 		b, err := c.Marshal()
 		if err != nil {
 			f.Fatal(err)

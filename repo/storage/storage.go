@@ -28,9 +28,9 @@
 // All errors returned by backends, except errors returned by a List callback,
 // are *[Error] values recording the operation and the object name. Callers
 // test for conditions with [errors.Is] against the sentinel errors
-// [ErrNotFound], [ErrExists], [ErrRange] and [ErrInvalidName], or against
-// context.Canceled and operating-system errors such as syscall.ENOSPC, which
-// backends keep in the chain.
+// [ErrNotFound], [ErrExists], [ErrRange], [ErrInvalidName] and
+// [ErrPermission], or against context.Canceled and operating-system errors
+// such as syscall.ENOSPC, which backends keep in the chain.
 //
 // # Ranged loads
 //
@@ -47,6 +47,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"strings"
 )
 
@@ -102,6 +103,11 @@ var (
 	ErrExists      = errors.New("object already exists")
 	ErrRange       = errors.New("offset beyond end of object")
 	ErrInvalidName = errors.New("invalid object name")
+	// ErrPermission reports an operation the storage refused to the
+	// credentials in use: a SAS token that does not allow it, or that
+	// expired or was revoked. It is fs.ErrPermission, so that a
+	// directory's EACCES and EPERM match it too.
+	ErrPermission = fs.ErrPermission
 )
 
 // Error records a failed storage operation.

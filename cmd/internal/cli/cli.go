@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"golang.org/x/term"
 
 	"github.com/azfs/azfs/keys"
@@ -124,32 +125,33 @@ func WriteSecretFile(path, secret string) error {
 // 'azfs backup --json' and by azmount when it unmounts).
 var Requests storage.Counts
 
-// OpenStorage opens the storage at a vault location (a local directory or
-// a blob container), counting its requests in [Requests].
-func OpenStorage(location string) (storage.Storage, string, error) {
-	st, abs, err := openStorage(location)
-	if err != nil {
-		return nil, abs, err
-	}
-	return storage.Count(st, &Requests), abs, nil
-}
-
-func openStorage(location string) (storage.Storage, string, error) {
+// OpenStorage opens the storage at a vault location: a local directory, or
+// a blob container authenticated as auth says. It returns the storage
+// (retried for a blob container, and counted in [Requests]), the location
+// as the keyring records it (an absolute path or the container's URL) and,
+// for a blob container, the container itself, unwrapped, for what only its
+// owner does with it (minting and revoking SAS tokens); nil for a
+// directory.
+func OpenStorage(location string, auth Auth) (storage.Storage, string, *azblob.Store, error) {
 	if IsBlobLocation(location) {
-		return openBlob(location, azblob.Open)
+		st, name, c, err := openBlob(location, auth, azblob.Open)
+		if err != nil {
+			return nil, name, nil, err
+		}
+		return storage.Count(st, &Requests), name, c, nil
 	}
 	abs, err := filepath.Abs(location)
 	if err != nil {
-		return nil, "", fmt.Errorf("vault location %s: %w", location, err)
+		return nil, "", nil, fmt.Errorf("vault location %s: %w", location, err)
 	}
 	st, err := local.Open(abs)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			return nil, abs, fmt.Errorf("no vault at %s: the directory does not exist", abs)
+			return nil, abs, nil, fmt.Errorf("no vault at %s: the directory does not exist", abs)
 		}
-		return nil, abs, fmt.Errorf("no vault at %s: %w", abs, err)
+		return nil, abs, nil, fmt.Errorf("no vault at %s: %w", abs, err)
 	}
-	return st, abs, nil
+	return storage.Count(st, &Requests), abs, nil, nil
 }
 
 // IsBlobLocation reports whether location names an Azure Blob container
@@ -159,12 +161,30 @@ func IsBlobLocation(location string) bool {
 	return strings.HasPrefix(location, "azblob://") || strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://")
 }
 
-// CreateStorage returns the storage for a new vault at location: a blob
-// container (created if missing), or a directory (created if missing,
-// refused if it holds anything).
-func CreateStorage(location string) (storage.Storage, string, error) {
+// canonicalLocation returns location as OpenStorage names it and the
+// keyring records it: an absolute path, or a blob container's URL.
+func canonicalLocation(location string) (string, error) {
 	if IsBlobLocation(location) {
-		return openBlob(location, azblob.Create)
+		loc, err := azblob.ParseLocation(location)
+		if err != nil {
+			return "", err
+		}
+		return loc.String(), nil
+	}
+	abs, err := filepath.Abs(location)
+	if err != nil {
+		return "", fmt.Errorf("vault location %s: %w", location, err)
+	}
+	return abs, nil
+}
+
+// CreateStorage returns the storage for a new vault at location: a blob
+// container (created if missing, authenticated as auth says), or a
+// directory (created if missing, refused if it holds anything).
+func CreateStorage(location string, auth Auth) (storage.Storage, string, error) {
+	if IsBlobLocation(location) {
+		st, name, _, err := openBlob(location, auth, azblob.Create)
+		return st, name, err
 	}
 	path, err := filepath.Abs(location)
 	if err != nil {
@@ -183,27 +203,39 @@ func CreateStorage(location string) (storage.Storage, string, error) {
 	return st, path, nil
 }
 
-// openBlob opens (or creates) a blob container vault, authenticated by the
-// connection string in AZURE_STORAGE_CONNECTION_STRING (the Azure SDK's
-// convention).
-func openBlob(location string, open func(context.Context, azblob.Location, azblob.Auth) (*azblob.Store, error)) (storage.Storage, string, error) {
+// openBlob opens (or creates) a blob container vault with the credential
+// auth chooses (see [Auth]). The storage it returns is retried, and adds
+// to the errors of refused requests what to do.
+func openBlob(location string, auth Auth, open func(context.Context, azblob.Location, azblob.Auth) (*azblob.Store, error)) (storage.Storage, string, *azblob.Store, error) {
 	loc, err := azblob.ParseLocation(location)
 	if err != nil {
-		return nil, location, err
+		return nil, location, nil, err
 	}
-	auth := azblob.Auth{ConnectionString: os.Getenv("AZURE_STORAGE_CONNECTION_STRING")}
-	if auth.ConnectionString == "" {
-		return nil, loc.String(), fmt.Errorf("vault %s: set AZURE_STORAGE_CONNECTION_STRING to the storage account's connection string", loc)
-	}
-	st, err := open(context.Background(), loc, auth)
+	name := loc.String()
+	cred, src, err := auth.choose(os.Getenv)
 	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, loc.String(), fmt.Errorf("no vault at %s: the container does not exist", loc)
+		return nil, name, nil, fmt.Errorf("vault %s: %w", name, err)
+	}
+	if src == fromDefaultChain {
+		if cred.Token, err = defaultCredential(); err != nil {
+			return nil, name, nil, noCredential(name, err)
 		}
-		return nil, loc.String(), fmt.Errorf("vault %s: %w", loc, err)
+	}
+	c, err := open(context.Background(), loc, cred)
+	if err != nil {
+		var resp *azcore.ResponseError
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, name, nil, fmt.Errorf("no vault at %s: the container does not exist", name)
+		case errors.Is(err, storage.ErrPermission):
+			return nil, name, nil, fmt.Errorf("vault %s: %w: %s", name, err, auth.refused(src))
+		case src == fromDefaultChain && !errors.As(err, &resp):
+			return nil, name, nil, noCredential(name, err)
+		}
+		return nil, name, nil, fmt.Errorf("vault %s: %w", name, err)
 	}
 	// Over a network, one failed request must not fail a whole backup.
-	return retry.Wrap(st, retry.DefaultPolicy), loc.String(), nil
+	return explained{Storage: retry.Wrap(c, retry.DefaultPolicy), hint: auth.refused(src)}, name, c, nil
 }
 
 // Hostname returns this machine's name.

@@ -12,6 +12,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/azblob"
 )
 
 // Target names the vault and machine a command works on.
@@ -25,6 +26,13 @@ type Target struct {
 	// PrivateKey is a certificate's private key file (certificate mode),
 	// with an optional password file for .pfx.
 	PrivateKey, PrivateKeyPassFile string
+	// ConnectionStringFile names a file holding the connection string of a
+	// blob vault's storage account (see [Auth]).
+	ConnectionStringFile string
+	// OwnerStorage prefers a connection string, when one is given, to this
+	// machine's SAS token for a blob vault: for owner commands, and for
+	// what a SAS for backups may not do (deleting).
+	OwnerStorage bool
 }
 
 // Opened is a vault root as a command sees it.
@@ -32,17 +40,23 @@ type Opened struct {
 	Root     repo.Config
 	Storage  storage.Storage // the vault root
 	Location string
-	Ring     *keyring.Keyring
-	Entry    *keyring.Vault // what this machine knows of the vault; nil if nothing
-	Machine  string         // the machine whose area Vault is
-	Vault    *repo.Vault    // that machine's area, once opened
+	// Container is the vault's blob container, unwrapped, for minting and
+	// revoking SAS tokens; nil for a directory.
+	Container *azblob.Store
+	// Credentials are the vault credentials the vault was opened with; nil
+	// otherwise.
+	Credentials *access.Credentials
+	Ring        *keyring.Keyring
+	Entry       *keyring.Vault // what this machine knows of the vault; nil if nothing
+	Machine     string         // the machine whose area Vault is
+	Vault       *repo.Vault    // that machine's area, once opened
 }
 
 // OpenRoot finds the vault t names (or the default one) and reads its root
 // config, checking it is the vault this machine knows at that place.
 func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 	if t.Credentials != "" {
-		return OpenWithCredentials(ctx, t.Credentials, access.AccessRestore)
+		return OpenWithCredentials(ctx, t.Credentials, access.AccessRestore, t.ConnectionStringFile)
 	}
 	ring, err := loadKeyring()
 	if err != nil {
@@ -57,7 +71,20 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 		}
 		location = known.Location
 	}
-	st, abs, err := OpenStorage(location)
+	canonical, err := canonicalLocation(location)
+	if err != nil {
+		return nil, err
+	}
+	if known == nil {
+		known, _ = ring.FindLocation(canonical)
+	}
+	// A registered machine reaches a blob vault with the SAS token of its
+	// credentials, not with whatever else the environment holds.
+	auth := Auth{ConnectionStringFile: t.ConnectionStringFile}
+	if known != nil && known.SAS != "" && !(t.OwnerStorage && auth.hasConnectionString(os.Getenv)) {
+		auth.SAS, auth.Refused = known.SAS, machineSASRefused(known)
+	}
+	st, abs, container, err := OpenStorage(location, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +98,6 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 	if cfg.Owner == nil {
 		return nil, fmt.Errorf("%s is a machine's area or an older vault, not a vault root", abs)
 	}
-	if known == nil {
-		known, _ = ring.FindLocation(abs)
-	}
 	if known != nil && known.ID != cfg.ID && known.Location == abs {
 		return nil, fmt.Errorf("the vault at %s is not the vault this machine knows there (found %s, expected %s)", abs, cfg.ID, known.ID)
 	}
@@ -85,12 +109,15 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 			return nil, fmt.Errorf("vault at %s: %w since this machine joined it: refusing to trust it", abs, repo.ErrOwnerMismatch)
 		}
 	}
-	return &Opened{Root: cfg, Storage: st, Location: abs, Ring: ring, Entry: entry}, nil
+	return &Opened{Root: cfg, Storage: st, Location: abs, Container: container, Ring: ring, Entry: entry}, nil
 }
 
 // OpenWithCredentials opens the vault root a credentials file names, after
-// checking the credentials against that vault for an operation needing need.
-func OpenWithCredentials(ctx context.Context, file string, need access.Access) (*Opened, error) {
+// checking the credentials against that vault for an operation needing
+// need. A blob vault is reached with the file's SAS token; a file without
+// one (issued before azfs put them in) falls back to the connection string
+// (the file connFile names, or the environment's).
+func OpenWithCredentials(ctx context.Context, file string, need access.Access, connFile string) (*Opened, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read vault credentials: %w", err)
@@ -99,7 +126,16 @@ func OpenWithCredentials(ctx context.Context, file string, need access.Access) (
 	if err != nil {
 		return nil, fmt.Errorf("vault credentials %s: %w", file, err)
 	}
-	st, abs, err := OpenStorage(creds.Location)
+	if creds.SAS != "" && !IsBlobLocation(creds.Location) {
+		return nil, fmt.Errorf("vault credentials %s: %w: a SAS token for %s, which is not a blob container", file, access.ErrMalformed, creds.Location)
+	}
+	// Expired credentials are refused before the storage is asked, which
+	// would only say that it refuses their SAS token.
+	if err := creds.CheckExpiry(time.Now()); err != nil {
+		return nil, err
+	}
+	auth := Auth{SAS: creds.SAS, Refused: credentialsSASRefused(file, creds.Expires), ConnectionStringFile: connFile}
+	st, abs, container, err := OpenStorage(creds.Location, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +147,7 @@ func OpenWithCredentials(ctx context.Context, file string, need access.Access) (
 	if err != nil {
 		return nil, err
 	}
-	return &Opened{Root: root, Storage: st, Location: abs, Ring: ring, Entry: ring.Vaults[root.ID]}, nil
+	return &Opened{Root: root, Storage: st, Location: abs, Container: container, Credentials: creds, Ring: ring, Entry: ring.Vaults[root.ID]}, nil
 }
 
 func loadKeyring() (*keyring.Keyring, error) {
@@ -195,8 +231,10 @@ func (o *Opened) Points(ctx context.Context, warn func(msg string)) ([]*repo.Poi
 }
 
 // OpenOwner opens the vault root t names with the owner's keys: those this
-// machine holds, else the owner passphrase.
+// machine holds, else the owner passphrase. A blob vault is opened with the
+// owner's connection string when one is given (t.OwnerStorage).
 func OpenOwner(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, error) {
+	t.OwnerStorage = true
 	o, err := OpenRoot(ctx, t)
 	if err != nil {
 		return nil, nil, err

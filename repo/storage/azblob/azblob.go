@@ -20,6 +20,14 @@
 // Load is one ranged Get Blob; only the unusual ranges (length 0, a negative
 // offset, an offset at or beyond the end) cost a Get Blob Properties too.
 //
+// A store authenticates with the account's connection string, a SAS token,
+// or an Entra ID token credential ([Auth]). With the account key, the owner
+// mints SAS tokens that hang off stored access policies of the container
+// ([Store.GrantSAS]) and revokes them by deleting those policies
+// ([Store.RevokeSAS]); see sas.go for what the service enforces. A request
+// the service refuses to the credential in use (HTTP 401 or 403) fails with
+// an error wrapping [storage.ErrPermission].
+//
 // Blobs below the prefix whose names are not valid object names (see
 // [storage.ValidName]) are never listed. Storage accounts with a hierarchical
 // namespace (Data Lake Storage Gen2) are not supported: they report
@@ -37,6 +45,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -46,6 +55,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -194,22 +204,30 @@ type Auth struct {
 	// account key (AccountName=…;AccountKey=…) or a SAS
 	// (SharedAccessSignature=…). Its blob endpoint (BlobEndpoint, or the
 	// one AccountName, DefaultEndpointsProtocol and EndpointSuffix imply)
-	// must be the location's.
+	// must be the location's. Only an account key mints SAS tokens.
 	ConnectionString string
 	// SAS is a shared access signature token: the query string of a SAS
 	// URL, with or without the leading "?". A container SAS needs read and
 	// list permission to load, create (or write) to save, and delete to
 	// delete.
 	SAS string
+	// Token is an Entra ID credential, such as the Azure SDK's default
+	// credential chain (azidentity.NewDefaultAzureCredential), whose
+	// identity holds a data role on the container (Storage Blob Data
+	// Contributor, or Reader to restore). The SDK sends it over https
+	// only.
+	Token azcore.TokenCredential
 }
 
-// ErrNoCredential reports an [Auth] with neither field set.
-var ErrNoCredential = errors.New("no credential: give a connection string or a SAS token")
+// ErrNoCredential reports an [Auth] with no field set.
+var ErrNoCredential = errors.New("no credential: give a connection string, a SAS token or a token credential")
 
 // Store is a vault stored in an Azure Blob Storage container.
 type Store struct {
 	c      *container.Client
-	prefix string // "" or ending in "/"
+	loc    Location
+	prefix string                   // "" or ending in "/"
+	key    *sas.SharedKeyCredential // the account key, when the connection string has one
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -254,30 +272,64 @@ func newStore(loc Location, auth Auth, opts *container.ClientOptions) (*Store, e
 		return nil, err
 	}
 	containerURL := loc.Endpoint + loc.Container
-	var (
-		c   *container.Client
-		err error
-	)
+	given := 0
+	for _, set := range []bool{auth.ConnectionString != "", auth.SAS != "", auth.Token != nil} {
+		if set {
+			given++
+		}
+	}
+	if given > 1 {
+		return nil, errors.New("give one credential: a connection string, a SAS token or a token credential")
+	}
+	s := &Store{loc: loc, prefix: loc.blobPrefix()}
+	var err error
 	switch {
-	case auth.ConnectionString != "" && auth.SAS != "":
-		return nil, errors.New("give a connection string or a SAS token, not both")
 	case auth.ConnectionString != "":
-		c, err = container.NewClientFromConnectionString(auth.ConnectionString, loc.Container, opts)
+		s.c, err = container.NewClientFromConnectionString(auth.ConnectionString, loc.Container, opts)
 		if err != nil {
 			return nil, fmt.Errorf("connection string: %w", err)
 		}
-		if got := withoutQuery(c.URL()); !sameURL(got, containerURL) {
+		if got := withoutQuery(s.c.URL()); !sameURL(got, containerURL) {
 			return nil, fmt.Errorf("the connection string is for %s, not %s", got, containerURL)
 		}
+		if name, key := accountKey(auth.ConnectionString); key != "" {
+			if s.key, err = container.NewSharedKeyCredential(name, key); err != nil {
+				return nil, fmt.Errorf("connection string: %w", err)
+			}
+		}
 	case auth.SAS != "":
-		c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(auth.SAS, "?"), opts)
+		s.c, err = container.NewClientWithNoCredential(containerURL+"?"+strings.TrimPrefix(auth.SAS, "?"), opts)
+		if err != nil {
+			return nil, err
+		}
+	case auth.Token != nil:
+		s.c, err = container.NewClient(containerURL, auth.Token, opts)
 		if err != nil {
 			return nil, err
 		}
 	default:
 		return nil, ErrNoCredential
 	}
-	return &Store{c: c, prefix: loc.blobPrefix()}, nil
+	return s, nil
+}
+
+// accountKey returns the account name and key of a connection string, or
+// empty strings when it has no key. container.NewClientFromConnectionString
+// has already checked its syntax.
+func accountKey(connectionString string) (name, key string) {
+	for part := range strings.SplitSeq(strings.TrimRight(connectionString, ";"), ";") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "AccountName":
+			name = v
+		case "AccountKey":
+			key = v
+		}
+	}
+	if name == "" {
+		return "", ""
+	}
+	return name, key
 }
 
 // withoutQuery returns rawURL without its query string, where a SAS would be.
@@ -331,13 +383,17 @@ func (e *serviceError) Error() string {
 func (e *serviceError) Unwrap() error { return e.resp }
 
 // mapErr translates an SDK error: a missing blob wraps [storage.ErrNotFound],
-// error responses become a [serviceError], and transport errors lose the
+// a refused credential (HTTP 401 or 403) [storage.ErrPermission], error
+// responses become a [serviceError], and transport errors lose the
 // request's query string, where a SAS would be.
 func mapErr(err error) error {
 	var resp *azcore.ResponseError
 	if errors.As(err, &resp) {
-		if resp.ErrorCode == string(bloberror.BlobNotFound) {
+		switch {
+		case resp.ErrorCode == string(bloberror.BlobNotFound):
 			return fmt.Errorf("%w: %w", storage.ErrNotFound, &serviceError{resp})
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			return fmt.Errorf("%w: %w", storage.ErrPermission, &serviceError{resp})
 		}
 		return &serviceError{resp}
 	}
@@ -364,6 +420,11 @@ const nonceKey = "azfsnonce"
 
 // Save uploads data to a new blob, failing with [storage.ErrExists] if the
 // blob exists.
+//
+// A SAS with create but not write permission may not touch an existing
+// blob at all: Azurite answers such an upload with 403
+// AuthorizationPermissionMismatch rather than 409, and Save then tells
+// from the blob's properties (read permission) whether it exists.
 func (s *Store) Save(ctx context.Context, name string, data []byte) error {
 	if err := check(ctx, "save", name); err != nil {
 		return err
@@ -379,28 +440,47 @@ func (s *Store) Save(ctx context.Context, name string, data []byte) error {
 	case err == nil:
 		return nil
 	case bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet):
-		if s.savedBy(ctx, name, nonce) {
+		if _, ours := s.savedBy(ctx, name, nonce); ours {
 			return nil // a retry of an upload that did succeed
 		}
-		return &storage.Error{Op: "save", Name: name, Err: fmt.Errorf("%w: %w", storage.ErrExists, mapErr(err))}
+		return &storage.Error{Op: "save", Name: name, Err: conflict(err)}
+	case bloberror.HasCode(err, bloberror.AuthorizationPermissionMismatch):
+		switch exists, ours := s.savedBy(ctx, name, nonce); {
+		case ours:
+			return nil
+		case exists:
+			return &storage.Error{Op: "save", Name: name, Err: conflict(err)}
+		}
 	}
 	return &storage.Error{Op: "save", Name: name, Err: mapErr(err)}
 }
 
-// savedBy reports whether the blob of name carries nonce: whether the Save
+// conflict is the error of a Save that found its blob there: it wraps
+// [storage.ErrExists], and not [storage.ErrPermission] even when the
+// service said 403.
+func conflict(err error) error {
+	var resp *azcore.ResponseError
+	if errors.As(err, &resp) {
+		err = &serviceError{resp}
+	}
+	return fmt.Errorf("%w: %w", storage.ErrExists, err)
+}
+
+// savedBy reports whether the blob of name exists, as far as its
+// properties can be read, and whether it carries nonce: whether the Save
 // that chose nonce wrote it.
-func (s *Store) savedBy(ctx context.Context, name, nonce string) bool {
+func (s *Store) savedBy(ctx context.Context, name, nonce string) (exists, ours bool) {
 	props, err := s.c.NewBlobClient(s.prefix+name).GetProperties(ctx, nil)
 	if err != nil {
-		return false
+		return false, false
 	}
 	for k, v := range props.Metadata {
 		// The service may change the case of metadata keys.
 		if strings.EqualFold(k, nonceKey) && v != nil && *v == nonce {
-			return true
+			return true, true
 		}
 	}
-	return false
+	return true, false
 }
 
 // Load reads the range [off, off+length) of name with one ranged download.

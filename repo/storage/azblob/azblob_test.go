@@ -305,7 +305,7 @@ func TestOpenCreate(t *testing.T) {
 		want string
 	}{
 		{"no credential", loc, Auth{}, ErrNoCredential.Error()},
-		{"two credentials", loc, Auth{ConnectionString: connString(t), SAS: "sig=x"}, "not both"},
+		{"two credentials", loc, Auth{ConnectionString: connString(t), SAS: "sig=x"}, "give one credential"},
 		{"another endpoint", Location{"http://127.0.0.2:1/" + devAccount + "/", loc.Container, ""}, auth, "the connection string is for " + endpoint(t) + "/" + loc.Container},
 		{"malformed connection string", loc, Auth{ConnectionString: "AccountKey"}, "connection string"},
 		{"invalid container", Location{loc.Endpoint, "UPPER", ""}, auth, "invalid container name"},

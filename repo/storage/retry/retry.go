@@ -6,10 +6,10 @@
 // retried like a failed one.
 //
 // Failures that retrying cannot change are returned at once: missing or
-// existing objects, bad ranges and names, and the caller's own
-// cancellation. A Save whose earlier attempt failed may in fact have
-// landed; when its retry finds the name taken, the stored bytes are
-// compared with the ones being saved, and equal bytes count as success.
+// existing objects, bad ranges and names, refused permissions, and the
+// caller's own cancellation. A Save whose earlier attempt failed may in
+// fact have landed; when its retry finds the name taken, the stored bytes
+// are compared with the ones being saved, and equal bytes count as success.
 package retry
 
 import (
@@ -56,7 +56,7 @@ func permanent(ctx context.Context, err error) bool {
 	return ctx.Err() != nil ||
 		errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExists) ||
 		errors.Is(err, storage.ErrRange) || errors.Is(err, storage.ErrInvalidName) ||
-		errors.Is(err, context.Canceled)
+		errors.Is(err, storage.ErrPermission) || errors.Is(err, context.Canceled)
 }
 
 // do runs op until it succeeds, fails permanently, or runs out of

@@ -153,7 +153,8 @@ func TestConformanceOverHangingStorage(t *testing.T) {
 	})
 }
 
-// TestPermanentErrorsAreNotRetried: a missing object costs one request.
+// TestPermanentErrorsAreNotRetried: a missing object, or a request the
+// storage refuses to the credentials in use, costs one request.
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	var calls atomic.Int64
 	st := retry.Wrap(&counting{Storage: mem.New(), calls: &calls}, fast)
@@ -162,6 +163,15 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("a missing object took %d requests, want 1", n)
+	}
+
+	calls.Store(0)
+	st = retry.Wrap(&counting{Storage: mem.New(), calls: &calls, err: storage.ErrPermission}, fast)
+	if _, err := st.Load(context.Background(), "config", 0, -1); !errors.Is(err, storage.ErrPermission) {
+		t.Fatalf("Load the storage refuses: %v", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("a refused request took %d requests, want 1", n)
 	}
 }
 
@@ -174,13 +184,18 @@ func TestGivesUp(t *testing.T) {
 	}
 }
 
+// counting counts Loads, and fails each with err when it is set.
 type counting struct {
 	storage.Storage
 	calls *atomic.Int64
+	err   error
 }
 
 func (c *counting) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
 	c.calls.Add(1)
+	if c.err != nil {
+		return nil, &storage.Error{Op: "load", Name: name, Err: c.err}
+	}
 	return c.Storage.Load(ctx, name, off, length)
 }
 
