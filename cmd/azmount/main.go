@@ -55,6 +55,7 @@ func run(args []string) error {
 	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys")
 	machine := fs.String("machine", "", "mount machine `NAME`'s points (default: this machine)")
 	creds := fs.String("vault-credentials", "", "open the vault a credentials `FILE` names (recovery on another machine)")
+	connFile := fs.String("connection-string-file", "", "a vault in Azure Blob Storage: read the storage account's connection string from `FILE`")
 	privKey := fs.String("private-key", "", "certificate mode: the certificate's private key `FILE` (PEM, PKCS#8 or .pfx)")
 	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
@@ -95,7 +96,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, Machine: *machine, Credentials: *creds,
-		PrivateKey: *privKey, PrivateKeyPassFile: *privPass})
+		PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile})
 	if err != nil {
 		return err
 	}
