@@ -4,191 +4,193 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/index"
 )
 
 // Pack segments: over a network every request costs a round trip, and a
 // reader that wants one small blob (a small file, a tree part) soon wants
-// the blobs written next to it. With segments on, a small blob missing from
-// the vault's cache is fetched with the whole aligned segmentSize span of
-// its pack it starts in, in one request, and every blob of that span goes
-// into the cache: copying a tree of small files costs a request per 4 MiB
-// of packs instead of one per file, and no byte is fetched twice however
-// the reader jumps around (the cache holds what was fetched). The blobs'
-// places come from the pack's trailer, fetched once per pack. Whatever a
-// damaged or malicious trailer says, a blob is authenticated under its own
-// ID when it is read from the cache, and one that fails is fetched alone
-// from where the index says it is.
+// the blobs written next to it. With segments on, a small blob is read from
+// the aligned segmentSize span of its pack it lies in (its "segment"),
+// which is fetched whole, in one request, the first time any of its blobs
+// is wanted: copying a tree of small files costs a request per 4 MiB of
+// packs instead of one per file. A segment is kept whole in the vault's
+// cache (one file per 4 MiB, not one per blob) and the last few in memory.
+//
+// A segment is never trusted as a whole: every blob cut from it is
+// authenticated under its own ID, as a blob fetched alone is. A blob that
+// fails in a segment read from the cache drops it, and the segment is
+// fetched from the storage again (and cached); a blob that fails in a
+// segment fresh from the storage is fetched alone from where the index says
+// it is. A small blob that straddles the end of its segment is fetched
+// alone too.
 const (
-	// segmentSize is the span of a pack fetched for a small blob.
+	// segmentSize is the aligned span of a pack fetched for a small blob.
 	segmentSize = 4 << 20
-	// segmentedBlob bounds the blobs fetched with their segment: a larger
-	// one is a large request already, and is fetched alone.
+	// segmentedBlob bounds the blobs read from segments: a larger one is a
+	// large request already, and is fetched (and cached) alone.
 	segmentedBlob = 512 << 10
-	// trailersKept bounds the pack trailers kept in memory.
-	trailersKept = 64
-	// segmentsKept bounds the fetched segments remembered (16 GiB of packs).
-	segmentsKept = 4096
+	// segmentsInMemory bounds the segments kept in memory: 4 x 4 MiB.
+	segmentsInMemory = 4
 )
 
-// segments fetches pack segments into a vault's cache.
+// segments reads small blobs through pack segments.
 type segments struct {
 	v *Vault
 
-	mu       sync.Mutex
-	trailers map[keys.ID]*trailerFetch // at most trailersKept
-	fetches  map[segmentKey]*segmentFetch
-	// fetched holds segments already brought in (at most segmentsKept): a
-	// blob of theirs missing from the cache now (evicted, or damaged) is
-	// fetched alone.
-	fetched map[segmentKey]bool
+	mu      sync.Mutex
+	kept    []*segment // most recently used last
+	loading map[segmentKey]*segmentLoad
 }
 
+// segmentKey names segment n (bytes [n*segmentSize, (n+1)*segmentSize)) of
+// a pack.
 type segmentKey struct {
 	pack keys.ID
-	n    int64 // offset / segmentSize
+	n    int64
 }
 
-// trailerFetch is a pack's trailer, sorted by offset, once fetched.
-type trailerFetch struct {
-	done    chan struct{}
-	entries []pack.Entry
-	err     error
+// cacheKey is the segment's name in the vault's cache.
+func (k segmentKey) cacheKey() string { return fmt.Sprintf("seg-%s-%d", k.pack, k.n) }
+
+type segment struct {
+	key    segmentKey
+	data   []byte // shorter than segmentSize at the end of a pack
+	cached bool   // read from the cache, not fetched from the storage
 }
 
-// segmentFetch is a segment being fetched: done is closed when its blobs
-// are in the cache (or err says why not).
-type segmentFetch struct {
+type segmentLoad struct {
 	done chan struct{}
+	seg  *segment
 	err  error
 }
 
-// FetchPackSegments makes the vault fetch a small blob missing from its
-// cache together with the blobs around it in its pack, and keep them all in
-// the cache (see segments). It needs a cache (SetCache), and pays when
-// requests are dear: a vault over a network. Call it before any concurrent
-// use.
+// FetchPackSegments makes the vault read small blobs through pack segments
+// (see segments), kept in its cache when it has one (SetCache). It pays
+// when requests are dear: a vault over a network. Call it before any
+// concurrent use.
 func (v *Vault) FetchPackSegments() {
-	v.segments = &segments{v: v, trailers: make(map[keys.ID]*trailerFetch), fetches: make(map[segmentKey]*segmentFetch), fetched: make(map[segmentKey]bool)}
+	v.segments = &segments{v: v, loading: make(map[segmentKey]*segmentLoad)}
 }
 
-// fetch brings the segment holding the blob at loc into the cache and
-// returns the blob's sealed bytes, or ok false when the segment cannot be
-// used (the caller then fetches the blob alone).
-func (s *segments) fetch(ctx context.Context, id keys.ID, off, length int64, p keys.ID) (sealed []byte, ok bool) {
-	if length > segmentedBlob {
-		return nil, false
-	}
-	entries, err := s.trailer(ctx, p)
-	if err != nil {
-		return nil, false
-	}
-	key := segmentKey{pack: p, n: off / segmentSize}
-	s.mu.Lock()
-	if s.fetched[key] {
-		s.mu.Unlock()
-		return nil, false
-	}
-	f, waiting := s.fetches[key]
-	if !waiting {
-		f = &segmentFetch{done: make(chan struct{})}
-		s.fetches[key] = f
-	}
-	s.mu.Unlock()
-	if !waiting {
-		f.err = s.load(ctx, p, key, entries)
-		s.mu.Lock()
-		delete(s.fetches, key)
-		if f.err == nil {
-			if len(s.fetched) >= segmentsKept {
-				clear(s.fetched)
-			}
-			s.fetched[key] = true
-		}
-		s.mu.Unlock()
-		close(f.done)
-	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, false
-	}
-	if f.err != nil {
-		return nil, false
-	}
-	b, ok := s.v.cache.Get(id.String())
-	if !ok || len(b) != int(length) {
-		return nil, false // not where the trailer said, or the cache refused it
-	}
-	return b, true
+// segmentOf returns the segment that holds the blob at loc whole, and the
+// blob's offset in it, or ok false for a blob read alone.
+func segmentOf(loc index.Location) (key segmentKey, rel int64, ok bool) {
+	off, length := int64(loc.Offset), int64(loc.Length)
+	key = segmentKey{pack: loc.Pack, n: off / segmentSize}
+	rel = off - key.n*segmentSize
+	return key, rel, length <= segmentedBlob && rel+length <= segmentSize
 }
 
-// load fetches the blobs of pack p that start in segment key, as one range,
-// into the cache.
-func (s *segments) load(ctx context.Context, p keys.ID, key segmentKey, entries []pack.Entry) error {
-	lo := sort.Search(len(entries), func(i int) bool { return int64(entries[i].Offset) >= key.n*segmentSize })
-	hi := sort.Search(len(entries), func(i int) bool { return int64(entries[i].Offset) >= (key.n+1)*segmentSize })
-	if lo == hi {
-		return errors.New("no blob starts in the segment")
+// loadBlob returns the plaintext of the blob at loc through its segment,
+// or ok false when the blob is to be fetched alone: it is not in a
+// segment, the segment cannot be had, or the blob in the storage's copy of
+// it does not authenticate.
+func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) (plain []byte, ok bool, err error) {
+	key, rel, ok := segmentOf(loc)
+	if !ok {
+		return nil, false, nil
 	}
-	start := int64(entries[lo].Offset)
-	end := int64(entries[hi-1].Offset) + int64(entries[hi-1].Length)
-	b, err := s.v.st.Load(ctx, dataName(p), start, end-start)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries[lo:hi] {
-		o, n := int64(e.Offset)-start, int64(e.Length)
-		if o+n > int64(len(b)) {
-			break // a truncated pack
-		}
-		s.v.cache.Put(e.ID.String(), b[o:o+n])
-	}
-	return nil
-}
-
-// trailer returns pack p's trailer sorted by offset, fetching it once
-// however many readers want it at the same time.
-func (s *segments) trailer(ctx context.Context, p keys.ID) ([]pack.Entry, error) {
-	s.mu.Lock()
-	t, waiting := s.trailers[p]
-	if !waiting {
-		if len(s.trailers) >= trailersKept {
-			for k, old := range s.trailers { // drop a fetched one, any
-				select {
-				case <-old.done:
-					delete(s.trailers, k)
-				default:
-					continue
-				}
-				break
-			}
-		}
-		t = &trailerFetch{done: make(chan struct{})}
-		s.trailers[p] = t
-	}
-	s.mu.Unlock()
-	if !waiting {
-		entries, _, err := s.v.PackTrailer(ctx, p)
+	for {
+		seg, err := s.get(ctx, key)
 		if err != nil {
-			t.err = fmt.Errorf("segments of pack %s: %w", p.Short(), err)
-			s.mu.Lock()
-			delete(s.trailers, p) // a later reader tries again
-			s.mu.Unlock()
-		} else {
-			sort.Slice(entries, func(i, j int) bool { return entries[i].Offset < entries[j].Offset })
-			t.entries = entries
+			return nil, false, nil
 		}
-		close(t.done)
+		end := rel + int64(loc.Length)
+		if end <= int64(len(seg.data)) {
+			plain, err = s.v.OpenBlob(kind, id, append([]byte(nil), seg.data[rel:end]...))
+			if !errors.Is(err, ErrDamaged) {
+				return plain, true, err
+			}
+		}
+		// Damaged, or shorter than the index says. A copy from the cache
+		// is dropped and the storage's fetched (and cached) instead; the
+		// storage's own copy is kept for its other blobs, and this one is
+		// fetched alone.
+		if !seg.cached {
+			return nil, false, nil
+		}
+		s.drop(seg)
+	}
+}
+
+// get returns segment key: kept in memory, else from the cache, else
+// fetched from the storage (and cached), once however many readers want it
+// at the same time.
+func (s *segments) get(ctx context.Context, key segmentKey) (*segment, error) {
+	s.mu.Lock()
+	for i := len(s.kept) - 1; i >= 0; i-- {
+		if seg := s.kept[i]; seg.key == key {
+			copy(s.kept[i:], s.kept[i+1:])
+			s.kept[len(s.kept)-1] = seg
+			s.mu.Unlock()
+			return seg, nil
+		}
+	}
+	l, waiting := s.loading[key]
+	if !waiting {
+		l = &segmentLoad{done: make(chan struct{})}
+		s.loading[key] = l
+	}
+	s.mu.Unlock()
+
+	if !waiting {
+		l.seg, l.err = s.load(ctx, key)
+		s.mu.Lock()
+		delete(s.loading, key)
+		if l.err == nil {
+			s.kept = append(s.kept, l.seg)
+			if len(s.kept) > segmentsInMemory {
+				s.kept = s.kept[1:]
+			}
+		}
+		s.mu.Unlock()
+		close(l.done)
 	}
 	select {
-	case <-t.done:
-		return t.entries, t.err
+	case <-l.done:
+		return l.seg, l.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// load reads segment key from the cache or, failing that, the storage.
+func (s *segments) load(ctx context.Context, key segmentKey) (*segment, error) {
+	if c := s.v.cache; c != nil {
+		if data, ok := c.Get(key.cacheKey()); ok {
+			return &segment{key: key, data: data, cached: true}, nil
+		}
+	}
+	data, err := s.v.st.Load(ctx, dataName(key.pack), key.n*segmentSize, segmentSize)
+	if err != nil {
+		return nil, fmt.Errorf("load segment %d of pack %s: %w", key.n, key.pack.Short(), err)
+	}
+	if c := s.v.cache; c != nil {
+		c.Put(key.cacheKey(), data)
+	}
+	return &segment{key: key, data: data}, nil
+}
+
+// drop forgets seg, in memory and in the cache, so that its next reader
+// fetches it again; unless another reader has already replaced it, whose
+// copy stays.
+func (s *segments) drop(seg *segment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	replaced := s.loading[seg.key] != nil
+	for i := 0; i < len(s.kept); i++ {
+		switch k := s.kept[i]; {
+		case k == seg:
+			s.kept = append(s.kept[:i], s.kept[i+1:]...)
+			i--
+		case k.key == seg.key:
+			replaced = true
+		}
+	}
+	if c := s.v.cache; c != nil && !replaced {
+		c.Remove(seg.key.cacheKey())
 	}
 }

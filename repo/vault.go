@@ -73,16 +73,16 @@ type Vault struct {
 	meta   *keys.Sealer  // index files and pack trailers
 	idx    *index.Index
 	cache  BlobCache // sealed blobs and index files kept between processes; nil: none
-	// segments, when set, fetches small blobs with their neighbours into
-	// the cache.
+	// segments, when set, reads small blobs through pack segments.
 	segments *segments
 }
 
 // BlobCache keeps sealed objects read from the vault, as stored, so that a
 // later process reads them again without the storage (package
 // cache/diskcache, for mounts of remote vaults). Blobs are kept under their
-// ID in hex, index files under "index-" and theirs. What it returns is
-// authenticated before use, as anything read from the storage is, and an
+// ID in hex, index files under "index-" and theirs, pack segments (see
+// segments) under "seg-<pack ID>-<n>". What it returns is authenticated
+// before use, blob by blob, as anything read from the storage is, and an
 // object that fails is removed and read from the storage instead.
 type BlobCache interface {
 	// Get returns the object stored under key. The caller owns the slice
@@ -601,8 +601,18 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 	if loc.Kind != kind {
 		return nil, fmt.Errorf("load %s %s: %w: indexed as %s", kind, id.Short(), ErrDamaged, loc.Kind)
 	}
+	if v.segments != nil {
+		if plain, ok, err := v.segments.loadBlob(ctx, kind, id, loc); ok {
+			return plain, err
+		}
+		if _, _, small := segmentOf(loc); small {
+			// No segment to be had: this blob alone, uncached (its
+			// segment will be cached when it can be had).
+			return v.fetchBlob(ctx, kind, id, loc, false)
+		}
+	}
 	if v.cache == nil {
-		return v.fetchBlob(ctx, kind, id, loc)
+		return v.fetchBlob(ctx, kind, id, loc, false)
 	}
 	key := id.String()
 	if sealed, ok := v.cache.Get(key); ok {
@@ -614,27 +624,17 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 		}
 		v.cache.Remove(key) // truncated or damaged: the storage's copy instead
 	}
-	plain, err := v.fetchBlob(ctx, kind, id, loc)
+	plain, err := v.fetchBlob(ctx, kind, id, loc, true)
 	if errors.Is(err, ErrDamaged) {
 		v.cache.Remove(key)
 	}
 	return plain, err
 }
 
-// fetchBlob loads a blob from its pack in the storage and opens it; with a
-// cache, it keeps the sealed bytes there first (OpenBlob overwrites them).
-func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
-	if v.segments != nil && v.cache != nil {
-		if sealed, ok := v.segments.fetch(ctx, id, int64(loc.Offset), int64(loc.Length), loc.Pack); ok {
-			plain, err := v.OpenBlob(kind, id, sealed)
-			if !errors.Is(err, ErrDamaged) {
-				return plain, err
-			}
-			// The trailer put other bytes there: the blob alone, from
-			// where the index says it is.
-			v.cache.Remove(id.String())
-		}
-	}
+// fetchBlob loads a blob from its pack in the storage and opens it; with
+// cache set, it keeps the sealed bytes in the vault's cache first (OpenBlob
+// overwrites them).
+func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
 	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
@@ -642,7 +642,7 @@ func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc i
 	if len(sealed) != int(loc.Length) {
 		return nil, fmt.Errorf("load %s %s: %w: pack %s is truncated", kind, id.Short(), ErrDamaged, loc.Pack.Short())
 	}
-	if v.cache != nil {
+	if cache {
 		v.cache.Put(id.String(), sealed)
 	}
 	return v.OpenBlob(kind, id, sealed)

@@ -6,9 +6,11 @@
 // renamed into place, so a reader sees all of an object or none of it. The
 // total length of the objects is kept within a bound by evicting the least
 // recently used ones. Recency is the file's modification time: a Put writes
-// it and a hit sets it to the present, so Open rebuilds the order, and the
-// byte count, from one scan of the directory. Memory is one small entry per
-// object (its key and size).
+// it and the first hit in a process sets it to the present (later hits
+// only reorder the in-memory list, so a hot object costs no inode write per
+// read), and Open rebuilds the order, and the byte count, from one scan of
+// the directory. Memory is one small entry per object (its key and size),
+// and one more per object used by this process.
 //
 // The bound counts the objects' bytes, not the file system's block rounding
 // or the directory's own size.
@@ -79,10 +81,12 @@ type Cache struct {
 	opts Options
 	lock *os.File // holds the directory's flock until Close
 
-	mu     sync.Mutex
-	lru    *simplelru.LRU[string, int64] // key → object length, least recent first
-	bytes  int64                         // total of the lengths in lru
-	closed bool
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, int64] // key → object length, least recent first
+	// touched holds the keys whose file's mtime this process has set.
+	touched map[string]struct{}
+	bytes   int64 // total of the lengths in lru
+	closed  bool
 
 	hits, misses, puts, putErrors, evictions atomic.Uint64
 	reportOnce                               sync.Once
@@ -120,7 +124,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		}
 		return nil, fmt.Errorf("open disk cache %s: lock: %w", dir, err)
 	}
-	c := &Cache{dir: dir, opts: opts, lock: lock}
+	c := &Cache{dir: dir, opts: opts, lock: lock, touched: make(map[string]struct{})}
 	// The entry count is unbounded; Put and Open enforce the byte bound.
 	c.lru, err = simplelru.NewLRU[string, int64](math.MaxInt, nil)
 	if err != nil { // NewLRU only fails for a non-positive size.
@@ -213,8 +217,20 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 		c.misses.Add(1)
 		return nil, false
 	}
-	now := time.Now()
-	_ = os.Chtimes(c.path(key), now, now) // recency for the next Open; evicted meanwhile is fine
+	c.mu.Lock()
+	_, touched := c.touched[key]
+	if !touched {
+		c.touched[key] = struct{}{}
+	}
+	c.mu.Unlock()
+	if !touched {
+		// Recency for the next Open, once per process: the order Open
+		// rebuilds is that of first use in each process, and an object
+		// read again and again costs no inode write per read. Evicted
+		// meanwhile is fine.
+		now := time.Now()
+		_ = os.Chtimes(c.path(key), now, now)
+	}
 	c.hits.Add(1)
 	return b, true
 }
@@ -275,6 +291,7 @@ func (c *Cache) Put(key string, b []byte) {
 		return
 	}
 	c.lru.Add(key, size)
+	c.touched[key] = struct{}{} // written just now
 	c.bytes += size
 	c.puts.Add(1)
 	c.evict()
@@ -322,6 +339,7 @@ func (c *Cache) evict() {
 			return
 		}
 		c.bytes -= size
+		delete(c.touched, key)
 		c.evictions.Add(1)
 		_ = os.Remove(c.path(key))
 	}
@@ -338,6 +356,7 @@ func (c *Cache) Remove(key string) {
 		c.lru.Remove(key)
 		c.bytes -= size
 	}
+	delete(c.touched, key)
 	// A file that cannot be removed is no longer counted, nor served; the
 	// next Open counts it again.
 	_ = os.Remove(c.path(key))

@@ -100,6 +100,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cli.IsBlobLocation(o.Location) {
+		// Requests are dear over a network: small blobs come by the 4 MiB
+		// of their pack, and the blobs around the one a reader wants with
+		// it.
+		o.Vault.FetchPackSegments()
+	}
 	if diskBytes < 0 {
 		diskBytes = 0
 		if cli.IsBlobLocation(o.Location) {
@@ -113,12 +119,6 @@ func run(args []string) error {
 		} else {
 			defer closeDiskCache(dc, logger)
 			o.Vault.SetCache(dc)
-			if cli.IsBlobLocation(o.Location) {
-				// Requests are dear over a network: the small blobs
-				// around the one a reader wants come into the cache with
-				// it.
-				o.Vault.FetchPackSegments()
-			}
 		}
 	}
 	points, err := o.Points(ctx, func(msg string) { logger.Warn(msg) })
