@@ -25,10 +25,13 @@ test: vet
 demo: build
 	BIN=$(BIN) bash scripts/demo.sh
 
-# Benchmarks against restic on a ~1 GB corpus (see bench/README.md).
+# Benchmarks against restic on a ~1 GB corpus, of 10,000 points, and of prune beside restic's
+# (see bench/README.md).
 bench: build
-	$(GO) test -run XXX -bench . -benchtime 3x ./repo/chunker ./fs
+	$(GO) test -run XXX -bench . -benchtime 3x ./repo/chunker ./fs ./repo/retention ./repo/policy
 	BIN=$(BIN) bash bench/bench.sh
+	BIN=$(BIN) bash bench/points.sh
+	BIN=$(BIN) bash bench/prune.sh
 
 # Run every fuzz target for FUZZTIME each.
 fuzz:

@@ -21,6 +21,10 @@ const (
 	KindTrailer Kind = 3 // pack trailer listing a pack's blobs
 	KindIndex   Kind = 4 // index file
 	KindPoint   Kind = 5 // recovery point
+	// KindTombstone is a retention tombstone: the points one application
+	// of a machine's retention policy forgot. It is sealed under the index
+	// key, which every key set of an area holds (write-only ones too).
+	KindTombstone Kind = 6
 )
 
 func (k Kind) String() string {
@@ -35,6 +39,8 @@ func (k Kind) String() string {
 		return "index"
 	case KindPoint:
 		return "point"
+	case KindTombstone:
+		return "tombstone"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }

@@ -217,7 +217,7 @@ func TestSealerConcurrent(t *testing.T) {
 func TestKindString(t *testing.T) {
 	for kind, want := range map[keys.Kind]string{
 		keys.KindData: "data", keys.KindTree: "tree", keys.KindTrailer: "trailer",
-		keys.KindIndex: "index", keys.KindPoint: "point", 9: "kind(9)",
+		keys.KindIndex: "index", keys.KindPoint: "point", keys.KindTombstone: "tombstone", 9: "kind(9)",
 	} {
 		if got := kind.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", byte(kind), got, want)

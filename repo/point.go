@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/storage"
 )
 
 // Point is a recovery point: one committed backup run.
@@ -79,11 +81,33 @@ func DecodePoint(plain []byte) (*Point, error) {
 	return &p, nil
 }
 
+// ObjectCache keeps small immutable objects of a machine's area (sealed
+// points, retention tombstones) between processes, under their object
+// names (package cache/objcache). What it returns is authenticated before
+// use like the storage's copy; an entry that fails is removed and read
+// from the storage instead.
+type ObjectCache interface {
+	// Get returns the object stored under name; the caller owns the slice.
+	Get(name string) ([]byte, bool)
+	// Put stores a copy of b under name.
+	Put(name string, b []byte)
+	// Remove drops the object stored under name.
+	Remove(name string)
+}
+
 // Points returns every recovery point, oldest first. Points that fail to
 // authenticate or decode are left out and reported in an error wrapping
 // ErrDamaged, returned together with the good points; any other error
 // returns no points.
 func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
+	return v.PointsFrom(ctx, nil)
+}
+
+// PointsFrom is Points reading the sealed points from c when it has them
+// (and keeping there those it loads), and from the storage otherwise.
+// Points are immutable, so the storage is only listed; with a warm cache a
+// listing of 10,000 points costs one List and 10,000 authentications.
+func (v *Vault) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error) {
 	names, err := v.list(ctx, pointsPrefix)
 	if err != nil {
 		return nil, err
@@ -92,13 +116,15 @@ func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 	var damaged []error
 	points := make([]*Point, 0, len(names))
 	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
-		p, err := v.loadPoint(ctx, name)
+		p, err := v.loadPoint(ctx, name, c)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case errors.Is(err, keys.ErrOtherKey):
 			// Sealed under a key this machine lacks (another
 			// certificate's session): not ours to show.
+		case errors.Is(err, storage.ErrNotFound):
+			// Purged by a prune since the listing.
 		case errors.Is(err, ErrDamaged):
 			damaged = append(damaged, err)
 		case err != nil:
@@ -112,17 +138,17 @@ func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 		return nil, err
 	}
 	slices.SortFunc(points, func(a, b *Point) int {
-		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.ID.String(), b.ID.String()))
+		return cmp.Or(a.Time.Compare(b.Time), bytes.Compare(a.ID[:], b.ID[:])) // hex order
 	})
 	return points, errors.Join(damaged...)
 }
 
-func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
+func (v *Vault) loadPoint(ctx context.Context, name string, c ObjectCache) (*Point, error) {
 	id, err := parseObjectName(name)
 	if err != nil {
 		return nil, fmt.Errorf("point %s: %w: bad name", name, ErrDamaged)
 	}
-	plain, err := v.loadObject(ctx, name, keys.KindPoint, id)
+	plain, err := v.loadCached(ctx, c, name, keys.KindPoint, id)
 	if err != nil {
 		return nil, fmt.Errorf("point %s: %w", id.Short(), err)
 	}
@@ -132,6 +158,34 @@ func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
 	}
 	p.ID = id
 	return p, nil
+}
+
+// loadCached reads the whole sealed object name of kind and ID id, from c
+// when it holds it and opens there, else from the storage (keeping it in
+// c), and returns its plaintext. Objects of the index kinds (index files,
+// trailers, tombstones) open under the index key, the others under the
+// content keys. c may be nil.
+func (v *Vault) loadCached(ctx context.Context, c ObjectCache, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
+	if c == nil {
+		return v.loadObject(ctx, name, kind, id)
+	}
+	if sealed, ok := c.Get(name); ok {
+		plain, err := v.openObject(kind, id, sealed)
+		if err == nil || errors.Is(err, keys.ErrOtherKey) || errors.Is(err, ErrWriteOnly) {
+			return plain, err
+		}
+		c.Remove(name) // damaged: the storage's copy instead
+	}
+	sealed, err := v.st.Load(ctx, name, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
+	}
+	plain, err := v.openObject(kind, id, sealed)
+	if err != nil {
+		return nil, err
+	}
+	c.Put(name, sealed) // openObject left sealed as it was
+	return plain, nil
 }
 
 // ErrUnknownPoint reports a point selector that matches nothing.

@@ -392,7 +392,9 @@ func (v *Vault) Index() *index.Index { return v.idx }
 
 // isIndexKind reports whether objects of kind are sealed under the index
 // key rather than a data key.
-func isIndexKind(kind keys.Kind) bool { return kind == keys.KindIndex || kind == keys.KindTrailer }
+func isIndexKind(kind keys.Kind) bool {
+	return kind == keys.KindIndex || kind == keys.KindTrailer || kind == keys.KindTombstone
+}
 
 // ErrWriteOnly reports content a write-only (certificate-mode) machine
 // cannot read, or a write before its backup session started.
@@ -453,7 +455,10 @@ var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
 // LoadIndex reads every index file into the in-memory index. Index files
 // that fail to authenticate or decode are skipped and reported in an error
 // wrapping ErrDamaged (the index is complete again once the packs they
-// covered are adopted from their trailers); other errors are fatal.
+// covered are adopted from their trailers); other errors are fatal. An
+// index file that disappears between the listing and its load was
+// superseded by a prune, which saved its successor first: it is skipped,
+// and its packs are adopted like orphans.
 func (v *Vault) LoadIndex(ctx context.Context) error {
 	names, err := v.list(ctx, indexPrefix)
 	if err != nil {
@@ -463,6 +468,9 @@ func (v *Vault) LoadIndex(ctx context.Context) error {
 	var damaged []error
 	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
 		f, err := v.readIndexFile(ctx, name)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
 		if errors.Is(err, ErrDamaged) {
 			mu.Lock()
 			damaged = append(damaged, err)
@@ -751,26 +759,44 @@ func (v *Vault) ListPacks(ctx context.Context) ([]keys.ID, error) {
 // blobs are found and reused instead of uploaded again. With persist it
 // writes an index file for them; without, it only fills the in-memory index
 // (for read-only users such as check and the mount). It returns how many
-// packs it adopted. Packs whose trailer does not authenticate are left alone.
+// packs it adopted. Packs whose trailer does not authenticate, or that
+// disappear meanwhile (a prune deleted them), are left alone.
 func (v *Vault) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error) {
+	n, _, err := v.AdoptOrphanPacksExcept(ctx, persist, nil)
+	return n, err
+}
+
+// AdoptOrphanPacksExcept is AdoptOrphanPacks leaving alone the orphans skip
+// names (a backup skips the packs a prune is about to delete). It also
+// returns the packs the loaded index names that the storage does not hold
+// (listed after the index was loaded, so they were deleted since their index
+// file was written; a prune deleted them).
+func (v *Vault) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip func(keys.ID) bool) (adopted int, missing []keys.ID, err error) {
 	ids, err := v.ListPacks(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	present := make(map[keys.ID]bool, len(ids))
 	var orphans []keys.ID
 	for _, id := range ids {
-		if !v.idx.HasPack(id) {
+		present[id] = true
+		if !v.idx.HasPack(id) && (skip == nil || !skip(id)) {
 			orphans = append(orphans, id)
 		}
 	}
+	for _, id := range v.idx.Packs() {
+		if !present[id] {
+			missing = append(missing, id)
+		}
+	}
 	if len(orphans) == 0 {
-		return 0, nil
+		return 0, missing, nil
 	}
 	var mu sync.Mutex
 	var file index.File
 	err = parallel(ctx, orphans, ioParallelism, func(ctx context.Context, id keys.ID) error {
 		entries, _, err := v.PackTrailer(ctx, id)
-		if errors.Is(err, ErrDamaged) {
+		if errors.Is(err, ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -782,21 +808,21 @@ func (v *Vault) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error)
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if len(file.Packs) == 0 {
-		return 0, nil
+		return 0, missing, nil
 	}
 	if !persist {
 		for _, p := range file.Packs {
 			v.idx.AddPack(p.Pack, p.Entries)
 		}
-		return len(file.Packs), nil
+		return len(file.Packs), missing, nil
 	}
 	if err := v.saveIndexFile(ctx, &file); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return len(file.Packs), nil
+	return len(file.Packs), missing, nil
 }
 
 func (v *Vault) saveIndexFile(ctx context.Context, f *index.File) error {

@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,6 +11,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -47,7 +50,32 @@ type Writer struct {
 
 	packPool sync.Pool
 	bufPool  sync.Pool
+	guard    PackGuard // nil: reuse whatever the index holds
 	Stats    WriterStats
+}
+
+// PackGuard decides which packs a backup may depend on while a prune may be
+// deleting the unused ones (package repo/prune implements it). A Writer with
+// a guard asks it before it reuses a blob that is already stored, and
+// before it uploads a pack (a pack of the same bytes may be stored already),
+// so that the guard knows every pack the run's point will need.
+type PackGuard interface {
+	// Depend reports whether the run may depend on pack, and records that
+	// it does when it may.
+	Depend(pack keys.ID) bool
+}
+
+// SetGuard makes w consult g. Call it before the first Save.
+func (w *Writer) SetGuard(g PackGuard) { w.guard = g }
+
+// reusable reports whether the vault already holds the blob in a pack the
+// run may depend on.
+func (w *Writer) reusable(id keys.ID) bool {
+	if w.guard == nil {
+		return w.v.idx.Has(id)
+	}
+	loc, ok := w.v.idx.Lookup(id)
+	return ok && w.guard.Depend(loc.Pack)
 }
 
 // NewWriter starts a Writer with uploaders concurrent pack uploads. The index
@@ -88,7 +116,7 @@ func (w *Writer) Err() error {
 
 // Known reports whether the blob is in the vault or already saved by w.
 func (w *Writer) Known(id keys.ID) bool {
-	if w.v.idx.Has(id) {
+	if w.reusable(id) {
 		return true
 	}
 	w.mu.Lock()
@@ -103,7 +131,7 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 	if err := w.Err(); err != nil {
 		return false, err
 	}
-	if w.v.idx.Has(id) {
+	if w.reusable(id) {
 		w.Stats.BlobsKnown.Add(1)
 		return false, nil
 	}
@@ -134,27 +162,34 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 	buf := sealer.Seal(payload, kind, id, payload)
 	sealed := buf[sealedStart:]
 
+	full := w.add(kind, id, sealed)
+	*bp = buf[:0]
+	w.bufPool.Put(bp)
+
+	w.Stats.BlobsNew.Add(1)
+	w.Stats.BytesPlain.Add(uint64(len(plain)))
+	if full != nil {
+		return true, w.queue(ctx, full)
+	}
+	return true, nil
+}
+
+// add appends a sealed blob to the open pack of its kind and returns that
+// pack when it is full (to be queued), else nil.
+func (w *Writer) add(kind keys.Kind, id keys.ID, sealed []byte) *pack.Writer {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	pw := w.open[kind]
 	if pw == nil {
 		pw = w.packPool.Get().(*pack.Writer)
 		w.open[kind] = pw
 	}
 	pw.Add(kind, id, sealed)
-	full := pw.Size() >= pack.TargetSize
-	if full {
-		delete(w.open, kind)
+	if pw.Size() < pack.TargetSize {
+		return nil
 	}
-	w.mu.Unlock()
-	*bp = buf[:0]
-	w.bufPool.Put(bp)
-
-	w.Stats.BlobsNew.Add(1)
-	w.Stats.BytesPlain.Add(uint64(len(plain)))
-	if full {
-		return true, w.queue(ctx, pw)
-	}
-	return true, nil
+	delete(w.open, kind)
+	return pw
 }
 
 // SavePart encodes and stores a tree part and returns its ID.
@@ -192,9 +227,9 @@ func (w *Writer) uploader(ctx context.Context) {
 }
 
 func (w *Writer) upload(ctx context.Context, pw *pack.Writer) error {
-	id, b, entries := pw.Finish(w.v.keys, w.v.meta)
-	if err := w.v.st.Save(ctx, dataName(id), b); err != nil {
-		return fmt.Errorf("upload pack %s: %w", id.Short(), err)
+	id, b, entries, err := w.v.savePack(ctx, pw, w.guard)
+	if err != nil {
+		return err
 	}
 	w.Stats.Packs.Add(1)
 	w.Stats.BytesStored.Add(uint64(len(b)))
@@ -211,6 +246,32 @@ func (w *Writer) upload(ctx context.Context, pw *pack.Writer) error {
 		return w.v.saveIndexFile(ctx, &index.File{Packs: batch})
 	}
 	return nil
+}
+
+// savePack finishes pw and stores it. A pack of the same bytes may exist
+// already: it is relied on only when guard (nil: never) says the run may
+// depend on it; otherwise the pack is made over with a gap of random bytes,
+// which gives it another name.
+func (v *Vault) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) (keys.ID, []byte, []pack.Entry, error) {
+	id, b, entries := pw.Finish(v.keys, v.meta)
+	for attempt := 0; ; attempt++ {
+		if guard == nil || guard.Depend(id) {
+			err := v.st.Save(ctx, dataName(id), b)
+			if err == nil || errors.Is(err, storage.ErrExists) && guard != nil {
+				return id, b, entries, nil // stored, or the same bytes are, and the guard keeps them
+			}
+			if !errors.Is(err, storage.ErrExists) || attempt == 3 {
+				return id, nil, nil, fmt.Errorf("upload pack %s: %w", id.Short(), err)
+			}
+		}
+		// A pack of the same bytes exists that the run may not rely on (a
+		// prune marked it): the same blobs under another name.
+		var gap [16]byte
+		if _, err := rand.Read(gap[:]); err != nil {
+			return id, nil, nil, fmt.Errorf("upload pack %s: %w", id.Short(), err)
+		}
+		id, b, entries = pw.Regap(v.keys, v.meta, gap[:])
+	}
 }
 
 // Flush uploads every open pack, waits for all uploads and writes the index

@@ -400,3 +400,35 @@ func TestInterruptedRunRecovers(t *testing.T) {
 	}
 	checkBlobs(t, next, blobs)
 }
+
+// TestWriterRemakesExistingPack: a pack of the same bytes as one already
+// stored (its blobs stored again by a writer that does not know them) is
+// made over under another name instead of failing or relying on it.
+func TestWriterRemakesExistingPack(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	v := newVault(t, st)
+	plain := []byte(strings.Repeat("the same blob ", 100))
+	id := v.Keys().ID(keys.KindData, plain)
+	for range 2 {
+		fresh, err := repo.Open(ctx, st, v.Keys()) // no index: it stores the blob again
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := fresh.NewWriter(ctx, 1)
+		if _, err := w.Save(ctx, keys.KindData, id, plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatalf("second identical pack: %v", err)
+		}
+	}
+	fresh := reopen(t, v)
+	ids, err := fresh.ListPacks(ctx)
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("packs %v, %v; want the pack and its remade copy", ids, err)
+	}
+	if got, err := fresh.Chunk(ctx, id); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Chunk: %v", err)
+	}
+}

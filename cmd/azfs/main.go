@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Policies name time zones: every machine must find them, whatever
+	// its system holds.
+	_ "time/tzdata"
 
 	"github.com/spf13/pflag"
 
@@ -27,8 +30,12 @@ commands:
   vault pin                print a security PIN (owner; valid 5 minutes, works once)
   register                 register this machine with a vault credentials file (again: renew its SAS)
   backup PATH...           back up paths into the vault as a new recovery point
-  points                   list recovery points
-  check                    verify the vault (--read-data authenticates every byte)
+  points                   list recovery points (--deleted: the forgotten ones, until purged)
+  policy show|set|apply    a machine's schedule and retention (set: owner; shortening needs a PIN)
+  forget POINT...          forget points, recoverable for the soft-delete window (owner; needs a PIN)
+  undelete POINT...        bring forgotten points back (owner)
+  check                    verify the vault (--read-data authenticates every byte, --read-data-subset 10% some)
+  prune                    delete data no recovery point needs (owner; safe while backups run)
   passphrase change        replace this machine's passphrase (needs a security PIN)
   key list|add|remove      the owner's key slots
   certificate rotate       encrypt new points to a new certificate (owner; certificate mode)
@@ -79,8 +86,18 @@ func run(ctx context.Context, args []string) error {
 		return backupCmd(ctx, args[1:])
 	case "points":
 		return pointsCmd(ctx, args[1:])
+	case "policy":
+		return sub("policy show | set | apply", map[string]func(context.Context, []string) error{
+			"show": policyShow, "set": policySet, "apply": policyApply,
+		})
+	case "forget":
+		return forgetCmd(ctx, args[1:])
+	case "undelete":
+		return undeleteCmd(ctx, args[1:])
 	case "check":
 		return checkCmd(ctx, args[1:])
+	case "prune":
+		return pruneCmd(ctx, args[1:])
 	case "passphrase":
 		return sub("passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN", map[string]func(context.Context, []string) error{
 			"change": passphraseChange,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,12 +12,15 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/policy"
+	"github.com/azfs/azfs/repo/retention"
 )
 
 func pointsCmd(ctx context.Context, args []string) error {
 	fs := flags("points")
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
+	deleted := fs.Bool("deleted", false, "list the forgotten points (soft-deleted): when they were forgotten, by whom, and when prune may purge them")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -24,10 +28,14 @@ func pointsCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	points, err := o.Points(ctx, func(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+msg) })
+	s, err := o.State(ctx, warnf)
 	if err != nil {
 		return err
 	}
+	if *deleted {
+		return listDeleted(s, *asJSON)
+	}
+	points := s.Live()
 	if *asJSON {
 		type row struct {
 			ID      string    `json:"id"`
@@ -47,27 +55,94 @@ func pointsCmd(ctx context.Context, args []string) error {
 		return enc.Encode(rows)
 	}
 	if len(points) == 0 {
+		if n := len(s.Deleted()); n > 0 {
+			fmt.Printf("no live recovery points; %d forgotten ('azfs points --deleted')\n", n)
+			return nil
+		}
 		fmt.Println("no recovery points yet")
 		return nil
 	}
-	fmt.Printf("%-8s  %-12s  %-19s  %9s  %10s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "PATHS")
+	w := bufio.NewWriter(os.Stdout)
+	fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9s  %10s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "PATHS")
 	for _, p := range points {
 		partial := ""
 		if p.Partial {
 			partial = " (partial)"
 		}
-		fmt.Printf("%-8s  %-12s  %-19s  %9d  %10s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
 			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), strings.Join(p.Paths, " "), partial)
 	}
-	return nil
+	return w.Flush()
+}
+
+// listDeleted is 'azfs points --deleted': the forgotten points of s.
+func listDeleted(s *policy.State, asJSON bool) error {
+	deleted := s.Deleted()
+	now := time.Now()
+	by := func(st policy.Status) string {
+		if st.ByOwner {
+			return "owner"
+		}
+		return fmt.Sprintf("policy %d", st.Policy)
+	}
+	if asJSON {
+		type row struct {
+			ID           string    `json:"id"`
+			Machine      string    `json:"machine"`
+			Time         time.Time `json:"time"`
+			Paths        []string  `json:"paths"`
+			Files        uint64    `json:"files"`
+			Bytes        uint64    `json:"bytes"`
+			Forgotten    time.Time `json:"forgotten"`
+			By           string    `json:"by"` // "owner", or "policy N"
+			Purgeable    time.Time `json:"purgeable"`
+			PurgeableNow bool      `json:"purgeable_now"`
+		}
+		rows := make([]row, 0, len(deleted))
+		for _, d := range deleted {
+			p, st := d.Point, d.Status
+			rows = append(rows, row{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, st.At, by(st), st.PurgeableAt, !now.Before(st.PurgeableAt)})
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(deleted) == 0 {
+		fmt.Printf("no forgotten points (soft-delete window: %s)\n", retention.FormatDuration(s.Window))
+		return nil
+	}
+	const layout = "2006-01-02 15:04:05"
+	w := bufio.NewWriter(os.Stdout)
+	fmt.Fprintf(w, "%-8s  %-12s  %-19s  %-19s  %-10s  %s\n", "ID", "MACHINE", "TIME", "FORGOTTEN", "BY", "PURGEABLE")
+	for _, d := range deleted {
+		p, st := d.Point, d.Status
+		purge := st.PurgeableAt.Local().Format(layout)
+		if !now.Before(st.PurgeableAt) {
+			purge += " (now)"
+		}
+		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %-19s  %-10s  %s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(layout), st.At.Local().Format(layout), by(st), purge)
+	}
+	return w.Flush()
 }
 
 func checkCmd(ctx context.Context, args []string) error {
 	fs := flags("check")
 	target := addTargetFlags(fs, true)
 	readData := fs.Bool("read-data", false, "read and authenticate every stored byte")
+	subsetFlag := fs.String("read-data-subset", "", "read and authenticate the bytes of some packs: a random `P%` of them, or group n/m of m")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var subset *check.Subset
+	if *subsetFlag != "" {
+		if *readData {
+			return cli.Usagef("--read-data and --read-data-subset are exclusive")
+		}
+		s, err := check.ParseSubset(*subsetFlag)
+		if err != nil {
+			return cli.Usagef("%v", err)
+		}
+		subset, *readData = s, true
 	}
 	o, err := cli.OpenVault(ctx, target.target())
 	if err != nil {
@@ -75,11 +150,15 @@ func checkCmd(ctx context.Context, args []string) error {
 	}
 	res, err := check.Run(ctx, o.Vault, check.Options{
 		ReadData: *readData,
+		Subset:   subset,
 		Problem:  func(p check.Problem) { fmt.Fprintln(os.Stderr, "damaged: "+p.String()) },
 	})
 	if res != nil {
 		what := "structure"
-		if *readData {
+		switch {
+		case subset != nil:
+			what = fmt.Sprintf("structure and %s of data (%d of %d packs, subset %s)", cli.FormatBytes(uint64(res.BytesRead)), res.PacksRead, res.Packs, subset)
+		case *readData:
 			what = fmt.Sprintf("structure and %s of data", cli.FormatBytes(uint64(res.BytesRead)))
 		}
 		fmt.Fprintf(os.Stderr, "checked %s: %d packs, %d points, %d tree parts, %d problems\n", what, res.Packs, res.Points, res.Trees, len(res.Problems))

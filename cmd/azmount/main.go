@@ -12,8 +12,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
+	// Policies name time zones: every machine must find them, whatever
+	// its system holds.
+	_ "time/tzdata"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -121,10 +125,12 @@ func run(args []string) error {
 			o.Vault.SetCache(dc)
 		}
 	}
-	points, err := o.Points(ctx, func(msg string) { logger.Warn(msg) })
+	// Forgotten points are not served.
+	state, err := o.State(ctx, func(msg string) { logger.Warn(msg) })
 	if err != nil {
 		return err
 	}
+	points := state.Live()
 	if err := o.Vault.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
 			return err
@@ -141,6 +147,11 @@ func run(args []string) error {
 	if *pointSel != "" {
 		p, err := repo.SelectPoint(points, *pointSel, time.Local)
 		if err != nil {
+			for _, d := range state.Deleted() {
+				if len(*pointSel) >= 4 && strings.HasPrefix(d.Point.ID.String(), strings.ToLower(*pointSel)) {
+					return fmt.Errorf("point %s is forgotten (soft-deleted): the owner brings it back with 'azfs undelete %s'", d.Point.ID.Short(), d.Point.ID.Short())
+				}
+			}
 			return err
 		}
 		if p.ID.String() != *pointSel && *pointSel != "latest" {

@@ -13,9 +13,9 @@
 // says about itself, so a swapped vault is refused.
 //
 // A security PIN ([IssuePIN], 'azfs vault pin') is eight digits the owner
-// generates and reads out to whoever changes a machine's passphrase (and,
-// later, deletes recovery points or shortens retention). It is valid for
-// [PINValidity] and works once.
+// generates and reads out to whoever changes a machine's passphrase, or
+// types in to forget recovery points or shorten a retention (package
+// repo/policy). It is valid for [PINValidity] and works once.
 //
 // For a vault in a local directory every check here is made by the client:
 // a directory cannot enforce anything, and whoever can write to it can do
@@ -95,9 +95,11 @@ type signedRecord struct {
 	Sig  []byte `json:"sig"`
 }
 
-// saveSigned stores body, signed by owner under context, as name. It never
-// overwrites an existing object.
-func saveSigned(ctx context.Context, st storage.Storage, name string, owner *keys.OwnerKeys, context string, body any) error {
+// SaveSigned stores body as a signed record (JSON, then the envelope of
+// signedRecord), signed by owner under context, as name in st. It never
+// overwrites an existing object. Other packages of owner-signed records
+// (repo/policy) use it too, each with contexts of their own.
+func SaveSigned(ctx context.Context, st storage.Storage, name string, owner *keys.OwnerKeys, context string, body any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -109,12 +111,12 @@ func saveSigned(ctx context.Context, st storage.Storage, name string, owner *key
 	return st.Save(ctx, name, rec)
 }
 
-// loadSigned reads name, checks that pub signed it under context and
-// decodes its body into body. Storage errors are returned as they are
-// (ErrNotFound for a missing record); a record that does not decode, or
-// that the owner did not sign, wraps repo.ErrDamaged (and then
-// keys.ErrSignature).
-func loadSigned(ctx context.Context, st storage.Storage, name string, pub keys.OwnerPublic, context string, body any) error {
+// LoadSigned reads the signed record name (at most 64 KiB), checks that
+// pub signed it under context and only then decodes its body into body.
+// Storage errors are returned as they are (ErrNotFound for a missing
+// record); a record that does not decode, or that the owner did not sign,
+// wraps repo.ErrDamaged (and then keys.ErrSignature).
+func LoadSigned(ctx context.Context, st storage.Storage, name string, pub keys.OwnerPublic, context string, body any) error {
 	b, err := st.Load(ctx, name, 0, maxRecord+1)
 	if err != nil {
 		return err
@@ -135,8 +137,9 @@ func loadSigned(ctx context.Context, st storage.Storage, name string, pub keys.O
 	return nil
 }
 
-// checkOwner refuses owner keys that are not those of the vault root.
-func checkOwner(root repo.Config, owner *keys.OwnerKeys) error {
+// CheckOwner refuses owner keys that are not those of the vault root root,
+// before anything is signed with them.
+func CheckOwner(root repo.Config, owner *keys.OwnerKeys) error {
 	if root.Owner == nil {
 		return repo.ErrNotOwnerVault
 	}

@@ -396,7 +396,7 @@ func TestVerifyForgedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := credentialsRecord{Vault: v.root.ID, ID: upgraded.ID, Access: AccessBackup, Issued: upgraded.Issued, Expires: upgraded.Expires, SecretHash: secretHash(upgraded.Secret)}
-	if err := saveSigned(ctx, v.st, credentialsPrefix+upgraded.ID, other, credentialsContext, rec); err != nil {
+	if err := SaveSigned(ctx, v.st, credentialsPrefix+upgraded.ID, other, credentialsContext, rec); err != nil {
 		t.Fatal(err)
 	}
 	upgraded.Access = AccessBackup
@@ -407,7 +407,7 @@ func TestVerifyForgedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec = credentialsRecord{Vault: v.root.ID, ID: pinSigned.ID, Access: AccessRestore, Issued: pinSigned.Issued, Expires: pinSigned.Expires, SecretHash: secretHash(pinSigned.Secret)}
-	if err := saveSigned(ctx, v.st, credentialsPrefix+pinSigned.ID, v.owner, pinContext, rec); err != nil {
+	if err := SaveSigned(ctx, v.st, credentialsPrefix+pinSigned.ID, v.owner, pinContext, rec); err != nil {
 		t.Fatal(err)
 	}
 

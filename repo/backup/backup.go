@@ -34,6 +34,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/chunker"
+	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -60,6 +61,9 @@ type Options struct {
 	// vault itself and azfs's own caches, when they lie inside a backed-up
 	// tree).
 	Exclude []string
+	// Guard sets how the run watches the marks of concurrent prunes
+	// (package repo/prune); zero fields take the defaults.
+	Guard prune.GuardOptions
 }
 
 // Progress counts a run's work; read it from another goroutine.
@@ -146,18 +150,29 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	if !watched {
 		opts.Progress = &Progress{}
 	}
+	// A prune may be deleting unused packs meanwhile: the guard keeps the
+	// run off the packs it marked, and has it keep those it depends on.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	guard, err := prune.StartGuard(ctx, v, opts.Guard, stop)
+	if err != nil {
+		return nil, err
+	}
+	defer guard.Stop()
 	if err := v.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
-			return nil, fmt.Errorf("load index: %w", err)
+			return nil, fmt.Errorf("load index: %w", stopped(ctx, err))
 		}
 		// The packs a damaged index file covered are adopted below.
 		if opts.OnError != nil {
 			opts.OnError("(vault index)", err)
 		}
 	}
-	if _, err := v.AdoptOrphanPacks(ctx, true); err != nil {
-		return nil, fmt.Errorf("index interrupted uploads: %w", err)
+	_, missing, err := v.AdoptOrphanPacksExcept(ctx, true, guard.Skip)
+	if err != nil {
+		return nil, fmt.Errorf("index interrupted uploads: %w", stopped(ctx, err))
 	}
+	guard.Avoid(missing)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -176,6 +191,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		links: make(map[[2]uint64]*future),
 		skip:  make(map[string]bool),
 	}
+	b.w.SetGuard(guard)
 	for _, p := range opts.Exclude {
 		if abs, err := filepath.Abs(p); err == nil {
 			b.skip[abs] = true
@@ -206,11 +222,11 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 
 	if err := b.fatal(); err != nil {
 		_ = b.w.Flush(ctx)
-		return nil, err
+		return nil, stopped(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
 		_ = b.w.Flush(ctx)
-		return nil, err
+		return nil, stopped(ctx, err)
 	}
 	root := rootFut.node
 	root.Name = repo.RootName
@@ -219,7 +235,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		return nil, err
 	}
 	if err := b.w.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("store data: %w", err)
+		return nil, fmt.Errorf("store data: %w", stopped(ctx, err))
 	}
 	p := &repo.Point{
 		Machine:  opts.Machine,
@@ -243,18 +259,31 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		},
 	}
 	p.Stats.Duration = time.Since(start)
-	if err := v.SavePoint(ctx, p); err != nil {
-		return nil, fmt.Errorf("commit point: %w", err)
+	late := guard.Commit(ctx, func(ctx context.Context) error { return v.SavePoint(ctx, p) })
+	if p.ID.IsZero() {
+		return nil, fmt.Errorf("commit point: %w", stopped(ctx, late))
 	}
 	if b.batch != nil {
 		if err := b.batch.Flush(); err != nil && opts.OnError != nil {
 			opts.OnError("(file cache)", err)
 		}
 	}
+	if late != nil {
+		return p, fmt.Errorf("point %s: %w", p.ID.Short(), late)
+	}
 	if p.Partial {
 		return p, fmt.Errorf("%w (%d errors)", ErrPartial, p.Stats.Errors)
 	}
 	return p, nil
+}
+
+// stopped returns why the run stopped: the guard's reason when the guard
+// stopped it, else err.
+func stopped(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, prune.ErrGuard) {
+		return cause
+	}
+	return err
 }
 
 func cleanPaths(in []string) ([]string, error) {

@@ -1,26 +1,96 @@
 // Package check verifies a vault: its structure (every index file, pack
 // trailer, point and tree part authenticates and every referenced chunk is
-// indexed in a pack that exists), and optionally every stored byte.
+// indexed in a pack that exists), and optionally every stored byte, or
+// those of a subset of the packs.
 package check
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/tree"
 )
 
 // Options select how deep to check.
 type Options struct {
 	ReadData bool // authenticate and decompress every blob of every pack
+	// Subset, with ReadData, reads only the packs it selects; nil reads
+	// them all.
+	Subset *Subset
 	// Problem is called for each problem found, as it is found.
 	Problem func(Problem)
+}
+
+// Subset selects the packs a check reads, as restic's --read-data-subset:
+// either a share of the packs chosen at random in each run ("10%", "2.5%"),
+// which covers the whole vault in the long run, or group n of m ("1/5"):
+// the packs whose name, its first 8 bytes as a big-endian number, is n-1
+// modulo m, so that checks with 1/m, 2/m, ..., m/m read every pack once
+// (packs written in between fall into any group).
+type Subset struct {
+	percent float64 // > 0: a random share
+	n, m    uint64  // else group n of m
+}
+
+// ParseSubset parses "P%" (0 < P ≤ 100) or "n/m" (1 ≤ n ≤ m).
+func ParseSubset(s string) (*Subset, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("read-data subset %q: %s (use a percentage such as 10%%, or n/m such as 1/5)", s, why)
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || math.IsNaN(v) || v <= 0 || v > 100 {
+			return nil, bad("the percentage must be above 0 and at most 100")
+		}
+		return &Subset{percent: v}, nil
+	}
+	ns, ms, ok := strings.Cut(s, "/")
+	if !ok {
+		return nil, bad("not a percentage or a fraction")
+	}
+	n, err1 := strconv.ParseUint(ns, 10, 64)
+	m, err2 := strconv.ParseUint(ms, 10, 64)
+	if err1 != nil || err2 != nil || n < 1 || n > m {
+		return nil, bad("n and m must be whole numbers with 1 <= n <= m")
+	}
+	return &Subset{n: n, m: m}, nil
+}
+
+func (s *Subset) String() string {
+	if s.percent > 0 {
+		return strconv.FormatFloat(s.percent, 'f', -1, 64) + "%"
+	}
+	return fmt.Sprintf("%d/%d", s.n, s.m)
+}
+
+// choose returns the packs of the subset among packs.
+func (s *Subset) choose(packs []keys.ID) map[keys.ID]bool {
+	out := make(map[keys.ID]bool)
+	if s.percent > 0 {
+		k := int(math.Ceil(float64(len(packs)) * s.percent / 100))
+		for _, i := range rand.Perm(len(packs))[:k] {
+			out[packs[i]] = true
+		}
+		return out
+	}
+	for _, id := range packs {
+		if binary.BigEndian.Uint64(id[:8])%s.m == s.n-1 {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // Problem is one thing found wrong.
@@ -39,8 +109,15 @@ type Result struct {
 	// hold (another certificate's epoch); they are neither checked nor
 	// counted as damage.
 	Unreadable int
-	BytesRead  int64
-	Problems   []Problem
+	// PacksRead counts the packs whose bytes were read (with ReadData).
+	PacksRead int
+	BytesRead int64
+	// Stale counts packs the index names that the storage no longer holds
+	// and that no point needs: a prune deleted them while the check ran,
+	// or an index file still names them after an interrupted prune (the
+	// next prune supersedes it). Not a problem.
+	Stale    int
+	Problems []Problem
 }
 
 // ErrDamaged is returned when the check found problems.
@@ -53,6 +130,11 @@ type checker struct {
 	// byPack groups the index by pack, built once: what each pack is
 	// supposed to hold.
 	byPack map[keys.ID][]packBlob
+	// read holds the packs whose bytes are read.
+	read map[keys.ID]bool
+	// missing holds the indexed packs the storage does not hold, true
+	// once a point is found to need one of their blobs.
+	missing map[keys.ID]bool
 
 	mu      sync.Mutex
 	res     Result
@@ -77,7 +159,7 @@ func (c *checker) problem(what, name string, err error) {
 // Run checks v. It returns the result and ErrDamaged when problems were
 // found; other errors mean the check itself could not run.
 func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
-	c := &checker{v: v, opts: opts, damaged: make(map[keys.ID]error)}
+	c := &checker{v: v, opts: opts, damaged: make(map[keys.ID]error), missing: make(map[keys.ID]bool)}
 	// Points first: everything a listed point needs was indexed before the
 	// point was written, so a backup committing meanwhile is not misread as
 	// damage.
@@ -102,6 +184,15 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
 	}
 	if err := c.points(ctx, points); err != nil {
 		return nil, err
+	}
+	for _, id := range c.v.Index().Packs() {
+		needed, gone := c.missing[id]
+		switch {
+		case needed:
+			c.problem("pack", id.String(), errors.New("indexed but missing from storage"))
+		case gone:
+			c.res.Stale++
+		}
 	}
 	if len(c.res.Problems) > 0 {
 		return &c.res, ErrDamaged
@@ -133,12 +224,25 @@ func (c *checker) packs(ctx context.Context) error {
 			c.problem("pack", id.String(), errors.New("covered by no index file and its trailer does not authenticate"))
 		}
 	}
+	var readable []keys.ID
 	for _, id := range indexed {
-		if !present[id] {
-			c.problem("pack", id.String(), errors.New("indexed but missing from storage"))
-			c.markPackDamaged(id, errors.New("pack missing"))
+		if present[id] {
+			readable = append(readable, id)
+			continue
+		}
+		c.gone(id) // a problem only if a point needs it (see Run)
+	}
+	c.read = make(map[keys.ID]bool)
+	switch {
+	case !c.opts.ReadData:
+	case c.opts.Subset != nil:
+		c.read = c.opts.Subset.choose(readable)
+	default:
+		for _, id := range readable {
+			c.read[id] = true
 		}
 	}
+	c.res.PacksRead = len(c.read)
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	for _, id := range indexed {
@@ -157,6 +261,15 @@ func (c *checker) packs(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// gone records a pack deleted since the listing (a prune ran meanwhile):
+// a problem only if a point needs it.
+func (c *checker) gone(id keys.ID) {
+	c.mu.Lock()
+	c.missing[id] = false
+	c.mu.Unlock()
+	c.markPackDamaged(id, errors.New("pack missing"))
+}
+
 func (c *checker) markPackDamaged(id keys.ID, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -167,9 +280,13 @@ func (c *checker) markPackDamaged(id keys.ID, err error) {
 
 func (c *checker) pack(ctx context.Context, id keys.ID) {
 	entries, _, err := c.v.PackTrailer(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.gone(id)
+		return
+	}
 	if err != nil {
 		c.problem("pack", id.String(), err)
-		if !c.opts.ReadData {
+		if !c.read[id] {
 			c.markPackDamaged(id, err)
 			return
 		}
@@ -180,10 +297,14 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 			c.problem("pack", id.String(), fmt.Errorf("blob %s: index and trailer disagree", e.ID.Short()))
 		}
 	}
-	if !c.opts.ReadData {
+	if !c.read[id] {
 		return
 	}
 	b, err := c.v.LoadPack(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.gone(id)
+		return
+	}
 	if err != nil {
 		c.problem("pack", id.String(), err)
 		c.markPackDamaged(id, err)
@@ -245,6 +366,7 @@ func (c *checker) points(ctx context.Context, points []*repo.Point) error {
 	c.res.Points = len(points)
 	seen := make(map[keys.ID]bool)
 	for _, p := range points {
+		c.need(p.Root)
 		root, err := c.v.Part(ctx, p.Root)
 		if err != nil || len(root.Nodes) != 1 || root.Nodes[0].Type != tree.Dir {
 			if err == nil {
@@ -270,6 +392,7 @@ func (c *checker) walk(ctx context.Context, dir *tree.Node, where string, seen m
 			continue // an identical listing was checked already
 		}
 		seen[ref.ID] = true
+		c.need(ref.ID)
 		part, err := c.v.Part(ctx, ref.ID)
 		if err != nil {
 			c.problem("tree", ref.ID.String(), fmt.Errorf("listing of %s: %w", where, err))
@@ -295,8 +418,18 @@ func (c *checker) walk(ctx context.Context, dir *tree.Node, where string, seen m
 	return nil
 }
 
+// need notes that a point needs blob id, for the report of missing packs.
+func (c *checker) need(id keys.ID) {
+	if loc, ok := c.v.Index().Lookup(id); ok {
+		if _, gone := c.missing[loc.Pack]; gone {
+			c.missing[loc.Pack] = true
+		}
+	}
+}
+
 func (c *checker) file(n *tree.Node, p string) {
 	for _, e := range n.Extents {
+		c.need(e.ID)
 		if _, ok := c.v.Index().Lookup(e.ID); !ok {
 			c.problem("file", p, fmt.Errorf("chunk %s at offset %d is missing from the vault", e.ID.Short(), e.Offset))
 			return

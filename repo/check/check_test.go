@@ -3,6 +3,7 @@ package check_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -309,5 +310,83 @@ func TestDamagedIndexFile(t *testing.T) {
 	}
 	if res.Points != 1 || res.Chunks == 0 {
 		t.Errorf("with the index file damaged, checked %d points and %d blobs", res.Points, res.Chunks)
+	}
+}
+
+func TestParseSubset(t *testing.T) {
+	for _, s := range []string{"10%", "2.5%", "100%", "1/5", "5/5", "1/1"} {
+		sub, err := check.ParseSubset(s)
+		if err != nil || sub.String() != s {
+			t.Errorf("ParseSubset(%q) = %v, %v", s, sub, err)
+		}
+	}
+	for _, s := range []string{"", "0%", "101%", "-5%", "NaN%", "%", "10", "x/5", "0/5", "6/5", "1/0", "1/2/3"} {
+		if _, err := check.ParseSubset(s); err == nil {
+			t.Errorf("ParseSubset(%q) accepted", s)
+		}
+	}
+}
+
+// TestReadDataSubset: groups n of m read every pack once between them; a
+// share reads at least that share; damage is found only in the packs read.
+func TestReadDataSubset(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	subset := func(s string) *check.Result {
+		t.Helper()
+		sub, err := check.ParseSubset(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := check.Run(ctx, f.vault(t), check.Options{ReadData: true, Subset: sub})
+		if err != nil && !errors.Is(err, check.ErrDamaged) {
+			t.Fatal(err)
+		}
+		return res
+	}
+	all := subset("100%")
+	if all.PacksRead != all.Packs || all.Packs < 2 {
+		t.Fatalf("100%%: read %d of %d packs", all.PacksRead, all.Packs)
+	}
+	var packs int
+	var bytes int64
+	for _, g := range []string{"1/3", "2/3", "3/3"} {
+		res := subset(g)
+		packs += res.PacksRead
+		bytes += res.BytesRead
+	}
+	if packs != all.Packs || bytes != all.BytesRead {
+		t.Errorf("groups 1/3..3/3 read %d packs, %d bytes; want %d, %d", packs, bytes, all.Packs, all.BytesRead)
+	}
+	if res := subset("1%"); res.PacksRead != 1 {
+		t.Errorf("1%% of %d packs read %d", res.Packs, res.PacksRead)
+	}
+
+	// Damage one chunk: only the groups holding its pack find it.
+	chunk := f.node(t, "b").Extents[0].ID
+	packID, name := f.packOf(t, chunk)
+	v := f.vault(t)
+	if err := v.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := v.Index().Lookup(chunk)
+	data, err := f.st.Load(ctx, name, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[loc.Offset+loc.Length/2] ^= 1
+	if err := f.st.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Save(ctx, name, data); err != nil {
+		t.Fatal(err)
+	}
+	group := int(packID[7]%2) + 1 // packID[:8] big-endian mod 2: its last byte's parity
+	in, out := subset(fmt.Sprintf("%d/2", group)), subset(fmt.Sprintf("%d/2", 3-group))
+	if find(in.Problems, "chunk", chunk.String()) == nil {
+		t.Errorf("group %d/2 holds the damaged pack and found nothing: %v", group, in.Problems)
+	}
+	if len(out.Problems) != 0 {
+		t.Errorf("group %d/2 does not hold the damaged pack and found %v", 3-group, out.Problems)
 	}
 }

@@ -48,6 +48,7 @@ var ErrFormat = errors.New("malformed pack")
 type Writer struct {
 	buf     []byte
 	entries []Entry
+	dataLen int // bytes before the trailer, once finished
 }
 
 // NewWriter returns an empty pack writer.
@@ -69,6 +70,7 @@ func (w *Writer) Count() int { return len(w.entries) }
 // and returns the pack's name, bytes and entries. The writer must not be used
 // again before Reset.
 func (w *Writer) Finish(ks *keys.KeySet, sealer *keys.Sealer) (keys.ID, []byte, []Entry) {
+	w.dataLen = len(w.buf)
 	trailer := EncodeTrailer(w.entries)
 	tid := ks.ID(keys.KindTrailer, trailer)
 	start := len(w.buf)
@@ -77,6 +79,21 @@ func (w *Writer) Finish(ks *keys.KeySet, sealer *keys.Sealer) (keys.ID, []byte, 
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(w.buf)-start-len(tid)))
 	w.buf = append(w.buf, footerMagic...)
 	return Name(w.buf), w.buf, w.entries
+}
+
+// Regap makes a finished pack over again with gap (random bytes) before
+// its first blob, and returns it as Finish does: the same blobs under
+// another name, for when a pack of the same bytes exists already and may
+// not be relied on (a prune is deleting it). Readers accept gaps between
+// blobs.
+func (w *Writer) Regap(ks *keys.KeySet, sealer *keys.Sealer, gap []byte) (keys.ID, []byte, []Entry) {
+	buf := make([]byte, 0, len(gap)+cap(w.buf))
+	buf = append(append(buf, gap...), w.buf[:w.dataLen]...)
+	for i := range w.entries {
+		w.entries[i].Offset += uint32(len(gap))
+	}
+	w.buf = buf
+	return w.Finish(ks, sealer)
 }
 
 // Name returns the name of a pack with the given bytes.

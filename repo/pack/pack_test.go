@@ -353,3 +353,41 @@ func TestDecodePayloadRejects(t *testing.T) {
 		t.Errorf("raw at exactly maxLen: %d bytes, %v", len(out), err)
 	}
 }
+
+// TestRegap: a pack made over with a gap holds the same blobs, under
+// another name, and decodes like any pack.
+func TestRegap(t *testing.T) {
+	ks := testKeys()
+	sealer := ks.NewSealer()
+	w := pack.NewWriter()
+	var sealed [][]byte
+	for i := range 3 {
+		plain := randomBytes(1000+i, uint64(i))
+		id := ks.ID(keys.KindData, plain)
+		b := sealer.Seal(nil, keys.KindData, id, pack.EncodePayload(nil, plain))
+		sealed = append(sealed, b)
+		w.Add(keys.KindData, id, b)
+	}
+	first, _, _ := w.Finish(ks, ks.NewIndexSealer())
+	gap := []byte("0123456789abcdef")
+	name, b, entries := w.Regap(ks, ks.NewIndexSealer(), gap)
+	if name == first || name != pack.Name(b) {
+		t.Fatalf("regapped pack named %s (first %s, content %s)", name.Short(), first.Short(), pack.Name(b).Short())
+	}
+	f, err := pack.DecodeFooter(b[len(b)-pack.FooterLen:], int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pack.OpenTrailer(ks.NewIndexSealer(), f, b[len(b)-pack.FooterLen-int(f.TrailerLen):len(b)-pack.FooterLen], int64(len(b)))
+	if err != nil || !reflect.DeepEqual(got, entries) {
+		t.Fatalf("trailer: %v, %v; want %v", got, err, entries)
+	}
+	if entries[0].Offset != uint32(len(gap)) {
+		t.Errorf("first blob at %d, want after the gap", entries[0].Offset)
+	}
+	for i, e := range entries {
+		if !bytes.Equal(b[e.Offset:e.Offset+e.Length], sealed[i]) {
+			t.Errorf("blob %d moved wrongly", i)
+		}
+	}
+}

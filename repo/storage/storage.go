@@ -49,6 +49,7 @@ import (
 	"errors"
 	"io/fs"
 	"strings"
+	"time"
 )
 
 // Storage is a store of immutable named objects.
@@ -74,8 +75,8 @@ type Storage interface {
 	// the returned slice.
 	Load(ctx context.Context, name string, off, length int64) ([]byte, error)
 
-	// Stat returns the object's name and size, or an error wrapping
-	// ErrNotFound when it is missing.
+	// Stat returns the object's name, size and modification time, or an
+	// error wrapping ErrNotFound when it is missing.
 	Stat(ctx context.Context, name string) (Info, error)
 
 	// List calls fn for every object whose name starts with prefix, in no
@@ -95,6 +96,12 @@ type Storage interface {
 type Info struct {
 	Name string // object name, as passed to Save
 	Size int64  // size in bytes
+	// Modified is when the object was saved, by the storage's own clock
+	// (a file's mtime, a blob's Last-Modified); zero when the backend does
+	// not say. Objects are never rewritten, so it is their creation time.
+	// Whoever can only create objects (a blob vault's backup SAS) cannot
+	// choose it.
+	Modified time.Time
 }
 
 // Sentinel errors. Backends wrap them in *[Error]; test with [errors.Is].

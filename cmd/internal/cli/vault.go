@@ -217,19 +217,6 @@ func (o *Opened) openMachine(ctx context.Context, t Target) error {
 	return nil
 }
 
-// Points returns the recovery points of the machine's area. Damaged
-// points are left out and reported through warn.
-func (o *Opened) Points(ctx context.Context, warn func(msg string)) ([]*repo.Point, error) {
-	points, err := o.Vault.Points(ctx)
-	if err != nil {
-		if !errors.Is(err, repo.ErrDamaged) {
-			return nil, err
-		}
-		warn("some recovery points are damaged and not shown (run 'azfs check'): " + Message(err))
-	}
-	return points, nil
-}
-
 // OpenOwner opens the vault root t names with the owner's keys: those this
 // machine holds, else the owner passphrase. A blob vault is opened with the
 // owner's connection string when one is given (t.OwnerStorage).

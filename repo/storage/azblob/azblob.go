@@ -48,6 +48,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -539,26 +540,36 @@ func (s *Store) emptyRange(ctx context.Context, name string, off, length int64) 
 
 // size returns the size of the blob of name.
 func (s *Store) size(ctx context.Context, name string) (int64, error) {
-	props, err := s.c.NewBlobClient(s.prefix+name).GetProperties(ctx, nil)
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	if props.ContentLength == nil {
-		return 0, errors.New("service reported no blob size")
-	}
-	return *props.ContentLength, nil
+	size, _, err := s.props(ctx, name)
+	return size, err
 }
 
-// Stat returns the size of name.
+// props returns the size and the Last-Modified time of the blob of name.
+func (s *Store) props(ctx context.Context, name string) (int64, time.Time, error) {
+	props, err := s.c.NewBlobClient(s.prefix+name).GetProperties(ctx, nil)
+	if err != nil {
+		return 0, time.Time{}, mapErr(err)
+	}
+	if props.ContentLength == nil {
+		return 0, time.Time{}, errors.New("service reported no blob size")
+	}
+	var modified time.Time
+	if props.LastModified != nil {
+		modified = props.LastModified.UTC()
+	}
+	return *props.ContentLength, modified, nil
+}
+
+// Stat returns the size and Last-Modified time of name.
 func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if err := check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
 	}
-	size, err := s.size(ctx, name)
+	size, modified, err := s.props(ctx, name)
 	if err != nil {
 		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: err}
 	}
-	return storage.Info{Name: name, Size: size}, nil
+	return storage.Info{Name: name, Size: size, Modified: modified}, nil
 }
 
 // List lists the blobs whose names start with the store's prefix followed
@@ -588,7 +599,11 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) e
 			if !storage.ValidName(name) {
 				continue // not an object, such as another tool's blob
 			}
-			if err := fn(storage.Info{Name: name, Size: *item.Properties.ContentLength}); err != nil {
+			info := storage.Info{Name: name, Size: *item.Properties.ContentLength}
+			if item.Properties.LastModified != nil {
+				info.Modified = item.Properties.LastModified.UTC()
+			}
+			if err := fn(info); err != nil {
 				return err
 			}
 		}

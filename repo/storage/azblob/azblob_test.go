@@ -347,7 +347,7 @@ func TestLargeObject(t *testing.T) {
 	if err := s.Save(ctx, name, data); err != nil {
 		t.Fatalf("Save of %d bytes: %v", size, err)
 	}
-	if info, err := s.Stat(ctx, name); err != nil || info != (storage.Info{Name: name, Size: size}) {
+	if info, err := s.Stat(ctx, name); err != nil || info.Name != name || info.Size != size {
 		t.Errorf("Stat = %+v, %v", info, err)
 	}
 	for _, tc := range []struct{ off, length int64 }{

@@ -249,7 +249,7 @@ func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte,
 	return buf, nil
 }
 
-// Stat returns the size of name.
+// Stat returns the size and modification time of name.
 func (d *Dir) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if err := check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
@@ -261,7 +261,7 @@ func (d *Dir) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if !fi.Mode().IsRegular() {
 		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: storage.ErrNotFound}
 	}
-	return storage.Info{Name: name, Size: fi.Size()}, nil
+	return storage.Info{Name: name, Size: fi.Size(), Modified: fi.ModTime().UTC()}, nil
 }
 
 // List walks only the directory subtree that prefix falls in, skipping
@@ -322,7 +322,7 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(storage.Info) err
 		if err != nil {
 			return &storage.Error{Op: "list", Name: prefix, Err: err}
 		}
-		return fn(storage.Info{Name: name, Size: fi.Size()})
+		return fn(storage.Info{Name: name, Size: fi.Size(), Modified: fi.ModTime().UTC()})
 	})
 }
 

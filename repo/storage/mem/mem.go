@@ -8,21 +8,27 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/azfs/azfs/repo/storage"
 )
 
 // Store is an in-memory object store. The zero value is not usable; call [New].
 type Store struct {
+	// Clock, when set, says when objects are saved (their Info.Modified);
+	// tests set it to make time pass. Default: time.Now.
+	Clock func() time.Time
+
 	mu      sync.RWMutex
 	objects map[string][]byte
+	saved   map[string]time.Time
 }
 
 var _ storage.Storage = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{objects: make(map[string][]byte)}
+	return &Store{objects: make(map[string][]byte), saved: make(map[string]time.Time)}
 }
 
 // check validates the common preconditions of every operation.
@@ -42,12 +48,17 @@ func (s *Store) Save(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	buf := append([]byte{}, data...)
+	now := time.Now
+	if s.Clock != nil {
+		now = s.Clock
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.objects[name]; ok {
 		return &storage.Error{Op: "save", Name: name, Err: storage.ErrExists}
 	}
 	s.objects[name] = buf
+	s.saved[name] = now().UTC()
 	return nil
 }
 
@@ -69,7 +80,7 @@ func (s *Store) Load(ctx context.Context, name string, off, length int64) ([]byt
 	return append([]byte{}, data[off:off+n]...), nil
 }
 
-// Stat returns the size of name.
+// Stat returns the size of name and when it was saved.
 func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if err := check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
@@ -80,7 +91,7 @@ func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if !ok {
 		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: storage.ErrNotFound}
 	}
-	return storage.Info{Name: name, Size: int64(len(data))}, nil
+	return storage.Info{Name: name, Size: int64(len(data)), Modified: s.saved[name]}, nil
 }
 
 // List calls fn for every object whose name starts with prefix. It takes a
@@ -97,7 +108,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) e
 	s.mu.RLock()
 	for name, data := range s.objects {
 		if strings.HasPrefix(name, prefix) {
-			infos = append(infos, storage.Info{Name: name, Size: int64(len(data))})
+			infos = append(infos, storage.Info{Name: name, Size: int64(len(data)), Modified: s.saved[name]})
 		}
 	}
 	s.mu.RUnlock()
@@ -123,5 +134,6 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return &storage.Error{Op: "delete", Name: name, Err: storage.ErrNotFound}
 	}
 	delete(s.objects, name)
+	delete(s.saved, name)
 	return nil
 }

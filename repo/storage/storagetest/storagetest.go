@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -45,6 +46,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) storage.Storage) {
 		{"DeleteThenSave", testDeleteThenSave},
 		{"InvalidNames", testInvalidNames},
 		{"Cancelled", testCancelled},
+		{"Modified", testModified},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,4 +472,32 @@ func testCancelled(t *testing.T, s storage.Storage) {
 	_, err = s.Stat(context.Background(), "data/ca/new")
 	checkErr(t, err, "stat", "data/ca/new", storage.ErrNotFound)
 	checkContent(t, s, name, []byte("x"))
+}
+
+// testModified: a backend that reports when an object was saved reports a
+// time near the save, the same through Stat and List (what soft-delete
+// windows count from); one that does not reports zero.
+func testModified(t *testing.T, s storage.Storage) {
+	const name = "points/modified"
+	before := time.Now()
+	mustSave(t, s, name, []byte("x"))
+	after := time.Now()
+	fi, err := s.Stat(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if m := fi.Modified; !m.IsZero() && (m.Before(before.Add(-5*time.Minute)) || m.After(after.Add(5*time.Minute))) {
+		t.Errorf("Stat: Modified = %s, want zero or near %s (5 minutes of clock skew allowed)", m, before)
+	}
+	var listed []storage.Info
+	err = s.List(context.Background(), "points/", func(fi storage.Info) error {
+		listed = append(listed, fi)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(listed) != 1 || !listed[0].Modified.Equal(fi.Modified) {
+		t.Errorf("List reported %+v, Stat %+v: want the same Modified", listed, fi)
+	}
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/policy"
+)
+
+func forgetCmd(ctx context.Context, args []string) error {
+	fs := flags("forget")
+	target := addOwnerMachineFlags(fs)
+	dryRun := fs.Bool("dry-run", false, "show what would be forgotten, and forget nothing")
+	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin' (forgetting is an owner's deletion)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return cli.Usagef("usage: azfs forget [--machine NAME] [--dry-run] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest)")
+	}
+	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	s, err := o.State(ctx, warnf)
+	if err != nil {
+		return err
+	}
+	points, err := selectPoints(s.Live(), fs.Args(), func(sel string) error {
+		if p, err := repo.SelectPoint(deletedPoints(s), sel, time.Local); err == nil {
+			return fmt.Errorf("point %s of %s is forgotten already ('azfs points --deleted')", p.ID.Short(), s.Machine)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	printPoints("forget", points)
+	if *dryRun {
+		fmt.Fprintf(os.Stderr, "dry run: %d points of %s would be forgotten; nothing forgotten\n", len(points), s.Machine)
+		return nil
+	}
+	if *pin == "" {
+		return fmt.Errorf("%w: forgetting points needs a security PIN from 'azfs vault pin' (--pin PIN); nothing was forgotten", access.ErrPIN)
+	}
+	if err := usePIN(ctx, o, *pin); err != nil {
+		return err
+	}
+	now := time.Now()
+	if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, ids(points), now); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "forgot %d points of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
+		len(points), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
+	return nil
+}
+
+func undeleteCmd(ctx context.Context, args []string) error {
+	fs := flags("undelete")
+	target := addOwnerMachineFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return cli.Usagef("usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
+	}
+	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	s, err := o.State(ctx, warnf)
+	if err != nil {
+		return err
+	}
+	points, err := selectPoints(deletedPoints(s), fs.Args(), func(sel string) error {
+		if p, err := repo.SelectPoint(s.Live(), sel, time.Local); err == nil {
+			return fmt.Errorf("point %s of %s is not forgotten", p.ID.Short(), s.Machine)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := policy.Undelete(ctx, o.PolicyMachine(nil), owner, ids(points), time.Now()); err != nil {
+		return err
+	}
+	printPoints("undeleted", points)
+	fmt.Fprintf(os.Stderr, "undeleted %d points of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", len(points), s.Machine)
+	return nil
+}
+
+// selectPoints resolves selectors (ID prefixes, dates, times, latest)
+// among points, each once, in the order given. A selector that matches
+// nothing there is explained by other when it returns an error (a point in
+// the other list), else by the selection's own error.
+func selectPoints(points []*repo.Point, sels []string, other func(sel string) error) ([]*repo.Point, error) {
+	var out []*repo.Point
+	seen := make(map[keys.ID]bool)
+	for _, sel := range sels {
+		p, err := repo.SelectPoint(points, sel, time.Local)
+		if err != nil {
+			if oerr := other(sel); oerr != nil {
+				return nil, oerr
+			}
+			return nil, err
+		}
+		if !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func deletedPoints(s *policy.State) []*repo.Point {
+	var out []*repo.Point
+	for _, d := range s.Deleted() {
+		out = append(out, d.Point)
+	}
+	return out
+}
+
+func ids(points []*repo.Point) []keys.ID {
+	out := make([]keys.ID, len(points))
+	for i, p := range points {
+		out[i] = p.ID
+	}
+	return out
+}

@@ -1,0 +1,467 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/policy"
+	"github.com/azfs/azfs/repo/retention"
+)
+
+// addOwnerMachineFlags adds the flags of owner commands that work on one
+// machine's points: the vault, the owner passphrase, the machine, and a
+// certificate's private key to read a write-only machine's points.
+func addOwnerMachineFlags(fs *pflag.FlagSet) *targetFlags {
+	t := addTargetFlags(fs, false)
+	t.machine = fs.String("machine", "", "the machine `NAME` (default: this machine)")
+	t.privKey = fs.String("private-key", "", "certificate mode: the certificate's private key `FILE`, to read the machine's points")
+	t.privPass = fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
+	return t
+}
+
+// machineName returns the machine a command names, else this machine's.
+func machineName(o *cli.Opened, name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	if o.Entry != nil && o.Entry.Machine != "" {
+		return o.Entry.Machine, nil
+	}
+	return "", cli.Usagef("this machine is not registered with the vault at %s: name one with --machine NAME", o.Location)
+}
+
+func warnf(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+msg) }
+
+// policyJSON is a policy as 'azfs policy show --json' prints it.
+type policyJSON struct {
+	Machine  string    `json:"machine"`
+	Policy   int       `json:"policy"`  // its number; 0 for the default
+	Default  bool      `json:"default"` // the owner set none
+	Set      time.Time `json:"set,omitzero"`
+	TimeZone string    `json:"timezone"`
+	Schedule struct {
+		EverySeconds int64    `json:"every_seconds,omitempty"`
+		At           []string `json:"at,omitempty"`
+	} `json:"schedule"`
+	NextRun   time.Time `json:"next_run"`
+	Retention struct {
+		KeepLast          int   `json:"keep_last"`
+		KeepHourly        int   `json:"keep_hourly"`
+		KeepDaily         int   `json:"keep_daily"`
+		KeepWeekly        int   `json:"keep_weekly"`
+		KeepMonthly       int   `json:"keep_monthly"`
+		KeepYearly        int   `json:"keep_yearly"`
+		KeepWithinSeconds int64 `json:"keep_within_seconds"`
+	} `json:"retention"`
+	SoftDeleteSeconds int64 `json:"soft_delete_seconds"` // vault-wide
+}
+
+func policyShow(ctx context.Context, args []string) error {
+	fs := flags("policy show")
+	target := addTargetFlags(fs, false)
+	machine := fs.String("machine", "", "the machine `NAME` (default: this machine)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs policy show [--machine NAME] [--json]")
+	}
+	o, err := cli.OpenRoot(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	name, err := machineName(o, *machine)
+	if err != nil {
+		return err
+	}
+	if ok, err := repo.MachineExists(ctx, o.Storage, name); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: %s", repo.ErrNoMachine, name)
+	}
+	p, err := policy.Current(ctx, o.Storage, o.Root, name)
+	if err != nil {
+		return err
+	}
+	window, err := policy.Window(ctx, o.Storage, o.Root)
+	if err != nil {
+		return err
+	}
+	loc, err := p.Location()
+	if err != nil {
+		return err
+	}
+	next := p.Schedule.Next(time.Now(), loc)
+	if *asJSON {
+		var out policyJSON
+		out.Machine, out.Policy, out.Default, out.Set, out.TimeZone, out.NextRun = name, p.Seq, p.IsDefault(), p.Set, p.TimeZone, next
+		out.Schedule.EverySeconds = int64(p.Schedule.Every / time.Second)
+		for _, t := range p.Schedule.At {
+			out.Schedule.At = append(out.Schedule.At, t.String())
+		}
+		r := p.Retention
+		out.Retention.KeepLast, out.Retention.KeepHourly, out.Retention.KeepDaily = r.KeepLast, r.KeepHourly, r.KeepDaily
+		out.Retention.KeepWeekly, out.Retention.KeepMonthly, out.Retention.KeepYearly = r.KeepWeekly, r.KeepMonthly, r.KeepYearly
+		out.Retention.KeepWithinSeconds = int64(r.KeepWithin / time.Second)
+		out.SoftDeleteSeconds = int64(window / time.Second)
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if p.IsDefault() {
+		fmt.Printf("machine %s: the default policy (the owner set none)\n", name)
+	} else {
+		fmt.Printf("machine %s: policy %d, set by the owner on %s\n", name, p.Seq, p.Set.Local().Format("2006-01-02 15:04:05"))
+	}
+	fmt.Printf("  schedule     %s (next: %s)\n", p.Schedule, next.Format("2006-01-02 15:04 MST"))
+	fmt.Printf("  retention    %s\n", p.Retention)
+	fmt.Printf("  time zone    %s\n", p.TimeZone)
+	fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(window))
+	return nil
+}
+
+// keepFlags are the retention flags of 'azfs policy set', restic's names,
+// in the order of policyFlags.counts.
+var keepFlags = []string{"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"}
+
+// policyFlags are the flags of 'azfs policy set' that change a machine's
+// policy.
+type policyFlags struct {
+	fs                   *pflag.FlagSet
+	every, at, within    *string
+	counts               []*int
+	keepAll              *bool
+	zone                 *string
+	keepGiven, anyChange bool
+}
+
+func addPolicyFlags(fs *pflag.FlagSet) *policyFlags {
+	f := &policyFlags{fs: fs}
+	f.every = fs.String("every", "", "back up every `DURATION` (1h to 1y: 12h, 90m, 1d), at multiples of it from midnight")
+	f.at = fs.String("at", "", "back up at these `TIMES` of day (HH:MM,HH:MM; at least an hour apart)")
+	for i, what := range []string{"the `N` newest points", "hours", "days", "ISO weeks", "months", "years"} {
+		usage := "keep the newest point of each of the last `N` " + what + " with points"
+		if i == 0 {
+			usage = "keep " + what
+		}
+		f.counts = append(f.counts, fs.Int(keepFlags[i], 0, usage))
+	}
+	f.within = fs.String("keep-within", "", "keep every point within `DURATION` of the newest one (14d, 2w, 1y; d, w, y, h)")
+	f.keepAll = fs.Bool("keep-all", false, "keep every point: retention forgets nothing")
+	f.zone = fs.String("timezone", "", "time zone of the schedule and of retention's days (IANA `NAME`, default: the current policy's, for a first policy this machine's)")
+	return f
+}
+
+// check refuses exclusive flags, after parsing, and notes what is given.
+func (f *policyFlags) check() error {
+	for _, name := range append(keepFlags, "keep-within") {
+		f.keepGiven = f.keepGiven || f.fs.Changed(name)
+	}
+	switch {
+	case *f.keepAll && f.keepGiven:
+		return cli.Usagef("--keep-all and --keep-* are exclusive")
+	case f.fs.Changed("every") && f.fs.Changed("at"):
+		return cli.Usagef("--every and --at are exclusive")
+	}
+	f.anyChange = f.keepGiven || *f.keepAll || f.fs.Changed("every") || f.fs.Changed("at") || f.fs.Changed("timezone")
+	return nil
+}
+
+// apply returns cur, machine name's policy, with the changes the flags ask
+// for; a first policy takes this machine's time zone.
+func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, error) {
+	next := cur
+	next.Machine = name
+	if cur.IsDefault() {
+		next.TimeZone = cli.LocalZone()
+	}
+	if f.fs.Changed("timezone") {
+		next.TimeZone = *f.zone
+	}
+	if f.fs.Changed("every") {
+		d, err := retention.ParseDuration(*f.every, true)
+		if err != nil {
+			return next, cli.Usagef("--every: %v", err)
+		}
+		next.Schedule = policy.Schedule{Every: d}
+	}
+	if f.fs.Changed("at") {
+		ts, err := policy.ParseAt(*f.at)
+		if err != nil {
+			return next, cli.Usagef("--at: %v", err)
+		}
+		next.Schedule = policy.Schedule{At: ts}
+	}
+	if *f.keepAll {
+		next.Retention = retention.Retention{}
+	}
+	if f.keepGiven {
+		// The rules given replace the retention as a whole.
+		c := f.counts
+		r := retention.Retention{KeepLast: *c[0], KeepHourly: *c[1], KeepDaily: *c[2], KeepWeekly: *c[3], KeepMonthly: *c[4], KeepYearly: *c[5]}
+		if f.fs.Changed("keep-within") {
+			d, err := retention.ParseDuration(*f.within, false)
+			if err != nil {
+				return next, cli.Usagef("--keep-within: %v", err)
+			}
+			r.KeepWithin = d
+		}
+		if r.Empty() {
+			return next, cli.Usagef("every --keep-* is 0: to keep every point say --keep-all")
+		}
+		next.Retention = r
+	}
+	if err := next.Validate(); err != nil {
+		return next, cli.Usagef("%v", err)
+	}
+	return next, nil
+}
+
+func policySet(ctx context.Context, args []string) error {
+	fs := flags("policy set")
+	target := addOwnerMachineFlags(fs)
+	pf := addPolicyFlags(fs)
+	softDelete := fs.String("soft-delete", "", "vault-wide: how long forgotten points stay recoverable (`DURATION`, default 14d)")
+	dryRun := fs.Bool("dry-run", false, "show what the change would forget, and change nothing")
+	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin': needed when the change shortens retention or the soft-delete window")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs policy set [--machine NAME] [--every D | --at HH:MM,...] [--keep-* N ...] [--keep-within D | --keep-all] [--timezone Z] [--soft-delete D] [--dry-run] [--pin PIN]")
+	}
+	if err := pf.check(); err != nil {
+		return err
+	}
+	windowChange := fs.Changed("soft-delete")
+	if !pf.anyChange && !windowChange {
+		return cli.Usagef("nothing to set: give a schedule (--every, --at), retention (--keep-*), --timezone or --soft-delete (see 'azfs policy set --help')")
+	}
+	var nextWindow time.Duration
+	if windowChange {
+		var err error
+		if nextWindow, err = retention.ParseDuration(*softDelete, false); err != nil {
+			return cli.Usagef("--soft-delete: %v", err)
+		}
+	}
+
+	o, owner, err := cli.OpenOwner(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	needPIN := false
+	var next policy.Policy
+	var state *policy.State // nil: the machine's points cannot be read here
+	if pf.anyChange {
+		name, err := machineName(o, *target.machine)
+		if err != nil {
+			return err
+		}
+		cur, err := policy.Current(ctx, o.Storage, o.Root, name)
+		if err != nil {
+			return err
+		}
+		if next, err = pf.apply(cur, name); err != nil {
+			return err
+		}
+		which := "the default policy"
+		if !cur.IsDefault() {
+			which = fmt.Sprintf("policy %d", cur.Seq)
+		}
+		fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", name, which, describePolicy(cur), describePolicy(next))
+		t := target.target()
+		t.Machine = name
+		if state, err = previewState(ctx, o, t, owner); err != nil {
+			return err
+		}
+		needPIN = cur.Shortens(next)
+		if state != nil {
+			newly, err := showForgets(state, cur, next, now)
+			if err != nil {
+				return err
+			}
+			needPIN = needPIN || newly > 0
+		}
+	}
+	if windowChange {
+		curWindow, err := policy.Window(ctx, o.Storage, o.Root)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
+		needPIN = needPIN || nextWindow < curWindow
+	}
+	if *dryRun {
+		msg := "dry run: nothing changed"
+		if needPIN {
+			msg += " (the change needs a security PIN: --pin)"
+		}
+		fmt.Fprintln(os.Stderr, msg)
+		return nil
+	}
+	// Everything that can be refused is checked before the PIN is spent.
+	switch {
+	case needPIN && *pin == "":
+		return fmt.Errorf("%w: the change shortens retention or the soft-delete window: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed (--dry-run shows what it would forget)", access.ErrPIN)
+	case needPIN:
+		if err := usePIN(ctx, o, *pin); err != nil {
+			return err
+		}
+	case *pin != "":
+		fmt.Fprintln(os.Stderr, "azfs: the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
+	}
+	if pf.anyChange {
+		if next, err = policy.Set(ctx, o.Storage, o.Root, owner, next, now); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", next.Seq, next.Machine)
+	}
+	if windowChange {
+		if err := policy.SetWindow(ctx, o.Storage, o.Root, owner, nextWindow, now); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "soft-delete window of the vault: %s\n", retention.FormatDuration(nextWindow))
+	}
+	if !pf.anyChange {
+		return nil
+	}
+	if state == nil {
+		fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", next.Machine)
+		return nil
+	}
+	// The new policy takes effect now.
+	return applyRetention(ctx, o, false)
+}
+
+func describePolicy(p policy.Policy) string {
+	return fmt.Sprintf("%s; %s; in %s", p.Schedule, p.Retention, p.TimeZone)
+}
+
+// previewState returns the state of the machine t names, opened as the
+// owner, or nil with a warning when its points cannot be read here.
+func previewState(ctx context.Context, o *cli.Opened, t cli.Target, owner *keys.OwnerKeys) (*policy.State, error) {
+	err := o.OpenAreaAsOwner(ctx, t, owner)
+	var s *policy.State
+	if err == nil {
+		s, err = o.State(ctx, warnf)
+	}
+	if errors.Is(err, repo.ErrWriteOnly) {
+		warnf(fmt.Sprintf("cannot read the points of %s (certificate mode): what the policy forgets is not shown; pass the certificate's --private-key to see it", t.Machine))
+		return nil, nil
+	}
+	return s, err
+}
+
+// showForgets prints what next would forget now that cur keeps, and what
+// both forget, and returns how many next forgets that cur keeps.
+func showForgets(s *policy.State, cur, next policy.Policy, now time.Time) (int, error) {
+	curLoc, err := cur.Location()
+	if err != nil {
+		return 0, err
+	}
+	nextLoc, err := next.Location()
+	if err != nil {
+		return 0, err
+	}
+	kept := make(map[string]bool)
+	for _, p := range s.Plan(cur.Retention, curLoc, now) {
+		kept[p.Point.ID.String()] = p.Keep
+	}
+	var newly, already []*repo.Point
+	for _, p := range s.Plan(next.Retention, nextLoc, now) {
+		switch {
+		case p.Keep:
+		case kept[p.Point.ID.String()]:
+			newly = append(newly, p.Point)
+		default:
+			already = append(already, p.Point)
+		}
+	}
+	live := len(s.Live())
+	fmt.Printf("of %d live points the new policy forgets %d now: %d that the current policy keeps (listed below), %d that it forgets too\n",
+		live, len(newly)+len(already), len(newly), len(already))
+	printPoints("forget", newly)
+	return len(newly), nil
+}
+
+func policyApply(ctx context.Context, args []string) error {
+	fs := flags("policy apply")
+	target := addTargetFlags(fs, true)
+	dryRun := fs.Bool("dry-run", false, "show what the policy forgets, and forget nothing")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return cli.Usagef("usage: azfs policy apply [--machine NAME] [--dry-run]")
+	}
+	o, err := openPointsReader(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	return applyRetention(ctx, o, *dryRun)
+}
+
+// openPointsReader opens the area of the machine t names with whatever
+// reads its points here: this machine's keys, a private key, the owner's
+// escrow on the owner's machine, else the machine's passphrase.
+func openPointsReader(ctx context.Context, t cli.Target) (*cli.Opened, error) {
+	o, err := cli.OpenRoot(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if e := o.Entry; e != nil && e.Owner != nil && t.Machine != "" && t.Machine != e.Machine && t.PrivateKey == "" {
+		return o, o.OpenAreaAsOwner(ctx, t, e.Owner)
+	}
+	return cli.OpenVault(ctx, t)
+}
+
+// applyRetention applies the policy of the machine o has open, or with
+// dryRun shows what it would forget.
+func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
+	s, err := o.State(ctx, warnf)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	expired := s.Expired(now)
+	if dryRun {
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s) would forget %d of %d live points; dry run: nothing forgotten\n",
+			s.Machine, s.Policy.Seq, s.Policy.Retention, len(expired), len(s.Live()))
+		printPoints("forget", expired)
+		return nil
+	}
+	forgotten, err := s.Apply(ctx, now)
+	if err != nil {
+		return err
+	}
+	if len(forgotten) == 0 {
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", s.Machine, s.Policy.Seq, s.Policy.Retention, len(s.Live()))
+		return nil
+	}
+	printPoints("forgot", forgotten)
+	fmt.Fprintf(os.Stderr, "%s (policy %d: %s): forgot %d of %d points; they stay recoverable ('azfs undelete') until %s\n",
+		s.Machine, s.Policy.Seq, s.Policy.Retention, len(forgotten), len(forgotten)+len(s.Live()), now.Add(s.Window).Local().Format("2006-01-02 15:04"))
+	return nil
+}
+
+func printPoints(verb string, points []*repo.Point) {
+	w := bufio.NewWriter(os.Stdout)
+	for _, p := range points {
+		fmt.Fprintf(w, "%s %s  %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(p.Paths, " "))
+	}
+	w.Flush()
+}

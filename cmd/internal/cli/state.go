@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/azfs/azfs/cache/objcache"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/keyring"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/policy"
+)
+
+// OpenOwnerMachine opens the vault root t names with the owner's keys (see
+// OpenOwner) and then the area of the machine t names (see
+// OpenAreaAsOwner).
+func OpenOwnerMachine(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, error) {
+	o, owner, err := OpenOwner(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := o.OpenAreaAsOwner(ctx, t, owner); err != nil {
+		return nil, nil, err
+	}
+	return o, owner, nil
+}
+
+// OpenAreaAsOwner opens, in the root o has open with the owner's keys, the
+// area of the machine t names (default: this machine): with this machine's
+// own keys when it is that machine, with a certificate's private key when
+// t gives one, else through the key set the machine escrowed to the owner
+// (which, in certificate mode, reads no points).
+func (o *Opened) OpenAreaAsOwner(ctx context.Context, t Target, owner *keys.OwnerKeys) error {
+	own := o.Entry != nil && o.Entry.Keys != nil && (t.Machine == "" || t.Machine == o.Entry.Machine)
+	if own || t.PrivateKey != "" || t.Machine == "" {
+		return o.openMachine(ctx, t)
+	}
+	if err := repo.CheckMachineName(t.Machine); err != nil {
+		return Usagef("%v", err)
+	}
+	v, err := repo.OpenMachineAsOwner(ctx, o.Storage, o.Root, t.Machine, owner)
+	if err != nil {
+		return fmt.Errorf("vault at %s: %w", o.Location, err)
+	}
+	o.Machine, o.Vault = t.Machine, v
+	return nil
+}
+
+// LocalZone returns the IANA name of this machine's time zone ($TZ, else
+// the target of /etc/localtime), or "UTC" when it has none that loads.
+func LocalZone() string {
+	loads := func(name string) bool {
+		_, err := time.LoadLocation(name)
+		return name != "" && name != "Local" && err == nil
+	}
+	if tz := strings.TrimPrefix(os.Getenv("TZ"), ":"); loads(tz) {
+		return tz
+	}
+	if target, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, name, ok := strings.Cut(target, "zoneinfo/"); ok && loads(name) {
+			return name
+		}
+	}
+	return "UTC"
+}
+
+// PolicyMachine returns the machine area o has open as package policy
+// works on it, with cache (may be nil).
+func (o *Opened) PolicyMachine(cache repo.ObjectCache) policy.Machine {
+	return policy.Machine{Root: o.Storage, Config: o.Root, Vault: o.Vault, Cache: cache, Host: Hostname()}
+}
+
+// State reads what became of the points of the machine area o has open
+// (package policy): its policy, and which points are live or forgotten.
+// Sealed points and tombstones are kept between commands in
+// <cache dir>/<area id>/objects-<machine> (package cache/objcache), so that
+// listing thousands of points reads one local file, not thousands of
+// objects; what the file holds is authenticated like the storage's copy.
+// Damaged points are left out and reported through warn.
+func (o *Opened) State(ctx context.Context, warn func(msg string)) (*policy.State, error) {
+	var cache *objcache.Cache
+	if dir, err := keyring.CacheDir(); err == nil {
+		cache = objcache.Open(filepath.Join(dir, o.Vault.ID(), "objects-"+o.Machine))
+	}
+	m := o.PolicyMachine(nil)
+	if cache != nil {
+		m.Cache = cache
+	}
+	s, err := policy.Load(ctx, m)
+	if cache != nil {
+		if cerr := cache.Close(); cerr != nil {
+			warn("cannot keep points in the cache; they will be read from the vault again: " + Message(cerr))
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, repo.ErrDamaged) {
+			return nil, err
+		}
+		warn("some recovery points or tombstones are damaged and not shown (run 'azfs check'): " + Message(err))
+	}
+	return s, nil
+}

@@ -1,0 +1,374 @@
+// Package policy is the life cycle of recovery points: each machine's
+// backup schedule and retention policy, set by the vault's owner, and soft
+// deletion, by which forgotten points stay recoverable for a window before
+// their data may be purged.
+//
+// # Objects
+//
+// A machine's policy is an owner-signed record machines/<name>/policy/<seq>
+// ([Set], [Current]): the record with the highest <seq> whose signature
+// verifies is the machine's policy; with none, the [Default] applies. The
+// soft-delete window is vault-wide, an owner-signed record softdelete/<seq>
+// in the root ([SetWindow], [Window]; 14 days by default). Neither is ever
+// overwritten: a change adds the next <seq>.
+//
+// Points are forgotten in two ways, neither of which deletes anything:
+//
+//   - Retention ([ApplyRetention]): whoever can read a machine's points
+//     (the machine itself, its passphrase, the owner's escrow, a
+//     certificate's private key) applies the machine's policy and records
+//     the points it forgot in one retention tombstone,
+//     machines/<name>/tombstones/<id>, sealed under the area's index key
+//     (repo.Vault.SaveTombstone). Saving it needs only the right to create
+//     objects, so a machine whose storage credentials may not delete or
+//     overwrite (a blob vault's backup SAS) applies its own retention.
+//   - The owner ([Forget], [Undelete]): an owner-signed record
+//     machines/<name>/owner/<id> that forgets, or brings back, named points.
+//
+// # Who decides
+//
+// [Load] decides each point's fate, and every reader decides alike:
+//
+//   - The owner's records naming a point come first: the latest (by their
+//     signed time) decides. A forget forgets the point; an undelete makes
+//     it live and exempts it from retention from then on (only another
+//     owner's forget removes it again), so that the policy does not forget
+//     it again at its next application.
+//   - Otherwise a point is forgotten when a tombstone names it and the
+//     machine's current policy, applied at the tombstone's time to the
+//     machine's points of that time (forgotten ones included), does not
+//     keep it. A tombstone is a claim, checked by every reader: one that a
+//     compromised machine, or anyone holding the area's keys, writes for a
+//     point the owner's policy keeps is ignored, and stays ignored when the
+//     point expires later (its window starts when an application forgets
+//     it). Retention is monotone (package repo/retention): what an honest
+//     application forgot among the points it saw is forgotten among the
+//     points of its time. Lengthening the retention brings points back that
+//     the shorter one forgot, until they are purged.
+//
+// A tombstone's time is the later of the time it claims and the time the
+// storage says it was saved (storage.Info.Modified): a machine cannot
+// backdate it.
+//
+// A forgotten point is hidden from listings, mounts and retention counting.
+// It becomes purgeable a window after it was forgotten: after the owner's
+// signed time, or its first tombstone's time. Purging
+// (deleting points and then their data) is package repo/prune's, through
+// [State.Purgeable].
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/retention"
+	"github.com/azfs/azfs/repo/storage"
+)
+
+// Policy is a machine's backup schedule and retention.
+type Policy struct {
+	Machine string
+	// Seq is the policy's number among the machine's policies; 0 for the
+	// default, which is not stored.
+	Seq int
+	// Set is when the owner set it; zero for the default.
+	Set time.Time
+	// TimeZone is the IANA name ("Europe/Berlin", "UTC") of the zone in
+	// which the schedule's times of day and retention's hours, days, weeks,
+	// months and years are taken.
+	TimeZone  string
+	Schedule  Schedule
+	Retention retention.Retention
+}
+
+// Default returns the policy of a machine the owner set none for: a backup
+// every 12 hours; the last point of each of 14 days, 8 weeks, 12 months and
+// 3 years; days in UTC.
+func Default(machine string) Policy {
+	return Policy{
+		Machine:   machine,
+		TimeZone:  "UTC",
+		Schedule:  Schedule{Every: 12 * time.Hour},
+		Retention: retention.Retention{KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12, KeepYearly: 3},
+	}
+}
+
+// IsDefault reports whether p is the default, not a stored policy.
+func (p Policy) IsDefault() bool { return p.Seq == 0 }
+
+// ErrPolicy reports a policy that is not valid.
+var ErrPolicy = errors.New("invalid policy")
+
+// Validate checks the time zone, schedule and retention.
+func (p Policy) Validate() error {
+	if _, err := p.Location(); err != nil {
+		return err
+	}
+	if err := p.Schedule.Validate(); err != nil {
+		return err
+	}
+	if err := p.Retention.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	return nil
+}
+
+// Location returns the policy's time zone.
+func (p Policy) Location() (*time.Location, error) {
+	if p.TimeZone == "" || p.TimeZone == "Local" {
+		return nil, fmt.Errorf("%w: time zone %q: name one, such as Europe/Berlin or UTC", ErrPolicy, p.TimeZone)
+	}
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("%w: time zone %q: %w", ErrPolicy, p.TimeZone, err)
+	}
+	return loc, nil
+}
+
+// Shortens reports whether next's retention is shorter than p's in some
+// rule, whatever points there are: it forgets everything p keeps
+// everything, it lowers a count (to 0 too, which drops the rule), or it
+// lowers keep-within. Such a change is an owner's deletion and needs the
+// security PIN; so does any change that forgets points p keeps today,
+// which the caller checks against the points.
+func (p Policy) Shortens(next Policy) bool {
+	a, b := p.Retention, next.Retention
+	if b.Empty() {
+		return false
+	}
+	if a.Empty() {
+		return true
+	}
+	return b.KeepLast < a.KeepLast || b.KeepHourly < a.KeepHourly || b.KeepDaily < a.KeepDaily ||
+		b.KeepWeekly < a.KeepWeekly || b.KeepMonthly < a.KeepMonthly || b.KeepYearly < a.KeepYearly ||
+		b.KeepWithin < a.KeepWithin
+}
+
+// policyContext is the signature context of policy records.
+const policyContext = "policy"
+
+// policyPrefix holds a machine's policies, in its area.
+const policyPrefix = "policy/"
+
+// policyRecord is the body of machines/<name>/policy/<seq>.
+type policyRecord struct {
+	Vault     string          `json:"vault"`
+	Machine   string          `json:"machine"`
+	Seq       int             `json:"seq"`
+	Time      time.Time       `json:"time"`
+	TimeZone  string          `json:"timezone"`
+	Schedule  scheduleRecord  `json:"schedule"`
+	Retention retentionRecord `json:"retention"`
+}
+
+type scheduleRecord struct {
+	Every int64    `json:"every,omitempty"` // seconds
+	At    []string `json:"at,omitempty"`    // "HH:MM"
+}
+
+type retentionRecord struct {
+	Last    int   `json:"last"`
+	Hourly  int   `json:"hourly"`
+	Daily   int   `json:"daily"`
+	Weekly  int   `json:"weekly"`
+	Monthly int   `json:"monthly"`
+	Yearly  int   `json:"yearly"`
+	Within  int64 `json:"within"` // seconds
+}
+
+func (p Policy) record(vault string) policyRecord {
+	r := p.Retention
+	rec := policyRecord{
+		Vault: vault, Machine: p.Machine, Seq: p.Seq, Time: p.Set.UTC(), TimeZone: p.TimeZone,
+		Retention: retentionRecord{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily, Weekly: r.KeepWeekly,
+			Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: int64(r.KeepWithin / time.Second)},
+	}
+	if len(p.Schedule.At) > 0 {
+		for _, t := range p.Schedule.At {
+			rec.Schedule.At = append(rec.Schedule.At, t.String())
+		}
+	} else {
+		rec.Schedule.Every = int64(p.Schedule.Every / time.Second)
+	}
+	return rec
+}
+
+// policy returns the policy a record holds, unvalidated.
+func (rec policyRecord) policy() (Policy, error) {
+	const maxSeconds = int64(1<<63-1) / int64(time.Second)
+	if rec.Schedule.Every < 0 || rec.Schedule.Every > maxSeconds || rec.Retention.Within < 0 || rec.Retention.Within > maxSeconds {
+		return Policy{}, fmt.Errorf("%w: a duration is out of range", ErrPolicy)
+	}
+	r := rec.Retention
+	p := Policy{
+		Machine: rec.Machine, Seq: rec.Seq, Set: rec.Time, TimeZone: rec.TimeZone,
+		Schedule: Schedule{Every: time.Duration(rec.Schedule.Every) * time.Second},
+		Retention: retention.Retention{KeepLast: r.Last, KeepHourly: r.Hourly, KeepDaily: r.Daily, KeepWeekly: r.Weekly,
+			KeepMonthly: r.Monthly, KeepYearly: r.Yearly, KeepWithin: time.Duration(r.Within) * time.Second},
+	}
+	for _, s := range rec.Schedule.At {
+		t, err := ParseTimeOfDay(s)
+		if err != nil {
+			return Policy{}, err
+		}
+		p.Schedule.At = append(p.Schedule.At, t)
+	}
+	return p, nil
+}
+
+// ErrElsewhere reports a signed record that names another vault, machine
+// or number than where it is stored: one the owner signed for there,
+// copied here. Readers skip it.
+var ErrElsewhere = errors.New("record signed for another place")
+
+// DecodePolicy parses the body of a policy record (its signature checked
+// by the caller) of machine in the vault vaultID, stored under seq. A body
+// naming another vault, machine or number is ErrElsewhere; one that does
+// not decode or validate, ErrPolicy.
+func DecodePolicy(body []byte, vaultID, machine string, seq int) (Policy, error) {
+	var rec policyRecord
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return Policy{}, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	if rec.Vault != vaultID || rec.Machine != machine || rec.Seq != seq {
+		return Policy{}, fmt.Errorf("%w: it names vault %q, machine %q, number %d", ErrElsewhere, rec.Vault, rec.Machine, rec.Seq)
+	}
+	if rec.Time.IsZero() {
+		return Policy{}, fmt.Errorf("%w: no time", ErrPolicy)
+	}
+	p, err := rec.policy()
+	if err != nil {
+		return Policy{}, err
+	}
+	return p, p.Validate()
+}
+
+// seqName is the name of record number seq under prefix: at least six
+// decimal digits.
+func seqName(prefix string, seq int) string { return fmt.Sprintf("%s%06d", prefix, seq) }
+
+// parseSeq returns the number of a record name under prefix, which must be
+// written as seqName writes it.
+func parseSeq(prefix, name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, prefix)
+	if !ok || len(s) < 6 || len(s) > 18 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || seqName(prefix, n) != name {
+		return 0, false
+	}
+	return n, true
+}
+
+// listSeqs returns the record numbers under prefix, highest first.
+func listSeqs(ctx context.Context, st storage.Storage, prefix string) ([]int, error) {
+	var seqs []int
+	err := st.List(ctx, prefix, func(fi storage.Info) error {
+		if n, ok := parseSeq(prefix, fi.Name); ok {
+			seqs = append(seqs, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	slices.Sort(seqs)
+	slices.Reverse(seqs)
+	return seqs, nil
+}
+
+// Current returns the policy of machine name in the vault root st (whose
+// config is root, with the owner keys the caller trusts): the stored policy
+// with the highest number that the owner signed, or the default when there
+// is none. Records the owner did not sign, and signed ones copied from
+// another machine, vault or number, are skipped. A signed one that
+// does not decode or validate (written by a later azfs, say) is an error
+// wrapping ErrPolicy, not a reason to fall back to an older policy, which
+// may keep less.
+func Current(ctx context.Context, st storage.Storage, root repo.Config, name string) (Policy, error) {
+	if root.Owner == nil {
+		return Policy{}, repo.ErrNotOwnerVault
+	}
+	area := repo.MachineStorage(st, name)
+	seqs, err := listSeqs(ctx, area, policyPrefix)
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy of %s: %w", name, err)
+	}
+	for _, seq := range seqs {
+		var rec json.RawMessage
+		err := access.LoadSigned(ctx, area, seqName(policyPrefix, seq), *root.Owner, policyContext, &rec)
+		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Policy{}, fmt.Errorf("policy of %s: %w", name, err)
+		}
+		p, err := DecodePolicy(rec, root.ID, name, seq)
+		if errors.Is(err, ErrElsewhere) {
+			continue
+		}
+		if err != nil {
+			return Policy{}, fmt.Errorf("policy %d of %s, signed by the owner: %w", seq, name, err)
+		}
+		return p, nil
+	}
+	return Default(name), nil
+}
+
+// Set stores p as machine p.Machine's policy, signed by owner, under the
+// next free number, and returns it as stored (with its number and time).
+// It checks that the machine is registered and that p is valid; the
+// caller decides beforehand whether the change needs the security PIN
+// (Shortens, State.Expired).
+func Set(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, p Policy, now time.Time) (Policy, error) {
+	if err := access.CheckOwner(root, owner); err != nil {
+		return Policy{}, fmt.Errorf("set policy: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	if ok, err := repo.MachineExists(ctx, st, p.Machine); err != nil {
+		return Policy{}, err
+	} else if !ok {
+		return Policy{}, fmt.Errorf("set policy: %w: %s", repo.ErrNoMachine, p.Machine)
+	}
+	area := repo.MachineStorage(st, p.Machine)
+	p.Set = now.UTC()
+	err := saveNext(ctx, area, policyPrefix, func(seq int) error {
+		p.Seq = seq
+		return access.SaveSigned(ctx, area, seqName(policyPrefix, seq), owner, policyContext, p.record(root.ID))
+	})
+	if err != nil {
+		return Policy{}, fmt.Errorf("set policy of %s: %w", p.Machine, err)
+	}
+	return p, nil
+}
+
+// saveNext calls save with the number after the highest under prefix,
+// again when another writer took it meanwhile.
+func saveNext(ctx context.Context, st storage.Storage, prefix string, save func(seq int) error) error {
+	for range 5 {
+		seqs, err := listSeqs(ctx, st, prefix)
+		if err != nil {
+			return err
+		}
+		next := 1
+		if len(seqs) > 0 {
+			next = seqs[0] + 1
+		}
+		if err := save(next); !errors.Is(err, storage.ErrExists) {
+			return err
+		}
+	}
+	return errors.New("another writer keeps taking the next number: run it again")
+}

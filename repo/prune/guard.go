@@ -1,0 +1,276 @@
+package prune
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/storage"
+)
+
+// Defaults of the guard, and the margin they allow (format.md §13.4).
+const (
+	// DefaultGuardEvery is how often a backup lists the marks.
+	DefaultGuardEvery = time.Minute
+	// DefaultGuardTolerance is the longest a backup goes on without a
+	// completed listing of the marks (since the start of the one before).
+	DefaultGuardTolerance = 5 * time.Minute
+	// MinMargin is the smallest safety margin that protects backups with
+	// the default tolerance: twice it.
+	MinMargin = 2 * DefaultGuardTolerance
+	// DefaultMargin is the safety margin of azfs prune.
+	DefaultMargin = time.Hour
+)
+
+// ErrGuard reports a backup that stopped, or a point committed, without
+// the certainty that a concurrent prune keeps the packs it needs.
+var ErrGuard = errors.New("lost track of the vault's prune marks")
+
+// GuardOptions configure a Guard; zero fields take the defaults.
+type GuardOptions struct {
+	Every     time.Duration // listing interval (DefaultGuardEvery)
+	Tolerance time.Duration // see DefaultGuardTolerance; a prune's margin must be at least twice it
+}
+
+// Guard protects one backup run from concurrent prunes of its machine's
+// area. It lists the area's marks when the run starts and then every
+// Every: the run reuses no blob of a pack a mark names (it stores such
+// blobs again), and for every pack the run already depends on (blobs it
+// reused, packs it uploaded) that a newly seen mark names it writes a keep
+// object, which the prune honours. A listing that completes later than
+// Tolerance after the start of the one before stops the run; so does a
+// mark naming packs the run depends on seen later than half that mark's
+// margin. Commit lists once more and commits the point within Tolerance.
+// It implements repo.PackGuard.
+type Guard struct {
+	v    *repo.Vault
+	opts GuardOptions
+	fail func(error) // stops the run
+
+	mu     sync.Mutex
+	seen   map[MarkID]bool
+	marked map[keys.ID]bool // packs of seen marks (and gone packs) the run must not start to depend on
+	deps   map[keys.ID]bool // packs the run depends on
+	last   time.Time        // start of the last completed listing; zero before the first
+
+	refreshMu sync.Mutex // one listing at a time
+	stop      chan struct{}
+	done      chan struct{}
+	stopOnce  sync.Once
+}
+
+var _ repo.PackGuard = (*Guard)(nil)
+
+// StartGuard lists the marks of v's area and starts listing them every
+// opts.Every until Stop or Commit. fail is called, once, with an error
+// wrapping ErrGuard when the run must stop.
+func StartGuard(ctx context.Context, v *repo.Vault, opts GuardOptions, fail func(error)) (*Guard, error) {
+	if opts.Every <= 0 {
+		opts.Every = DefaultGuardEvery
+	}
+	if opts.Tolerance <= 0 {
+		opts.Tolerance = DefaultGuardTolerance
+	}
+	g := &Guard{
+		v: v, opts: opts,
+		seen: make(map[MarkID]bool), marked: make(map[keys.ID]bool), deps: make(map[keys.ID]bool),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	var once sync.Once
+	g.fail = func(err error) { once.Do(func() { fail(err) }) }
+	if err := g.refresh(ctx); err != nil {
+		return nil, err
+	}
+	go g.loop(ctx)
+	return g, nil
+}
+
+func (g *Guard) loop(ctx context.Context) {
+	defer close(g.done)
+	t := time.NewTicker(g.opts.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A listing that fails is tried again at the next tick: only its
+		// lateness matters, which the next completed listing measures.
+		if err := g.refresh(ctx); errors.Is(err, ErrGuard) {
+			g.fail(err)
+			return
+		}
+	}
+}
+
+// Stop ends the periodic listings.
+func (g *Guard) Stop() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.done
+}
+
+// Depend reports whether the run may depend on pack (reuse blobs stored in
+// it, or upload a pack of that name, whose bytes may be stored already), and
+// records that it does when it may: not when a mark the run has seen names
+// it, unless the run depended on it before it saw the mark.
+func (g *Guard) Depend(pack keys.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.marked[pack] && !g.deps[pack] {
+		return false
+	}
+	g.deps[pack] = true
+	return true
+}
+
+// Skip reports whether a mark the run has seen names pack: such an orphan
+// is not adopted.
+func (g *Guard) Skip(pack keys.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.marked[pack]
+}
+
+// Avoid makes the run store again the blobs of packs the index names but
+// the storage no longer holds.
+func (g *Guard) Avoid(packs []keys.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range packs {
+		if !g.deps[p] {
+			g.marked[p] = true
+		}
+	}
+}
+
+// Commit lists the marks once more, then calls save (which commits the
+// point), and fails with ErrGuard if save returned later than Tolerance
+// after that listing started: the point is committed, but a prune may have
+// deleted data it needs (azfs check tells). The guard is stopped.
+func (g *Guard) Commit(ctx context.Context, save func(context.Context) error) error {
+	g.Stop()
+	if err := g.refresh(ctx); err != nil {
+		return err
+	}
+	start := g.last
+	if err := save(ctx); err != nil {
+		return err
+	}
+	if d := elapsed(start, time.Now()); d > g.opts.Tolerance {
+		return fmt.Errorf("%w: the point was committed %s after the last listing of the marks (more than %s): a prune may have deleted data it needs; run azfs check", ErrGuard, d.Round(time.Second), g.opts.Tolerance)
+	}
+	return nil
+}
+
+// elapsed is the time from a to b on the monotonic clock or the wall
+// clock, whichever says more: the monotonic clock stops while a machine
+// sleeps, the wall clock may be stepped back.
+func elapsed(a, b time.Time) time.Duration {
+	return max(b.Sub(a), b.Round(0).Sub(a.Round(0)))
+}
+
+// refresh lists the marks and answers the new ones. It fails with ErrGuard
+// when the run can no longer be sure its packs are kept, and with other
+// errors when the listing failed.
+func (g *Guard) refresh(ctx context.Context) error {
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
+	start := time.Now()
+	st := g.v.Storage()
+	var fresh []MarkID
+	err := st.List(ctx, marksPrefix, func(fi storage.Info) error {
+		if id, ok := parseMarkID(path.Base(fi.Name)); ok && fi.Name == marksPrefix+id.String() {
+			g.mu.Lock()
+			if !g.seen[id] {
+				fresh = append(fresh, id)
+			}
+			g.mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list prune marks: %w", err)
+	}
+	var lateness time.Duration // the smallest half margin of a mark that needs a keep
+	for _, id := range fresh {
+		b, err := st.Load(ctx, marksPrefix+id.String(), 0, -1)
+		if errors.Is(err, storage.ErrNotFound) {
+			// Listed and then gone: a mark that was never acted on (not
+			// signed by the owner, or saved too slowly), or one a prune
+			// finished with, whose packs are gone from the index already
+			// when this is the first listing. Later listings cannot first
+			// see a finished mark as long as they keep within the
+			// tolerance, which is checked below.
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read prune mark %s: %w", id, err)
+		}
+		m, err := DecodeMark(b)
+		g.mu.Lock()
+		g.seen[id] = true
+		var keep []keys.ID
+		if err == nil && m.Area == g.v.ID() {
+			for _, p := range m.Packs {
+				if g.deps[p] {
+					keep = append(keep, p)
+				} else {
+					g.marked[p] = true
+				}
+			}
+		}
+		g.mu.Unlock()
+		// A mark that does not decode is one no prune acts on.
+		if len(keep) == 0 {
+			continue
+		}
+		if err := saveKeep(ctx, st, id, keep); err != nil {
+			return err
+		}
+		if lateness == 0 || m.Margin/2 < lateness {
+			lateness = max(m.Margin/2, 1)
+		}
+	}
+	end := time.Now()
+	if !g.last.IsZero() {
+		d := elapsed(g.last, end)
+		if d > g.opts.Tolerance {
+			return fmt.Errorf("%w: %s without a completed listing (more than %s): stopping rather than committing a point whose data a prune may have deleted", ErrGuard, d.Round(time.Second), g.opts.Tolerance)
+		}
+		if lateness > 0 && d >= lateness {
+			return fmt.Errorf("%w: a prune mark naming packs this backup uses was answered %s after the listing before (its margin allows %s)", ErrGuard, d.Round(time.Millisecond), lateness)
+		}
+	}
+	g.last = start
+	return nil
+}
+
+// saveKeep stores a keep object for mark id under a name of its own.
+func saveKeep(ctx context.Context, st storage.Storage, id MarkID, packs []keys.ID) error {
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return fmt.Errorf("keep packs: %w", err)
+	}
+	name := keepsPrefix + id.String() + "/" + hex.EncodeToString(raw[:])
+	if err := st.Save(ctx, name, encodeKeep(id, sortPacks(packs))); err != nil {
+		return fmt.Errorf("keep packs for prune mark %s: %w", id, err)
+	}
+	return nil
+}
+
+// keepName reports whether name is a keep object of mark id.
+func keepName(name string, id MarkID) bool {
+	rest, ok := strings.CutPrefix(name, keepsPrefix+id.String()+"/")
+	return ok && rest != "" && !strings.Contains(rest, "/")
+}
