@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys/keyring"
@@ -32,73 +34,43 @@ func backupCmd(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress output")
+	wait := fs.Bool("wait", false, "when another backup of this machine is running (the agent's), wait for it to end instead of refusing")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] PATH...")
+		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] PATH...")
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// The pipeline's memory is mostly short-lived, pointer-free pack and
-		// chunk buffers: a soft limit has the collector reclaim them before
-		// the heap doubles, at little CPU cost.
-		debug.SetMemoryLimit(backupMemoryLimit)
-	}
+	setBackupMemoryLimit()
 	o, err := cli.OpenVault(ctx, target.target())
 	if err != nil {
 		return err
 	}
-	if err := startCertSession(ctx, o); err != nil {
-		return err
-	}
-	cacheDir, err := keyring.CacheDir()
+	holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: fs.Args()}
+	lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
+		fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, h)
+	})
 	if err != nil {
 		return err
 	}
-	// A key epoch of its own (certificate mode) gets a cache of its own:
-	// chunk lists of one epoch must not be reused in another.
-	cacheName := "files-" + o.Machine
-	if c := o.Vault.Keys().Certificate; c != "" {
-		cacheName += "-" + c[:16]
-	}
-	files, err := filecache.Open(filepath.Join(cacheDir, o.Vault.ID(), cacheName))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "azfs: warning: %v; every file will be read\n", err)
-		files = nil
-	}
-	if files != nil {
-		defer files.Close()
-	}
-	configDir, err := keyring.ConfigDir()
-	if err != nil {
-		return err
-	}
-	opts := backup.Options{
-		Exclude:  []string{o.Location, cacheDir, configDir},
-		Paths:    fs.Args(),
-		Machine:  o.Machine,
-		Hostname: cli.Hostname(),
-		Files:    files,
-		Uploads:  *uploads,
-		OnError: func(path string, err error) {
+	defer lock.Unlock()
+	req := backupRequest{
+		paths:   fs.Args(),
+		uploads: *uploads,
+		onError: func(path string, err error) {
 			fmt.Fprintf(os.Stderr, "\r\033[Kazfs: skipped %s: %v\n", path, err)
 		},
-	}
-	if opts.Uploads <= 0 {
-		opts.Uploads = 2
-		if cli.IsBlobLocation(o.Location) {
-			opts.Uploads = blobUploads
-		}
+		warn: func(msg string) { fmt.Fprintf(os.Stderr, "azfs: warning: %s\n", msg) },
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {
-		opts.Progress = &backup.Progress{}
-		go func() { cli.ShowProgress(os.Stderr, opts.Progress, 250*time.Millisecond, stop); close(done) }()
+		req.progress = &backup.Progress{}
+		go func() { cli.ShowProgress(os.Stderr, req.progress, 250*time.Millisecond, stop); close(done) }()
 	} else {
 		close(done)
 	}
-	p, err := backup.Run(ctx, o.Vault, opts)
+	p, err := runBackup(ctx, o, req)
 	close(stop)
 	<-done
 	if p == nil {
@@ -127,6 +99,115 @@ func backupCmd(ctx context.Context, args []string) error {
 			cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
 	}
 	return err
+}
+
+// setBackupMemoryLimit sets the backup's soft heap limit, unless
+// GOMEMLIMIT is set.
+func setBackupMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The pipeline's memory is mostly short-lived, pointer-free pack and
+		// chunk buffers: a soft limit has the collector reclaim them before
+		// the heap doubles, at little CPU cost.
+		debug.SetMemoryLimit(backupMemoryLimit)
+	}
+}
+
+// machineState returns this host's state directory of the machine o has
+// open (package agent): its locks and settings.
+func machineState(o *cli.Opened) (agent.Dir, error) {
+	configDir, err := keyring.ConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return agent.StateDir(configDir, o.Root.ID, o.Machine), nil
+}
+
+// lockBackup takes the lock that keeps two backups of the machine o has
+// open apart on this host: at once, or with wait after the running one
+// (calling waiting if it has to wait).
+func lockBackup(ctx context.Context, o *cli.Opened, h agent.Holder, wait bool, waiting func(agent.Holder)) (*agent.Lock, error) {
+	dir, err := machineState(o)
+	if err != nil {
+		return nil, err
+	}
+	var lock *agent.Lock
+	if wait {
+		lock, err = agent.WaitLock(ctx, dir.BackupLock(), h, time.Second, waiting)
+	} else {
+		lock, err = agent.TryLock(dir.BackupLock(), h)
+	}
+	var locked *agent.LockedError
+	if errors.As(err, &locked) {
+		return nil, fmt.Errorf("a backup of machine %s is running: %s; wait for it to end, or pass --wait", o.Machine, locked.Holder)
+	}
+	return lock, err
+}
+
+// backupRequest is one backup, on demand or scheduled.
+type backupRequest struct {
+	paths   []string
+	uploads int // 0: the default for the vault's kind
+	// progress, when set, is updated as the run goes.
+	progress *backup.Progress
+	onError  func(path string, err error) // a file or directory skipped
+	warn     func(msg string)
+}
+
+// runBackup backs up the machine o has open, whose backup lock the caller
+// holds, and records the point it commits in this host's state.
+func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Point, error) {
+	if err := startCertSession(ctx, o); err != nil {
+		return nil, err
+	}
+	cacheDir, err := keyring.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	// A key epoch of its own (certificate mode) gets a cache of its own:
+	// chunk lists of one epoch must not be reused in another.
+	cacheName := "files-" + o.Machine
+	if c := o.Vault.Keys().Certificate; c != "" {
+		cacheName += "-" + c[:16]
+	}
+	files, err := filecache.Open(filepath.Join(cacheDir, o.Vault.ID(), cacheName))
+	if err != nil {
+		req.warn(fmt.Sprintf("%v; every file will be read", err))
+		files = nil
+	}
+	if files != nil {
+		defer files.Close()
+	}
+	configDir, err := keyring.ConfigDir()
+	if err != nil {
+		return nil, err
+	}
+	opts := backup.Options{
+		Exclude:  []string{o.Location, cacheDir, configDir},
+		Paths:    req.paths,
+		Machine:  o.Machine,
+		Hostname: cli.Hostname(),
+		Files:    files,
+		Uploads:  req.uploads,
+		Progress: req.progress,
+		OnError:  req.onError,
+	}
+	if opts.Uploads <= 0 {
+		opts.Uploads = 2
+		if cli.IsBlobLocation(o.Location) {
+			opts.Uploads = blobUploads
+		}
+	}
+	p, err := backup.Run(ctx, o.Vault, opts)
+	if p != nil {
+		dir, derr := machineState(o)
+		if derr == nil {
+			derr = dir.SaveLast(agent.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial})
+		}
+		if derr != nil {
+			req.warn("cannot record the point in this host's state: " + cli.Message(derr))
+		}
+	}
+	return p, err
 }
 
 // startCertSession prepares a machine of a certificate-mode vault for a

@@ -30,6 +30,9 @@ commands:
   vault pin                print a security PIN (owner; valid 5 minutes, works once)
   register                 register this machine with a vault credentials file (again: renew its SAS)
   backup PATH...           back up paths into the vault as a new recovery point
+  agent PATH...            run this machine's scheduled backups of PATH... (a service: see dist/azfs-agent.service)
+  schedule disable|enable  stop or resume this machine's automatic backups
+  status                   this machine: last point, next scheduled run, agent, backup running now
   points                   list recovery points (--deleted: the forgotten ones, until purged)
   policy show|set|apply    a machine's schedule and retention (set: owner; shortening needs a PIN)
   forget POINT...          forget points, recoverable for the soft-delete window (owner; needs a PIN)
@@ -84,6 +87,14 @@ func run(ctx context.Context, args []string) error {
 		return register(ctx, args[1:])
 	case "backup":
 		return backupCmd(ctx, args[1:])
+	case "agent":
+		return agentCmd(ctx, args[1:])
+	case "schedule":
+		return sub("schedule disable | enable", map[string]func(context.Context, []string) error{
+			"disable": scheduleDisable, "enable": scheduleEnable,
+		})
+	case "status":
+		return statusCmd(ctx, args[1:])
 	case "points":
 		return pointsCmd(ctx, args[1:])
 	case "policy":

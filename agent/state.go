@@ -1,0 +1,137 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Dir is the local state, on this host, of one machine of one vault:
+// <config dir>/state/<vault id>/<machine>/. It holds
+//
+//	backup.lock  held while a backup of the machine runs here ('azfs backup', the agent's runs)
+//	agent.lock   held by the machine's agent for as long as it runs
+//	disabled     present while automatic backups are disabled ('azfs schedule disable')
+//	last.json    the last point a backup on this host committed
+//
+// It is in the config directory, not the cache, because deleting a lock
+// file that is held would let a second backup in.
+type Dir string
+
+// StateDir returns the state directory of machine in the vault vaultID
+// (the root config's ID) under configDir.
+func StateDir(configDir, vaultID, machine string) Dir {
+	return Dir(filepath.Join(configDir, "state", vaultID, machine))
+}
+
+// BackupLock is the lock every backup of the machine on this host holds.
+func (d Dir) BackupLock() string { return filepath.Join(string(d), "backup.lock") }
+
+// AgentLock is the lock the machine's agent holds while it runs.
+func (d Dir) AgentLock() string { return filepath.Join(string(d), "agent.lock") }
+
+func (d Dir) disabledFile() string { return filepath.Join(string(d), "disabled") }
+
+func (d Dir) lastFile() string { return filepath.Join(string(d), "last.json") }
+
+// disabledRecord is the content of the disabled file.
+type disabledRecord struct {
+	Since time.Time `json:"since"`
+}
+
+// Disable disables automatic backups from now on. Disabling them again
+// keeps the first time.
+func (d Dir) Disable(now time.Time) error {
+	if _, disabled, err := d.Disabled(); err != nil || disabled {
+		return err
+	}
+	return d.write(d.disabledFile(), disabledRecord{Since: now.UTC()})
+}
+
+// Enable enables automatic backups again; they are enabled unless
+// disabled.
+func (d Dir) Enable() error {
+	if err := os.Remove(d.disabledFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("enable automatic backups: %w", err)
+	}
+	return nil
+}
+
+// Disabled reports whether automatic backups are disabled, and since when
+// (zero when the record does not say).
+func (d Dir) Disabled() (time.Time, bool, error) {
+	b, err := os.ReadFile(d.disabledFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read %s: %w", d.disabledFile(), err)
+	}
+	// The file's presence is the setting; its content is for people.
+	var rec disabledRecord
+	_ = json.Unmarshal(b, &rec)
+	return rec.Since, true, nil
+}
+
+// Last is the last point a backup on this host committed. A write-only
+// machine (certificate mode) cannot read its points in the vault: this is
+// how its agent and 'azfs status' know when it last backed up.
+type Last struct {
+	Point   string    `json:"point"`
+	Time    time.Time `json:"time"`
+	Partial bool      `json:"partial,omitempty"`
+}
+
+// SaveLast records the last point committed.
+func (d Dir) SaveLast(l Last) error { return d.write(d.lastFile(), l) }
+
+// LoadLast returns the last point recorded, and false when none is.
+func (d Dir) LoadLast() (Last, bool, error) {
+	b, err := os.ReadFile(d.lastFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Last{}, false, nil
+	}
+	if err != nil {
+		return Last{}, false, fmt.Errorf("read %s: %w", d.lastFile(), err)
+	}
+	var l Last
+	if err := json.Unmarshal(b, &l); err != nil || l.Time.IsZero() || len(l.Point) != 64 {
+		return Last{}, false, fmt.Errorf("read %s: not a record of a point", d.lastFile())
+	}
+	return l, true, nil
+}
+
+// write replaces name with v as JSON: a temporary file renamed over it, so
+// a reader sees the old record or the new one.
+func (d Dir) write(name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(string(d), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/azfs/azfs/agent"
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/policy"
+)
+
+// agentCmd is 'azfs agent PATH...': this machine's scheduled backups of
+// PATH..., until SIGTERM or SIGINT (package agent).
+func agentCmd(ctx context.Context, args []string) error {
+	fs := flags("agent")
+	target := addTargetFlags(fs, false)
+	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
+	testInterval := fs.Duration("test-interval", 0, "tests only: back up at the multiples of this interval instead of the policy's schedule")
+	if err := fs.MarkHidden("test-interval"); err != nil {
+		return err
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return cli.Usagef("usage: azfs agent [--vault PATH] PATH... (the paths every scheduled backup backs up)")
+	}
+	if *testInterval < 0 {
+		return cli.Usagef("--test-interval must not be negative")
+	}
+	setBackupMemoryLimit()
+	o, err := cli.OpenVault(ctx, target.target())
+	if err != nil {
+		return err
+	}
+	dir, err := machineState(o)
+	if err != nil {
+		return err
+	}
+	lock, err := agent.TryLock(dir.AgentLock(), agent.Holder{PID: os.Getpid(), What: "azfs agent", Paths: fs.Args()})
+	var locked *agent.LockedError
+	if errors.As(err, &locked) {
+		return fmt.Errorf("an agent of machine %s is running already: %s", o.Machine, locked.Holder)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	log := agent.NewLogger(os.Stderr, agent.IsJournal(os.Stderr)).With("machine", o.Machine)
+	log.Info("agent started", "vault", o.Location, "paths", fs.Args(), "pid", os.Getpid())
+	t := target.target()
+	t.Vault = o.Location // the vault found now, whatever the default becomes
+	r := &agentRunner{target: t, machine: o.Machine, dir: dir, paths: fs.Args(), uploads: *uploads, log: log}
+	agent.Run(ctx, r, agent.Options{Log: log, Interval: *testInterval})
+	return nil
+}
+
+// agentRunner is the agent's machine: every call opens the vault anew,
+// with the keyring as it is then (a renewed SAS token, a new key epoch).
+type agentRunner struct {
+	target  cli.Target
+	machine string
+	dir     agent.Dir
+	paths   []string
+	uploads int
+	log     *slog.Logger
+}
+
+func (r *agentRunner) warn(msg string) { r.log.Warn(msg) }
+
+func (r *agentRunner) Policy(ctx context.Context) (policy.Policy, error) {
+	o, err := cli.OpenRoot(ctx, r.target)
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	return policy.Current(ctx, o.Storage, o.Root, r.machine)
+}
+
+func (r *agentRunner) Enabled() (bool, error) {
+	_, disabled, err := r.dir.Disabled()
+	return !disabled, err
+}
+
+// LastBackup is the newest point in the vault, or the last one this host
+// committed when later (or when the machine cannot read its points:
+// certificate mode).
+func (r *agentRunner) LastBackup(ctx context.Context) (time.Time, error) {
+	var last time.Time
+	if l, ok, err := r.dir.LoadLast(); err != nil {
+		r.log.Warn("cannot read the last point recorded on this host", "err", err)
+	} else if ok {
+		last = l.Time
+	}
+	o, err := cli.OpenVault(ctx, r.target)
+	if err != nil {
+		return time.Time{}, err
+	}
+	s, err := o.State(ctx, r.warn)
+	if errors.Is(err, repo.ErrWriteOnly) {
+		return last, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	if all := s.All(); len(all) > 0 && all[len(all)-1].Time.After(last) {
+		last = all[len(all)-1].Time
+	}
+	return last, nil
+}
+
+func (r *agentRunner) Backup(ctx context.Context) error {
+	o, err := cli.OpenVault(ctx, r.target)
+	if err != nil {
+		return err
+	}
+	holder := agent.Holder{PID: os.Getpid(), What: "scheduled backup (azfs agent)", Paths: r.paths}
+	lock, err := lockBackup(ctx, o, holder, true, func(h agent.Holder) {
+		r.log.Info("waiting for the backup that is running to end", "holder", h.String())
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	p, err := runBackup(ctx, o, backupRequest{
+		paths:   r.paths,
+		uploads: r.uploads,
+		onError: func(path string, err error) { r.log.Warn("skipped", "path", path, "err", err) },
+		warn:    r.warn,
+	})
+	if p == nil {
+		return err
+	}
+	s := p.Stats
+	r.log.Info("backup committed", "point", p.ID.Short(), "partial", p.Partial, "files", s.Files, "new", s.FilesNew,
+		"changed", s.FilesChanged, "unchanged", s.FilesUnchanged, "bytes", s.Bytes, "read", s.BytesRead, "stored", s.BytesStored,
+		"duration", s.Duration.Round(time.Millisecond))
+	if errors.Is(err, backup.ErrPartial) {
+		r.log.Warn("the point is partial: the files logged as skipped are not in it")
+		return nil
+	}
+	return err
+}
+
+func (r *agentRunner) ApplyRetention(ctx context.Context, now time.Time) error {
+	o, err := cli.OpenVault(ctx, r.target)
+	if err != nil {
+		return err
+	}
+	s, err := o.State(ctx, r.warn)
+	if errors.Is(err, repo.ErrWriteOnly) {
+		r.log.Info("retention not applied: this machine cannot read its points (certificate mode); apply it with the certificate's private key ('azfs policy apply --machine NAME --private-key FILE')")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	forgotten, err := s.Apply(ctx, now)
+	if err != nil {
+		return err
+	}
+	r.log.Info("retention applied", "policy", s.Policy.Seq, "retention", s.Policy.Retention.String(), "forgot", len(forgotten), "live", len(s.Live()))
+	return nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/azfs/azfs/agent"
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/repo/policy"
+)
+
+// Automatic backups are enabled or disabled on the machine itself, in its
+// local state (agent.Dir): they are what this host's agent does, like the
+// paths it backs up. The owner's say over a machine's backups is its
+// policy (and its credentials), in the vault.
+
+func scheduleDisable(ctx context.Context, args []string) error {
+	o, dir, err := openSchedule(ctx, "disable", args)
+	if err != nil {
+		return err
+	}
+	if since, disabled, err := dir.Disabled(); err != nil {
+		return err
+	} else if disabled {
+		fmt.Fprintf(os.Stderr, "automatic backups of machine %s are disabled already (since %s)\n", o.Machine, since.Local().Format("2006-01-02 15:04"))
+		return nil
+	}
+	if err := dir.Disable(time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are disabled: its agent skips the scheduled backups until 'azfs schedule enable'; 'azfs backup' still backs up on demand\n", o.Machine)
+	if h, running, err := agent.Probe(dir.BackupLock()); err == nil && running {
+		fmt.Fprintf(os.Stderr, "the backup running now goes on to its end: %s\n", h)
+	}
+	return nil
+}
+
+func scheduleEnable(ctx context.Context, args []string) error {
+	o, dir, err := openSchedule(ctx, "enable", args)
+	if err != nil {
+		return err
+	}
+	if err := dir.Enable(); err != nil {
+		return err
+	}
+	p, err := policy.Current(ctx, o.Storage, o.Root, o.Machine)
+	if err != nil {
+		return err
+	}
+	loc, err := p.Location()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are enabled: %s, the next at %s\n", o.Machine, p.Schedule, p.Schedule.Next(time.Now(), loc).Format("2006-01-02 15:04 MST"))
+	if _, running, err := agent.Probe(dir.AgentLock()); err == nil && !running {
+		fmt.Fprintln(os.Stderr, "no agent runs on this host: start one ('azfs agent PATH...', or the azfs-agent service)")
+	}
+	return nil
+}
+
+// openSchedule opens the vault of 'azfs schedule verb' and returns this
+// host's state of its machine there.
+func openSchedule(ctx context.Context, verb string, args []string) (*cli.Opened, agent.Dir, error) {
+	fs := flags("schedule " + verb)
+	target := addTargetFlags(fs, false)
+	if err := parse(fs, args); err != nil {
+		return nil, "", err
+	}
+	if fs.NArg() != 0 {
+		return nil, "", cli.Usagef("usage: azfs schedule %s [--vault PATH]", verb)
+	}
+	o, err := cli.OpenRoot(ctx, target.target())
+	if err != nil {
+		return nil, "", err
+	}
+	if o.Entry == nil || o.Entry.Machine == "" {
+		return nil, "", cli.Usagef("this machine is not registered with the vault at %s: automatic backups are a registered machine's ('azfs register')", o.Location)
+	}
+	o.Machine = o.Entry.Machine
+	dir, err := machineState(o)
+	return o, dir, err
+}
