@@ -16,8 +16,9 @@
 // The loop keeps one time, after: at start the time of the machine's newest
 // point (none, or unknown: a backup is due at once), then the end of each
 // run or skipped run. A backup is due when the schedule has a time in
-// (after, now]; however many it has, one backup runs. So runs missed while the agent was down or the machine slept run
-// once, at start or at wake-up, not once each.
+// (after, now]; however many it has, one backup runs. So runs missed while
+// the agent was down or the machine slept run once, at start or at
+// wake-up, not once each.
 //
 // While it waits, the loop wakes at least every Options.Recheck (5 minutes)
 // and reads the policy again, so that 'azfs policy set' takes effect
