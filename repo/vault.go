@@ -582,7 +582,7 @@ func (v *Vault) openObject(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, e
 
 // saveObject seals plain as kind under its own keyed hash and stores it at
 // prefix+ID. Saving an object that already exists is not an error: it is the
-// same content.
+// same content, if it has its size (see sized).
 func (v *Vault) saveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
 	id := v.keys.ID(kind, plain)
 	s, err := v.sealerFor(kind)
@@ -590,10 +590,25 @@ func (v *Vault) saveObject(ctx context.Context, prefix string, kind keys.Kind, p
 		return id, err
 	}
 	sealed := s.Seal(nil, kind, id, plain)
-	if err := v.st.Save(ctx, prefix+id.String(), sealed); err != nil && !errors.Is(err, storage.ErrExists) {
+	err = v.st.Save(ctx, prefix+id.String(), sealed)
+	if errors.Is(err, storage.ErrExists) && v.sized(ctx, prefix+id.String(), len(sealed)) {
+		return id, nil // the same bytes, saved before
+	}
+	if err != nil {
 		return id, fmt.Errorf("save %s: %w", kind, err)
 	}
 	return id, nil
+}
+
+// sized reports whether the object name, found to exist when saving the
+// n bytes its name derives from, has their size. It holds them then, unless
+// the storage damaged them; of another size, it is what a broken storage
+// kept of a failed attempt (Save is atomic only by contract), and relying
+// on it would commit data that did not land. A storage that refuses the
+// Stat (a create-only credential) is trusted as before.
+func (v *Vault) sized(ctx context.Context, name string, n int) bool {
+	fi, err := v.st.Stat(ctx, name)
+	return err == nil && fi.Size == int64(n) || errors.Is(err, storage.ErrPermission)
 }
 
 // maxTreePart bounds the decoded size of a tree part (the zstd decoder's

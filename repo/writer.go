@@ -257,7 +257,7 @@ func (v *Vault) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) 
 	for attempt := 0; ; attempt++ {
 		if guard == nil || guard.Depend(id) {
 			err := v.st.Save(ctx, dataName(id), b)
-			if err == nil || errors.Is(err, storage.ErrExists) && guard != nil {
+			if err == nil || errors.Is(err, storage.ErrExists) && guard != nil && v.sized(ctx, dataName(id), len(b)) {
 				return id, b, entries, nil // stored, or the same bytes are, and the guard keeps them
 			}
 			if !errors.Is(err, storage.ErrExists) || attempt == 3 {
@@ -265,7 +265,9 @@ func (v *Vault) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) 
 			}
 		}
 		// A pack of the same bytes exists that the run may not rely on (a
-		// prune marked it): the same blobs under another name.
+		// prune marked it), or an object of another size holds its name (a
+		// broken storage left part of an earlier attempt): the same blobs
+		// under another name.
 		var gap [16]byte
 		if _, err := rand.Read(gap[:]); err != nil {
 			return id, nil, nil, fmt.Errorf("upload pack %s: %w", id.Short(), err)

@@ -8,8 +8,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
@@ -29,14 +32,36 @@ func (r *Record) Matches(size uint64, mtime, ctime int64, inode, device uint64) 
 	return r.Size == size && r.MTime == mtime && r.CTime == ctime && r.Inode == inode && r.Device == device
 }
 
+// Reserve is the free space a cache's file system must keep. Badger writes
+// through memory-mapped sparse files, and a write into one on a full file
+// system kills the process (SIGBUS) instead of failing; so Open refuses a
+// cache with less free space, and a batch stops writing below it.
+const Reserve = 64 << 20
+
+// ErrLowSpace is returned when the cache's file system has less free space
+// than Reserve.
+var ErrLowSpace = errors.New("less than 64 MiB free on its file system")
+
+// putsPerCheck is how many puts a batch makes between two checks of the free
+// space; they write a few KiB each, far less than Reserve.
+const putsPerCheck = 64
+
 // Cache is an open change-detection database.
 type Cache struct {
-	db *badger.DB
+	db  *badger.DB
+	dir string
 }
 
 // Open opens (creating if needed) the database in dir. The database is tuned
-// small: a backup's memory budget is shared with the pipeline.
+// small: a backup's memory budget is shared with the pipeline. It fails with
+// ErrLowSpace when dir's file system has less than Reserve free.
 func Open(dir string) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open file cache: %w", err)
+	}
+	if err := checkSpace(dir); err != nil {
+		return nil, fmt.Errorf("open file cache %s: %w", dir, err)
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithMemTableSize(8 << 20).
@@ -53,7 +78,20 @@ func Open(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open file cache %s: %w", dir, err)
 	}
-	return &Cache{db: db}, nil
+	return &Cache{db: db, dir: dir}, nil
+}
+
+// checkSpace returns ErrLowSpace when dir's file system has less than
+// Reserve free for unprivileged users.
+func checkSpace(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs: %w", err)
+	}
+	if st.Bavail*uint64(st.Bsize) < Reserve {
+		return ErrLowSpace
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -86,14 +124,23 @@ func (c *Cache) Get(path string) (*Record, bool) {
 
 // Batch collects updates and writes them in large transactions.
 type Batch struct {
-	wb *badger.WriteBatch
+	wb   *badger.WriteBatch
+	dir  string
+	puts atomic.Uint64
 }
 
 // NewBatch starts a batch of updates.
-func (c *Cache) NewBatch() *Batch { return &Batch{wb: c.db.NewWriteBatch()} }
+func (c *Cache) NewBatch() *Batch { return &Batch{wb: c.db.NewWriteBatch(), dir: c.dir} }
 
-// Put records path. It is safe for concurrent use.
+// Put records path. It is safe for concurrent use. Every putsPerCheck puts
+// it checks the free space first, and fails with ErrLowSpace below Reserve:
+// the caller should then Cancel the batch and stop putting.
 func (b *Batch) Put(path string, r *Record) error {
+	if b.puts.Add(1)%putsPerCheck == 1 {
+		if err := checkSpace(b.dir); err != nil {
+			return fmt.Errorf("file cache put: %w", err)
+		}
+	}
 	if err := b.wb.Set([]byte(path), encode(r)); err != nil {
 		return fmt.Errorf("file cache put: %w", err)
 	}

@@ -132,6 +132,9 @@ type backuper struct {
 	}
 	failMu sync.Mutex
 	fail   error // fatal error (storage), stops the run
+	// batchErr stopped the file cache batch (its disk is full, or a write
+	// failed); the run goes on without remembering files.
+	batchErr error
 }
 
 // Run backs up opts.Paths into v and commits a recovery point. It returns the
@@ -264,7 +267,11 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		return nil, fmt.Errorf("commit point: %w", stopped(ctx, late))
 	}
 	if b.batch != nil {
-		if err := b.batch.Flush(); err != nil && opts.OnError != nil {
+		err := b.cacheErr()
+		if err == nil {
+			err = b.batch.Flush()
+		}
+		if err != nil && opts.OnError != nil {
 			opts.OnError("(file cache)", err)
 		}
 	}
@@ -561,11 +568,28 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 	if b.batch == nil {
 		return nil
 	}
+	if b.cacheErr() != nil {
+		return nil
+	}
 	rec := &filecache.Record{Size: node.Size, MTime: node.MTime, CTime: node.CTime, Inode: node.Inode, Device: node.Device, Extents: node.Extents}
 	if err := b.batch.Put(path, rec); err != nil {
-		b.setFatal(err)
+		// A cache that cannot be written (its disk is full) costs the next
+		// run speed, never this run: stop remembering, drop the batch's
+		// unwritten updates (the deferred Cancel) and report it at the end.
+		b.failMu.Lock()
+		if b.batchErr == nil {
+			b.batchErr = err
+		}
+		b.failMu.Unlock()
 	}
 	return nil
+}
+
+// cacheErr returns the error that stopped the file cache batch, if any.
+func (b *backuper) cacheErr() error {
+	b.failMu.Lock()
+	defer b.failMu.Unlock()
+	return b.batchErr
 }
 
 // readFile chunks the file's data regions; holes of sparse files are skipped.
