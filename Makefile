@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= $(CURDIR)/bin
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet demo bench fuzz clean
+.PHONY: all build test vet demo bench fuzz torture clean
 
 all: build
 
@@ -19,6 +19,13 @@ vet:
 # no test may skip for a missing prerequisite.
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The crash loop's long form: TORTURE backups of a changing tree, most killed
+# with SIGKILL at a random moment, then every point mounted and compared.
+# AZFS_CRASHLOOP_SEED=N replays a logged seed.
+TORTURE ?= 200
+torture:
+	CI=true AZFS_TORTURE=$(TORTURE) $(GO) test -count=1 -timeout 60m -v -run '^TestCrashLoop$$' ./integration
 
 # Build, create a vault in a temporary directory, back up the Go toolchain's
 # src, mount the latest point, cp -a it out, compare, unmount.
