@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -115,7 +116,7 @@ func (v *Vault) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error)
 	var mu sync.Mutex
 	var damaged []error
 	points := make([]*Point, 0, len(names))
-	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
+	err = par.Each(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
 		p, err := v.loadPoint(ctx, name, c)
 		mu.Lock()
 		defer mu.Unlock()

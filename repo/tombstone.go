@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -51,7 +52,7 @@ func (v *Vault) Tombstones(ctx context.Context, c ObjectCache) ([]SealedObject, 
 	var mu sync.Mutex
 	var damaged []error
 	out := make([]SealedObject, 0, len(infos))
-	err = parallel(ctx, infos, ioParallelism, func(ctx context.Context, fi storage.Info) error {
+	err = par.Each(ctx, infos, ioParallelism, func(ctx context.Context, fi storage.Info) error {
 		id, err := parseObjectName(fi.Name)
 		var plain []byte
 		if err != nil || fi.Name != TombstoneName(id) {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/pack"
@@ -421,34 +422,6 @@ func parseObjectName(name string) (keys.ID, error) {
 	return keys.ParseID(name[strings.LastIndexByte(name, '/')+1:])
 }
 
-// parallel runs fn on every item with at most n running at once and returns
-// the first error.
-func parallel[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for _, it := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, it); err != nil {
-				cancel(err)
-			}
-		}()
-	}
-	wg.Wait()
-	return context.Cause(ctx)
-}
-
 // ioParallelism bounds concurrent storage requests.
 var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
 
@@ -466,7 +439,7 @@ func (v *Vault) LoadIndex(ctx context.Context) error {
 	}
 	var mu sync.Mutex
 	var damaged []error
-	err = parallel(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
+	err = par.Each(ctx, names, ioParallelism, func(ctx context.Context, name string) error {
 		f, err := v.readIndexFile(ctx, name)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
@@ -809,7 +782,7 @@ func (v *Vault) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip f
 	}
 	var mu sync.Mutex
 	var file index.File
-	err = parallel(ctx, orphans, ioParallelism, func(ctx context.Context, id keys.ID) error {
+	err = par.Each(ctx, orphans, ioParallelism, func(ctx context.Context, id keys.ID) error {
 		entries, _, err := v.PackTrailer(ctx, id)
 		if errors.Is(err, ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			return nil

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/index"
@@ -354,7 +355,7 @@ func (p *pruner) loadPoints(ctx context.Context) ([]keys.ID, error) {
 		}
 	}
 	roots := make([]keys.ID, len(fresh))
-	err = forEach(ctx, len(fresh), func(ctx context.Context, i int) error {
+	err = par.Range(ctx, len(fresh), walkers, func(ctx context.Context, i int) error {
 		pt, err := p.v.LoadPoint(ctx, fresh[i])
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
@@ -392,7 +393,7 @@ func (p *pruner) loadIndex(ctx context.Context) error {
 	var mu sync.Mutex
 	aside := make(map[keys.ID][]pack.Entry) // marked, or not in the first listing
 	p.files = make([]indexFile, len(ids))
-	err = forEach(ctx, len(ids), func(ctx context.Context, i int) error {
+	err = par.Range(ctx, len(ids), walkers, func(ctx context.Context, i int) error {
 		p.files[i].id = ids[i]
 		f, err := p.v.ReadIndexFile(ctx, ids[i])
 		if errors.Is(err, repo.ErrDamaged) {
@@ -447,7 +448,7 @@ func (p *pruner) loadIndex(ctx context.Context) error {
 			orphans = append(orphans, id)
 		}
 	}
-	err = forEach(ctx, len(orphans), func(ctx context.Context, i int) error {
+	err = par.Range(ctx, len(orphans), walkers, func(ctx context.Context, i int) error {
 		entries, _, err := p.v.PackTrailer(ctx, orphans[i])
 		mu.Lock()
 		defer mu.Unlock()
@@ -864,14 +865,14 @@ func (p *pruner) supersede(ctx context.Context) error {
 	p.res.IndexWritten += len(written)
 	old = slices.DeleteFunc(old, func(id keys.ID) bool { return slices.Contains(written, id) }) // saved again, same content
 	p.res.IndexDeleted = len(old)
-	return forEach(ctx, len(old), func(ctx context.Context, i int) error {
+	return par.Range(ctx, len(old), walkers, func(ctx context.Context, i int) error {
 		return p.v.DeleteIndexFile(ctx, old[i])
 	})
 }
 
 func (p *pruner) deletePacks(ctx context.Context) error {
 	doomed := sortedKeys(p.doomed)
-	return forEach(ctx, len(doomed), func(ctx context.Context, i int) error {
+	return par.Range(ctx, len(doomed), walkers, func(ctx context.Context, i int) error {
 		return p.v.DeletePack(ctx, doomed[i])
 	})
 }
@@ -907,31 +908,4 @@ func sortedKeys[V any](m map[keys.ID]V) []keys.ID {
 		out = append(out, id)
 	}
 	return sortPacks(out)
-}
-
-// forEach calls fn for 0..n-1, 16 at a time, and returns the first error.
-func forEach(ctx context.Context, n int, fn func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, walkers)
-	var wg sync.WaitGroup
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				cancel(err)
-			}
-		}()
-	}
-	wg.Wait()
-	return context.Cause(ctx)
 }
