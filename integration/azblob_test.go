@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,12 @@ import (
 
 // azuriteDevKey is the emulator's well-known development account key.
 const azuriteDevKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+// azuriteConn is the connection string of the emulator's development
+// account at the blob endpoint.
+func azuriteConn(endpoint string) string {
+	return "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + azuriteDevKey + ";BlobEndpoint=" + endpoint + ";"
+}
 
 // startAzurite returns the blob endpoint of an Azurite emulator: the one
 // AZURITE_BLOB_ENDPOINT names, or one started for the test with
@@ -27,10 +34,7 @@ func startAzurite(t *testing.T) string {
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
 	if _, err := os.Stat(filepath.Join(root, "node_modules", ".bin", "azurite-blob")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Azurite is not installed (run npm ci in %s): %v", root, err)
-		}
-		t.Skipf("Azurite is not installed (run npm ci in %s)", root)
+		unavailable(t, fmt.Sprintf("Azurite is not installed (run npm ci in %s): %v", root, err))
 	}
 	script := filepath.Join(root, "scripts", "azurite.sh")
 	start := exec.Command("bash", script, "start")
@@ -65,7 +69,7 @@ func startAzurite(t *testing.T) string {
 func TestBlobVaultRoundTrip(t *testing.T) {
 	requireFUSE(t)
 	endpoint := startAzurite(t)
-	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="+azuriteDevKey+";BlobEndpoint="+endpoint+";")
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", azuriteConn(endpoint))
 	e := newEnv(t)
 	e.vault = endpoint + "/vaults/" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	e.passFile = filepath.Join(e.dir, "passphrase")

@@ -39,10 +39,6 @@ func sasVault(t *testing.T, endpoint, container string, create ...string) *env {
 	return owner
 }
 
-func azuriteConn(endpoint string) string {
-	return "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + azuriteDevKey + ";BlobEndpoint=" + endpoint + ";"
-}
-
 // sasOf returns the parsed credentials file, checking it carries a SAS.
 func sasOf(t *testing.T, file string) *access.Credentials {
 	t.Helper()

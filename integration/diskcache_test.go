@@ -24,7 +24,7 @@ type diskCacheStats struct{ hits, misses, stored int }
 func TestBlobVaultDiskCache(t *testing.T) {
 	requireFUSE(t)
 	endpoint := startAzurite(t)
-	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="+azuriteDevKey+";BlobEndpoint="+endpoint+";")
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", azuriteConn(endpoint))
 	e := newEnv(t)
 	e.vault = endpoint + "/vaults/" + strings.ToLower(t.Name())
 	e.passFile = filepath.Join(e.dir, "passphrase")

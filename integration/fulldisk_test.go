@@ -189,6 +189,7 @@ func usedBytes(t *testing.T, dir string) int64 {
 // with SIGBUS), and a mount with a disk cache there serves correct bytes.
 func TestFullDiskCache(t *testing.T) {
 	requireFUSE(t)
+	requireRoot(t) // the tmpfs mounts; before writing 20,000 files
 	src := filepath.Join(t.TempDir(), "src")
 	mkdir(t, filepath.Join(src, "sub"))
 	const nFiles = 20000 // their records fill a few MiB of the file cache

@@ -74,7 +74,7 @@ func TestPruneWhileBackingUp(t *testing.T) {
 func TestBlobPruneWhileBackingUp(t *testing.T) {
 	requireFUSE(t)
 	endpoint := startAzurite(t)
-	conn := "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + azuriteDevKey + ";BlobEndpoint=" + endpoint + ";"
+	conn := azuriteConn(endpoint)
 	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", conn)
 	owner := newEnv(t)
 	owner.vault = endpoint + "/vaults/prune-while-backing-up"

@@ -84,21 +84,22 @@ func segmentOf(loc index.Location) (key segmentKey, rel int64, ok bool) {
 	return key, rel, length <= segmentedBlob && rel+length <= segmentSize
 }
 
-// loadBlob returns the plaintext of the blob at loc through its segment,
-// or ok false when the blob is to be fetched alone: it is not in a
-// segment, the segment cannot be had, or the blob in the storage's copy of
-// it does not authenticate.
+// loadBlob returns the plaintext of the small blob at loc through its
+// segment, or ok false for a blob read alone (larger, or straddling its
+// segment's end). When the segment cannot be had, or the blob in the
+// storage's copy of it does not authenticate, the blob is fetched alone,
+// and not cached: its segment is, once it can be had.
 func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) (plain []byte, ok bool, err error) {
 	key, rel, ok := segmentOf(loc)
 	if !ok {
 		return nil, false, nil
 	}
+	end := rel + int64(loc.Length)
 	for {
 		seg, err := s.get(ctx, key)
 		if err != nil {
-			return nil, false, nil
+			break
 		}
-		end := rel + int64(loc.Length)
 		if end <= int64(len(seg.data)) {
 			plain, err = s.v.OpenBlob(kind, id, append([]byte(nil), seg.data[rel:end]...))
 			if !errors.Is(err, ErrDamaged) {
@@ -107,13 +108,14 @@ func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc
 		}
 		// Damaged, or shorter than the index says. A copy from the cache
 		// is dropped and the storage's fetched (and cached) instead; the
-		// storage's own copy is kept for its other blobs, and this one is
-		// fetched alone.
+		// storage's own copy is kept for its other blobs.
 		if !seg.cached {
-			return nil, false, nil
+			break
 		}
 		s.drop(seg)
 	}
+	plain, err = s.v.fetchBlob(ctx, kind, id, loc, false)
+	return plain, true, err
 }
 
 // get returns segment key: kept in memory, else from the cache, else

@@ -601,11 +601,6 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 		if plain, ok, err := v.segments.loadBlob(ctx, kind, id, loc); ok {
 			return plain, err
 		}
-		if _, _, small := segmentOf(loc); small {
-			// No segment to be had: this blob alone, uncached (its
-			// segment will be cached when it can be had).
-			return v.fetchBlob(ctx, kind, id, loc, false)
-		}
 	}
 	if v.cache == nil {
 		return v.fetchBlob(ctx, kind, id, loc, false)

@@ -11,6 +11,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/policy"
+	"github.com/spf13/pflag"
 )
 
 func forgetCmd(ctx context.Context, args []string) error {
@@ -18,17 +19,8 @@ func forgetCmd(ctx context.Context, args []string) error {
 	target := addOwnerMachineFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "show what would be forgotten, and forget nothing")
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin' (forgetting is an owner's deletion)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return cli.Usagef("usage: azfs forget [--machine NAME] [--dry-run] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest)")
-	}
-	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	s, err := o.State(ctx, warnf)
+	o, owner, s, err := openOwnerState(ctx, fs, args, target,
+		"usage: azfs forget [--machine NAME] [--dry-run] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest)")
 	if err != nil {
 		return err
 	}
@@ -64,17 +56,7 @@ func forgetCmd(ctx context.Context, args []string) error {
 func undeleteCmd(ctx context.Context, args []string) error {
 	fs := flags("undelete")
 	target := addOwnerMachineFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return cli.Usagef("usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
-	}
-	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	s, err := o.State(ctx, warnf)
+	o, owner, s, err := openOwnerState(ctx, fs, args, target, "usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
 	if err != nil {
 		return err
 	}
@@ -93,6 +75,27 @@ func undeleteCmd(ctx context.Context, args []string) error {
 	printPoints("undeleted", points)
 	fmt.Fprintf(os.Stderr, "undeleted %d points of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", len(points), s.Machine)
 	return nil
+}
+
+// openOwnerState parses args into fs, which must leave at least one
+// argument (else usage), opens the machine target names with the owner's
+// keys and reads what became of its points.
+func openOwnerState(ctx context.Context, fs *pflag.FlagSet, args []string, target *targetFlags, usage string) (*cli.Opened, *keys.OwnerKeys, *policy.State, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, nil, nil, err
+	}
+	if fs.NArg() == 0 {
+		return nil, nil, nil, cli.Usagef("%s", usage)
+	}
+	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, err := o.State(ctx, warnf)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return o, owner, s, nil
 }
 
 // selectPoints resolves selectors (ID prefixes, dates, times, latest)

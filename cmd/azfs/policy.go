@@ -402,17 +402,23 @@ func policyApply(ctx context.Context, args []string) error {
 	fs := flags("policy apply")
 	target := addTargetFlags(fs, true)
 	dryRun := fs.Bool("dry-run", false, "show what the policy forgets, and forget nothing")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs policy apply [--machine NAME] [--dry-run]")
-	}
-	o, err := openPointsReader(ctx, target.target())
+	o, err := parseOpenPointsReader(ctx, fs, args, target, "usage: azfs policy apply [--machine NAME] [--dry-run]")
 	if err != nil {
 		return err
 	}
 	return applyRetention(ctx, o, *dryRun)
+}
+
+// parseOpenPointsReader parses args into fs, which must leave no argument
+// (else usage), and opens the machine target names with openPointsReader.
+func parseOpenPointsReader(ctx context.Context, fs *pflag.FlagSet, args []string, target *targetFlags, usage string) (*cli.Opened, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, cli.Usagef("%s", usage)
+	}
+	return openPointsReader(ctx, target.target())
 }
 
 // openPointsReader opens the area of the machine t names with whatever

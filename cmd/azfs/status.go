@@ -64,13 +64,7 @@ func statusCmd(ctx context.Context, args []string) error {
 	fs := flags("status")
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs status [--vault PATH] [--machine NAME] [--json]")
-	}
-	o, err := openPointsReader(ctx, target.target())
+	o, err := parseOpenPointsReader(ctx, fs, args, target, "usage: azfs status [--vault PATH] [--machine NAME] [--json]")
 	if err != nil {
 		return err
 	}

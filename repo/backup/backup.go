@@ -133,8 +133,9 @@ type backuper struct {
 	failMu sync.Mutex
 	fail   error // fatal error (storage), stops the run
 	// batchErr stopped the file cache batch (its disk is full, or a write
-	// failed); the run goes on without remembering files.
-	batchErr error
+	// failed); the run goes on without remembering files. Atomic: every
+	// file reads it.
+	batchErr atomic.Pointer[error]
 }
 
 // Run backs up opts.Paths into v and commits a recovery point. It returns the
@@ -576,20 +577,17 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 		// A cache that cannot be written (its disk is full) costs the next
 		// run speed, never this run: stop remembering, drop the batch's
 		// unwritten updates (the deferred Cancel) and report it at the end.
-		b.failMu.Lock()
-		if b.batchErr == nil {
-			b.batchErr = err
-		}
-		b.failMu.Unlock()
+		b.batchErr.CompareAndSwap(nil, &err)
 	}
 	return nil
 }
 
 // cacheErr returns the error that stopped the file cache batch, if any.
 func (b *backuper) cacheErr() error {
-	b.failMu.Lock()
-	defer b.failMu.Unlock()
-	return b.batchErr
+	if p := b.batchErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // readFile chunks the file's data regions; holes of sparse files are skipped.

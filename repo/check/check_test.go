@@ -109,6 +109,31 @@ func (f *fixture) problemName(rel string) string {
 	return f.point.ID.Short() + ":" + strings.TrimPrefix(filepath.Join(f.dir, rel), "/")
 }
 
+// damage flips one bit in the middle of blob's sealed bytes in its pack,
+// leaving the pack's trailer intact, and returns the pack's ID.
+func (f *fixture) damage(t *testing.T, blob keys.ID) keys.ID {
+	t.Helper()
+	ctx := context.Background()
+	packID, name := f.packOf(t, blob)
+	v := f.vault(t)
+	if err := v.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := v.Index().Lookup(blob)
+	data, err := f.st.Load(ctx, name, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[loc.Offset+loc.Length/2] ^= 0x01
+	if err := f.st.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Save(ctx, name, data); err != nil {
+		t.Fatal(err)
+	}
+	return packID
+}
+
 // packOf returns the storage name of the pack holding blob.
 func (f *fixture) packOf(t *testing.T, blob keys.ID) (keys.ID, string) {
 	t.Helper()
@@ -179,30 +204,13 @@ func TestCleanVault(t *testing.T) {
 }
 
 func TestDamagedChunk(t *testing.T) {
-	ctx := context.Background()
 	f := newFixture(t)
 	b := f.node(t, "b")
 	if len(b.Extents) == 0 {
 		t.Fatal("b has no extents")
 	}
 	chunk := b.Extents[0].ID
-	packID, name := f.packOf(t, chunk)
-	v := f.vault(t)
-	if err := v.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
-	loc, _ := v.Index().Lookup(chunk)
-	data, err := f.st.Load(ctx, name, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[loc.Offset+loc.Length/2] ^= 0x01
-	if err := f.st.Delete(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.st.Save(ctx, name, data); err != nil {
-		t.Fatal(err)
-	}
+	packID := f.damage(t, chunk)
 
 	// The structure is intact: the trailer still authenticates.
 	if res, err := runCheck(t, f.vault(t), false); err != nil {
@@ -364,23 +372,7 @@ func TestReadDataSubset(t *testing.T) {
 
 	// Damage one chunk: only the groups holding its pack find it.
 	chunk := f.node(t, "b").Extents[0].ID
-	packID, name := f.packOf(t, chunk)
-	v := f.vault(t)
-	if err := v.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
-	loc, _ := v.Index().Lookup(chunk)
-	data, err := f.st.Load(ctx, name, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[loc.Offset+loc.Length/2] ^= 1
-	if err := f.st.Delete(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.st.Save(ctx, name, data); err != nil {
-		t.Fatal(err)
-	}
+	packID := f.damage(t, chunk)
 	group := int(packID[7]%2) + 1 // packID[:8] big-endian mod 2: its last byte's parity
 	in, out := subset(fmt.Sprintf("%d/2", group)), subset(fmt.Sprintf("%d/2", 3-group))
 	if find(in.Problems, "chunk", chunk.String()) == nil {

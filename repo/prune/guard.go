@@ -127,7 +127,10 @@ func (g *Guard) Stop() {
 func (g *Guard) Depend(pack keys.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.marked[pack] && !g.deps[pack] {
+	if g.deps[pack] {
+		return true // the common case, once per reused blob: one lookup
+	}
+	if g.marked[pack] {
 		return false
 	}
 	g.deps[pack] = true

@@ -443,10 +443,7 @@ func TestGuardStoresMarkedBlobsAgain(t *testing.T) {
 
 func TestRepack(t *testing.T) {
 	f := newFixture(t)
-	all := map[string][]byte{}
-	for i := range 10 {
-		all[fmt.Sprintf("f%d", i)] = content(256<<10, uint64(i))
-	}
+	all := manyFiles(10, 256<<10)
 	p1 := f.commit(all)
 	kept := map[string][]byte{"f0": all["f0"], "f1": all["f1"]}
 	p2 := f.commit(kept)
@@ -491,10 +488,7 @@ func TestZeroMarginDeletesInOneRun(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	f := newFixture(t)
-	all := map[string][]byte{}
-	for i := range 6 {
-		all[fmt.Sprintf("f%d", i)] = content(128<<10, uint64(i))
-	}
+	all := manyFiles(6, 128<<10)
 	p1 := f.commit(all)
 	f.commit(map[string][]byte{"f0": all["f0"]})
 	f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p1.ID}, MaxUnused: 1})
@@ -764,4 +758,14 @@ func TestSmallerMarginActsOnOlderMarks(t *testing.T) {
 		t.Fatalf("prune with a 10 minute margin 11 minutes after a mark of an hour: %+v", res)
 	}
 	f.verify(p1, map[string][]byte{"a": a})
+}
+
+// manyFiles returns n files f0..f<n-1> of size bytes each, with distinct
+// contents.
+func manyFiles(n, size int) map[string][]byte {
+	all := make(map[string][]byte, n)
+	for i := range n {
+		all[fmt.Sprintf("f%d", i)] = content(size, uint64(i))
+	}
+	return all
 }

@@ -393,16 +393,22 @@ func TestFormatDuration(t *testing.T) {
 	}
 }
 
-// BenchmarkApply10000 applies the default policy of package policy to
-// 10,000 points, four a day, in Berlin.
-func BenchmarkApply10000(b *testing.B) {
+// benchHistory returns Berlin, 10,000 points four a day, and the default
+// policy of package policy.
+func benchHistory(b *testing.B) (*time.Location, []Point, Retention) {
 	loc := mustLoad(b, "Europe/Berlin")
 	start := time.Date(2019, 3, 1, 2, 0, 0, 0, time.UTC)
 	points := make([]Point, 10000)
 	for i := range points {
 		points[i] = Point{ID: fmt.Sprintf("%064x", i), Time: start.Add(time.Duration(i) * 6 * time.Hour)}
 	}
-	r := Retention{KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12, KeepYearly: 3}
+	return loc, points, Retention{KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12, KeepYearly: 3}
+}
+
+// BenchmarkApply10000 applies the default policy of package policy to
+// 10,000 points, four a day, in Berlin.
+func BenchmarkApply10000(b *testing.B) {
+	loc, points, r := benchHistory(b)
 	end := points[len(points)-1].Time
 	for b.Loop() {
 		Apply(points, r, loc, end)
@@ -452,13 +458,7 @@ func TestChecker(t *testing.T) {
 
 // BenchmarkChecker10000: 10,000 queries on a history of 10,000 points.
 func BenchmarkChecker10000(b *testing.B) {
-	loc := mustLoad(b, "Europe/Berlin")
-	start := time.Date(2019, 3, 1, 2, 0, 0, 0, time.UTC)
-	points := make([]Point, 10000)
-	for i := range points {
-		points[i] = Point{ID: fmt.Sprintf("%064x", i), Time: start.Add(time.Duration(i) * 6 * time.Hour)}
-	}
-	r := Retention{KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12, KeepYearly: 3}
+	loc, points, r := benchHistory(b)
 	for b.Loop() {
 		c := NewChecker(points, r, loc)
 		for i := range points {
