@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/azfs/azfs/repo/rollback"
 )
 
 // Dir is the local state, on this host, of one machine of one vault:
@@ -17,6 +19,7 @@ import (
 //	agent.lock   held by the machine's agent for as long as it runs
 //	disabled     present while automatic backups are disabled ('azfs schedule disable')
 //	last.json    the last point a backup on this host committed
+//	seen.json    the newest point this host has seen the machine's area show (package rollback)
 //
 // It is in the config directory, not the cache, because deleting a lock
 // file that is held would let a second backup in.
@@ -37,6 +40,8 @@ func (d Dir) AgentLock() string { return filepath.Join(string(d), "agent.lock") 
 func (d Dir) disabledFile() string { return filepath.Join(string(d), "disabled") }
 
 func (d Dir) lastFile() string { return filepath.Join(string(d), "last.json") }
+
+func (d Dir) seenFile() string { return filepath.Join(string(d), "seen.json") }
 
 // disabledRecord is the content of the disabled file.
 type disabledRecord struct {
@@ -103,6 +108,35 @@ func (d Dir) LoadLast() (Last, bool, error) {
 		return Last{}, false, fmt.Errorf("read %s: not a record of a point", d.lastFile())
 	}
 	return l, true, nil
+}
+
+// SaveSeen records the newest point this host has seen the machine's area
+// show.
+func (d Dir) SaveSeen(m rollback.Mark) error { return d.write(d.seenFile(), m) }
+
+// LoadSeen returns the newest point recorded as seen; a zero mark when none
+// is.
+func (d Dir) LoadSeen() (rollback.Mark, error) {
+	b, err := os.ReadFile(d.seenFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return rollback.Mark{}, nil
+	}
+	if err != nil {
+		return rollback.Mark{}, fmt.Errorf("read %s: %w", d.seenFile(), err)
+	}
+	var m rollback.Mark
+	if err := json.Unmarshal(b, &m); err != nil || m.IsZero() || m.Taken.IsZero() {
+		return rollback.Mark{}, fmt.Errorf("read %s: not a record of a point", d.seenFile())
+	}
+	return m, nil
+}
+
+// RemoveSeen drops the record of the newest point seen.
+func (d Dir) RemoveSeen() error {
+	if err := os.Remove(d.seenFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("forget the newest point seen: %w", err)
+	}
+	return nil
 }
 
 // write replaces name with v as JSON: a temporary file renamed over it, so

@@ -75,7 +75,7 @@ func (v *Vault) SavePack(ctx context.Context, pw *pack.Writer) (keys.ID, []pack.
 func (v *Vault) LoadPackRange(ctx context.Context, id keys.ID, off, length int64) ([]byte, error) {
 	b, err := v.st.Load(ctx, dataName(id), off, length)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+		return nil, packRangeError("load pack range", id, err)
 	}
 	if int64(len(b)) != length {
 		return nil, fmt.Errorf("pack %s: %w: truncated", id.Short(), ErrDamaged)

@@ -168,7 +168,7 @@ func (s *segments) load(ctx context.Context, key segmentKey) (*segment, error) {
 	}
 	data, err := s.v.st.Load(ctx, dataName(key.pack), key.n*segmentSize, segmentSize)
 	if err != nil {
-		return nil, fmt.Errorf("load segment %d of pack %s: %w", key.n, key.pack.Short(), err)
+		return nil, packRangeError(fmt.Sprintf("load segment %d", key.n), key.pack, err)
 	}
 	if c := s.v.cache; c != nil {
 		c.Put(key.cacheKey(), data)

@@ -628,7 +628,7 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
 	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
-		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
+		return nil, packRangeError(fmt.Sprintf("load %s %s", kind, id.Short()), loc.Pack, err)
 	}
 	if len(sealed) != int(loc.Length) {
 		return nil, fmt.Errorf("load %s %s: %w: pack %s is truncated", kind, id.Short(), ErrDamaged, loc.Pack.Short())
@@ -637,6 +637,16 @@ func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc i
 		v.cache.Put(id.String(), sealed)
 	}
 	return v.OpenBlob(kind, id, sealed)
+}
+
+// packRangeError wraps err, from loading a range of pack id for what: a
+// range beyond the pack's end means a pack shorter than its index or
+// trailer says, which is damage, not a failure of the storage.
+func packRangeError(what string, id keys.ID, err error) error {
+	if errors.Is(err, storage.ErrRange) {
+		return fmt.Errorf("%s: %w: pack %s is shorter than indexed: %w", what, ErrDamaged, id.Short(), err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // OpenBlob authenticates a sealed blob read from a pack and returns its

@@ -39,7 +39,7 @@ func agentCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := machineState(o)
+	dir, err := o.StateDir()
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (r *agentRunner) ApplyRetention(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s, err := o.State(ctx, r.warn)
+	s, err := o.StateToChange(ctx, r.warn)
 	if errors.Is(err, repo.ErrWriteOnly) {
 		r.log.Info("retention not applied: this machine cannot read its points (certificate mode); apply it with the certificate's private key ('azfs policy apply --machine NAME --private-key FILE')")
 		return nil

@@ -112,21 +112,11 @@ func setBackupMemoryLimit() {
 	}
 }
 
-// machineState returns this host's state directory of the machine o has
-// open (package agent): its locks and settings.
-func machineState(o *cli.Opened) (agent.Dir, error) {
-	configDir, err := keyring.ConfigDir()
-	if err != nil {
-		return "", err
-	}
-	return agent.StateDir(configDir, o.Root.ID, o.Machine), nil
-}
-
 // lockBackup takes the lock that keeps two backups of the machine o has
 // open apart on this host: at once, or with wait after the running one
 // (calling waiting if it has to wait).
 func lockBackup(ctx context.Context, o *cli.Opened, h agent.Holder, wait bool, waiting func(agent.Holder)) (*agent.Lock, error) {
-	dir, err := machineState(o)
+	dir, err := o.StateDir()
 	if err != nil {
 		return nil, err
 	}
@@ -197,9 +187,17 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 			opts.Uploads = blobUploads
 		}
 	}
+	if !o.Vault.Keys().WriteOnly() {
+		// A rolled-back vault is reported before this run's point makes
+		// it look current again (package rollback).
+		if _, err := o.State(ctx, req.warn); err != nil {
+			return nil, err
+		}
+	}
 	p, err := backup.Run(ctx, o.Vault, opts)
 	if p != nil {
-		dir, derr := machineState(o)
+		o.NoteCommitted(p, req.warn)
+		dir, derr := o.StateDir()
 		if derr == nil {
 			derr = dir.SaveLast(agent.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial})
 		}

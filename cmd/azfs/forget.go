@@ -91,7 +91,7 @@ func openOwnerState(ctx context.Context, fs *pflag.FlagSet, args []string, targe
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := o.State(ctx, warnf)
+	s, err := o.StateToChange(ctx, warnf)
 	if err != nil {
 		return nil, nil, nil, err
 	}

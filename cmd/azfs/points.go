@@ -21,12 +21,19 @@ func pointsCmd(ctx context.Context, args []string) error {
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	deleted := fs.Bool("deleted", false, "list the forgotten points (soft-deleted): when they were forgotten, by whom, and when prune may purge them")
+	accept := fs.Bool("accept-missing", false, "stop reporting points this host saw that are missing from the vault (after the owner forgot and pruned the newest point, or to accept a loss)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	o, err := cli.OpenVault(ctx, target.target())
 	if err != nil {
 		return err
+	}
+	if *accept {
+		// Listing the points below starts the record again.
+		if err := o.ForgetSeen(); err != nil {
+			return err
+		}
 	}
 	s, err := o.State(ctx, warnf)
 	if err != nil {

@@ -357,7 +357,7 @@ func previewState(ctx context.Context, o *cli.Opened, t cli.Target, owner *keys.
 	err := o.OpenAreaAsOwner(ctx, t, owner)
 	var s *policy.State
 	if err == nil {
-		s, err = o.State(ctx, warnf)
+		s, err = o.StateToChange(ctx, warnf)
 	}
 	if errors.Is(err, repo.ErrWriteOnly) {
 		warnf(fmt.Sprintf("cannot read the points of %s (certificate mode): what the policy forgets is not shown; pass the certificate's --private-key to see it", t.Machine))
@@ -438,7 +438,7 @@ func openPointsReader(ctx context.Context, t cli.Target) (*cli.Opened, error) {
 // applyRetention applies the policy of the machine o has open, or with
 // dryRun shows what it would forget.
 func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
-	s, err := o.State(ctx, warnf)
+	s, err := o.StateToChange(ctx, warnf)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func pruneCmd(ctx context.Context, args []string) error {
 		v, err := openForPrune(ctx, o, owner, t, name)
 		var res *prune.Result
 		if err == nil {
-			res, err = pruneMachine(ctx, o, v, opts)
+			res, err = pruneMachine(ctx, o, name, v, opts)
 		}
 		if err == nil {
 			printPrune(name, res, opts)
@@ -86,11 +86,13 @@ func pruneCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// pruneMachine prunes the area v, purging first the forgotten points whose
+// pruneMachine prunes the area v of machine name, purging first the forgotten points whose
 // soft-delete window has passed, and after them the tombstones and owner
 // records that name only purged points (never before: a record deleted
-// first would bring its points back).
-func pruneMachine(ctx context.Context, o *cli.Opened, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
+// first would bring its points back). It refuses an area that has lost
+// points this host saw: the packs of points a storage hides would look
+// unneeded.
+func pruneMachine(ctx context.Context, o *cli.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
 	state, err := policy.Load(ctx, policy.Machine{Root: o.Storage, Config: o.Root, Vault: v, Host: cli.Hostname()})
 	if err != nil && !errors.Is(err, repo.ErrDamaged) {
 		return nil, err
@@ -99,6 +101,9 @@ func pruneMachine(ctx context.Context, o *cli.Opened, v *repo.Vault, opts prune.
 		// Damaged points and tombstones are never purged, nor are the
 		// records that name them; prune itself refuses unreadable points.
 		fmt.Fprintf(os.Stderr, "azfs: warning: %s\n", cli.Message(err))
+	}
+	if err := o.NoticeRollback(name, state.All(), warnf); err != nil {
+		return nil, fmt.Errorf("%w; nothing pruned", err)
 	}
 	purge, err := state.Purgeable(ctx, time.Now())
 	if err != nil {

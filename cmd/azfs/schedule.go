@@ -79,6 +79,6 @@ func openSchedule(ctx context.Context, verb string, args []string) (*cli.Opened,
 		return nil, "", cli.Usagef("this machine is not registered with the vault at %s: automatic backups are a registered machine's ('azfs register')", o.Location)
 	}
 	o.Machine = o.Entry.Machine
-	dir, err := machineState(o)
+	dir, err := o.StateDir()
 	return o, dir, err
 }

@@ -101,7 +101,7 @@ func statusCmd(ctx context.Context, args []string) error {
 	next := p.Schedule.Next(time.Now(), loc)
 	out.NextRun = &next
 	if out.ThisHost {
-		dir, err := machineState(o)
+		dir, err := o.StateDir()
 		if err != nil {
 			return err
 		}

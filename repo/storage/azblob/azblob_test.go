@@ -11,10 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,120 +24,41 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/azblob/azuritetest"
 	"github.com/azfs/azfs/repo/storage/storagetest"
 )
 
 // The well-known account of the Azurite emulator.
 const (
-	devAccount = "devstoreaccount1"
-	devKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	devAccount = azuritetest.DevAccount
+	devKey     = azuritetest.DevKey
 )
-
-// azurite is the emulator the tests use: the one AZURITE_BLOB_ENDPOINT
-// names, or one started by scripts/azurite.sh on first use and stopped by
-// TestMain.
-var azurite struct {
-	once     sync.Once
-	endpoint string // blob service URL, without a trailing "/"
-	pid, dir string // of an Azurite this process started
-	err      error
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if azurite.pid != "" {
-		if err := runScript("stop", "AZURITE_PID="+azurite.pid, "AZURITE_DIR="+azurite.dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if err := azuritetest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	os.Exit(code)
 }
 
-// script returns the path of scripts/azurite.sh in this module.
-func script() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not in a module")
-	}
-	return filepath.Join(filepath.Dir(gomod), "scripts", "azurite.sh"), nil
-}
-
-// runScript runs scripts/azurite.sh with arg and extra environment.
-func runScript(arg string, env ...string) error {
-	path, err := script()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command("bash", path, arg)
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("azurite.sh %s: %w\n%s", arg, err, out)
-	}
-	return nil
-}
-
-// startAzurite starts Azurite through the script the way a shell user
-// would, with eval, and records what it exported. The script also stops
-// Azurite when this process exits, should a panic or a signal skip TestMain's
-// cleanup.
-func startAzurite() {
-	path, err := script()
-	if err != nil {
-		azurite.err = err
-		return
-	}
-	cmd := exec.Command("bash", "-c", `set -e; exports=$(bash "$1" start); eval "$exports"
-		printf '%s\n%s\n%s\n' "$AZURITE_BLOB_ENDPOINT" "$AZURITE_PID" "$AZURITE_DIR"`, "bash", path)
-	cmd.Env = append(os.Environ(), "AZURITE_WATCH_PID="+strconv.Itoa(os.Getpid()))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		azurite.err = fmt.Errorf("azurite.sh start: %w\n%s", err, stderr.Bytes())
-		return
-	}
-	fields := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
-	if len(fields) != 3 || fields[1] == "" {
-		azurite.err = fmt.Errorf("azurite.sh start printed %q", out)
-		return
-	}
-	azurite.endpoint, azurite.pid, azurite.dir = fields[0], fields[1], fields[2]
-}
-
 // endpoint returns the Azurite blob service URL, skipping the test when
 // Azurite is unavailable, or failing it under CI=true.
-func endpoint(t *testing.T) string {
+func endpoint(t testing.TB) string {
 	t.Helper()
-	azurite.once.Do(func() {
-		if ep := os.Getenv("AZURITE_BLOB_ENDPOINT"); ep != "" {
-			azurite.endpoint = strings.TrimSuffix(ep, "/")
-			return
-		}
-		startAzurite()
-	})
-	if azurite.err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Azurite is required under CI=true: %v", azurite.err)
-		}
-		t.Skipf("Azurite is unavailable: %v", azurite.err)
-	}
-	return azurite.endpoint
+	return azuritetest.Endpoint(t)
 }
 
 // connString returns the connection string of the Azurite dev account.
-func connString(t *testing.T) string {
-	return "DefaultEndpointsProtocol=http;AccountName=" + devAccount + ";AccountKey=" + devKey +
-		";BlobEndpoint=" + endpoint(t) + ";"
+func connString(t testing.TB) string {
+	t.Helper()
+	return azuritetest.ConnString(t)
 }
 
 // newContainer creates a container with a random name, deleted when the
 // test ends, and returns its location with prefix and a client for it.
-func newContainer(t *testing.T, prefix string) (Location, *container.Client) {
+func newContainer(t testing.TB, prefix string) (Location, *container.Client) {
 	t.Helper()
 	loc := Location{
 		Endpoint:  endpoint(t) + "/",
@@ -170,7 +88,7 @@ func putBlob(t *testing.T, c *container.Client, name string, data []byte) {
 	}
 }
 
-func openStore(t *testing.T, loc Location, auth Auth) *Store {
+func openStore(t testing.TB, loc Location, auth Auth) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), loc, auth)
 	if err != nil {
