@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	mrand "math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -215,18 +216,6 @@ func (h *hostile) ids(i ...int) []keys.ID {
 	return out
 }
 
-func sameIDs(a, b []keys.ID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // TestHostileStorage tampers with a vault's objects as a malicious storage
 // can (swapping, replaying, rolling back, and bringing in another vault's)
 // and reads it as a reader would: every attack is detected (an error, a
@@ -239,7 +228,7 @@ func TestHostileStorage(t *testing.T) {
 
 	t.Run("untouched", func(t *testing.T) {
 		o := h.read(t, h.raw)
-		if !sameIDs(o.listed, all) || o.whole != 3 || o.damaged || o.problems != 0 {
+		if !slices.Equal(o.listed, all) || o.whole != 3 || o.damaged || o.problems != 0 {
 			t.Fatalf("%+v", o)
 		}
 	})
@@ -277,7 +266,7 @@ func TestHostileStorage(t *testing.T) {
 		copy(region, oldSealed)
 		put(t, st, dataObject(newLoc), pk)
 		o := h.read(t, st)
-		if !sameIDs(o.listed, all) || o.refused != 1 || o.whole != 2 || o.problems == 0 {
+		if !slices.Equal(o.listed, all) || o.refused != 1 || o.whole != 2 || o.problems == 0 {
 			t.Fatalf("another point's tree not detected: %+v", o)
 		}
 	})
@@ -286,7 +275,7 @@ func TestHostileStorage(t *testing.T) {
 		st := clone(t, h.raw)
 		put(t, st, pointObject(h.points[2].ID), load(t, st, pointObject(h.points[0].ID)))
 		o := h.read(t, st)
-		if !sameIDs(o.listed, h.ids(0, 1)) || !o.damaged || o.problems == 0 {
+		if !slices.Equal(o.listed, h.ids(0, 1)) || !o.damaged || o.problems == 0 {
 			t.Fatalf("replayed point not detected: %+v", o)
 		}
 	})
@@ -303,13 +292,13 @@ func TestHostileStorage(t *testing.T) {
 		for _, n := range newest {
 			remove(t, st, n)
 		}
-		if o := h.read(t, st); !sameIDs(o.listed, all) || o.whole != 3 {
+		if o := h.read(t, st); !slices.Equal(o.listed, all) || o.whole != 3 {
 			t.Fatalf("withheld index files: %+v", o)
 		}
 		// An older index file's bytes under the newest's name: damage.
 		older := names(t, h.after[0], "index/")
 		put(t, st, newest[0], load(t, st, older[0]))
-		if o := h.read(t, st); !sameIDs(o.listed, all) || o.whole != 3 || !o.damaged || o.problems == 0 {
+		if o := h.read(t, st); !slices.Equal(o.listed, all) || o.whole != 3 || !o.damaged || o.problems == 0 {
 			t.Fatalf("older index file under a newer name not detected: %+v", o)
 		}
 	})
@@ -319,7 +308,7 @@ func TestHostileStorage(t *testing.T) {
 		for _, n := range names(t, h.foreign, "index/") {
 			put(t, st, n, load(t, h.foreign, n))
 		}
-		if o := h.read(t, st); !sameIDs(o.listed, all) || o.whole != 3 || !o.damaged || o.problems == 0 {
+		if o := h.read(t, st); !slices.Equal(o.listed, all) || o.whole != 3 || !o.damaged || o.problems == 0 {
 			t.Fatalf("foreign index file not detected: %+v", o)
 		}
 	})
@@ -347,7 +336,7 @@ func TestHostileStorage(t *testing.T) {
 		if n, err := v.AdoptOrphanPacks(context.Background(), false); err != nil || n != 0 {
 			t.Fatalf("adopted %d foreign packs: %v", n, err)
 		}
-		if o := h.read(t, st); !sameIDs(o.listed, all) || o.whole != 3 {
+		if o := h.read(t, st); !slices.Equal(o.listed, all) || o.whole != 3 {
 			t.Fatalf("foreign orphan pack: %+v", o)
 		}
 	})
@@ -357,7 +346,7 @@ func TestHostileStorage(t *testing.T) {
 		for _, n := range names(t, h.foreign, "points/") {
 			put(t, st, n, load(t, h.foreign, n))
 		}
-		if o := h.read(t, st); !sameIDs(o.listed, all) || o.whole != 3 {
+		if o := h.read(t, st); !slices.Equal(o.listed, all) || o.whole != 3 {
 			t.Fatalf("foreign point listed: %+v", o)
 		}
 	})
@@ -378,7 +367,7 @@ func TestHostileStorage(t *testing.T) {
 			t.Fatalf("%+v %v", mark, err)
 		}
 		old := h.read(t, h.after[1])
-		if !sameIDs(old.listed, h.ids(0, 1)) || old.whole != 2 || old.damaged || old.problems != 0 {
+		if !slices.Equal(old.listed, h.ids(0, 1)) || old.whole != 2 || old.damaged || old.problems != 0 {
 			t.Fatalf("rolled-back vault: %+v (untouched: %+v)", old, o)
 		}
 		if _, err := rollback.Check(mark, listed[:2], now); !errors.Is(err, rollback.ErrRolledBack) {
@@ -387,7 +376,7 @@ func TestHostileStorage(t *testing.T) {
 		// Only the newest point withheld, its data left: the same.
 		st := clone(t, h.raw)
 		remove(t, st, pointObject(h.points[2].ID))
-		if o := h.read(t, st); !sameIDs(o.listed, h.ids(0, 1)) || o.damaged {
+		if o := h.read(t, st); !slices.Equal(o.listed, h.ids(0, 1)) || o.damaged {
 			t.Fatalf("withheld point: %+v", o)
 		}
 		if _, err := rollback.Check(mark, listed[:2], now); !errors.Is(err, rollback.ErrRolledBack) {
@@ -408,17 +397,8 @@ func TestHostileNamesAreTheFormat(t *testing.T) {
 	// vault writes (format §3).
 	h := newHostile(t)
 	for _, p := range h.points {
-		if !strings.HasPrefix(pointObject(p.ID), "points/") || !contains(names(t, h.raw, "points/"), pointObject(p.ID)) {
+		if !strings.HasPrefix(pointObject(p.ID), "points/") || !slices.Contains(names(t, h.raw, "points/"), pointObject(p.ID)) {
 			t.Fatalf("point %s is not stored as %s", p.ID.Short(), pointObject(p.ID))
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
