@@ -25,6 +25,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage/faults"
+	"github.com/azfs/azfs/repo/storage/faults/faultstest"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -93,10 +94,7 @@ func TestMountedReadsUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	pt := Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
-	budget := 5 * time.Second
-	if testing.Short() {
-		budget = time.Second
-	}
+	budget := faultstest.Budget(t, 5*time.Second, time.Second)
 	// As azmount serves a local vault, and a blob vault: small blobs
 	// through pack segments, and a disk cache.
 	for i, segments := range []bool{false, true} {

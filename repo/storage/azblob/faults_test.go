@@ -19,10 +19,7 @@ import (
 // the tree as it was.
 func TestBackupsUnderFaults(t *testing.T) {
 	endpoint(t) // skip here rather than in every subtest
-	budget := 10 * time.Second
-	if testing.Short() {
-		budget = 2 * time.Second
-	}
+	budget := faultstest.Budget(t, 10*time.Second, 2*time.Second)
 	container := func(t testing.TB) storage.Storage {
 		loc, _ := newContainer(t, "vault")
 		return openStore(t, loc, Auth{ConnectionString: connString(t)})

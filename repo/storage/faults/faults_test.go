@@ -99,11 +99,7 @@ var setups = []faultstest.Setup{
 // and matches the tree as it was. (Package azblob runs the same trials over
 // Azurite.)
 func TestBackupsUnderFaults(t *testing.T) {
-	budget := 12 * time.Second
-	if testing.Short() {
-		budget = 2 * time.Second
-	}
-	faultstest.RunBackups(t, setups, budget)
+	faultstest.RunBackups(t, setups, faultstest.Budget(t, 12*time.Second, 2*time.Second))
 }
 
 // TestReadsUnderFaults reads every blob of a vault, many times, through
@@ -154,7 +150,7 @@ func TestReadsUnderFaults(t *testing.T) {
 	}
 	f.SetRates(faults.Rates{Fail: 0.1, Truncate: 0.2, Corrupt: 0.2})
 	var right, damaged, failed int
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(faultstest.Budget(t, 2*time.Second, time.Second))
 	for i := 0; i < len(blobs) || time.Now().Before(deadline); i++ {
 		b := blobs[i%len(blobs)]
 		got, err := fv.LoadBlob(ctx, b.kind, b.id)

@@ -200,6 +200,23 @@ func (t Tally) String() string {
 		t.Trials, t.Runs, t.OK, t.Failed, t.Injected)
 }
 
+// Budget returns how long a fault test runs: $AZFS_FAULT_BUDGET (a Go
+// duration; 'make torture' sets it) when set, else short with -short and
+// normal otherwise.
+func Budget(t testing.TB, normal, short time.Duration) time.Duration {
+	if s := os.Getenv("AZFS_FAULT_BUDGET"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("AZFS_FAULT_BUDGET=%q: want a positive duration such as 2m", s)
+		}
+		return d
+	}
+	if testing.Short() {
+		return short
+	}
+	return normal
+}
+
 // RunBackups runs trials of each setup, as a subtest, until its share of
 // budget has passed (at least one trial each), and logs the tally.
 func RunBackups(t *testing.T, setups []Setup, budget time.Duration) {
