@@ -214,7 +214,11 @@ func TestFullDiskCache(t *testing.T) {
 				if out.Stats.Files != nFiles+1 {
 					t.Errorf("run %d: %d files, want %d", run, out.Stats.Files, nFiles+1)
 				}
-				if !strings.Contains(r.stderr, "free") {
+				// Below the reserve the cache never opens; above it, the
+				// first run fills it, and the second writes records only
+				// for the files the first could not remember, which may
+				// fit.
+				if (run == 0 || leave < 64<<20) && !strings.Contains(r.stderr, "free") {
 					t.Errorf("run %d: want a warning that the cache has no room, got:\n%s", run, r)
 				}
 				for _, bad := range []string{"panic", "goroutine ", "fatal error"} {

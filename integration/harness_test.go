@@ -275,6 +275,7 @@ type backupOut struct {
 		Saves   uint64 `json:"saves"`
 		BytesUp uint64 `json:"bytes_up"`
 	} `json:"storage"`
+	PeakRSS uint64 `json:"peak_rss_bytes"` // VmHWM
 }
 
 // pointRow is one element of `azfs points --json`.

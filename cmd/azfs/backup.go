@@ -86,7 +86,9 @@ func backupCmd(ctx context.Context, args []string) error {
 			Seconds float64         `json:"seconds"`
 			// Storage is what the run asked of the vault's storage.
 			Storage storage.Tally `json:"storage"`
-		}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds(), cli.Requests.Tally()}
+			// PeakRSS is the process's peak memory (0 where unknown).
+			PeakRSS uint64 `json:"peak_rss_bytes"`
+		}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds(), cli.Requests.Tally(), cli.PeakRSS()}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {

@@ -129,6 +129,7 @@ type backuper struct {
 
 	stats struct {
 		files, dirs, others, new, changed, unchanged, errors, bytes, read, xattrs atomic.Uint64
+		cachePuts                                                                 atomic.Uint64 // records written to the file cache
 	}
 	failMu sync.Mutex
 	fail   error // fatal error (storage), stops the run
@@ -539,9 +540,13 @@ func (b *backuper) backupFile(ctx context.Context, path string, node *tree.Node,
 	if b.opts.Files != nil {
 		if rec, ok := b.opts.Files.Get(path); ok {
 			if rec.Matches(node.Size, node.MTime, node.CTime, node.Inode, node.Device) && b.allKnown(rec.Extents) {
+				// The cache holds this very record: writing it again
+				// would cost a database write per unchanged file (a
+				// third of a second run's time on millions of small
+				// files) for nothing.
 				node.Extents = rec.Extents
 				b.stats.unchanged.Add(1)
-				return b.remember(path, node)
+				return nil
 			}
 			b.stats.changed.Add(1)
 		} else {
@@ -573,6 +578,7 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 		return nil
 	}
 	rec := &filecache.Record{Size: node.Size, MTime: node.MTime, CTime: node.CTime, Inode: node.Inode, Device: node.Device, Extents: node.Extents}
+	b.stats.cachePuts.Add(1)
 	if err := b.batch.Put(path, rec); err != nil {
 		// A cache that cannot be written (its disk is full) costs the next
 		// run speed, never this run: stop remembering, drop the batch's

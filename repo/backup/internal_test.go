@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -142,5 +143,46 @@ func TestCleanPaths(t *testing.T) {
 	}
 	if _, err := cleanPaths([]string{j("x"), j("missing")}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("cleanPaths with a missing path: err = %v, want one naming it", err)
+	}
+}
+
+// TestUnchangedFileNotRewritten: a file the cache knows unchanged is taken
+// from its record, which is not written again (a database write per file
+// would make the second backup of millions of small files as slow as the
+// first). TestBackupFileCache covers files that changed.
+func TestUnchangedFileNotRewritten(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "empty")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := filecache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	b := &backuper{names: newNames(), opts: Options{Files: cache}, batch: cache.NewBatch()}
+	defer b.batch.Cancel()
+	node, err := b.lstat(path, "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the previous run remembered (an empty file has no extents).
+	prev := cache.NewBatch()
+	if err := prev.Put(path, &filecache.Record{Size: node.Size, MTime: node.MTime, CTime: node.CTime, Inode: node.Inode, Device: node.Device}); err != nil {
+		t.Fatal(err)
+	}
+	if err := prev.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.backupFile(context.Background(), path, &node, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if u, p := b.stats.unchanged.Load(), b.stats.cachePuts.Load(); u != 1 || p != 0 {
+		t.Errorf("unchanged file: %d unchanged, %d cache writes; want 1, 0", u, p)
+	}
+	if _, ok := cache.Get(path); !ok {
+		t.Error("the unchanged file's record is gone")
 	}
 }
