@@ -203,11 +203,32 @@ func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Co
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
+	ks, err := openCertKey(b, name, cfg.ID, certID, unwrap)
+	if err != nil {
+		return nil, err
+	}
+	v, err := OpenMachine(ctx, st, root, name, ks)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.unlockSessions(ctx, certID, unwrap); err != nil {
+		return nil, err
+	}
+	// Open recorded every session as foreign before this unlocked some;
+	// the set looks up held keys first, so those now open.
+	return v, nil
+}
+
+// openCertKey decodes b, the certkeys/<certID> object of machine name's
+// area (whose config ID is areaID), and opens the key set in it with unwrap.
+// A wrapped key that unwrap refuses gives keys.ErrAuth; anything else that
+// does not decode or open, ErrDamaged.
+func openCertKey(b []byte, name, areaID, certID string, unwrap Unwrapper) (*keys.KeySet, error) {
 	var ck certKey
 	if err := json.Unmarshal(b, &ck); err != nil {
 		return nil, fmt.Errorf("machine %s keys: %w: %w", name, ErrDamaged, err)
 	}
-	ad := certKeyAD(cfg.ID, certID)
+	ad := certKeyAD(areaID, certID)
 	once, err := unwrap(ck.Wrapped, ad)
 	if err != nil || len(once) != len(keys.Secret{}) {
 		return nil, fmt.Errorf("machine %s: unwrap its keys with the private key: %w", name, keys.ErrAuth)
@@ -220,16 +241,7 @@ func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Co
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w: %w", name, ErrDamaged, err)
 	}
-	v, err := OpenMachine(ctx, st, root, name, ks)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.unlockSessions(ctx, certID, unwrap); err != nil {
-		return nil, err
-	}
-	// Open recorded every session as foreign before this unlocked some;
-	// the set looks up held keys first, so those now open.
-	return v, nil
+	return ks, nil
 }
 
 // session is a stored session key.
@@ -288,21 +300,36 @@ func (v *Vault) unlockSessions(ctx context.Context, certID string, unwrap Unwrap
 		if err != nil {
 			return fmt.Errorf("read session %x: %w", keyID, err)
 		}
-		var s session
-		if err := json.Unmarshal(b, &s); err != nil || s.Certificate != certID {
+		sealer, err := openSession(b, v.cfg.ID, certID, keyID, unwrap)
+		if err != nil {
+			return err
+		}
+		if sealer == nil {
 			v.open.AddForeign(keyID)
 			continue
-		}
-		key, err := unwrap(s.Wrapped, sessionAD(v.cfg.ID, keyID))
-		if err != nil || len(key) != len(keys.Secret{}) {
-			v.open.AddForeign(keyID)
-			continue
-		}
-		sealer := keys.NewDataSealer(keys.Secret(key))
-		if sealer.KeyID() != keyID {
-			return fmt.Errorf("session %x: %w: key does not match its name", keyID, ErrDamaged)
 		}
 		v.open.Add(sealer)
 	}
 	return nil
+}
+
+// openSession decodes b, the session object sessions/<keyID> of the area
+// whose config ID is areaID, and returns the sealer of its key. It returns
+// nil for a session that does not decode, is not certID's or does not
+// unwrap (another certificate's: its content is foreign), and ErrDamaged
+// for a key that does not match keyID.
+func openSession(b []byte, areaID, certID string, keyID [8]byte, unwrap Unwrapper) (*keys.Sealer, error) {
+	var s session
+	if err := json.Unmarshal(b, &s); err != nil || s.Certificate != certID {
+		return nil, nil
+	}
+	key, err := unwrap(s.Wrapped, sessionAD(areaID, keyID))
+	if err != nil || len(key) != len(keys.Secret{}) {
+		return nil, nil
+	}
+	sealer := keys.NewDataSealer(keys.Secret(key))
+	if sealer.KeyID() != keyID {
+		return nil, fmt.Errorf("session %x: %w: key does not match its name", keyID, ErrDamaged)
+	}
+	return sealer, nil
 }

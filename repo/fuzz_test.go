@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/chunker"
+	"github.com/azfs/azfs/repo/storage/mem"
 )
 
 func FuzzDecodePoint(f *testing.F) {
@@ -54,6 +57,91 @@ func FuzzDecodePoint(f *testing.F) {
 		g.Time, w.Time = time.Time{}, time.Time{}
 		if !reflect.DeepEqual(g, w) {
 			t.Fatalf("round trip changed the point:\n%+v\n%+v", w, g)
+		}
+	})
+}
+
+// FuzzReadConfig: config objects (the root's and every machine area's) are
+// plaintext and unauthenticated, so whoever can write the storage chooses
+// them. The seeds are configs as Create, CreateRoot and RegisterMachine
+// write them (MarshalIndent), see docs/format.md section 5.
+func FuzzReadConfig(f *testing.F) {
+	ctx := context.Background()
+	st := mem.New()
+	if _, err := repo.Create(ctx, st, testPass, cheapKDF); err != nil {
+		f.Fatal(err)
+	}
+	legacy, err := st.Load(ctx, "config", 0, -1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(legacy)
+	created := time.Date(2026, 11, 22, 11, 59, 2, 0, time.UTC)
+	owner := &keys.OwnerPublic{Sign: make([]byte, 32), Escrow: make([]byte, 32)}
+	root := repo.Config{Format: repo.FormatVersion, ID: "0123456789abcdef0123456789abcdef", Created: created, Owner: owner}
+	area := repo.Config{Format: repo.FormatVersion, ID: "fedcba9876543210fedcba9876543210", Created: created,
+		Vault: root.ID, Machine: "laptop"}
+	area.Chunker.Min, area.Chunker.Avg, area.Chunker.Max = repo.ChunkerParams.Min, repo.ChunkerParams.Avg, repo.ChunkerParams.Max
+	for _, cfg := range []repo.Config{root, area} {
+		b, err := json.MarshalIndent(cfg, "", "  ")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"format":2,"id":"x"}`))
+	f.Add([]byte(`{"format":1,"id":""}`))
+	f.Add([]byte(`{"format":1,"id":"x","machine":"m","chunker":{"min":10,"avg":5,"max":1}}`))
+	f.Add([]byte(`{"format":1,"id":"x","owner":{"sign":null}}`))
+	f.Add([]byte(`{"format":1,"id":"x","owner":{},"created":"2026-11-22T12:00:00+24:00"}`))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st := mem.New()
+		if err := st.Save(ctx, "config", b); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := repo.ReadConfig(ctx, st)
+		if err != nil {
+			if errors.Is(err, repo.ErrNoVault) {
+				t.Fatalf("a config that is there reads as %v", err)
+			}
+			return
+		}
+		if cfg.Format != repo.FormatVersion || cfg.ID == "" {
+			t.Fatalf("ReadConfig accepted format %d, id %q", cfg.Format, cfg.ID)
+		}
+		// Every config but the root's may hold data, and a backup hands
+		// its chunk size bounds to the chunker, which panics on bounds
+		// it cannot use.
+		if cfg.Owner == nil || cfg.Machine != "" {
+			c := cfg.Chunker
+			if c.Max > 64<<20 {
+				t.Fatalf("ReadConfig accepted chunks of up to %d bytes", c.Max)
+			}
+			chunker.New(nil, [32]byte{}, chunker.Params{Min: c.Min, Avg: c.Avg, Max: c.Max})
+		}
+		// In UTC: time.Time parses zone offsets of 24 hours and more,
+		// which it refuses to encode.
+		enc := cfg
+		enc.Created = cfg.Created.UTC()
+		again, err := json.MarshalIndent(enc, "", "  ")
+		if err != nil {
+			t.Fatalf("an accepted config does not encode again: %v", err)
+		}
+		st2 := mem.New()
+		if err := st2.Save(ctx, "config", again); err != nil {
+			t.Fatal(err)
+		}
+		back, err := repo.ReadConfig(ctx, st2)
+		if err != nil {
+			t.Fatalf("re-encoded config does not read: %v\n%s", err, again)
+		}
+		if !back.Created.Equal(cfg.Created) {
+			t.Fatalf("round trip changed created: %s -> %s", cfg.Created, back.Created)
+		}
+		back.Created, cfg.Created = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(back, cfg) {
+			t.Fatalf("round trip changed the config:\n%+v\n%+v", cfg, back)
 		}
 	})
 }

@@ -117,8 +117,19 @@ func ReadConfig(ctx context.Context, st storage.Storage) (Config, error) {
 	if cfg.Format != FormatVersion {
 		return cfg, fmt.Errorf("read vault config: format %d is not supported (this azfs reads format %d)", cfg.Format, FormatVersion)
 	}
+	// Every config but the root's (owner keys, no machine) may hold data,
+	// and backups hand its chunk size bounds to the chunker, which panics
+	// on bounds it cannot use (repo/chunker New) and allocates buffers of
+	// Max bytes.
+	if c := cfg.Chunker; (cfg.Owner == nil || cfg.Machine != "") && (c.Min < 0 || c.Min > c.Avg || c.Avg > c.Max || c.Max <= 0 || c.Max > maxChunkSize) {
+		return cfg, fmt.Errorf("read vault config: %w: chunk size bounds %d, %d, %d", ErrDamaged, c.Min, c.Avg, c.Max)
+	}
 	return cfg, nil
 }
+
+// maxChunkSize bounds the chunker's Max a config may set (new vaults use
+// 4 MiB).
+const maxChunkSize = 64 << 20
 
 // ChunkerParams are the chunk size bounds every new vault uses.
 var ChunkerParams = struct{ Min, Avg, Max int }{256 << 10, 1 << 20, 4 << 20}
