@@ -8,21 +8,22 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// azuriteDevKey is the emulator's well-known development account key.
-const azuriteDevKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	"github.com/azfs/azfs/repo/storage/azblob/azuritetest"
+)
 
 // azuriteConn is the connection string of the emulator's development
 // account at the blob endpoint.
 func azuriteConn(endpoint string) string {
-	return "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" + azuriteDevKey + ";BlobEndpoint=" + endpoint + ";"
+	return "DefaultEndpointsProtocol=http;AccountName=" + azuritetest.DevAccount + ";AccountKey=" + azuritetest.DevKey + ";BlobEndpoint=" + endpoint + ";"
 }
 
 // startAzurite returns the blob endpoint of an Azurite emulator: the one
 // AZURITE_BLOB_ENDPOINT names, or one started for the test with
-// scripts/azurite.sh (after `npm ci`) and stopped when it ends. Without
-// Azurite the test fails under CI=true and is skipped otherwise.
+// scripts/azurite.sh (after `npm ci`) and stopped when it ends (unlike
+// package azuritetest's, which one test process shares: each test here
+// gets an emulator, and its memory, of its own). Without Azurite the test
+// fails under CI=true and is skipped otherwise.
 func startAzurite(t *testing.T) string {
 	t.Helper()
 	if ep := os.Getenv("AZURITE_BLOB_ENDPOINT"); ep != "" {

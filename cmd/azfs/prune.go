@@ -86,12 +86,12 @@ func pruneCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// pruneMachine prunes the area v of machine name, purging first the forgotten points whose
-// soft-delete window has passed, and after them the tombstones and owner
-// records that name only purged points (never before: a record deleted
-// first would bring its points back). It refuses an area that has lost
-// points this host saw: the packs of points a storage hides would look
-// unneeded.
+// pruneMachine prunes the area v of machine name, purging first the
+// forgotten points whose soft-delete window has passed, and after them the
+// tombstones and owner records that name only purged points (never before:
+// a record deleted first would bring its points back). It refuses an area
+// that has lost points this host saw: the packs of points a storage hides
+// would look unneeded.
 func pruneMachine(ctx context.Context, o *cli.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
 	state, err := policy.Load(ctx, policy.Machine{Root: o.Storage, Config: o.Root, Vault: v, Host: cli.Hostname()})
 	if err != nil && !errors.Is(err, repo.ErrDamaged) {
