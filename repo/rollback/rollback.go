@@ -17,7 +17,10 @@
 //
 // What it cannot notice: points this host never saw (a host that lists
 // rarely notices only the loss of what it listed), and the loss of older
-// points once newer ones are there, which a purge also causes.
+// points once newer ones are there, which a purge also causes. Commands
+// update the mark without a lock, so two at once can set it back to the
+// older point one of them saw: that weakens the check, and never makes it
+// report a point that is there.
 package rollback
 
 import (
