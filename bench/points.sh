@@ -27,14 +27,11 @@ work=$(mktemp -d "$BENCH_DIR/points.XXXXXX")
 mnt=$work/mnt
 mount_pid=
 
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+
 cleanup() {
-	if [ -n "$mount_pid" ] && kill -0 "$mount_pid" 2>/dev/null; then
-		kill -INT "$mount_pid" 2>/dev/null || true
-		wait "$mount_pid" 2>/dev/null || true
-	fi
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || true
-	fi
+	end_mount "$mount_pid" "$mnt"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -97,8 +94,7 @@ mount_ls() {
 	ready=$(elapsed "$t0")
 	entries=$(ls "$mnt/bench" | wc -l)
 	listed=$(elapsed "$t0")
-	kill -INT "$mount_pid"
-	wait "$mount_pid" || true
+	end_mount "$mount_pid" "$mnt"
 	mount_pid=
 	echo "$ready $listed $entries"
 }

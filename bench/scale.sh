@@ -39,14 +39,11 @@ log=$work/log
 mount_pid=
 restic_pid=
 
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+
 cleanup() {
-	if [ -n "$mount_pid" ] && kill -0 "$mount_pid" 2>/dev/null; then
-		kill -INT "$mount_pid" 2>/dev/null || true
-		wait "$mount_pid" 2>/dev/null || true
-	fi
-	if mountpoint -q "$mnt" 2>/dev/null; then
-		fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || true
-	fi
+	end_mount "$mount_pid" "$mnt"
 	if [ "${SCALE_KEEP_WORK:-0}" = 1 ]; then
 		echo "work directory kept: $work" >&2
 	else
@@ -138,12 +135,12 @@ mount_start() {
 	done
 }
 # mount_stop: prints the mount's peak RSS (MB) and its exit line's counters,
-# and unmounts.
+# and unmounts. It runs in a subshell ($(mount_stop)): end_mount waits for
+# azmount to be gone, so its exit line is in mount.err.
 mount_stop() {
 	local hwm
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$mount_pid/status")
-	kill -INT "$mount_pid"
-	wait "$mount_pid" || true
+	end_mount "$mount_pid" "$mnt"
 	mount_pid=
 	cat "$work/mount.err" >>"$log"
 	printf '%s MB; %s\n' "$(mb "$hwm")" "$(grep -o 'requests=[0-9]* loads=[0-9]* bytes_down=[0-9]*' "$work/mount.err" | tail -1)"

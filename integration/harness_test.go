@@ -299,6 +299,20 @@ func (e *env) backup(paths ...string) backupOut {
 	return parseBackup(e.t, r)
 }
 
+// backupVersions backs src up n times, rewriting src/name before each run
+// (its content the run's number), a second apart so that the points have
+// distinct times (and directories in a mount); it returns their IDs.
+func (e *env) backupVersions(src, name string, n int) []string {
+	e.t.Helper()
+	var ids []string
+	for i := range n {
+		writeFile(e.t, filepath.Join(src, name), []byte{byte(i)}, 0o644)
+		ids = append(ids, e.backup(src).Point)
+		time.Sleep(1100 * time.Millisecond)
+	}
+	return ids
+}
+
 func parseBackup(t *testing.T, r result) backupOut {
 	t.Helper()
 	var out backupOut

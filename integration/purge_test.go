@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestPrunePurgesForgottenPoints: once a forgotten point's soft-delete
@@ -15,12 +14,7 @@ func TestPrunePurgesForgottenPoints(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
 	src := mkdir(t, filepath.Join(t.TempDir(), "src"))
-	var all []string
-	for i := range 3 {
-		writeFile(t, filepath.Join(src, "f"), []byte(strings.Repeat(string(rune('a'+i)), 1000)), 0o644)
-		all = append(all, e.backup(src).Point)
-		time.Sleep(1100 * time.Millisecond)
-	}
+	all := e.backupVersions(src, "f", 3)
 	e.mustAzfs("policy", "set", "--keep-all")
 	e.mustAzfs("forget", all[1][:10], "--pin", e.pin())
 

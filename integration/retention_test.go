@@ -159,12 +159,7 @@ func TestRetentionPolicy(t *testing.T) {
 	e.createVault()
 	src := mkdir(t, filepath.Join(t.TempDir(), "src"))
 	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
-	var all []string
-	for i := range 5 {
-		writeFile(t, filepath.Join(src, "n"), []byte{byte(i)}, 0o644)
-		all = append(all, e.backup(src).Point)
-		time.Sleep(1100 * time.Millisecond) // points a second apart: distinct directories in the mount
-	}
+	all := e.backupVersions(src, "n", 5)
 
 	// The default policy until the owner sets one.
 	if p := e.policy(); !p.Default || p.Machine != testMachine || p.Retention.KeepDaily != 14 || p.SoftDeleteSeconds != 14*86400 {
@@ -262,12 +257,7 @@ func TestForgetUndelete(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
 	src := mkdir(t, filepath.Join(t.TempDir(), "src"))
-	var all []string
-	for i := range 3 {
-		writeFile(t, filepath.Join(src, "f"), []byte{byte(i)}, 0o644)
-		all = append(all, e.backup(src).Point)
-		time.Sleep(1100 * time.Millisecond)
-	}
+	all := e.backupVersions(src, "f", 3)
 	// Keep everything, so that only the owner forgets here.
 	e.mustAzfs("policy", "set", "--keep-all")
 

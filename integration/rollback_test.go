@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestRollbackNoticed: a storage that withholds the newest point (here: the
@@ -17,12 +16,7 @@ func TestRollbackNoticed(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
 	src := mkdir(t, filepath.Join(t.TempDir(), "src"))
-	var ids []string
-	for i := range 2 {
-		writeFile(t, filepath.Join(src, "f"), []byte(strings.Repeat(string(rune('a'+i)), 1000)), 0o644)
-		ids = append(ids, e.backup(src).Point)
-		time.Sleep(1100 * time.Millisecond)
-	}
+	ids := e.backupVersions(src, "f", 2)
 	if r := e.mustAzfs("points"); strings.Contains(r.stderr, "rolled back") {
 		t.Fatalf("an untouched vault reported as rolled back:\n%s", r)
 	}

@@ -121,16 +121,7 @@ func (v *Vault) PointIDs(ctx context.Context) ([]keys.ID, error) {
 
 // LoadPoint reads point id.
 func (v *Vault) LoadPoint(ctx context.Context, id keys.ID) (*Point, error) {
-	plain, err := v.loadObject(ctx, pointsPrefix+id.String(), keys.KindPoint, id)
-	if err != nil {
-		return nil, fmt.Errorf("point %s: %w", id.Short(), err)
-	}
-	p, err := DecodePoint(plain)
-	if err != nil {
-		return nil, fmt.Errorf("point %s: %w", id.Short(), err)
-	}
-	p.ID = id
-	return p, nil
+	return v.loadPoint(ctx, pointsPrefix+id.String(), nil)
 }
 
 // DeletePoint deletes point object id; one already gone is not an error.

@@ -149,7 +149,7 @@ func (v *Vault) loadPoint(ctx context.Context, name string, c ObjectCache) (*Poi
 	if err != nil {
 		return nil, fmt.Errorf("point %s: %w: bad name", name, ErrDamaged)
 	}
-	plain, err := v.loadCached(ctx, c, name, keys.KindPoint, id)
+	plain, err := v.loadCached(ctx, c, name, name, keys.KindPoint, id)
 	if err != nil {
 		return nil, fmt.Errorf("point %s: %w", id.Short(), err)
 	}
@@ -162,20 +162,20 @@ func (v *Vault) loadPoint(ctx context.Context, name string, c ObjectCache) (*Poi
 }
 
 // loadCached reads the whole sealed object name of kind and ID id, from c
-// when it holds it and opens there, else from the storage (keeping it in
-// c), and returns its plaintext. Objects of the index kinds (index files,
-// trailers, tombstones) open under the index key, the others under the
-// content keys. c may be nil.
-func (v *Vault) loadCached(ctx context.Context, c ObjectCache, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
+// (under key) when it holds it and opens there, else from the storage
+// (keeping it in c), and returns its plaintext. Objects of the index kinds
+// (index files, trailers, tombstones) open under the index key, the others
+// under the content keys. c may be nil.
+func (v *Vault) loadCached(ctx context.Context, c ObjectCache, key, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
 	if c == nil {
 		return v.loadObject(ctx, name, kind, id)
 	}
-	if sealed, ok := c.Get(name); ok {
+	if sealed, ok := c.Get(key); ok {
 		plain, err := v.openObject(kind, id, sealed)
 		if err == nil || errors.Is(err, keys.ErrOtherKey) || errors.Is(err, ErrWriteOnly) {
 			return plain, err
 		}
-		c.Remove(name) // damaged: the storage's copy instead
+		c.Remove(key) // damaged: the storage's copy instead
 	}
 	sealed, err := v.st.Load(ctx, name, 0, -1)
 	if err != nil {
@@ -185,7 +185,7 @@ func (v *Vault) loadCached(ctx context.Context, c ObjectCache, name string, kind
 	if err != nil {
 		return nil, err
 	}
-	c.Put(name, sealed) // openObject left sealed as it was
+	c.Put(key, sealed) // openObject left sealed as it was
 	return plain, nil
 }
 

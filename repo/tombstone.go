@@ -57,7 +57,7 @@ func (v *Vault) Tombstones(ctx context.Context, c ObjectCache) ([]SealedObject, 
 		var plain []byte
 		if err != nil || fi.Name != TombstoneName(id) {
 			err = fmt.Errorf("tombstone %s: %w: bad name", fi.Name, ErrDamaged)
-		} else if plain, err = v.loadCached(ctx, c, fi.Name, keys.KindTombstone, id); err != nil {
+		} else if plain, err = v.loadCached(ctx, c, fi.Name, fi.Name, keys.KindTombstone, id); err != nil {
 			err = fmt.Errorf("tombstone %s: %w", id.Short(), err)
 		}
 		mu.Lock()

@@ -480,7 +480,8 @@ func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, er
 	if err != nil {
 		return nil, fmt.Errorf("index file %s: %w: bad name", name, ErrDamaged)
 	}
-	plain, err := v.loadIndexObject(ctx, name, id)
+	// Index files are immutable: the vault's cache may hold them.
+	plain, err := v.loadCached(ctx, v.cache, "index-"+id.String(), name, keys.KindIndex, id)
 	if err != nil {
 		return nil, err
 	}
@@ -506,31 +507,6 @@ func listNames(ctx context.Context, st storage.Storage, prefix string) ([]string
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	return names, nil
-}
-
-// loadIndexObject is loadObject for the index file name, through the
-// vault's cache: index files are immutable, and authenticated on every read.
-func (v *Vault) loadIndexObject(ctx context.Context, name string, id keys.ID) ([]byte, error) {
-	if v.cache == nil {
-		return v.loadObject(ctx, name, keys.KindIndex, id)
-	}
-	key := "index-" + id.String()
-	if sealed, ok := v.cache.Get(key); ok {
-		if plain, err := v.openObject(keys.KindIndex, id, sealed); err == nil {
-			return plain, nil
-		}
-		v.cache.Remove(key)
-	}
-	sealed, err := v.st.Load(ctx, name, 0, -1)
-	if err != nil {
-		return nil, fmt.Errorf("load %s %s: %w", keys.KindIndex, id.Short(), err)
-	}
-	plain, err := v.openObject(keys.KindIndex, id, sealed)
-	if err != nil {
-		return nil, err
-	}
-	v.cache.Put(key, sealed) // openObject left sealed as it was
-	return plain, nil
 }
 
 // loadObject reads and opens a whole sealed object.

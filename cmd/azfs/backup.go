@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -89,9 +88,7 @@ func backupCmd(ctx context.Context, args []string) error {
 			// PeakRSS is the process's peak memory (0 where unknown).
 			PeakRSS uint64 `json:"peak_rss_bytes"`
 		}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds(), cli.Requests.Tally(), cli.PeakRSS()}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(out); err != nil {
 			return err
 		}
 	} else if !*quiet {

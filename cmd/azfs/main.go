@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -207,4 +208,11 @@ func saveGenerated(genFile string, pass keys.Passphrase) error {
 		return nil
 	}
 	return cli.WriteSecretFile(genFile, string(pass))
+}
+
+// printJSON writes v to standard output as indented JSON.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/retention"
@@ -44,22 +44,11 @@ func pointsCmd(ctx context.Context, args []string) error {
 	}
 	points := s.Live()
 	if *asJSON {
-		type row struct {
-			ID      string    `json:"id"`
-			Machine string    `json:"machine"`
-			Time    time.Time `json:"time"`
-			Paths   []string  `json:"paths"`
-			Files   uint64    `json:"files"`
-			Bytes   uint64    `json:"bytes"`
-			Partial bool      `json:"partial"`
-		}
-		rows := make([]row, 0, len(points))
+		rows := make([]pointJSON, 0, len(points))
 		for _, p := range points {
-			rows = append(rows, row{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, p.Partial})
+			rows = append(rows, pointRow(p))
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(rows)
 	}
 	if len(points) == 0 {
 		if n := len(s.Deleted()); n > 0 {
@@ -82,6 +71,21 @@ func pointsCmd(ctx context.Context, args []string) error {
 	return w.Flush()
 }
 
+// pointJSON is a point as 'azfs points --json' lists it.
+type pointJSON struct {
+	ID      string    `json:"id"`
+	Machine string    `json:"machine"`
+	Time    time.Time `json:"time"`
+	Paths   []string  `json:"paths"`
+	Files   uint64    `json:"files"`
+	Bytes   uint64    `json:"bytes"`
+	Partial bool      `json:"partial"`
+}
+
+func pointRow(p *repo.Point) pointJSON {
+	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, p.Partial}
+}
+
 // listDeleted is 'azfs points --deleted': the forgotten points of s.
 func listDeleted(s *policy.State, asJSON bool) error {
 	deleted := s.Deleted()
@@ -94,12 +98,7 @@ func listDeleted(s *policy.State, asJSON bool) error {
 	}
 	if asJSON {
 		type row struct {
-			ID           string    `json:"id"`
-			Machine      string    `json:"machine"`
-			Time         time.Time `json:"time"`
-			Paths        []string  `json:"paths"`
-			Files        uint64    `json:"files"`
-			Bytes        uint64    `json:"bytes"`
+			pointJSON
 			Forgotten    time.Time `json:"forgotten"`
 			By           string    `json:"by"` // "owner", or "policy N"
 			Purgeable    time.Time `json:"purgeable"`
@@ -107,12 +106,10 @@ func listDeleted(s *policy.State, asJSON bool) error {
 		}
 		rows := make([]row, 0, len(deleted))
 		for _, d := range deleted {
-			p, st := d.Point, d.Status
-			rows = append(rows, row{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, st.At, by(st), st.PurgeableAt, !now.Before(st.PurgeableAt)})
+			st := d.Status
+			rows = append(rows, row{pointRow(d.Point), st.At, by(st), st.PurgeableAt, !now.Before(st.PurgeableAt)})
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(rows)
 	}
 	if len(deleted) == 0 {
 		fmt.Printf("no forgotten points (soft-delete window: %s)\n", retention.FormatDuration(s.Window))

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -117,9 +116,7 @@ func policyShow(ctx context.Context, args []string) error {
 		out.Retention.KeepWeekly, out.Retention.KeepMonthly, out.Retention.KeepYearly = r.KeepWeekly, r.KeepMonthly, r.KeepYearly
 		out.Retention.KeepWithinSeconds = int64(r.KeepWithin / time.Second)
 		out.SoftDeleteSeconds = int64(window / time.Second)
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(out)
 	}
 	if p.IsDefault() {
 		fmt.Printf("machine %s: the default policy (the owner set none)\n", name)

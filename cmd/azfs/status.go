@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/azfs/azfs/agent"
@@ -110,9 +107,7 @@ func statusCmd(ctx context.Context, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(out)
 	}
 	printStatus(out)
 	return nil
@@ -213,17 +208,7 @@ func printStatus(s statusJSON) {
 		if !l.Running {
 			return none
 		}
-		if l.PID == 0 {
-			return "running"
-		}
-		what := fmt.Sprintf("running: pid %d, %s", l.PID, l.What)
-		if len(l.Paths) > 0 {
-			what += " of " + strings.Join(l.Paths, " ")
-		}
-		if !l.Since.IsZero() {
-			what += ", since " + l.Since.Local().Format(layout)
-		}
-		return what
+		return "running: " + agent.Holder{PID: l.PID, Since: l.Since, What: l.What, Paths: l.Paths}.String()
 	}
 	fmt.Printf("agent      %s\n", describe(s.Agent, "not running on this host"))
 	fmt.Printf("backup     %s\n", describe(s.Backup, "none running"))

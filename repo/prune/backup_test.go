@@ -78,16 +78,7 @@ func TestBackupRacingPrune(t *testing.T) {
 		f.clock = f.clock.Add(margin)
 		decided = f.prune(prune.Options{Margin: margin})
 	}}
-	v, err := repo.Open(ctx, hooked, f.ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Guard: guardOpts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.checkClean()
-	readBack(t, f, p2, dir, files)
+	backupThrough(t, f, hooked, dir, files)
 	if marked == nil || marked.Marked < 2 || decided.Kept < 1 || decided.Deleted < 1 {
 		t.Fatalf("prune during the backup: marked %+v, then %+v; want p1's packs marked, the data pack kept, its tree pack deleted", marked, decided)
 	}
@@ -111,19 +102,28 @@ func TestBackupAfterMark(t *testing.T) {
 		f.clock = f.clock.Add(margin)
 		decided = f.prune(prune.Options{Margin: margin})
 	}}
-	v, err := repo.Open(ctx, hooked, f.ks)
+	backupThrough(t, f, hooked, dir, files)
+	if decided == nil || decided.Deleted < 2 || decided.Kept != 0 {
+		t.Fatalf("prune during the backup: %+v; want p1's packs deleted", decided)
+	}
+}
+
+// backupThrough backs dir (holding files) up through st, a storage over
+// f's that runs a prune on the way, and checks the vault clean and the new
+// point whole.
+func backupThrough(t *testing.T, f *fixture, st storage.Storage, dir string, files map[string][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	v, err := repo.Open(ctx, st, f.ks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Guard: guardOpts})
+	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Guard: guardOpts})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.checkClean()
-	readBack(t, f, p2, dir, files)
-	if decided == nil || decided.Deleted < 2 || decided.Kept != 0 {
-		t.Fatalf("prune during the backup: %+v; want p1's packs deleted", decided)
-	}
+	readBack(t, f, p, dir, files)
 }
 
 // readBack reads every file of the one-directory point p (a backup of

@@ -63,6 +63,24 @@ func (f *fixture) open() *repo.Vault {
 	return v
 }
 
+// guarded opens the area as a backup does: a guard started (listing the
+// marks hourly, so only Commit and the start list them; stopped when the
+// test ends), then the index loaded.
+func (f *fixture) guarded() (*repo.Vault, *prune.Guard) {
+	f.t.Helper()
+	ctx := context.Background()
+	v := f.open()
+	g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: time.Hour}, func(err error) { f.t.Errorf("guard failed: %v", err) })
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(g.Stop)
+	if err := v.LoadIndex(ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	return v, g
+}
+
 // reader opens the area with its index loaded, as a mount does.
 func (f *fixture) reader() *repo.Vault {
 	f.t.Helper()
@@ -348,14 +366,7 @@ func TestKeepObject(t *testing.T) {
 	packA := f.packOf(blobID(f, a))
 
 	// A backup starts before the mark and reuses a.
-	v := f.open()
-	g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: time.Hour}, func(err error) { t.Errorf("guard failed: %v", err) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
+	v, g := f.guarded()
 	w := v.NewWriter(ctx, 1)
 	w.SetGuard(g)
 	if !w.Known(blobID(f, a)) {
@@ -408,14 +419,7 @@ func TestGuardStoresMarkedBlobsAgain(t *testing.T) {
 		t.Fatal("setup: the marked pack is not indexed")
 	}
 
-	v := f.open()
-	g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: time.Hour}, func(err error) { t.Errorf("guard failed: %v", err) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
+	v, g := f.guarded()
 	w := v.NewWriter(ctx, 1)
 	w.SetGuard(g)
 	if w.Known(blobID(f, a)) {
@@ -631,15 +635,7 @@ func TestReadersTolerateSupersession(t *testing.T) {
 		t.Fatalf("check = %v, %d stale; want no problem, 1 stale pack: %v", err, res.Stale, res.Problems)
 	}
 	// A backup's guard keeps off the blobs of a pack that is gone.
-	v = f.open()
-	g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: time.Hour}, func(err error) { t.Error(err) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Stop()
-	if err := v.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
+	v, g := f.guarded()
 	_, missing, err := v.AdoptOrphanPacksExcept(ctx, false, g.Skip)
 	if err != nil || len(missing) != 1 {
 		t.Fatalf("AdoptOrphanPacksExcept: missing %v, %v", missing, err)

@@ -1,0 +1,15 @@
+# Shared by bench/points.sh and bench/scale.sh (sourced).
+
+# end_mount PID DIR: ends an azmount this script started in the background
+# (SIGINT, then waits for the process to be gone, also from a subshell,
+# where wait cannot), and makes sure DIR is unmounted.
+end_mount() {
+	local pid=$1 dir=$2
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -INT "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+	fi
+	if mountpoint -q "$dir" 2>/dev/null; then
+		fusermount3 -u "$dir" 2>/dev/null || umount "$dir" 2>/dev/null || true
+	fi
+}
