@@ -40,6 +40,7 @@ commands:
   undelete POINT...        bring forgotten points back (owner)
   check                    verify the vault (--read-data authenticates every byte, --read-data-subset 10% some)
   prune                    delete data no recovery point needs (owner; safe while backups run)
+  repair                   rebuild indexes, quarantine junk, say what is lost (owner; --apply to act)
   passphrase change        replace this machine's passphrase (needs a security PIN)
   key list|add|remove      the owner's key slots
   certificate rotate       encrypt new points to a new certificate (owner; certificate mode)
@@ -110,6 +111,8 @@ func run(ctx context.Context, args []string) error {
 		return checkCmd(ctx, args[1:])
 	case "prune":
 		return pruneCmd(ctx, args[1:])
+	case "repair":
+		return repairCmd(ctx, args[1:])
 	case "passphrase":
 		return sub("passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN", map[string]func(context.Context, []string) error{
 			"change": passphraseChange,

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/repair"
+)
+
+func repairCmd(ctx context.Context, args []string) error {
+	fs := flags("repair")
+	target := addTargetFlags(fs, false)
+	target.machine = fs.String("machine", "", "repair machine `NAME` only (default: every machine)")
+	apply := fs.Bool("apply", false, "act; without it repair only prints what it would do")
+	readData := fs.Bool("read-data", false, "authenticate every stored byte when naming what cannot be recovered")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("usage: azfs repair [--machine NAME] [--apply] [--read-data] [--json]")
+	}
+	t := target.target()
+	o, owner, err := cli.OpenOwner(ctx, t)
+	if err != nil {
+		return err
+	}
+	machines := []string{t.Machine}
+	if t.Machine == "" {
+		if machines, err = repo.Machines(ctx, o.Storage); err != nil {
+			return err
+		}
+	}
+	opts := repair.Options{Apply: *apply, ReadData: *readData}
+	var reports []*repair.AreaReport
+	var failed []string
+	lost := 0
+	for _, name := range machines {
+		v, err := repo.OpenMachineAsOwner(ctx, o.Storage, o.Root, name, owner)
+		var rep *repair.AreaReport
+		if err == nil {
+			rep, err = repair.Area(ctx, v, name, opts)
+		}
+		if err != nil {
+			if len(machines) == 1 {
+				return fmt.Errorf("machine %s: %w", name, err)
+			}
+			fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
+			failed = append(failed, name)
+			continue
+		}
+		reports = append(reports, rep)
+		lost += len(rep.Problems)
+		if !*asJSON {
+			printRepair(rep)
+		}
+	}
+	if *asJSON {
+		if err := printJSON(repairJSON(reports)); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("repair failed for %d of %d machines: %s", len(failed), len(machines), strings.Join(failed, ", "))
+	}
+	if lost > 0 {
+		what := "remain after the repair"
+		if !*apply {
+			what = "found (run with --apply to repair what can be)"
+		}
+		return fmt.Errorf("%w: %d problems %s", check.ErrDamaged, lost, what)
+	}
+	return nil
+}
+
+func printRepair(r *repair.AreaReport) {
+	verb := func(done, would string) string {
+		if r.Applied {
+			return done
+		}
+		return would
+	}
+	x := r.Index
+	fmt.Printf("machine %s: %d packs, %d index files authenticate\n", r.Machine, x.Packs, x.Files)
+	acted := false
+	if x.Covered > 0 {
+		acted = true
+		name := ""
+		if !x.Written.IsZero() {
+			name = " " + x.Written.Short()
+		}
+		fmt.Printf("  index: %s%s covering %d packs no index file names, from their trailers\n", verb("wrote index file", "would write an index file"), name, x.Covered)
+	}
+	for _, s := range x.Stale {
+		acted = true
+		fmt.Printf("  index: %s index file %s: it %s\n", verb("deleted", "would delete"), s.ID.Short(), s.Why)
+	}
+	for _, id := range x.DamagedTrailers {
+		fmt.Printf("  pack %s: its trailer does not authenticate\n", id.Short())
+	}
+	if n := len(x.Unindexed); n > 0 {
+		fmt.Printf("  %d of those packs are named by no index file: their blobs cannot be located\n", n)
+	}
+	for _, j := range r.Junk {
+		acted = true
+		to := "to quarantine"
+		if r.Applied {
+			to = fmt.Sprintf("to %q", j.To)
+			if j.To == "" {
+				to = "(deleted, too large to keep)"
+			}
+		}
+		fmt.Printf("  junk: %s %q %s: %v\n", verb("moved", "would move"), j.Name, to, j.Why)
+	}
+	if len(r.Quarantine) > 0 {
+		fmt.Printf("  quarantine holds %d objects (no command reads them; delete them when you have looked):\n", len(r.Quarantine))
+		for _, fi := range r.Quarantine {
+			fmt.Printf("    %q (%s, %s)\n", fi.Name, cli.FormatBytes(uint64(fi.Size)), fi.Modified.Local().Format("2006-01-02 15:04:05"))
+		}
+	}
+	if r.Unchecked != nil {
+		fmt.Printf("  not checked: %s\n", cli.Message(r.Unchecked))
+	}
+	if len(r.Problems) > 0 {
+		fmt.Printf("  %s (%d problems):\n", verb("cannot be recovered", "the checker finds now, junk included"), len(r.Problems))
+		for _, p := range r.Problems {
+			fmt.Printf("    %s %q: %s\n", p.What, p.Name, cli.Message(p.Err))
+		}
+	}
+	if !acted && len(r.Problems) == 0 {
+		fmt.Println("  nothing to repair")
+	}
+}
+
+// repairReportJSON is one machine's report as 'azfs repair --json' prints it.
+type repairReportJSON struct {
+	Machine string `json:"machine"`
+	Applied bool   `json:"applied"`
+	Index   struct {
+		Packs           int      `json:"packs"`
+		Files           int      `json:"index_files"`
+		Covered         int      `json:"covered"`
+		Written         string   `json:"written,omitempty"`
+		Stale           []string `json:"stale"`
+		DamagedTrailers []string `json:"damaged_trailers"`
+		Unindexed       []string `json:"unindexed"`
+	} `json:"index"`
+	Junk       []junkJSON    `json:"junk"`
+	Quarantine []objectJSON  `json:"quarantine"`
+	Unchecked  string        `json:"unchecked,omitempty"`
+	Problems   []problemJSON `json:"problems"`
+}
+
+type junkJSON struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Why  string `json:"why"`
+	To   string `json:"to,omitempty"`
+}
+
+type objectJSON struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+type problemJSON struct {
+	What string `json:"what"`
+	Name string `json:"name"`
+	Err  string `json:"error"`
+}
+
+func repairJSON(reports []*repair.AreaReport) []repairReportJSON {
+	out := make([]repairReportJSON, len(reports))
+	for i, r := range reports {
+		j := &out[i]
+		j.Machine, j.Applied = r.Machine, r.Applied
+		x := r.Index
+		j.Index.Packs, j.Index.Files, j.Index.Covered = x.Packs, x.Files, x.Covered
+		if !x.Written.IsZero() {
+			j.Index.Written = x.Written.String()
+		}
+		j.Index.Stale = make([]string, len(x.Stale))
+		for k, s := range x.Stale {
+			j.Index.Stale[k] = s.ID.String()
+		}
+		j.Index.DamagedTrailers, j.Index.Unindexed = idStrings(x.DamagedTrailers), idStrings(x.Unindexed)
+		j.Junk = make([]junkJSON, len(r.Junk))
+		for k, m := range r.Junk {
+			j.Junk[k] = junkJSON{Name: m.Name, Size: m.Size, Why: cli.Message(m.Why), To: m.To}
+		}
+		j.Quarantine = make([]objectJSON, len(r.Quarantine))
+		for k, fi := range r.Quarantine {
+			j.Quarantine[k] = objectJSON{Name: fi.Name, Size: fi.Size}
+		}
+		if r.Unchecked != nil {
+			j.Unchecked = cli.Message(r.Unchecked)
+		}
+		j.Problems = make([]problemJSON, len(r.Problems))
+		for k, p := range r.Problems {
+			j.Problems[k] = problemJSON{What: p.What, Name: p.Name, Err: cli.Message(p.Err)}
+		}
+	}
+	return out
+}
+
+func idStrings(ids []keys.ID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+// Package repair puts a vault right where it can be put right, as the
+// owner: it rebuilds a machine area's index from its pack trailers, moves
+// the objects azfs reads that do not authenticate (junk anyone who may
+// create objects can leave) into the area's quarantine, and reports what
+// cannot be recovered: the files of the points that need data no copy
+// holds. Nothing changes unless Options.Apply is set.
+package repair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/storage"
+)
+
+// Options say what a repair does.
+type Options struct {
+	// Apply acts; without it the repair only says what it would do.
+	Apply bool
+	// ReadData makes the closing check authenticate every stored blob
+	// (check --read-data) rather than the structure alone.
+	ReadData bool
+}
+
+// AreaReport is what the repair of one machine's area found and did.
+type AreaReport struct {
+	Machine string
+	Applied bool
+	Index   *IndexReport
+	// Junk are the objects moved into quarantine (or that would be).
+	Junk []Moved
+	// Quarantine is what the area's quarantine holds (after the move,
+	// when applied).
+	Quarantine []storage.Info
+	// Problems are what the checker finds after the repair (before it,
+	// in a dry run): damage no copy in the vault recovers. Files of points
+	// that need it are problems of What "file".
+	Problems []check.Problem
+	// Unchecked says why the checker did not run: the area is in
+	// certificate mode and the owner's escrow reads no point.
+	Unchecked error
+}
+
+// Moved is a junk object and where the repair moved it.
+type Moved struct {
+	repo.Junk
+	To string // its name in quarantine; empty in a dry run, or when deleted for its size
+}
+
+// ErrPruneRunning refuses a repair that would race a prune of the area.
+var ErrPruneRunning = errors.New("a prune of this machine is running (prune/lock is fresh): run repair when it has ended")
+
+// pruneLock is the name of a running prune's lock in an area (package
+// repo/prune), and pruneLockStale the age after which a prune takes it
+// over as its holder's death.
+const (
+	pruneLock      = "prune/lock"
+	pruneLockStale = 10 * time.Minute
+)
+
+// Area repairs the area v of machine name, opened with keys that read its
+// index (the owner's escrow): index first, then junk, then the check.
+func Area(ctx context.Context, v *repo.Vault, name string, opts Options) (*AreaReport, error) {
+	rep := &AreaReport{Machine: name, Applied: opts.Apply}
+	if opts.Apply {
+		fi, err := v.Storage().Stat(ctx, pruneLock)
+		switch {
+		case err == nil && time.Since(fi.Modified) < pruneLockStale:
+			return nil, ErrPruneRunning
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return nil, fmt.Errorf("machine %s: %w", name, err)
+		}
+	}
+	var err error
+	if rep.Index, err = rebuildIndex(ctx, v, opts.Apply); err != nil {
+		return nil, fmt.Errorf("machine %s: rebuild index: %w", name, err)
+	}
+	err = v.FindJunk(ctx, func(j repo.Junk) error {
+		m := Moved{Junk: j}
+		if opts.Apply {
+			to, err := v.Quarantine(ctx, j.Name)
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil // gone meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			m.To = to
+		}
+		rep.Junk = append(rep.Junk, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: quarantine: %w", name, err)
+	}
+	if rep.Quarantine, err = v.Quarantined(ctx); err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
+	}
+	res, err := check.Run(ctx, v, check.Options{ReadData: opts.ReadData})
+	if errors.Is(err, repo.ErrWriteOnly) {
+		rep.Unchecked = err
+		return rep, nil
+	}
+	if err != nil && !errors.Is(err, check.ErrDamaged) {
+		return nil, fmt.Errorf("machine %s: check: %w", name, err)
+	}
+	rep.Problems = res.Problems
+	return rep, nil
+}
