@@ -13,8 +13,8 @@ import (
 // file's and a tombstone's name, and a name azfs never writes.
 func junkObjects() map[string][]byte {
 	return map[string][]byte{
-		"points/" + hex.EncodeToString(randomBytes(32, 1)):     randomBytes(400, 2),
-		"points/readme":                                        []byte("not a point"),
+		"points/" + hex.EncodeToString(randomBytes(32, 1)): randomBytes(400, 2),
+		"points/readme": []byte("not a point"),
 		"index/" + hex.EncodeToString(randomBytes(32, 3)):      randomBytes(400, 4),
 		"tombstones/" + hex.EncodeToString(randomBytes(32, 5)): randomBytes(400, 6),
 	}
