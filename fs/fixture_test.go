@@ -40,7 +40,7 @@ func newFixture(t testing.TB) *fixture {
 	f.big = randomBytes(5*mib+12345, 1)
 	big := src.file("big", f.big, mib)
 	big.UID, big.GID = 1000, 1001
-	big.MTime, big.ATime, big.CTime = 1_700_000_000_123_456_789, 1_700_000_001_000_000_001, 1_700_000_002_999_999_999
+	big.MTime, big.ATime, big.CTime = tree.Time{Sec: 1_700_000_000, Nsec: 123_456_789}, tree.Time{Sec: 1_700_000_001, Nsec: 1}, tree.Time{Sec: 1_700_000_002, Nsec: 999_999_999}
 
 	ext1, ext2 := randomBytes(64<<10, 2), randomBytes(100<<10, 3)
 	f.sparse = sparseData(10*mib, map[int][]byte{mib: ext1, 5 * mib: ext2})
@@ -61,7 +61,7 @@ func newFixture(t testing.TB) *fixture {
 	xattrs.Xattrs = f.xattrs
 
 	old := src.file("old", []byte("old"), 1024)
-	old.MTime = -1_500_000_000 // 1969-12-31T23:59:58.5Z
+	old.MTime = tree.Time{Sec: -2, Nsec: 500_000_000} // 1969-12-31T23:59:58.5Z
 
 	f.damaged = randomBytes(3*64<<10, 5)
 	damaged := src.file("damaged", f.damaged, 64<<10)

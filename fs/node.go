@@ -45,9 +45,9 @@ func attrOf(n *tree.Node, ino uint64) fuse.Attr {
 		Blksize: blockSize,
 	}
 	a.Uid, a.Gid = n.UID, n.GID
-	a.Atime, a.Atimensec = splitNanos(n.ATime)
-	a.Mtime, a.Mtimensec = splitNanos(n.MTime)
-	a.Ctime, a.Ctimensec = splitNanos(n.CTime)
+	a.Atime, a.Atimensec = fuseTime(n.ATime)
+	a.Mtime, a.Mtimensec = fuseTime(n.MTime)
+	a.Ctime, a.Ctimensec = fuseTime(n.CTime)
 	switch n.Type {
 	case tree.Dir:
 		a.Nlink = max(n.Links, 2)
@@ -59,16 +59,11 @@ func attrOf(n *tree.Node, ino uint64) fuse.Attr {
 	return a
 }
 
-// splitNanos splits nanoseconds since the epoch into seconds and
-// nanoseconds as FUSE carries them: the seconds are a two's complement
-// signed value (the kernel reads them as such), the nanoseconds in [0, 1e9).
-func splitNanos(ns int64) (uint64, uint32) {
-	sec, nsec := ns/1e9, ns%1e9
-	if nsec < 0 {
-		sec--
-		nsec += 1e9
-	}
-	return uint64(sec), uint32(nsec)
+// fuseTime returns t as FUSE carries a time: the seconds a two's
+// complement signed value (the kernel reads them as such, so times before
+// 1970 and after 2262 come through), the nanoseconds in [0, 1e9).
+func fuseTime(t tree.Time) (uint64, uint32) {
+	return uint64(t.Sec), t.Nsec
 }
 
 // fuseDev converts a device number as stat(2) reports it to the 32-bit

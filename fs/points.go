@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/tree"
 )
 
 // pointTimeLayout names a point's directory by its time in UTC.
@@ -149,7 +150,7 @@ func (r *pointsRoot) OnAdd(ctx context.Context) {
 // all times mtime (ns since the epoch).
 func staticAttr(mode uint32, mtime int64) fuse.Attr {
 	a := fuse.Attr{Mode: mode, Nlink: 1, Blksize: blockSize}
-	a.Mtime, a.Mtimensec = splitNanos(mtime)
+	a.Mtime, a.Mtimensec = fuseTime(tree.UnixTime(0, mtime))
 	a.Atime, a.Atimensec = a.Mtime, a.Mtimensec
 	a.Ctime, a.Ctimensec = a.Mtime, a.Mtimensec
 	return a

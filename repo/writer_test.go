@@ -38,7 +38,7 @@ func testBlobs(ks *keys.KeySet, big int) []testBlob {
 	}
 	out = append(out, testBlob{keys.KindData, ks.ID(keys.KindData, nil), nil}) // the empty chunk
 	for i := range 5 {
-		p := &tree.Part{Nodes: []tree.Node{{Name: fmt.Sprintf("node-%d", i), Type: tree.File, MTime: int64(i)}}}
+		p := &tree.Part{Nodes: []tree.Node{{Name: fmt.Sprintf("node-%d", i), Type: tree.File, MTime: tree.Time{Sec: int64(i)}}}}
 		b, err := p.Encode(nil)
 		if err != nil {
 			panic(err)

@@ -127,7 +127,7 @@ func run(n int, every time.Duration, distinct bool) error {
 // fixture, not a backup.
 func distinctRoot(ctx context.Context, v *repo.Vault, w *repo.Writer, root *tree.Part, t time.Time) (keys.ID, error) {
 	part := tree.Part{Nodes: append([]tree.Node(nil), root.Nodes...)}
-	part.Nodes[0].MTime = t.UnixNano()
+	part.Nodes[0].MTime = tree.UnixTime(t.Unix(), int64(t.Nanosecond()))
 	b, err := part.Encode(nil)
 	if err != nil {
 		return keys.ID{}, err

@@ -539,7 +539,7 @@ func (b *backuper) fileWorker(ctx context.Context) {
 func (b *backuper) backupFile(ctx context.Context, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
 	if b.opts.Files != nil {
 		if rec, ok := b.opts.Files.Get(path); ok {
-			if rec.Matches(node.Size, node.MTime, node.CTime, node.Inode, node.Device) && b.allKnown(rec.Extents) {
+			if rec.Matches(node.Size, cacheStamp(node.MTime), cacheStamp(node.CTime), node.Inode, node.Device) && b.allKnown(rec.Extents) {
 				// The cache holds this very record: writing it again
 				// would cost a database write per unchanged file (a
 				// quarter of a second run's CPU on millions of small
@@ -577,7 +577,7 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 	if b.cacheErr() != nil {
 		return nil
 	}
-	rec := &filecache.Record{Size: node.Size, MTime: node.MTime, CTime: node.CTime, Inode: node.Inode, Device: node.Device, Extents: node.Extents}
+	rec := &filecache.Record{Size: node.Size, MTime: cacheStamp(node.MTime), CTime: cacheStamp(node.CTime), Inode: node.Inode, Device: node.Device, Extents: node.Extents}
 	b.stats.cachePuts.Add(1)
 	if err := b.batch.Put(path, rec); err != nil {
 		// A cache that cannot be written (its disk is full) costs the next

@@ -163,7 +163,7 @@ func checkMeta(t *testing.T, n tree.Node, path string) {
 		t.Fatal(err)
 	}
 	if n.Mode != st.Mode&0o7777 || n.UID != st.Uid || n.GID != st.Gid || n.Inode != st.Ino || n.Device != st.Dev ||
-		n.Links != uint32(st.Nlink) || n.MTime != st.Mtim.Nano() || n.CTime != st.Ctim.Nano() {
+		n.Links != uint32(st.Nlink) || n.MTime != tree.UnixTime(st.Mtim.Unix()) || n.CTime != tree.UnixTime(st.Ctim.Unix()) {
 		t.Errorf("%s: node mode %o uid %d gid %d inode %d dev %d links %d mtime %d ctime %d; lstat says %o %d %d %d %d %d %d %d",
 			path, n.Mode, n.UID, n.GID, n.Inode, n.Device, n.Links, n.MTime, n.CTime,
 			st.Mode&0o7777, st.Uid, st.Gid, st.Ino, st.Dev, st.Nlink, st.Mtim.Nano(), st.Ctim.Nano())

@@ -169,7 +169,7 @@ func TestUnchangedFileNotRewritten(t *testing.T) {
 	}
 	// What the previous run remembered (an empty file has no extents).
 	prev := cache.NewBatch()
-	if err := prev.Put(path, &filecache.Record{Size: node.Size, MTime: node.MTime, CTime: node.CTime, Inode: node.Inode, Device: node.Device}); err != nil {
+	if err := prev.Put(path, &filecache.Record{Size: node.Size, MTime: cacheStamp(node.MTime), CTime: cacheStamp(node.CTime), Inode: node.Inode, Device: node.Device}); err != nil {
 		t.Fatal(err)
 	}
 	if err := prev.Flush(); err != nil {

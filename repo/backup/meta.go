@@ -64,9 +64,9 @@ func (b *backuper) lstat(path, name string) (tree.Node, error) {
 		GID:    st.Gid,
 		User:   b.names.user(st.Uid),
 		Group:  b.names.group(st.Gid),
-		MTime:  st.Mtim.Nano(),
-		ATime:  st.Atim.Nano(),
-		CTime:  st.Ctim.Nano(),
+		MTime:  treeTime(st.Mtim),
+		ATime:  treeTime(st.Atim),
+		CTime:  treeTime(st.Ctim),
 		Inode:  st.Ino,
 		Device: st.Dev,
 		Links:  uint32(st.Nlink),
@@ -105,6 +105,22 @@ func (b *backuper) lstat(path, name string) (tree.Node, error) {
 		b.stats.xattrs.Add(1)
 	}
 	return n, nil
+}
+
+// treeTime converts a time stat(2) reports (Timespec.Nano would overflow
+// after 2262 and before 1678).
+func treeTime(ts unix.Timespec) tree.Time {
+	return tree.UnixTime(ts.Sec, ts.Nsec)
+}
+
+// cacheStamp is t as the file cache records it, in nanoseconds: the same
+// value a cache written before times were seconds and nanoseconds holds for
+// times between 1678 and 2262, so those records still match. Outside that
+// range it wraps; two times 584 years apart share a stamp, which with the
+// size, ctime, inode and device also compared does not make a changed file
+// look unchanged in practice.
+func cacheStamp(t tree.Time) int64 {
+	return t.Sec*1e9 + int64(t.Nsec)
 }
 
 // readXattrs returns the extended attributes of path (not following

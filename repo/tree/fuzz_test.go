@@ -21,8 +21,9 @@ func FuzzDecodePart(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte("AZT1\x01\x01.\x01"))
-	f.Add([]byte("AZT1\xff\xff\xff\xff\x0f"))
+	f.Add([]byte("AZT2\x01\x01.\x01"))
+	f.Add([]byte("AZT2\xff\xff\xff\xff\x0f"))
+	f.Add([]byte("AZT1\x01\x01a\x01\x00\x00\x00\x00\x01\x01\x01\x00\x00\x00\x00")) // an AZT1 part: times in nanoseconds
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := tree.DecodePart(b)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"time"
 
 	"github.com/azfs/azfs/keys"
 )
@@ -73,18 +74,41 @@ type PartRef struct {
 	ID    keys.ID // the tree part
 }
 
+// Time is a time as the kernel keeps it: seconds since the Unix epoch
+// (negative before 1970) and nanoseconds in [0, 1e9). Unlike int64
+// nanoseconds, which end in 1678 and 2262, it holds any time a file system
+// can.
+type Time struct {
+	Sec  int64
+	Nsec uint32
+}
+
+// UnixTime returns the Time sec seconds plus nsec nanoseconds after the
+// epoch; nsec may be out of [0, 1e9) or negative.
+func UnixTime(sec, nsec int64) Time {
+	sec += nsec / 1e9
+	nsec %= 1e9
+	if nsec < 0 {
+		sec--
+		nsec += 1e9
+	}
+	return Time{Sec: sec, Nsec: uint32(nsec)}
+}
+
+// Time returns t as a time.Time.
+func (t Time) Time() time.Time { return time.Unix(t.Sec, int64(t.Nsec)) }
+
 // Node is one file system entry with its metadata. Name, User, Group and
 // Target hold arbitrary bytes (not necessarily UTF-8).
 type Node struct {
-	Name  string
-	Type  Type
-	Mode  uint32 // permission bits plus setuid, setgid and sticky (07777)
-	UID   uint32
-	GID   uint32
-	User  string
-	Group string
-	// Times in nanoseconds since the Unix epoch.
-	MTime, ATime, CTime int64
+	Name                string
+	Type                Type
+	Mode                uint32 // permission bits plus setuid, setgid and sticky (07777)
+	UID                 uint32
+	GID                 uint32
+	User                string
+	Group               string
+	MTime, ATime, CTime Time
 	Size                uint64 // file size in bytes (logical, holes included)
 	Inode               uint64 // inode number at backup time
 	Device              uint64 // device at backup time
@@ -95,6 +119,9 @@ type Node struct {
 	Extents             []Extent  // file content, sorted by offset, not overlapping
 	Parts               []PartRef // directory listing parts, in name order
 	Entries             uint64    // number of entries of a directory
+	// Changed marks a file that kept changing while it was read: its
+	// content is what the last read saw, and may mix old and new data.
+	Changed bool
 }
 
 // FileMode returns the node's type and permissions as an fs.FileMode.
@@ -196,19 +223,25 @@ func (p *Part) Find(name string) *Node {
 
 // Encoding of a part (all integers are unsigned LEB128 varints unless noted):
 //
-//	magic "AZT1"
+//	magic "AZT2"
 //	count
 //	count × node:
 //	  name (bytes), type (1 byte), flags (varint), mode, uid, gid,
-//	  mtime, atime, ctime (zig-zag varints), size, inode, device, links,
+//	  mtime, atime, ctime (each zig-zag varint seconds, then nanoseconds),
+//	  size, inode, device, links,
 //	  then, when their flag is set: user, group (bytes); rdev; target (bytes);
 //	  xattrs (count, then name bytes, value bytes each);
 //	  extents (count, then per extent: gap from the previous extent's end,
 //	           length, 32-byte ID);
 //	  parts (count, then first-name bytes, 32-byte ID each) and entries.
 //
-// "bytes" is a varint length followed by that many bytes.
-const partMagic = "AZT1"
+// "bytes" is a varint length followed by that many bytes. Parts written
+// before "AZT2" start with "AZT1" and hold each time as one zig-zag varint
+// of nanoseconds; DecodePart reads both, Encode writes "AZT2".
+const (
+	partMagic   = "AZT2"
+	partMagicV1 = "AZT1"
+)
 
 const (
 	flagOwnerNames = 1 << iota
@@ -217,7 +250,9 @@ const (
 	flagXattrs
 	flagExtents
 	flagParts
-	flagsKnown = flagOwnerNames | flagRdev | flagTarget | flagXattrs | flagExtents | flagParts
+	flagChanged
+	flagsKnownV1 = flagOwnerNames | flagRdev | flagTarget | flagXattrs | flagExtents | flagParts
+	flagsKnown   = flagsKnownV1 | flagChanged
 )
 
 // ErrFormat reports tree bytes that do not decode.
@@ -265,15 +300,19 @@ func (n *Node) appendTo(dst []byte) []byte {
 	if len(n.Parts) > 0 || n.Entries > 0 {
 		flags |= flagParts
 	}
+	if n.Changed {
+		flags |= flagChanged
+	}
 	dst = appendBytes(dst, n.Name)
 	dst = append(dst, byte(n.Type))
 	dst = binary.AppendUvarint(dst, flags)
 	dst = binary.AppendUvarint(dst, uint64(n.Mode))
 	dst = binary.AppendUvarint(dst, uint64(n.UID))
 	dst = binary.AppendUvarint(dst, uint64(n.GID))
-	dst = binary.AppendVarint(dst, n.MTime)
-	dst = binary.AppendVarint(dst, n.ATime)
-	dst = binary.AppendVarint(dst, n.CTime)
+	for _, t := range [...]Time{n.MTime, n.ATime, n.CTime} {
+		dst = binary.AppendVarint(dst, t.Sec)
+		dst = binary.AppendUvarint(dst, uint64(t.Nsec))
+	}
 	dst = binary.AppendUvarint(dst, n.Size)
 	dst = binary.AppendUvarint(dst, n.Inode)
 	dst = binary.AppendUvarint(dst, n.Device)
@@ -319,6 +358,7 @@ func (n *Node) appendTo(dst []byte) []byte {
 // decoder reads the encoding; the first error sticks.
 type decoder struct {
 	b   []byte
+	v1  bool // an "AZT1" part: times in nanoseconds
 	err error
 }
 
@@ -352,6 +392,21 @@ func (d *decoder) varint(what string) int64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+// time reads a time: seconds and nanoseconds, or in an "AZT1" part
+// nanoseconds alone.
+func (d *decoder) time(what string) Time {
+	if d.v1 {
+		return UnixTime(0, d.varint(what))
+	}
+	sec := d.varint(what)
+	nsec := d.uvarint(what)
+	if nsec >= 1e9 {
+		d.fail(what)
+		return Time{}
+	}
+	return Time{Sec: sec, Nsec: uint32(nsec)}
 }
 
 func (d *decoder) uint32(what string) uint32 {
@@ -409,10 +464,15 @@ func (d *decoder) count(what string, minSize int) int {
 // names, non-empty names without '/', ordered extents, known types) so that a
 // decoded part can be served as is.
 func DecodePart(b []byte) (*Part, error) {
-	if !bytes.HasPrefix(b, []byte(partMagic)) {
+	d := &decoder{}
+	switch {
+	case bytes.HasPrefix(b, []byte(partMagic)):
+		d.b = b[len(partMagic):]
+	case bytes.HasPrefix(b, []byte(partMagicV1)):
+		d.b, d.v1 = b[len(partMagicV1):], true
+	default:
 		return nil, fmt.Errorf("%w: bad magic", ErrFormat)
 	}
-	d := &decoder{b: b[len(partMagic):]}
 	count := d.count("node count", 14)
 	p := &Part{Nodes: make([]Node, 0, count)}
 	for i := 0; i < count && d.err == nil; i++ {
@@ -455,18 +515,23 @@ func (d *decoder) node() Node {
 		}
 	}
 	flags := d.uvarint("flags")
-	if flags&^flagsKnown != 0 {
+	known := uint64(flagsKnown)
+	if d.v1 {
+		known = flagsKnownV1
+	}
+	if flags&^known != 0 {
 		d.fail("flags")
 	}
+	n.Changed = flags&flagChanged != 0
 	n.Mode = d.uint32("mode")
 	if n.Mode&^0o7777 != 0 {
 		d.fail("mode")
 	}
 	n.UID = d.uint32("uid")
 	n.GID = d.uint32("gid")
-	n.MTime = d.varint("mtime")
-	n.ATime = d.varint("atime")
-	n.CTime = d.varint("ctime")
+	n.MTime = d.time("mtime")
+	n.ATime = d.time("atime")
+	n.CTime = d.time("ctime")
 	n.Size = d.uvarint("size")
 	n.Inode = d.uvarint("inode")
 	n.Device = d.uvarint("device")

@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
@@ -25,7 +26,7 @@ func cid(n byte) keys.ID {
 func fullPart() *tree.Part {
 	return &tree.Part{Nodes: []tree.Node{
 		{Name: "a\xff\xfeb", Type: tree.File, Mode: 0o7777, UID: math.MaxUint32, GID: 7,
-			User: "us\xc3er\xff", Group: "gr\x00oup", MTime: -1, ATime: math.MinInt64, CTime: math.MaxInt64,
+			User: "us\xc3er\xff", Group: "gr\x00oup", MTime: tree.Time{Sec: -1, Nsec: 999_999_999}, ATime: tree.Time{Sec: math.MinInt64}, CTime: tree.Time{Sec: math.MaxInt64, Nsec: 999_999_999},
 			Size: 10 << 20, Inode: math.MaxUint64, Device: 1 << 40, Links: 3,
 			Xattrs: []tree.Xattr{{Name: "user.a", Value: []byte{0, 1, 2}}, {Name: "user.empty", Value: []byte{}}, {Name: "security.\xff", Value: bytes.Repeat([]byte{9}, 300)}},
 			Extents: []tree.Extent{
@@ -34,12 +35,14 @@ func fullPart() *tree.Part {
 				{Offset: 5 << 20, Length: 4 << 20, ID: cid(3)}, // after a hole
 				{Offset: 10<<20 - 1, Length: 1, ID: cid(1)},    // repeated chunk, ends at Size
 			}},
-		{Name: "blockdev", Type: tree.BlockDev, Mode: 0o660, Rdev: 0x0803, MTime: 1},
+		{Name: "blockdev", Type: tree.BlockDev, Mode: 0o660, Rdev: 0x0803, MTime: tree.Time{Nsec: 1}},
 		{Name: "chardev", Type: tree.CharDev, Mode: 0o666, Rdev: math.MaxUint64},
-		{Name: "dir", Type: tree.Dir, Mode: 0o1777, MTime: -1_000_000_000, Links: 2,
+		{Name: "dir", Type: tree.Dir, Mode: 0o1777, MTime: tree.Time{Sec: -2_208_988_800}, Links: 2, // 1900-01-01
 			Parts: []tree.PartRef{{First: "", ID: cid(4)}, {First: "m", ID: cid(5)}, {First: "z\xff", ID: cid(6)}}, Entries: 2500},
 		{Name: "empty-dir", Type: tree.Dir, Mode: 0o755},
 		{Name: "fifo", Type: tree.FIFO, Mode: 0o600},
+		{Name: "grown", Type: tree.File, Mode: 0o644, Size: 1, Changed: true, MTime: tree.Time{Sec: 16_725_225_600}, // 2500-01-01
+			Extents: []tree.Extent{{Offset: 0, Length: 1, ID: cid(9)}}},
 		{Name: "link", Type: tree.Symlink, Mode: 0o777, Target: "../a\xff\xfeb/../x", Size: 13},
 		{Name: "sock", Type: tree.Socket, Mode: 0o755, Xattrs: []tree.Xattr{{Name: "user.s", Value: []byte("v")}}},
 		{Name: "sparse", Type: tree.File, Mode: 0o644, Size: 64 << 20,
@@ -151,7 +154,7 @@ func TestEncodeRefuses(t *testing.T) {
 // that Decode's own checks can be exercised.
 func encodeNodes(t *testing.T, nodes ...tree.Node) []byte {
 	t.Helper()
-	b := []byte("AZT1")
+	b := []byte("AZT2")
 	b = binary.AppendUvarint(b, uint64(len(nodes)))
 	for _, n := range nodes {
 		one := mustEncode(t, &tree.Part{Nodes: []tree.Node{n}})
@@ -162,7 +165,7 @@ func encodeNodes(t *testing.T, nodes ...tree.Node) []byte {
 
 func TestDecodeRejects(t *testing.T) {
 	file := func(name string) tree.Node {
-		return tree.Node{Name: name, Type: tree.File, MTime: 1e18, ATime: 1e18, CTime: 1e18, Inode: 1 << 30}
+		return tree.Node{Name: name, Type: tree.File, MTime: tree.Time{Sec: 1e9}, ATime: tree.Time{Sec: 1e9}, CTime: tree.Time{Sec: 1e9}, Inode: 1 << 30}
 	}
 	withExtents := func(size uint64, es ...tree.Extent) tree.Node {
 		n := file("f")
@@ -192,10 +195,12 @@ func TestDecodeRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty input", nil},
-		{"bad magic", append([]byte("AZT2"), valid[4:]...)},
-		{"no count", []byte("AZT1")},
-		{"count beyond input", append([]byte("AZT1\x03"), valid[5:]...)},
-		{"huge count", binary.AppendUvarint([]byte("AZT1"), 1<<60)},
+		{"bad magic", append([]byte("AZT3"), valid[4:]...)},
+		{"no count", []byte("AZT2")},
+		{"count beyond input", append([]byte("AZT2\x03"), valid[5:]...)},
+		{"huge count", binary.AppendUvarint([]byte("AZT2"), 1<<60)},
+		{"nanoseconds of a second", timeWithNanos(1e9)},
+		{"nanoseconds beyond 32 bits", timeWithNanos(1 << 40)},
 		{"trailing byte", append(bytes.Clone(valid), 0)},
 		{"name empty", encodeNodes(t, file(""))},
 		{"name .", encodeNodes(t, file("."))},
@@ -228,14 +233,108 @@ func TestDecodeRejects(t *testing.T) {
 	}
 
 	// Unknown flag bits: flip a bit beyond the known ones in a valid node.
-	one := mustEncode(t, &tree.Part{Nodes: []tree.Node{{Name: "a", Type: tree.File, MTime: 1e18, ATime: 1e18, CTime: 1e18}}})
-	flagsAt := len("AZT1") + 1 + 2 + 1 // magic, count, name, type
+	one := mustEncode(t, &tree.Part{Nodes: []tree.Node{{Name: "a", Type: tree.File}}})
+	flagsAt := len("AZT2") + 1 + 2 + 1 // magic, count, name, type
 	if one[flagsAt] != 0 {
 		t.Fatalf("test assumes flags 0 at byte %d, found %#x", flagsAt, one[flagsAt])
 	}
-	one[flagsAt] = 0x40
+	one[flagsAt] = 0x80
+	one = append(one[:flagsAt+1], append([]byte{1}, one[flagsAt+1:]...)...) // a two-byte varint: 0x80 0x01
 	if _, err := tree.DecodePart(one); !errors.Is(err, tree.ErrFormat) {
 		t.Errorf("unknown flag: err = %v, want ErrFormat", err)
+	}
+	// The changed-during-backup flag (0x40) is new in AZT2: an AZT1 part
+	// carrying it is malformed.
+	v1 := v1Part(0x40, 0, 0, 0)
+	if _, err := tree.DecodePart(v1); !errors.Is(err, tree.ErrFormat) {
+		t.Errorf("AZT1 part with flag 0x40: err = %v, want ErrFormat", err)
+	}
+}
+
+// timeWithNanos is an AZT2 part of one file whose mtime has nsec
+// nanoseconds.
+func timeWithNanos(nsec uint64) []byte {
+	b := []byte("AZT2\x01\x01a\x01\x00\x00\x00\x00") // count, name, type, flags, mode, uid, gid
+	b = append(b, 0)                                 // mtime seconds
+	b = binary.AppendUvarint(b, nsec)                // mtime nanoseconds
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)            // atime, ctime, size, inode, device, links
+	return b
+}
+
+// v1Part is an "AZT1" part (as written before times were seconds and
+// nanoseconds) of one file named "a" with flags and its times in
+// nanoseconds.
+func v1Part(flags uint64, mtime, atime, ctime int64) []byte {
+	b := []byte("AZT1\x01\x01a\x01")
+	b = binary.AppendUvarint(b, flags)
+	b = append(b, 0, 0, 0) // mode, uid, gid
+	for _, ns := range []int64{mtime, atime, ctime} {
+		b = binary.AppendVarint(b, ns)
+	}
+	return append(b, 0, 0, 0, 0) // size, inode, device, links
+}
+
+// TestDecodeV1: parts written before AZT2 keep decoding, their nanosecond
+// times read as seconds and nanoseconds (negative ones included).
+func TestDecodeV1(t *testing.T) {
+	p, err := tree.DecodePart(v1Part(0, 1_700_000_000_123_456_789, -1, math.MinInt64))
+	if err != nil {
+		t.Fatalf("DecodePart(AZT1): %v", err)
+	}
+	n := p.Nodes[0]
+	want := []tree.Time{{Sec: 1_700_000_000, Nsec: 123_456_789}, {Sec: -1, Nsec: 999_999_999}, {Sec: -9_223_372_037, Nsec: 145_224_192}}
+	if got := []tree.Time{n.MTime, n.ATime, n.CTime}; !reflect.DeepEqual(got, want) {
+		t.Errorf("times = %+v, want %+v", got, want)
+	}
+	if n.Name != "a" || n.Type != tree.File || n.Changed {
+		t.Errorf("node = %+v", n)
+	}
+	// Re-encoding writes AZT2, which decodes to the same node.
+	b := mustEncode(t, p)
+	if !bytes.HasPrefix(b, []byte("AZT2")) {
+		t.Errorf("Encode wrote magic %q, want AZT2", b[:4])
+	}
+	back, err := tree.DecodePart(b)
+	if err != nil || !reflect.DeepEqual(back, p) {
+		t.Errorf("AZT1 -> AZT2 round trip = %+v, %v; want %+v", back, err, p)
+	}
+}
+
+// TestTimesBeyondNanoseconds: times int64 nanoseconds cannot hold (after
+// 2262, before 1678) round-trip, as does every UnixTime normalization.
+func TestTimesBeyondNanoseconds(t *testing.T) {
+	for _, tc := range []struct {
+		when string
+		t    time.Time
+	}{
+		{"2500-01-01", time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"1900-01-01", time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"1600-06-30 .5", time.Date(1600, 6, 30, 12, 0, 0, 500_000_000, time.UTC)},
+		{"1970-01-01 .5", time.Date(1970, 1, 1, 0, 0, 0, 500_000_000, time.UTC)},
+		{"1969-12-31 23:59:59.999999999", time.Date(1969, 12, 31, 23, 59, 59, 999_999_999, time.UTC)},
+	} {
+		tt := tree.UnixTime(tc.t.Unix(), int64(tc.t.Nanosecond()))
+		p := &tree.Part{Nodes: []tree.Node{{Name: "f", Type: tree.File, MTime: tt, ATime: tt, CTime: tt}}}
+		got, err := tree.DecodePart(mustEncode(t, p))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.when, err)
+		}
+		if n := got.Nodes[0]; n.MTime != tt || !n.MTime.Time().Equal(tc.t) {
+			t.Errorf("%s: mtime came back as %v (%+v), want %v", tc.when, n.MTime.Time().UTC(), n.MTime, tc.t)
+		}
+	}
+	for _, tc := range []struct {
+		sec, nsec int64
+		want      tree.Time
+	}{
+		{0, -1, tree.Time{Sec: -1, Nsec: 999_999_999}},
+		{5, 2_500_000_000, tree.Time{Sec: 7, Nsec: 500_000_000}},
+		{0, -1_000_000_000, tree.Time{Sec: -1}},
+		{-3, 1, tree.Time{Sec: -3, Nsec: 1}},
+	} {
+		if got := tree.UnixTime(tc.sec, tc.nsec); got != tc.want {
+			t.Errorf("UnixTime(%d, %d) = %+v, want %+v", tc.sec, tc.nsec, got, tc.want)
+		}
 	}
 }
 
