@@ -76,13 +76,13 @@ func run(args []string) error {
 	if fs.NArg() != 1 {
 		return cli.Usagef("name exactly one mountpoint (see 'azmount --help')")
 	}
-	cacheBytes, err := cli.ParseSize(*cacheSize)
+	cacheBytes, err := cli.ParseSize("cache-size", *cacheSize)
 	if err != nil {
 		return err
 	}
 	diskBytes := int64(-1) // chosen by the vault's location
 	if *diskSize != "" {
-		if diskBytes, err = cli.ParseSize(*diskSize); err != nil {
+		if diskBytes, err = cli.ParseSize("disk-cache", *diskSize); err != nil {
 			return err
 		}
 	}

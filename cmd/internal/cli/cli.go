@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -247,8 +248,12 @@ func Hostname() string {
 	return h
 }
 
-// ParseSize parses sizes such as "256MiB", "1GiB", "512M" or "1048576".
-func ParseSize(s string) (int64, error) {
+// ParseSize parses the value of the size flag named flag: a decimal
+// number of bytes with an optional unit, such as "256MiB", "1.5GiB", "512M"
+// or "1048576" (K, M, G and T are binary units too). NaN, infinities,
+// exponents, negative numbers and sizes of 8 EiB or more are refused with a
+// one-line [UsageError] naming the flag and the value.
+func ParseSize(flag, s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64
@@ -260,11 +265,18 @@ func ParseSize(s string) (int64, error) {
 			break
 		}
 	}
-	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n < 0 {
-		return 0, Usagef("invalid size %q (examples: 256MiB, 1GiB)", s)
+	num = strings.Trim(num, " ")
+	// Only digits and one point: ParseFloat alone would also take "NaN",
+	// "Inf", "1e30", "0x1p60" and "-1".
+	n, err := strconv.ParseFloat(num, 64)
+	if num == "" || strings.Trim(num, "0123456789.") != "" || err != nil {
+		return 0, Usagef("--%s %q: not a size (examples: 256MiB, 1GiB, 1048576)", flag, s)
 	}
-	return int64(n * float64(mult)), nil
+	bytes := n * float64(mult)
+	if bytes >= math.MaxInt64 {
+		return 0, Usagef("--%s %q: too large (the most is 8 EiB)", flag, s)
+	}
+	return int64(bytes), nil
 }
 
 // FormatBytes renders a byte count for people.
