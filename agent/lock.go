@@ -163,3 +163,34 @@ func readHolder(path string) Holder {
 	}
 	return h
 }
+
+// HostBackups answers a prune of a machine's area from the machine's
+// backup lock on this host (it implements prune.HostBackups).
+type HostBackups struct {
+	Dir Dir
+	// Prune is recorded in the lock while the prune holds it.
+	Prune Holder
+}
+
+// Running describes the backup that holds the lock; "" when none does.
+func (b HostBackups) Running() (string, error) {
+	h, held, err := Probe(b.Dir.BackupLock())
+	if err != nil || !held {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+// Hold takes the backup lock for the prune; when a backup holds it, it
+// returns the backup's description and no release.
+func (b HostBackups) Hold() (string, func() error, error) {
+	l, err := TryLock(b.Dir.BackupLock(), b.Prune)
+	var locked *LockedError
+	if errors.As(err, &locked) {
+		return locked.Holder.String(), nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return "", l.Unlock, nil
+}

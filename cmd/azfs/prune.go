@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
@@ -93,6 +94,11 @@ func pruneCmd(ctx context.Context, args []string) error {
 // that has lost points this host saw: the packs of points a storage hides
 // would look unneeded.
 func pruneMachine(ctx context.Context, o *cli.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
+	dir, err := o.StateDirOf(name)
+	if err != nil {
+		return nil, err
+	}
+	opts.Backups = agent.HostBackups{Dir: dir, Prune: agent.Holder{PID: os.Getpid(), What: "azfs prune --no-backups-running"}}
 	state, err := policy.Load(ctx, policy.Machine{Root: o.Storage, Config: o.Root, Vault: v, Host: cli.Hostname()})
 	if err != nil && !errors.Is(err, repo.ErrDamaged) {
 		return nil, err

@@ -61,6 +61,10 @@ type Options struct {
 	Purge []keys.ID
 	// Host names this machine in the prune lock.
 	Host string
+	// Backups is this host's lock of the machine's backups: the prune
+	// refuses while a backup holds it, and with a margin under MinMargin
+	// holds it itself until the end. Nil: no backup runs on this host.
+	Backups HostBackups
 }
 
 // Result reports what a prune found and did (or, with DryRun, would do).
@@ -156,6 +160,17 @@ func run(ctx context.Context, v *repo.Vault, opts Options, now func() time.Time)
 		markOf: make(map[keys.ID]*Mark), purged: make(map[keys.ID]bool), walked: make(map[keys.ID]bool),
 		reach: make(map[keys.ID]struct{}), packs: make(map[keys.ID]*packInfo), missing: make(map[keys.ID]bool),
 		doomed: make(map[keys.ID]bool), survivors: make(map[keys.ID]bool), copied: make(map[keys.ID]bool),
+	}
+	if opts.Backups != nil {
+		release, err := excludeBackups(opts.Backups, opts.Margin, opts.DryRun)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if rerr := release(); rerr != nil && err == nil {
+				err = rerr
+			}
+		}()
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

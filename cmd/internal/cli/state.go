@@ -137,9 +137,10 @@ func (o *Opened) loadState(ctx context.Context, warn func(msg string)) (*policy.
 
 // StateDir returns this host's state directory of the machine o has open
 // (package agent): its locks, settings and the newest point seen.
-func (o *Opened) StateDir() (agent.Dir, error) { return o.stateDirOf(o.Machine) }
+func (o *Opened) StateDir() (agent.Dir, error) { return o.StateDirOf(o.Machine) }
 
-func (o *Opened) stateDirOf(machine string) (agent.Dir, error) {
+// StateDirOf returns this host's state directory of machine in o's vault.
+func (o *Opened) StateDirOf(machine string) (agent.Dir, error) {
 	configDir, err := keyring.ConfigDir()
 	if err != nil {
 		return "", err
@@ -181,7 +182,7 @@ func (o *Opened) ForgetSeen() error {
 }
 
 func (o *Opened) updateSeen(machine string, warn func(msg string), next func(rollback.Mark) (rollback.Mark, error)) error {
-	dir, err := o.stateDirOf(machine)
+	dir, err := o.StateDirOf(machine)
 	if err != nil {
 		warn("cannot check the vault for a rollback: " + Message(err))
 		return nil
