@@ -8,6 +8,18 @@ import (
 	"testing"
 )
 
+// repairEnv returns an env with a vault and a point of a source directory
+// holding one file of size random bytes.
+func repairEnv(t *testing.T, size int64) (*env, string) {
+	e := newEnv(t)
+	e.createVault()
+	src := filepath.Join(t.TempDir(), "src")
+	mkdir(t, src)
+	writeRandom(t, filepath.Join(src, "a.bin"), size, 7)
+	e.backup(src)
+	return e, src
+}
+
 // junkObjects are what a credential that may only create objects (a backup
 // SAS) can leave where azfs lists: random bytes under a point's, an index
 // file's and a tombstone's name, and a name azfs never writes.
@@ -26,12 +38,7 @@ func junkObjects() map[string][]byte {
 // azfs repair lists it, --apply moves it into the area's quarantine, and
 // prune and check succeed again; repair then lists the quarantine.
 func TestRepairQuarantinesJunk(t *testing.T) {
-	e := newEnv(t)
-	e.createVault()
-	src := filepath.Join(t.TempDir(), "src")
-	mkdir(t, src)
-	writeRandom(t, filepath.Join(src, "a.bin"), 3<<20, 7)
-	e.backup(src)
+	e, _ := repairEnv(t, 3<<20)
 	junk := junkObjects()
 	for name, b := range junk {
 		path := filepath.Join(e.area(), name)
@@ -81,4 +88,101 @@ func TestRepairQuarantinesJunk(t *testing.T) {
 	if strings.Contains(r.stdout, "would move") {
 		t.Errorf("repair after --apply would still move junk:\n%s", r)
 	}
+}
+
+// TestRepairRebuildsConfig is finding 8 of issue 11 (configs): the root
+// config and a machine area's config are plaintext and were each a single
+// point of failure. Deleted or damaged, every command said "no vault at
+// ..." and nothing rebuilt them. Now commands say the config is lost and
+// that 'azfs repair --apply' rebuilds it; repair does, from the signed
+// copy vault create writes, from the owner's keys (this machine's, or the
+// owner passphrase on a machine that holds nothing), or from a machine's
+// escrow; and backups and mounts work again.
+func TestRepairRebuildsConfig(t *testing.T) {
+	requireFUSE(t)
+	e, src := repairEnv(t, 1<<20)
+	for _, name := range []string{"config.signed", "machines/" + testMachine + "/config.signed"} {
+		if _, err := os.Stat(filepath.Join(e.vault, name)); err != nil {
+			t.Fatalf("vault create wrote no signed copy %s: %v", name, err)
+		}
+	}
+	rootCfg := filepath.Join(e.vault, "config")
+	areaCfg := filepath.Join(e.area(), "config")
+	original, err := os.ReadFile(rootCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	lose := func(path string, garbage []byte) {
+		t.Helper()
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if garbage != nil {
+			writeFile(t, path, garbage, 0o600)
+		}
+	}
+	refused := func(what string) {
+		t.Helper()
+		r := e.azfs("backup", src)
+		if r.code == 0 || !strings.Contains(r.stderr, "azfs repair --apply") {
+			t.Errorf("backup with the %s: want it refused with a pointer to 'azfs repair --apply', got:\n%s", what, r)
+		}
+	}
+	works := func(what string) {
+		t.Helper()
+		e.backup(src)
+		m := e.mount(mkdir(t, filepath.Join(t.TempDir(), "mnt")), "--point", "latest")
+		compareTrees(t, "latest point after the repair of the "+what, snapshot(t, src), snapshot(t, filepath.Join(m.dir, src)), compareOpts{atime: true})
+		if code, err := m.stop(os.Interrupt); err != nil || code != 0 {
+			t.Errorf("azmount exit %d, %v", code, err)
+		}
+		e.mustAzfs("check")
+	}
+
+	for _, tc := range []struct {
+		what    string
+		path    string
+		garbage []byte
+	}{
+		{"root config deleted", rootCfg, nil},
+		{"root config damaged", rootCfg, []byte(`{"format":1,"id":`)},
+		{"machine's config deleted", areaCfg, nil},
+		{"machine's config damaged", areaCfg, []byte("\x00\x01")},
+	} {
+		lose(tc.path, tc.garbage)
+		refused(tc.what)
+		dry := e.azfs("repair")
+		if !strings.Contains(dry.stdout, "would rebuild it from its signed copy") {
+			t.Errorf("repair (dry run), %s: want it to say it would rebuild the config:\n%s", tc.what, dry)
+		}
+		r := e.mustAzfs("repair", "--apply")
+		if !strings.Contains(r.stdout, "rebuilt from its signed copy") {
+			t.Errorf("repair --apply, %s:\n%s", tc.what, r)
+		}
+		works(tc.what)
+	}
+	if b, err := os.ReadFile(rootCfg); err != nil || string(b) != string(original) {
+		t.Errorf("root config rebuilt from its copy differs from the original:\n%s\nwant\n%s", b, original)
+	}
+
+	// No copy, no config: the owner passphrase on a machine that holds
+	// nothing finds the vault's ID in the machine's config, and repair
+	// rebuilds the config and writes the copy again.
+	lose(filepath.Join(e.vault, "config.signed"), nil)
+	lose(rootCfg, nil)
+	other := newEnv(t)
+	r := other.mustAzfs("repair", "--apply", "--vault", e.vault, "--passphrase-file", e.passFile)
+	if !strings.Contains(r.stdout, "rebuilt from the owner's keys") || !strings.Contains(r.stdout, "wrote the signed copy") {
+		t.Errorf("repair --apply with the owner passphrase, no copy:\n%s", r)
+	}
+	works("root config rebuilt from the owner's keys")
+	// And a machine's config without its copy, from its escrow.
+	lose(filepath.Join(e.area(), "config.signed"), nil)
+	lose(areaCfg, nil)
+	r = e.mustAzfs("repair", "--apply")
+	if !strings.Contains(r.stdout, "rebuilt from the machine's escrow") {
+		t.Errorf("repair --apply, machine config without copy:\n%s", r)
+	}
+	works("machine's config rebuilt from its escrow")
 }

@@ -295,21 +295,9 @@ func UnlockMachine(ctx context.Context, st storage.Storage, root Config, name st
 // OpenMachineAsOwner opens machine name's area with the key set it sealed
 // to the owner at registration.
 func OpenMachineAsOwner(ctx context.Context, st storage.Storage, root Config, name string, owner *keys.OwnerKeys) (*Vault, error) {
-	area := MachineStorage(st, name)
-	sealed, err := area.Load(ctx, escrowName, 0, -1)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
-	}
+	ks, _, err := MachineKeysAsOwner(ctx, st, root.ID, name, owner)
 	if err != nil {
-		return nil, fmt.Errorf("machine %s: %w", name, err)
-	}
-	plain, err := owner.OpenAsOwner(sealed, escrowAD(root.ID, name))
-	if err != nil {
-		return nil, fmt.Errorf("machine %s escrow: %w: %w", name, ErrDamaged, err)
-	}
-	ks, err := keys.ParseKeySet(plain)
-	if err != nil {
-		return nil, fmt.Errorf("machine %s escrow: %w: %w", name, ErrDamaged, err)
+		return nil, err
 	}
 	return OpenMachine(ctx, st, root, name, ks)
 }

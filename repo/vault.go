@@ -106,13 +106,13 @@ func ReadConfig(ctx context.Context, st storage.Storage) (Config, error) {
 	var cfg Config
 	b, err := st.Load(ctx, configName, 0, -1)
 	if errors.Is(err, storage.ErrNotFound) {
-		return cfg, ErrNoVault
+		return cfg, lostConfig(ctx, st, err)
 	}
 	if err != nil {
 		return cfg, fmt.Errorf("read vault config: %w", err)
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil || cfg.ID == "" {
-		return cfg, fmt.Errorf("read vault config: %w: not an azfs vault config", ErrDamaged)
+		return cfg, lostConfig(ctx, st, errors.New("not an azfs vault config"))
 	}
 	if cfg.Format != FormatVersion {
 		return cfg, fmt.Errorf("read vault config: format %d is not supported (this azfs reads format %d)", cfg.Format, FormatVersion)
@@ -122,7 +122,7 @@ func ReadConfig(ctx context.Context, st storage.Storage) (Config, error) {
 	// on bounds it cannot use (repo/chunker New) and allocates buffers of
 	// Max bytes.
 	if c := cfg.Chunker; (cfg.Owner == nil || cfg.Machine != "") && (c.Min < 0 || c.Min > c.Avg || c.Avg > c.Max || c.Max <= 0 || c.Max > maxChunkSize) {
-		return cfg, fmt.Errorf("read vault config: %w: chunk size bounds %d, %d, %d", ErrDamaged, c.Min, c.Avg, c.Max)
+		return cfg, lostConfig(ctx, st, fmt.Errorf("chunk size bounds %d, %d, %d", c.Min, c.Avg, c.Max))
 	}
 	return cfg, nil
 }

@@ -27,26 +27,27 @@ func repairCmd(ctx context.Context, args []string) error {
 		return cli.Usagef("usage: azfs repair [--machine NAME] [--apply] [--read-data] [--json]")
 	}
 	t := target.target()
-	o, owner, err := cli.OpenOwner(ctx, t)
+	o, owner, rootCfg, err := cli.OpenOwnerForRepair(ctx, t, *apply)
 	if err != nil {
 		return err
 	}
+	if !*asJSON {
+		printConfigRepair("vault root", rootCfg, *apply)
+	}
 	machines := []string{t.Machine}
 	if t.Machine == "" {
-		if machines, err = repo.Machines(ctx, o.Storage); err != nil {
+		if machines, err = repo.MachineAreas(ctx, o.Storage); err != nil {
 			return err
 		}
+	} else if err := repo.CheckMachineName(t.Machine); err != nil {
+		return cli.Usagef("%v", err)
 	}
 	opts := repair.Options{Apply: *apply, ReadData: *readData}
 	var reports []*repair.AreaReport
 	var failed []string
 	lost := 0
 	for _, name := range machines {
-		v, err := repo.OpenMachineAsOwner(ctx, o.Storage, o.Root, name, owner)
-		var rep *repair.AreaReport
-		if err == nil {
-			rep, err = repair.Area(ctx, v, name, opts)
-		}
+		rep, err := repair.Machine(ctx, o.Storage, o.Root, name, owner, opts)
 		if err != nil {
 			if len(machines) == 1 {
 				return fmt.Errorf("machine %s: %w", name, err)
@@ -62,7 +63,7 @@ func repairCmd(ctx context.Context, args []string) error {
 		}
 	}
 	if *asJSON {
-		if err := printJSON(repairJSON(reports)); err != nil {
+		if err := printJSON(repairJSON(rootCfg, reports)); err != nil {
 			return err
 		}
 	}
@@ -79,6 +80,28 @@ func repairCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
+// printConfigRepair prints what repair found of the config of where.
+func printConfigRepair(where string, c *repair.ConfigReport, applied bool) {
+	verb := func(done, would string) string {
+		if applied {
+			return done
+		}
+		return would
+	}
+	switch {
+	case c.Left != "":
+		fmt.Printf("%s: config %s, left alone: %s\n", where, c.State, c.Left)
+	case c.From != "":
+		fmt.Printf("%s: config %s: %s from %s\n", where, c.State, verb("rebuilt", "would rebuild it"), c.From)
+	}
+	if c.CopyDamaged {
+		fmt.Printf("%s: the signed copy of the config does not verify\n", where)
+	}
+	if c.CopyWritten && c.Left == "" {
+		fmt.Printf("%s: %s the signed copy of the config (%s)\n", where, verb("wrote", "would write"), repo.ConfigCopyName)
+	}
+}
+
 func printRepair(r *repair.AreaReport) {
 	verb := func(done, would string) string {
 		if r.Applied {
@@ -86,9 +109,15 @@ func printRepair(r *repair.AreaReport) {
 		}
 		return would
 	}
+	where := "machine " + r.Machine
+	printConfigRepair(where, r.Config, r.Applied)
+	if r.Skipped != "" {
+		fmt.Printf("%s: %s\n", where, r.Skipped)
+		return
+	}
 	x := r.Index
-	fmt.Printf("machine %s: %d packs, %d index files authenticate\n", r.Machine, x.Packs, x.Files)
-	acted := false
+	fmt.Printf("%s: %d packs, %d index files authenticate\n", where, x.Packs, x.Files)
+	acted := r.Config.Acted()
 	if x.Covered > 0 {
 		acted = true
 		name := ""
@@ -138,23 +167,46 @@ func printRepair(r *repair.AreaReport) {
 	}
 }
 
+// repairJSONOut is what 'azfs repair --json' prints.
+type repairJSONOut struct {
+	Config   configJSON         `json:"config"`
+	Machines []repairReportJSON `json:"machines"`
+}
+
+// configJSON is a repair.ConfigReport.
+type configJSON struct {
+	State       string `json:"state"`
+	From        string `json:"rebuilt_from,omitempty"`
+	Left        string `json:"left_alone,omitempty"`
+	CopyWritten bool   `json:"copy_written"`
+	CopyDamaged bool   `json:"copy_damaged"`
+}
+
+func configOf(c *repair.ConfigReport) configJSON {
+	return configJSON{State: c.State, From: c.From, Left: c.Left, CopyWritten: c.CopyWritten, CopyDamaged: c.CopyDamaged}
+}
+
 // repairReportJSON is one machine's report as 'azfs repair --json' prints it.
 type repairReportJSON struct {
-	Machine string `json:"machine"`
-	Applied bool   `json:"applied"`
-	Index   struct {
-		Packs           int      `json:"packs"`
-		Files           int      `json:"index_files"`
-		Covered         int      `json:"covered"`
-		Written         string   `json:"written,omitempty"`
-		Stale           []string `json:"stale"`
-		DamagedTrailers []string `json:"damaged_trailers"`
-		Unindexed       []string `json:"unindexed"`
-	} `json:"index"`
+	Machine    string        `json:"machine"`
+	Applied    bool          `json:"applied"`
+	Config     configJSON    `json:"config"`
+	Skipped    string        `json:"skipped,omitempty"`
+	Index      *indexJSON    `json:"index,omitempty"`
 	Junk       []junkJSON    `json:"junk"`
 	Quarantine []objectJSON  `json:"quarantine"`
 	Unchecked  string        `json:"unchecked,omitempty"`
 	Problems   []problemJSON `json:"problems"`
+}
+
+type indexJSON struct {
+	Packs           int      `json:"packs"`
+	Files           int      `json:"index_files"`
+	Covered         int      `json:"covered"`
+	Written         string   `json:"written,omitempty"`
+	Stale           []string `json:"stale"`
+	DamagedTrailers []string `json:"damaged_trailers"`
+	Unindexed       []string `json:"unindexed"`
 }
 
 type junkJSON struct {
@@ -175,12 +227,16 @@ type problemJSON struct {
 	Err  string `json:"error"`
 }
 
-func repairJSON(reports []*repair.AreaReport) []repairReportJSON {
-	out := make([]repairReportJSON, len(reports))
+func repairJSON(root *repair.ConfigReport, reports []*repair.AreaReport) repairJSONOut {
+	out := repairJSONOut{Config: configOf(root), Machines: make([]repairReportJSON, len(reports))}
 	for i, r := range reports {
-		j := &out[i]
-		j.Machine, j.Applied = r.Machine, r.Applied
+		j := &out.Machines[i]
+		j.Machine, j.Applied, j.Config, j.Skipped = r.Machine, r.Applied, configOf(r.Config), r.Skipped
 		x := r.Index
+		if x == nil {
+			continue
+		}
+		j.Index = &indexJSON{}
 		j.Index.Packs, j.Index.Files, j.Index.Covered = x.Packs, x.Files, x.Covered
 		if !x.Written.IsZero() {
 			j.Index.Written = x.Written.String()

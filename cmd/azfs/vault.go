@@ -12,6 +12,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/repair"
 	"github.com/azfs/azfs/repo/storage/azblob"
 )
 
@@ -64,6 +65,14 @@ func vaultCreate(ctx context.Context, args []string) error {
 	v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF, certMode)
 	if err != nil {
 		return fmt.Errorf("register %s in the new vault: %w", *machine, err)
+	}
+	// The configs are plaintext: their signed copies are what azfs repair
+	// rebuilds them from.
+	if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
+		return err
+	}
+	if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, *machine), v.Config(), owner); err != nil {
+		return err
 	}
 	dir, err := keyring.ConfigDir()
 	if err != nil {

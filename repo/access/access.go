@@ -137,6 +137,23 @@ func LoadSigned(ctx context.Context, st storage.Storage, name string, pub keys.O
 	return nil
 }
 
+// DecodeUnverified decodes the body of the signed record name into body
+// without checking its signature, for a reader that has no owner key to
+// check it with yet and authenticates what it learns another way (azfs
+// repair takes a lost root config's vault ID from its signed copy, and an
+// owner slot opens under the right ID only).
+func DecodeUnverified(ctx context.Context, st storage.Storage, name string, body any) error {
+	b, err := st.Load(ctx, name, 0, maxRecord+1)
+	if err != nil {
+		return err
+	}
+	var rec signedRecord
+	if len(b) > maxRecord || json.Unmarshal(b, &rec) != nil || json.Unmarshal(rec.Body, body) != nil {
+		return fmt.Errorf("%s: %w: not a signed record", name, repo.ErrDamaged)
+	}
+	return nil
+}
+
 // CheckOwner refuses owner keys that are not those of the vault root root,
 // before anything is signed with them.
 func CheckOwner(root repo.Config, owner *keys.OwnerKeys) error {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
 	"github.com/azfs/azfs/repo/storage"
@@ -30,6 +31,12 @@ type Options struct {
 type AreaReport struct {
 	Machine string
 	Applied bool
+	// Config is what the repair found of the area's config.
+	Config *ConfigReport
+	// Skipped says why the area's index, junk and check were left alone
+	// (its config is lost and this is a dry run, or cannot be rebuilt);
+	// Index is nil then.
+	Skipped string
 	Index   *IndexReport
 	// Junk are the objects moved into quarantine (or that would be).
 	Junk []Moved
@@ -61,6 +68,32 @@ const (
 	pruneLock      = "prune/lock"
 	pruneLockStale = 10 * time.Minute
 )
+
+// Machine repairs the area of machine name in the vault root st, whose
+// config is root, with the owner's keys: its config first (AreaConfig),
+// then, with a sound config, its index, junk and the check (Area).
+func Machine(ctx context.Context, st storage.Storage, root repo.Config, name string, owner *keys.OwnerKeys, opts Options) (*AreaReport, error) {
+	cfg, err := AreaConfig(ctx, st, root, name, owner, opts.Apply)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Left != "":
+		return &AreaReport{Machine: name, Applied: opts.Apply, Config: cfg, Skipped: "its config cannot be rebuilt"}, nil
+	case cfg.From != "" && !opts.Apply:
+		return &AreaReport{Machine: name, Config: cfg, Skipped: "the rest is looked at once its config is rebuilt (--apply)"}, nil
+	}
+	v, err := repo.OpenMachineAsOwner(ctx, st, root, name, owner)
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
+	}
+	rep, err := Area(ctx, v, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep.Config = cfg
+	return rep, nil
+}
 
 // Area repairs the area v of machine name, opened with keys that read its
 // index (the owner's escrow): index first, then junk, then the check.

@@ -58,6 +58,33 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 	if t.Credentials != "" {
 		return OpenWithCredentials(ctx, t.Credentials, access.AccessRestore, t.ConnectionStringFile)
 	}
+	l, err := locate(t)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.ReadConfig(ctx, l.st)
+	if errors.Is(err, repo.ErrNoVault) {
+		return nil, fmt.Errorf("no vault at %s", l.abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault at %s: %w", l.abs, err)
+	}
+	return l.opened(cfg)
+}
+
+// located is the storage of the vault a Target names, before its config
+// is read.
+type located struct {
+	ring      *keyring.Keyring
+	known     *keyring.Vault // the keyring's entry for that place; nil if none
+	st        storage.Storage
+	abs       string
+	container *azblob.Store
+}
+
+// locate finds the vault t names (or the default one) and opens its
+// storage.
+func locate(t Target) (*located, error) {
 	ring, err := loadKeyring()
 	if err != nil {
 		return nil, err
@@ -88,13 +115,13 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := repo.ReadConfig(ctx, st)
-	if errors.Is(err, repo.ErrNoVault) {
-		return nil, fmt.Errorf("no vault at %s", abs)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("vault at %s: %w", abs, err)
-	}
+	return &located{ring: ring, known: known, st: st, abs: abs, container: container}, nil
+}
+
+// opened checks cfg, the root config read at l, against what this machine
+// knows of the vault there.
+func (l *located) opened(cfg repo.Config) (*Opened, error) {
+	ring, known, abs := l.ring, l.known, l.abs
 	if cfg.Owner == nil {
 		return nil, fmt.Errorf("%s is a machine's area or an older vault, not a vault root", abs)
 	}
@@ -109,7 +136,7 @@ func OpenRoot(ctx context.Context, t Target) (*Opened, error) {
 			return nil, fmt.Errorf("vault at %s: %w since this machine joined it: refusing to trust it", abs, repo.ErrOwnerMismatch)
 		}
 	}
-	return &Opened{Root: cfg, Storage: st, Location: abs, Container: container, Ring: ring, Entry: entry}, nil
+	return &Opened{Root: cfg, Storage: l.st, Location: abs, Container: l.container, Ring: ring, Entry: entry}, nil
 }
 
 // OpenWithCredentials opens the vault root a credentials file names, after

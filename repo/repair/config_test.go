@@ -1,0 +1,215 @@
+package repair_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/repair"
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/mem"
+)
+
+const testPass = "correct horse battery staple"
+
+type rootFixture struct {
+	st    *mem.Store
+	root  repo.Config
+	owner *keys.OwnerKeys
+	area  repo.Config
+}
+
+// newRoot creates a vault root with machine "m", which backs up one file,
+// and, with copies, the signed copies of both configs.
+func newRoot(t *testing.T, copies bool) *rootFixture {
+	t.Helper()
+	ctx := context.Background()
+	st := mem.New()
+	root, owner, err := repo.CreateVault(ctx, st, testPass, cheapKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := repo.RegisterMachine(ctx, st, root, "m", testPass, cheapKDF, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), randomBytes(10<<10, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Machine: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if copies {
+		if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
+			t.Fatal(err)
+		}
+		if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, "m"), v.Config(), owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &rootFixture{st: st, root: root, owner: owner, area: v.Config()}
+}
+
+func (f *rootFixture) replace(t *testing.T, name string, b []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.st.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if b != nil {
+		if err := f.st.Save(ctx, name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func sameConfig(t *testing.T, what string, got, want repo.Config) {
+	t.Helper()
+	g, _ := repo.EncodeConfig(got)
+	w, _ := repo.EncodeConfig(want)
+	if string(g) != string(w) {
+		t.Errorf("%s:\n%s\nwant\n%s", what, g, w)
+	}
+}
+
+// Finding 8: a lost or damaged root config is rebuilt, from its signed copy
+// or from the owner's keys, and is reported as lost (not "no vault") until
+// then.
+func TestRootConfigRebuilt(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		copies bool
+		config []byte // nil: deleted
+		from   string
+	}{
+		{"deleted, with copy", true, nil, "its signed copy"},
+		{"garbage, with copy", true, []byte("{\x00garbage"), "its signed copy"},
+		{"deleted, no copy", false, nil, "the owner's keys"},
+		{"another owner's keys", true, []byte(`{"format":1,"id":"x","owner":{"sign":"AAAA","escrow":"AAAA"}}`), "its signed copy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newRoot(t, tc.copies)
+			f.replace(t, "config", tc.config)
+			// A config naming other owner keys reads: clients refuse it
+			// against the owner keys they trust.
+			if _, err := repo.ReadConfig(ctx, f.st); !errors.Is(err, repo.ErrConfigLost) && tc.name != "another owner's keys" {
+				t.Fatalf("ReadConfig of a lost config: %v, want ErrConfigLost", err)
+			}
+			cfg, rep, err := repair.RootConfig(ctx, f.st, f.owner, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.From != tc.from || rep.State == "sound" || rep.CopyWritten == tc.copies {
+				t.Errorf("dry run: %+v, want rebuilt from %q", rep, tc.from)
+			}
+			if cfg.ID != f.root.ID || !cfg.Owner.Equal(*f.root.Owner) {
+				t.Errorf("dry run: config %+v, want the vault's", cfg)
+			}
+			if _, err := f.st.Stat(ctx, "config"); (err == nil) != (tc.config != nil) {
+				t.Errorf("dry run changed the config: %v", err)
+			}
+			if _, _, err := repair.RootConfig(ctx, f.st, f.owner, true); err != nil {
+				t.Fatal(err)
+			}
+			got, err := repo.ReadConfig(ctx, f.st)
+			if err != nil {
+				t.Fatalf("ReadConfig after repair: %v", err)
+			}
+			if tc.copies {
+				sameConfig(t, "rebuilt config", got, f.root)
+			} else if got.ID != f.root.ID || !got.Owner.Equal(*f.root.Owner) || got.Created.IsZero() {
+				t.Errorf("rebuilt config %+v, want ID and owner of %+v", got, f.root)
+			}
+			if tc.config != nil {
+				if b, err := f.st.Load(ctx, "quarantine/config", 0, -1); err != nil || string(b) != string(tc.config) {
+					t.Errorf("the damaged config is not in quarantine: %q, %v", b, err)
+				}
+			}
+			if _, rep, err := repair.RootConfig(ctx, f.st, f.owner, false); err != nil || rep.Acted() {
+				t.Errorf("after repair: %+v, %v; want nothing to do", rep, err)
+			}
+			if _, err := repo.UnlockOwner(ctx, f.st, testPass); err != nil {
+				t.Errorf("owner passphrase after repair: %v", err)
+			}
+		})
+	}
+}
+
+// A machine area's config is rebuilt from its copy or from the escrow; an
+// area whose registration never saved a config, and holds no data, is left
+// alone.
+func TestAreaConfigRebuilt(t *testing.T) {
+	ctx := context.Background()
+	for _, copies := range []bool{true, false} {
+		f := newRoot(t, copies)
+		f.replace(t, "machines/m/config", nil)
+		if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", testPass); !errors.Is(err, repo.ErrConfigLost) {
+			t.Errorf("copies %v: unlock a machine whose config is lost: %v, want ErrConfigLost", copies, err)
+		}
+		rep, err := repair.AreaConfig(ctx, f.st, f.root, "m", f.owner, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{true: "its signed copy", false: "the machine's escrow"}[copies]
+		if rep.State != "missing" || rep.From != want {
+			t.Errorf("copies %v: %+v, want missing, rebuilt from %q", copies, rep, want)
+		}
+		got, err := repo.ReadConfig(ctx, repo.MachineStorage(f.st, "m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if copies {
+			sameConfig(t, "rebuilt area config", got, f.area)
+		} else if got.ID != f.area.ID || got.Chunker != f.area.Chunker || got.Vault != f.root.ID || got.Machine != "m" {
+			t.Errorf("area config rebuilt from the escrow: %+v, want %+v", got, f.area)
+		}
+		if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", testPass); err != nil {
+			t.Errorf("copies %v: unlock the machine after repair: %v", copies, err)
+		}
+	}
+
+	// A registration that stopped before its config: left alone.
+	f := newRoot(t, false)
+	if _, err := repo.RegisterMachine(ctx, f.st, f.root, "half", testPass, cheapKDF, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.replace(t, "machines/half/config", nil)
+	rep, err := repair.AreaConfig(ctx, f.st, f.root, "half", f.owner, true)
+	if err != nil || rep.Left == "" || rep.From != "" {
+		t.Errorf("half-registered area: %+v, %v; want it left alone", rep, err)
+	}
+	if _, err := f.st.Stat(ctx, "machines/half/config"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the half-registered area got a config: %v", err)
+	}
+	areas, err := repo.MachineAreas(ctx, f.st)
+	if err != nil || !slices.Equal(areas, []string{"half", "m"}) {
+		t.Errorf("MachineAreas = %q, %v", areas, err)
+	}
+}
+
+// Without the root config, the vault ID comes from the signed copy or the
+// machine areas' configs; only the right one opens an owner slot.
+func TestRootIDCandidates(t *testing.T) {
+	ctx := context.Background()
+	f := newRoot(t, false)
+	f.replace(t, "config", nil)
+	ids, err := repair.RootIDCandidates(ctx, f.st)
+	if err != nil || !slices.Equal(ids, []string{f.root.ID}) {
+		t.Fatalf("candidates %q, %v; want the vault's ID from the machine's config", ids, err)
+	}
+	owner, err := repo.UnlockOwnerOf(ctx, f.st, ids[0], testPass)
+	if err != nil || !owner.Public().Equal(*f.root.Owner) {
+		t.Errorf("UnlockOwnerOf: %v", err)
+	}
+	if _, err := repo.UnlockOwnerOf(ctx, f.st, "0123", testPass); !errors.Is(err, keys.ErrWrongPassphrase) {
+		t.Errorf("UnlockOwnerOf another ID: %v, want ErrWrongPassphrase", err)
+	}
+}
