@@ -261,6 +261,8 @@ type backupStats struct {
 	BytesStored    uint64 `json:"bytes_stored"`
 	Xattrs         uint64 `json:"xattrs"`
 	DurationNS     int64  `json:"duration_ns"`
+
+	ChangedWhileRead uint64 `json:"changed_while_read"`
 }
 
 // backupOut is the output of `azfs backup --json`.

@@ -47,6 +47,9 @@ type PointStats struct {
 	BytesStored    uint64        `json:"bytes_stored"` // added to the vault
 	Xattrs         uint64        `json:"xattrs"`       // entries carrying xattrs
 	Duration       time.Duration `json:"duration_ns"`
+	// ChangedWhileRead counts the files that kept changing while they were
+	// read: they hold what the last read saw (tree.Node.Changed).
+	ChangedWhileRead uint64 `json:"changed_while_read,omitempty"`
 }
 
 // RootName is the name of the single node in a point's root part.

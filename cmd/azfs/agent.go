@@ -131,7 +131,10 @@ func (r *agentRunner) Backup(ctx context.Context) error {
 		paths:   r.paths,
 		uploads: r.uploads,
 		onError: func(path string, err error) { r.log.Warn("skipped", "path", path, "err", err) },
-		warn:    r.warn,
+		onChanged: func(path string) {
+			r.log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
+		},
+		warn: r.warn,
 	})
 	if p == nil {
 		return err
@@ -141,7 +144,9 @@ func (r *agentRunner) Backup(ctx context.Context) error {
 		"changed", s.FilesChanged, "unchanged", s.FilesUnchanged, "bytes", s.Bytes, "read", s.BytesRead, "stored", s.BytesStored,
 		"duration", s.Duration.Round(time.Millisecond))
 	if errors.Is(err, backup.ErrPartial) {
-		r.log.Warn("the point is partial: the files logged as skipped are not in it")
+		if p.Partial {
+			r.log.Warn("the point is partial: the files logged as skipped are not in it")
+		}
 		return nil
 	}
 	return err

@@ -61,6 +61,13 @@ func backupCmd(ctx context.Context, args []string) error {
 		},
 		warn: func(msg string) { fmt.Fprintf(os.Stderr, "azfs: warning: %s\n", msg) },
 	}
+	req.onChanged = func(path string) {
+		wipe := "" // the progress line, on a terminal
+		if req.progress != nil {
+			wipe = "\r\033[K"
+		}
+		fmt.Fprintf(os.Stderr, "%sazfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", wipe, path)
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {
@@ -96,6 +103,9 @@ func backupCmd(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "point %s committed: %d files (%d new, %d changed, %d unchanged), %d dirs, %s; read %s, stored %s in %s\n",
 			p.ID.Short(), s.Files, s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs, cli.FormatBytes(s.Bytes),
 			cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
+		if s.ChangedWhileRead > 0 {
+			fmt.Fprintf(os.Stderr, "%d files changed while being read (stored as read, marked changed during backup)\n", s.ChangedWhileRead)
+		}
 	}
 	return err
 }
@@ -139,7 +149,9 @@ type backupRequest struct {
 	// progress, when set, is updated as the run goes.
 	progress *backup.Progress
 	onError  func(path string, err error) // a file or directory skipped
-	warn     func(msg string)
+	// onChanged is called for a file that kept changing while read.
+	onChanged func(path string)
+	warn      func(msg string)
 }
 
 // runBackup backs up the machine o has open, whose backup lock the caller
@@ -179,6 +191,8 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 		Uploads:  req.uploads,
 		Progress: req.progress,
 		OnError:  req.onError,
+
+		OnChanged: req.onChanged,
 	}
 	if opts.Uploads <= 0 {
 		opts.Uploads = 2

@@ -65,6 +65,9 @@ func pointsCmd(ctx context.Context, args []string) error {
 		if p.Partial {
 			partial = " (partial)"
 		}
+		if n := p.Stats.ChangedWhileRead; n > 0 {
+			partial += fmt.Sprintf(" (%d changed during backup)", n)
+		}
 		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
 			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), strings.Join(p.Paths, " "), partial)
 	}
@@ -80,10 +83,13 @@ type pointJSON struct {
 	Files   uint64    `json:"files"`
 	Bytes   uint64    `json:"bytes"`
 	Partial bool      `json:"partial"`
+	// ChangedWhileRead counts the files stored as read while they kept
+	// changing (marked changed during backup).
+	ChangedWhileRead uint64 `json:"changed_while_read"`
 }
 
 func pointRow(p *repo.Point) pointJSON {
-	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, p.Partial}
+	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
 }
 
 // listDeleted is 'azfs points --deleted': the forgotten points of s.

@@ -57,6 +57,11 @@ type Options struct {
 	// OnError is called for each file or directory that could not be backed
 	// up; the run goes on and the point is marked partial.
 	OnError func(path string, err error)
+	// OnChanged is called for each file that kept changing while it was
+	// read (readAttempts times): the point holds what the last read saw,
+	// marked changed during backup (tree.Node.Changed), and Run returns
+	// ErrPartial.
+	OnChanged func(path string)
 	// Exclude lists absolute paths left out with everything below them (the
 	// vault itself and azfs's own caches, when they lie inside a backed-up
 	// tree).
@@ -77,8 +82,8 @@ type Progress struct {
 }
 
 // ErrPartial is returned (wrapped) with a committed point when some files
-// could not be read.
-var ErrPartial = errors.New("backup is partial: some files could not be read")
+// could not be read, or kept changing while they were read.
+var ErrPartial = errors.New("backup is partial")
 
 // future is a node whose backup may still be in progress.
 type future struct {
@@ -129,6 +134,7 @@ type backuper struct {
 
 	stats struct {
 		files, dirs, others, new, changed, unchanged, errors, bytes, read, xattrs atomic.Uint64
+		changedWhileRead                                                          atomic.Uint64 // files that kept changing while read
 		cachePuts                                                                 atomic.Uint64 // records written to the file cache
 	}
 	failMu sync.Mutex
@@ -261,6 +267,8 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 			BytesRead:      b.stats.read.Load(),
 			BytesStored:    b.w.Stats.BytesStored.Load(),
 			Xattrs:         b.stats.xattrs.Load(),
+
+			ChangedWhileRead: b.stats.changedWhileRead.Load(),
 		},
 	}
 	p.Stats.Duration = time.Since(start)
@@ -280,10 +288,22 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	if late != nil {
 		return p, fmt.Errorf("point %s: %w", p.ID.Short(), late)
 	}
-	if p.Partial {
-		return p, fmt.Errorf("%w (%d errors)", ErrPartial, p.Stats.Errors)
+	if p.Partial || p.Stats.ChangedWhileRead > 0 {
+		return p, partialError(p.Stats)
 	}
 	return p, nil
+}
+
+// partialError says why a committed point is partial.
+func partialError(s repo.PointStats) error {
+	var why []string
+	if s.Errors > 0 {
+		why = append(why, fmt.Sprintf("%d entries could not be read", s.Errors))
+	}
+	if s.ChangedWhileRead > 0 {
+		why = append(why, fmt.Sprintf("%d files changed while being read (stored as read)", s.ChangedWhileRead))
+	}
+	return fmt.Errorf("%w: %s", ErrPartial, strings.Join(why, ", "))
 }
 
 // stopped returns why the run stopped: the guard's reason when the guard
@@ -558,6 +578,9 @@ func (b *backuper) backupFile(ctx context.Context, path string, node *tree.Node,
 	if err := b.readFile(ctx, path, node, hasher, ch); err != nil {
 		return err
 	}
+	if node.Changed {
+		return nil // no record: the next run reads it again
+	}
 	return b.remember(path, node)
 }
 
@@ -596,29 +619,63 @@ func (b *backuper) cacheErr() error {
 	return nil
 }
 
-// readFile chunks the file's data regions; holes of sparse files are skipped.
+// readAttempts is how many times readFile reads a file that changes while
+// it is read before it keeps what the last read saw: a file that changes
+// once (a log rotated, a file rewritten) settles on the second read.
+const readAttempts = 3
+
+// testHookChunk, when set (by tests), is called after each chunk a read
+// takes from path, with the attempt (from 1) and the offset the chunk ends
+// at.
+var testHookChunk func(path string, attempt int, end uint64)
+
+// readFile chunks the file's data regions; holes of sparse files are
+// skipped. A file that changes while it is read (its size, mtime or ctime
+// differ after the read, or it ends before the size it had) is read again,
+// up to readAttempts times; after that the node keeps what the last read
+// saw, up to where that read ended, and is marked Changed (never a tail of
+// zeros the file did not hold).
 func (b *backuper) readFile(ctx context.Context, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
 	f, err := openNoAtime(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return &os.PathError{Op: "fstat", Path: path, Err: err}
+	for attempt := 1; ; attempt++ {
+		changed, err := b.readOnce(ctx, f, path, attempt, node, hasher, ch)
+		if err != nil || !changed {
+			return err
+		}
+		if attempt == readAttempts {
+			node.Changed = true
+			b.stats.changedWhileRead.Add(1)
+			if b.opts.OnChanged != nil {
+				b.opts.OnChanged(path)
+			}
+			return nil
+		}
 	}
-	if st.Ino != node.Inode || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%s: replaced during backup", path)
+}
+
+// readOnce reads the open file f once into node (its extents, size and
+// times) and reports whether the file changed meanwhile.
+func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attempt int, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) (changed bool, err error) {
+	before, err := fstat(f, path)
+	if err != nil {
+		return false, err
 	}
-	size := uint64(st.Size)
-	node.Size = size
+	if before.Ino != node.Inode || before.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, fmt.Errorf("%s: replaced during backup", path)
+	}
+	size := uint64(before.Size)
 	regions := []region{{0, size}}
-	if uint64(st.Blocks)*512 < size {
+	if uint64(before.Blocks)*512 < size {
 		if r, err := dataRegions(f, size); err == nil {
 			regions = r
 		}
 	}
 	node.Extents = node.Extents[:0]
+	short := false
 	for _, r := range regions {
 		ch.Reset(io.NewSectionReader(f, int64(r.off), int64(r.len)))
 		off := r.off
@@ -631,7 +688,7 @@ func (b *backuper) readFile(ctx context.Context, path string, node *tree.Node, h
 			}
 			if err != nil {
 				b.bufs.Put(bp)
-				return &os.PathError{Op: "read", Path: path, Err: err}
+				return false, &os.PathError{Op: "read", Path: path, Err: err}
 			}
 			*bp = chunk
 			id := hasher.Sum(chunk)
@@ -641,22 +698,40 @@ func (b *backuper) readFile(ctx context.Context, path string, node *tree.Node, h
 			b.prog.BytesRead.Add(uint64(len(chunk)))
 			if b.w.Known(id) {
 				b.bufs.Put(bp)
-				continue
+			} else {
+				select {
+				case b.seals <- sealJob{id: id, buf: bp}:
+				case <-ctx.Done():
+					return false, ctx.Err()
+				}
 			}
-			select {
-			case b.seals <- sealJob{id: id, buf: bp}:
-			case <-ctx.Done():
-				return ctx.Err()
+			if testHookChunk != nil {
+				testHookChunk(path, attempt, off)
 			}
 		}
-	}
-	if len(node.Extents) > 0 {
-		last := node.Extents[len(node.Extents)-1]
-		if end := last.Offset + uint64(last.Length); end > node.Size {
-			node.Size = end // grew while being read
+		if off < r.off+r.len {
+			// The file ended early: it was truncated. What lies beyond
+			// off is not in the file any more.
+			short, size = true, off
+			break
 		}
 	}
-	return nil
+	after, err := fstat(f, path)
+	if err != nil {
+		return false, err
+	}
+	node.Size = size
+	node.MTime, node.CTime = treeTime(before.Mtim), treeTime(before.Ctim)
+	changed = short || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim
+	return changed, nil
+}
+
+func fstat(f *os.File, path string) (*unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	return &st, nil
 }
 
 func (b *backuper) sealer(ctx context.Context) {
