@@ -9,8 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -33,6 +31,7 @@ func backupCmd(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress output")
+	verbose := fs.BoolP("verbose", "v", false, "when stderr is not a terminal, print a progress line every 10 seconds (on a terminal it is redrawn in place anyway)")
 	wait := fs.Bool("wait", false, "when another backup of this machine is running (the agent's), wait for it to end instead of refusing")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -47,19 +46,18 @@ func backupCmd(ctx context.Context, args []string) error {
 	}
 	holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: fs.Args()}
 	lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
-		fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, h)
+		fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
 	})
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
+	status := cli.NewStatus(os.Stderr)
 	req := backupRequest{
 		paths:   fs.Args(),
 		uploads: *uploads,
-		onError: func(path string, err error) {
-			fmt.Fprintf(os.Stderr, "\r\033[Kazfs: skipped %s: %v\n", path, err)
-		},
-		warn: func(msg string) { fmt.Fprintf(os.Stderr, "azfs: warning: %s\n", msg) },
+		onError: func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
+		warn:    func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) },
 	}
 	req.onChanged = func(path string) {
 		wipe := "" // the progress line, on a terminal
@@ -70,9 +68,13 @@ func backupCmd(ctx context.Context, args []string) error {
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	if !*quiet && term.IsTerminal(int(os.Stderr.Fd())) {
+	if !*quiet && (status.Terminal() || *verbose) {
+		interval := 250 * time.Millisecond
+		if !status.Terminal() {
+			interval = 10 * time.Second
+		}
 		req.progress = &backup.Progress{}
-		go func() { cli.ShowProgress(os.Stderr, req.progress, 250*time.Millisecond, stop); close(done) }()
+		go func() { status.ShowProgress(req.progress, interval, stop); close(done) }()
 	} else {
 		close(done)
 	}

@@ -69,7 +69,7 @@ func pointsCmd(ctx context.Context, args []string) error {
 			partial += fmt.Sprintf(" (%d changed during backup)", n)
 		}
 		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
-			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), strings.Join(p.Paths, " "), partial)
+			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), quotedNames(p.Paths), partial)
 	}
 	return w.Flush()
 }
@@ -161,7 +161,7 @@ func checkCmd(ctx context.Context, args []string) error {
 	res, err := check.Run(ctx, o.Vault, check.Options{
 		ReadData: *readData,
 		Subset:   subset,
-		Problem:  func(p check.Problem) { fmt.Fprintln(os.Stderr, "damaged: "+p.String()) },
+		Problem:  func(p check.Problem) { fmt.Fprintln(os.Stderr, "damaged: "+cli.OneLine(p.String())) },
 	})
 	if res != nil {
 		what := "structure"
@@ -180,4 +180,15 @@ func checkCmd(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: %d problems found", err, len(res.Problems))
 	}
 	return err
+}
+
+// quotedNames joins file system names with spaces, each quoted when it
+// holds a space or a character that is not printable (see
+// cli.QuoteNameIfNeeded).
+func quotedNames(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = cli.QuoteNameIfNeeded(n)
+	}
+	return strings.Join(quoted, " ")
 }

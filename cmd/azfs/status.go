@@ -208,7 +208,7 @@ func printStatus(s statusJSON) {
 		if !l.Running {
 			return none
 		}
-		return "running: " + agent.Holder{PID: l.PID, Since: l.Since, What: l.What, Paths: l.Paths}.String()
+		return "running: " + cli.OneLine(agent.Holder{PID: l.PID, Since: l.Since, What: l.What, Paths: l.Paths}.String())
 	}
 	fmt.Printf("agent      %s\n", describe(s.Agent, "not running on this host"))
 	fmt.Printf("backup     %s\n", describe(s.Backup, "none running"))

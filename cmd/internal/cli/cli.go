@@ -52,10 +52,12 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
-// Message renders err as one line for the user.
+// Message renders err as one line for the user: newlines become spaces,
+// and other control characters (a carriage return, a terminal escape) are
+// written as %q writes them, so that a name from the file system or the
+// storage inside an error can neither forge a line nor redraw one.
 func Message(err error) string {
-	msg := err.Error()
-	return strings.ReplaceAll(msg, "\n", " ")
+	return OneLine(err.Error())
 }
 
 // ReadPassphrase reads a passphrase from file when it is set, else from the

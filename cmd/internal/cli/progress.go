@@ -3,24 +3,79 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"sync"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/azfs/azfs/repo/backup"
 )
 
-// ShowProgress redraws one status line on w every interval until stop is
-// closed, then clears it.
-func ShowProgress(w io.Writer, p *backup.Progress, interval time.Duration, stop <-chan struct{}) {
+// clearLine returns a terminal's cursor to the start of the line and erases
+// the line.
+const clearLine = "\r\033[K"
+
+// Status is what a command prints on stderr while it works: messages and a
+// progress line. On a terminal the progress line is redrawn in place below
+// the messages. Anywhere else (a file, a pipe, a journal) no control
+// character is written: progress, when asked for at all, is a plain line
+// now and then, as restic prints nothing but its summary unless asked.
+type Status struct {
+	mu       sync.Mutex
+	w        io.Writer
+	terminal bool
+	drawn    bool // a progress line is on the terminal
+}
+
+// NewStatus returns the status output to f, redrawn in place when f is a
+// terminal.
+func NewStatus(f *os.File) *Status {
+	return &Status{w: f, terminal: term.IsTerminal(int(f.Fd()))}
+}
+
+// Terminal reports whether the status goes to a terminal.
+func (s *Status) Terminal() bool { return s.terminal }
+
+// Printf prints a message on its own line, above the progress line on a
+// terminal.
+func (s *Status) Printf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drawn {
+		fmt.Fprint(s.w, clearLine)
+		s.drawn = false
+	}
+	fmt.Fprintf(s.w, format, args...)
+}
+
+// ShowProgress prints the progress p reports every interval until stop is
+// closed: on a terminal redrawing one line, then clearing it; elsewhere
+// one plain line each time.
+func (s *Status) ShowProgress(p *backup.Progress, interval time.Duration, stop <-chan struct{}) {
 	start := time.Now()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
-			fmt.Fprint(w, "\r\033[K")
+			s.mu.Lock()
+			if s.drawn {
+				fmt.Fprint(s.w, clearLine)
+				s.drawn = false
+			}
+			s.mu.Unlock()
 			return
 		case <-t.C:
-			fmt.Fprint(w, "\r\033[K"+progressLine(p, time.Since(start)))
+			line := progressLine(p, time.Since(start))
+			s.mu.Lock()
+			if s.terminal {
+				fmt.Fprint(s.w, clearLine+line)
+				s.drawn = true
+			} else {
+				fmt.Fprintln(s.w, line)
+			}
+			s.mu.Unlock()
 		}
 	}
 }

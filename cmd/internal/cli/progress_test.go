@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azfs/azfs/repo/backup"
+)
+
+// TestStatusNotTerminal: away from a terminal, progress and messages are
+// plain lines, with no carriage return or escape sequence.
+func TestStatusNotTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Status{w: &buf}
+	p := &backup.Progress{}
+	p.Files.Store(3)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.ShowProgress(p, time.Millisecond, stop); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	s.Printf("azfs: skipped %q: open: permission denied\n", "/src/a")
+	close(stop)
+	<-done
+	out := buf.String()
+	if strings.ContainsAny(out, "\r\033") {
+		t.Errorf("output holds a carriage return or an escape: %q", out)
+	}
+	if !strings.Contains(out, "[0s] 3 files, 0 B") || !strings.Contains(out, "azfs: skipped \"/src/a\": open: permission denied\n") {
+		t.Errorf("want progress lines and the message, got %q", out)
+	}
+}
+
+// TestStatusTerminal: on a terminal the progress line is redrawn in place,
+// erased before a message and at the end.
+func TestStatusTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Status{w: &buf, terminal: true}
+	p := &backup.Progress{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.ShowProgress(p, time.Millisecond, stop); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	s.Printf("message\n")
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	<-done
+	out := buf.String()
+	if !strings.Contains(out, clearLine+"message\n") || !strings.HasSuffix(out, clearLine) || !strings.HasPrefix(out, clearLine+"[0s]") {
+		t.Errorf("want the line redrawn, erased before the message and at the end, got %q", out)
+	}
+}
