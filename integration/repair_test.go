@@ -186,3 +186,50 @@ func TestRepairRebuildsConfig(t *testing.T) {
 	}
 	works("machine's config rebuilt from its escrow")
 }
+
+// TestRepairNewKeySlot is finding 8 of issue 11 (key slots): a machine's
+// only key slot damaged made its points unreadable anywhere but on the
+// machine itself. With the owner's keys, repair --machine NAME --apply
+// --generate-passphrase F writes a new slot from the machine's escrow;
+// elsewhere the points list and mount with the new passphrase.
+func TestRepairNewKeySlot(t *testing.T) {
+	requireFUSE(t)
+	e, src := repairEnv(t, 1<<20)
+	slots, err := os.ReadDir(filepath.Join(e.area(), "keys"))
+	if err != nil || len(slots) != 1 {
+		t.Fatalf("the machine's key slots: %v, %v; want one", slots, err)
+	}
+	writeFile(t, filepath.Join(e.area(), "keys", slots[0].Name()), []byte("{\"kind\":\"passphrase\",\"salt\":"), 0o600)
+	other := newEnv(t)
+	if r := other.azfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", e.passFile); r.code == 0 {
+		t.Fatalf("points with the machine's only slot damaged: exit 0\n%s", r)
+	}
+
+	newPass := filepath.Join(e.dir, "new-passphrase")
+	dry := e.mustAzfs("repair", "--machine", testMachine, "--generate-passphrase", newPass)
+	if !strings.Contains(dry.stdout, "would write a new key slot") || !strings.Contains(dry.stdout, "does not parse") {
+		t.Errorf("repair (dry run) with a new key slot:\n%s", dry)
+	}
+	if _, err := os.Stat(newPass); !os.IsNotExist(err) {
+		t.Errorf("the dry run wrote the passphrase file: %v", err)
+	}
+	r := e.mustAzfs("repair", "--machine", testMachine, "--apply", "--generate-passphrase", newPass)
+	if !strings.Contains(r.stdout, "wrote a new key slot") {
+		t.Errorf("repair --apply with a new key slot:\n%s", r)
+	}
+	if fi, err := os.Stat(newPass); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("generated passphrase file: %v, %v", fi, err)
+	}
+	rows := other.mustAzfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", newPass)
+	if !strings.Contains(rows.stdout, testMachine) {
+		t.Errorf("points with the new passphrase:\n%s", rows)
+	}
+	m := other.mount(mkdir(t, filepath.Join(t.TempDir(), "mnt")), "--vault", e.vault, "--machine", testMachine, "--passphrase-file", newPass, "--point", "latest")
+	compareTrees(t, "the point mounted with the new key slot", snapshot(t, src), snapshot(t, filepath.Join(m.dir, src)), compareOpts{atime: true})
+	if code, err := m.stop(os.Interrupt); err != nil || code != 0 {
+		t.Errorf("azmount exit %d, %v", code, err)
+	}
+	if r := e.azfs("repair", "--generate-passphrase", filepath.Join(e.dir, "p2")); r.code != 2 {
+		t.Errorf("a new key slot without --machine: exit %d, want 2 (usage)\n%s", r.code, r)
+	}
+}

@@ -165,3 +165,32 @@ func MachineKeysAsOwner(ctx context.Context, st storage.Storage, rootID, name st
 	}
 	return ks, fi, nil
 }
+
+// KeySlots returns the IDs of the key slots of st (a vault root or a
+// machine area), and of those that do not parse as a key slot. A slot
+// that parses may still be damaged: only its passphrase tells.
+func KeySlots(ctx context.Context, st storage.Storage) (all, unparsable []string, err error) {
+	names, err := listNames(ctx, st, keysPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range names {
+		id := strings.TrimPrefix(n, keysPrefix)
+		all = append(all, id)
+		b, err := st.Load(ctx, n, 0, maxSlotSize+1)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read key slot %s: %w", id, err)
+		}
+		if _, err := keys.ParseSlot(b); err != nil || len(b) > maxSlotSize {
+			unparsable = append(unparsable, id)
+		}
+	}
+	return all, unparsable, nil
+}
+
+// maxSlotSize bounds what KeySlots reads of a slot: a slot is well under
+// a kilobyte.
+const maxSlotSize = 64 << 10

@@ -20,13 +20,33 @@ func repairCmd(ctx context.Context, args []string) error {
 	apply := fs.Bool("apply", false, "act; without it repair only prints what it would do")
 	readData := fs.Bool("read-data", false, "authenticate every stored byte when naming what cannot be recovered")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	newSlot := fs.Bool("new-key-slot", false, "with --machine: give the machine a new key slot (its keys from its escrow) under a new passphrase, asked for on the terminal")
+	newFile := fs.String("new-passphrase-file", "", "as --new-key-slot, reading the new passphrase (at least 16 characters) from `FILE`")
+	genFile := fs.String("generate-passphrase", "", "as --new-key-slot, generating the new passphrase and writing it to `FILE` (0600)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("usage: azfs repair [--machine NAME] [--apply] [--read-data] [--json]")
+		return cli.Usagef("usage: azfs repair [--machine NAME [--new-key-slot | --new-passphrase-file F | --generate-passphrase F]] [--apply] [--read-data] [--json]")
 	}
 	t := target.target()
+	opts := repair.Options{Apply: *apply, ReadData: *readData, KDF: keys.DefaultKDF}
+	if *newSlot || *newFile != "" || *genFile != "" {
+		if t.Machine == "" {
+			return cli.Usagef("a new key slot is for one machine: name it with --machine NAME")
+		}
+		pass, err := newPassphrase(*newFile, *genFile, fmt.Sprintf("New passphrase of machine %s (16+ characters): ", t.Machine))
+		if err != nil {
+			return err
+		}
+		opts.NewPassphrase = pass
+		if *apply {
+			// Written before the slot, so its key is never unrecoverable.
+			if err := saveGenerated(*genFile, pass); err != nil {
+				return err
+			}
+		}
+	}
 	o, owner, rootCfg, err := cli.OpenOwnerForRepair(ctx, t, *apply)
 	if err != nil {
 		return err
@@ -42,7 +62,6 @@ func repairCmd(ctx context.Context, args []string) error {
 	} else if err := repo.CheckMachineName(t.Machine); err != nil {
 		return cli.Usagef("%v", err)
 	}
-	opts := repair.Options{Apply: *apply, ReadData: *readData}
 	var reports []*repair.AreaReport
 	var failed []string
 	lost := 0
@@ -116,8 +135,14 @@ func printRepair(r *repair.AreaReport) {
 		return
 	}
 	x := r.Index
-	fmt.Printf("%s: %d packs, %d index files authenticate\n", where, x.Packs, x.Files)
-	acted := r.Config.Acted()
+	fmt.Printf("%s: %d packs, %d index files authenticate, %d key slots\n", where, x.Packs, x.Files, len(r.Slots))
+	acted := r.Config.Acted() || r.NewSlot
+	for _, id := range r.Unparsable {
+		fmt.Printf("  key slot %q does not parse: no passphrase opens it\n", id)
+	}
+	if r.NewSlot {
+		fmt.Printf("  %s a new key slot with the machine's keys (from its escrow) under the new passphrase: its points open with it\n", verb("wrote", "would write"))
+	}
 	if x.Covered > 0 {
 		acted = true
 		name := ""
@@ -192,6 +217,9 @@ type repairReportJSON struct {
 	Applied    bool          `json:"applied"`
 	Config     configJSON    `json:"config"`
 	Skipped    string        `json:"skipped,omitempty"`
+	Slots      []string      `json:"key_slots"`
+	Unparsable []string      `json:"key_slots_unparsable"`
+	NewSlot    bool          `json:"new_key_slot"`
 	Index      *indexJSON    `json:"index,omitempty"`
 	Junk       []junkJSON    `json:"junk"`
 	Quarantine []objectJSON  `json:"quarantine"`
@@ -232,6 +260,7 @@ func repairJSON(root *repair.ConfigReport, reports []*repair.AreaReport) repairJ
 	for i, r := range reports {
 		j := &out.Machines[i]
 		j.Machine, j.Applied, j.Config, j.Skipped = r.Machine, r.Applied, configOf(r.Config), r.Skipped
+		j.Slots, j.Unparsable, j.NewSlot = append([]string{}, r.Slots...), append([]string{}, r.Unparsable...), r.NewSlot
 		x := r.Index
 		if x == nil {
 			continue

@@ -213,3 +213,41 @@ func TestRootIDCandidates(t *testing.T) {
 		t.Errorf("UnlockOwnerOf another ID: %v, want ErrWrongPassphrase", err)
 	}
 }
+
+// A machine whose only key slot is damaged gets a new one from its
+// escrow; its old slot stays.
+func TestNewMachineSlot(t *testing.T) {
+	ctx := context.Background()
+	f := newRoot(t, true)
+	slots, bad, err := repo.KeySlots(ctx, repo.MachineStorage(f.st, "m"))
+	if err != nil || len(slots) != 1 || len(bad) != 0 {
+		t.Fatalf("KeySlots: %q, %q, %v", slots, bad, err)
+	}
+	f.replace(t, "machines/m/keys/"+slots[0], []byte("{"))
+	if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", testPass); !errors.Is(err, repo.ErrDamaged) {
+		t.Fatalf("unlock with the only slot damaged: %v, want ErrDamaged", err)
+	}
+	const newPass = "a brand new passphrase of the machine"
+	opts := repair.Options{NewPassphrase: newPass, KDF: cheapKDF}
+	rep, err := repair.Machine(ctx, f.st, f.root, "m", f.owner, opts)
+	if err != nil || !rep.NewSlot || len(rep.Unparsable) != 1 {
+		t.Fatalf("dry run: %+v, %v", rep, err)
+	}
+	if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", newPass); err == nil {
+		t.Fatal("the dry run wrote a slot")
+	}
+	opts.Apply = true
+	if _, err := repair.Machine(ctx, f.st, f.root, "m", f.owner, opts); err != nil {
+		t.Fatal(err)
+	}
+	v, err := repo.UnlockMachine(ctx, f.st, f.root, "m", newPass)
+	if err != nil {
+		t.Fatalf("unlock with the new passphrase: %v", err)
+	}
+	if points, err := v.Points(ctx); err != nil || len(points) != 1 {
+		t.Errorf("points with the new slot: %d, %v", len(points), err)
+	}
+	if all, _, _ := repo.KeySlots(ctx, repo.MachineStorage(f.st, "m")); len(all) != 2 {
+		t.Errorf("slots after: %q, want the damaged one and the new one", all)
+	}
+}

@@ -25,6 +25,12 @@ type Options struct {
 	// ReadData makes the closing check authenticate every stored blob
 	// (check --read-data) rather than the structure alone.
 	ReadData bool
+	// NewPassphrase, when set, wraps the key set the machine escrowed to
+	// the owner in a new key slot of its area under this passphrase (and
+	// KDF): the machine's points open with it wherever its slots are lost
+	// or damaged. Old slots stay.
+	NewPassphrase keys.Passphrase
+	KDF           keys.KDF
 }
 
 // AreaReport is what the repair of one machine's area found and did.
@@ -33,6 +39,12 @@ type AreaReport struct {
 	Applied bool
 	// Config is what the repair found of the area's config.
 	Config *ConfigReport
+	// Slots are the IDs of the area's key slots, Unparsable those of
+	// them that do not parse (damaged: skipped by every unlock).
+	Slots, Unparsable []string
+	// NewSlot is set when a new key slot under Options.NewPassphrase was
+	// (or would be) written.
+	NewSlot bool
 	// Skipped says why the area's index, junk and check were left alone
 	// (its config is lost and this is a dry run, or cannot be rebuilt);
 	// Index is nil then.
@@ -87,13 +99,32 @@ func Machine(ctx context.Context, st storage.Storage, root repo.Config, name str
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
+	if opts.NewPassphrase != "" && v.Keys().WriteOnly() {
+		return nil, fmt.Errorf("machine %s: %w", name, ErrWriteOnlySlot)
+	}
 	rep, err := Area(ctx, v, name, opts)
 	if err != nil {
 		return nil, err
 	}
 	rep.Config = cfg
+	area := repo.MachineStorage(st, name)
+	if rep.Slots, rep.Unparsable, err = repo.KeySlots(ctx, area); err != nil {
+		return nil, fmt.Errorf("machine %s: %w", name, err)
+	}
+	if opts.NewPassphrase != "" {
+		rep.NewSlot = true
+		if opts.Apply {
+			if err := repo.AddPassphraseSlot(ctx, area, v.Keys(), opts.NewPassphrase, opts.KDF); err != nil {
+				return nil, fmt.Errorf("machine %s: %w", name, err)
+			}
+		}
+	}
 	return rep, nil
 }
+
+// ErrWriteOnlySlot refuses a new key slot for a machine in certificate
+// mode, whose escrow holds only the write-only keys of its registration.
+var ErrWriteOnlySlot = errors.New("the machine is in certificate mode: its escrow holds write-only keys, and its points open with the certificate's private key, not a passphrase")
 
 // Area repairs the area v of machine name, opened with keys that read its
 // index (the owner's escrow): index first, then junk, then the check.
