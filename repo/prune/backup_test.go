@@ -2,6 +2,7 @@ package prune_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,4 +180,49 @@ func lookupIn(t *testing.T, v *repo.Vault, dir tree.Node, name string) (tree.Nod
 		return tree.Node{}, false
 	}
 	return *n, true
+}
+
+// TestBackupBesideZeroMarginPrune: a prune with no margin (its owner said
+// no backup runs) deletes packs a running backup reuses and removes its
+// mark before the backup lists the marks again; a mark of a later prune is
+// there when the backup commits. The backup confirms its packs, commits
+// nothing, and the next backup stores the lost data again.
+func TestBackupBesideZeroMarginPrune(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	dir, other := t.TempDir(), t.TempDir()
+	files := map[string][]byte{"a": content(200<<10, 1), "b": content(200<<10, 2)}
+	writeTree(t, dir, files)
+	writeTree(t, other, map[string][]byte{"o": content(200<<10, 3)})
+	p0, err := backup.Run(ctx, f.open(), backup.Options{Paths: []string{other}, Guard: guardOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := backup.Run(ctx, f.open(), backup.Options{Paths: []string{dir}, Guard: guardOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["new"] = content(200<<10, 4)
+	writeTree(t, dir, files)
+
+	hooked := &onSave{Storage: f.st, prefix: "data/", fn: func() {
+		// The run has reused a and b from p1's pack by now.
+		if res := f.prune(prune.Options{Margin: 0, Purge: []keys.ID{p1.ID}}); res.Deleted == 0 {
+			t.Errorf("prune with no margin deleted nothing: %+v", res)
+		}
+		if res := f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p0.ID}}); res.Marked == 0 {
+			t.Errorf("prune with a margin marked nothing: %+v", res)
+		}
+	}}
+	v, err := repo.Open(ctx, hooked, f.ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guard lists the marks only at the start and the commit.
+	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Guard: prune.GuardOptions{Every: time.Hour}})
+	if p != nil || !errors.Is(err, prune.ErrGuard) || !strings.Contains(err.Error(), "a prune deleted") {
+		t.Fatalf("backup beside the prune: point %v, %v; want no point, ErrGuard", p, err)
+	}
+	f.checkClean()
+	backupThrough(t, f, f.st, dir, files)
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +62,9 @@ type Guard struct {
 	marked map[keys.ID]bool // packs of seen marks (and gone packs) the run must not start to depend on
 	deps   map[keys.ID]bool // packs the run depends on
 	last   time.Time        // start of the last completed listing; zero before the first
+	// newMark is set when a listing after the first found a mark of the
+	// area: a prune ran while the run did, and Commit confirms the deps.
+	newMark bool
 
 	refreshMu sync.Mutex // one listing at a time
 	stop      chan struct{}
@@ -160,13 +165,19 @@ func (g *Guard) Avoid(packs []keys.ID) {
 // Commit lists the marks once more, then calls save (which commits the
 // point), and fails with ErrGuard if save returned later than Tolerance
 // after that listing started: the point is committed, but a prune may have
-// deleted data it needs (azfs check tells). The guard is stopped.
+// deleted data it needs (azfs check tells). When a mark appeared while the
+// run went on, it first confirms that every pack the run depends on is
+// still stored, and fails with ErrGuard, without calling save, when one is
+// gone. The guard is stopped.
 func (g *Guard) Commit(ctx context.Context, save func(context.Context) error) error {
 	g.Stop()
 	if err := g.refresh(ctx); err != nil {
 		return err
 	}
 	start := g.last
+	if err := g.confirm(ctx); err != nil {
+		return err
+	}
 	if err := save(ctx); err != nil {
 		return err
 	}
@@ -174,6 +185,47 @@ func (g *Guard) Commit(ctx context.Context, save func(context.Context) error) er
 		return fmt.Errorf("%w: the point was committed %s after the last listing of the marks (more than %s): a prune may have deleted data it needs; run azfs check", ErrGuard, d.Round(time.Second), g.opts.Tolerance)
 	}
 	return nil
+}
+
+// confirm lists the packs when a mark appeared while the run went on, and
+// fails with ErrGuard when a pack the run depends on is gone. Prunes that
+// keep the margin (at least MinMargin) never delete one; a prune with a
+// shorter margin, which its owner asserted no backup runs beside, may have
+// deleted one, and removed its mark, between two listings. A mark seen
+// later is the sign that prunes run: the cost, one listing of the packs
+// (as the run made when it started), is paid only then.
+func (g *Guard) confirm(ctx context.Context) error {
+	g.mu.Lock()
+	var gone map[keys.ID]bool
+	if g.newMark {
+		gone = maps.Clone(g.deps)
+	}
+	g.mu.Unlock()
+	if gone == nil {
+		return nil
+	}
+	err := g.v.PackSizes(ctx, func(id keys.ID, _ int64) { delete(gone, id) })
+	if err != nil {
+		return fmt.Errorf("confirm the packs this backup uses: %w", err)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	ids := sortPacks(slices.Collect(maps.Keys(gone)))
+	return fmt.Errorf("%w: a prune deleted %d packs this backup uses (%s) while it ran: no point committed; back up again, which stores their data again", ErrGuard, len(ids), packList(ids))
+}
+
+// packList names up to 3 packs by their short IDs.
+func packList(ids []keys.ID) string {
+	var names []string
+	for _, id := range ids[:min(len(ids), 3)] {
+		names = append(names, id.Short())
+	}
+	s := strings.Join(names, ", ")
+	if len(ids) > 3 {
+		s += ", …"
+	}
+	return s
 }
 
 // elapsed is the time from a to b on the monotonic clock or the wall
@@ -225,6 +277,7 @@ func (g *Guard) refresh(ctx context.Context) error {
 		g.seen[id] = true
 		var keep []keys.ID
 		if err == nil && m.Area == g.v.ID() {
+			g.newMark = g.newMark || !g.last.IsZero()
 			for _, p := range m.Packs {
 				if g.deps[p] {
 					keep = append(keep, p)

@@ -81,6 +81,15 @@ func (f *fixture) guarded() (*repo.Vault, *prune.Guard) {
 	return v, g
 }
 
+// guardedWriter is guarded, with a Writer that consults the guard.
+func (f *fixture) guardedWriter() (*repo.Vault, *prune.Guard, *repo.Writer) {
+	f.t.Helper()
+	v, g := f.guarded()
+	w := v.NewWriter(context.Background(), 1)
+	w.SetGuard(g)
+	return v, g, w
+}
+
 // reader opens the area with its index loaded, as a mount does.
 func (f *fixture) reader() *repo.Vault {
 	f.t.Helper()
@@ -366,9 +375,7 @@ func TestKeepObject(t *testing.T) {
 	packA := f.packOf(blobID(f, a))
 
 	// A backup starts before the mark and reuses a.
-	v, g := f.guarded()
-	w := v.NewWriter(ctx, 1)
-	w.SetGuard(g)
+	_, g, w := f.guardedWriter()
 	if !w.Known(blobID(f, a)) {
 		t.Fatal("a is not known")
 	}
@@ -419,9 +426,7 @@ func TestGuardStoresMarkedBlobsAgain(t *testing.T) {
 		t.Fatal("setup: the marked pack is not indexed")
 	}
 
-	v, g := f.guarded()
-	w := v.NewWriter(ctx, 1)
-	w.SetGuard(g)
+	v, g, w := f.guardedWriter()
 	if w.Known(blobID(f, a)) {
 		t.Fatal("a blob of a marked pack is reused")
 	}
