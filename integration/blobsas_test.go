@@ -13,7 +13,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/azfs/azfs/keys/keyring"
@@ -315,4 +317,44 @@ func TestBlobKillDuringBackupWithSAS(t *testing.T) {
 	web := newEnv(t)
 	web.mustAzfs("register", "--vault-credentials", file, "--name", "web03", "--generate-passphrase", filepath.Join(web.dir, "passphrase"))
 	killAndResume(t, web, blobPacks(t, owner.vault, azuriteConn(endpoint), "web03"))
+}
+
+// TestBlobJunkFromBackupSAS is finding 5 of issue 11 on a blob vault whose
+// storage enforces the credentials: a backup SAS, which may only create
+// (If-None-Match: *), uploads junk where azfs lists; prune failed and check
+// exited 1 with no command to remove it. The owner's repair --apply moves
+// it into the machine's quarantine, and prune and check pass.
+func TestBlobJunkFromBackupSAS(t *testing.T) {
+	endpoint := startAzurite(t)
+	owner := sasVault(t, endpoint, "sasjunk")
+	src := filepath.Join(t.TempDir(), "src")
+	mkdir(t, src)
+	writeRandom(t, filepath.Join(src, "a.bin"), 1<<20, 3)
+	owner.backup(src)
+
+	backupCreds := sasOf(t, mcCredentials(t, owner, "backup.azcreds"))
+	raw := rawClient(t, endpoint, "sasjunk", string(backupCreds.SAS))
+	junk := junkObjects()
+	for name, b := range junk {
+		_, err := raw.NewBlockBlobClient("vault/machines/"+testMachine+"/"+name).UploadBuffer(context.Background(), b, &blockblob.UploadBufferOptions{
+			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
+		})
+		if err != nil {
+			t.Fatalf("upload %s with the backup token: %v", name, err)
+		}
+	}
+	if r := owner.azfs("prune", "--safety-margin", "0", "--no-backups-running"); r.code == 0 || !strings.Contains(r.stderr, "readable") {
+		t.Errorf("prune with junk from the backup token: want it refused, got:\n%s", r)
+	}
+	if r := owner.azfs("check"); r.code != 1 {
+		t.Errorf("check with junk from the backup token: exit %d, want 1\n%s", r.code, r)
+	}
+	r := owner.mustAzfs("repair", "--apply")
+	for name := range junk {
+		if !strings.Contains(r.stdout, `"quarantine/`+name+`"`) {
+			t.Errorf("repair --apply does not list %q in quarantine:\n%s", name, r)
+		}
+	}
+	owner.mustAzfs("prune", "--safety-margin", "0", "--no-backups-running")
+	owner.mustAzfs("check", "--read-data")
 }
