@@ -104,9 +104,12 @@ func skipped() *future {
 	return f
 }
 
+// fileJob is a regular file to back up: at in dir, whose full path is
+// path. The job holds dir until it is done.
 type fileJob struct {
-	path string
-	fut  *future
+	dir      *dir
+	at, path string
+	fut      *future
 }
 
 type sealJob struct {
@@ -377,20 +380,28 @@ func (b *backuper) virtualRoot(ctx context.Context, paths []string) *future {
 	return b.virtualDir(ctx, "/", "", paths)
 }
 
-// virtualDir backs up dir: fully if it is one of paths, otherwise only the
-// children that lead to a path.
-func (b *backuper) virtualDir(ctx context.Context, dir, name string, paths []string) *future {
-	if slices.Contains(paths, dir) {
-		return b.entry(ctx, dir, name)
-	}
-	node, err := b.lstat(dir, name)
+// virtualDir backs up the directory at path, called name: fully if it is
+// one of paths, otherwise only the children that lead to a path. Named
+// paths and their ancestors are opened by path (they are shorter than
+// PATH_MAX); below them, entries are reached by name (see dir).
+func (b *backuper) virtualDir(ctx context.Context, path, name string, paths []string) *future {
+	parent, at, err := openParent(path)
 	if err != nil {
-		b.report(dir, err)
+		b.report(path, err)
+		return skipped()
+	}
+	defer parent.release()
+	if slices.Contains(paths, path) {
+		return b.entry(ctx, parent, at, path, name)
+	}
+	node, err := b.lstat(parent, at, path, name)
+	if err != nil {
+		b.report(path, err)
 		return skipped()
 	}
 	children := make(map[string][]string)
 	for _, p := range paths {
-		rest := strings.TrimPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+		rest := strings.TrimPrefix(p, strings.TrimSuffix(path, "/")+"/")
 		first, _, _ := strings.Cut(rest, "/")
 		children[first] = append(children[first], p)
 	}
@@ -401,14 +412,15 @@ func (b *backuper) virtualDir(ctx context.Context, dir, name string, paths []str
 	sort.Strings(childNames)
 	return b.directory(ctx, node, func(emit func(*future)) {
 		for _, n := range childNames {
-			emit(b.virtualDir(ctx, filepath.Join(dir, n), n, children[n]))
+			emit(b.virtualDir(ctx, filepath.Join(path, n), n, children[n]))
 		}
 	})
 }
 
-// entry backs up the file system entry at path under name.
-func (b *backuper) entry(ctx context.Context, path, name string) *future {
-	node, err := b.lstat(path, name)
+// entry backs up, under name, the entry at in the directory parent, whose
+// full path is path.
+func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string) *future {
+	node, err := b.lstat(parent, at, path, name)
 	if err != nil {
 		b.report(path, err)
 		return skipped()
@@ -416,7 +428,13 @@ func (b *backuper) entry(ctx context.Context, path, name string) *future {
 	switch node.Type {
 	case tree.Dir:
 		return b.directory(ctx, node, func(emit func(*future)) {
-			names, err := readNames(path)
+			d, err := openDirAt(parent, at, path)
+			if err != nil {
+				b.report(path, err)
+				return
+			}
+			defer d.release()
+			names, err := d.names()
 			if err != nil {
 				b.report(path, err)
 			}
@@ -428,28 +446,15 @@ func (b *backuper) entry(ctx context.Context, path, name string) *future {
 				if b.skip[child] {
 					continue
 				}
-				emit(b.entry(ctx, child, n))
+				emit(b.entry(ctx, d, n, child, n))
 			}
 		})
 	case tree.File:
-		return b.file(ctx, path, node)
+		return b.file(ctx, parent, at, path, node)
 	default:
 		b.stats.others.Add(1)
 		return resolved(node)
 	}
-}
-
-// readNames lists dir in name order without touching its atime (where the
-// kernel allows), so the atime recorded for it stays the real one.
-func readNames(dir string) ([]string, error) {
-	f, err := openNoAtime(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	sort.Strings(names)
-	return names, err
 }
 
 // directory returns the future of a directory whose children children emits
@@ -494,9 +499,9 @@ func (b *backuper) directory(ctx context.Context, node tree.Node, children func(
 	return f
 }
 
-// file schedules a regular file. Hard links to an inode already seen share
-// its content.
-func (b *backuper) file(ctx context.Context, path string, node tree.Node) *future {
+// file schedules the regular file at in parent. Hard links to an inode
+// already seen share its content.
+func (b *backuper) file(ctx context.Context, parent *dir, at, path string, node tree.Node) *future {
 	b.stats.files.Add(1)
 	b.stats.bytes.Add(node.Size)
 	f := &future{done: make(chan struct{}), node: node}
@@ -524,9 +529,11 @@ func (b *backuper) file(ctx context.Context, path string, node tree.Node) *futur
 			return f
 		}
 	}
+	parent.hold()
 	select {
-	case b.files <- fileJob{path: path, fut: f}:
+	case b.files <- fileJob{dir: parent, at: at, path: path, fut: f}:
 	case <-ctx.Done():
+		parent.release()
 		f.skip = true
 		close(f.done)
 	}
@@ -539,11 +546,13 @@ func (b *backuper) fileWorker(ctx context.Context) {
 	ch := chunker.New(nil, b.v.Keys().ChunkerSeed, chunker.Params{Min: cfg.Chunker.Min, Avg: cfg.Chunker.Avg, Max: cfg.Chunker.Max})
 	for job := range b.files {
 		if ctx.Err() != nil || b.fatal() != nil {
+			job.dir.release()
 			job.fut.skip = true
 			close(job.fut.done)
 			continue
 		}
-		err := b.backupFile(ctx, job.path, &job.fut.node, hasher, ch)
+		err := b.backupFile(ctx, job, hasher, ch)
+		job.dir.release()
 		if err != nil {
 			job.fut.skip = true
 			b.report(job.path, err)
@@ -554,9 +563,10 @@ func (b *backuper) fileWorker(ctx context.Context) {
 	}
 }
 
-// backupFile fills node.Extents, from the file cache when the file is
-// unchanged, else by reading it.
-func (b *backuper) backupFile(ctx context.Context, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
+// backupFile fills the job's node's extents, from the file cache when the
+// file is unchanged, else by reading it.
+func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Hasher, ch *chunker.Chunker) error {
+	path, node := job.path, &job.fut.node
 	if b.opts.Files != nil {
 		if rec, ok := b.opts.Files.Get(path); ok {
 			if rec.Matches(node.Size, cacheStamp(node.MTime), cacheStamp(node.CTime), node.Inode, node.Device) && b.allKnown(rec.Extents) {
@@ -575,7 +585,7 @@ func (b *backuper) backupFile(ctx context.Context, path string, node *tree.Node,
 	} else {
 		b.stats.new.Add(1)
 	}
-	if err := b.readFile(ctx, path, node, hasher, ch); err != nil {
+	if err := b.readFile(ctx, job.dir, job.at, path, node, hasher, ch); err != nil {
 		return err
 	}
 	if node.Changed {
@@ -629,14 +639,14 @@ const readAttempts = 3
 // at.
 var testHookChunk func(path string, attempt int, end uint64)
 
-// readFile chunks the file's data regions; holes of sparse files are
+// readFile chunks the data regions of the file at in d; holes of sparse files are
 // skipped. A file that changes while it is read (its size, mtime or ctime
 // differ after the read, or it ends before the size it had) is read again,
 // up to readAttempts times; after that the node keeps what the last read
 // saw, up to where that read ended, and is marked Changed (never a tail of
 // zeros the file did not hold).
-func (b *backuper) readFile(ctx context.Context, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
-	f, err := openNoAtime(path)
+func (b *backuper) readFile(ctx context.Context, d *dir, at, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
+	f, err := d.open(at, path)
 	if err != nil {
 		return err
 	}
@@ -746,16 +756,6 @@ func (b *backuper) sealer(ctx context.Context) {
 	}
 }
 
-// openNoAtime opens path for reading without updating its atime where the
-// kernel allows it (owner or root).
-func openNoAtime(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
-	if errors.Is(err, unix.EPERM) {
-		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	}
-	return f, err
-}
-
 type region struct{ off, len uint64 }
 
 // dataRegions lists the parts of a sparse file that hold data.
@@ -790,31 +790,39 @@ func dataRegions(f *os.File, size uint64) ([]region, error) {
 }
 
 // scan counts files and bytes ahead of the backup for the progress ETA. It
-// runs ahead of the walker, so it lists directories as the walker does,
-// without touching their atimes.
+// runs ahead of the walker, so it lists directories as the walker does:
+// by name in their parent, without touching their atimes.
 func scan(ctx context.Context, paths []string, p *Progress) {
-	var walk func(path string)
-	walk = func(path string) {
+	var walk func(parent *dir, at, path string)
+	walk = func(parent *dir, at, path string) {
 		if ctx.Err() != nil {
 			return
 		}
-		fi, err := os.Lstat(path)
-		if err != nil {
+		var st unix.Stat_t
+		if unix.Fstatat(parent.fd, at, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			return
 		}
-		switch {
-		case fi.Mode().IsRegular():
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
 			p.TotalFiles.Add(1)
-			p.TotalBytes.Add(uint64(fi.Size()))
-		case fi.IsDir():
-			names, _ := readNames(path)
+			p.TotalBytes.Add(uint64(st.Size))
+		case unix.S_IFDIR:
+			d, err := openDirAt(parent, at, path)
+			if err != nil {
+				return
+			}
+			defer d.release()
+			names, _ := d.names()
 			for _, n := range names {
-				walk(filepath.Join(path, n))
+				walk(d, n, filepath.Join(path, n))
 			}
 		}
 	}
 	for _, root := range paths {
-		walk(root)
+		if parent, at, err := openParent(root); err == nil {
+			walk(parent, at, root)
+			parent.release()
+		}
 	}
 	p.ScanDone.Store(ctx.Err() == nil)
 }

@@ -25,6 +25,17 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
+// mustOpenParent opens the directory holding path and returns it with the
+// name of path in it.
+func mustOpenParent(t *testing.T, path string) (*dir, string) {
+	t.Helper()
+	d, at, err := openParent(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, at
+}
+
 // TestReadFileErrors covers the read errors that make fileWorker report a
 // file and leave it out of the point.
 func TestReadFileErrors(t *testing.T) {
@@ -49,7 +60,9 @@ func TestReadFileErrors(t *testing.T) {
 		{"a symlink where a file was", filepath.Join(dir, "link"), inode(t, file), func(err error) bool { return errors.Is(err, syscall.ELOOP) }},
 	} {
 		node := tree.Node{Type: tree.File, Inode: tc.inode}
-		err := b.readFile(context.Background(), tc.path, &node, nil, nil)
+		d, at := mustOpenParent(t, tc.path)
+		err := b.readFile(context.Background(), d, at, tc.path, &node, nil, nil)
+		d.release()
 		if err == nil || !tc.check(err) {
 			t.Errorf("%s: readFile = %v", tc.name, err)
 		}
@@ -163,7 +176,9 @@ func TestUnchangedFileNotRewritten(t *testing.T) {
 	defer cache.Close()
 	b := &backuper{names: newNames(), opts: Options{Files: cache}, batch: cache.NewBatch()}
 	defer b.batch.Cancel()
-	node, err := b.lstat(path, "empty")
+	d, at := mustOpenParent(t, path)
+	defer d.release()
+	node, err := b.lstat(d, at, path, "empty")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +191,8 @@ func TestUnchangedFileNotRewritten(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := b.backupFile(context.Background(), path, &node, nil, nil); err != nil {
+	job := fileJob{dir: d, at: at, path: path, fut: &future{node: node}}
+	if err := b.backupFile(context.Background(), job, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if u, p := b.stats.unchanged.Load(), b.stats.cachePuts.Load(); u != 1 || p != 0 {

@@ -51,10 +51,11 @@ func (n *names) group(gid uint32) string {
 	return s
 }
 
-// lstat returns the node for path with its metadata (no content, no listing).
-func (b *backuper) lstat(path, name string) (tree.Node, error) {
+// lstat returns the node, called name, for the entry at in d (whose full
+// path is path), with its metadata: no content, no listing.
+func (b *backuper) lstat(d *dir, at, path, name string) (tree.Node, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Fstatat(d.fd, at, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return tree.Node{}, &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	n := tree.Node{
@@ -79,9 +80,9 @@ func (b *backuper) lstat(path, name string) (tree.Node, error) {
 		n.Type = tree.Dir
 	case unix.S_IFLNK:
 		n.Type = tree.Symlink
-		target, err := os.Readlink(path)
+		target, err := readlinkAt(d.fd, at, int(st.Size))
 		if err != nil {
-			return n, err
+			return n, &os.PathError{Op: "readlink", Path: path, Err: err}
 		}
 		n.Target = target
 		n.Size = uint64(len(target))
@@ -96,7 +97,7 @@ func (b *backuper) lstat(path, name string) (tree.Node, error) {
 	default:
 		return n, fmt.Errorf("%s: unknown file type %#o", path, st.Mode&unix.S_IFMT)
 	}
-	xattrs, err := readXattrs(path)
+	xattrs, err := readXattrs(d.xattrPath(at, path), path)
 	if err != nil {
 		return n, err
 	}
@@ -123,14 +124,30 @@ func cacheStamp(t tree.Time) int64 {
 	return t.Sec*1e9 + int64(t.Nsec)
 }
 
-// readXattrs returns the extended attributes of path (not following
-// symlinks), sorted by name.
-func readXattrs(path string) ([]tree.Xattr, error) {
+// readlinkAt returns the target of the symlink name in the directory fd,
+// whose length lstat gave as size (a guess: it may change meanwhile).
+func readlinkAt(fd int, name string, size int) (string, error) {
+	buf := make([]byte, max(size, 64)+1)
+	for {
+		n, err := unix.Readlinkat(fd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// readXattrs returns the extended attributes of the entry at sys (not
+// following a symlink), sorted by name; path names it in errors.
+func readXattrs(sys, path string) ([]tree.Xattr, error) {
 	buf := make([]byte, 1024)
 	var size int
 	for {
 		var err error
-		size, err = unix.Llistxattr(path, buf)
+		size, err = unix.Llistxattr(sys, buf)
 		if errors.Is(err, unix.ERANGE) {
 			buf = make([]byte, 2*len(buf))
 			continue
@@ -157,7 +174,7 @@ func readXattrs(path string) ([]tree.Xattr, error) {
 		if name == "" {
 			continue
 		}
-		val, err := getXattr(path, name)
+		val, err := getXattr(sys, name)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed meanwhile
 		}
