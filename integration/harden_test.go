@@ -105,3 +105,67 @@ func TestOutputQuotedAndPlain(t *testing.T) {
 		t.Errorf("want 'azfs points' to list the path %s quoted, got:\n%s", src, r.stdout)
 	}
 }
+
+// TestKeyringPermissionsWarned is finding 11 of issue 11: a keyring that
+// other users could read, in a directory they could list, gave no warning.
+// A command warns once for each, naming the path and the chmod to run, and
+// goes on.
+func TestKeyringPermissionsWarned(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	ring := filepath.Join(e.cfgDir, "keyring.json")
+	for path, mode := range map[string]os.FileMode{ring: 0o644, e.cfgDir: 0o755} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.mustAzfs("points")
+	want := []string{
+		"warning: keyring directory " + strconv.Quote(e.cfgDir) + " has mode 0755: other users may read or replace this machine's vault keys; run: chmod 700 " + strconv.Quote(e.cfgDir),
+		"warning: keyring " + strconv.Quote(ring) + " has mode 0644: other users may read or replace this machine's vault keys; run: chmod 600 " + strconv.Quote(ring),
+	}
+	if got := r.stderrLines(); !slices.Equal(got, want) {
+		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for path, mode := range map[string]os.FileMode{ring: 0o600, e.cfgDir: 0o700} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.mustAzfs("points"); r.stderr != "" {
+		t.Errorf("after the chmods, stderr is not empty:\n%s", r)
+	}
+}
+
+// TestRestoreCredentialsWriteNothing is finding 11 of issue 11: restore
+// credentials and a machine's passphrase applied that machine's retention,
+// writing a tombstone that forgot points. Now a command opened with restore
+// credentials refuses every write before the storage sees it, and reads as
+// before.
+func TestRestoreCredentialsWriteNothing(t *testing.T) {
+	owner := newEnv(t)
+	owner.createVault()
+	src := mkdir(t, filepath.Join(owner.dir, "src"))
+	owner.backupVersions(src, "f", 1)
+	pin := strings.TrimSpace(owner.mustAzfs("vault", "pin").stdout)
+	owner.mustAzfs("policy", "set", "--keep-last", "1", "--pin", pin)
+	owner.backupVersions(src, "f", 2) // the policy forgets two at its next application
+	restore := mcCredentials(t, owner, "restore.azcreds", "--access", "restore")
+
+	rescue := newEnv(t)
+	args := []string{"--vault-credentials", restore, "--machine", testMachine, "--passphrase-file", owner.passFile}
+	if r := rescue.azfs(append([]string{"policy", "apply", "--dry-run"}, args...)...); r.code != 0 || !strings.Contains(r.stderr, "would forget 2 of 3") {
+		t.Fatalf("dry run from restore credentials: want it to read the points and plan to forget two:\n%s", r)
+	}
+	r := rescue.azfs(append([]string{"policy", "apply"}, args...)...)
+	checkOneLineError(t, r, "azfs: ")
+	if !strings.Contains(r.stderr, "restore credentials allow no writes") {
+		t.Errorf("want the refusal to say restore credentials allow no writes:\n%s", r)
+	}
+	if got := vaultFiles(t, owner.vault, "machines/"+testMachine+"/tombstones/"); len(got) != 0 {
+		t.Errorf("restore credentials wrote tombstones: %v", got)
+	}
+	if rows := owner.points(); len(rows) != 3 {
+		t.Errorf("after the refused apply the owner sees %d live points, want 3", len(rows))
+	}
+}

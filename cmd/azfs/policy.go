@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -464,7 +463,7 @@ func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
 func printPoints(verb string, points []*repo.Point) {
 	w := bufio.NewWriter(os.Stdout)
 	for _, p := range points {
-		fmt.Fprintf(w, "%s %s  %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(p.Paths, " "))
+		fmt.Fprintf(w, "%s %s  %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format("2006-01-02 15:04:05"), quotedNames(p.Paths))
 	}
 	w.Flush()
 }

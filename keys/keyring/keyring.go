@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,7 +57,9 @@ type Keyring struct {
 	path    string
 	Default string            `json:"default"` // vault ID
 	Vaults  map[string]*Vault `json:"vaults"`  // by vault ID
-	// Problems lists entries whose key sets were unusable and dropped.
+	// Problems lists entries whose key sets were unusable and dropped, and
+	// the keyring file or its directory when other users have permissions
+	// on them (see [Exposed]).
 	Problems []error `json:"-"`
 }
 
@@ -102,6 +105,7 @@ func Load(dir string) (*Keyring, error) {
 	if k.Vaults == nil {
 		k.Vaults = make(map[string]*Vault)
 	}
+	k.Problems = append(k.Problems, Exposed(dir)...)
 	for id, v := range k.Vaults {
 		if v.Keys == nil {
 			continue
@@ -114,6 +118,30 @@ func Load(dir string) (*Keyring, error) {
 		}
 	}
 	return k, nil
+}
+
+// Exposed reports the keyring in dir, and dir itself, when their mode gives
+// its group or other users any permission (as ssh reports an unprotected
+// private key, but as a warning: azfs still uses them). Each problem quotes
+// the path and says which chmod ends it. A missing keyring is not exposed.
+func Exposed(dir string) []error {
+	file := filepath.Join(dir, FileName)
+	if _, err := os.Lstat(file); err != nil {
+		return nil
+	}
+	var problems []error
+	for _, c := range []struct {
+		path, what string
+		want       fs.FileMode
+	}{{dir, "keyring directory", 0o700}, {file, "keyring", 0o600}} {
+		fi, err := os.Stat(c.path)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		problems = append(problems, fmt.Errorf("%s %q has mode %#o: other users may read or replace this machine's vault keys; run: chmod %o %q",
+			c.what, c.path, fi.Mode().Perm(), c.want, c.path))
+	}
+	return problems
 }
 
 // Save writes the keyring atomically with mode 0600.

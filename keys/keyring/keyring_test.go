@@ -159,6 +159,9 @@ func TestLoadCorrupt(t *testing.T) {
 
 func TestLoadDropsInvalidKeySet(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil { // not a problem of its own
+		t.Fatal(err)
+	}
 	// A key set without its index key would seal under an all-zero key.
 	in := `{"default":"v","vaults":{"v":{"id":"v","keys":{"version":1,"vault":"v",` +
 		`"id_key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",` +
@@ -197,5 +200,50 @@ func TestDirsFromEnvironment(t *testing.T) {
 	}
 	if d, err := keyring.CacheDir(); err != nil || d != "/xdg/cache/azfs" {
 		t.Errorf("CacheDir() with XDG_CACHE_HOME = %q, %v", d, err)
+	}
+}
+
+// TestExposed is finding 11 of issue 11: a keyring, or its directory, that
+// other users could read gave no warning. Load reports each, quoting the
+// path and naming the chmod that ends it; the modes azfs creates give none.
+func TestExposed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "azfs config")
+	k, err := keyring.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if k, err = keyring.Load(dir); err != nil || len(k.Problems) != 0 {
+		t.Fatalf("Load of a keyring azfs saved = %v, problems %v; want none", err, k.Problems)
+	}
+	file := filepath.Join(dir, keyring.FileName)
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	k, err = keyring.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("keyring directory %q has mode 0750: other users may read or replace this machine's vault keys; run: chmod 700 %q", dir, dir),
+		fmt.Sprintf("keyring %q has mode 0644: other users may read or replace this machine's vault keys; run: chmod 600 %q", file, file),
+	}
+	var got []string
+	for _, p := range k.Problems {
+		got = append(got, p.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if p := keyring.Exposed(dir); len(p) != 0 {
+		t.Errorf("Exposed with no keyring = %v, want nothing: there is no key to expose", p)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/azfs/azfs/keys"
@@ -170,6 +171,7 @@ func OpenWithCredentials(ctx context.Context, file string, need access.Access, c
 	if err != nil {
 		return nil, err
 	}
+	st = creds.Restrict(st) // restore credentials write nothing
 	ring, err := loadKeyring()
 	if err != nil {
 		return nil, err
@@ -186,11 +188,17 @@ func loadKeyring() (*keyring.Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range ring.Problems {
-		fmt.Fprintln(os.Stderr, "warning: "+Message(p))
-	}
+	keyringWarned.Do(func() {
+		for _, p := range ring.Problems {
+			fmt.Fprintln(os.Stderr, "warning: "+Message(p))
+		}
+	})
 	return ring, nil
 }
+
+// keyringWarned makes a process report the keyring's problems once, however
+// often it loads it.
+var keyringWarned sync.Once
 
 // OpenVault opens the area of the machine t names: with the keys this
 // machine holds when it is that machine, else with that machine's
