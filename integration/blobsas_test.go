@@ -327,10 +327,7 @@ func TestBlobKillDuringBackupWithSAS(t *testing.T) {
 func TestBlobJunkFromBackupSAS(t *testing.T) {
 	endpoint := startAzurite(t)
 	owner := sasVault(t, endpoint, "sasjunk")
-	src := filepath.Join(t.TempDir(), "src")
-	mkdir(t, src)
-	writeRandom(t, filepath.Join(src, "a.bin"), 1<<20, 3)
-	owner.backup(src)
+	owner.backup(oneFileSource(t, 1<<20))
 
 	backupCreds := sasOf(t, mcCredentials(t, owner, "backup.azcreds"))
 	raw := rawClient(t, endpoint, "sasjunk", string(backupCreds.SAS))

@@ -13,11 +13,18 @@ import (
 func repairEnv(t *testing.T, size int64) (*env, string) {
 	e := newEnv(t)
 	e.createVault()
+	src := oneFileSource(t, size)
+	e.backup(src)
+	return e, src
+}
+
+// oneFileSource returns a source directory holding one file of size
+// random bytes.
+func oneFileSource(t *testing.T, size int64) string {
 	src := filepath.Join(t.TempDir(), "src")
 	mkdir(t, src)
 	writeRandom(t, filepath.Join(src, "a.bin"), size, 7)
-	e.backup(src)
-	return e, src
+	return src
 }
 
 // junkObjects are what a credential that may only create objects (a backup
@@ -231,5 +238,28 @@ func TestRepairNewKeySlot(t *testing.T) {
 	}
 	if r := e.azfs("repair", "--generate-passphrase", filepath.Join(e.dir, "p2")); r.code != 2 {
 		t.Errorf("a new key slot without --machine: exit %d, want 2 (usage)\n%s", r.code, r)
+	}
+}
+
+// TestRepairCertificateMode: the owner's escrow of a write-only machine
+// reads its index but no point. Repair rebuilds nothing it need not,
+// quarantines junk it can tell by name, leaves the points it cannot read
+// alone, says the area was not checked, and refuses a new key slot.
+func TestRepairCertificateMode(t *testing.T) {
+	c := ctNewCert(t, t.TempDir(), "backup", false)
+	e := newEnv(t)
+	ctCreateVault(t, e, c)
+	e.backup(oneFileSource(t, 1<<20))
+	writeFile(t, filepath.Join(e.area(), "points", "readme"), []byte("junk"), 0o600)
+
+	r := e.mustAzfs("repair", "--apply")
+	if !strings.Contains(r.stdout, `"quarantine/points/readme"`) || !strings.Contains(r.stdout, "not checked") {
+		t.Errorf("repair --apply of a certificate-mode machine:\n%s", r)
+	}
+	if points, err := os.ReadDir(filepath.Join(e.area(), "points")); err != nil || len(points) != 1 {
+		t.Errorf("points left: %v, %v; want the one point", points, err)
+	}
+	if r := e.azfs("repair", "--machine", testMachine, "--generate-passphrase", filepath.Join(e.dir, "p")); r.code != 1 || !strings.Contains(r.stderr, "certificate mode") {
+		t.Errorf("a new key slot for a write-only machine: want it refused, got:\n%s", r)
 	}
 }
