@@ -133,7 +133,7 @@ func Area(ctx context.Context, v *repo.Vault, name string, opts Options) (*AreaR
 	if opts.Apply {
 		fi, err := v.Storage().Stat(ctx, pruneLock)
 		switch {
-		case err == nil && time.Since(fi.Modified) < pruneLockStale:
+		case err == nil && (fi.Modified.IsZero() || time.Since(fi.Modified) < pruneLockStale):
 			return nil, ErrPruneRunning
 		case err != nil && !errors.Is(err, storage.ErrNotFound):
 			return nil, fmt.Errorf("machine %s: %w", name, err)

@@ -335,3 +335,14 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A repair that would delete index files refuses to run beside a prune,
+// which supersedes them itself; a dry run goes ahead.
+func TestRepairRefusedDuringPrune(t *testing.T) {
+	f := newFixture(t)
+	f.save(t, "prune/lock", []byte(`{"host":"h","pid":1}`))
+	if _, err := repair.Area(context.Background(), f.vault(t), "m", repair.Options{Apply: true}); !errors.Is(err, repair.ErrPruneRunning) {
+		t.Errorf("repair --apply beside a prune: %v, want ErrPruneRunning", err)
+	}
+	f.repair(t, false)
+}
