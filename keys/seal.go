@@ -25,6 +25,10 @@ const (
 	// of a machine's retention policy forgot. It is sealed under the index
 	// key, which every key set of an area holds (write-only ones too).
 	KindTombstone Kind = 6
+	// KindDamage is a damage record: copies of blobs found missing or
+	// damaged, so that backups store them again. Sealed under the index
+	// key, as index files are.
+	KindDamage Kind = 7
 )
 
 func (k Kind) String() string {
@@ -41,6 +45,8 @@ func (k Kind) String() string {
 		return "point"
 	case KindTombstone:
 		return "tombstone"
+	case KindDamage:
+		return "damage record"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }

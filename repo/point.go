@@ -50,6 +50,13 @@ type PointStats struct {
 	// ChangedWhileRead counts the files that kept changing while they were
 	// read: they hold what the last read saw (tree.Node.Changed).
 	ChangedWhileRead uint64 `json:"changed_while_read,omitempty"`
+	// BlobsStoredAgain counts blobs the vault had but stored again: every
+	// copy was missing or damaged (the points that need them read the new
+	// copy from then on) or in a pack a prune is deleting.
+	BlobsStoredAgain uint64 `json:"blobs_stored_again,omitempty"`
+	// BlobsVerified counts reused blobs read back and authenticated
+	// (backup --verify-reused).
+	BlobsVerified uint64 `json:"blobs_verified,omitempty"`
 }
 
 // RootName is the name of the single node in a point's root part.

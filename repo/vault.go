@@ -5,6 +5,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +78,8 @@ type Vault struct {
 	cache  BlobCache // sealed blobs and index files kept between processes; nil: none
 	// segments, when set, reads small blobs through pack segments.
 	segments *segments
+	// damage holds the copies of blobs this process found bad.
+	damage damageLog
 }
 
 // BlobCache keeps sealed objects read from the vault, as stored, so that a
@@ -405,7 +409,7 @@ func (v *Vault) Index() *index.Index { return v.idx }
 // isIndexKind reports whether objects of kind are sealed under the index
 // key rather than a data key.
 func isIndexKind(kind keys.Kind) bool {
-	return kind == keys.KindIndex || kind == keys.KindTrailer || kind == keys.KindTombstone
+	return kind == keys.KindIndex || kind == keys.KindTrailer || kind == keys.KindTombstone || kind == keys.KindDamage
 }
 
 // ErrWriteOnly reports content a write-only (certificate-mode) machine
@@ -436,7 +440,8 @@ func parseObjectName(name string) (keys.ID, error) {
 // ioParallelism bounds concurrent storage requests.
 var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
 
-// LoadIndex reads every index file into the in-memory index. Index files
+// LoadIndex reads every index file into the in-memory index, and applies
+// the vault's damage records to it (see damagePrefix). Index files
 // that fail to authenticate or decode are skipped and reported in an error
 // wrapping ErrDamaged (the index is complete again once the packs they
 // covered are adopted from their trailers); other errors are fatal. An
@@ -470,6 +475,9 @@ func (v *Vault) LoadIndex(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := v.ApplyDamageRecords(ctx); err != nil {
 		return err
 	}
 	return errors.Join(damaged...)
@@ -575,15 +583,43 @@ func (v *Vault) sized(ctx context.Context, name string, n int) bool {
 // memory bound is the same).
 const maxTreePart = 64 << 20
 
-// LoadBlob returns the plaintext of an indexed blob.
+// LoadBlob returns the plaintext of an indexed blob. It tries the blob's
+// copies in the index's order (see index.Index) and falls back to the next
+// on a copy that is missing or does not authenticate; such copies are noted
+// as bad (see damagePrefix). The blob is damaged only when every copy is.
 func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte, error) {
-	loc, ok := v.idx.Lookup(id)
-	if !ok {
+	locs := v.idx.Locations(id)
+	if len(locs) == 0 {
 		return nil, fmt.Errorf("load %s %s: %w: not in the index", kind, id.Short(), ErrDamaged)
 	}
-	if loc.Kind != kind {
-		return nil, fmt.Errorf("load %s %s: %w: indexed as %s", kind, id.Short(), ErrDamaged, loc.Kind)
+	if locs[0].Kind != kind {
+		// The caller's mistake or a damaged tree, not a bad copy: every
+		// copy is of the kind its ID was hashed as.
+		return nil, fmt.Errorf("load %s %s: %w: indexed as %s", kind, id.Short(), ErrDamaged, locs[0].Kind)
 	}
+	var failed []error
+	for _, loc := range locs {
+		plain, err := v.loadCopy(ctx, kind, id, loc)
+		if !isBadCopy(err) {
+			return plain, err
+		}
+		v.NoteBadCopy(id, loc.Pack)
+		failed = append(failed, err)
+	}
+	if len(failed) == 1 {
+		return nil, failed[0]
+	}
+	return nil, fmt.Errorf("load %s %s: %w: every copy (%d) is missing or damaged: %w", kind, id.Short(), ErrDamaged, len(failed), errors.Join(failed...))
+}
+
+// isBadCopy reports whether err, from loading one copy of a blob, means
+// that copy is missing or damaged (another copy may do).
+func isBadCopy(err error) bool {
+	return errors.Is(err, ErrDamaged) || errors.Is(err, storage.ErrNotFound)
+}
+
+// loadCopy returns the plaintext of the copy of a blob at loc.
+func (v *Vault) loadCopy(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
 	if v.segments != nil {
 		if plain, ok, err := v.segments.loadBlob(ctx, kind, id, loc); ok {
 			return plain, err
@@ -719,19 +755,23 @@ func (v *Vault) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int6
 
 // ListPacks returns the IDs of all packs in the storage.
 func (v *Vault) ListPacks(ctx context.Context) ([]keys.ID, error) {
-	names, err := v.list(ctx, dataPrefix)
+	sizes, err := v.packSizes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]keys.ID, 0, len(names))
-	for _, n := range names {
-		id, err := parseObjectName(n)
-		if err != nil || n != dataName(id) {
-			continue // not a pack: azfs never writes such a name
-		}
+	ids := make([]keys.ID, 0, len(sizes))
+	for id := range sizes {
 		ids = append(ids, id)
 	}
+	slices.SortFunc(ids, func(a, b keys.ID) int { return bytes.Compare(a[:], b[:]) })
 	return ids, nil
+}
+
+// packSizes lists the packs in the storage with their sizes.
+func (v *Vault) packSizes(ctx context.Context) (map[keys.ID]int64, error) {
+	sizes := make(map[keys.ID]int64)
+	err := v.PackSizes(ctx, func(id keys.ID, size int64) { sizes[id] = size })
+	return sizes, err
 }
 
 // AdoptOrphanPacks indexes packs that no index file covers (a backup that
@@ -751,24 +791,28 @@ func (v *Vault) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error)
 // returns the packs the loaded index names that the storage does not hold
 // (listed after the index was loaded, so they were deleted since their index
 // file was written; a prune deleted them).
+//
+// The listing also tells which indexed packs are gone or stored shorter
+// than indexed: their copies are noted as bad (see damagePrefix), so that
+// reads try other copies first and backups store the blobs again.
 func (v *Vault) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip func(keys.ID) bool) (adopted int, missing []keys.ID, err error) {
-	ids, err := v.ListPacks(ctx)
+	sizes, err := v.packSizes(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	present := make(map[keys.ID]bool, len(ids))
 	var orphans []keys.ID
-	for _, id := range ids {
-		present[id] = true
+	for id := range sizes {
 		if !v.idx.HasPack(id) && (skip == nil || !skip(id)) {
 			orphans = append(orphans, id)
 		}
 	}
 	for _, id := range v.idx.Packs() {
-		if !present[id] {
+		if _, ok := sizes[id]; !ok {
 			missing = append(missing, id)
+			v.notePackGone(id)
 		}
 	}
+	v.noteTruncatedPacks(sizes)
 	if len(orphans) == 0 {
 		return 0, missing, nil
 	}

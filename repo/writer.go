@@ -21,11 +21,17 @@ const indexEvery = 64
 
 // WriterStats counts what a Writer stored.
 type WriterStats struct {
-	BlobsNew    atomic.Uint64 // blobs stored
-	BlobsKnown  atomic.Uint64 // blobs already in the vault
-	BytesPlain  atomic.Uint64 // plaintext bytes of stored blobs
-	BytesStored atomic.Uint64 // bytes of packs written
-	Packs       atomic.Uint64 // packs written
+	BlobsNew   atomic.Uint64 // blobs stored
+	BlobsKnown atomic.Uint64 // blobs already in the vault
+	// BlobsVerified counts reused blobs authenticated (VerifyReused).
+	BlobsVerified atomic.Uint64
+	// BlobsStoredAgain counts blobs stored although the vault had them:
+	// no copy was usable (missing, damaged, or in a pack a prune is
+	// deleting).
+	BlobsStoredAgain atomic.Uint64
+	BytesPlain       atomic.Uint64 // plaintext bytes of stored blobs
+	BytesStored      atomic.Uint64 // bytes of packs written
+	Packs            atomic.Uint64 // packs written
 }
 
 // Writer stores blobs into packs: it deduplicates against the whole vault and
@@ -52,6 +58,10 @@ type Writer struct {
 	bufPool  sync.Pool
 	guard    PackGuard // nil: reuse whatever the index holds
 	Stats    WriterStats
+
+	ctx      context.Context      // the context NewWriter was given, for verifying reads
+	verify   bool                 // authenticate reused blobs (VerifyReused)
+	verified map[keys.ID]struct{} // reused blobs verified so far; under mu
 }
 
 // PackGuard decides which packs a backup may depend on while a prune may be
@@ -68,14 +78,63 @@ type PackGuard interface {
 // SetGuard makes w consult g. Call it before the first Save.
 func (w *Writer) SetGuard(g PackGuard) { w.guard = g }
 
-// reusable reports whether the vault already holds the blob in a pack the
-// run may depend on.
+// reusable reports whether the vault already holds a copy of the blob not
+// known to be bad, in a pack the run may depend on (and, with
+// VerifyReused, one that authenticates).
 func (w *Writer) reusable(id keys.ID) bool {
-	if w.guard == nil {
-		return w.v.idx.Has(id)
+	loc, ok := w.v.idx.Good(id)
+	if !ok {
+		return false
 	}
-	loc, ok := w.v.idx.Lookup(id)
-	return ok && w.guard.Depend(loc.Pack)
+	if w.usable(id, loc) {
+		return true
+	}
+	// Rare: the preferred copy is in a pack a prune is deleting, or does
+	// not authenticate; another good copy may do.
+	for _, loc := range w.v.idx.Locations(id)[1:] {
+		if !w.v.idx.IsBad(id, loc.Pack) && w.usable(id, loc) {
+			return true
+		}
+	}
+	return false
+}
+
+// usable reports whether the run may reuse the copy of blob id at loc.
+func (w *Writer) usable(id keys.ID, loc index.Location) bool {
+	if w.guard != nil && !w.guard.Depend(loc.Pack) {
+		return false
+	}
+	if !w.verify {
+		return true
+	}
+	w.mu.Lock()
+	_, done := w.verified[id]
+	w.mu.Unlock()
+	if done {
+		return true
+	}
+	if _, err := w.v.loadCopy(w.ctx, loc.Kind, id, loc); err != nil {
+		if isBadCopy(err) {
+			w.v.NoteBadCopy(id, loc.Pack)
+		} else {
+			w.fail(fmt.Errorf("verify reused %s %s: %w", loc.Kind, id.Short(), err))
+		}
+		return false
+	}
+	w.Stats.BlobsVerified.Add(1)
+	w.mu.Lock()
+	w.verified[id] = struct{}{}
+	w.mu.Unlock()
+	return true
+}
+
+// VerifyReused makes w authenticate every blob it reuses, once, by reading
+// its copy from the storage: a copy that fails is noted as bad and the
+// blob stored again. It costs a read of every reused blob. Call it before
+// the first Save.
+func (w *Writer) VerifyReused() {
+	w.verify = true
+	w.verified = make(map[keys.ID]struct{})
 }
 
 // NewWriter starts a Writer with uploaders concurrent pack uploads. The index
@@ -83,6 +142,7 @@ func (w *Writer) reusable(id keys.ID) bool {
 func (v *Vault) NewWriter(ctx context.Context, uploaders int) *Writer {
 	w := &Writer{
 		v:       v,
+		ctx:     ctx,
 		pending: make(map[keys.ID]struct{}),
 		open:    make(map[keys.Kind]*pack.Writer),
 		uploads: make(chan *pack.Writer, 1), // each queued pack holds 16 MiB
@@ -167,6 +227,9 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 	w.bufPool.Put(bp)
 
 	w.Stats.BlobsNew.Add(1)
+	if w.v.idx.Has(id) {
+		w.Stats.BlobsStoredAgain.Add(1)
+	}
 	w.Stats.BytesPlain.Add(uint64(len(plain)))
 	if full != nil {
 		return true, w.queue(ctx, full)

@@ -33,6 +33,7 @@ func backupCmd(ctx context.Context, args []string) error {
 	quiet := fs.BoolP("quiet", "q", false, "no progress output")
 	verbose := fs.BoolP("verbose", "v", false, "when stderr is not a terminal, print a progress line every 10 seconds (on a terminal it is redrawn in place anyway)")
 	wait := fs.Bool("wait", false, "when another backup of this machine is running (the agent's), wait for it to end instead of refusing")
+	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -54,10 +55,11 @@ func backupCmd(ctx context.Context, args []string) error {
 	defer lock.Unlock()
 	status := cli.NewStatus(os.Stderr)
 	req := backupRequest{
-		paths:   fs.Args(),
-		uploads: *uploads,
-		onError: func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
-		warn:    func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) },
+		paths:        fs.Args(),
+		uploads:      *uploads,
+		verifyReused: *verifyReused,
+		onError:      func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
+		warn:         func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) },
 	}
 	req.onChanged = func(path string) {
 		wipe := "" // the progress line, on a terminal
@@ -108,6 +110,12 @@ func backupCmd(ctx context.Context, args []string) error {
 		if s.ChangedWhileRead > 0 {
 			fmt.Fprintf(os.Stderr, "%d files changed while being read (stored as read, marked changed during backup)\n", s.ChangedWhileRead)
 		}
+		if s.BlobsStoredAgain > 0 {
+			fmt.Fprintf(os.Stderr, "stored again %d chunks whose copies in the vault were missing or damaged: the points that need them read the new copies\n", s.BlobsStoredAgain)
+		}
+		if *verifyReused {
+			fmt.Fprintf(os.Stderr, "verified %d reused chunks\n", s.BlobsVerified)
+		}
 	}
 	return err
 }
@@ -148,6 +156,8 @@ func lockBackup(ctx context.Context, o *cli.Opened, h agent.Holder, wait bool, w
 type backupRequest struct {
 	paths   []string
 	uploads int // 0: the default for the vault's kind
+	// verifyReused authenticates every reused blob (backup.Options).
+	verifyReused bool
 	// progress, when set, is updated as the run goes.
 	progress *backup.Progress
 	onError  func(path string, err error) // a file or directory skipped
@@ -194,7 +204,8 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 		Progress: req.progress,
 		OnError:  req.onError,
 
-		OnChanged: req.onChanged,
+		OnChanged:    req.onChanged,
+		VerifyReused: req.verifyReused,
 	}
 	if opts.Uploads <= 0 {
 		opts.Uploads = 2

@@ -175,6 +175,15 @@ func checkCmd(ctx context.Context, args []string) error {
 		if res.Unreadable > 0 {
 			fmt.Fprintf(os.Stderr, "%d blobs are sealed for another certificate and were not read: check with that certificate's private key too\n", res.Unreadable)
 		}
+		if res.Redundant > 0 {
+			fmt.Fprintf(os.Stderr, "%d damaged or missing copies have a good copy elsewhere: nothing is lost, and the next prune drops them\n", res.Redundant)
+		}
+		switch {
+		case len(res.Problems) > 0 && res.Remembered:
+			fmt.Fprintln(os.Stderr, "the damage is remembered in the vault: the next backup of the files that still exist stores their data again, which heals every point that needs it (azfs repair lists what cannot be healed)")
+		case res.RememberErr != nil:
+			fmt.Fprintf(os.Stderr, "azfs: warning: could not remember the damage in the vault (%s): the next backup will not know to store it again; run check with the machine's own access\n", cli.Message(res.RememberErr))
+		}
 	}
 	if errors.Is(err, check.ErrDamaged) {
 		return fmt.Errorf("%w: %d problems found", err, len(res.Problems))

@@ -131,6 +131,9 @@ func run(args []string) error {
 		return err
 	}
 	points := state.Live()
+	// Copies of blobs that reads find damaged or missing are remembered in
+	// the vault, for the next backup to store again.
+	o.Vault.SaveDamageAsFound()
 	if err := o.Vault.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
 			return err

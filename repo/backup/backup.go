@@ -69,7 +69,16 @@ type Options struct {
 	// Guard sets how the run watches the marks of concurrent prunes
 	// (package repo/prune); zero fields take the defaults.
 	Guard prune.GuardOptions
+	// VerifyReused reads back and authenticates every blob the run reuses
+	// instead of trusting the index (repo.Writer.VerifyReused): a copy that
+	// fails is remembered as damaged and the blob stored again from the
+	// source. It costs a read of every reused blob.
+	VerifyReused bool
 }
+
+// ErrVerifyWriteOnly reports VerifyReused on a machine that cannot read
+// what it stores.
+var ErrVerifyWriteOnly = errors.New("verifying reused data needs keys that read it: this machine holds only the vault's certificate")
 
 // Progress counts a run's work; read it from another goroutine.
 type Progress struct {
@@ -160,6 +169,9 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	if opts.VerifyReused && v.Keys().WriteOnly() {
+		return nil, ErrVerifyWriteOnly
+	}
 	watched := opts.Progress != nil
 	if !watched {
 		opts.Progress = &Progress{}
@@ -206,6 +218,9 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		skip:  make(map[string]bool),
 	}
 	b.w.SetGuard(guard)
+	if opts.VerifyReused {
+		b.w.VerifyReused()
+	}
 	for _, p := range opts.Exclude {
 		if abs, err := filepath.Abs(p); err == nil {
 			b.skip[abs] = true
@@ -272,6 +287,8 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 			Xattrs:         b.stats.xattrs.Load(),
 
 			ChangedWhileRead: b.stats.changedWhileRead.Load(),
+			BlobsStoredAgain: b.w.Stats.BlobsStoredAgain.Load(),
+			BlobsVerified:    b.w.Stats.BlobsVerified.Load(),
 		},
 	}
 	p.Stats.Duration = time.Since(start)
@@ -287,6 +304,11 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		if err != nil && opts.OnError != nil {
 			opts.OnError("(file cache)", err)
 		}
+	}
+	// What the run found missing or damaged (the listing, verified
+	// reuses) is remembered for readers and later runs.
+	if err := v.SaveDamage(ctx); err != nil && opts.OnError != nil {
+		opts.OnError("(damage record)", err)
 	}
 	if late != nil {
 		return p, fmt.Errorf("point %s: %w", p.ID.Short(), late)

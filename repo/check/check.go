@@ -5,12 +5,15 @@
 package check
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,8 +119,17 @@ type Result struct {
 	// and that no point needs: a prune deleted them while the check ran,
 	// or an index file still names them after an interrupted prune (the
 	// next prune supersedes it). Not a problem.
-	Stale    int
-	Problems []Problem
+	Stale int
+	// Redundant counts copies of blobs found missing or damaged whose
+	// blob has a good copy elsewhere: nothing is lost, reads use the good
+	// copy, and the next prune drops the bad one. Not a problem.
+	Redundant int
+	// Remembered is set when the check stored what it found damaged in
+	// the vault, for the next backup to store again (see repo's damage
+	// records); RememberErr says why it could not.
+	Remembered  bool
+	RememberErr error
+	Problems    []Problem
 }
 
 // ErrDamaged is returned when the check found problems.
@@ -127,8 +139,8 @@ type checker struct {
 	v    *repo.Vault
 	opts Options
 
-	// byPack groups the index by pack, built once: what each pack is
-	// supposed to hold.
+	// byPack groups every copy the index knows by pack, built once: what
+	// each pack is supposed to hold.
 	byPack map[keys.ID][]packBlob
 	// read holds the packs whose bytes are read.
 	read map[keys.ID]bool
@@ -136,9 +148,17 @@ type checker struct {
 	// once a point is found to need one of their blobs.
 	missing map[keys.ID]bool
 
-	mu      sync.Mutex
-	res     Result
-	damaged map[keys.ID]error // blobs that failed, for naming affected files
+	mu sync.Mutex
+	// badCopies holds the copies found missing or damaged, and why;
+	// whether each is a problem depends on the blob's other copies.
+	badCopies map[copyKey]error
+	// badPacks holds the packs whose trailer or bytes failed.
+	badPacks map[keys.ID]error
+	res      Result
+	// listings caches, per tree part, the problems found under it, with
+	// paths relative to its directory: a listing shared by several points
+	// is read once but its damaged files are named under each.
+	listings map[keys.ID][]Problem
 }
 
 type packBlob struct {
@@ -146,10 +166,18 @@ type packBlob struct {
 	loc index.Location
 }
 
+type copyKey struct {
+	blob, pack keys.ID
+}
+
 func (c *checker) problem(what, name string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := Problem{What: what, Name: name, Err: err}
+	c.report(Problem{What: what, Name: name, Err: err})
+}
+
+// report records p. Called with c.mu held, or from the one goroutine.
+func (c *checker) report(p Problem) {
 	c.res.Problems = append(c.res.Problems, p)
 	if c.opts.Problem != nil {
 		c.opts.Problem(p)
@@ -157,9 +185,18 @@ func (c *checker) problem(what, name string, err error) {
 }
 
 // Run checks v. It returns the result and ErrDamaged when problems were
-// found; other errors mean the check itself could not run.
+// found; other errors mean the check itself could not run. What it finds
+// missing or damaged is remembered in the vault (best effort: a
+// restore-only credential may not write), so that the next backup stores
+// those blobs again.
+//
+// Problems are reported in an order that depends only on the vault: first
+// those of index files and packs, sorted, then per point (oldest first)
+// the damaged listings and every file that needs a blob of which no good
+// copy is left, in tree order.
 func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
-	c := &checker{v: v, opts: opts, damaged: make(map[keys.ID]error), missing: make(map[keys.ID]bool)}
+	c := &checker{v: v, opts: opts, missing: make(map[keys.ID]bool), badCopies: make(map[copyKey]error),
+		badPacks: make(map[keys.ID]error), listings: make(map[keys.ID][]Problem)}
 	// Points first: everything a listed point needs was indexed before the
 	// point was written, so a backup committing meanwhile is not misread as
 	// damage.
@@ -182,6 +219,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
 	if err := c.packs(ctx); err != nil {
 		return nil, err
 	}
+	c.judgeCopies()
 	if err := c.points(ctx, points); err != nil {
 		return nil, err
 	}
@@ -193,6 +231,14 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
 		case gone:
 			c.res.Stale++
 		}
+	}
+	switch err := v.SaveDamage(ctx); {
+	case err == nil:
+		c.res.Remembered = true
+	case errors.Is(err, storage.ErrPermission):
+		c.res.RememberErr = err
+	default:
+		c.res.RememberErr = err
 	}
 	if len(c.res.Problems) > 0 {
 		return &c.res, ErrDamaged
@@ -212,9 +258,10 @@ func (c *checker) packs(ctx context.Context) error {
 		present[id] = true
 	}
 	indexed := c.v.Index().Packs()
+	slices.SortFunc(indexed, func(a, b keys.ID) int { return bytes.Compare(a[:], b[:]) })
 	c.res.Packs = len(indexed)
 	c.byPack = make(map[keys.ID][]packBlob, len(indexed))
-	c.v.Index().Each(func(blob keys.ID, loc index.Location) bool {
+	c.v.Index().EachCopy(func(blob keys.ID, loc index.Location) bool {
 		c.byPack[loc.Pack] = append(c.byPack[loc.Pack], packBlob{blob, loc})
 		return true
 	})
@@ -245,10 +292,7 @@ func (c *checker) packs(ctx context.Context) error {
 	c.res.PacksRead = len(c.read)
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
-	for _, id := range indexed {
-		if !present[id] {
-			continue
-		}
+	for _, id := range readable {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -267,15 +311,29 @@ func (c *checker) gone(id keys.ID) {
 	c.mu.Lock()
 	c.missing[id] = false
 	c.mu.Unlock()
-	c.markPackDamaged(id, errors.New("pack missing"))
+	c.v.Index().MarkPackBad(id)
 }
 
-func (c *checker) markPackDamaged(id keys.ID, err error) {
+// packDamaged records that pack id failed as a whole; with every, each copy
+// it holds is taken as damaged too (its bytes were not read to tell).
+func (c *checker) packDamaged(id keys.ID, err error, every bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, b := range c.byPack[id] {
-		c.damaged[b.id] = err
+	c.badPacks[id] = err
+	c.mu.Unlock()
+	if !every {
+		return
 	}
+	for _, b := range c.byPack[id] {
+		c.copyDamaged(b.id, id, err)
+	}
+}
+
+// copyDamaged records that the copy of blob in pack is damaged.
+func (c *checker) copyDamaged(blob, packID keys.ID, err error) {
+	c.v.NoteBadCopy(blob, packID)
+	c.mu.Lock()
+	c.badCopies[copyKey{blob, packID}] = err
+	c.mu.Unlock()
 }
 
 func (c *checker) pack(ctx context.Context, id keys.ID) {
@@ -285,16 +343,20 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 		return
 	}
 	if err != nil {
-		c.problem("pack", id.String(), err)
+		c.packDamaged(id, err, !c.read[id])
 		if !c.read[id] {
-			c.markPackDamaged(id, err)
 			return
 		}
 	}
-	for _, e := range entries {
-		loc, ok := c.v.Index().Lookup(e.ID)
-		if ok && loc.Pack == id && (loc.Offset != e.Offset || loc.Length != e.Length) {
-			c.problem("pack", id.String(), fmt.Errorf("blob %s: index and trailer disagree", e.ID.Short()))
+	if len(entries) > 0 {
+		here := make(map[keys.ID]index.Location, len(c.byPack[id]))
+		for _, b := range c.byPack[id] {
+			here[b.id] = b.loc
+		}
+		for _, e := range entries {
+			if loc, ok := here[e.ID]; ok && (loc.Offset != e.Offset || loc.Length != e.Length) {
+				c.packDamaged(id, fmt.Errorf("blob %s: index and trailer disagree", e.ID.Short()), false)
+			}
 		}
 	}
 	if !c.read[id] {
@@ -306,17 +368,17 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 		return
 	}
 	if err != nil {
-		c.problem("pack", id.String(), err)
-		c.markPackDamaged(id, err)
+		c.problem("pack", id.String(), err) // could not be read: not known to be damaged
 		return
 	}
 	c.mu.Lock()
 	c.res.BytesRead += int64(len(b))
 	c.mu.Unlock()
 	if pack.Name(b) != id {
-		c.problem("pack", id.String(), errors.New("content does not match its name (bytes changed in storage)"))
+		c.packDamaged(id, errors.New("content does not match its name (bytes changed in storage)"), false)
 	}
-	// Authenticate every blob the index places in this pack, trailer or not.
+	// Authenticate every copy the index places in this pack, trailer or
+	// not.
 	hashers := map[keys.Kind]*keys.Hasher{
 		keys.KindData: c.v.Keys().NewHasher(keys.KindData),
 		keys.KindTree: c.v.Keys().NewHasher(keys.KindTree),
@@ -324,10 +386,10 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 	for _, pb := range c.byPack[id] {
 		blob, loc := pb.id, pb.loc
 		if uint64(loc.Offset)+uint64(loc.Length) > uint64(len(b)) {
-			c.blobDamaged(blob, loc.Kind, id, errors.New("beyond the end of the pack"))
+			c.copyDamaged(blob, id, errors.New("beyond the end of the pack"))
 			continue
 		}
-		plain, err := c.v.OpenBlob(loc.Kind, blob, b[loc.Offset:loc.Offset+loc.Length])
+		plain, err := c.v.OpenBlob(loc.Kind, blob, append([]byte(nil), b[loc.Offset:loc.Offset+loc.Length]...))
 		if errors.Is(err, keys.ErrOtherKey) {
 			// Sealed for another certificate's epoch: not readable with
 			// the keys at hand, and not damage.
@@ -340,7 +402,7 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 			err = errors.New("content does not hash to its ID")
 		}
 		if err != nil {
-			c.blobDamaged(blob, loc.Kind, id, err)
+			c.copyDamaged(blob, id, err)
 			continue
 		}
 		c.mu.Lock()
@@ -349,22 +411,51 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 	}
 }
 
-func (c *checker) blobDamaged(blob keys.ID, kind keys.Kind, packID keys.ID, err error) {
-	what := kind.String()
-	if kind == keys.KindData {
-		what = "chunk"
+// judgeCopies reports, once every pack has been looked at, the damaged
+// packs and copies that lose data: those holding a blob of which no good
+// copy is left. The others are counted as redundant.
+func (c *checker) judgeCopies() {
+	idx := c.v.Index()
+	var found []Problem
+	for id, err := range c.badPacks {
+		lost := false
+		for _, b := range c.byPack[id] {
+			if _, ok := idx.Good(b.id); !ok {
+				lost = true
+				break
+			}
+		}
+		if lost {
+			found = append(found, Problem{What: "pack", Name: id.String(), Err: err})
+		} else {
+			c.res.Redundant++
+		}
 	}
-	c.problem(what, blob.String(), fmt.Errorf("in pack %s: %w", packID.Short(), err))
-	c.mu.Lock()
-	c.damaged[blob] = err
-	c.mu.Unlock()
+	for k, err := range c.badCopies {
+		if _, ok := idx.Good(k.blob); ok {
+			c.res.Redundant++
+			continue
+		}
+		loc, _ := idx.Lookup(k.blob)
+		what := loc.Kind.String()
+		if loc.Kind == keys.KindData {
+			what = "chunk"
+		}
+		found = append(found, Problem{What: what, Name: k.blob.String(), Err: fmt.Errorf("in pack %s: %w", k.pack.Short(), err)})
+	}
+	slices.SortFunc(found, func(a, b Problem) int {
+		return cmp.Or(strings.Compare(a.What, b.What), strings.Compare(a.Name, b.Name), strings.Compare(a.Err.Error(), b.Err.Error()))
+	})
+	for _, p := range found {
+		c.report(p)
+	}
 }
 
-// points walks every point's tree: every part must load and every chunk be
-// indexed; files that need a damaged or missing chunk are named.
+// points walks every point's tree: every part must load and every chunk
+// have a good copy; files that need a blob without one are named, under
+// every point that has them.
 func (c *checker) points(ctx context.Context, points []*repo.Point) error {
 	c.res.Points = len(points)
-	seen := make(map[keys.ID]bool)
 	for _, p := range points {
 		c.need(p.Root)
 		root, err := c.v.Part(ctx, p.Root)
@@ -375,71 +466,102 @@ func (c *checker) points(ctx context.Context, points []*repo.Point) error {
 			c.problem("point", p.ID.String(), err)
 			continue
 		}
-		label := p.ID.Short() + ":"
-		if err := c.walk(ctx, &root.Nodes[0], label, seen); err != nil {
+		found, err := c.dir(ctx, &root.Nodes[0])
+		if err != nil {
 			return err
+		}
+		for _, f := range found {
+			c.report(under(p.ID.Short()+":", f))
 		}
 	}
 	return nil
 }
 
-func (c *checker) walk(ctx context.Context, dir *tree.Node, where string, seen map[keys.ID]bool) error {
+// under returns p, found in a listing, named from where.
+func under(where string, p Problem) Problem {
+	if where[len(where)-1] == ':' || p.Name == "" {
+		p.Name = where + p.Name
+	} else {
+		p.Name = where + "/" + p.Name
+	}
+	return p
+}
+
+// dir returns the problems under a directory, with paths relative to it.
+func (c *checker) dir(ctx context.Context, dir *tree.Node) ([]Problem, error) {
+	var found []Problem
 	for _, ref := range dir.Parts {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		if seen[ref.ID] {
-			continue // an identical listing was checked already
-		}
-		seen[ref.ID] = true
-		c.need(ref.ID)
-		part, err := c.v.Part(ctx, ref.ID)
+		inPart, err := c.listing(ctx, ref.ID)
 		if err != nil {
-			c.problem("tree", ref.ID.String(), fmt.Errorf("listing of %s: %w", where, err))
-			continue
+			return nil, err
 		}
+		found = append(found, inPart...)
+	}
+	return found, nil
+}
+
+// listing returns the problems under the tree part id, with paths relative
+// to its directory, reading the part the first time only.
+func (c *checker) listing(ctx context.Context, id keys.ID) ([]Problem, error) {
+	if found, ok := c.listings[id]; ok {
+		return found, nil
+	}
+	c.need(id)
+	var found []Problem
+	part, err := c.v.Part(ctx, id)
+	if err != nil {
+		found = append(found, Problem{What: "tree", Name: "", Err: fmt.Errorf("listing %s: %w", id.Short(), err)})
+	} else {
 		c.res.Trees++
 		for i := range part.Nodes {
 			n := &part.Nodes[i]
-			p := where + "/" + n.Name
-			if where[len(where)-1] == ':' {
-				p = where + n.Name
-			}
 			switch n.Type {
 			case tree.Dir:
-				if err := c.walk(ctx, n, p, seen); err != nil {
-					return err
+				sub, err := c.dir(ctx, n)
+				if err != nil {
+					return nil, err
+				}
+				for _, p := range sub {
+					found = append(found, under(n.Name, p))
 				}
 			case tree.File:
-				c.file(n, p)
+				if err := c.file(n); err != nil {
+					found = append(found, Problem{What: "file", Name: n.Name, Err: err})
+				}
 			}
 		}
 	}
-	return nil
+	c.listings[id] = found
+	return found, nil
 }
 
 // need notes that a point needs blob id, for the report of missing packs.
 func (c *checker) need(id keys.ID) {
-	if loc, ok := c.v.Index().Lookup(id); ok {
+	idx := c.v.Index()
+	if _, ok := idx.Good(id); ok {
+		return
+	}
+	for _, loc := range idx.Locations(id) {
 		if _, gone := c.missing[loc.Pack]; gone {
 			c.missing[loc.Pack] = true
 		}
 	}
 }
 
-func (c *checker) file(n *tree.Node, p string) {
+// file returns why a file cannot be read back whole, if it cannot.
+func (c *checker) file(n *tree.Node) error {
+	idx := c.v.Index()
 	for _, e := range n.Extents {
 		c.need(e.ID)
-		if _, ok := c.v.Index().Lookup(e.ID); !ok {
-			c.problem("file", p, fmt.Errorf("chunk %s at offset %d is missing from the vault", e.ID.Short(), e.Offset))
-			return
+		if !idx.Has(e.ID) {
+			return fmt.Errorf("chunk %s at offset %d is missing from the vault", e.ID.Short(), e.Offset)
 		}
-		c.mu.Lock()
-		err, bad := c.damaged[e.ID]
-		c.mu.Unlock()
-		if bad {
-			c.problem("file", p, fmt.Errorf("chunk %s at offset %d is damaged: %v", e.ID.Short(), e.Offset, err))
-			return
+		if _, ok := idx.Good(e.ID); !ok {
+			return fmt.Errorf("chunk %s at offset %d is damaged or missing in every copy", e.ID.Short(), e.Offset)
 		}
 	}
+	return nil
 }

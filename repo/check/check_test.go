@@ -370,15 +370,20 @@ func TestReadDataSubset(t *testing.T) {
 		t.Errorf("1%% of %d packs read %d", res.Packs, res.PacksRead)
 	}
 
-	// Damage one chunk: only the groups holding its pack find it.
+	// Damage one chunk: only the groups holding its pack find it; once
+	// found, it is remembered, and every later check names the file.
 	chunk := f.node(t, "b").Extents[0].ID
 	packID := f.damage(t, chunk)
 	group := int(packID[7]%2) + 1 // packID[:8] big-endian mod 2: its last byte's parity
-	in, out := subset(fmt.Sprintf("%d/2", group)), subset(fmt.Sprintf("%d/2", 3-group))
-	if find(in.Problems, "chunk", chunk.String()) == nil {
-		t.Errorf("group %d/2 holds the damaged pack and found nothing: %v", group, in.Problems)
-	}
-	if len(out.Problems) != 0 {
+	if out := subset(fmt.Sprintf("%d/2", 3-group)); len(out.Problems) != 0 {
 		t.Errorf("group %d/2 does not hold the damaged pack and found %v", 3-group, out.Problems)
+	}
+	in := subset(fmt.Sprintf("%d/2", group))
+	if find(in.Problems, "chunk", chunk.String()) == nil || !in.Remembered {
+		t.Errorf("group %d/2 holds the damaged pack and found nothing, or did not remember it: %v", group, in.Problems)
+	}
+	later := subset(fmt.Sprintf("%d/2", 3-group))
+	if len(later.Problems) == 0 || !strings.HasSuffix(later.Problems[0].Name, "/b") {
+		t.Errorf("after the damage was found, group %d/2 found %v; want file b named", 3-group, later.Problems)
 	}
 }

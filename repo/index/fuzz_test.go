@@ -50,3 +50,30 @@ func FuzzDecodeFile(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeDamageRecord(f *testing.F) {
+	f.Add((&index.DamageRecord{}).Encode())
+	f.Add((&index.DamageRecord{Bad: []index.BadCopy{{Blob: id(1), Pack: packID(0)}, {Pack: packID(2)}}}).Encode())
+	f.Add([]byte("AZD1\xff\xff\xff\xff\x0f"))
+	f.Add([]byte("AZD1\x01short"))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := index.DecodeDamageRecord(b)
+		if err != nil {
+			if !errors.Is(err, index.ErrFormat) {
+				t.Fatalf("error %v does not wrap ErrFormat", err)
+			}
+			return
+		}
+		if 64*len(r.Bad) > len(b) {
+			t.Fatalf("%d copies from %d bytes", len(r.Bad), len(b))
+		}
+		back, err := index.DecodeDamageRecord(r.Encode())
+		if err != nil || !reflect.DeepEqual(back, r) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, r, back)
+		}
+		x := index.New()
+		x.AddPack(packID(0), entries(0, 3, keys.KindData))
+		r.Apply(x) // must not panic on any record
+	})
+}

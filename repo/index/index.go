@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/azfs/azfs/keys"
@@ -29,40 +30,105 @@ type entry struct {
 	kind   keys.Kind
 }
 
+// copyKey names one copy of a blob: the blob and the pack it is in.
+type copyKey struct {
+	blob keys.ID
+	pack uint32
+}
+
 // Index is an in-memory map from blob ID to location, compact enough for tens
 // of millions of blobs (about 70 bytes each). It is safe for concurrent use.
+//
+// A blob may be stored in several packs (a backup stored it again because
+// its first copy was lost or damaged, or two backups raced). The index keeps
+// every copy, in a fixed order: copies not known to be bad first, then by
+// pack ID. The first of that order is the blob's preferred copy, the one
+// Lookup returns; a blob stored once costs no more than before.
 type Index struct {
 	mu      sync.RWMutex
 	packs   []keys.ID
 	packPos map[keys.ID]uint32
+	ends    []uint64 // per pack: where its last indexed blob ends
 	blobs   map[keys.ID]entry
+	more    map[keys.ID][]entry // further copies of blobs stored more than once
+	bad     map[copyKey]struct{}
+	badPack map[uint32]bool // packs whose every copy is bad (the pack is gone)
 }
 
 // New returns an empty index.
 func New() *Index {
-	return &Index{packPos: make(map[keys.ID]uint32), blobs: make(map[keys.ID]entry)}
+	return &Index{packPos: make(map[keys.ID]uint32), blobs: make(map[keys.ID]entry), more: make(map[keys.ID][]entry), bad: make(map[copyKey]struct{}), badPack: make(map[uint32]bool)}
 }
 
-// AddPack records the blobs of one pack. A blob already known keeps its first
-// location.
+// AddPack records the blobs of one pack. A blob already known in another
+// pack gains a copy; adding a pack again adds nothing.
 func (x *Index) AddPack(packID keys.ID, entries []pack.Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	pos := x.packPosition(packID)
+	for _, e := range entries {
+		if end := uint64(e.Offset) + uint64(e.Length); end > x.ends[pos] {
+			x.ends[pos] = end
+		}
+		add := entry{pack: pos, offset: e.Offset, length: e.Length, kind: e.Kind}
+		first, dup := x.blobs[e.ID]
+		if !dup {
+			x.blobs[e.ID] = add
+			continue
+		}
+		if first.pack == pos || slices.ContainsFunc(x.more[e.ID], func(c entry) bool { return c.pack == pos }) {
+			continue
+		}
+		x.more[e.ID] = append(x.more[e.ID], add)
+		x.reorder(e.ID)
+	}
+}
+
+func (x *Index) packPosition(packID keys.ID) uint32 {
 	pos, ok := x.packPos[packID]
 	if !ok {
 		pos = uint32(len(x.packs))
 		x.packs = append(x.packs, packID)
+		x.ends = append(x.ends, 0)
 		x.packPos[packID] = pos
 	}
-	for _, e := range entries {
-		if _, dup := x.blobs[e.ID]; dup {
-			continue
-		}
-		x.blobs[e.ID] = entry{pack: pos, offset: e.Offset, length: e.Length, kind: e.Kind}
-	}
+	return pos
 }
 
-// Lookup returns the location of a blob.
+// reorder puts the copies of a blob stored more than once in their fixed
+// order. Called with x.mu held.
+func (x *Index) reorder(id keys.ID) {
+	copies := append([]entry{x.blobs[id]}, x.more[id]...)
+	slices.SortFunc(copies, func(a, b entry) int {
+		aBad, bBad := x.isBad(id, a.pack), x.isBad(id, b.pack)
+		if aBad != bBad {
+			if aBad {
+				return 1
+			}
+			return -1
+		}
+		return bytes.Compare(x.packs[a.pack][:], x.packs[b.pack][:])
+	})
+	x.blobs[id] = copies[0]
+	x.more[id] = copies[1:]
+}
+
+// isBad reports whether the copy of blob in pack pos is known to be bad.
+// Called with x.mu held.
+func (x *Index) isBad(blob keys.ID, pos uint32) bool {
+	if x.badPack[pos] {
+		return true
+	}
+	_, bad := x.bad[copyKey{blob, pos}]
+	return bad
+}
+
+func (x *Index) location(e entry) Location {
+	return Location{Pack: x.packs[e.pack], Kind: e.kind, Offset: e.offset, Length: e.length}
+}
+
+// Lookup returns the preferred location of a blob: a copy not known to be
+// bad if it has one.
 func (x *Index) Lookup(id keys.ID) (Location, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -70,7 +136,113 @@ func (x *Index) Lookup(id keys.ID) (Location, bool) {
 	if !ok {
 		return Location{}, false
 	}
-	return Location{Pack: x.packs[e.pack], Kind: e.kind, Offset: e.offset, Length: e.length}, true
+	return x.location(e), true
+}
+
+// Locations returns every copy of a blob in the order readers should try
+// them: copies not known to be bad first, then by pack ID.
+func (x *Index) Locations(id keys.ID) []Location {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.blobs[id]
+	if !ok {
+		return nil
+	}
+	out := make([]Location, 0, 1+len(x.more[id]))
+	out = append(out, x.location(e))
+	for _, c := range x.more[id] {
+		out = append(out, x.location(c))
+	}
+	return out
+}
+
+// Good returns the preferred location of a blob if it has a copy not known
+// to be bad.
+func (x *Index) Good(id keys.ID) (Location, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.blobs[id]
+	if !ok {
+		return Location{}, false
+	}
+	if x.isBad(id, e.pack) {
+		return Location{}, false
+	}
+	return x.location(e), true
+}
+
+// IsBad reports whether the copy of blob in pack is known to be bad.
+func (x *Index) IsBad(blob, packID keys.ID) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	pos, ok := x.packPos[packID]
+	return ok && x.isBad(blob, pos)
+}
+
+// MarkBad records that the copy of blob in pack is missing or damaged, so
+// that its other copies are preferred. It reports whether that was news: a
+// copy the index does not hold, or one already marked, is not.
+func (x *Index) MarkBad(blob, packID keys.ID) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	pos, ok := x.packPos[packID]
+	if !ok || !x.holds(blob, pos) {
+		return false
+	}
+	if x.isBad(blob, pos) {
+		return false
+	}
+	x.bad[copyKey{blob, pos}] = struct{}{}
+	if len(x.more[blob]) > 0 {
+		x.reorder(blob)
+	}
+	return true
+}
+
+// MarkPackBad records that every copy in pack is missing (the pack is gone
+// from the storage), as MarkBad does for one copy. It reports whether that
+// was news.
+func (x *Index) MarkPackBad(packID keys.ID) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	pos, ok := x.packPos[packID]
+	if !ok || x.badPack[pos] {
+		return false
+	}
+	x.badPack[pos] = true
+	for id, more := range x.more {
+		if x.blobs[id].pack == pos || slices.ContainsFunc(more, func(c entry) bool { return c.pack == pos }) {
+			x.reorder(id)
+		}
+	}
+	return true
+}
+
+// BadCopies returns the copies known to be bad, a pack-wide mark as a
+// BadCopy with a zero Blob.
+func (x *Index) BadCopies() []BadCopy {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]BadCopy, 0, len(x.bad)+len(x.badPack))
+	for pos := range x.badPack {
+		out = append(out, BadCopy{Pack: x.packs[pos]})
+	}
+	for k := range x.bad {
+		if !x.badPack[k.pack] {
+			out = append(out, BadCopy{Blob: k.blob, Pack: x.packs[k.pack]})
+		}
+	}
+	return out
+}
+
+// holds reports whether the index has a copy of blob in pack pos. Called
+// with x.mu held.
+func (x *Index) holds(blob keys.ID, pos uint32) bool {
+	e, ok := x.blobs[blob]
+	if !ok {
+		return false
+	}
+	return e.pack == pos || slices.ContainsFunc(x.more[blob], func(c entry) bool { return c.pack == pos })
 }
 
 // Has reports whether the blob is indexed.
@@ -89,6 +261,18 @@ func (x *Index) HasPack(id keys.ID) bool {
 	return ok
 }
 
+// PackEnd returns where the last blob the index places in pack id ends: a
+// pack stored shorter than that (and its footer) was truncated.
+func (x *Index) PackEnd(id keys.ID) uint64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	pos, ok := x.packPos[id]
+	if !ok {
+		return 0
+	}
+	return x.ends[pos]
+}
+
 // Len returns the number of blobs indexed.
 func (x *Index) Len() int {
 	x.mu.RLock()
@@ -103,13 +287,30 @@ func (x *Index) Packs() []keys.ID {
 	return append([]keys.ID(nil), x.packs...)
 }
 
-// Each calls fn for every blob until fn returns false.
+// Each calls fn for every blob, with its preferred location, until fn
+// returns false.
 func (x *Index) Each(fn func(id keys.ID, loc Location) bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	for id, e := range x.blobs {
-		if !fn(id, Location{Pack: x.packs[e.pack], Kind: e.kind, Offset: e.offset, Length: e.length}) {
+		if !fn(id, x.location(e)) {
 			return
+		}
+	}
+}
+
+// EachCopy calls fn for every copy of every blob until fn returns false.
+func (x *Index) EachCopy(fn func(id keys.ID, loc Location) bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for id, e := range x.blobs {
+		if !fn(id, x.location(e)) {
+			return
+		}
+		for _, c := range x.more[id] {
+			if !fn(id, x.location(c)) {
+				return
+			}
 		}
 	}
 }
@@ -215,4 +416,63 @@ func DecodeFile(b []byte) (*File, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(b))
 	}
 	return f, nil
+}
+
+// BadCopy names a copy of a blob found missing or damaged: the blob in
+// Pack, or with a zero Blob every blob of Pack (the pack is gone).
+type BadCopy struct {
+	Blob keys.ID
+	Pack keys.ID
+}
+
+// DamageRecord is the plaintext of a damage record: copies found bad.
+//
+// Encoding: "AZD1", a varint count, then per copy the blob's 32-byte ID
+// (all zero: the whole pack) and the pack's 32-byte name.
+type DamageRecord struct {
+	Bad []BadCopy
+}
+
+const damageMagic = "AZD1"
+
+// Encode returns the encoding of r.
+func (r *DamageRecord) Encode() []byte {
+	b := append([]byte(nil), damageMagic...)
+	b = binary.AppendUvarint(b, uint64(len(r.Bad)))
+	for _, c := range r.Bad {
+		b = append(b, c.Blob[:]...)
+		b = append(b, c.Pack[:]...)
+	}
+	return b
+}
+
+// DecodeDamageRecord parses a damage record's plaintext.
+func DecodeDamageRecord(b []byte) (*DamageRecord, error) {
+	if !bytes.HasPrefix(b, []byte(damageMagic)) {
+		return nil, fmt.Errorf("%w: damage record: bad magic", ErrFormat)
+	}
+	b = b[len(damageMagic):]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n != uint64(len(b)-k)/64 || uint64(len(b)-k)%64 != 0 {
+		return nil, fmt.Errorf("%w: damage record: bad count", ErrFormat)
+	}
+	b = b[k:]
+	r := &DamageRecord{Bad: make([]BadCopy, n)}
+	for i := range r.Bad {
+		copy(r.Bad[i].Blob[:], b[:32])
+		copy(r.Bad[i].Pack[:], b[32:64])
+		b = b[64:]
+	}
+	return r, nil
+}
+
+// Apply marks the copies r names bad in x.
+func (r *DamageRecord) Apply(x *Index) {
+	for _, c := range r.Bad {
+		if c.Blob.IsZero() {
+			x.MarkPackBad(c.Pack)
+		} else {
+			x.MarkBad(c.Blob, c.Pack)
+		}
+	}
 }

@@ -108,28 +108,67 @@ func TestAddPackLookup(t *testing.T) {
 	}
 }
 
-func TestFirstLocationWins(t *testing.T) {
-	x := index.New()
-	first := []pack.Entry{{Kind: keys.KindData, ID: id(1), Offset: 0, Length: 100}}
-	x.AddPack(packID(0), first)
-	// The same blob in another pack, and twice within one pack.
-	x.AddPack(packID(1), []pack.Entry{
-		{Kind: keys.KindData, ID: id(1), Offset: 500, Length: 200},
-		{Kind: keys.KindData, ID: id(2), Offset: 700, Length: 100},
-		{Kind: keys.KindData, ID: id(2), Offset: 800, Length: 100},
-	})
-	// Adding the first pack again changes nothing.
-	x.AddPack(packID(0), []pack.Entry{{Kind: keys.KindData, ID: id(1), Offset: 9, Length: 99}})
+// Every copy of a blob is kept, in an order that does not depend on the
+// order index files load in (they load in parallel): copies not known to be
+// bad first, then by pack ID.
+func TestEveryCopyKept(t *testing.T) {
+	at0 := index.Location{Pack: packID(0), Kind: keys.KindData, Offset: 0, Length: 100}
+	at1 := index.Location{Pack: packID(1), Kind: keys.KindData, Offset: 500, Length: 200}
+	for _, order := range [][]int{{0, 1}, {1, 0}} {
+		x := index.New()
+		for _, p := range order {
+			if p == 0 {
+				x.AddPack(packID(0), []pack.Entry{{Kind: keys.KindData, ID: id(1), Offset: 0, Length: 100}})
+				continue
+			}
+			// The same blob in another pack, and twice within one pack.
+			x.AddPack(packID(1), []pack.Entry{
+				{Kind: keys.KindData, ID: id(1), Offset: 500, Length: 200},
+				{Kind: keys.KindData, ID: id(2), Offset: 700, Length: 100},
+				{Kind: keys.KindData, ID: id(2), Offset: 800, Length: 100},
+			})
+		}
+		// Adding a pack again changes nothing.
+		x.AddPack(packID(0), []pack.Entry{{Kind: keys.KindData, ID: id(1), Offset: 9, Length: 99}})
 
-	if loc, _ := x.Lookup(id(1)); loc != (index.Location{Pack: packID(0), Kind: keys.KindData, Offset: 0, Length: 100}) {
-		t.Errorf("duplicate across packs: Lookup = %+v, want the first pack's location", loc)
+		if got := x.Locations(id(1)); !reflect.DeepEqual(got, []index.Location{at0, at1}) {
+			t.Errorf("order %v: Locations = %+v, want both copies, pack 0's first", order, got)
+		}
+		if loc, _ := x.Lookup(id(2)); loc.Offset != 700 || len(x.Locations(id(2))) != 1 {
+			t.Errorf("order %v: duplicate within a pack: Lookup = %+v, %d copies; want offset 700, one copy", order, loc, len(x.Locations(id(2))))
+		}
+		if x.Len() != 2 || len(x.Packs()) != 2 {
+			t.Errorf("Len %d, %d packs; want 2 blobs in 2 packs", x.Len(), len(x.Packs()))
+		}
+		var copies int
+		x.EachCopy(func(keys.ID, index.Location) bool { copies++; return true })
+		if copies != 3 {
+			t.Errorf("EachCopy saw %d copies, want 3", copies)
+		}
+		// A bad copy goes last, and a blob whose every copy is bad has no
+		// good location.
+		if !x.MarkBad(id(1), packID(0)) || x.MarkBad(id(1), packID(0)) {
+			t.Errorf("MarkBad: first call not news, or second call news")
+		}
+		if got := x.Locations(id(1)); !reflect.DeepEqual(got, []index.Location{at1, at0}) {
+			t.Errorf("after MarkBad: Locations = %+v, want pack 1's copy first", got)
+		}
+		if loc, ok := x.Good(id(1)); !ok || loc != at1 {
+			t.Errorf("Good = %+v, %v; want pack 1's copy", loc, ok)
+		}
+		x.MarkBad(id(1), packID(1))
+		if _, ok := x.Good(id(1)); ok || !x.Has(id(1)) || !x.IsBad(id(1), packID(1)) {
+			t.Errorf("every copy bad: Good ok, or Has false, or IsBad false")
+		}
+		if x.MarkBad(id(1), packID(5)) || x.MarkBad(id(9), packID(0)) {
+			t.Errorf("MarkBad of a copy the index does not hold is news")
+		}
+		if end := x.PackEnd(packID(1)); end != 900 {
+			t.Errorf("PackEnd = %d, want 900", end)
+		}
 	}
-	if loc, _ := x.Lookup(id(2)); loc.Offset != 700 {
-		t.Errorf("duplicate within a pack: Lookup = %+v, want offset 700", loc)
-	}
-	if x.Len() != 2 || len(x.Packs()) != 2 {
-		t.Errorf("Len %d, %d packs; want 2 blobs in 2 packs", x.Len(), len(x.Packs()))
-	}
+	x := index.New()
+	x.AddPack(packID(1), []pack.Entry{{Kind: keys.KindData, ID: id(1), Offset: 0, Length: 100}})
 	// A pack whose blobs are all known elsewhere is still a known pack.
 	if !x.HasPack(packID(1)) {
 		t.Errorf("HasPack of a pack holding only duplicates = false")

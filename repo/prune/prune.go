@@ -493,8 +493,14 @@ func (p *pruner) loadIndex(ctx context.Context) error {
 	}
 	for _, id := range marked {
 		idx.AddPack(id, p.packs[id].entries)
+		// Copies in a marked pack, about to be deleted, are preferred
+		// last, as bad copies are: a blob stored again elsewhere is kept
+		// there.
+		idx.MarkPackBad(id)
 	}
-	return nil
+	// Copies found bad are preferred last too: of a blob stored again
+	// after its copy was damaged, the good copy is the one kept.
+	return p.v.ApplyDamageRecords(ctx)
 }
 
 // walk adds the blobs of the points' trees to p.reach. With strict, a blob
