@@ -143,11 +143,22 @@ func TestDamagedPackHealedByBackup(t *testing.T) {
 			if second.Stats.BytesStored == 0 {
 				t.Fatalf("the backup after the damage stored nothing: %+v", second.Stats)
 			}
-			if r := e.azfs("check", "--read-data"); r.code != 0 {
-				t.Errorf("check --read-data after the healing backup: exit %d, want 0\n%s", r.code, r)
+			if r := e.azfs("check", "--read-data"); r.code != 0 || !strings.Contains(r.stderr, "have a good copy elsewhere") {
+				t.Errorf("check --read-data after the healing backup: exit %d, want 0 and the bad copies counted\n%s", r.code, r)
 			}
 			verifyPoint(t, e, first.Point, src, want)
 			verifyPoint(t, e, second.Point, src, want)
+			// Prune keeps the good copies and drops the bad ones with
+			// their damage records.
+			e.mustAzfs("prune", "--safety-margin", "0", "--no-backups-running", "--max-unused", "0%")
+			r = e.azfs("check", "--read-data")
+			if r.code != 0 || strings.Contains(r.stderr, "good copy elsewhere") {
+				t.Errorf("check --read-data after prune: exit %d, want 0 and no bad copy left\n%s", r.code, r)
+			}
+			if n := len(vaultFiles(t, e.area(), "damage")); n != 0 {
+				t.Errorf("%d damage records left after prune deleted every bad copy", n)
+			}
+			verifyPoint(t, e, first.Point, src, want)
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -179,4 +180,35 @@ func (v *Vault) noteTruncatedPacks(sizes map[keys.ID]int64) {
 	for _, c := range lost {
 		v.NoteBadCopy(c.Blob, c.Pack)
 	}
+}
+
+// DropStaleDamage deletes the damage records none of whose copies is in a
+// pack that exists (keeps says which do): a prune deleted those packs, and
+// the records say nothing any more. It returns how many it deleted. A
+// record that does not open is left for check and repair to report.
+func (v *Vault) DropStaleDamage(ctx context.Context, exists func(packID keys.ID) bool) (int, error) {
+	names, err := v.list(ctx, damagePrefix)
+	if err != nil {
+		return 0, err
+	}
+	dropped := 0
+	for _, name := range names {
+		id, err := parseObjectName(name)
+		if err != nil {
+			continue
+		}
+		plain, err := v.loadObject(ctx, name, keys.KindDamage, id)
+		if err != nil {
+			continue
+		}
+		rec, err := index.DecodeDamageRecord(plain)
+		if err != nil || slices.ContainsFunc(rec.Bad, func(c index.BadCopy) bool { return exists(c.Pack) }) {
+			continue
+		}
+		if err := v.st.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return dropped, fmt.Errorf("delete stale damage record: %w", err)
+		}
+		dropped++
+	}
+	return dropped, nil
 }

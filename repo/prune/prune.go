@@ -92,7 +92,10 @@ type Result struct {
 
 	IndexWritten, IndexDeleted int // index files
 	Unreadable                 int // packs whose trailer or content does not authenticate: left alone
-	InvalidMarks               int // mark objects the owner did not sign: removed
+	// DamageRecordsDropped counts damage records deleted because every
+	// pack they name is gone.
+	DamageRecordsDropped int
+	InvalidMarks         int // mark objects the owner did not sign: removed
 }
 
 // ErrUnreadable reports a point that prune cannot read: it must read every
@@ -243,6 +246,12 @@ func (p *pruner) prune(ctx context.Context) error {
 	if err := p.deletePacks(ctx); err != nil {
 		return err
 	}
+	// Damage records that name only deleted packs say nothing any more.
+	dropped, err := p.v.DropStaleDamage(ctx, func(id keys.ID) bool { return p.packs[id] != nil && !p.doomed[id] })
+	if err != nil {
+		return err
+	}
+	p.res.DamageRecordsDropped = dropped
 	return p.removeMarks(ctx)
 }
 
