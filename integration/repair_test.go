@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,21 @@ func TestRepairQuarantinesJunk(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "would move") {
 		t.Errorf("repair after --apply would still move junk:\n%s", r)
+	}
+	var out struct {
+		Machines []struct {
+			Machine    string `json:"machine"`
+			Junk       []any  `json:"junk"`
+			Quarantine []struct {
+				Name string `json:"name"`
+			} `json:"quarantine"`
+		} `json:"machines"`
+	}
+	if err := json.Unmarshal([]byte(e.mustAzfs("repair", "--json").stdout), &out); err != nil {
+		t.Fatalf("repair --json: %v", err)
+	}
+	if len(out.Machines) != 1 || len(out.Machines[0].Junk) != 0 || len(out.Machines[0].Quarantine) != len(junk) {
+		t.Errorf("repair --json: %+v, want one machine, no junk, %d objects in quarantine", out, len(junk))
 	}
 }
 

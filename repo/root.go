@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -76,9 +75,9 @@ func CreateVault(ctx context.Context, st storage.Storage, pass keys.Passphrase, 
 	if err := AddOwnerSlot(ctx, st, owner, pass, kdf); err != nil {
 		return cfg, nil, err
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	b, err := EncodeConfig(cfg)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("create vault: %w", err)
+		return cfg, nil, err
 	}
 	if err := st.Save(ctx, configName, b); err != nil {
 		if errors.Is(err, storage.ErrExists) {

@@ -179,9 +179,9 @@ func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 			return nil, err
 		}
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	b, err := EncodeConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("create vault: %w", err)
+		return nil, err
 	}
 	// The config is written last: a vault exists once it can be opened.
 	if err := st.Save(ctx, configName, b); err != nil {
