@@ -138,7 +138,7 @@ func printRepair(r *repair.AreaReport) {
 	fmt.Printf("%s: %d packs, %d index files authenticate, %d key slots\n", where, x.Packs, x.Files, len(r.Slots))
 	acted := r.Config.Acted() || r.NewSlot
 	for _, id := range r.Unparsable {
-		fmt.Printf("  key slot %q does not parse: no passphrase opens it\n", id)
+		fmt.Printf("  key slot %q does not parse: no passphrase opens it (a new one: azfs repair --machine %s --apply --new-key-slot)\n", id, r.Machine)
 	}
 	if r.NewSlot {
 		fmt.Printf("  %s a new key slot with the machine's keys (from its escrow) under the new passphrase: its points open with it\n", verb("wrote", "would write"))
