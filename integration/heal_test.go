@@ -239,3 +239,30 @@ func TestCheckNamesEveryPoint(t *testing.T) {
 		t.Errorf("two checks of the same vault differ:\n%s\n---\n%s", runs[0], runs[1])
 	}
 }
+
+// Reads remember what they find: a mount that meets a damaged chunk
+// records it in the vault, and the next backup stores it again without
+// any check having run.
+func TestMountReadRemembersDamage(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t)
+	e.createVault()
+	src := filepath.Join(t.TempDir(), "src")
+	want := healSource(t, src, 61)
+	first := e.backup(src)
+	damageBiggestPack(t, e, "flipped")
+
+	m := e.mount(mkdir(t, filepath.Join(e.dir, "mnt")), "--point", first.Point)
+	if _, err := readMountFile(filepath.Join(m.dir, src, "big.bin")); !isEIO(err) {
+		t.Fatalf("read of the damaged big.bin: %v, want EIO", err)
+	}
+	m.cleanup()
+	if n := len(vaultFiles(t, e.area(), "damage")); n == 0 {
+		t.Fatal("the mount's failed read left no damage record in the vault")
+	}
+	dropFileCache(t, e)
+	if out := e.backup(src); out.Stats.BytesStored == 0 {
+		t.Fatalf("the backup after the mount found damage stored nothing: %+v", out.Stats)
+	}
+	verifyPoint(t, e, first.Point, src, want)
+}

@@ -28,6 +28,7 @@ import (
 	azfs "github.com/azfs/azfs/fs"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/storage"
 )
 
 func main() {
@@ -187,6 +188,12 @@ func run(args []string) error {
 	fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
 	go unmountOnSignal(ctx, stop, server, mountpoint, logger)
 	server.Wait()
+	// Damage the reads found and the background save has not stored yet.
+	saveCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := o.Vault.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {
+		logger.Warn("cannot remember the damage reads found in the vault; run azfs check to find it again", "err", cli.Message(err))
+	}
+	cancel()
 	t := cli.Requests.Tally()
 	logger.Info("unmounted", "mountpoint", mountpoint, "requests", t.Requests, "loads", t.Loads, "bytes_down", t.BytesDown)
 	return nil
