@@ -194,8 +194,15 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 	if err != nil {
 		return nil, err
 	}
+	// azfs's own state is never backed up: the config dir (keyring, this
+	// host's state) and the keyring file itself (another hard link of it
+	// too), the cache, and a vault on local disk.
+	exclude := []string{cacheDir, configDir, filepath.Join(configDir, keyring.FileName)}
+	if !cli.IsBlobLocation(o.Location) {
+		exclude = append(exclude, o.Location)
+	}
 	opts := backup.Options{
-		Exclude:  []string{o.Location, cacheDir, configDir},
+		Exclude:  exclude,
 		Paths:    req.paths,
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),

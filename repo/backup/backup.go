@@ -62,9 +62,11 @@ type Options struct {
 	// marked changed during backup (tree.Node.Changed), and Run returns
 	// ErrPartial.
 	OnChanged func(path string)
-	// Exclude lists absolute paths left out with everything below them (the
-	// vault itself and azfs's own caches, when they lie inside a backed-up
-	// tree).
+	// Exclude lists paths (azfs's own vault, config and keyring, cache)
+	// left out with everything below them wherever the walk meets them:
+	// they are known by device and inode, so a symlinked or bind-mounted
+	// way in, or another hard link, is left out too. Run refuses a named
+	// path that is one of them or lies inside one.
 	Exclude []string
 	// Guard sets how the run watches the marks of concurrent prunes
 	// (package repo/prune); zero fields take the defaults.
@@ -139,7 +141,7 @@ type backuper struct {
 
 	bufs sync.Pool // *[]byte chunk buffers
 
-	skip map[string]bool // excluded absolute paths
+	exclude exclusions
 
 	linksMu sync.Mutex
 	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
@@ -164,6 +166,10 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	start := time.Now()
 	paths, err := cleanPaths(opts.Paths)
 	if err != nil {
+		return nil, err
+	}
+	exclude := newExclusions(opts.Exclude)
+	if err := exclude.refuseAny(paths); err != nil {
 		return nil, err
 	}
 	if opts.Workers <= 0 {
@@ -215,16 +221,12 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		files: make(chan fileJob, 4*opts.Workers),
 		seals: make(chan sealJob, 2*opts.Workers),
 		links: make(map[[2]uint64]*future),
-		skip:  make(map[string]bool),
+
+		exclude: exclude,
 	}
 	b.w.SetGuard(guard)
 	if opts.VerifyReused {
 		b.w.VerifyReused()
-	}
-	for _, p := range opts.Exclude {
-		if abs, err := filepath.Abs(p); err == nil {
-			b.skip[abs] = true
-		}
 	}
 	if opts.Files != nil {
 		b.batch = opts.Files.NewBatch()
@@ -447,6 +449,9 @@ func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string
 		b.report(path, err)
 		return skipped()
 	}
+	if b.exclude.has(node.Device, node.Inode) {
+		return skipped() // azfs's own state
+	}
 	switch node.Type {
 	case tree.Dir:
 		return b.directory(ctx, node, func(emit func(*future)) {
@@ -464,11 +469,7 @@ func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string
 				if ctx.Err() != nil || b.fatal() != nil {
 					return
 				}
-				child := filepath.Join(path, n)
-				if b.skip[child] {
-					continue
-				}
-				emit(b.entry(ctx, d, n, child, n))
+				emit(b.entry(ctx, d, n, filepath.Join(path, n), n))
 			}
 		})
 	case tree.File:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -627,18 +628,35 @@ func TestBackupStorageFailure(t *testing.T) {
 	}
 }
 
+// TestBackupExclude: excluded entries are left out however the walk meets
+// them (by path, through another hard link), and a named path that is or
+// lies inside one is refused before anything is stored.
 func TestBackupExclude(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "keep", "a"), []byte("a"))
 	writeFile(t, filepath.Join(dir, "vault", "config"), []byte("not backed up"))
+	writeFile(t, filepath.Join(dir, "secret"), []byte("keyring"))
+	if err := os.Link(filepath.Join(dir, "secret"), filepath.Join(dir, "keep", "secret-link")); err != nil {
+		t.Fatal(err)
+	}
+	exclude := []string{filepath.Join(dir, "vault"), filepath.Join(dir, "secret")}
 	v := newVault(t, mem.New())
-	p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Exclude: []string{filepath.Join(dir, "vault")}})
+	p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Exclude: exclude})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v = loaded(t, v)
 	if got := listing(t, v, lookup(t, v, p, dir)); len(got) != 1 || got[0] != "keep" {
 		t.Errorf("listing = %q, want only keep", got)
+	}
+	if got := listing(t, v, lookup(t, v, p, filepath.Join(dir, "keep"))); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("keep holds %q, want only a (no hard link of an excluded file)", got)
+	}
+	for _, named := range []string{filepath.Join(dir, "vault"), filepath.Join(dir, "vault", "config"), filepath.Join(dir, "keep", "secret-link")} {
+		p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{named}, Exclude: exclude})
+		if p != nil || err == nil || !strings.Contains(err.Error(), fmt.Sprintf("cannot back up %q", named)) {
+			t.Errorf("Run(%s) = %v, %v; want it refused", named, p, err)
+		}
 	}
 }
 
