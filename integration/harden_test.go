@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,5 +168,40 @@ func TestRestoreCredentialsWriteNothing(t *testing.T) {
 	}
 	if rows := owner.points(); len(rows) != 3 {
 		t.Errorf("after the refused apply the owner sees %d live points, want 3", len(rows))
+	}
+}
+
+// TestVaultSymlinksNotFollowed is finding 11 of issue 11: azfs followed
+// symbolic links to directories inside a local vault, so that whoever could
+// write the vault directory made a backup (often run as root) write its
+// packs anywhere. With every data/<xx> directory of the machine's area a
+// link to a directory outside, the backup fails, says which link it met,
+// and writes nothing outside.
+func TestVaultSymlinksNotFollowed(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	src := mkdir(t, filepath.Join(e.dir, "src"))
+	writeRandom(t, filepath.Join(src, "file"), 1<<20, 1)
+	outside := mkdir(t, filepath.Join(e.dir, "outside"))
+	data := filepath.Join(e.area(), "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 256 {
+		link := filepath.Join(data, fmt.Sprintf("%02x", i))
+		if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.azfs("backup", src)
+	checkOneLineError(t, r, "azfs: ")
+	if !strings.Contains(r.stderr, "is a symbolic link to "+strconv.Quote(outside)) {
+		t.Errorf("want the error to name the link and its target %s:\n%s", outside, r)
+	}
+	if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
+		t.Errorf("the backup wrote outside the vault: %v, %v", entries, err)
 	}
 }

@@ -16,6 +16,15 @@
 //
 // Delete leaves empty parent directories in place: removing them would race
 // with concurrent Saves into the same directory.
+//
+// No object is reached through a symbolic link: each operation opens the
+// vault directory (which may itself be a link the user named) and resolves
+// the rest from it with openat2 and RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH, or,
+// where the kernel lacks openat2, one component at a time with O_NOFOLLOW.
+// A link met on the way fails the operation with an error naming the link
+// and its target (wrapping syscall.ELOOP), and List skips links. Whoever
+// can write the vault directory therefore cannot make azfs, often root,
+// write, read or delete anything outside it.
 package local
 
 import (
@@ -24,10 +33,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -73,9 +88,40 @@ func Create(dir string) (*Dir, error) {
 	return Open(dir)
 }
 
-// path returns the filesystem path of a validated object name.
-func (d *Dir) path(name string) string {
-	return filepath.Join(d.root, filepath.FromSlash(name))
+// openRoot opens the vault directory. It is the one path azfs follows
+// symbolic links in: the directory may be a link the user named.
+func (d *Dir) openRoot() (int, error) {
+	fd, err := openat(unix.AT_FDCWD, d.root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: d.root, Err: err}
+	}
+	return fd, nil
+}
+
+// splitName returns the directory part of an object name ("" for the
+// root) and its last element.
+func splitName(name string) (dir, base string) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return "", name
+	}
+	return name[:i], name[i+1:]
+}
+
+// openDir opens the directory rel below the vault directory (rel "" is
+// the vault directory), following no symbolic link. The caller closes
+// both descriptors it gets.
+func (d *Dir) openDir(rel string) (root, dir int, err error) {
+	root, err = d.openRoot()
+	if err != nil {
+		return -1, -1, err
+	}
+	dir, err = openBeneath(root, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		unix.Close(root)
+		return -1, -1, pathError("open", d.root, rel, err)
+	}
+	return root, dir, nil
 }
 
 // check validates the common preconditions of every operation.
@@ -97,124 +143,154 @@ func (d *Dir) Save(ctx context.Context, name string, data []byte) error {
 	if err := check(ctx, "save", name); err != nil {
 		return err
 	}
-	final := d.path(name)
-	// Cheap early answer for the common case of saving a known object; the
-	// link below is what actually guarantees never overwriting.
-	if _, err := os.Lstat(final); err == nil {
-		return &storage.Error{Op: "save", Name: name, Err: storage.ErrExists}
-	}
-	dir := filepath.Dir(final)
-	if err := d.mkdirAll(dir); err != nil {
-		return &storage.Error{Op: "save", Name: name, Err: err}
-	}
-	tmp, err := writeTemp(dir, data)
-	if err != nil {
-		return &storage.Error{Op: "save", Name: name, Err: err}
-	}
-	// Last chance to abort cheaply before the object becomes visible.
-	err = ctx.Err()
-	if err == nil {
-		err = link(tmp, final)
-	}
-	// The temporary name goes whatever happened: on success the data lives
-	// on under the final name. Failing to remove it is harmless (temporary
-	// files are never listed), so that is deliberately not reported.
-	os.Remove(tmp)
-	if err != nil {
-		return &storage.Error{Op: "save", Name: name, Err: err}
-	}
-	// One directory sync makes both the link and the unlink durable.
-	if err := syncDir(dir); err != nil {
+	if err := d.save(ctx, name, data); err != nil {
 		return &storage.Error{Op: "save", Name: name, Err: err}
 	}
 	return nil
 }
 
-// writeTemp writes data to a new temporary file in dir, syncs and closes it,
-// and returns its path. On failure it removes the file.
-func writeTemp(dir string, data []byte) (path string, err error) {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*") // mode 0600
+func (d *Dir) save(ctx context.Context, name string, data []byte) error {
+	root, err := d.openRoot()
 	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// link hard-links tmp to final, translating "final exists" into
-// [storage.ErrExists].
-func link(tmp, final string) error {
-	err := os.Link(tmp, final)
-	if err == nil || !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	// Over NFS a retransmitted LINK whose first attempt succeeded reports
-	// EEXIST. If final is our temporary file, the link did succeed.
-	tfi, terr := os.Stat(tmp)
-	ffi, ferr := os.Stat(final)
-	if terr == nil && ferr == nil && os.SameFile(tfi, ffi) {
-		return nil
+	defer unix.Close(root)
+	rel, base := splitName(name)
+	dir, err := d.mkdirAll(root, rel)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%w: %w", storage.ErrExists, err)
-}
-
-// mkdirAll is like [os.MkdirAll] with mode 0700, but also fsyncs the parent
-// of every directory it creates so that the new entries are durable.
-func (d *Dir) mkdirAll(dir string) error {
-	fi, err := os.Stat(dir)
+	defer unix.Close(dir)
+	// Cheap early answer for the common case of saving a known object; the
+	// link below is what actually guarantees never overwriting.
+	var st unix.Stat_t
+	if unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return storage.ErrExists
+	}
+	tmp, err := d.writeTemp(dir, rel, data)
+	if err != nil {
+		return err
+	}
+	// Last chance to abort cheaply before the object becomes visible.
+	err = ctx.Err()
 	if err == nil {
-		if !fi.IsDir() {
-			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
-		}
-		return nil
+		err = d.link(dir, rel, tmp, base)
 	}
-	if !errors.Is(err, fs.ErrNotExist) || dir == d.root {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if err := d.mkdirAll(parent); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		// Another writer may have created it meanwhile.
-		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
-			return nil
-		}
-		return err
-	}
-	return syncDir(parent)
-}
-
-// syncDir fsyncs a directory so that entries added to or removed from it are
-// durable. Filesystems that cannot sync directories (some network and FUSE
-// filesystems report EINVAL or ENOTSUP) are accepted as they are.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+	// The temporary name goes whatever happened: on success the data lives
+	// on under the final name. Failing to remove it is harmless (temporary
+	// files are never listed), so that is deliberately not reported.
+	unix.Unlinkat(dir, tmp, 0)
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
-		err = nil
+	// One directory sync makes both the link and the unlink durable.
+	return d.syncDir(dir, rel)
+}
+
+// writeTemp writes data to a new temporary file in dir (rel below the
+// vault directory), syncs and closes it, and returns its name. On failure
+// it removes the file.
+func (d *Dir) writeTemp(dir int, rel string, data []byte) (string, error) {
+	var name string
+	var fd int
+	var err error
+	for {
+		name = tmpPrefix + strconv.FormatUint(rand.Uint64(), 36)
+		fd, err = openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if err != unix.EEXIST {
+			break
+		}
+	}
+	if err != nil {
+		return "", pathError("create", d.root, path.Join(rel, name), err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(d.root, filepath.FromSlash(rel), name))
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		unix.Unlinkat(dir, name, 0)
+		return "", err
+	}
+	return name, nil
+}
+
+// link hard-links tmp to final, both in dir (rel below the vault
+// directory), translating "final exists" into [storage.ErrExists].
+func (d *Dir) link(dir int, rel, tmp, final string) error {
+	err := unix.Linkat(dir, tmp, dir, final, 0)
+	if err == nil {
+		return nil
+	}
+	if err != unix.EEXIST {
+		return pathError("link", d.root, path.Join(rel, final), err)
+	}
+	// Over NFS a retransmitted LINK whose first attempt succeeded reports
+	// EEXIST. If final is our temporary file, the link did succeed.
+	var tst, fst unix.Stat_t
+	if unix.Fstatat(dir, tmp, &tst, unix.AT_SYMLINK_NOFOLLOW) == nil && unix.Fstatat(dir, final, &fst, unix.AT_SYMLINK_NOFOLLOW) == nil && tst.Dev == fst.Dev && tst.Ino == fst.Ino {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", storage.ErrExists, pathError("link", d.root, path.Join(rel, final), err))
+}
+
+// mkdirAll opens the directory rel below the vault directory root,
+// creating it and its missing parents with mode 0700, following no
+// symbolic link, and fsyncs the parent of every directory it creates so
+// that the new entries are durable.
+func (d *Dir) mkdirAll(root int, rel string) (int, error) {
+	dir, err := openBeneath(root, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != unix.ENOENT {
+		if err != nil {
+			return -1, pathError("open", d.root, rel, err)
+		}
+		return dir, nil
+	}
+	cur, err := unix.Dup(root)
+	if err != nil {
+		return -1, err
+	}
+	done := ""
+	for _, p := range strings.Split(rel, "/") {
+		done = path.Join(done, p)
+		err := unix.Mkdirat(cur, p, 0o700)
+		created := err == nil
+		if err != nil && err != unix.EEXIST { // EEXIST: another writer made it meanwhile
+			unix.Close(cur)
+			return -1, pathError("mkdir", d.root, done, err)
+		}
+		if created {
+			if err := d.syncDir(cur, path.Dir(done)); err != nil {
+				unix.Close(cur)
+				return -1, err
+			}
+		}
+		next, err := openBeneath(cur, p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(cur)
+		if errors.Is(err, errSymlink) {
+			return -1, linkError(root, done, unix.ELOOP)
+		}
+		if err != nil {
+			return -1, pathError("open", d.root, done, err)
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// syncDir fsyncs the directory dir (rel below the vault directory) so that
+// entries added to or removed from it are durable. Filesystems that cannot
+// sync directories (some network and FUSE filesystems report EINVAL or
+// ENOTSUP) are accepted as they are.
+func (d *Dir) syncDir(dir int, rel string) error {
+	err := unix.Fsync(dir)
+	if err == nil || err == unix.EINVAL || err == unix.ENOTSUP {
+		return nil
+	}
+	return pathError("sync", d.root, rel, err)
 }
 
 // Load reads exactly the requested range of name with pread.
@@ -222,10 +298,16 @@ func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte,
 	if err := check(ctx, "load", name); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(d.path(name))
+	root, err := d.openRoot()
 	if err != nil {
-		return nil, &storage.Error{Op: "load", Name: name, Err: notFound(err)}
+		return nil, &storage.Error{Op: "load", Name: name, Err: err}
 	}
+	fd, err := openBeneath(root, name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	unix.Close(root)
+	if err != nil {
+		return nil, &storage.Error{Op: "load", Name: name, Err: notFound(pathError("open", d.root, name, err))}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(d.root, filepath.FromSlash(name)))
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -249,23 +331,47 @@ func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte,
 	return buf, nil
 }
 
+// lstat returns what the object name is, without following a symbolic
+// link: the descriptors of the vault directory and of name's directory,
+// which the caller closes, and the stat of name itself. A symbolic link
+// there fails with an error wrapping errSymlink.
+func (d *Dir) lstat(name string) (root, dir int, st unix.Stat_t, err error) {
+	rel, base := splitName(name)
+	root, dir, err = d.openDir(rel)
+	if err != nil {
+		return -1, -1, st, notFound(err)
+	}
+	if err = unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		err = linkError(root, name, unix.ELOOP)
+	}
+	if err != nil {
+		unix.Close(dir)
+		unix.Close(root)
+		return -1, -1, st, notFound(pathError("lstat", d.root, name, err))
+	}
+	return root, dir, st, nil
+}
+
 // Stat returns the size and modification time of name.
 func (d *Dir) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if err := check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
 	}
-	fi, err := os.Stat(d.path(name))
+	root, dir, st, err := d.lstat(name)
 	if err != nil {
-		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: notFound(err)}
+		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
+	unix.Close(dir)
+	unix.Close(root)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return storage.Info{}, &storage.Error{Op: "stat", Name: name, Err: storage.ErrNotFound}
 	}
-	return storage.Info{Name: name, Size: fi.Size(), Modified: fi.ModTime().UTC()}, nil
+	return storage.Info{Name: name, Size: st.Size, Modified: time.Unix(st.Mtim.Unix()).UTC()}, nil
 }
 
 // List walks only the directory subtree that prefix falls in, skipping
-// subdirectories that cannot contain a match and temporary files.
+// subdirectories that cannot contain a match, temporary files and symbolic
+// links (which it never follows).
 func (d *Dir) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
 	if err := ctx.Err(); err != nil {
 		return &storage.Error{Op: "list", Name: prefix, Err: err}
@@ -274,56 +380,69 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(storage.Info) err
 		return &storage.Error{Op: "list", Name: prefix, Err: storage.ErrInvalidName}
 	}
 	// "data/ab" walks data/, "data/ab/" walks data/ab/, "k" walks the root.
-	start := d.root
+	start := ""
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		start = d.path(prefix[:i])
+		start = prefix[:i]
 	}
-	return filepath.WalkDir(start, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				// The start directory does not exist (nothing matches), or
-				// an entry vanished while walking.
-				return nil
-			}
-			return &storage.Error{Op: "list", Name: prefix, Err: err}
-		}
+	root, dir, err := d.openDir(start)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) && !errors.Is(err, errSymlink) {
+		return nil // nothing matches
+	}
+	if err != nil {
+		return &storage.Error{Op: "list", Name: prefix, Err: err}
+	}
+	unix.Close(root)
+	return d.walk(ctx, dir, start, prefix, fn)
+}
+
+// walk lists the objects matching prefix in the directory dir (rel below
+// the vault directory) and below it, and closes dir.
+func (d *Dir) walk(ctx context.Context, dir int, rel, prefix string, fn func(storage.Info) error) error {
+	f := os.NewFile(uintptr(dir), filepath.Join(d.root, filepath.FromSlash(rel)))
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return &storage.Error{Op: "list", Name: prefix, Err: err}
+	}
+	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return &storage.Error{Op: "list", Name: prefix, Err: err}
 		}
-		if path == d.root {
-			return nil
-		}
-		rel, err := filepath.Rel(d.root, path)
-		if err != nil {
-			return &storage.Error{Op: "list", Name: prefix, Err: err}
-		}
-		name := filepath.ToSlash(rel)
 		if strings.HasPrefix(e.Name(), ".") {
-			// Temporary files, or anything else that cannot be an object.
-			if e.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
+			continue // temporary files, or anything else that cannot be an object
 		}
-		if e.IsDir() {
+		name := path.Join(rel, e.Name())
+		switch {
+		case e.IsDir():
 			// Descend only into directories on the way to prefix or below it.
 			if dirPrefix := name + "/"; !strings.HasPrefix(dirPrefix, prefix) && !strings.HasPrefix(prefix, dirPrefix) {
-				return fs.SkipDir
+				continue
 			}
-			return nil
+			sub, err := openat(dir, e.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+				continue // deleted, or replaced by a file or a link, meanwhile
+			}
+			if err != nil {
+				return &storage.Error{Op: "list", Name: prefix, Err: pathError("open", d.root, name, err)}
+			}
+			if err := d.walk(ctx, sub, name, prefix, fn); err != nil {
+				return err
+			}
+		case e.Type().IsRegular() && strings.HasPrefix(name, prefix):
+			var st unix.Stat_t
+			err := unix.Fstatat(dir, e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
+			if err == unix.ENOENT || err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+				continue // deleted or replaced meanwhile
+			}
+			if err != nil {
+				return &storage.Error{Op: "list", Name: prefix, Err: pathError("lstat", d.root, name, err)}
+			}
+			if err := fn(storage.Info{Name: name, Size: st.Size, Modified: time.Unix(st.Mtim.Unix()).UTC()}); err != nil {
+				return err
+			}
 		}
-		if !e.Type().IsRegular() || !strings.HasPrefix(name, prefix) {
-			return nil
-		}
-		fi, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // deleted meanwhile
-		}
-		if err != nil {
-			return &storage.Error{Op: "list", Name: prefix, Err: err}
-		}
-		return fn(storage.Info{Name: name, Size: fi.Size(), Modified: fi.ModTime().UTC()})
-	})
+	}
+	return nil
 }
 
 // Delete removes name and makes the removal durable.
@@ -331,18 +450,20 @@ func (d *Dir) Delete(ctx context.Context, name string) error {
 	if err := check(ctx, "delete", name); err != nil {
 		return err
 	}
-	path := d.path(name)
-	fi, err := os.Lstat(path)
+	root, dir, st, err := d.lstat(name)
 	if err != nil {
-		return &storage.Error{Op: "delete", Name: name, Err: notFound(err)}
+		return &storage.Error{Op: "delete", Name: name, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
+	defer unix.Close(root)
+	defer unix.Close(dir)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return &storage.Error{Op: "delete", Name: name, Err: storage.ErrNotFound}
 	}
-	if err := os.Remove(path); err != nil {
-		return &storage.Error{Op: "delete", Name: name, Err: notFound(err)}
+	rel, base := splitName(name)
+	if err := unix.Unlinkat(dir, base, 0); err != nil {
+		return &storage.Error{Op: "delete", Name: name, Err: notFound(pathError("unlink", d.root, name, err))}
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := d.syncDir(dir, rel); err != nil {
 		return &storage.Error{Op: "delete", Name: name, Err: err}
 	}
 	return nil
