@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -702,9 +703,9 @@ func TestCheckMountpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ dir, msg string }{
-		{dir + "/missing", "mountpoint " + dir + "/missing does not exist"},
-		{file, "mountpoint " + file + " is not a directory"},
-		{full, "mountpoint " + full + " is busy (already mounted or not empty)"},
+		{dir + "/missing", "mountpoint " + strconv.Quote(dir+"/missing") + " does not exist"},
+		{file, "mountpoint " + strconv.Quote(file) + " is not a directory"},
+		{full, "mountpoint " + strconv.Quote(full) + " is busy (already mounted or not empty)"},
 	} {
 		_, err := Mount(tc.dir, &staticDir{}, Options{})
 		if !errors.Is(err, ErrMountpoint) || err.Error() != tc.msg {

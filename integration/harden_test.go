@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestSizeFlagsRefused is finding 11 of issue 11: azmount took NaN,
@@ -203,5 +205,70 @@ func TestVaultSymlinksNotFollowed(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
 		t.Errorf("the backup wrote outside the vault: %v, %v", entries, err)
+	}
+}
+
+// TestRemountAfterKill is finding 11 of issue 11: after azmount was killed,
+// mounting on the same directory again said only "transport endpoint is
+// not connected". azmount now tells a stale mount of its own apart: while
+// a file of it is still open (the mount is busy) it says what happened and
+// how to unmount; once it is not, it unmounts it itself and mounts.
+func TestRemountAfterKill(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t)
+	e.createVault()
+	src := mkdir(t, filepath.Join(e.dir, "src"))
+	writeFile(t, filepath.Join(src, "file.txt"), []byte("content\n"), 0o644)
+	e.backup(src)
+	dir := mkdir(t, filepath.Join(e.dir, "mnt"))
+	t.Cleanup(func() {
+		if isMounted(t, dir) {
+			if out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); err != nil {
+				t.Errorf("fusermount3 -u -z %s: %v\n%s", dir, err, out)
+			}
+		}
+	})
+
+	// The first azmount, killed while a file of its mount is open.
+	first := e.command(nil, azmountBin, "--point", "latest", dir)
+	var stderr syncBuffer
+	first.Stderr = &stderr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(mountTimeout)
+	for !(strings.Contains(stderr.String(), "mounted read-only at") && isMounted(t, dir)) {
+		if time.Now().After(deadline) {
+			_ = first.Process.Kill() // our own child, by its PID
+			t.Fatalf("azmount not ready; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	open, err := os.Open(filepath.Join(dir, src, "file.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Process.Kill() // our own child, by its PID
+	_ = first.Wait()
+	if _, err := os.ReadDir(dir); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("after SIGKILL, listing the mountpoint: %v, want ENOTCONN", err)
+	}
+
+	r := e.run(azmountBin, "--point", "latest", dir)
+	checkOneLineError(t, r, "azmount: ")
+	q := strconv.Quote(dir)
+	for _, want := range []string{"a previous azmount at " + q + " was killed and left its mount behind", "run `fusermount3 -u " + q + "` (or `umount " + q + "` as root)"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("want the error to say %q:\n%s", want, r)
+		}
+	}
+
+	open.Close()
+	m := e.mount(dir, "--point", "latest")
+	if !strings.Contains(m.stderr.String(), "a previous azmount was killed and left its mount behind: unmounted it") {
+		t.Errorf("want azmount to say it unmounted the stale mount; stderr:\n%s", m.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, src, "file.txt")); err != nil || string(b) != "content\n" {
+		t.Errorf("read from the new mount: %q, %v", b, err)
 	}
 }
