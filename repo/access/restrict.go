@@ -9,7 +9,8 @@ import (
 
 // Restrict returns st as credentials c allow using it: unchanged for
 // backup credentials, and for restore credentials a storage whose Save and
-// Delete fail with an error wrapping ErrAccess before asking st, so that
+// Delete fail with an error wrapping ErrAccess and storage.ErrPermission
+// (as the storage's own refusal would) before asking st, so that
 // nothing opened with restore credentials writes to the vault: no point,
 // no retention tombstone, no record. A directory cannot refuse a client
 // anything; this is that refusal, made by the client. A blob vault's
@@ -29,7 +30,7 @@ type readOnly struct {
 }
 
 func (r readOnly) refuse(op, name string) error {
-	return &storage.Error{Op: op, Name: name, Err: fmt.Errorf("%w: %s credentials allow no writes to the vault", ErrAccess, r.access)}
+	return &storage.Error{Op: op, Name: name, Err: fmt.Errorf("%w: %s credentials allow no writes to the vault (%w)", ErrAccess, r.access, storage.ErrPermission)}
 }
 
 func (r readOnly) Save(_ context.Context, name string, _ []byte) error {

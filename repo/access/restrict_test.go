@@ -18,8 +18,8 @@ func TestRestrict(t *testing.T) {
 	restore := issue(t, v, AccessRestore)
 	st := restore.Restrict(v.st)
 	name := "machines/m/tombstones/" + "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-	if err := st.Save(ctx, name, []byte("forget everything")); !errors.Is(err, ErrAccess) {
-		t.Errorf("Save through restore credentials: %v, want ErrAccess", err)
+	if err := st.Save(ctx, name, []byte("forget everything")); !errors.Is(err, ErrAccess) || !errors.Is(err, storage.ErrPermission) {
+		t.Errorf("Save through restore credentials: %v, want ErrAccess and storage.ErrPermission", err)
 	}
 	if _, err := v.st.Stat(ctx, name); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the refused save reached the storage: %v", err)
