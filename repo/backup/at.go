@@ -94,20 +94,23 @@ func (d *dir) open(name, path string) (*os.File, error) {
 }
 
 // procFD reports whether /proc/self/fd is there, through which the
-// extended attributes of an entry are read by a short path
-// (/proc/self/fd/N/name) whatever the entry's depth: Linux has no
-// llistxattr relative to a directory before 6.13.
+// extended attributes of an entry deeper than PATH_MAX are read by a short
+// path (/proc/self/fd/N/name): Linux has no llistxattr relative to a
+// directory before 6.13.
 var procFD = sync.OnceValue(func() bool {
 	_, err := os.Stat("/proc/self/fd")
 	return err == nil
 })
 
-// xattrPath is a path to name in d for the l*xattr calls: through
-// /proc/self/fd when it is there, else the full path (which fails beyond
-// PATH_MAX).
+// xattrPath is a path to name in d (whose full path is path) for the
+// l*xattr calls: the full path while it is shorter than PATH_MAX (a
+// lookup through /proc costs some 2.4 µs more per entry, a sixth more
+// CPU for a second backup of many small unchanged files), else through
+// /proc/self/fd when it is there (without it, the call fails with
+// ENAMETOOLONG and the entry is reported).
 func (d *dir) xattrPath(name, path string) string {
-	if procFD() {
-		return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
+	if len(path) < unix.PathMax || !procFD() {
+		return path
 	}
-	return path
+	return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
 }

@@ -706,6 +706,16 @@ func TestBackupLargeDirectory(t *testing.T) {
 	}
 }
 
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
 // TestBackupDeepTree (finding 10): entries whose paths are longer than
 // PATH_MAX were dropped with their whole subtree (ENAMETOOLONG, a partial
 // point). The walker reaches them by name in their open parent.
@@ -720,11 +730,15 @@ func TestBackupDeepTree(t *testing.T) {
 		t.Fatalf("the tree is only %d bytes deep", len(deepest))
 	}
 	v := newVault(t, mem.New())
+	fds := openFDs(t)
 	p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Machine: "m",
 		OnError: func(path string, err error) { t.Errorf("OnError(%.80q..., %v)", path, err) },
 	})
 	if err != nil {
 		t.Fatalf("Run = %v", err)
+	}
+	if after := openFDs(t); after != fds {
+		t.Errorf("%d file descriptors open after the run, %d before: directories left open", after, fds)
 	}
 	if p.Stats.Files != levels || p.Stats.Dirs < levels || p.Stats.Others != 1 {
 		t.Errorf("stats %+v, want %d files, a symlink", p.Stats, levels)
