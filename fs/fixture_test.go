@@ -62,6 +62,7 @@ func newFixture(t testing.TB) *fixture {
 
 	old := src.file("old", []byte("old"), 1024)
 	old.MTime = tree.Time{Sec: -2, Nsec: 500_000_000} // 1969-12-31T23:59:58.5Z
+	old.ATime = tree.Time{Sec: 16_725_225_600}        // 2500-01-01, beyond int64 nanoseconds
 
 	f.damaged = randomBytes(3*64<<10, 5)
 	damaged := src.file("damaged", f.damaged, 64<<10)

@@ -225,6 +225,9 @@ func TestAttributes(t *testing.T) {
 			if int64(a.Mtime) != -2 || a.Mtimensec != 500_000_000 {
 				return fmt.Errorf("mtime %d.%d, want -2.5e8", int64(a.Mtime), a.Mtimensec)
 			}
+			if a.Atime != 16_725_225_600 || a.Atimensec != 0 {
+				return fmt.Errorf("atime %d.%d, want 16725225600 (2500-01-01)", a.Atime, a.Atimensec)
+			}
 			return nil
 		}},
 	} {

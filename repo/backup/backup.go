@@ -546,6 +546,7 @@ func (b *backuper) file(ctx context.Context, parent *dir, at, path string, node 
 				}
 				f.node.Extents = first.node.Extents
 				f.node.Size = first.node.Size
+				f.node.Changed = first.node.Changed
 				b.prog.Files.Add(1)
 				b.prog.BytesDone.Add(node.Size)
 			}()
