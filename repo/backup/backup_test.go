@@ -543,6 +543,9 @@ func TestBackupPartial(t *testing.T) {
 			}
 		}
 	}
+	if unreadable == "" && os.Geteuid() == 0 {
+		missingPrerequisite(t, "root lists every directory, and no write-only sysctl file is there to fail")
+	}
 
 	v := newVault(t, mem.New())
 	var mu sync.Mutex
