@@ -314,18 +314,16 @@ func (c *checker) gone(id keys.ID) {
 	c.v.Index().MarkPackBad(id)
 }
 
-// packDamaged records that pack id failed as a whole; with every, each copy
-// it holds is taken as damaged too (its bytes were not read to tell).
-func (c *checker) packDamaged(id keys.ID, err error, every bool) {
+// packDamaged records that pack id failed as a whole (its trailer, or its
+// name). Its copies are not taken as damaged: those its bytes are read for
+// are judged one by one, and those of a pack not read are not known to be
+// damaged (a pack cut short keeps the blobs before the cut, and the listing
+// finds those after it; remembered as damaged, intact copies would be named
+// lost by every later check).
+func (c *checker) packDamaged(id keys.ID, err error) {
 	c.mu.Lock()
 	c.badPacks[id] = err
 	c.mu.Unlock()
-	if !every {
-		return
-	}
-	for _, b := range c.byPack[id] {
-		c.copyDamaged(b.id, id, err)
-	}
 }
 
 // copyDamaged records that the copy of blob in pack is damaged.
@@ -343,7 +341,7 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 		return
 	}
 	if err != nil {
-		c.packDamaged(id, err, !c.read[id])
+		c.packDamaged(id, err)
 		if !c.read[id] {
 			return
 		}
@@ -355,7 +353,7 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 		}
 		for _, e := range entries {
 			if loc, ok := here[e.ID]; ok && (loc.Offset != e.Offset || loc.Length != e.Length) {
-				c.packDamaged(id, fmt.Errorf("blob %s: index and trailer disagree", e.ID.Short()), false)
+				c.packDamaged(id, fmt.Errorf("blob %s: index and trailer disagree", e.ID.Short()))
 			}
 		}
 	}
@@ -375,7 +373,7 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 	c.res.BytesRead += int64(len(b))
 	c.mu.Unlock()
 	if pack.Name(b) != id {
-		c.packDamaged(id, errors.New("content does not match its name (bytes changed in storage)"), false)
+		c.packDamaged(id, errors.New("content does not match its name (bytes changed in storage)"))
 	}
 	// Authenticate every copy the index places in this pack, trailer or
 	// not.
@@ -413,19 +411,24 @@ func (c *checker) pack(ctx context.Context, id keys.ID) {
 
 // judgeCopies reports, once every pack has been looked at, the damaged
 // packs and copies that lose data: those holding a blob of which no good
-// copy is left. The others are counted as redundant.
+// copy is left (of a pack whose bytes were not read, no good copy
+// elsewhere: its own copies are not known to be good). The others are
+// counted as redundant.
 func (c *checker) judgeCopies() {
 	idx := c.v.Index()
 	var found []Problem
 	for id, err := range c.badPacks {
 		lost := false
 		for _, b := range c.byPack[id] {
-			if _, ok := idx.Good(b.id); !ok {
+			if !c.goodCopy(b.id, id) {
 				lost = true
 				break
 			}
 		}
 		if lost {
+			if !c.read[id] {
+				err = fmt.Errorf("%w (its blobs were not read: check --read-data tells which are damaged)", err)
+			}
 			found = append(found, Problem{What: "pack", Name: id.String(), Err: err})
 		} else {
 			c.res.Redundant++
@@ -449,6 +452,18 @@ func (c *checker) judgeCopies() {
 	for _, p := range found {
 		c.report(p)
 	}
+}
+
+// goodCopy reports whether blob has a copy not known to be bad, counting
+// one in the damaged pack packID only if its bytes were read.
+func (c *checker) goodCopy(blob, packID keys.ID) bool {
+	idx := c.v.Index()
+	for _, loc := range idx.Locations(blob) {
+		if (loc.Pack != packID || c.read[packID]) && !idx.IsBad(blob, loc.Pack) {
+			return true
+		}
+	}
+	return false
 }
 
 // points walks every point's tree: every part must load and every chunk

@@ -15,6 +15,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/tree"
@@ -385,5 +386,68 @@ func TestReadDataSubset(t *testing.T) {
 	later := subset(fmt.Sprintf("%d/2", 3-group))
 	if len(later.Problems) == 0 || !strings.HasSuffix(later.Problems[0].Name, "/b") {
 		t.Errorf("after the damage was found, group %d/2 found %v; want file b named", 3-group, later.Problems)
+	}
+}
+
+// TestTruncatedPackStructureCheck: a pack cut short after its first blob.
+// Its trailer is gone, but the blob before the cut is intact: a check of
+// the structure alone names the pack, and the files that need what was cut
+// off, but not the file whose chunk is intact, and remembers no damage of
+// it (remembered, it would be named lost by every later check, even one
+// that reads it well). check --read-data names exactly the files cut off.
+func TestTruncatedPackStructureCheck(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	b := f.node(t, "b")
+	packID, name := f.packOf(t, b.Extents[0].ID)
+	v := f.vault(t)
+	if err := v.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The cut: after the first blob of the pack.
+	var first index.Location
+	v.Index().EachCopy(func(_ keys.ID, loc index.Location) bool {
+		if loc.Pack == packID && (first.Length == 0 || loc.Offset < first.Offset) {
+			first = loc
+		}
+		return true
+	})
+	cut := first.Offset + first.Length
+	intact := make(map[string]bool)
+	for _, rel := range []string{"a", "b", "sub/c"} {
+		whole := true
+		for _, x := range f.node(t, rel).Extents {
+			if loc, _ := v.Index().Lookup(x.ID); loc.Pack == packID && loc.Offset+loc.Length > cut {
+				whole = false
+			}
+		}
+		intact[rel] = whole
+	}
+	if !intact["a"] && !intact["sub/c"] && !intact["b"] || intact["b"] {
+		t.Fatalf("the cut at %d leaves intact %v: want some file intact, and not b", cut, intact)
+	}
+	data, err := f.st.Load(ctx, name, 0, int64(cut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Delete(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Save(ctx, name, data); err != nil {
+		t.Fatal(err)
+	}
+	for _, readData := range []bool{false, true} {
+		res, err := runCheck(t, f.vault(t), readData)
+		if !errors.Is(err, check.ErrDamaged) {
+			t.Fatalf("ReadData %v: check = %v, want ErrDamaged", readData, err)
+		}
+		for rel, whole := range intact {
+			if named := find(res.Problems, "file", f.problemName(rel)) != nil; named == whole {
+				t.Errorf("ReadData %v: file %s (its chunks intact: %v) named: %v", readData, rel, whole, named)
+			}
+		}
+		if !readData && find(res.Problems, "pack", packID.String()) == nil {
+			t.Errorf("the structure check does not name the pack whose trailer was cut off: %v", res.Problems)
+		}
 	}
 }
