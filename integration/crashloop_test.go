@@ -58,22 +58,8 @@ type crashRun struct {
 // replays one. AZFS_TORTURE=N runs N backups instead of crashRuns.
 func TestCrashLoop(t *testing.T) {
 	requireFUSE(t)
-	runs := crashRuns
-	if s := os.Getenv("AZFS_TORTURE"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("AZFS_TORTURE=%q: want a positive number of runs", s)
-		}
-		runs = n
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("AZFS_CRASHLOOP_SEED"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("AZFS_CRASHLOOP_SEED=%q: %v", s, err)
-		}
-		seed = n
-	}
+	runs := trialRounds(t, "AZFS_TORTURE", crashRuns)
+	seed := trialSeed(t, "AZFS_CRASHLOOP_SEED")
 	t.Logf("crash loop: %d runs, seed %d (replay with AZFS_CRASHLOOP_SEED=%d)", runs, seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0x6372617368))
 
@@ -123,6 +109,36 @@ func TestCrashLoop(t *testing.T) {
 	}
 	verifyCrashPoints(t, e, src, history)
 	checkNoBlobTwice(t, e)
+}
+
+// trialRounds returns the number of rounds a seeded trial makes: the
+// positive number in the environment variable name, else def.
+func trialRounds(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number of rounds", name, s)
+	}
+	return n
+}
+
+// trialSeed returns the seed of a seeded trial: the one the environment
+// variable name replays, else a new one.
+func trialSeed(t *testing.T, name string) uint64 {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return n
 }
 
 // crashBackup starts a backup of src and, unless phase is runToEnd, kills
@@ -288,26 +304,7 @@ func runAt(history []*crashRun, at time.Time) *crashRun {
 func checkNoBlobTwice(t *testing.T, e *env) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := local.Open(e.vault)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := repo.ReadConfig(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass, err := os.ReadFile(e.passFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := repo.UnlockOwner(ctx, st, azkeys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := repo.OpenMachineAsOwner(ctx, st, root, testMachine, owner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := ownerOpener(t, e)()
 	packs, err := v.ListPacks(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -338,6 +335,38 @@ func checkNoBlobTwice(t *testing.T, e *env) {
 	}
 }
 
+// ownerOpener returns a function that opens e's machine area in process
+// with the owner's keys (unlocked once, from e's passphrase), each time
+// anew, its index not loaded.
+func ownerOpener(t *testing.T, e *env) func() *repo.Vault {
+	t.Helper()
+	ctx := context.Background()
+	st, err := local.Open(e.vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := repo.ReadConfig(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, err := os.ReadFile(e.passFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := repo.UnlockOwner(ctx, st, azkeys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() *repo.Vault {
+		t.Helper()
+		v, err := repo.OpenMachineAsOwner(ctx, st, root, testMachine, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
 // crashTree is the changing source tree of the crash loop: many small files
 // in a few directories, some large incompressible ones, a few symlinks.
 type crashTree struct {
@@ -347,12 +376,22 @@ type crashTree struct {
 	small []string // relative paths of the small files
 	large []string // relative paths of the large files
 	next  int      // for fresh names and content seeds
+	// A large file has largeMin bytes plus up to largeSpread more.
+	largeMin, largeSpread int
 }
 
-// newCrashTree creates the first version of the tree under root.
+// newCrashTree creates the first version of the tree under root, its large
+// files of 4 to 16 MiB.
 func newCrashTree(t *testing.T, root string, rng *rand.Rand) *crashTree {
 	t.Helper()
-	c := &crashTree{t: t, root: root, rng: rng}
+	return newSizedTree(t, root, rng, 4<<20, 12<<20)
+}
+
+// newSizedTree creates the first version of the tree under root, its large
+// files of largeMin bytes plus up to largeSpread more.
+func newSizedTree(t *testing.T, root string, rng *rand.Rand, largeMin, largeSpread int) *crashTree {
+	t.Helper()
+	c := &crashTree{t: t, root: root, rng: rng, largeMin: largeMin, largeSpread: largeSpread}
 	for _, d := range []string{"a", "a/deep", "b", "c", "big"} {
 		mkdir(t, filepath.Join(root, d))
 	}
@@ -402,7 +441,7 @@ func (c *crashTree) addSmall() {
 
 func (c *crashTree) addLarge() {
 	rel := filepath.Join("big", fmt.Sprintf("L%05d.bin", c.fresh()))
-	size := int64(4<<20 + c.rng.IntN(12<<20))
+	size := int64(c.largeMin + c.rng.IntN(c.largeSpread))
 	writeRandom(c.t, filepath.Join(c.root, rel), size, uint64(c.fresh())<<32)
 	c.large = append(c.large, rel)
 }
