@@ -25,12 +25,17 @@ test: vet
 # compared; AZFS_CRASHLOOP_SEED=N replays a logged seed), then the storage
 # fault trials and reads (backups over mem, local and Azurite storage that
 # fails, loses answers, truncates, corrupts and saves partially; blob and
-# FUSE reads through it) for FAULT_BUDGET each.
+# FUSE reads through it) for FAULT_BUDGET each, then the heal loop
+# (HEAL_ROUNDS backups of a changing tree with packs lost, flipped and
+# truncated between them; every point read, check and repair compared with
+# what the vault's bytes hold; AZFS_HEALLOOP_SEED=N replays a logged seed).
 TORTURE ?= 200
 FAULT_BUDGET ?= 2m
+HEAL_ROUNDS ?= 40
 torture:
 	CI=true AZFS_TORTURE=$(TORTURE) $(GO) test -count=1 -timeout 60m -v -run '^TestCrashLoop$$' ./integration
 	CI=true AZFS_FAULT_BUDGET=$(FAULT_BUDGET) $(GO) test -count=1 -timeout 60m -v -run 'UnderFaults' ./repo/storage/faults ./repo/storage/azblob ./fs
+	CI=true AZFS_HEALLOOP=$(HEAL_ROUNDS) $(GO) test -count=1 -timeout 60m -v -run '^TestHealLoop$$' ./integration
 
 # Build, create a vault in a temporary directory, back up the Go toolchain's
 # src, mount the latest point, cp -a it out, compare, unmount.
