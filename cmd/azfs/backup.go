@@ -60,13 +60,9 @@ func backupCmd(ctx context.Context, args []string) error {
 		verifyReused: *verifyReused,
 		onError:      func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
 		warn:         func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) },
-	}
-	req.onChanged = func(path string) {
-		wipe := "" // the progress line, on a terminal
-		if req.progress != nil {
-			wipe = "\r\033[K"
-		}
-		fmt.Fprintf(os.Stderr, "%sazfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", wipe, path)
+		onChanged: func(path string) {
+			status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
+		},
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})

@@ -663,8 +663,8 @@ const readAttempts = 3
 // at.
 var testHookChunk func(path string, attempt int, end uint64)
 
-// readFile chunks the data regions of the file at in d; holes of sparse files are
-// skipped. A file that changes while it is read (its size, mtime or ctime
+// readFile chunks the data regions of the file at in d; holes of sparse
+// files are skipped. A file that changes while it is read (its size, mtime or ctime
 // differ after the read, or it ends before the size it had) is read again,
 // up to readAttempts times; after that the node keeps what the last read
 // saw, up to where that read ended, and is marked Changed (never a tail of
@@ -699,7 +699,7 @@ func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attemp
 		return false, err
 	}
 	if before.Ino != node.Inode || before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false, fmt.Errorf("%s: replaced during backup", path)
+		return false, &os.PathError{Op: "read", Path: path, Err: errors.New("replaced during backup")}
 	}
 	size := uint64(before.Size)
 	regions := []region{{0, size}}
@@ -760,6 +760,7 @@ func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attemp
 	return changed, nil
 }
 
+// fstat returns the status of the open file f, whose path is path.
 func fstat(f *os.File, path string) (*unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
