@@ -209,7 +209,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if watched {
-		go scan(ctx, paths, opts.Progress)
+		go scan(ctx, paths, exclude, opts.Progress)
 	}
 
 	b := &backuper{
@@ -816,15 +816,16 @@ func dataRegions(f *os.File, size uint64) ([]region, error) {
 
 // scan counts files and bytes ahead of the backup for the progress ETA. It
 // runs ahead of the walker, so it lists directories as the walker does:
-// by name in their parent, without touching their atimes.
-func scan(ctx context.Context, paths []string, p *Progress) {
+// by name in their parent, without touching their atimes, leaving out what
+// exclude does.
+func scan(ctx context.Context, paths []string, exclude exclusions, p *Progress) {
 	var walk func(parent *dir, at, path string)
 	walk = func(parent *dir, at, path string) {
 		if ctx.Err() != nil {
 			return
 		}
 		var st unix.Stat_t
-		if unix.Fstatat(parent.fd, at, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		if unix.Fstatat(parent.fd, at, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || exclude.has(st.Dev, st.Ino) {
 			return
 		}
 		switch st.Mode & unix.S_IFMT {
