@@ -576,9 +576,9 @@ func writeFile(t *testing.T, path string, data []byte, perm os.FileMode) {
 // fileSHA returns the SHA-256 of the file at path, reading it without
 // updating its atime.
 func fileSHA(path string) (string, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOATIME|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openRetrying(path, unix.O_RDONLY|unix.O_NOATIME|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if errors.Is(err, unix.EPERM) {
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err = openRetrying(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	}
 	if err != nil {
 		return "", &os.PathError{Op: "open", Path: path, Err: err}
@@ -590,6 +590,18 @@ func fileSHA(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// openRetrying opens path as open(2) with flags, again when a signal
+// interrupts it (as os.Open does): an open through a FUSE mount waits for
+// the file system, and the Go runtime's preemption signals interrupt it.
+func openRetrying(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // vaultFiles returns the size of every object under the vault's dir prefix

@@ -365,16 +365,22 @@ func (h *healLoop) damage() {
 	t.Logf("  %s %s pack %s (%d blobs)", what, p.kind, p.id.Short(), len(p.blobs))
 }
 
-// detect runs, at random, nothing, a check of the structure (which names
-// only what is lost) or a check --read-data with a whole verification
-// before the next backup: the backup knows of the damage they find.
+// detect runs, at random, nothing (two times in five), a check of the
+// structure (which names only what is lost), that and a read of every
+// point through a mount, or a check --read-data, each with a whole
+// verification, before the next backup: the backup knows of the damage
+// they find (mounts remember what their reads find).
 func (h *healLoop) detect(round int) {
-	switch h.rng.IntN(4) {
+	label := fmt.Sprintf("round %d, after the damage", round)
+	switch h.rng.IntN(5) {
 	case 0:
 		h.stats.plainChecks++
-		h.verify(fmt.Sprintf("round %d, after the damage", round), verifyOpts{})
+		h.verify(label, verifyOpts{})
 	case 1:
-		h.verify(fmt.Sprintf("round %d, after the damage", round), verifyOpts{readData: true})
+		h.stats.plainChecks++
+		h.verify(label, verifyOpts{mount: true})
+	case 2:
+		h.verify(label, verifyOpts{readData: true})
 	}
 }
 
