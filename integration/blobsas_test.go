@@ -243,7 +243,7 @@ func policyOf[S ~string](sas S) string {
 func TestBlobVaultCredentialsExpire(t *testing.T) {
 	endpoint := startAzurite(t)
 	owner := sasVault(t, endpoint, "sasexpiry")
-	file := mcCredentials(t, owner, "short.azcreds", "--access", "restore", "--valid", "3s")
+	file := mcCredentials(t, owner, "short.azcreds", "--access", "restore", "--valid", "10s") // long enough for an Argon2id unlock on a loaded machine
 	creds := sasOf(t, file)
 	raw := rawClient(t, endpoint, "sasexpiry", string(creds.SAS))
 	if _, err := download(raw, "vault/config"); err != nil {
