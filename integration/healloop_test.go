@@ -35,7 +35,8 @@ const healMountEvery = 4
 // that their chunks are shared by many points; large files of several
 // chunks), and between them packs lost, bytes flipped and packs truncated
 // at random (data packs mostly, tree packs sometimes), with or without a
-// check or check --read-data before the next backup, sometimes without the
+// check, a check of half the data, reads through a mount or a check
+// --read-data before the next backup, sometimes without the
 // file cache, sometimes with backup --verify-reused. After every backup,
 // and after every check --read-data between them, it checks that every file
 // of every point whose data exists reads back exactly, and that check
@@ -60,7 +61,8 @@ const healMountEvery = 4
 //     point), and nothing else; it exits 0 exactly when nothing is lost; the
 //     blobs and packs it names are ones with no good copy or that were
 //     damaged; repair (a dry run) reports the same;
-//   - a plain check before it names nothing that is readable;
+//   - a check of the structure or of a subset of the data names nothing
+//     that is readable;
 //   - backups heal: after a backup, every file whose content was in the
 //     source it read is readable, unless a listing on its path is lost or a
 //     chunk it needs had its damage unknown to the backup (a flipped byte no
@@ -124,7 +126,7 @@ func TestHealLoop(t *testing.T) {
 		}
 	}
 	t.Logf("heal loop summary: %d rounds (seed %d); %d packs damaged: %d lost, %d flipped, %d truncated (%d of them tree packs); "+
-		"%d backups (%d without the file cache, %d with --verify-reused), %d plain checks, %d check --read-data verifications of %d points in all, "+
+		"%d backups (%d without the file cache, %d with --verify-reused), %d checks of the structure or half the data, %d check --read-data verifications of %d points in all, "+
 		"%d mount rounds; %d points lost files or listings at some time (%d distinct ones reported lost), %d points and %d files or listings of them healed later; %d points lost some still at the end (%d files or listings)",
 		rounds, seed, s.lost+s.flipped+s.truncated, s.lost, s.flipped, s.truncated, s.treePacks,
 		rounds, s.noCache, s.verifyReused, s.plainChecks, s.verifications, s.pointsVerified,
@@ -366,16 +368,21 @@ func (h *healLoop) damage() {
 }
 
 // detect runs, at random, nothing (two times in five), a check of the
-// structure (which names only what is lost), that and a read of every
-// point through a mount, or a check --read-data, each with a whole
-// verification, before the next backup: the backup knows of the damage
-// they find (mounts remember what their reads find).
+// structure or of half the packs' data (which name only what is lost),
+// a check of the structure and a read of every point through a mount, or
+// a check --read-data, each with a whole verification, before the next
+// backup: the backup knows of the damage they find (mounts remember what
+// their reads find).
 func (h *healLoop) detect(round int) {
 	label := fmt.Sprintf("round %d, after the damage", round)
 	switch h.rng.IntN(5) {
 	case 0:
 		h.stats.plainChecks++
-		h.verify(label, verifyOpts{})
+		o := verifyOpts{}
+		if h.rng.IntN(2) == 0 {
+			o.subset = fmt.Sprintf("%d/2", 1+h.rng.IntN(2))
+		}
+		h.verify(label, o)
 	case 1:
 		h.stats.plainChecks++
 		h.verify(label, verifyOpts{mount: true})
@@ -585,9 +592,10 @@ func (tr *vaultTruth) content(t *testing.T, extents []tree.Extent) string {
 
 // verifyOpts say what a verification of the loop checks.
 type verifyOpts struct {
-	afterBackup bool // the promise of healing, of the backup just made
-	readData    bool // check --read-data, which must name exactly what is lost
-	mount       bool // read every point through a real mount
+	afterBackup bool   // the promise of healing, of the backup just made
+	readData    bool   // check --read-data, which must name exactly what is lost
+	subset      string // else check --read-data-subset with it, not plain check
+	mount       bool   // read every point through a real mount
 }
 
 // verify judges the vault from its bytes and checks reads, the heal
@@ -675,9 +683,12 @@ func (h *healLoop) verify(label string, o verifyOpts) {
 		}
 	}
 	args := []string{"check"}
-	if o.readData {
+	switch {
+	case o.readData:
 		args = append(args, "--read-data")
 		h.stats.verifications++
+	case o.subset != "":
+		args = append(args, "--read-data-subset", o.subset)
 	}
 	r := h.e.azfs(args...)
 	named, blobs := checkProblems(t, r.stderrLines())
