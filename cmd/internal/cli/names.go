@@ -1,9 +1,5 @@
 package cli
 
-// File system names are printed as %q prints them, so that a name holding
-// a newline, a carriage return or a terminal escape cannot forge or rewrite
-// a line of output.
-
 import (
 	"errors"
 	"io/fs"
@@ -26,9 +22,10 @@ func QuoteNameIfNeeded(name string) string {
 }
 
 // NamedError renders err, a failure about the file system name path, as
-// one line: the name quoted as %q does, then what went wrong. When
-// err is path's *fs.PathError the name is not repeated; elsewhere in the
-// message it is quoted too.
+// one line: the name quoted as %q does (so that a name holding a newline, a
+// carriage return or a terminal escape cannot forge or rewrite a line of
+// output), then what went wrong. When err is path's *fs.PathError the
+// name is not repeated; elsewhere in the message it is quoted too.
 func NamedError(path string, err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Path == path && err.Error() == pe.Error() {
