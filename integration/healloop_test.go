@@ -36,10 +36,10 @@ const healMountEvery = 4
 // chunks), and between them packs lost, bytes flipped and packs truncated
 // at random (data packs mostly, tree packs sometimes), with or without a
 // check, a check of half the data, reads through a mount or a check
-// --read-data before the next backup, sometimes without the
-// file cache, sometimes with backup --verify-reused. After every backup,
-// and after every check --read-data between them, it checks that every file
-// of every point whose data exists reads back exactly, and that check
+// --read-data before the next backup, sometimes without the file cache,
+// sometimes with backup --verify-reused, and sometimes a prune after it.
+// After every backup, prune and check --read-data, it checks that every
+// file of every point whose data exists reads back exactly, and that check
 // --read-data and repair name precisely the rest.
 //
 // What is lost is judged from the vault's bytes, not from azfs's own
@@ -63,6 +63,8 @@ const healMountEvery = 4
 //     damaged; repair (a dry run) reports the same;
 //   - a check of the structure or of a subset of the data names nothing
 //     that is readable;
+//   - a prune (which refuses, in one line, while points have lost data)
+//     leaves every file that was readable readable;
 //   - backups heal: after a backup, every file whose content was in the
 //     source it read is readable, unless a listing on its path is lost or a
 //     chunk it needs had its damage unknown to the backup (a flipped byte no
@@ -96,7 +98,10 @@ func TestHealLoop(t *testing.T) {
 		}
 		h.backup(r)
 		last := r == rounds-1
-		h.verify(fmt.Sprintf("round %d, after its backup", r), verifyOpts{afterBackup: true, readData: true, mount: last || (r+1)%healMountEvery == 0})
+		readable := h.verify(fmt.Sprintf("round %d, after its backup", r), verifyOpts{afterBackup: true, readData: true, mount: last || (r+1)%healMountEvery == 0})
+		if rng.IntN(4) == 0 {
+			h.prune(r, readable)
+		}
 		if t.Failed() {
 			t.Fatalf("stopped after round %d (replay with AZFS_HEALLOOP_SEED=%d)", r, seed)
 		}
@@ -127,10 +132,10 @@ func TestHealLoop(t *testing.T) {
 	}
 	t.Logf("heal loop summary: %d rounds (seed %d); %d packs damaged: %d lost, %d flipped, %d truncated (%d of them tree packs); "+
 		"%d backups (%d without the file cache, %d with --verify-reused), %d checks of the structure or half the data, %d check --read-data verifications of %d points in all, "+
-		"%d mount rounds; %d points lost files or listings at some time (%d distinct ones reported lost), %d points and %d files or listings of them healed later; %d points lost some still at the end (%d files or listings)",
+		"%d mount rounds, %d prunes done and %d refused; %d points lost files or listings at some time (%d distinct ones reported lost), %d points and %d files or listings of them healed later; %d points lost some still at the end (%d files or listings)",
 		rounds, seed, s.lost+s.flipped+s.truncated, s.lost, s.flipped, s.truncated, s.treePacks,
 		rounds, s.noCache, s.verifyReused, s.plainChecks, s.verifications, s.pointsVerified,
-		s.mounts, s.everLost, len(h.reported), healed, len(h.healed), lostNow, filesNow)
+		s.mounts, s.prunes, s.pruneRefused, s.everLost, len(h.reported), healed, len(h.healed), lostNow, filesNow)
 }
 
 // healLoop is the state of TestHealLoop.
@@ -164,6 +169,7 @@ type healLoop struct {
 		noCache, verifyReused, plainChecks  int
 		verifications, pointsVerified       int
 		mounts, everLost                    int
+		prunes, pruneRefused                int
 	}
 }
 
@@ -367,6 +373,36 @@ func (h *healLoop) damage() {
 	t.Logf("  %s %s pack %s (%d blobs)", what, p.kind, p.id.Short(), len(p.blobs))
 }
 
+// prune prunes the vault as tightly as it can (no margin, every unused
+// byte): it may refuse while points have lost data, with one line of
+// error, but what it does must leave every file that was readable
+// (before, by point) readable.
+func (h *healLoop) prune(round int, before map[string][]string) {
+	t := h.t
+	r := h.e.azfs("prune", "--safety-margin", "0", "--no-backups-running", "--max-unused", "0%")
+	label := fmt.Sprintf("round %d, after a prune", round)
+	if r.code != 0 {
+		h.stats.pruneRefused++
+		checkOneLineError(t, r, "azfs: ")
+		t.Logf("round %d: prune refused: %s", round, strings.TrimSpace(r.stderr))
+	} else {
+		h.stats.prunes++
+		t.Logf("round %d: pruned: %s", round, strings.Join(strings.Fields(r.stdout+" "+r.stderr), " "))
+	}
+	after := h.verify(label, verifyOpts{readData: true})
+	for id, rels := range before {
+		still := make(map[string]bool)
+		for _, rel := range after[id] {
+			still[rel] = true
+		}
+		for _, rel := range rels {
+			if !still[rel] {
+				t.Errorf("%s: point %s: %q was readable before the prune and is not after it", label, id[:8], rel)
+			}
+		}
+	}
+}
+
 // detect runs, at random, nothing (two times in five), a check of the
 // structure or of half the packs' data (which name only what is lost),
 // a check of the structure and a read of every point through a mount, or
@@ -418,7 +454,9 @@ func (h *healLoop) truth() *vaultTruth {
 	if h.packs == nil {
 		h.packs = make(map[azkeys.ID]*trialPack)
 	}
+	indexed := make(map[azkeys.ID]bool)
 	v.Index().EachCopy(func(id azkeys.ID, loc index.Location) bool {
+		indexed[loc.Pack] = true
 		p := h.packs[loc.Pack]
 		if p == nil {
 			p = &trialPack{id: loc.Pack, kind: loc.Kind, born: h.verified}
@@ -430,7 +468,11 @@ func (h *healLoop) truth() *vaultTruth {
 		}
 		return true
 	})
-	for _, p := range h.packs {
+	for id, p := range h.packs {
+		if !indexed[id] {
+			delete(h.packs, id) // pruned
+			continue
+		}
 		if p.born == h.verified {
 			sort.Sort(byOffset{p})
 			if fi, err := os.Stat(h.packPath(p.id)); err == nil {
@@ -601,12 +643,12 @@ type verifyOpts struct {
 // verify judges the vault from its bytes and checks reads, the heal
 // promise, check (with --read-data: exactly; without: that it names
 // nothing readable), repair, and every point through a real mount.
-func (h *healLoop) verify(label string, o verifyOpts) {
+func (h *healLoop) verify(label string, o verifyOpts) (readable map[string][]string) {
 	t := h.t
 	tr := h.truth()
 	prefix := strings.TrimPrefix(h.src, "/")
-	expected := make(map[string]bool)     // problems check must name
-	readable := make(map[string][]string) // by point: its readable files (relative to the source)
+	expected := make(map[string]bool)    // problems check must name
+	readable = make(map[string][]string) // by point: its readable files (relative to the source)
 	for _, p := range h.points {
 		view := tr.walk(t, p.id)
 		id8 := p.id[:8]
@@ -724,6 +766,7 @@ func (h *healLoop) verify(label string, o verifyOpts) {
 		h.mountAll(label, readable)
 	}
 	t.Logf("%s: %d points, %d files, listings or points lost (check exit %d)", label, len(h.points), len(expected), r.code)
+	return readable
 }
 
 // checkProblems splits the problems of check's output ("damaged: WHAT
