@@ -117,15 +117,12 @@ func TestHealLoop(t *testing.T) {
 		}
 	}
 	s := &h.stats
-	lostNow, filesNow := 0, 0
+	lostNow, filesNow, healed := 0, 0, 0
 	for _, p := range h.points {
 		if p.lost > 0 {
 			lostNow++
 			filesNow += p.lost
 		}
-	}
-	healed := 0
-	for _, p := range h.points {
 		if p.healed {
 			healed++
 		}
@@ -134,7 +131,7 @@ func TestHealLoop(t *testing.T) {
 		"%d backups (%d without the file cache, %d with --verify-reused), %d checks of the structure or half the data, %d check --read-data verifications of %d points in all, "+
 		"%d mount rounds, %d prunes done and %d refused; %d points lost files or listings at some time (%d distinct ones reported lost), %d points and %d files or listings of them healed later; %d points lost some still at the end (%d files or listings)",
 		rounds, seed, s.lost+s.flipped+s.truncated, s.lost, s.flipped, s.truncated, s.treePacks,
-		rounds, s.noCache, s.verifyReused, s.plainChecks, s.verifications, s.pointsVerified,
+		rounds, s.noCache, s.verifyReused, s.lightChecks, s.verifications, s.pointsVerified,
 		s.mounts, s.prunes, s.pruneRefused, s.everLost, len(h.reported), healed, len(h.healed), lostNow, filesNow)
 }
 
@@ -166,7 +163,7 @@ type healLoop struct {
 	verified int
 	stats    struct {
 		lost, flipped, truncated, treePacks int
-		noCache, verifyReused, plainChecks  int
+		noCache, verifyReused, lightChecks  int
 		verifications, pointsVerified       int
 		mounts, everLost                    int
 		prunes, pruneRefused                int
@@ -413,14 +410,14 @@ func (h *healLoop) detect(round int) {
 	label := fmt.Sprintf("round %d, after the damage", round)
 	switch h.rng.IntN(5) {
 	case 0:
-		h.stats.plainChecks++
+		h.stats.lightChecks++
 		o := verifyOpts{}
 		if h.rng.IntN(2) == 0 {
 			o.subset = fmt.Sprintf("%d/2", 1+h.rng.IntN(2))
 		}
 		h.verify(label, o)
 	case 1:
-		h.stats.plainChecks++
+		h.stats.lightChecks++
 		h.verify(label, verifyOpts{mount: true})
 	case 2:
 		h.verify(label, verifyOpts{readData: true})
