@@ -91,8 +91,9 @@ func (w *Writer) reusable(id keys.ID) bool {
 	}
 	// Rare: the preferred copy is in a pack a prune is deleting, or does
 	// not authenticate; another good copy may do.
-	for _, loc := range w.v.idx.Locations(id)[1:] {
-		if !w.v.idx.IsBad(id, loc.Pack) && w.usable(id, loc) {
+	tried := loc.Pack
+	for _, loc := range w.v.idx.Locations(id) {
+		if loc.Pack != tried && !w.v.idx.IsBad(id, loc.Pack) && w.usable(id, loc) {
 			return true
 		}
 	}
@@ -114,9 +115,14 @@ func (w *Writer) usable(id keys.ID, loc index.Location) bool {
 		return true
 	}
 	if _, err := w.v.loadCopy(w.ctx, loc.Kind, id, loc); err != nil {
-		if isBadCopy(err) {
+		switch {
+		case isBadCopy(err):
 			w.v.NoteBadCopy(id, loc.Pack)
-		} else {
+		case errors.Is(err, keys.ErrOtherKey):
+			// Sealed under a key this machine no longer holds (another
+			// certificate's epoch): it cannot be verified, so it is
+			// stored again rather than trusted.
+		default:
 			w.fail(fmt.Errorf("verify reused %s %s: %w", loc.Kind, id.Short(), err))
 		}
 		return false
