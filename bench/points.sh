@@ -43,7 +43,7 @@ elif [ ! -x "$BIN/mkpoints" ]; then
 	(cd "$root" && go build -o "$BIN/" ./bench/mkpoints)
 fi
 export AZFS_CONFIG_DIR=$work/config AZFS_CACHE_DIR=$work/cache HOME=$work/home
-mkdir -p "$AZFS_CONFIG_DIR" "$AZFS_CACHE_DIR" "$HOME" "$work/src" "$mnt"
+mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME" "$work/src" "$mnt"
 azfs() { "$BIN/azfs" "$@"; }
 
 # now_ns prints the time in nanoseconds; elapsed START prints seconds since.

@@ -61,7 +61,7 @@ elif [ ! -x "$BIN/mkscale" ]; then
 fi
 BIN=$(cd "$BIN" && pwd)
 export AZFS_CONFIG_DIR=$work/config AZFS_CACHE_DIR=$work/cache HOME=$work/home
-mkdir -p "$AZFS_CONFIG_DIR" "$AZFS_CACHE_DIR" "$HOME" "$mnt"
+mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME" "$mnt"
 
 now_ns() { date +%s%N; }
 elapsed() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }

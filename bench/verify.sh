@@ -49,7 +49,7 @@ if [ -z "${BIN:-}" ]; then
 	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs)
 fi
 export AZFS_CONFIG_DIR=$WORK/config AZFS_CACHE_DIR=$WORK/cache HOME=$WORK/home
-mkdir -p "$AZFS_CONFIG_DIR" "$AZFS_CACHE_DIR" "$HOME"
+mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME"
 
 "$BIN/azfs" vault create "$WORK/vault" --generate-passphrase "$WORK/pass" >/dev/null 2>&1
 "$BIN/azfs" backup -q "$CORPUS"
