@@ -29,9 +29,9 @@ import (
 //   - it is cleaned first: "/foo/../bar" is "/bar", a trailing "/" is
 //     dropped (it matches files too, as in restic).
 type Pattern struct {
-	text   string   // as given
-	negate bool     // "!": cancels an earlier match
-	fold   bool     // case-insensitive: parts and names compared lower-cased
+	text   string // as given
+	negate bool   // "!": cancels an earlier match
+	fold   bool   // case-insensitive: parts and names compared lower-cased
 	parts  []part
 }
 
