@@ -174,7 +174,7 @@ func TestAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Keep the last 2 points: shorter than the default, so it needs a PIN.
-	e.mustAzfs("policy", "set", "--keep-last", "2", "--pin", e.pin())
+	e.mustAzfs(append(keepOnlyLast(2), "--pin", e.pin())...)
 
 	a := startAgent(t, e, src)
 

@@ -151,7 +151,7 @@ func TestRestoreCredentialsWriteNothing(t *testing.T) {
 	src := mkdir(t, filepath.Join(owner.dir, "src"))
 	owner.backupVersions(src, "f", 1)
 	pin := strings.TrimSpace(owner.mustAzfs("vault", "pin").stdout)
-	owner.mustAzfs("policy", "set", "--keep-last", "1", "--pin", pin)
+	owner.mustAzfs(append(keepOnlyLast(1), "--pin", pin)...)
 	owner.backupVersions(src, "f", 2) // the policy forgets two at its next application
 	restore := mcCredentials(t, owner, "restore.azcreds", "--access", "restore")
 

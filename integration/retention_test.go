@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +67,11 @@ type policyShown struct {
 	Default   bool   `json:"default"`
 	TimeZone  string `json:"timezone"`
 	Retention struct {
-		KeepLast  int `json:"keep_last"`
-		KeepDaily int `json:"keep_daily"`
+		KeepLast    int `json:"keep_last"`
+		KeepDaily   int `json:"keep_daily"`
+		KeepWeekly  int `json:"keep_weekly"`
+		KeepMonthly int `json:"keep_monthly"`
+		KeepYearly  int `json:"keep_yearly"`
 	} `json:"retention"`
 	SoftDeleteSeconds int64 `json:"soft_delete_seconds"`
 }
@@ -80,6 +84,12 @@ func (e *env) policy(args ...string) policyShown {
 		e.t.Fatalf("policy show --json printed invalid JSON: %v\n%s", err, r)
 	}
 	return p
+}
+
+// keepOnlyLast is 'azfs policy set' keeping the last n points and dropping
+// the default policy's other rules.
+func keepOnlyLast(n int) []string {
+	return []string{"policy", "set", "--keep-last", strconv.Itoa(n), "--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "0", "--keep-yearly", "0"}
 }
 
 // pin has the owner issue a security PIN.
@@ -169,7 +179,7 @@ func TestRetentionPolicy(t *testing.T) {
 	// A dry run shows what a shorter retention forgets and changes nothing.
 	// (The default policy keeps the last point of the day; these five are
 	// of one day, so the new one forgets none that it keeps.)
-	r := e.mustAzfs("policy", "set", "--keep-last", "2", "--timezone", "Europe/Berlin", "--dry-run")
+	r := e.mustAzfs(append(keepOnlyLast(2), "--timezone", "Europe/Berlin", "--dry-run")...)
 	if !strings.Contains(r.stdout, "forgets 3 now") {
 		t.Errorf("dry run does not say the new policy forgets 3 points:\n%s", r)
 	}
@@ -177,10 +187,10 @@ func TestRetentionPolicy(t *testing.T) {
 		t.Errorf("dry run of a shortening does not say it needs a PIN:\n%s", r)
 	}
 	// Without a PIN, with a wrong one: refused, nothing changed.
-	mcRefused(t, e.azfs("policy", "set", "--keep-last", "2", "--timezone", "Europe/Berlin"), "PIN")
+	mcRefused(t, e.azfs(append(keepOnlyLast(2), "--timezone", "Europe/Berlin")...), "PIN")
 	pin := e.pin()
 	wrong := pin[:len(pin)-1] + string('0'+(pin[len(pin)-1]-'0'+1)%10)
-	mcRefused(t, e.azfs("policy", "set", "--keep-last", "2", "--timezone", "Europe/Berlin", "--pin", wrong), "PIN", "wrong")
+	mcRefused(t, e.azfs(append(keepOnlyLast(2), "--timezone", "Europe/Berlin", "--pin", wrong)...), "PIN", "wrong")
 	if p := e.policy(); !p.Default {
 		t.Errorf("a refused change changed the policy: %+v", p)
 	}
@@ -188,7 +198,7 @@ func TestRetentionPolicy(t *testing.T) {
 		t.Fatalf("a refused change forgot points: %v", got)
 	}
 	// With the PIN: the policy is saved and applied at once.
-	r = e.mustAzfs("policy", "set", "--keep-last", "2", "--timezone", "Europe/Berlin", "--pin", pin)
+	r = e.mustAzfs(append(keepOnlyLast(2), "--timezone", "Europe/Berlin", "--pin", pin)...)
 	if got := forgetLines(r, "forgot"); !slices.Equal(got, shortIDs(all[:3])) {
 		t.Errorf("policy set forgot %v, want %v\n%s", got, shortIDs(all[:3]), r)
 	}
@@ -339,7 +349,7 @@ func TestOwnerCommandsRefusedToMachines(t *testing.T) {
 	// The owner shortens web01's retention; web01 cannot.
 	mcRefused(t, web.azfs("policy", "set", "--keep-last", "1", "--passphrase-file", pass), "owner passphrase")
 	pin := owner.pin()
-	r := owner.mustAzfs("policy", "set", "--machine", "web01", "--keep-last", "2", "--pin", pin)
+	r := owner.mustAzfs(append(keepOnlyLast(2), "--machine", "web01", "--pin", pin)...)
 	if got := forgetLines(r, "forgot"); !slices.Equal(got, shortIDs(all[:1])) {
 		t.Errorf("the owner's policy set forgot %v of web01 (through its escrow), want %v", got, shortIDs(all[:1]))
 	}
@@ -379,7 +389,7 @@ func TestBlobRetentionWithBackupSAS(t *testing.T) {
 	web := newEnv(t)
 	web.mustAzfs("register", "--vault-credentials", creds, "--name", "web01", "--generate-passphrase", filepath.Join(web.dir, "pass"))
 	pin := owner.pin()
-	owner.mustAzfs("policy", "set", "--machine", "web01", "--keep-last", "1", "--pin", pin)
+	owner.mustAzfs(append(keepOnlyLast(1), "--machine", "web01", "--pin", pin)...)
 	src := mkdir(t, filepath.Join(t.TempDir(), "src"))
 	var all []string
 	for i := range 3 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -149,7 +150,7 @@ func addPolicyFlags(fs *pflag.FlagSet) *policyFlags {
 	f.every = fs.String("every", "", "back up every `DURATION` (1h to 1y: 12h, 90m, 1d), at multiples of it from midnight")
 	f.at = fs.String("at", "", "back up at these `TIMES` of day (HH:MM,HH:MM; at least an hour apart)")
 	for i, what := range []string{"the `N` newest points", "hours", "days", "ISO weeks", "months", "years"} {
-		usage := "keep the newest point of each of the last `N` " + what + " with points"
+		usage := "keep the newest point of each of the last `N` " + what + " with points (0 drops the rule; rules not given stay)"
 		if i == 0 {
 			usage = "keep " + what
 		}
@@ -205,9 +206,13 @@ func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, erro
 		next.Retention = retention.Retention{}
 	}
 	if f.keepGiven {
-		// The rules given replace the retention as a whole.
-		c := f.counts
-		r := retention.Retention{KeepLast: *c[0], KeepHourly: *c[1], KeepDaily: *c[2], KeepWeekly: *c[3], KeepMonthly: *c[4], KeepYearly: *c[5]}
+		// The rules given change those rules only; --keep-X 0 drops one.
+		r := next.Retention
+		for i, rule := range []*int{&r.KeepLast, &r.KeepHourly, &r.KeepDaily, &r.KeepWeekly, &r.KeepMonthly, &r.KeepYearly} {
+			if f.fs.Changed(keepFlags[i]) {
+				*rule = *f.counts[i]
+			}
+		}
 		if f.fs.Changed("keep-within") {
 			d, err := retention.ParseDuration(*f.within, false)
 			if err != nil {
@@ -216,7 +221,7 @@ func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, erro
 			r.KeepWithin = d
 		}
 		if r.Empty() {
-			return next, cli.Usagef("every --keep-* is 0: to keep every point say --keep-all")
+			return next, cli.Usagef("the retention would have no rule left: to keep every point say --keep-all")
 		}
 		next.Retention = r
 	}
@@ -260,6 +265,9 @@ func policySet(ctx context.Context, args []string) error {
 	}
 	now := time.Now()
 	needPIN := false
+	var lowered []string // the rules the change lowers
+	newly := 0           // the points it forgets that the current policy keeps
+	windowShortened := false
 	var next policy.Policy
 	var state *policy.State // nil: the machine's points cannot be read here
 	if pf.anyChange {
@@ -284,14 +292,13 @@ func policySet(ctx context.Context, args []string) error {
 		if state, err = previewState(ctx, o, t, owner); err != nil {
 			return err
 		}
-		needPIN = cur.Shortens(next)
+		lowered = cur.Shortens(next)
 		if state != nil {
-			newly, err := showForgets(state, cur, next, now)
-			if err != nil {
+			if newly, err = showForgets(state, cur, next, now); err != nil {
 				return err
 			}
-			needPIN = needPIN || newly > 0
 		}
+		needPIN = len(lowered) > 0 || newly > 0
 	}
 	if windowChange {
 		curWindow, err := policy.Window(ctx, o.Storage, o.Root)
@@ -299,7 +306,8 @@ func policySet(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
-		needPIN = needPIN || nextWindow < curWindow
+		windowShortened = nextWindow < curWindow
+		needPIN = needPIN || windowShortened
 	}
 	if *dryRun {
 		msg := "dry run: nothing changed"
@@ -312,7 +320,7 @@ func policySet(ctx context.Context, args []string) error {
 	// Everything that can be refused is checked before the PIN is spent.
 	switch {
 	case needPIN && *pin == "":
-		return fmt.Errorf("%w: the change shortens retention or the soft-delete window: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed (--dry-run shows what it would forget)", access.ErrPIN)
+		return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(lowered, newly, windowShortened))
 	case needPIN:
 		if err := usePIN(ctx, o, *pin); err != nil {
 			return err
@@ -341,6 +349,23 @@ func policySet(ctx context.Context, args []string) error {
 	}
 	// The new policy takes effect now.
 	return applyRetention(ctx, o, false)
+}
+
+// shortening says why a change needs the PIN: the retention rules it
+// lowers, the points it forgets that the current policy keeps (listed
+// before), a shorter soft-delete window.
+func shortening(lowered []string, newly int, window bool) string {
+	var why []string
+	if len(lowered) > 0 {
+		why = append(why, "lowers retention ("+strings.Join(lowered, ", ")+")")
+	}
+	if newly > 0 {
+		why = append(why, fmt.Sprintf("forgets %d points the current policy keeps (listed above)", newly))
+	}
+	if window {
+		why = append(why, "shortens the soft-delete window")
+	}
+	return strings.Join(why, " and ")
 }
 
 func describePolicy(p policy.Policy) string {
@@ -388,8 +413,12 @@ func showForgets(s *policy.State, cur, next policy.Policy, now time.Time) (int, 
 		}
 	}
 	live := len(s.Live())
-	fmt.Printf("of %d live points the new policy forgets %d now: %d that the current policy keeps (listed below), %d that it forgets too\n",
-		live, len(newly)+len(already), len(newly), len(already))
+	listed := ""
+	if len(newly) > 0 {
+		listed = " (listed below)"
+	}
+	fmt.Printf("of %d live points the new policy forgets %d now: %d that the current policy keeps%s, %d that it forgets too\n",
+		live, len(newly)+len(already), len(newly), listed, len(already))
 	printPoints("forget", newly)
 	return len(newly), nil
 }

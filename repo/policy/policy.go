@@ -134,23 +134,15 @@ func (p Policy) Location() (*time.Location, error) {
 	return loc, nil
 }
 
-// Shortens reports whether next's retention is shorter than p's in some
-// rule, whatever points there are: it forgets everything p keeps
-// everything, it lowers a count (to 0 too, which drops the rule), or it
-// lowers keep-within. Such a change is an owner's deletion and needs the
-// security PIN; so does any change that forgets points p keeps today,
-// which the caller checks against the points.
-func (p Policy) Shortens(next Policy) bool {
-	a, b := p.Retention, next.Retention
-	if b.Empty() {
-		return false
-	}
-	if a.Empty() {
-		return true
-	}
-	return b.KeepLast < a.KeepLast || b.KeepHourly < a.KeepHourly || b.KeepDaily < a.KeepDaily ||
-		b.KeepWeekly < a.KeepWeekly || b.KeepMonthly < a.KeepMonthly || b.KeepYearly < a.KeepYearly ||
-		b.KeepWithin < a.KeepWithin
+// Shortens describes each rule in which next's retention is shorter than
+// p's, whatever points there are (retention.Retention.Lowered): it
+// forgets everything p keeps everything, it lowers a count (to 0 too,
+// which drops the rule), or it lowers keep-within. Such a change is an
+// owner's deletion and needs the security PIN; so does any change that
+// forgets points p keeps today, which the caller checks against the
+// points.
+func (p Policy) Shortens(next Policy) []string {
+	return p.Retention.Lowered(next.Retention)
 }
 
 // policyContext is the signature context of policy records.

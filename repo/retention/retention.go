@@ -82,6 +82,30 @@ func (r Retention) String() string {
 	return "keep " + strings.Join(parts, ", ")
 }
 
+// Lowered describes each rule in which next keeps less than r, whatever
+// points there are, as "yearly 3 to 0" or "within 14d to 7d": a count or
+// keep-within that next lowers (to 0 too, which drops the rule), or
+// "everything to keep daily 7" when r keeps everything and next does not.
+// It is empty when next keeps at least what r keeps in every rule.
+func (r Retention) Lowered(next Retention) []string {
+	switch {
+	case next.Empty():
+		return nil
+	case r.Empty():
+		return []string{"everything to " + next.String()}
+	}
+	var out []string
+	for i, n := range next.counts() {
+		if was := r.counts()[i]; n < was {
+			out = append(out, fmt.Sprintf("%s %d to %d", ruleNames[i], was, n))
+		}
+	}
+	if next.KeepWithin < r.KeepWithin {
+		out = append(out, fmt.Sprintf("within %s to %s", FormatDuration(r.KeepWithin), FormatDuration(next.KeepWithin)))
+	}
+	return out
+}
+
 // The rules in the order of Retention.counts, and the period of each.
 var (
 	ruleNames  = []string{"last", "hourly", "daily", "weekly", "monthly", "yearly"}

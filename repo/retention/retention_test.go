@@ -341,6 +341,25 @@ func TestString(t *testing.T) {
 	}
 }
 
+func TestLowered(t *testing.T) {
+	def := Retention{KeepDaily: 14, KeepWeekly: 8, KeepMonthly: 12, KeepYearly: 3}
+	for _, tc := range []struct {
+		from, to Retention
+		want     []string
+	}{
+		{def, Retention{KeepDaily: 30, KeepWeekly: 12, KeepMonthly: 24, KeepYearly: 3}, nil},
+		{def, Retention{KeepDaily: 30, KeepWeekly: 12, KeepMonthly: 24}, []string{"yearly 3 to 0"}},
+		{def, Retention{KeepLast: 2}, []string{"daily 14 to 0", "weekly 8 to 0", "monthly 12 to 0", "yearly 3 to 0"}},
+		{Retention{KeepWithin: 14 * Day}, Retention{KeepWithin: 7 * Day, KeepLast: 1}, []string{"within 14d to 7d"}},
+		{Retention{}, Retention{KeepLast: 2}, []string{"everything to keep last 2"}},
+		{def, Retention{}, nil},
+	} {
+		if got := tc.from.Lowered(tc.to); !slices.Equal(got, tc.want) {
+			t.Errorf("%s to %s: %q, want %q", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
+
 func TestParseDuration(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
