@@ -34,6 +34,10 @@ type damageLog struct {
 	// which has no end of run to save them at).
 	autosave bool
 	saving   bool
+	// saveMu is held by a SaveDamage while it saves, so that the one a
+	// mount makes at its end waits for a background save under way:
+	// the process exits after it.
+	saveMu sync.Mutex
 }
 
 // NoteBadCopy records that the copy of blob in packID is missing or
@@ -99,8 +103,11 @@ func (v *Vault) autosaveDamage() {
 }
 
 // SaveDamage stores the copies this process found bad and has not saved
-// yet in a damage record. Nothing is written when there are none.
+// yet in a damage record. Nothing is written when there are none. It
+// returns once another save under way (in the background) has ended too.
 func (v *Vault) SaveDamage(ctx context.Context) error {
+	v.damage.saveMu.Lock()
+	defer v.damage.saveMu.Unlock()
 	v.damage.mu.Lock()
 	found := v.damage.unsaved
 	v.damage.unsaved = nil

@@ -3,7 +3,9 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
@@ -83,5 +85,64 @@ func TestVerifyReusedStoresDamagedBlobAgain(t *testing.T) {
 	// A writer of the healed vault reuses the good copy.
 	if stored, err := after.NewWriter(ctx, 1).Save(ctx, keys.KindData, id, plain); stored || err != nil {
 		t.Errorf("Save after the heal = %v, %v; want the good copy reused", stored, err)
+	}
+}
+
+// gatedSaves is a storage whose saves of names under prefix wait, once
+// started (reported on started), until release is closed.
+type gatedSaves struct {
+	storage.Storage
+	prefix  string
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedSaves) Save(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, g.prefix) {
+		g.started <- struct{}{}
+		<-g.release
+	}
+	return g.Storage.Save(ctx, name, data)
+}
+
+// TestSaveDamageWaitsForBackgroundSave: a mount saves what its reads find
+// bad in the background, and once more when it unmounts, just before the
+// process exits. That last SaveDamage must not return while the background
+// save of the same finding is still under way: the exit would lose it.
+func TestSaveDamageWaitsForBackgroundSave(t *testing.T) {
+	ctx := context.Background()
+	st := &gatedSaves{Storage: mem.New(), prefix: "damage/", started: make(chan struct{}, 1), release: make(chan struct{})}
+	v := newVault(t, st)
+	plain := []byte("a chunk found damaged")
+	id := v.Keys().ID(keys.KindData, plain)
+	w := v.NewWriter(ctx, 1)
+	if _, err := w.Save(ctx, keys.KindData, id, plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mount := reopen(t, v)
+	mount.SaveDamageAsFound()
+	loc, ok := mount.Index().Lookup(id)
+	if !ok {
+		t.Fatal("the chunk is not indexed")
+	}
+	mount.NoteBadCopy(id, loc.Pack)
+	<-st.started // the background save is under way
+
+	done := make(chan error, 1)
+	go func() { done <- mount.SaveDamage(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("SaveDamage returned (%v) while the background save of the finding was still under way", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(st.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(names(t, st, "damage/")); n != 1 {
+		t.Errorf("%d damage records once SaveDamage returned, want 1", n)
 	}
 }
