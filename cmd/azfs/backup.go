@@ -15,6 +15,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -34,18 +35,29 @@ func backupCmd(ctx context.Context, args []string) error {
 	verbose := fs.BoolP("verbose", "v", false, "when stderr is not a terminal, print a progress line every 10 seconds (on a terminal it is redrawn in place anyway)")
 	wait := fs.Bool("wait", false, "when another backup of this machine is running (the agent's), wait for it to end instead of refusing")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
+	selFlags := addSelectFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] PATH...")
+	sel, err := selFlags.selection()
+	if err != nil {
+		return err
+	}
+	status := cli.NewStatus(os.Stderr)
+	warn := func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) }
+	paths, err := selFlags.paths(fs.Args(), warn)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--exclude PATTERN...] [--files-from FILE] PATH...")
 	}
 	setBackupMemoryLimit()
 	o, err := cli.OpenVault(ctx, target.target())
 	if err != nil {
 		return err
 	}
-	holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: fs.Args()}
+	holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: paths}
 	lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
 		fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
 	})
@@ -53,13 +65,13 @@ func backupCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer lock.Unlock()
-	status := cli.NewStatus(os.Stderr)
 	req := backupRequest{
-		paths:        fs.Args(),
+		paths:        paths,
 		uploads:      *uploads,
 		verifyReused: *verifyReused,
+		selection:    sel,
 		onError:      func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
-		warn:         func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) },
+		warn:         warn,
 		onChanged: func(path string) {
 			status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
 		},
@@ -154,6 +166,8 @@ type backupRequest struct {
 	uploads int // 0: the default for the vault's kind
 	// verifyReused authenticates every reused blob (backup.Options).
 	verifyReused bool
+	// selection is what to leave out (nil: the defaults, see backup.Options).
+	selection *selection.Selection
 	// progress, when set, is updated as the run goes.
 	progress *backup.Progress
 	onError  func(path string, err error) // a file or directory skipped
@@ -199,6 +213,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 	}
 	opts := backup.Options{
 		Exclude:  exclude,
+		Select:   req.selection,
 		Paths:    req.paths,
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),

@@ -27,6 +27,10 @@ type dir struct {
 	f    *os.File
 	fd   int
 	refs atomic.Int64
+	// walked is set for a directory at or below a named path, on device
+	// dev: an entry on another device below it is a mount point.
+	walked bool
+	dev    uint64
 }
 
 // openDirAt opens the directory name in parent (parent nil: name is a

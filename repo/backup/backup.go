@@ -35,6 +35,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/chunker"
 	"github.com/azfs/azfs/repo/prune"
+	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -68,6 +69,11 @@ type Options struct {
 	// way in, or another hard link, is left out too. Run refuses a named
 	// path that is one of them or lies inside one.
 	Exclude []string
+	// Select is what the run leaves out besides Exclude (package
+	// selection): excluded entries are absent from the point, not
+	// reported. nil leaves out only the pseudo file systems that
+	// selection.PseudoFileSystems lists.
+	Select *selection.Selection
 	// Guard sets how the run watches the marks of concurrent prunes
 	// (package repo/prune); zero fields take the defaults.
 	Guard prune.GuardOptions
@@ -141,7 +147,7 @@ type backuper struct {
 
 	bufs sync.Pool // *[]byte chunk buffers
 
-	exclude exclusions
+	rules *walkRules
 
 	linksMu sync.Mutex
 	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
@@ -206,10 +212,11 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	}
 	guard.Avoid(missing)
 
+	rules := newWalkRules(exclude, opts.Select)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if watched {
-		go scan(ctx, paths, exclude, opts.Progress)
+		go scan(ctx, paths, rules, opts.Progress)
 	}
 
 	b := &backuper{
@@ -221,8 +228,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		files: make(chan fileJob, 4*opts.Workers),
 		seals: make(chan sealJob, 2*opts.Workers),
 		links: make(map[[2]uint64]*future),
-
-		exclude: exclude,
+		rules: rules,
 	}
 	b.w.SetGuard(guard)
 	if opts.VerifyReused {
@@ -449,8 +455,15 @@ func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string
 		b.report(path, err)
 		return skipped()
 	}
-	if b.exclude.has(node.Device, node.Inode) {
-		return skipped() // azfs's own state
+	size := int64(-1)
+	if node.Type == tree.File {
+		size = int64(node.Size)
+	}
+	switch b.rules.decide(parent, path, node.Device, node.Inode, node.Type == tree.Dir, size) {
+	case leaveOut:
+		return skipped()
+	case keepEmpty:
+		return b.directory(ctx, node, func(func(*future)) {})
 	}
 	switch node.Type {
 	case tree.Dir:
@@ -461,11 +474,12 @@ func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string
 				return
 			}
 			defer d.release()
+			d.walked, d.dev = true, node.Device
 			names, err := d.names()
 			if err != nil {
 				b.report(path, err)
 			}
-			for _, n := range names {
+			for _, n := range b.rules.tagged(d, path, names) {
 				if ctx.Err() != nil || b.fatal() != nil {
 					return
 				}
@@ -817,18 +831,26 @@ func dataRegions(f *os.File, size uint64) ([]region, error) {
 // scan counts files and bytes ahead of the backup for the progress ETA. It
 // runs ahead of the walker, so it lists directories as the walker does:
 // by name in their parent, without touching their atimes, leaving out what
-// exclude does.
-func scan(ctx context.Context, paths []string, exclude exclusions, p *Progress) {
+// rules do.
+func scan(ctx context.Context, paths []string, rules *walkRules, p *Progress) {
 	var walk func(parent *dir, at, path string)
 	walk = func(parent *dir, at, path string) {
 		if ctx.Err() != nil {
 			return
 		}
 		var st unix.Stat_t
-		if unix.Fstatat(parent.fd, at, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || exclude.has(st.Dev, st.Ino) {
+		if unix.Fstatat(parent.fd, at, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			return
 		}
-		switch st.Mode & unix.S_IFMT {
+		mode := st.Mode & unix.S_IFMT
+		size := int64(-1)
+		if mode == unix.S_IFREG {
+			size = st.Size
+		}
+		if rules.decide(parent, path, st.Dev, st.Ino, mode == unix.S_IFDIR, size) != keep {
+			return
+		}
+		switch mode {
 		case unix.S_IFREG:
 			p.TotalFiles.Add(1)
 			p.TotalBytes.Add(uint64(st.Size))
@@ -838,8 +860,9 @@ func scan(ctx context.Context, paths []string, exclude exclusions, p *Progress) 
 				return
 			}
 			defer d.release()
+			d.walked, d.dev = true, st.Dev
 			names, _ := d.names()
-			for _, n := range names {
+			for _, n := range rules.tagged(d, path, names) {
 				walk(d, n, filepath.Join(path, n))
 			}
 		}

@@ -28,7 +28,7 @@ import (
 
 var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
 
-func newVault(t *testing.T, st storage.Storage) *repo.Vault {
+func newVault(t testing.TB, st storage.Storage) *repo.Vault {
 	t.Helper()
 	v, err := repo.Create(context.Background(), st, "correct horse battery staple", cheapKDF)
 	if err != nil {

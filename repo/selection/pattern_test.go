@@ -219,3 +219,18 @@ func walkExcludes(excluded func(names []string) bool, path string) bool {
 	}
 	return false
 }
+
+func TestFileSystemsEntered(t *testing.T) {
+	def := FileSystems{}
+	for fstype, want := range map[string]bool{"ext4": true, "tmpfs": true, "": true, "proc": false, "sysfs": false, "fuse.azfs": false, "cgroup2": false, "fuse.sshfs": true} {
+		if got := def.Enters(fstype); got != want {
+			t.Errorf("default enters %q: %v, want %v", fstype, got, want)
+		}
+	}
+	if (&FileSystems{OneFileSystem: true}).Enters("ext4") {
+		t.Error("-x enters another ext4")
+	}
+	if !(&FileSystems{Include: []string{"proc"}}).Enters("proc") {
+		t.Error("--include-fs proc does not enter proc")
+	}
+}

@@ -20,6 +20,8 @@ type Selection struct {
 	// LargerThan, when above zero, leaves out regular files larger than
 	// it, in bytes (restic's --exclude-larger-than).
 	LargerThan int64
+	// FileSystems says which mounted file systems a walk enters.
+	FileSystems FileSystems
 }
 
 // ExcludedPath reports whether the absolute, clean path is left out by

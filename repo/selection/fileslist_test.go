@@ -1,0 +1,45 @@
+package selection
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestReadListAsRestic(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a.txt", "b.txt", "c.log", " spaced ", "#hash"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := func(n string) string { return filepath.Join(dir, n) }
+	var warned []string
+	warn := func(msg string) { warned = append(warned, msg) }
+
+	text := "# comment\n\n  " + j("*.txt") + "  \n" + j("c.log") + "\r\n" + j("none*") + "\n"
+	got, err := ReadList(strings.NewReader(text), "list", Lines, warn)
+	if want := []string{j("a.txt"), j("b.txt"), j("c.log")}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Lines: %q, %v; want %q", got, err, want)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "list line 5") {
+		t.Errorf("warnings %q, want one about line 5", warned)
+	}
+	if _, err := ReadList(strings.NewReader(j("[")+"\n"), "list", Lines, warn); err == nil {
+		t.Error("a bad glob was accepted")
+	}
+
+	text = j("*.txt") + "\n\n" + j(" spaced ") + "\n" + j("#hash") + "\n"
+	got, err = ReadList(strings.NewReader(text), "list", Verbatim, warn)
+	if want := []string{j("*.txt"), j(" spaced "), j("#hash")}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Verbatim: %q, %v; want %q", got, err, want)
+	}
+
+	text = j("new\nline") + "\x00" + j(" spaced ") + "\x00\x00" + j("last")
+	got, err = ReadList(strings.NewReader(text), "list", Raw, warn)
+	if want := []string{j("new\nline"), j(" spaced "), j("last")}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Raw: %q, %v; want %q", got, err, want)
+	}
+}
