@@ -23,6 +23,8 @@ func TestBackupSelection(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
 	src := mkdir(t, filepath.Join(e.dir, "src"))
+	mkdir(t, filepath.Join(src, "sub"))
+	mkdir(t, filepath.Join(src, "cache"))
 	writeFile(t, filepath.Join(src, "keep.txt"), []byte("keep"), 0o644)
 	writeFile(t, filepath.Join(src, "drop.tmp"), []byte("drop"), 0o644)
 	writeFile(t, filepath.Join(src, "sub", "also.TMP"), []byte("drop, any case"), 0o644)
