@@ -607,7 +607,11 @@ func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byt
 		failed = append(failed, err)
 	}
 	if len(failed) == 1 {
-		return nil, failed[0]
+		if errors.Is(failed[0], ErrDamaged) {
+			return nil, failed[0]
+		}
+		// The only copy's pack is gone: damage, not a passing failure.
+		return nil, fmt.Errorf("%w: %w", ErrDamaged, failed[0])
 	}
 	return nil, fmt.Errorf("load %s %s: %w: every copy (%d) is missing or damaged: %w", kind, id.Short(), ErrDamaged, len(failed), errors.Join(failed...))
 }

@@ -389,7 +389,7 @@ func (p *pruner) loadPoints(ctx context.Context) ([]keys.ID, error) {
 		case errors.Is(err, keys.ErrOtherKey):
 			return fmt.Errorf("%w: point %s is sealed for another certificate (or an earlier key of the machine): %w", ErrUnreadable, fresh[i].Short(), err)
 		case err != nil:
-			return fmt.Errorf("%w: %w (run azfs check)", ErrUnreadable, err)
+			return fmt.Errorf("%w: %w (azfs check names the damaged files and the points that hold them; a backup of files that still exist heals them; forget the points whose data is lost for good, then prune)", ErrUnreadable, err)
 		}
 		roots[i] = pt.Root
 		return nil
@@ -517,7 +517,7 @@ func (p *pruner) loadIndex(ctx context.Context) error {
 func (p *pruner) walk(ctx context.Context, roots []keys.ID, strict bool) error {
 	if err := walk(ctx, p.v, roots, p.reach); err != nil {
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, keys.ErrAuth) {
-			return fmt.Errorf("%w: %w (run azfs check)", ErrUnreadable, err)
+			return fmt.Errorf("%w: %w (azfs check names the damaged files and the points that hold them; a backup of files that still exist heals them; forget the points whose data is lost for good, then prune)", ErrUnreadable, err)
 		}
 		return err
 	}
@@ -536,7 +536,7 @@ func (p *pruner) walk(ctx context.Context, roots []keys.ID, strict bool) error {
 		}
 	}
 	if missing > 0 {
-		return fmt.Errorf("%w: %d blobs the points need are in no pack (%s, ...): run azfs check", repo.ErrDamaged, missing, first.Short())
+		return fmt.Errorf("%w: %d blobs the points need are in no pack (%s, ...) (azfs check names the damaged files and the points that hold them; a backup of files that still exist heals them; forget the points whose data is lost for good, then prune)", repo.ErrDamaged, missing, first.Short())
 	}
 	return nil
 }
