@@ -1,6 +1,7 @@
 package selection
 
 import (
+	gopath "path"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,18 @@ func FuzzParsePattern(f *testing.F) {
 	for _, tc := range matchTests {
 		f.Add(tc.pattern, tc.path)
 	}
+	f.Add("*.[oa]", "main.o")
+	f.Add("core.[0-9]*", "core.1234")
+	f.Add("x[^]a]", "x]")
 	f.Fuzz(func(t *testing.T, pattern, path string) {
+		// One name: the compiled part agrees with path.Match.
+		if !strings.Contains(pattern, "/") && pattern != "**" {
+			if want, err := gopath.Match(pattern, path); err == nil && !strings.Contains(path, "/") {
+				if got := compilePart(pattern).matches(path); got != want {
+					t.Fatalf("part %q matches %q: %v, path.Match says %v", pattern, path, got, want)
+				}
+			}
+		}
 		for _, fold := range []bool{false, true} {
 			p, err := ParsePattern(pattern, fold)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // Pattern is one exclude pattern, as restic reads it:
@@ -39,7 +40,10 @@ type Pattern struct {
 // "*" with a literal prefix or suffix, compared without path.Match.
 type part struct {
 	kind partKind
-	text string // the literal, or the path.Match pattern for globPart
+	text string // the literal, or the path.Match pattern for glob
+	// A glob's literal prefix, and the class it ends with (or ""): cheap
+	// checks that rule most names out before path.Match.
+	prefix, last string
 }
 
 type partKind uint8
@@ -68,7 +72,20 @@ func compilePart(s string) part {
 	case strings.HasSuffix(s, "*") && !strings.ContainsAny(s[:len(s)-1], meta):
 		return part{kind: withPrefix, text: s[:len(s)-1]}
 	}
-	return part{kind: glob, text: s}
+	return part{kind: glob, text: s, prefix: s[:strings.IndexAny(s, meta)], last: lastElement(s)}
+}
+
+// lastElement returns the class ("[a-z]") a glob ends with, which the
+// last character of a name must match, or "" when it ends otherwise.
+func lastElement(glob string) string {
+	if !strings.HasSuffix(glob, "]") {
+		return ""
+	}
+	open := strings.LastIndexByte(glob, '[')
+	if open < 0 || strings.ContainsAny(glob[open+1:len(glob)-1], `[\`) || open > 0 && glob[open-1] == '\\' {
+		return ""
+	}
+	return glob[open:]
 }
 
 // matches reports whether the part matches one name.
@@ -83,6 +100,15 @@ func (p part) matches(name string) bool {
 	case withPrefix:
 		return strings.HasPrefix(name, p.text)
 	case glob:
+		if !strings.HasPrefix(name, p.prefix) {
+			return false
+		}
+		if p.last != "" {
+			_, size := utf8.DecodeLastRuneInString(name)
+			if ok, _ := path.Match(p.last, name[len(name)-size:]); !ok {
+				return false
+			}
+		}
 		ok, _ := path.Match(p.text, name) // checked by ParsePattern
 		return ok
 	}
