@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,20 +172,24 @@ func flipByte(t *testing.T, path string, off int64) {
 	}
 }
 
-// damagedFiles parses the "damaged: file <id8>:<path>: ..." lines of a
+// damagedFiles parses the `damaged: file "<id8>:<path>": ...` lines of a
 // check and returns the named files of point id8 relative to src.
 func damagedFiles(t *testing.T, r result, id8, src string) map[string]bool {
 	t.Helper()
 	out := make(map[string]bool)
-	prefix := "damaged: file " + id8 + ":"
 	for _, line := range r.stderrLines() {
-		rest, ok := strings.CutPrefix(line, prefix)
+		rest, ok := strings.CutPrefix(line, "damaged: file ")
 		if !ok {
 			continue
 		}
-		path, _, ok := strings.Cut(rest, ": ")
+		quoted, err := strconv.QuotedPrefix(rest)
+		name, uerr := strconv.Unquote(quoted)
+		if err != nil || uerr != nil {
+			t.Errorf("check: file name not quoted in %q", line)
+			continue
+		}
+		path, ok := strings.CutPrefix(name, id8+":")
 		if !ok {
-			t.Errorf("check: malformed line %q", line)
 			continue
 		}
 		path = "/" + strings.TrimPrefix(path, "/")

@@ -135,7 +135,7 @@ func TestDamagedPackHealedByBackup(t *testing.T) {
 			first := e.backup(src)
 			damageBiggestPack(t, e, how)
 			r := e.azfs("check", "--read-data")
-			if r.code != 1 || !strings.Contains(r.stderr, "damaged: file "+first.Point[:8]) {
+			if r.code != 1 || !strings.Contains(r.stderr, `damaged: file "`+first.Point[:8]) {
 				t.Fatalf("check --read-data after damaging a pack: exit %d, want 1 naming a file\n%s", r.code, r)
 			}
 			dropFileCache(t, e)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -778,6 +779,10 @@ func checkProblems(t *testing.T, lines []string) (named map[string]bool, blobs [
 		}
 		what, rest, _ := strings.Cut(rest, " ")
 		name, _, ok := strings.Cut(rest, ": ")
+		if quoted, err := strconv.QuotedPrefix(rest); err == nil {
+			name, err = strconv.Unquote(quoted) // a file's or listing's path
+			ok = err == nil
+		}
 		if !ok {
 			t.Errorf("malformed problem %q", line)
 			continue

@@ -103,7 +103,15 @@ type Problem struct {
 	Err  error
 }
 
-func (p Problem) String() string { return fmt.Sprintf("%s %s: %v", p.What, p.Name, p.Err) }
+// String returns the problem as one line; a name holding a path (a file's,
+// a listing's) is quoted, as %q does, so that no file name can forge a
+// line.
+func (p Problem) String() string {
+	if p.What == "file" || p.What == "tree" && strings.Contains(p.Name, ":") {
+		return fmt.Sprintf("%s %q: %v", p.What, p.Name, p.Err)
+	}
+	return fmt.Sprintf("%s %s: %v", p.What, p.Name, p.Err)
+}
 
 // Result summarises a check.
 type Result struct {
