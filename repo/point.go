@@ -26,6 +26,9 @@ type Point struct {
 	Hostname string    `json:"hostname"`
 	Time     time.Time `json:"time"`
 	Paths    []string  `json:"paths"`
+	// SetName names the backup set the point belongs to ('azfs backup
+	// --set NAME'); empty for a point of the set of its paths (see Set).
+	SetName string `json:"set,omitempty"`
 	// Root is a tree part holding one directory node named "root" whose
 	// listing is the point's top level.
 	Root    keys.ID    `json:"root"`
@@ -57,6 +60,39 @@ type PointStats struct {
 	// BlobsVerified counts reused blobs read back and authenticated
 	// (backup --verify-reused).
 	BlobsVerified uint64 `json:"blobs_verified,omitempty"`
+}
+
+// Set returns the key of the backup set the point belongs to: its
+// SetName, or, for a point without one (every point made before sets
+// existed), its sorted source paths each after a NUL, which no name that
+// CheckSetName accepts holds. Readers do not check the name of a point
+// they read (a later azfs may allow more): its set is what it names.
+// Retention applies per set, never across sets (package repo/policy).
+func (p *Point) Set() string {
+	if p.SetName != "" {
+		return p.SetName
+	}
+	paths := slices.Clone(p.Paths)
+	slices.Sort(paths)
+	return "\x00" + strings.Join(paths, "\x00")
+}
+
+// ErrSetName reports a backup set name that is not valid.
+var ErrSetName = errors.New("invalid backup set name")
+
+// CheckSetName accepts a backup set name of 1 to 64 letters, digits, '.',
+// '_' and '-' that starts with a letter or digit.
+func CheckSetName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("%w %q: use 1 to 64 letters, digits, '.', '_' and '-'", ErrSetName, name)
+	}
+	for i, c := range []byte(name) {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return fmt.Errorf("%w %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrSetName, name)
+		}
+	}
+	return nil
 }
 
 // RootName is the name of the single node in a point's root part.

@@ -235,3 +235,26 @@ func TestSelectPoint(t *testing.T) {
 		t.Errorf("SelectPoint on no points: err = %v, want ErrUnknownPoint", err)
 	}
 }
+
+func TestPointSet(t *testing.T) {
+	a := &repo.Point{Paths: []string{"/usr/local/go/src", "/etc"}}
+	b := &repo.Point{Paths: []string{"/etc", "/usr/local/go/src"}}
+	c := &repo.Point{Paths: []string{"/etc/ssh"}}
+	named := &repo.Point{Paths: []string{"/etc"}, SetName: "etc"}
+	if a.Set() != b.Set() {
+		t.Errorf("the same paths in another order are another set: %q, %q", a.Set(), b.Set())
+	}
+	if a.Set() == c.Set() || a.Set() == named.Set() || named.Set() != "etc" {
+		t.Errorf("sets %q, %q, %q: want three", a.Set(), c.Set(), named.Set())
+	}
+	for _, name := range []string{"etc", "db-dump_2.daily", "A", strings.Repeat("x", 64)} {
+		if err := repo.CheckSetName(name); err != nil {
+			t.Errorf("%q refused: %v", name, err)
+		}
+	}
+	for _, name := range []string{"", "/etc", ".hidden", "-x", "a b", "a/b", "a\x00", strings.Repeat("x", 65)} {
+		if err := repo.CheckSetName(name); !errors.Is(err, repo.ErrSetName) {
+			t.Errorf("%q: %v, want ErrSetName", name, err)
+		}
+	}
+}

@@ -34,10 +34,16 @@ func backupCmd(ctx context.Context, args []string) error {
 	quiet := fs.BoolP("quiet", "q", false, "no progress output")
 	verbose := fs.BoolP("verbose", "v", false, "when stderr is not a terminal, print a progress line every 10 seconds (on a terminal it is redrawn in place anyway)")
 	wait := fs.Bool("wait", false, "when another backup of this machine is running (the agent's), wait for it to end instead of refusing")
+	set := fs.String("set", "", "the backup set `NAME` of the point (letters, digits, '.', '_', '-'; default: the set of its paths): retention applies per set")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
 	selFlags := addSelectFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.Changed("set") {
+		if err := repo.CheckSetName(*set); err != nil {
+			return cli.Usagef("--set: %v", err)
+		}
 	}
 	sel, err := selFlags.selection()
 	if err != nil {
@@ -50,7 +56,7 @@ func backupCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(paths) == 0 {
-		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--exclude PATTERN...] [--files-from FILE] PATH...")
+		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--exclude PATTERN...] [--files-from FILE] PATH...")
 	}
 	setBackupMemoryLimit()
 	o, err := cli.OpenVault(ctx, target.target())
@@ -67,6 +73,7 @@ func backupCmd(ctx context.Context, args []string) error {
 	defer lock.Unlock()
 	req := backupRequest{
 		paths:        paths,
+		set:          *set,
 		uploads:      *uploads,
 		verifyReused: *verifyReused,
 		selection:    sel,
@@ -163,7 +170,8 @@ func lockBackup(ctx context.Context, o *cli.Opened, h agent.Holder, wait bool, w
 // backupRequest is one backup, on demand or scheduled.
 type backupRequest struct {
 	paths   []string
-	uploads int // 0: the default for the vault's kind
+	set     string // the backup set's name; empty: the set of the paths
+	uploads int    // 0: the default for the vault's kind
 	// verifyReused authenticates every reused blob (backup.Options).
 	verifyReused bool
 	// selection is what to leave out (nil: the defaults, see backup.Options).
@@ -215,6 +223,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 		Exclude:  exclude,
 		Select:   req.selection,
 		Paths:    req.paths,
+		Set:      req.set,
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),
 		Files:    files,

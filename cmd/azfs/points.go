@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ func pointsCmd(ctx context.Context, args []string) error {
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	deleted := fs.Bool("deleted", false, "list the forgotten points (soft-deleted): when they were forgotten, by whom, and when prune may purge them")
+	set := fs.String("set", "", "list the points of the backup set `NAME` only ('azfs backup --set')")
 	accept := fs.Bool("accept-missing", false, "stop reporting points this host saw that are missing from the vault (after the owner forgot and pruned the newest point, or to accept a loss)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -43,12 +45,19 @@ func pointsCmd(ctx context.Context, args []string) error {
 		return listDeleted(s, *asJSON)
 	}
 	points := s.Live()
+	if fs.Changed("set") {
+		points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
+	}
 	if *asJSON {
 		rows := make([]pointJSON, 0, len(points))
 		for _, p := range points {
 			rows = append(rows, pointRow(p))
 		}
 		return printJSON(rows)
+	}
+	if len(points) == 0 && fs.Changed("set") {
+		fmt.Printf("no live recovery points of the backup set %q\n", *set)
+		return nil
 	}
 	if len(points) == 0 {
 		if n := len(s.Deleted()); n > 0 {
@@ -59,7 +68,7 @@ func pointsCmd(ctx context.Context, args []string) error {
 		return nil
 	}
 	w := bufio.NewWriter(os.Stdout)
-	fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9s  %10s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "PATHS")
+	fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9s  %10s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "PATHS")
 	for _, p := range points {
 		partial := ""
 		if p.Partial {
@@ -68,10 +77,19 @@ func pointsCmd(ctx context.Context, args []string) error {
 		if n := p.Stats.ChangedWhileRead; n > 0 {
 			partial += fmt.Sprintf(" (%d changed during backup)", n)
 		}
-		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
-			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), quotedNames(p.Paths), partial)
+		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
+			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), setLabel(p), quotedNames(p.Paths), partial)
 	}
 	return w.Flush()
+}
+
+// setLabel is the backup set of p as 'azfs points' shows it: its name,
+// or "-" for the set of its paths.
+func setLabel(p *repo.Point) string {
+	if p.SetName == "" {
+		return "-"
+	}
+	return cli.QuoteNameIfNeeded(p.SetName)
 }
 
 // pointJSON is a point as 'azfs points --json' lists it.
@@ -80,16 +98,18 @@ type pointJSON struct {
 	Machine string    `json:"machine"`
 	Time    time.Time `json:"time"`
 	Paths   []string  `json:"paths"`
-	Files   uint64    `json:"files"`
-	Bytes   uint64    `json:"bytes"`
-	Partial bool      `json:"partial"`
+	// Set is the backup set's name; empty for the set of the paths.
+	Set     string `json:"set"`
+	Files   uint64 `json:"files"`
+	Bytes   uint64 `json:"bytes"`
+	Partial bool   `json:"partial"`
 	// ChangedWhileRead counts the files stored as read while they kept
 	// changing (marked changed during backup).
 	ChangedWhileRead uint64 `json:"changed_while_read"`
 }
 
 func pointRow(p *repo.Point) pointJSON {
-	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
+	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.SetName, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
 }
 
 // listDeleted is 'azfs points --deleted': the forgotten points of s.

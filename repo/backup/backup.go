@@ -44,6 +44,9 @@ type Options struct {
 	Paths    []string // what to back up; made absolute
 	Machine  string
 	Hostname string
+	// Set names the backup set of the point (repo.Point.SetName, checked
+	// with repo.CheckSetName); empty: the set of its paths.
+	Set string
 	// Files is the change-detection cache; nil reads every file.
 	Files *filecache.Cache
 	// Workers is the number of file readers and of sealers (GOMAXPROCS when 0).
@@ -174,6 +177,11 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	if err != nil {
 		return nil, err
 	}
+	if opts.Set != "" {
+		if err := repo.CheckSetName(opts.Set); err != nil {
+			return nil, err
+		}
+	}
 	exclude := newExclusions(opts.Exclude)
 	if err := exclude.refuseAny(paths); err != nil {
 		return nil, err
@@ -279,6 +287,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		Hostname: opts.Hostname,
 		Time:     start.UTC(),
 		Paths:    paths,
+		SetName:  opts.Set,
 		Root:     rootID,
 		Partial:  b.stats.errors.Load() > 0,
 		Stats: repo.PointStats{

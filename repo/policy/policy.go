@@ -36,8 +36,10 @@
 //     it again at its next application.
 //   - Otherwise a point is forgotten when a tombstone names it and the
 //     machine's current policy, applied at the tombstone's time to the
-//     machine's points of that time (forgotten ones included), does not
-//     keep it. A tombstone is a claim, checked by every reader: one that a
+//     points of that time of the point's backup set (repo.Point.Set;
+//     forgotten ones included), does not keep it. Retention applies to
+//     each set apart, never across sets: a manual point of other paths is
+//     not forgotten by the rules of the scheduled backups' set. A tombstone is a claim, checked by every reader: one that a
 //     compromised machine, or anyone holding the area's keys, writes for a
 //     point the owner's policy keeps is ignored, and stays ignored when the
 //     point expires later (its window starts when an application forgets

@@ -338,13 +338,62 @@ func (f *fixture) addPointsAt(t testing.TB, times ...time.Time) []*repo.Point {
 	t.Helper()
 	var out []*repo.Point
 	for _, tm := range times {
-		p := &repo.Point{Machine: "web01", Time: tm, Root: keys.ID{1}}
+		p := &repo.Point{Machine: "web01", Time: tm, Root: keys.ID{1}, Paths: []string{"/"}}
 		if err := f.v.SavePoint(context.Background(), p); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// TestRetentionPerSet: retention applies to each backup set apart. A
+// manual point of other paths, and a point of a named set, older than
+// every point of the machine's daily set, are the newest of their sets
+// and stay; a tombstone that an application across sets wrote for the
+// manual point (as azfs did before sets) does not hold.
+func TestRetentionPerSet(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	save := func(p *repo.Point) *repo.Point {
+		t.Helper()
+		p.Machine, p.Root = "web01", keys.ID{1}
+		if err := f.v.SavePoint(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	manual := save(&repo.Point{Time: t0.Add(-20 * retention.Day), Paths: []string{"/etc/ssh"}})
+	db := save(&repo.Point{Time: t0.Add(-19 * retention.Day), Paths: []string{"/var/backups"}, SetName: "db"})
+	daily := f.addPoints(t, 10) // paths "/"
+	f.setPolicy(t, retention.Retention{KeepLast: 3})
+
+	// What an application across sets forgot: all but the last 3.
+	plain, err := EncodeTombstone(Tombstone{Points: append(ids([]*repo.Point{manual, db}), ids(daily[:7])...), Time: t0, Policy: 1, Host: "old azfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.v.SaveTombstone(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	s := f.load(t)
+	sameIDs(t, "live: the tombstone holds only within the daily set", s.Live(), append([]*repo.Point{manual, db}, daily[7:]...))
+	sameIDs(t, "expired", s.Expired(t0), nil)
+
+	// Each set keeps its last 3; the other sets' points do not count.
+	more := []*repo.Point{
+		save(&repo.Point{Time: t0.Add(time.Hour), Paths: []string{"/etc/ssh"}}),
+		save(&repo.Point{Time: t0.Add(2 * time.Hour), Paths: []string{"/etc/ssh"}}),
+		save(&repo.Point{Time: t0.Add(3 * time.Hour), Paths: []string{"/etc/ssh"}}),
+		save(&repo.Point{Time: t0.Add(4 * time.Hour), Paths: []string{"/other"}, SetName: "db"}),
+	}
+	forgotten, err := ApplyRetention(ctx, f.machine(), t0.Add(5*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameIDs(t, "forgotten: the oldest of the /etc/ssh set", forgotten, []*repo.Point{manual})
+	live := append(append([]*repo.Point{db}, daily[7:]...), more...)
+	sameIDs(t, "live", f.load(t).Live(), live)
 }
 
 // TestEmptyPolicyKeepsAll: a policy without rules forgets nothing.

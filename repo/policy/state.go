@@ -182,7 +182,7 @@ func (s *State) decide(loc *time.Location) {
 func retentionPoints(points []*repo.Point) []retention.Point {
 	out := make([]retention.Point, len(points))
 	for i, p := range points {
-		out[i] = retention.Point{ID: p.ID.String(), Time: p.Time}
+		out[i] = retention.Point{ID: p.ID.String(), Set: p.Set(), Time: p.Time}
 	}
 	return out
 }
@@ -231,8 +231,9 @@ type Planned struct {
 }
 
 // Plan applies r (with buckets in loc) at now to the live points, oldest
-// first, as ApplyRetention would: forgotten points do not count, and
-// undeleted ones are kept whatever r says.
+// first, as ApplyRetention would: to each backup set's points apart
+// (repo.Point.Set), forgotten points do not count, and undeleted ones are
+// kept whatever r says.
 func (s *State) Plan(r retention.Retention, loc *time.Location, now time.Time) []Planned {
 	live := s.Live()
 	out := make([]Planned, len(live))

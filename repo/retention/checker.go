@@ -9,12 +9,21 @@ import (
 )
 
 // Checker answers, for a history of points, whether a Retention forgot one
-// of them at some time: among the points that existed then (no later than
-// that time), evaluated then, exactly as Apply decides. Checking a claim
-// "the policy forgot these points at this time" needs this, and a history
-// of thousands of points checked against thousands of such claims would
-// cost Apply's O(n) each time; a query costs O(log n).
+// of them at some time: among the points of its set that existed then (no
+// later than that time), evaluated then, exactly as Apply decides.
+// Checking a claim "the policy forgot these points at this time" needs
+// this, and a history of thousands of points checked against thousands of
+// such claims would cost Apply's O(n) each time; a query costs O(log n).
 type Checker struct {
+	r     Retention
+	sets  []*setChecker
+	where []setIndex // where[i]: point i's set and its index there
+}
+
+type setIndex struct{ set, i int }
+
+// setChecker is a Checker of the points of one set.
+type setChecker struct {
 	r     Retention
 	times []time.Time // the points in ascending (time, ID) order
 	pos   []int       // pos[i]: where points[i] is in that order
@@ -28,6 +37,32 @@ type Checker struct {
 
 // NewChecker prepares queries about points under r, with periods in loc.
 func NewChecker(points []Point, r Retention, loc *time.Location) *Checker {
+	c := &Checker{r: r, where: make([]setIndex, len(points))}
+	for _, set := range bySet(points) {
+		members := make([]Point, len(set))
+		for j, i := range set {
+			members[j] = points[i]
+			c.where[i] = setIndex{len(c.sets), j}
+		}
+		c.sets = append(c.sets, newSetChecker(members, r, loc))
+	}
+	return c
+}
+
+// Forgets reports whether the Retention forgets point i (an index into the
+// points given to NewChecker) among the points of its set whose time is
+// not after at, evaluated at at: what Apply(those points, r, loc, at)
+// decides for it. A point later than at did not exist then, and is not
+// forgotten.
+func (c *Checker) Forgets(i int, at time.Time) bool {
+	if c.r.Empty() {
+		return false
+	}
+	w := c.where[i]
+	return c.sets[w.set].forgets(w.i, at)
+}
+
+func newSetChecker(points []Point, r Retention, loc *time.Location) *setChecker {
 	n := len(points)
 	order := make([]int, n)
 	for i := range order {
@@ -36,7 +71,7 @@ func NewChecker(points []Point, r Retention, loc *time.Location) *Checker {
 	slices.SortFunc(order, func(a, b int) int {
 		return cmp.Or(points[a].Time.Compare(points[b].Time), strings.Compare(points[a].ID, points[b].ID))
 	})
-	c := &Checker{r: r, times: make([]time.Time, n), pos: make([]int, n)}
+	c := &setChecker{r: r, times: make([]time.Time, n), pos: make([]int, n)}
 	for k, i := range order {
 		c.times[k] = points[i].Time
 		c.pos[i] = k
@@ -61,14 +96,8 @@ func NewChecker(points []Point, r Retention, loc *time.Location) *Checker {
 	return c
 }
 
-// Forgets reports whether the Retention forgets point i (an index into the
-// points given to NewChecker) among the points whose time is not after at,
-// evaluated at at: what Apply(those points, r, loc, at) decides for it. A
-// point later than at did not exist then, and is not forgotten.
-func (c *Checker) Forgets(i int, at time.Time) bool {
-	if c.r.Empty() {
-		return false
-	}
+// forgets is Checker.Forgets of point i of the set.
+func (c *setChecker) forgets(i int, at time.Time) bool {
 	k := c.pos[i]
 	if c.times[k].After(at) {
 		return false

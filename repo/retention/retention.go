@@ -134,8 +134,28 @@ func (r Retention) counts() []int {
 
 // Point is what retention needs of a recovery point.
 type Point struct {
-	ID   string // breaks ties between points of the same time
+	ID string // breaks ties between points of the same time
+	// Set is the backup set the point belongs to: a Retention applies to
+	// the points of each set apart, never across sets.
+	Set  string
 	Time time.Time
+}
+
+// bySet groups the indexes of points by Set, each group in the order of
+// points, the groups in the order of their first points.
+func bySet(points []Point) [][]int {
+	var sets [][]int
+	at := make(map[string]int)
+	for i, p := range points {
+		j, ok := at[p.Set]
+		if !ok {
+			j = len(sets)
+			at[p.Set] = j
+			sets = append(sets, nil)
+		}
+		sets[j] = append(sets[j], i)
+	}
+	return sets
 }
 
 // Decision is what a Retention decided for one point.
@@ -149,7 +169,8 @@ type Decision struct {
 
 // Apply decides, for each of points (in any order), whether r keeps it,
 // with buckets taken in loc and now bounding the reference time of
-// KeepWithin. The result is in the order of points.
+// KeepWithin: r applies to the points of each set apart, as if each set
+// were all there is. The result is in the order of points.
 func Apply(points []Point, r Retention, loc *time.Location, now time.Time) []Decision {
 	out := make([]Decision, len(points))
 	if r.Empty() {
@@ -158,10 +179,15 @@ func Apply(points []Point, r Retention, loc *time.Location, now time.Time) []Dec
 		}
 		return out
 	}
-	order := make([]int, len(points))
-	for i := range order {
-		order[i] = i
+	for _, set := range bySet(points) {
+		applySet(points, set, r, loc, now, out)
 	}
+	return out
+}
+
+// applySet is Apply on the points of one set, whose indexes are order,
+// deciding into out.
+func applySet(points []Point, order []int, r Retention, loc *time.Location, now time.Time, out []Decision) {
 	// Newest first; points of the same time in a fixed order.
 	slices.SortFunc(order, func(a, b int) int {
 		return cmp.Or(points[b].Time.Compare(points[a].Time), strings.Compare(points[b].ID, points[a].ID))
@@ -211,5 +237,4 @@ func Apply(points []Point, r Retention, loc *time.Location, now time.Time) []Dec
 		d.Keep = len(d.Reasons) > 0
 		out[i] = d
 	}
-	return out
 }

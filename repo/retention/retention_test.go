@@ -266,6 +266,65 @@ func randomHistory(r *rand.Rand, n int) []Point {
 	return ps
 }
 
+// randomSets puts each of points in one of three backup sets.
+func randomSets(r *rand.Rand, points []Point) {
+	for i := range points {
+		points[i].Set = []string{"", "/etc\x00/usr", "db"}[r.IntN(3)]
+	}
+}
+
+// TestApplyPerSet: a retention applies to each backup set apart: what it
+// decides for a point among the points of every set is what it decides
+// among the points of the point's set alone. A set's points never count
+// against another's.
+func TestApplyPerSet(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	loc := mustLoad(t, "Europe/Berlin")
+	for iter := range 100 {
+		all := randomHistory(r, 1+r.IntN(100))
+		randomSets(r, all)
+		ret := randomRetention(r)
+		now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+		mixed := Apply(all, ret, loc, now)
+		for _, set := range []string{"", "/etc\x00/usr", "db"} {
+			var alone []Point
+			var idx []int
+			for i, p := range all {
+				if p.Set == set {
+					alone, idx = append(alone, p), append(idx, i)
+				}
+			}
+			for j, d := range Apply(alone, ret, loc, now) {
+				if m := mixed[idx[j]]; m.Keep != d.Keep || !slices.Equal(m.Reasons, d.Reasons) {
+					t.Fatalf("iteration %d, %s, set %q: point %s decided %v %v among all sets, %v %v alone",
+						iter, ret, set, alone[j].ID, m.Keep, m.Reasons, d.Keep, d.Reasons)
+				}
+			}
+		}
+	}
+	// The case: a set backed up daily and one manual point of
+	// other paths, older than all of them: keep-last 3 keeps the manual
+	// point, the newest of its set.
+	day := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	points := []Point{{ID: "manual", Set: "/etc/ssh", Time: day}}
+	for i := range 8 {
+		points = append(points, Point{ID: fmt.Sprint(i), Set: "/etc\x00/usr/local/go/src", Time: day.Add(time.Duration(i+1) * Day)})
+	}
+	ds := Apply(points, Retention{KeepLast: 3}, time.UTC, day.Add(10*Day))
+	if !ds[0].Keep {
+		t.Errorf("the manual point of another set is forgotten: %+v", ds[0])
+	}
+	kept := 0
+	for _, d := range ds[1:] {
+		if d.Keep {
+			kept++
+		}
+	}
+	if kept != 3 {
+		t.Errorf("the daily set keeps %d points, want 3", kept)
+	}
+}
+
 func randomRetention(r *rand.Rand) Retention {
 	n := func() int {
 		if r.IntN(2) == 0 {
@@ -443,6 +502,9 @@ func TestChecker(t *testing.T) {
 		all := randomHistory(r, 1+r.IntN(150))
 		if iter%5 == 0 && len(all) > 2 { // points of the same time
 			all[1].Time = all[0].Time
+		}
+		if iter%3 == 0 { // points of several backup sets
+			randomSets(r, all)
 		}
 		ret := randomRetention(r)
 		if iter%7 == 0 {
