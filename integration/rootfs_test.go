@@ -10,14 +10,14 @@ import (
 
 // TestBackupRootFileSystem (issue 13, item 4): `azfs backup /` of this
 // machine, with -x and without, finishes with exit 0 and no "skipped"
-// line, and the point holds
-// no /proc, /sys or /dev contents (their mount points are empty
-// directories), nor the vault, cache or config of the azfs that made it,
-// nor the contents of azmount's mount of that vault. To stay bounded under
-// `make test`, the big trees of this build machine are left out with
-// --exclude (/usr, /root, /work, /opt, /tmp and /var/lib/docker), and so
-// is the sandbox's own mount (/mnt/sandboxing); the env lives in
-// /var/tmp, on the root file system, so its state is met by the walk.
+// line, and the point holds no /proc or /sys contents (their mount points
+// are empty directories; with -x /dev too), nor the vault, cache or config
+// of the azfs that made it, nor the contents of azmount's mount of that
+// vault. To stay bounded under `make test`, the big trees of this build
+// machine are left out with --exclude (/usr, /root, /work, /opt, /tmp and
+// /var/lib/docker), and so is the sandbox's own mount (/mnt/sandboxing);
+// the env lives in /var/tmp, on the root file system, so the walk meets
+// its state.
 func TestBackupRootFileSystem(t *testing.T) {
 	requireFUSE(t)
 	requireRoot(t) // reading all of /etc and /var
