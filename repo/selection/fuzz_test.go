@@ -38,3 +38,62 @@ func FuzzParsePattern(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPatternsInWalk: in a walk, Patterns.Excluded, which matches each
+// pattern against the whole path only, decides as restic's rule (the last
+// pattern matching the path or an ancestor decides) does. The fuzzer
+// picks a list of patterns and a path from small alphabets of names.
+func FuzzPatternsInWalk(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6}, []byte{0, 1, 2})
+	f.Add([]byte{7, 0, 9, 1}, []byte{3, 3, 3, 3})
+	pieces := []string{"a", "b", "*", "**", "?", "[ab]", "!", "/"}
+	names := []string{"a", "b", "c", "ab"}
+	f.Fuzz(func(t *testing.T, pat, path []byte) {
+		if len(pat) > 40 || len(path) > 8 {
+			return
+		}
+		var ps Patterns
+		var texts []string
+		cur := ""
+		for _, c := range append(pat, 255) {
+			if c == 255 || c%9 == 8 { // end of a pattern
+				if ps.Add(cur, false) == nil {
+					texts = append(texts, cur)
+				}
+				cur = ""
+				continue
+			}
+			piece := pieces[int(c)%len(pieces)]
+			if piece != "!" && piece != "/" && cur != "" && !strings.HasSuffix(cur, "/") && !strings.HasSuffix(cur, "!") {
+				cur += "/"
+			}
+			cur += piece
+		}
+		var p []string
+		for _, c := range path {
+			p = append(p, names[int(c)%len(names)])
+		}
+		restic := func(n []string) bool {
+			excluded := false
+			for _, text := range texts {
+				q, _ := ParsePattern(text, false)
+				m := q.MatchNames(n)
+				if q.Negated() {
+					excluded = excluded && !m
+				} else {
+					excluded = excluded || m
+				}
+			}
+			return excluded
+		}
+		for i := 1; i <= len(p); i++ {
+			fast, full := ps.Excluded(p[:i]), restic(p[:i])
+			if fast != full {
+				t.Fatalf("patterns %q, path %q: Excluded says %v, restic's rule %v", texts, "/"+strings.Join(p[:i], "/"), fast, full)
+			}
+			if fast {
+				break // the walk goes no deeper
+			}
+		}
+	})
+}

@@ -119,8 +119,8 @@ func (p part) matches(name string) bool {
 var ErrBadPattern = errors.New("bad exclude pattern")
 
 // ParsePattern reads one pattern; fold makes it case-insensitive (restic's
-// --iexclude). The empty pattern, and "!" alone, are refused: they would
-// match everything.
+// --iexclude). The empty pattern, "/", and "!" alone are refused: they
+// would match everything.
 func ParsePattern(text string, fold bool) (Pattern, error) {
 	p := Pattern{text: text, fold: fold}
 	s := text
@@ -135,20 +135,21 @@ func ParsePattern(text string, fold bool) (Pattern, error) {
 	}
 	anchored := strings.HasPrefix(s, "/")
 	s = strings.Trim(path.Clean("/"+s), "/")
+	if s == "" {
+		return Pattern{}, fmt.Errorf("%w %q: it would leave out everything", ErrBadPattern, text)
+	}
 	if !anchored {
 		p.parts = append(p.parts, part{kind: anyNames})
 	}
-	if s != "" {
-		for _, part := range strings.Split(s, "/") {
-			if _, err := path.Match(part, ""); err != nil {
-				return Pattern{}, fmt.Errorf("%w %q: %q is malformed (an unclosed [ or a trailing \\)", ErrBadPattern, text, part)
-			}
-			c := compilePart(part)
-			if c.kind == anyNames && len(p.parts) > 0 && p.parts[len(p.parts)-1].kind == anyNames {
-				continue // "**/**" is "**"
-			}
-			p.parts = append(p.parts, c)
+	for _, part := range strings.Split(s, "/") {
+		if _, err := path.Match(part, ""); err != nil {
+			return Pattern{}, fmt.Errorf("%w %q: %q is malformed (an unclosed [ or a trailing \\)", ErrBadPattern, text, part)
 		}
+		c := compilePart(part)
+		if c.kind == anyNames && len(p.parts) > 0 && p.parts[len(p.parts)-1].kind == anyNames {
+			continue // "**/**" is "**"
+		}
+		p.parts = append(p.parts, c)
 	}
 	return p, nil
 }
