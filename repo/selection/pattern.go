@@ -30,9 +30,8 @@ import (
 //   - it is cleaned first: "/foo/../bar" is "/bar", a trailing "/" is
 //     dropped (it matches files too, as in restic).
 type Pattern struct {
-	text   string // as given
-	negate bool   // "!": cancels an earlier match
-	fold   bool   // case-insensitive: parts and names compared lower-cased
+	negate bool // "!": cancels an earlier match
+	fold   bool // case-insensitive: parts and names compared lower-cased
 	parts  []part
 }
 
@@ -122,7 +121,7 @@ var ErrBadPattern = errors.New("bad exclude pattern")
 // --iexclude). The empty pattern, "/", and "!" alone are refused: they
 // would match everything.
 func ParsePattern(text string, fold bool) (Pattern, error) {
-	p := Pattern{text: text, fold: fold}
+	p := Pattern{fold: fold}
 	s := text
 	if strings.HasPrefix(s, "!") {
 		p.negate, s = true, s[1:]
@@ -153,9 +152,6 @@ func ParsePattern(text string, fold bool) (Pattern, error) {
 	}
 	return p, nil
 }
-
-// String returns the pattern as given.
-func (p Pattern) String() string { return p.text }
 
 // Negated reports whether p is a re-include ("!").
 func (p Pattern) Negated() bool { return p.negate }
