@@ -20,11 +20,16 @@
 // the passing of time), but never later than now: a point dated in the
 // future cannot push the others out.
 //
+// A Retention applies to the points of each backup set (Point.Set) apart,
+// as if the set's points were all there is: a set's points never count
+// against another set's, and the reference time of KeepWithin is the
+// newest point of the set.
+//
 // A Retention whose fields are all zero keeps everything: an empty policy
 // never forgets a point. There are no caps: counts are plain ints.
 //
-// Forgetting is monotone: a point that a Retention forgets among some set
-// of points it also forgets among any superset, and at any later now
+// Forgetting is monotone: a point that a Retention forgets among some
+// points of its set it also forgets among any superset, and at any later now
 // (given periods that follow one another in time, which they do except
 // where clocks go back across a period's start). Callers rely on it to
 // check what others forgot (package repo/policy, with a [Checker]).
