@@ -18,7 +18,7 @@ vet:
 # The whole suite: unit, fuzz seed corpora, real FUSE mounts. Under CI=true
 # no test may skip for a missing prerequisite.
 test: vet
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 19m ./...
 
 # The long forms: the crash loop (TORTURE backups of a changing tree, most
 # killed with SIGKILL at a random moment, then every point mounted and
