@@ -88,6 +88,9 @@ func FuzzPatternsInWalk(f *testing.F) {
 		}
 		for i := 1; i <= len(p); i++ {
 			fast, full := ps.Excluded(p[:i]), restic(p[:i])
+			if byPath := ps.ExcludedPath("/" + strings.Join(p[:i], "/")); byPath != fast {
+				t.Fatalf("patterns %q, path %q: ExcludedPath says %v, Excluded %v", texts, "/"+strings.Join(p[:i], "/"), byPath, fast)
+			}
 			if fast != full {
 				t.Fatalf("patterns %q, path %q: Excluded says %v, restic's rule %v", texts, "/"+strings.Join(p[:i], "/"), fast, full)
 			}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -280,8 +281,35 @@ func (ps *Patterns) AddFile(r io.Reader, name string, fold bool) error {
 	return nil
 }
 
-// Len returns the number of patterns.
-func (ps *Patterns) Len() int { return len(ps.list) }
+// ExcludedPath is Excluded for an absolute, clean path. Without
+// re-includes, it first checks the last name against each pattern's last
+// part, and splits the path only when one may match: most paths a walk
+// meets match no pattern.
+func (ps *Patterns) ExcludedPath(path string) bool {
+	if len(ps.list) == 0 {
+		return false
+	}
+	if !ps.negated {
+		last := path[strings.LastIndexByte(path, '/')+1:]
+		if !slices.ContainsFunc(ps.list, func(p Pattern) bool { return p.lastMayMatch(last) }) {
+			return false
+		}
+	}
+	return ps.Excluded(Names(path))
+}
+
+// lastMayMatch reports whether p may match a whole path whose last name
+// is name.
+func (p Pattern) lastMayMatch(name string) bool {
+	last := p.parts[len(p.parts)-1]
+	if last.kind == anyNames {
+		return true
+	}
+	if p.fold {
+		name = strings.ToLower(name)
+	}
+	return last.matches(name)
+}
 
 // Excluded reports whether the list excludes the path split into names
 // (restic's rule: the last of the patterns matching it or an ancestor

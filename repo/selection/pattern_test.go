@@ -165,8 +165,8 @@ func TestExcludeFileAsRestic(t *testing.T) {
 	if err := ps.AddFile(strings.NewReader(file), "excl", false); err != nil {
 		t.Fatal(err)
 	}
-	if ps.Len() != 4 {
-		t.Fatalf("read %d patterns, want 4: %v", ps.Len(), ps.list)
+	if len(ps.list) != 4 {
+		t.Fatalf("read %d patterns, want 4: %v", len(ps.list), ps.list)
 	}
 	for path, want := range map[string]bool{
 		"/a/b.o": true, "/home/u/.cache/x": true, "/home/u/tmp": true, "/price/$5": true, "/home/u/doc": false,

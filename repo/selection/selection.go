@@ -29,11 +29,7 @@ type Selection struct {
 // about a directory before what it holds, and leaves out all an excluded
 // directory holds.
 func (s *Selection) ExcludedPath(path string) bool {
-	if s.Exclude.Len() == 0 && s.IExclude.Len() == 0 {
-		return false
-	}
-	names := Names(path)
-	return s.Exclude.Excluded(names) || s.IExclude.Excluded(names)
+	return s.Exclude.ExcludedPath(path) || s.IExclude.ExcludedPath(path)
 }
 
 // ExcludedSize reports whether a regular file of size bytes is left out.
