@@ -240,13 +240,10 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
 			c.res.Stale++
 		}
 	}
-	switch err := v.SaveDamage(ctx); {
-	case err == nil:
+	if err := v.SaveDamage(ctx); err != nil {
+		c.res.RememberErr = err // a restore-only credential, say: reported, not fatal
+	} else {
 		c.res.Remembered = true
-	case errors.Is(err, storage.ErrPermission):
-		c.res.RememberErr = err
-	default:
-		c.res.RememberErr = err
 	}
 	if len(c.res.Problems) > 0 {
 		return &c.res, ErrDamaged
