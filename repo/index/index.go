@@ -218,23 +218,6 @@ func (x *Index) MarkPackBad(packID keys.ID) bool {
 	return true
 }
 
-// BadCopies returns the copies known to be bad, a pack-wide mark as a
-// BadCopy with a zero Blob.
-func (x *Index) BadCopies() []BadCopy {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	out := make([]BadCopy, 0, len(x.bad)+len(x.badPack))
-	for pos := range x.badPack {
-		out = append(out, BadCopy{Pack: x.packs[pos]})
-	}
-	for k := range x.bad {
-		if !x.badPack[k.pack] {
-			out = append(out, BadCopy{Blob: k.blob, Pack: x.packs[k.pack]})
-		}
-	}
-	return out
-}
-
 // holds reports whether the index has a copy of blob in pack pos. Called
 // with x.mu held.
 func (x *Index) holds(blob keys.ID, pos uint32) bool {
