@@ -40,13 +40,7 @@ func TestVerifyReusedStoresDamagedBlobAgain(t *testing.T) {
 	v := newVault(t, st)
 	plain := randomBytes(1<<20, 7)
 	id := v.Keys().ID(keys.KindData, plain)
-	w := v.NewWriter(ctx, 1)
-	if _, err := w.Save(ctx, keys.KindData, id, plain); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeBlobs(t, v, []testBlob{{kind: keys.KindData, id: id, plain: plain}})
 	loc, _ := v.Index().Lookup(id)
 	s := loc.Pack.String()
 	flipInObject(t, st, "data/"+s[:2]+"/"+s, int(loc.Offset)+100)
@@ -57,7 +51,7 @@ func TestVerifyReusedStoresDamagedBlobAgain(t *testing.T) {
 	}
 
 	fresh := reopen(t, v)
-	w = fresh.NewWriter(ctx, 1)
+	w := fresh.NewWriter(ctx, 1)
 	w.VerifyReused()
 	if stored, err := w.Save(ctx, keys.KindData, id, plain); !stored || err != nil {
 		t.Fatalf("Save with VerifyReused = %v, %v; want the blob stored again", stored, err)
@@ -115,13 +109,7 @@ func TestSaveDamageWaitsForBackgroundSave(t *testing.T) {
 	v := newVault(t, st)
 	plain := []byte("a chunk found damaged")
 	id := v.Keys().ID(keys.KindData, plain)
-	w := v.NewWriter(ctx, 1)
-	if _, err := w.Save(ctx, keys.KindData, id, plain); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeBlobs(t, v, []testBlob{{kind: keys.KindData, id: id, plain: plain}})
 	mount := reopen(t, v)
 	mount.SaveDamageAsFound()
 	loc, ok := mount.Index().Lookup(id)
