@@ -261,20 +261,18 @@ func repairJSON(root *repair.ConfigReport, reports []*repair.AreaReport) repairJ
 		j := &out.Machines[i]
 		j.Machine, j.Applied, j.Config, j.Skipped = r.Machine, r.Applied, configOf(r.Config), r.Skipped
 		j.Slots, j.Unparsable, j.NewSlot = append([]string{}, r.Slots...), append([]string{}, r.Unparsable...), r.NewSlot
-		x := r.Index
-		if x == nil {
-			continue
+		if x := r.Index; x != nil { // nil when the area was skipped
+			j.Index = &indexJSON{}
+			j.Index.Packs, j.Index.Files, j.Index.Covered = x.Packs, x.Files, x.Covered
+			if !x.Written.IsZero() {
+				j.Index.Written = x.Written.String()
+			}
+			j.Index.Stale = make([]string, len(x.Stale))
+			for k, s := range x.Stale {
+				j.Index.Stale[k] = s.ID.String()
+			}
+			j.Index.DamagedTrailers, j.Index.Unindexed = idStrings(x.DamagedTrailers), idStrings(x.Unindexed)
 		}
-		j.Index = &indexJSON{}
-		j.Index.Packs, j.Index.Files, j.Index.Covered = x.Packs, x.Files, x.Covered
-		if !x.Written.IsZero() {
-			j.Index.Written = x.Written.String()
-		}
-		j.Index.Stale = make([]string, len(x.Stale))
-		for k, s := range x.Stale {
-			j.Index.Stale[k] = s.ID.String()
-		}
-		j.Index.DamagedTrailers, j.Index.Unindexed = idStrings(x.DamagedTrailers), idStrings(x.Unindexed)
 		j.Junk = make([]junkJSON, len(r.Junk))
 		for k, m := range r.Junk {
 			j.Junk[k] = junkJSON{Name: m.Name, Size: m.Size, Why: cli.Message(m.Why), To: m.To}
