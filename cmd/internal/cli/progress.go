@@ -42,11 +42,16 @@ func (s *Status) Terminal() bool { return s.terminal }
 func (s *Status) Printf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.eraseLocked()
+	fmt.Fprintf(s.w, format, args...)
+}
+
+// eraseLocked erases the progress line if one is drawn; s.mu is held.
+func (s *Status) eraseLocked() {
 	if s.drawn {
 		fmt.Fprint(s.w, clearLine)
 		s.drawn = false
 	}
-	fmt.Fprintf(s.w, format, args...)
 }
 
 // ShowProgress prints the progress p reports every interval until stop is
@@ -60,10 +65,7 @@ func (s *Status) ShowProgress(p *backup.Progress, interval time.Duration, stop <
 		select {
 		case <-stop:
 			s.mu.Lock()
-			if s.drawn {
-				fmt.Fprint(s.w, clearLine)
-				s.drawn = false
-			}
+			s.eraseLocked()
 			s.mu.Unlock()
 			return
 		case <-t.C:
