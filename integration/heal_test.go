@@ -27,6 +27,17 @@ func healSource(t *testing.T, src string, seed uint64) map[string]string {
 	return want
 }
 
+// healBackedUp creates a vault in a fresh env, writes healSource's tree
+// from seed and backs it up once: the start of every test here.
+func healBackedUp(t *testing.T, seed uint64) (e *env, src string, want map[string]string, first backupOut) {
+	t.Helper()
+	e = newEnv(t)
+	e.createVault()
+	src = filepath.Join(t.TempDir(), "src")
+	want = healSource(t, src, seed)
+	return e, src, want, e.backup(src)
+}
+
 // damageBiggestPack flips a byte a third into, or with how "truncated"
 // cuts in half, the vault area's largest pack.
 func damageBiggestPack(t *testing.T, e *env, how string) {
@@ -93,11 +104,7 @@ func dropFileCache(t *testing.T, e *env) {
 // that exists, every time, and the older point must read again too.
 func TestLostPackThenBackup(t *testing.T) {
 	requireFUSE(t)
-	e := newEnv(t)
-	e.createVault()
-	src := filepath.Join(t.TempDir(), "src")
-	want := healSource(t, src, 11)
-	first := e.backup(src)
+	e, src, want, first := healBackedUp(t, 11)
 	if err := os.Remove(biggestPack(t, e)); err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +135,7 @@ func TestDamagedPackHealedByBackup(t *testing.T) {
 	requireFUSE(t)
 	for _, how := range []string{"flipped", "truncated"} {
 		t.Run(how, func(t *testing.T) {
-			e := newEnv(t)
-			e.createVault()
-			src := filepath.Join(t.TempDir(), "src")
-			want := healSource(t, src, 21)
-			first := e.backup(src)
+			e, src, want, first := healBackedUp(t, 21)
 			damageBiggestPack(t, e, how)
 			r := e.azfs("check", "--read-data")
 			if r.code != 1 || !strings.Contains(r.stderr, `damaged: file "`+first.Point[:8]) {
@@ -168,11 +171,7 @@ func TestDamagedPackHealedByBackup(t *testing.T) {
 // even through the file cache.
 func TestTruncatedPackFoundByBackup(t *testing.T) {
 	requireFUSE(t)
-	e := newEnv(t)
-	e.createVault()
-	src := filepath.Join(t.TempDir(), "src")
-	want := healSource(t, src, 31)
-	first := e.backup(src)
+	e, src, want, first := healBackedUp(t, 31)
 	damageBiggestPack(t, e, "truncated")
 	second := e.backup(src)
 	if second.Stats.BytesStored == 0 {
@@ -189,11 +188,7 @@ func TestTruncatedPackFoundByBackup(t *testing.T) {
 // the damage and stores the blob again.
 func TestVerifyReusedHeals(t *testing.T) {
 	requireFUSE(t)
-	e := newEnv(t)
-	e.createVault()
-	src := filepath.Join(t.TempDir(), "src")
-	want := healSource(t, src, 41)
-	first := e.backup(src)
+	e, src, want, first := healBackedUp(t, 41)
 	damageBiggestPack(t, e, "flipped")
 	dropFileCache(t, e)
 	r := e.azfs("backup", "--json", "--verify-reused", src)
@@ -245,11 +240,7 @@ func TestCheckNamesEveryPoint(t *testing.T) {
 // any check having run.
 func TestMountReadRemembersDamage(t *testing.T) {
 	requireFUSE(t)
-	e := newEnv(t)
-	e.createVault()
-	src := filepath.Join(t.TempDir(), "src")
-	want := healSource(t, src, 61)
-	first := e.backup(src)
+	e, src, want, first := healBackedUp(t, 61)
 	damageBiggestPack(t, e, "flipped")
 
 	m := e.mount(mkdir(t, filepath.Join(e.dir, "mnt")), "--point", first.Point)
