@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -122,6 +123,12 @@ func UnlockOwnerOf(ctx context.Context, st storage.Storage, vaultID string, pass
 // that hold a config or an escrow: Machines and the areas whose config is
 // lost (or whose registration stopped before the config was saved).
 func MachineAreas(ctx context.Context, st storage.Storage) ([]string, error) {
+	return machineAreas(ctx, st, configName, escrowName)
+}
+
+// machineAreas lists the names of the machine areas in the vault root st
+// that hold one of files.
+func machineAreas(ctx context.Context, st storage.Storage, files ...string) ([]string, error) {
 	names, err := listNames(ctx, st, machinesPrefix)
 	if err != nil {
 		return nil, err
@@ -130,7 +137,7 @@ func MachineAreas(ctx context.Context, st storage.Storage) ([]string, error) {
 	var out []string
 	for _, n := range names {
 		m, file, ok := strings.Cut(strings.TrimPrefix(n, machinesPrefix), "/")
-		if ok && (file == configName || file == escrowName) && !seen[m] && CheckMachineName(m) == nil {
+		if ok && slices.Contains(files, file) && !seen[m] && CheckMachineName(m) == nil {
 			seen[m] = true
 			out = append(out, m)
 		}

@@ -9,7 +9,6 @@ import (
 	"path"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/azfs/azfs/keys"
@@ -243,19 +242,7 @@ func MachineExists(ctx context.Context, st storage.Storage, name string) (bool, 
 
 // Machines lists the names of the machines registered in the vault root st.
 func Machines(ctx context.Context, st storage.Storage) ([]string, error) {
-	names, err := listNames(ctx, st, machinesPrefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, n := range names {
-		rest := strings.TrimPrefix(n, machinesPrefix)
-		if m, file, ok := strings.Cut(rest, "/"); ok && file == configName {
-			out = append(out, m)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return machineAreas(ctx, st, configName)
 }
 
 // OpenMachine opens machine name's area with the machine's key set, which
