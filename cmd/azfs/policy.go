@@ -294,7 +294,7 @@ func policySet(ctx context.Context, args []string) error {
 		}
 		lowered = cur.Shortens(next)
 		if state != nil {
-			if newly, err = showForgets(state, cur, next, now); err != nil {
+			if newly, err = showForgets(state, next, now); err != nil {
 				return err
 			}
 		}
@@ -387,38 +387,20 @@ func previewState(ctx context.Context, o *cli.Opened, t cli.Target, owner *keys.
 	return s, err
 }
 
-// showForgets prints what next would forget now that cur keeps, and what
-// both forget, and returns how many next forgets that cur keeps.
-func showForgets(s *policy.State, cur, next policy.Policy, now time.Time) (int, error) {
-	curLoc, err := cur.Location()
+// showForgets prints what next would forget now that the current policy
+// keeps, and how many both forget, and returns how many next forgets that
+// the current policy keeps.
+func showForgets(s *policy.State, next policy.Policy, now time.Time) (int, error) {
+	newly, already, err := s.Compare(next, now)
 	if err != nil {
 		return 0, err
 	}
-	nextLoc, err := next.Location()
-	if err != nil {
-		return 0, err
-	}
-	kept := make(map[string]bool)
-	for _, p := range s.Plan(cur.Retention, curLoc, now) {
-		kept[p.Point.ID.String()] = p.Keep
-	}
-	var newly, already []*repo.Point
-	for _, p := range s.Plan(next.Retention, nextLoc, now) {
-		switch {
-		case p.Keep:
-		case kept[p.Point.ID.String()]:
-			newly = append(newly, p.Point)
-		default:
-			already = append(already, p.Point)
-		}
-	}
-	live := len(s.Live())
 	listed := ""
 	if len(newly) > 0 {
 		listed = " (listed below)"
 	}
 	fmt.Printf("of %d live points the new policy forgets %d now: %d that the current policy keeps%s, %d that it forgets too\n",
-		live, len(newly)+len(already), len(newly), listed, len(already))
+		len(s.Live()), len(newly)+len(already), len(newly), listed, len(already))
 	printPoints("forget", newly)
 	return len(newly), nil
 }
@@ -492,7 +474,7 @@ func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
 func printPoints(verb string, points []*repo.Point) {
 	w := bufio.NewWriter(os.Stdout)
 	for _, p := range points {
-		fmt.Fprintf(w, "%s %s  %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format("2006-01-02 15:04:05"), quotedNames(p.Paths))
+		fmt.Fprintf(w, "%s %s  %s  set %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format("2006-01-02 15:04:05"), setLabel(p), quotedNames(p.Paths))
 	}
 	w.Flush()
 }

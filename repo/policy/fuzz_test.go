@@ -28,6 +28,10 @@ func FuzzDecodePolicy(f *testing.F) {
 	p.Retention = retention.Retention{KeepLast: 3, KeepWithin: 14 * retention.Day}
 	b, _ = json.Marshal(p.record(fuzzVault))
 	f.Add(b)
+	sets := twoSets()
+	sets.Seq, sets.Set = 1, t0
+	b, _ = json.Marshal(sets.record(fuzzVault))
+	f.Add(b)
 	f.Add([]byte(`{"vault":"` + fuzzVault + `","machine":"web01","seq":1,"time":"2026-11-22T12:00:00Z","timezone":"UTC","schedule":{"every":-1},"retention":{"within":9223372036854775807}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := DecodePolicy(b, fuzzVault, "web01", 1)

@@ -64,6 +64,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,10 +74,12 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/retention"
+	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
 )
 
-// Policy is a machine's backup schedule and retention.
+// Policy is a machine's backup schedules and retention: default rules,
+// and rules of its own for each backup set named in Sets.
 type Policy struct {
 	Machine string
 	// Seq is the policy's number among the machine's policies; 0 for the
@@ -85,11 +88,67 @@ type Policy struct {
 	// Set is when the owner set it; zero for the default.
 	Set time.Time
 	// TimeZone is the IANA name ("Europe/Berlin", "UTC") of the zone in
-	// which the schedule's times of day and retention's hours, days, weeks,
-	// months and years are taken.
-	TimeZone  string
+	// which the schedules' times of day and retention's hours, days,
+	// weeks, months and years are taken.
+	TimeZone string
+	// Schedule and Retention are the default rules: those of every backup
+	// set without an entry in Sets (the agent's own paths, manual backups
+	// of other paths or of sets the policy does not name).
 	Schedule  Schedule
 	Retention retention.Retention
+	// Sets are the backup sets with rules of their own, by name
+	// (repo.Point.SetName), in the order the owner added them.
+	Sets []SetPolicy
+}
+
+// SetPolicy is the rules of one backup set: what the agent backs up for
+// it and when, and which of its points retention keeps.
+type SetPolicy struct {
+	// Name is the set's name ('azfs backup --set NAME'): its points are
+	// those whose repo.Point.SetName it is.
+	Name string
+	// Paths are the absolute paths on the machine that the agent backs up
+	// for the set, and FilesFrom glob patterns (the lines of a
+	// --files-from list) that it expands there at each backup and backs
+	// up too. With neither, the agent runs no backup of the set: only its
+	// retention applies (to points made with 'azfs backup --set NAME').
+	Paths     []string
+	FilesFrom []string
+	// Selection is what the set's backups leave out.
+	Selection selection.Spec
+	Schedule  Schedule
+	Retention retention.Retention
+}
+
+// Scheduled reports whether the agent backs the set up: it has paths.
+func (sp SetPolicy) Scheduled() bool { return len(sp.Paths) > 0 || len(sp.FilesFrom) > 0 }
+
+// validate checks the set's name, paths, selection, schedule and
+// retention.
+func (sp SetPolicy) validate() error {
+	if err := repo.CheckSetName(sp.Name); err != nil {
+		return fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	for _, p := range sp.Paths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.ContainsRune(p, 0) {
+			return fmt.Errorf("%w: set %s: path %q: give an absolute, clean path", ErrPolicy, sp.Name, p)
+		}
+	}
+	for _, p := range sp.FilesFrom {
+		if _, err := filepath.Match(p, ""); err != nil || p == "" || strings.ContainsRune(p, 0) {
+			return fmt.Errorf("%w: set %s: files-from pattern %q is malformed", ErrPolicy, sp.Name, p)
+		}
+	}
+	if _, err := sp.Selection.Selection(); err != nil {
+		return fmt.Errorf("%w: set %s: %w", ErrPolicy, sp.Name, err)
+	}
+	if err := sp.Schedule.Validate(); err != nil {
+		return fmt.Errorf("set %s: %w", sp.Name, err)
+	}
+	if err := sp.Retention.Validate(); err != nil {
+		return fmt.Errorf("%w: set %s: %w", ErrPolicy, sp.Name, err)
+	}
+	return nil
 }
 
 // Default returns the policy of a machine the owner set none for: a backup
@@ -110,7 +169,8 @@ func (p Policy) IsDefault() bool { return p.Seq == 0 }
 // ErrPolicy reports a policy that is not valid.
 var ErrPolicy = errors.New("invalid policy")
 
-// Validate checks the time zone, schedule and retention.
+// Validate checks the time zone, the default schedule and retention, and
+// each set's entry; set names must differ.
 func (p Policy) Validate() error {
 	if _, err := p.Location(); err != nil {
 		return err
@@ -121,7 +181,61 @@ func (p Policy) Validate() error {
 	if err := p.Retention.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
+	seen := make(map[string]bool, len(p.Sets))
+	for _, sp := range p.Sets {
+		if err := sp.validate(); err != nil {
+			return err
+		}
+		if seen[sp.Name] {
+			return fmt.Errorf("%w: set %s is named twice", ErrPolicy, sp.Name)
+		}
+		seen[sp.Name] = true
+	}
 	return nil
+}
+
+// Entry returns the entry of the set named name, and false when the
+// policy has none (the set follows the default rules).
+func (p Policy) Entry(name string) (SetPolicy, bool) {
+	for _, sp := range p.Sets {
+		if sp.Name == name {
+			return sp, true
+		}
+	}
+	return SetPolicy{}, false
+}
+
+// EntryOrDefault returns the entry of the set named name, or, when the
+// policy has none, a new entry with the default schedule and retention
+// and no paths: the rules the set follows today.
+func (p Policy) EntryOrDefault(name string) SetPolicy {
+	if sp, ok := p.Entry(name); ok {
+		return sp
+	}
+	return SetPolicy{Name: name, Schedule: p.Schedule, Retention: p.Retention}
+}
+
+// WithEntry returns p with sp as the entry of set sp.Name, replacing the
+// one it has or added after the others.
+func (p Policy) WithEntry(sp SetPolicy) Policy {
+	p.Sets = slices.Clone(p.Sets)
+	for i := range p.Sets {
+		if p.Sets[i].Name == sp.Name {
+			p.Sets[i] = sp
+			return p
+		}
+	}
+	p.Sets = append(p.Sets, sp)
+	return p
+}
+
+// RetentionOf returns the retention of the backup set whose key is set
+// (repo.Point.Set): its entry's, else the default.
+func (p Policy) RetentionOf(set string) retention.Retention {
+	if sp, ok := p.Entry(set); ok {
+		return sp.Retention
+	}
+	return p.Retention
 }
 
 // Location returns the policy's time zone.
@@ -137,14 +251,27 @@ func (p Policy) Location() (*time.Location, error) {
 }
 
 // Shortens describes each rule in which next's retention is shorter than
-// p's, whatever points there are (retention.Retention.Lowered): it
-// forgets everything p keeps everything, it lowers a count (to 0 too,
-// which drops the rule), or it lowers keep-within. Such a change is an
-// owner's deletion and needs the security PIN; so does any change that
-// forgets points p keeps today, which the caller checks against the
-// points.
+// p's, whatever points there are (retention.Retention.Lowered), for the
+// default rules and for each set either names ("set db: daily 7 to 3"),
+// a set without an entry taking the default rules: it forgets everything
+// p keeps everything, it lowers a count (to 0 too, which drops the rule),
+// or it lowers keep-within. Such a change is an owner's deletion and
+// needs the security PIN; so does any change that forgets points p keeps
+// today, which the caller checks against the points (State.Compare).
 func (p Policy) Shortens(next Policy) []string {
-	return p.Retention.Lowered(next.Retention)
+	out := p.Retention.Lowered(next.Retention)
+	var names []string
+	for _, sp := range append(slices.Clone(p.Sets), next.Sets...) {
+		if !slices.Contains(names, sp.Name) {
+			names = append(names, sp.Name)
+		}
+	}
+	for _, name := range names {
+		for _, rule := range p.RetentionOf(name).Lowered(next.RetentionOf(name)) {
+			out = append(out, "set "+name+": "+rule)
+		}
+	}
+	return out
 }
 
 // policyContext is the signature context of policy records.
@@ -153,15 +280,50 @@ const policyContext = "policy"
 // policyPrefix holds a machine's policies, in its area.
 const policyPrefix = "policy/"
 
+// Versions of the policy record. A version 1 record (written by azfs
+// before backup sets had rules of their own, and by this one for a policy
+// without set entries, so that an older agent keeps reading it) has no
+// "version" field and holds the default rules in "schedule" and
+// "retention". A version 2 record holds them, and each set's, in "sets",
+// the default's entry named "": an older azfs finds no schedule in it and
+// refuses it, rather than apply the default rules to every set.
+const (
+	policyVersion1 = 1
+	policyVersion2 = 2
+)
+
 // policyRecord is the body of machines/<name>/policy/<seq>.
 type policyRecord struct {
-	Vault     string          `json:"vault"`
-	Machine   string          `json:"machine"`
-	Seq       int             `json:"seq"`
-	Time      time.Time       `json:"time"`
-	TimeZone  string          `json:"timezone"`
-	Schedule  scheduleRecord  `json:"schedule"`
-	Retention retentionRecord `json:"retention"`
+	Version   int              `json:"version,omitempty"` // absent: 1
+	Vault     string           `json:"vault"`
+	Machine   string           `json:"machine"`
+	Seq       int              `json:"seq"`
+	Time      time.Time        `json:"time"`
+	TimeZone  string           `json:"timezone"`
+	Schedule  *scheduleRecord  `json:"schedule,omitempty"`  // version 1
+	Retention *retentionRecord `json:"retention,omitempty"` // version 1
+	Sets      []setRecord      `json:"sets,omitempty"`      // version 2
+}
+
+// setRecord is one entry of a version 2 record: the default's (Name "",
+// no paths or selection) or a set's.
+type setRecord struct {
+	Name      string           `json:"name"`
+	Paths     []string         `json:"paths,omitempty"`
+	FilesFrom []string         `json:"files_from,omitempty"`
+	Selection *selectionRecord `json:"selection,omitempty"`
+	Schedule  scheduleRecord   `json:"schedule"`
+	Retention retentionRecord  `json:"retention"`
+}
+
+type selectionRecord struct {
+	Exclude          []string `json:"exclude,omitempty"`
+	IExclude         []string `json:"iexclude,omitempty"`
+	ExcludeCaches    bool     `json:"exclude_caches,omitempty"`
+	ExcludeIfPresent []string `json:"exclude_if_present,omitempty"`
+	LargerThan       int64    `json:"exclude_larger_than,omitempty"` // bytes
+	OneFileSystem    bool     `json:"one_file_system,omitempty"`
+	IncludeFS        []string `json:"include_fs,omitempty"`
 }
 
 type scheduleRecord struct {
@@ -180,43 +342,123 @@ type retentionRecord struct {
 }
 
 func (p Policy) record(vault string) policyRecord {
-	r := p.Retention
-	rec := policyRecord{
-		Vault: vault, Machine: p.Machine, Seq: p.Seq, Time: p.Set.UTC(), TimeZone: p.TimeZone,
-		Retention: retentionRecord{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily, Weekly: r.KeepWeekly,
-			Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: int64(r.KeepWithin / time.Second)},
+	rec := policyRecord{Vault: vault, Machine: p.Machine, Seq: p.Seq, Time: p.Set.UTC(), TimeZone: p.TimeZone}
+	if len(p.Sets) == 0 {
+		sch, ret := encodeSchedule(p.Schedule), encodeRetention(p.Retention)
+		rec.Schedule, rec.Retention = &sch, &ret
+		return rec
 	}
-	if len(p.Schedule.At) > 0 {
-		for _, t := range p.Schedule.At {
-			rec.Schedule.At = append(rec.Schedule.At, t.String())
+	rec.Version = policyVersion2
+	rec.Sets = append(rec.Sets, setRecord{Schedule: encodeSchedule(p.Schedule), Retention: encodeRetention(p.Retention)})
+	for _, sp := range p.Sets {
+		sr := setRecord{Name: sp.Name, Paths: sp.Paths, FilesFrom: sp.FilesFrom, Schedule: encodeSchedule(sp.Schedule), Retention: encodeRetention(sp.Retention)}
+		if sel := sp.Selection; !sel.IsZero() {
+			sr.Selection = &selectionRecord{Exclude: sel.Exclude, IExclude: sel.IExclude, ExcludeCaches: sel.ExcludeCaches,
+				ExcludeIfPresent: sel.ExcludeIfPresent, LargerThan: sel.LargerThan, OneFileSystem: sel.OneFileSystem, IncludeFS: sel.IncludeFS}
 		}
-	} else {
-		rec.Schedule.Every = int64(p.Schedule.Every / time.Second)
+		rec.Sets = append(rec.Sets, sr)
 	}
 	return rec
 }
 
+func encodeSchedule(s Schedule) scheduleRecord {
+	var rec scheduleRecord
+	if len(s.At) > 0 {
+		for _, t := range s.At {
+			rec.At = append(rec.At, t.String())
+		}
+	} else {
+		rec.Every = int64(s.Every / time.Second)
+	}
+	return rec
+}
+
+func encodeRetention(r retention.Retention) retentionRecord {
+	return retentionRecord{Last: r.KeepLast, Hourly: r.KeepHourly, Daily: r.KeepDaily, Weekly: r.KeepWeekly,
+		Monthly: r.KeepMonthly, Yearly: r.KeepYearly, Within: int64(r.KeepWithin / time.Second)}
+}
+
+// maxSeconds is the longest duration a record may give, in seconds.
+const maxSeconds = int64(1<<63-1) / int64(time.Second)
+
+func (rec scheduleRecord) schedule() (Schedule, error) {
+	if rec.Every < 0 || rec.Every > maxSeconds {
+		return Schedule{}, fmt.Errorf("%w: a duration is out of range", ErrPolicy)
+	}
+	s := Schedule{Every: time.Duration(rec.Every) * time.Second}
+	for _, text := range rec.At {
+		t, err := ParseTimeOfDay(text)
+		if err != nil {
+			return Schedule{}, err
+		}
+		s.At = append(s.At, t)
+	}
+	return s, nil
+}
+
+func (rec retentionRecord) retention() (retention.Retention, error) {
+	if rec.Within < 0 || rec.Within > maxSeconds {
+		return retention.Retention{}, fmt.Errorf("%w: a duration is out of range", ErrPolicy)
+	}
+	return retention.Retention{KeepLast: rec.Last, KeepHourly: rec.Hourly, KeepDaily: rec.Daily, KeepWeekly: rec.Weekly,
+		KeepMonthly: rec.Monthly, KeepYearly: rec.Yearly, KeepWithin: time.Duration(rec.Within) * time.Second}, nil
+}
+
+// rules decodes a schedule and a retention.
+func rules(sch scheduleRecord, ret retentionRecord) (Schedule, retention.Retention, error) {
+	s, err := sch.schedule()
+	if err != nil {
+		return Schedule{}, retention.Retention{}, err
+	}
+	r, err := ret.retention()
+	return s, r, err
+}
+
 // policy returns the policy a record holds, unvalidated.
 func (rec policyRecord) policy() (Policy, error) {
-	const maxSeconds = int64(1<<63-1) / int64(time.Second)
-	if rec.Schedule.Every < 0 || rec.Schedule.Every > maxSeconds || rec.Retention.Within < 0 || rec.Retention.Within > maxSeconds {
-		return Policy{}, fmt.Errorf("%w: a duration is out of range", ErrPolicy)
+	p := Policy{Machine: rec.Machine, Seq: rec.Seq, Set: rec.Time, TimeZone: rec.TimeZone}
+	var err error
+	switch rec.Version {
+	case 0, policyVersion1:
+		if rec.Schedule == nil || rec.Retention == nil || rec.Sets != nil {
+			return Policy{}, fmt.Errorf("%w: a version 1 record holds a schedule and a retention, and no sets", ErrPolicy)
+		}
+		p.Schedule, p.Retention, err = rules(*rec.Schedule, *rec.Retention)
+		return p, err
+	case policyVersion2:
+	default:
+		return Policy{}, fmt.Errorf("%w: record version %d (written by a later azfs?)", ErrPolicy, rec.Version)
 	}
-	r := rec.Retention
-	p := Policy{
-		Machine: rec.Machine, Seq: rec.Seq, Set: rec.Time, TimeZone: rec.TimeZone,
-		Schedule: Schedule{Every: time.Duration(rec.Schedule.Every) * time.Second},
-		Retention: retention.Retention{KeepLast: r.Last, KeepHourly: r.Hourly, KeepDaily: r.Daily, KeepWeekly: r.Weekly,
-			KeepMonthly: r.Monthly, KeepYearly: r.Yearly, KeepWithin: time.Duration(r.Within) * time.Second},
+	if rec.Schedule != nil || rec.Retention != nil || len(rec.Sets) == 0 || rec.Sets[0].Name != "" {
+		return Policy{}, fmt.Errorf("%w: a version 2 record holds its rules in sets, the default's first", ErrPolicy)
 	}
-	for _, s := range rec.Schedule.At {
-		t, err := ParseTimeOfDay(s)
-		if err != nil {
+	def := rec.Sets[0]
+	if len(def.Paths) > 0 || len(def.FilesFrom) > 0 || def.Selection != nil {
+		return Policy{}, fmt.Errorf("%w: the default rules name paths or a selection", ErrPolicy)
+	}
+	if p.Schedule, p.Retention, err = rules(def.Schedule, def.Retention); err != nil {
+		return Policy{}, err
+	}
+	for _, sr := range rec.Sets[1:] {
+		sp := SetPolicy{Name: sr.Name, Paths: nonEmpty(sr.Paths), FilesFrom: nonEmpty(sr.FilesFrom)}
+		if sel := sr.Selection; sel != nil {
+			sp.Selection = selection.Spec{Exclude: nonEmpty(sel.Exclude), IExclude: nonEmpty(sel.IExclude), ExcludeCaches: sel.ExcludeCaches,
+				ExcludeIfPresent: nonEmpty(sel.ExcludeIfPresent), LargerThan: sel.LargerThan, OneFileSystem: sel.OneFileSystem, IncludeFS: nonEmpty(sel.IncludeFS)}
+		}
+		if sp.Schedule, sp.Retention, err = rules(sr.Schedule, sr.Retention); err != nil {
 			return Policy{}, err
 		}
-		p.Schedule.At = append(p.Schedule.At, t)
+		p.Sets = append(p.Sets, sp)
 	}
 	return p, nil
+}
+
+// nonEmpty returns s, nil when empty: a record's "paths": [] is no paths.
+func nonEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // ErrElsewhere reports a signed record that names another vault, machine

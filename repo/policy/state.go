@@ -140,10 +140,10 @@ func (s *State) decide(loc *time.Location) {
 			byOwner[id] = append(byOwner[id], r)
 		}
 	}
-	// A tombstone holds for a point when the current policy, applied at
-	// the tombstone's time to the points there were then, forgets the
-	// point too.
-	check := retention.NewChecker(retentionPoints(s.points), s.Policy.Retention, loc)
+	// A tombstone holds for a point when the current policy (the rules of
+	// the point's set), applied at the tombstone's time to the points
+	// there were then, forgets the point too.
+	check := retention.NewCheckerEach(retentionPoints(s.points), s.Policy.RetentionOf, loc)
 	index := make(map[keys.ID]int, len(s.points))
 	for i, p := range s.points {
 		index[p.ID] = i
@@ -230,36 +230,66 @@ type Planned struct {
 	Reasons []string
 }
 
-// Plan applies r (with buckets in loc) at now to the live points, oldest
-// first, as ApplyRetention would: to each backup set's points apart
-// (repo.Point.Set), forgotten points do not count, and undeleted ones are
-// kept whatever r says.
-func (s *State) Plan(r retention.Retention, loc *time.Location, now time.Time) []Planned {
+// Plan applies pol's retention at now to the live points, oldest first,
+// as ApplyRetention would: to each backup set's points apart
+// (repo.Point.Set), each set under its own rules (Policy.RetentionOf),
+// forgotten points do not count, and undeleted ones are kept whatever the
+// rules say.
+func (s *State) Plan(pol Policy, now time.Time) ([]Planned, error) {
+	loc, err := pol.Location()
+	if err != nil {
+		return nil, err
+	}
 	live := s.Live()
 	out := make([]Planned, len(live))
-	for i, d := range retention.Apply(retentionPoints(live), r, loc, now) {
+	for i, d := range retention.ApplyEach(retentionPoints(live), pol.RetentionOf, loc, now) {
 		out[i] = Planned{Point: live[i], Keep: d.Keep, Reasons: d.Reasons}
 		if !d.Keep && s.status[live[i].ID].Undeleted {
 			out[i] = Planned{Point: live[i], Keep: true, Reasons: []string{"undeleted"}}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // Expired returns the live points that the machine's policy forgets at now,
 // oldest first: what ApplyRetention would forget.
 func (s *State) Expired(now time.Time) []*repo.Point {
-	loc, err := s.Policy.Location()
+	plan, err := s.Plan(s.Policy, now)
 	if err != nil {
 		return nil // Load refused such a policy
 	}
 	var out []*repo.Point
-	for _, p := range s.Plan(s.Policy.Retention, loc, now) {
+	for _, p := range plan {
 		if !p.Keep {
 			out = append(out, p.Point)
 		}
 	}
 	return out
+}
+
+// Compare returns what next, replacing the machine's policy, would forget
+// at now among the live points, oldest first: newly, the points the
+// current policy keeps (for which the change needs the security PIN), and
+// already, those it forgets too.
+func (s *State) Compare(next Policy, now time.Time) (newly, already []*repo.Point, err error) {
+	cur, err := s.Plan(s.Policy, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := s.Plan(next, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, p := range plan {
+		switch {
+		case p.Keep:
+		case cur[i].Keep:
+			newly = append(newly, p.Point)
+		default:
+			already = append(already, p.Point)
+		}
+	}
+	return newly, already, nil
 }
 
 // ApplyRetention applies machine m's policy at now: it forgets the live

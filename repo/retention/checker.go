@@ -15,7 +15,6 @@ import (
 // this, and a history of thousands of points checked against thousands of
 // such claims would cost Apply's O(n) each time; a query costs O(log n).
 type Checker struct {
-	r     Retention
 	sets  []*setChecker
 	where []setIndex // where[i]: point i's set and its index there
 }
@@ -37,14 +36,20 @@ type setChecker struct {
 
 // NewChecker prepares queries about points under r, with periods in loc.
 func NewChecker(points []Point, r Retention, loc *time.Location) *Checker {
-	c := &Checker{r: r, where: make([]setIndex, len(points))}
+	return NewCheckerEach(points, func(string) Retention { return r }, loc)
+}
+
+// NewCheckerEach is NewChecker with a Retention of each set's own:
+// rules(set) for the points of set.
+func NewCheckerEach(points []Point, rules func(set string) Retention, loc *time.Location) *Checker {
+	c := &Checker{where: make([]setIndex, len(points))}
 	for _, set := range bySet(points) {
 		members := make([]Point, len(set))
 		for j, i := range set {
 			members[j] = points[i]
 			c.where[i] = setIndex{len(c.sets), j}
 		}
-		c.sets = append(c.sets, newSetChecker(members, r, loc))
+		c.sets = append(c.sets, newSetChecker(members, rules(members[0].Set), loc))
 	}
 	return c
 }
@@ -55,9 +60,6 @@ func NewChecker(points []Point, r Retention, loc *time.Location) *Checker {
 // decides for it. A point later than at did not exist then, and is not
 // forgotten.
 func (c *Checker) Forgets(i int, at time.Time) bool {
-	if c.r.Empty() {
-		return false
-	}
 	w := c.where[i]
 	return c.sets[w.set].forgets(w.i, at)
 }
@@ -98,6 +100,9 @@ func newSetChecker(points []Point, r Retention, loc *time.Location) *setChecker 
 
 // forgets is Checker.Forgets of point i of the set.
 func (c *setChecker) forgets(i int, at time.Time) bool {
+	if c.r.Empty() {
+		return false
+	}
 	k := c.pos[i]
 	if c.times[k].After(at) {
 		return false

@@ -177,14 +177,21 @@ type Decision struct {
 // KeepWithin: r applies to the points of each set apart, as if each set
 // were all there is. The result is in the order of points.
 func Apply(points []Point, r Retention, loc *time.Location, now time.Time) []Decision {
+	return ApplyEach(points, func(string) Retention { return r }, loc, now)
+}
+
+// ApplyEach is Apply with a Retention of each set's own: rules(set)
+// decides for the points of set.
+func ApplyEach(points []Point, rules func(set string) Retention, loc *time.Location, now time.Time) []Decision {
 	out := make([]Decision, len(points))
-	if r.Empty() {
-		for i := range out {
-			out[i] = Decision{Keep: true, Reasons: []string{"everything"}}
-		}
-		return out
-	}
 	for _, set := range bySet(points) {
+		r := rules(points[set[0]].Set)
+		if r.Empty() {
+			for _, i := range set {
+				out[i] = Decision{Keep: true, Reasons: []string{"everything"}}
+			}
+			continue
+		}
 		applySet(points, set, r, loc, now, out)
 	}
 	return out

@@ -253,13 +253,29 @@ func (ps *Patterns) Add(text string, fold bool) error {
 	return nil
 }
 
-// AddFile appends the patterns of an exclude file, as restic reads one:
-// one pattern a line, surrounding white space trimmed, blank lines and
-// lines starting with "#" skipped, environment variables expanded ($HOME,
-// ${HOME}; "$$" for a literal "$"). name is for messages.
+// AddFile appends the patterns of an exclude file (see ReadPatternFile).
 func (ps *Patterns) AddFile(r io.Reader, name string, fold bool) error {
+	texts, err := ReadPatternFile(r, name)
+	if err != nil {
+		return err
+	}
+	for _, text := range texts {
+		if err := ps.Add(text, fold); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ReadPatternFile returns the patterns of an exclude file, as restic reads
+// one: one pattern a line, surrounding white space trimmed, blank lines
+// and lines starting with "#" skipped, environment variables expanded
+// ($HOME, ${HOME}; "$$" for a literal "$"). A pattern that does not parse
+// is an error naming its line; name is for messages.
+func ReadPatternFile(r io.Reader, name string) ([]string, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	var texts []string
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -271,14 +287,15 @@ func (ps *Patterns) AddFile(r io.Reader, name string, fold bool) error {
 			}
 			return os.Getenv(v)
 		})
-		if err := ps.Add(line, fold); err != nil {
-			return fmt.Errorf("%s line %d: %w", name, n, err)
+		if _, err := ParsePattern(line, false); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", name, n, err)
 		}
+		texts = append(texts, line)
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	return nil
+	return texts, nil
 }
 
 // ExcludedPath is Excluded for an absolute, clean path. Without
