@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // ErrLocked reports a lock another process (or another open of the file)
 // holds.
-var ErrLocked = errors.New("locked")
+var ErrLocked = errkind.New(errkind.Busy, "locked")
 
 // Holder says who holds a lock: written into the lock file by the holder,
 // for the messages and 'azfs status' of others.

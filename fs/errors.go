@@ -5,36 +5,39 @@ import (
 	"errors"
 	"syscall"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/tree"
 )
 
 // errChunkSize reports a chunk whose length differs from its extent's.
-var errChunkSize = errors.New("chunk length does not match its extent")
+var errChunkSize = errkind.New(errkind.Damaged, "chunk length does not match its extent")
+
+// errnos is the one table from an error's kind to the errno a file system
+// request returns when loading its parts or chunks failed. Every kind it
+// does not name, damaged data and unreachable storage alike, is EIO: to a
+// reader of a recovery point, a part that cannot be had is an I/O error, not
+// a missing or forbidden file.
+var errnos = map[errkind.Kind]syscall.Errno{
+	errkind.Canceled: syscall.EINTR,
+	errkind.Timeout:  syscall.ETIMEDOUT,
+}
 
 // errno maps an error from loading parts or chunks to the errno a file
-// system request returns. It is the one table of that mapping.
+// system request returns, by its kind (errnos).
 func errno(err error) syscall.Errno {
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
-	case errors.Is(err, context.DeadlineExceeded):
-		return syscall.ETIMEDOUT
-	default:
-		// Damaged data (keys.ErrAuth, repo.ErrDamaged, tree.ErrFormat, errChunkSize,
-		// errBadRoot) and every other Source failure.
-		return syscall.EIO
 	}
+	if e, ok := errnos[errkind.Of(err)]; ok {
+		return e
+	}
+	return syscall.EIO
 }
 
 // isDamage reports whether err means stored data is damaged rather than
-// unreachable.
+// unreachable: whether it is of kind errkind.Damaged.
 func isDamage(err error) bool {
-	return errors.Is(err, keys.ErrAuth) || errors.Is(err, repo.ErrDamaged) || errors.Is(err, tree.ErrFormat) ||
-		errors.Is(err, errChunkSize) || errors.Is(err, errBadRoot)
+	return errors.Is(err, errkind.Damaged)
 }
 
 // fail logs err, the failure to load object id (a chunk or a tree part) for

@@ -13,7 +13,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
 	"github.com/azfs/azfs/cache/lru"
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -72,7 +72,7 @@ const (
 
 // errBadRoot reports a point whose root part is not a single directory
 // named "root".
-var errBadRoot = errors.New("malformed point root")
+var errBadRoot = errkind.New(errkind.Damaged, "malformed point root")
 
 // vault is what all nodes of one mount share.
 type vault struct {

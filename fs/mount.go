@@ -16,13 +16,14 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/internal/mountinfo"
 )
 
 var (
 	// ErrMountpoint is wrapped by the errors about an unusable mountpoint;
 	// it is the first word of their messages.
-	ErrMountpoint = errors.New("mountpoint")
+	ErrMountpoint = errkind.New(errkind.Invalid, "mountpoint")
 	// ErrNoFUSE is wrapped by the error returned when the kernel offers
 	// no FUSE device.
 	ErrNoFUSE = errors.New("FUSE is not available on this machine")

@@ -18,7 +18,11 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -623,7 +627,21 @@ func TestPartCacheMergesLoads(t *testing.T) {
 	}
 }
 
+// TestErrno pins the table from error kind to errno: a caller giving up is
+// EINTR, a deadline ETIMEDOUT, every other kind EIO.
 func TestErrno(t *testing.T) {
+	for k := errkind.Other; k <= errkind.Timeout; k++ {
+		want := syscall.EIO
+		switch k {
+		case errkind.Canceled:
+			want = syscall.EINTR
+		case errkind.Timeout:
+			want = syscall.ETIMEDOUT
+		}
+		if got := errno(fmt.Errorf("load: %w", errkind.New(k, "x"))); got != want {
+			t.Errorf("kind %v: errno %v, want %v", k, got, want)
+		}
+	}
 	for _, tc := range []struct {
 		err   error
 		errno syscall.Errno
@@ -637,6 +655,22 @@ func TestErrno(t *testing.T) {
 	} {
 		if got := errno(tc.err); got != tc.errno {
 			t.Errorf("errno(%v) = %v, want %v", tc.err, got, tc.errno)
+		}
+	}
+}
+
+// TestIsDamage: what the mount logs once per object as damage is every
+// error of kind Damaged, from whichever package, and not an unreachable
+// storage or a missing object.
+func TestIsDamage(t *testing.T) {
+	for _, err := range []error{keys.ErrAuth, keys.ErrOtherKey, repo.ErrDamaged, tree.ErrFormat, errChunkSize, errBadRoot, pack.ErrFormat} {
+		if !isDamage(fmt.Errorf("chunk x: %w", err)) {
+			t.Errorf("isDamage(%v) = false", err)
+		}
+	}
+	for _, err := range []error{errUnreachable, storage.ErrNotFound, context.Canceled, storage.ErrPermission} {
+		if isDamage(fmt.Errorf("chunk x: %w", err)) {
+			t.Errorf("isDamage(%v) = true", err)
 		}
 	}
 }

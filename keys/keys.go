@@ -10,10 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // Secret is 32 bytes of key material. It never prints its bytes.
@@ -146,7 +147,7 @@ func (ks *KeySet) Epoch(certID string) *KeySet {
 func NewSecret() (Secret, error) { return randomSecret() }
 
 // ErrKeySet reports key material that does not decode.
-var ErrKeySet = errors.New("malformed key set")
+var ErrKeySet = errkind.New(errkind.Damaged, "malformed key set")
 
 // ParseKeySet decodes a key set serialized by Marshal.
 func ParseKeySet(b []byte) (*KeySet, error) {

@@ -7,10 +7,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // OwnerKeys are the vault owner's secrets: a signing key that vouches for
@@ -35,7 +36,7 @@ type OwnerPublic struct {
 }
 
 // ErrOwnerKeys reports owner key material that does not decode.
-var ErrOwnerKeys = errors.New("malformed owner keys")
+var ErrOwnerKeys = errkind.New(errkind.Damaged, "malformed owner keys")
 
 // NewOwnerKeys returns fresh owner keys for the vault vaultID.
 func NewOwnerKeys(vaultID string) (*OwnerKeys, error) {
@@ -90,7 +91,7 @@ func (ok *OwnerKeys) Sign(context string, msg []byte) []byte {
 }
 
 // ErrSignature reports a record the owner did not sign.
-var ErrSignature = errors.New("not signed by the vault's owner")
+var ErrSignature = errkind.New(errkind.Damaged, "not signed by the vault's owner")
 
 // Verify checks a signature made by Sign.
 func (p OwnerPublic) Verify(context string, msg, sig []byte) error {

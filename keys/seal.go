@@ -3,11 +3,12 @@ package keys
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // Kind is the kind of a sealed object. It is bound into the object's
@@ -62,7 +63,7 @@ const headerLen = 1 + 8 + 32
 
 // ErrAuth reports a sealed object that failed authentication: it was damaged,
 // forged, or is not the object it is claimed to be.
-var ErrAuth = errors.New("authentication failed")
+var ErrAuth = errkind.New(errkind.Damaged, "authentication failed")
 
 // ErrOtherKey reports an object sealed under a key the opener does not
 // hold (a certificate-mode session it cannot unwrap, say). It wraps ErrAuth.

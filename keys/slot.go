@@ -5,12 +5,13 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // Passphrase is a secret a person types or keeps in a file. It never prints.
@@ -29,7 +30,7 @@ func (Passphrase) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted
 const MinPassphraseLen = 16
 
 // ErrShortPassphrase reports a passphrase under MinPassphraseLen characters.
-var ErrShortPassphrase = fmt.Errorf("passphrase must be at least %d characters", MinPassphraseLen)
+var ErrShortPassphrase = errkind.New(errkind.Invalid, fmt.Sprintf("passphrase must be at least %d characters", MinPassphraseLen))
 
 // Check refuses passphrases that are too short.
 func (p Passphrase) Check() error {
@@ -93,10 +94,10 @@ type Slot struct {
 }
 
 // ErrWrongPassphrase reports a passphrase that opens no key slot.
-var ErrWrongPassphrase = errors.New("wrong passphrase")
+var ErrWrongPassphrase = errkind.New(errkind.Permission, "wrong passphrase")
 
 // ErrSlot reports a key slot that does not decode.
-var ErrSlot = errors.New("malformed key slot")
+var ErrSlot = errkind.New(errkind.Damaged, "malformed key slot")
 
 // NewPassphraseSlot wraps ks under pass. slotID names the slot in the vault and
 // is bound into its authentication together with the vault ID.

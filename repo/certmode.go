@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -70,7 +71,7 @@ func shortID(id string) string { return id[:min(16, len(id))] }
 const maxCertObject = 64 << 10
 
 // ErrNoCertificate reports a vault that is not in certificate mode.
-var ErrNoCertificate = errors.New("the vault has no certificate")
+var ErrNoCertificate = errkind.New(errkind.NotFound, "the vault has no certificate")
 
 // Certificates returns the vault root's certificates, oldest first.
 // Objects that do not decode are skipped; callers verify signatures.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
@@ -78,7 +79,7 @@ func (p *Point) Set() string {
 }
 
 // ErrSetName reports a backup set name that is not valid.
-var ErrSetName = errors.New("invalid backup set name")
+var ErrSetName = errkind.New(errkind.Invalid, "invalid backup set name")
 
 // CheckSetName accepts a backup set name of 1 to 64 letters, digits, '.',
 // '_' and '-' that starts with a letter or digit.
@@ -236,7 +237,7 @@ func (v *Vault) loadCached(ctx context.Context, c ObjectCache, key, name string,
 }
 
 // ErrUnknownPoint reports a point selector that matches nothing.
-var ErrUnknownPoint = errors.New("no such recovery point")
+var ErrUnknownPoint = errkind.New(errkind.NotFound, "no such recovery point")
 
 // SelectPoint picks a point from points (oldest first) by a selector:
 // "latest"; a date "2006-01-02" (the last point of that day); a time

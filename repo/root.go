@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -25,11 +26,11 @@ const (
 
 // Errors of machine registration and owner operations.
 var (
-	ErrMachineExists  = errors.New("a machine of that name is already registered")
-	ErrNoMachine      = errors.New("no such machine in the vault")
-	ErrMachineName    = errors.New("invalid machine name")
+	ErrMachineExists  = errkind.New(errkind.Exists, "a machine of that name is already registered")
+	ErrNoMachine      = errkind.New(errkind.NotFound, "no such machine in the vault")
+	ErrMachineName    = errkind.New(errkind.Invalid, "invalid machine name")
 	ErrNotOwnerVault  = errors.New("the vault has no owner (made by an older azfs)")
-	ErrOwnerMismatch  = errors.New("the vault's owner keys do not match")
+	ErrOwnerMismatch  = errkind.New(errkind.Permission, "the vault's owner keys do not match")
 	machineNameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
 
@@ -110,7 +111,7 @@ func OwnerSlots(ctx context.Context, st storage.Storage) ([]string, error) {
 }
 
 // ErrLastSlot refuses to remove the only key slot.
-var ErrLastSlot = errors.New("refusing to remove the last owner key slot: add another first")
+var ErrLastSlot = errkind.New(errkind.Invalid, "refusing to remove the last owner key slot: add another first")
 
 // RemoveOwnerSlot deletes owner key slot id, unless it is the last one.
 func RemoveOwnerSlot(ctx context.Context, st storage.Storage, id string) error {

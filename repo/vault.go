@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/index"
@@ -60,10 +61,10 @@ type Config struct {
 
 // Errors that commands report to users.
 var (
-	ErrNoVault      = errors.New("no vault here")
-	ErrForeignVault = errors.New("the keys belong to another vault")
-	ErrVaultExists  = errors.New("a vault already exists here")
-	ErrDamaged      = errors.New("damaged vault data")
+	ErrNoVault      = errkind.New(errkind.NotFound, "no vault here")
+	ErrForeignVault = errkind.New(errkind.Permission, "the keys belong to another vault")
+	ErrVaultExists  = errkind.New(errkind.Exists, "a vault already exists here")
+	ErrDamaged      = errkind.New(errkind.Damaged, "damaged vault data")
 )
 
 // Vault is an open vault with its keys.
@@ -414,7 +415,7 @@ func isIndexKind(kind keys.Kind) bool {
 
 // ErrWriteOnly reports content a write-only (certificate-mode) machine
 // cannot read, or a write before its backup session started.
-var ErrWriteOnly = errors.New("this machine holds only the vault's certificate: it can back up but not read points (recovery needs the certificate's private key)")
+var ErrWriteOnly = errkind.New(errkind.Permission, "this machine holds only the vault's certificate: it can back up but not read points (recovery needs the certificate's private key)")
 
 // sealerFor returns the sealer that seals new objects of kind.
 func (v *Vault) sealerFor(kind keys.Kind) (*keys.Sealer, error) {

@@ -50,10 +50,12 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/sys/unix"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // ErrLocked reports a cache directory in use by another process.
-var ErrLocked = errors.New("the cache directory is in use by another process")
+var ErrLocked = errkind.New(errkind.Busy, "the cache directory is in use by another process")
 
 // File names in the directory that are not objects. Keys never begin with
 // a dot.

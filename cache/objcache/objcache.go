@@ -16,11 +16,12 @@ package objcache
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // magic starts every cache file; a file without it is ignored.
@@ -120,7 +121,7 @@ func Encode(m map[string][]byte) []byte {
 }
 
 // ErrFormat reports a cache file that does not decode.
-var ErrFormat = errors.New("not an object cache file")
+var ErrFormat = errkind.New(errkind.Damaged, "not an object cache file")
 
 // Decode parses what Encode wrote. On damage it returns the entries before
 // it and an error wrapping ErrFormat.

@@ -24,6 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 var (
@@ -31,9 +33,9 @@ var (
 	// type other than RSA or ECDSA, an RSA key under 2048 bits, a curve other
 	// than P-256, P-384 or P-521, an encrypted PEM key, or a .pfx in an
 	// encryption scheme the PKCS #12 reader does not implement.
-	ErrUnsupported = errors.New("unsupported")
+	ErrUnsupported = errkind.New(errkind.Invalid, "unsupported")
 	// ErrNoKey reports input that holds no private key.
-	ErrNoKey = errors.New("no private key found")
+	ErrNoKey = errkind.New(errkind.Invalid, "no private key found")
 )
 
 const minRSABits = 2048

@@ -33,9 +33,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
@@ -69,12 +69,12 @@ func (a Access) known() bool { return a == AccessBackup || a == AccessRestore }
 // Errors that commands report to users; the wrapping error says what
 // exactly happened and what to do.
 var (
-	ErrMalformed = errors.New("malformed vault credentials file")
-	ErrExpired   = errors.New("vault credentials expired")
-	ErrRevoked   = errors.New("vault credentials revoked")
-	ErrForeign   = errors.New("vault credentials were not issued for this vault")
-	ErrAccess    = errors.New("vault credentials do not allow this")
-	ErrPIN       = errors.New("security PIN refused")
+	ErrMalformed = errkind.New(errkind.Invalid, "malformed vault credentials file")
+	ErrExpired   = errkind.New(errkind.Permission, "vault credentials expired")
+	ErrRevoked   = errkind.New(errkind.Permission, "vault credentials revoked")
+	ErrForeign   = errkind.New(errkind.Permission, "vault credentials were not issued for this vault")
+	ErrAccess    = errkind.New(errkind.Permission, "vault credentials do not allow this")
+	ErrPIN       = errkind.New(errkind.Permission, "security PIN refused")
 )
 
 // Signature contexts: a signature for one kind of record is never valid

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/cache/filecache"
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/chunker"
@@ -89,7 +90,7 @@ type Options struct {
 
 // ErrVerifyWriteOnly reports VerifyReused on a machine that cannot read
 // what it stores.
-var ErrVerifyWriteOnly = errors.New("verifying reused data needs keys that read it: this machine holds only the vault's certificate")
+var ErrVerifyWriteOnly = errkind.New(errkind.Permission, "verifying reused data needs keys that read it: this machine holds only the vault's certificate")
 
 // Progress counts a run's work; read it from another goroutine.
 type Progress struct {
@@ -103,7 +104,7 @@ type Progress struct {
 
 // ErrPartial is returned (wrapped) with a committed point when some files
 // could not be read, or kept changing while they were read.
-var ErrPartial = errors.New("backup is partial")
+var ErrPartial = errkind.New(errkind.Partial, "backup is partial")
 
 // future is a node whose backup may still be in progress.
 type future struct {

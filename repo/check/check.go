@@ -140,8 +140,11 @@ type Result struct {
 	Problems    []Problem
 }
 
-// ErrDamaged is returned when the check found problems.
-var ErrDamaged = errors.New("the vault is damaged")
+// ErrDamaged is returned when the check found problems. It wraps
+// repo.ErrDamaged, the one sentinel of damaged vault data: check's own so
+// that a caller can tell a check that ran to its end and found problems from
+// one that failed.
+var ErrDamaged = fmt.Errorf("check found %w", repo.ErrDamaged)
 
 type checker struct {
 	v    *repo.Vault

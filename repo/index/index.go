@@ -6,11 +6,11 @@ package index
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/pack"
 )
@@ -316,7 +316,7 @@ type File struct {
 const fileMagic = "AZX1"
 
 // ErrFormat reports index bytes that do not decode.
-var ErrFormat = errors.New("malformed index")
+var ErrFormat = errkind.New(errkind.Damaged, "malformed index")
 
 // Encode returns the encoding of f.
 func (f *File) Encode() []byte {

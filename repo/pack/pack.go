@@ -15,9 +15,9 @@ package pack
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/zeebo/blake3"
 )
@@ -42,7 +42,7 @@ type Entry struct {
 }
 
 // ErrFormat reports pack bytes that do not parse.
-var ErrFormat = errors.New("malformed pack")
+var ErrFormat = errkind.New(errkind.Damaged, "malformed pack")
 
 // Writer accumulates sealed blobs into one pack in memory.
 type Writer struct {

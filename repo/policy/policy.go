@@ -70,6 +70,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
@@ -167,7 +168,7 @@ func Default(machine string) Policy {
 func (p Policy) IsDefault() bool { return p.Seq == 0 }
 
 // ErrPolicy reports a policy that is not valid.
-var ErrPolicy = errors.New("invalid policy")
+var ErrPolicy = errkind.New(errkind.Invalid, "invalid policy")
 
 // Validate checks the time zone, the default schedule and retention, and
 // each set's entry; set names must differ.
@@ -464,7 +465,7 @@ func nonEmpty(s []string) []string {
 // ErrElsewhere reports a signed record that names another vault, machine
 // or number than where it is stored: one the owner signed for there,
 // copied here. Readers skip it.
-var ErrElsewhere = errors.New("record signed for another place")
+var ErrElsewhere = errkind.New(errkind.Damaged, "record signed for another place")
 
 // DecodePolicy parses the body of a policy record (its signature checked
 // by the caller) of machine in the vault vaultID, stored under seq. A body

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
@@ -53,7 +54,7 @@ type ownerRecordBody struct {
 }
 
 // ErrRecord reports an owner record or a tombstone that does not decode.
-var ErrRecord = errors.New("malformed record")
+var ErrRecord = errkind.New(errkind.Damaged, "malformed record")
 
 // DecodeOwnerRecord parses the body of an owner record (its signature
 // checked by the caller) of machine in the vault vaultID, stored as

@@ -1,14 +1,15 @@
 package prune
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // ErrBackupRunning reports a backup of the machine running on this host:
 // a prune refuses to run beside it, whatever its options.
-var ErrBackupRunning = errors.New("a backup of the machine is running on this host")
+var ErrBackupRunning = errkind.New(errkind.Busy, "a backup of the machine is running on this host")
 
 // HostBackups is this host's lock of the machine's backups, which every
 // backup of the machine on this host holds while it runs (package agent's

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -23,7 +24,7 @@ const (
 )
 
 // ErrLocked reports another prune of the same machine running.
-var ErrLocked = errors.New("another prune of this machine is running")
+var ErrLocked = errkind.New(errkind.Busy, "another prune of this machine is running")
 
 type lockBody struct {
 	Host string    `json:"host"`

@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 )
 
@@ -65,7 +65,7 @@ func (m *Mark) Due(listed time.Time, margin time.Duration) bool {
 }
 
 // ErrFormat reports a mark or keep object that does not decode.
-var ErrFormat = errors.New("malformed prune object")
+var ErrFormat = errkind.New(errkind.Damaged, "malformed prune object")
 
 const (
 	markMagic = "AZM1"

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
@@ -71,7 +72,7 @@ type Moved struct {
 }
 
 // ErrPruneRunning refuses a repair that would race a prune of the area.
-var ErrPruneRunning = errors.New("a prune of this machine is running (prune/lock is fresh): run repair when it has ended")
+var ErrPruneRunning = errkind.New(errkind.Busy, "a prune of this machine is running (prune/lock is fresh): run repair when it has ended")
 
 // pruneLock is the name of a running prune's lock in an area (package
 // repo/prune), and pruneLockStale the age after which a prune takes it
@@ -124,7 +125,7 @@ func Machine(ctx context.Context, st storage.Storage, root repo.Config, name str
 
 // ErrWriteOnlySlot refuses a new key slot for a machine in certificate
 // mode, whose escrow holds only the write-only keys of its registration.
-var ErrWriteOnlySlot = errors.New("the machine is in certificate mode: its escrow holds write-only keys, and its points open with the certificate's private key, not a passphrase")
+var ErrWriteOnlySlot = errkind.New(errkind.Permission, "the machine is in certificate mode: its escrow holds write-only keys, and its points open with the certificate's private key, not a passphrase")
 
 // Area repairs the area v of machine name, opened with keys that read its
 // index (the owner's escrow): index first, then junk, then the check.

@@ -1,11 +1,12 @@
 package retention
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // Units of ParseDuration beyond Go's. They are fixed lengths, not calendar
@@ -18,7 +19,7 @@ const (
 )
 
 // ErrDuration reports a duration that does not parse.
-var ErrDuration = errors.New("invalid duration")
+var ErrDuration = errkind.New(errkind.Invalid, "invalid duration")
 
 // ParseDuration parses a duration such as "14d", "2w", "1y", "36h" or
 // "1y2w3d": a sequence of non-negative integers each followed by a unit,

@@ -7,7 +7,6 @@ package selection
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // Pattern is one exclude pattern, as restic reads it:
@@ -116,7 +117,7 @@ func (p part) matches(name string) bool {
 }
 
 // ErrBadPattern reports a pattern that cannot be read.
-var ErrBadPattern = errors.New("bad exclude pattern")
+var ErrBadPattern = errkind.New(errkind.Invalid, "bad exclude pattern")
 
 // ParsePattern reads one pattern; fold makes it case-insensitive (restic's
 // --iexclude). The empty pattern, "/", and "!" alone are refused: they

@@ -46,10 +46,11 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"strings"
 	"time"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // Storage is a store of immutable named objects.
@@ -106,10 +107,10 @@ type Info struct {
 
 // Sentinel errors. Backends wrap them in *[Error]; test with [errors.Is].
 var (
-	ErrNotFound    = errors.New("object not found")
-	ErrExists      = errors.New("object already exists")
-	ErrRange       = errors.New("offset beyond end of object")
-	ErrInvalidName = errors.New("invalid object name")
+	ErrNotFound    = errkind.New(errkind.NotFound, "object not found")
+	ErrExists      = errkind.New(errkind.Exists, "object already exists")
+	ErrRange       = errkind.New(errkind.Invalid, "offset beyond end of object")
+	ErrInvalidName = errkind.New(errkind.Invalid, "invalid object name")
 	// ErrPermission reports an operation the storage refused to the
 	// credentials in use: a SAS token that does not allow it, or that
 	// expired or was revoked. It is fs.ErrPermission, so that a

@@ -11,12 +11,12 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 )
 
@@ -256,7 +256,7 @@ const (
 )
 
 // ErrFormat reports tree bytes that do not decode.
-var ErrFormat = errors.New("malformed tree")
+var ErrFormat = errkind.New(errkind.Damaged, "malformed tree")
 
 // Encode appends the encoding of p to dst. Nodes must be sorted by name with
 // no duplicates.

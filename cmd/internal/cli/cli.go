@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"golang.org/x/term"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/azblob"
@@ -32,22 +33,31 @@ const (
 	ExitPartial = 3 // a backup committed a point but skipped some files
 )
 
-// UsageError is a problem with the command line.
+// exitCodes is the one table from an error's kind to the exit code; every
+// kind it does not name exits with ExitError.
+var exitCodes = map[errkind.Kind]int{
+	errkind.Usage:   ExitUsage,
+	errkind.Partial: ExitPartial,
+}
+
+// UsageError is a problem with the command line. Its kind is errkind.Usage.
 type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
+// Kind is errkind.Usage.
+func (e *UsageError) Kind() errkind.Kind { return errkind.Usage }
+
 // Usagef returns a UsageError.
 func Usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
 
-// ExitCode maps an error to the process exit code.
+// ExitCode maps an error to the process exit code by its kind (exitCodes).
 func ExitCode(err error) int {
-	var ue *UsageError
-	switch {
-	case err == nil:
+	if err == nil {
 		return ExitOK
-	case errors.As(err, &ue):
-		return ExitUsage
+	}
+	if code, ok := exitCodes[errkind.Of(err)]; ok {
+		return code
 	}
 	return ExitError
 }

@@ -58,6 +58,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -221,7 +222,7 @@ type Auth struct {
 }
 
 // ErrNoCredential reports an [Auth] with no field set.
-var ErrNoCredential = errors.New("no credential: give a connection string, a SAS token or a token credential")
+var ErrNoCredential = errkind.New(errkind.Permission, "no credential: give a connection string, a SAS token or a token credential")
 
 // Store is a vault stored in an Azure Blob Storage container.
 type Store struct {

@@ -46,6 +46,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -89,7 +90,7 @@ const MaxPolicies = 5
 
 // Errors of GrantSAS.
 var (
-	ErrNoAccountKey    = errors.New("minting a SAS token needs the storage account key: authenticate with a connection string that holds AccountKey")
+	ErrNoAccountKey    = errkind.New(errkind.Permission, "minting a SAS token needs the storage account key: authenticate with a connection string that holds AccountKey")
 	ErrTooManyPolicies = fmt.Errorf("the container already has %d stored access policies, the most Azure allows: remove one that azfs does not own, or revoke credentials", MaxPolicies)
 )
 
