@@ -18,6 +18,7 @@ func FuzzDecodePoint(f *testing.F) {
 	for _, p := range []*repo.Point{
 		{Version: 1, Machine: "m", Hostname: "h", Time: time.Date(2024, 5, 1, 9, 0, 0, 123, time.UTC), Paths: []string{"/home"}, Root: keys.ID{1}},
 		{Version: 1, Machine: "m", Time: time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC), Paths: []string{"/var", "/etc"}, SetName: "db", Root: keys.ID{4}},
+		{Version: 1, Machine: "m", Time: time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC), Paths: []string{"/db.sql"}, SetName: "db.sql", Tags: []string{"daily", "env=prod"}, Root: keys.ID{5}},
 		{Version: 1, Machine: "m\u00e9", Time: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), Root: keys.ID{2}, Partial: true,
 			Stats: repo.PointStats{Files: 1, Dirs: 2, Others: 3, FilesNew: 4, FilesChanged: 5, FilesUnchanged: 6, Errors: 7, Bytes: 8, BytesRead: 9, BytesStored: 10, Xattrs: 11, Duration: time.Hour}},
 		{Version: 1, Time: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -12*3600)), Root: keys.ID{3}, Paths: []string{}},

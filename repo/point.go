@@ -30,6 +30,10 @@ type Point struct {
 	// SetName names the backup set the point belongs to ('azfs backup
 	// --set NAME'); empty for a point of the set of its paths (see Set).
 	SetName string `json:"set,omitempty"`
+	// Tags are the labels given at backup ('azfs backup --tag T'), sorted,
+	// each once (NormalizeTags); nil for a point without (every point made
+	// before tags existed).
+	Tags []string `json:"tags,omitempty"`
 	// Root is a tree part holding one directory node named "root" whose
 	// listing is the point's top level.
 	Root    keys.ID    `json:"root"`
@@ -84,16 +88,32 @@ var ErrSetName = errkind.New(errkind.Invalid, "invalid backup set name")
 // CheckSetName accepts a backup set name of 1 to 64 letters, digits, '.',
 // '_' and '-' that starts with a letter or digit.
 func CheckSetName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("%w %q: use 1 to 64 letters, digits, '.', '_' and '-'", ErrSetName, name)
+	return checkLabel(ErrSetName, name, "._-")
+}
+
+// checkLabel accepts 1 to 64 letters, digits and bytes of punct that start
+// with a letter or digit; it wraps bad in its error otherwise.
+func checkLabel(bad error, label, punct string) error {
+	use := "letters, digits, " + quotedBytes(punct)
+	if label == "" || len(label) > 64 {
+		return fmt.Errorf("%w %q: use 1 to 64 %s", bad, label, use)
 	}
-	for i, c := range []byte(name) {
+	for i, c := range []byte(label) {
 		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return fmt.Errorf("%w %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrSetName, name)
+		if !alnum && (i == 0 || strings.IndexByte(punct, c) < 0) {
+			return fmt.Errorf("%w %q: use %s, starting with a letter or digit", bad, label, use)
 		}
 	}
 	return nil
+}
+
+// quotedBytes lists the bytes of s each in single quotes: "'.', '_' and '-'".
+func quotedBytes(s string) string {
+	q := make([]string, len(s))
+	for i := range len(s) {
+		q[i] = "'" + s[i:i+1] + "'"
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
 // RootName is the name of the single node in a point's root part.

@@ -35,6 +35,7 @@ func TestSavePointPoints(t *testing.T) {
 	}
 	saved[1].Partial = true
 	saved[1].Stats.Errors = 3
+	saved[2].Tags = []string{"daily", "web"}
 	for _, p := range saved {
 		if err := v.SavePoint(ctx, p); err != nil {
 			t.Fatalf("SavePoint: %v", err)
@@ -123,8 +124,9 @@ func TestDecodePoint(t *testing.T) {
 			t.Errorf("%s: DecodePoint = %+v, %v; want ErrDamaged", name, p, err)
 		}
 	}
+	// A point written before tags existed has none.
 	p, err := repo.DecodePoint([]byte(`{"version":1,"time":"2024-05-01T00:00:00+02:00","root":"0100000000000000000000000000000000000000000000000000000000000000","partial":true}`))
-	if err != nil || !p.Partial || p.Root != (keys.ID{1}) || !p.Time.Equal(time.Date(2024, 4, 30, 22, 0, 0, 0, time.UTC)) {
+	if err != nil || !p.Partial || p.Root != (keys.ID{1}) || !p.Time.Equal(time.Date(2024, 4, 30, 22, 0, 0, 0, time.UTC)) || p.Tags != nil {
 		t.Errorf("DecodePoint(valid) = %+v, %v", p, err)
 	}
 }

@@ -42,7 +42,15 @@ import (
 
 // Options configure a backup run.
 type Options struct {
-	Paths    []string // what to back up; made absolute
+	Paths []string // what to back up; made absolute
+	// Stream, instead of Paths, is the one file the point holds, at its
+	// top level: the point's paths are "/" + Stream.Name, and its set is
+	// Stream.Name unless Set names one (so Stream.Name must then be a
+	// valid set name). Exclude, Select, Files and Progress's totals do
+	// not apply.
+	Stream *Stream
+	// Tags label the point (repo.Point.Tags, checked with repo.CheckTag).
+	Tags     []string
 	Machine  string
 	Hostname string
 	// Set names the backup set of the point (repo.Point.SetName, checked
@@ -174,17 +182,16 @@ type backuper struct {
 // entries were skipped; any other error means no point was committed.
 func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) {
 	start := time.Now()
-	paths, err := cleanPaths(opts.Paths)
+	if opts.Stream != nil {
+		defer opts.Stream.Data.Close() // a no-op after streamRoot's
+	}
+	tags, err := repo.NormalizeTags(opts.Tags)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Set != "" {
-		if err := repo.CheckSetName(opts.Set); err != nil {
-			return nil, err
-		}
-	}
 	exclude := newExclusions(opts.Exclude)
-	if err := exclude.refuseAny(paths); err != nil {
+	paths, err := sourcePaths(&opts, exclude)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Workers <= 0 {
@@ -224,7 +231,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	rules := newWalkRules(exclude, opts.Select)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if watched {
+	if watched && opts.Stream == nil {
 		go scan(ctx, paths, rules, opts.Progress)
 	}
 
@@ -259,7 +266,12 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		go func() { defer sealWG.Done(); b.sealer(ctx) }()
 	}
 
-	rootFut := b.virtualRoot(ctx, paths)
+	var rootFut *future
+	if opts.Stream != nil {
+		rootFut = b.streamRoot(ctx, opts.Stream, start)
+	} else {
+		rootFut = b.virtualRoot(ctx, paths)
+	}
 	close(b.files)
 	fileWG.Wait()
 	close(b.seals)
@@ -289,6 +301,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		Time:     start.UTC(),
 		Paths:    paths,
 		SetName:  opts.Set,
+		Tags:     tags,
 		Root:     rootID,
 		Partial:  b.stats.errors.Load() > 0,
 		Stats: repo.PointStats{
@@ -356,6 +369,42 @@ func stopped(ctx context.Context, err error) error {
 		return cause
 	}
 	return err
+}
+
+// sourcePaths returns the point's paths: those of opts.Paths, cleaned,
+// or the stream's. It checks the set name (defaulting a stream's to its
+// name) and refuses paths that are or lie inside exclusions.
+func sourcePaths(opts *Options, exclude exclusions) ([]string, error) {
+	if s := opts.Stream; s != nil {
+		if len(opts.Paths) > 0 {
+			return nil, errors.New("back up either a stream or paths, not both")
+		}
+		if err := CheckStreamName(s.Name); err != nil {
+			return nil, err
+		}
+		if opts.Set == "" {
+			if err := repo.CheckSetName(s.Name); err != nil {
+				return nil, fmt.Errorf("a stream's point is in the set of its file name unless a set is named: %w", err)
+			}
+			opts.Set = s.Name
+		}
+	}
+	if opts.Set != "" {
+		if err := repo.CheckSetName(opts.Set); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Stream != nil {
+		return []string{"/" + opts.Stream.Name}, nil
+	}
+	paths, err := cleanPaths(opts.Paths)
+	if err != nil {
+		return nil, err
+	}
+	if err := exclude.refuseAny(paths); err != nil {
+		return nil, err
+	}
+	return paths, nil
 }
 
 func cleanPaths(in []string) ([]string, error) {
@@ -736,41 +785,14 @@ func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attemp
 	short := false
 	for _, r := range regions {
 		ch.Reset(io.NewSectionReader(f, int64(r.off), int64(r.len)))
-		off := r.off
-		for {
-			bp := b.bufs.Get().(*[]byte)
-			chunk, err := ch.Next((*bp)[:0])
-			if err == io.EOF {
-				b.bufs.Put(bp)
-				break
-			}
-			if err != nil {
-				b.bufs.Put(bp)
-				return false, &os.PathError{Op: "read", Path: path, Err: err}
-			}
-			*bp = chunk
-			id := hasher.Sum(chunk)
-			node.Extents = append(node.Extents, tree.Extent{Offset: off, Length: uint32(len(chunk)), ID: id})
-			off += uint64(len(chunk))
-			b.stats.read.Add(uint64(len(chunk)))
-			b.prog.BytesRead.Add(uint64(len(chunk)))
-			if b.w.Known(id) {
-				b.bufs.Put(bp)
-			} else {
-				select {
-				case b.seals <- sealJob{id: id, buf: bp}:
-				case <-ctx.Done():
-					return false, ctx.Err()
-				}
-			}
-			if testHookChunk != nil {
-				testHookChunk(path, attempt, off)
-			}
+		end, err := b.chunkInto(ctx, ch, r.off, path, attempt, node, hasher)
+		if err != nil {
+			return false, err
 		}
-		if off < r.off+r.len {
+		if end < r.off+r.len {
 			// The file ended early: it was truncated. What lies beyond
-			// off is not in the file any more.
-			short, size = true, off
+			// end is not in the file any more.
+			short, size = true, end
 			break
 		}
 	}
@@ -782,6 +804,46 @@ func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attemp
 	node.MTime, node.CTime = treeTime(before.Mtim), treeTime(before.Ctim)
 	changed = short || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim
 	return changed, nil
+}
+
+// chunkInto reads ch to its end, appending to node's extents the chunks
+// it cuts from offset off on, and hands new chunks to the sealers; it
+// returns the offset where the input ended. path names the input in
+// errors and in testHookChunk, with attempt.
+func (b *backuper) chunkInto(ctx context.Context, ch *chunker.Chunker, off uint64, path string, attempt int, node *tree.Node, hasher *keys.Hasher) (uint64, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return off, err
+		}
+		bp := b.bufs.Get().(*[]byte)
+		chunk, err := ch.Next((*bp)[:0])
+		if err == io.EOF {
+			b.bufs.Put(bp)
+			return off, nil
+		}
+		if err != nil {
+			b.bufs.Put(bp)
+			return off, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		*bp = chunk
+		id := hasher.Sum(chunk)
+		node.Extents = append(node.Extents, tree.Extent{Offset: off, Length: uint32(len(chunk)), ID: id})
+		off += uint64(len(chunk))
+		b.stats.read.Add(uint64(len(chunk)))
+		b.prog.BytesRead.Add(uint64(len(chunk)))
+		if b.w.Known(id) {
+			b.bufs.Put(bp)
+		} else {
+			select {
+			case b.seals <- sealJob{id: id, buf: bp}:
+			case <-ctx.Done():
+				return off, ctx.Err()
+			}
+		}
+		if testHookChunk != nil {
+			testHookChunk(path, attempt, off)
+		}
+	}
 }
 
 // fstat returns the status of the open file f, whose path is path.
