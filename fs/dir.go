@@ -151,7 +151,7 @@ func (d *dirNode) child(ctx context.Context, n *tree.Node, out *fuse.EntryOut) *
 	}
 	// For a hard link whose other name is already known, go-fuse drops
 	// the new node and returns the existing inode with the same number.
-	return d.NewInode(ctx, ops, gofs.StableAttr{Mode: typeBits(n.Type), Ino: ino})
+	return d.NewInode(ctx, ops, gofs.StableAttr{Mode: n.Type.StatType(), Ino: ino})
 }
 
 // Readdir returns a stream of the directory's entries that loads its parts
@@ -227,7 +227,7 @@ func (s *dirStream) next(ctx context.Context) (fuse.DirEntry, syscall.Errno) {
 	s.last = n
 	return fuse.DirEntry{
 		Name: n.Name,
-		Mode: typeBits(n.Type),
+		Mode: n.Type.StatType(),
 		Ino:  s.d.pt.childIno(s.d.ino, n),
 		Off:  s.off,
 	}, 0

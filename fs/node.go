@@ -15,32 +15,13 @@ import (
 // blockSize is the preferred I/O size reported in attributes and statfs.
 const blockSize = 4096
 
-// typeBits returns the S_IFMT bits of a node type.
-func typeBits(t tree.Type) uint32 {
-	switch t {
-	case tree.Dir:
-		return syscall.S_IFDIR
-	case tree.Symlink:
-		return syscall.S_IFLNK
-	case tree.CharDev:
-		return syscall.S_IFCHR
-	case tree.BlockDev:
-		return syscall.S_IFBLK
-	case tree.FIFO:
-		return syscall.S_IFIFO
-	case tree.Socket:
-		return syscall.S_IFSOCK
-	}
-	return syscall.S_IFREG
-}
-
 // attrOf returns the attributes of n, whose inode number is ino.
 func attrOf(n *tree.Node, ino uint64) fuse.Attr {
 	a := fuse.Attr{
 		Ino:     ino,
 		Size:    n.Size,
 		Blocks:  (n.StoredBytes() + 511) / 512,
-		Mode:    typeBits(n.Type) | n.Mode&0o7777,
+		Mode:    n.Type.StatType() | n.Mode&0o7777,
 		Nlink:   max(n.Links, 1),
 		Blksize: blockSize,
 	}

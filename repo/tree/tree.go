@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
@@ -151,6 +152,26 @@ func (n *Node) FileMode() fs.FileMode {
 		m |= fs.ModeSocket
 	}
 	return m
+}
+
+// StatType returns the S_IFMT bits stat(2) reports for a node of type t
+// (S_IFREG for a type this version does not know, which DecodePart refuses).
+func (t Type) StatType() uint32 {
+	switch t {
+	case Dir:
+		return syscall.S_IFDIR
+	case Symlink:
+		return syscall.S_IFLNK
+	case CharDev:
+		return syscall.S_IFCHR
+	case BlockDev:
+		return syscall.S_IFBLK
+	case FIFO:
+		return syscall.S_IFIFO
+	case Socket:
+		return syscall.S_IFSOCK
+	}
+	return syscall.S_IFREG
 }
 
 // StoredBytes returns how many bytes of content the node's extents hold; for a
