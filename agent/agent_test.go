@@ -94,13 +94,13 @@ func (m *fakeMachine) Enabled() (bool, error) {
 	return !m.disabled, nil
 }
 
-func (m *fakeMachine) LastBackup(context.Context) (time.Time, error) {
+func (m *fakeMachine) LastBackup(context.Context, string) (time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.last, m.lastErr
 }
 
-func (m *fakeMachine) Backup(ctx context.Context) error {
+func (m *fakeMachine) Backup(ctx context.Context, _ policy.SetPolicy) error {
 	m.mu.Lock()
 	m.running++
 	m.overlap = m.overlap || m.running > 1
@@ -184,7 +184,7 @@ func start(t *testing.T, now time.Time, p policy.Policy, last time.Time, setup .
 	log := slog.New(slog.NewTextHandler(h.log, nil))
 	go func() {
 		defer close(h.done)
-		Run(ctx, m, Options{Clock: clock, Log: log})
+		Run(ctx, m, Options{Paths: []string{"/"}, Clock: clock, Log: log})
 	}()
 	t.Cleanup(func() {
 		h.stop()

@@ -18,7 +18,7 @@ import (
 //	backup.lock  held while a backup of the machine runs here ('azfs backup', the agent's runs)
 //	agent.lock   held by the machine's agent for as long as it runs
 //	disabled     present while automatic backups are disabled ('azfs schedule disable')
-//	last.json    the last point a backup on this host committed
+//	last.json    the last point a backup on this host committed, and the last of each backup set
 //	seen.json    the newest point this host has seen the machine's area show (package rollback)
 //
 // It is in the config directory, not the cache, because deleting a lock
@@ -82,33 +82,89 @@ func (d Dir) Disabled() (time.Time, bool, error) {
 	return rec.Since, true, nil
 }
 
-// Last is the last point a backup on this host committed. A write-only
-// machine (certificate mode) cannot read its points in the vault: this is
-// how its agent and 'azfs status' know when it last backed up.
+// Last is a point a backup on this host committed. A write-only machine
+// (certificate mode) cannot read its points in the vault: this is how its
+// agent and 'azfs status' know when it, or one of its backup sets, last
+// backed up.
 type Last struct {
 	Point   string    `json:"point"`
 	Time    time.Time `json:"time"`
 	Partial bool      `json:"partial,omitempty"`
+	// Set is the point's backup set name (repo.Point.SetName); "" for a
+	// point of the set of its paths.
+	Set string `json:"set,omitempty"`
 }
 
-// SaveLast records the last point committed.
-func (d Dir) SaveLast(l Last) error { return d.write(d.lastFile(), l) }
+// lastRecord is last.json: the last point committed, at the top as before
+// backup sets (an older azfs reads that), and the last of each set, by
+// name.
+type lastRecord struct {
+	Last
+	Sets map[string]Last `json:"sets,omitempty"`
+}
+
+// SaveLast records the last point committed, as the last of its set too.
+// A record that cannot be read is replaced.
+func (d Dir) SaveLast(l Last) error {
+	rec, err := d.loadLast()
+	if err != nil || rec == nil {
+		rec = &lastRecord{}
+	}
+	if rec.Sets == nil {
+		rec.Sets = make(map[string]Last)
+		if rec.Point != "" {
+			rec.Sets[rec.Set] = rec.Last
+		}
+	}
+	rec.Last, rec.Sets[l.Set] = l, l
+	return d.write(d.lastFile(), rec)
+}
 
 // LoadLast returns the last point recorded, and false when none is.
 func (d Dir) LoadLast() (Last, bool, error) {
+	rec, err := d.loadLast()
+	if err != nil || rec == nil {
+		return Last{}, false, err
+	}
+	return rec.Last, true, nil
+}
+
+// LoadLastOfSets returns the last point recorded of each backup set, by
+// name ("" for points without one); a record written before sets gives
+// its one point.
+func (d Dir) LoadLastOfSets() (map[string]Last, error) {
+	rec, err := d.loadLast()
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	if rec.Sets == nil {
+		return map[string]Last{rec.Set: rec.Last}, nil
+	}
+	return rec.Sets, nil
+}
+
+// loadLast reads last.json; nil when there is none.
+func (d Dir) loadLast() (*lastRecord, error) {
 	b, err := os.ReadFile(d.lastFile())
 	if errors.Is(err, fs.ErrNotExist) {
-		return Last{}, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return Last{}, false, fmt.Errorf("read %s: %w", d.lastFile(), err)
+		return nil, fmt.Errorf("read %s: %w", d.lastFile(), err)
 	}
-	var l Last
-	if err := json.Unmarshal(b, &l); err != nil || l.Time.IsZero() || len(l.Point) != 64 {
-		return Last{}, false, fmt.Errorf("read %s: not a record of a point", d.lastFile())
+	var rec lastRecord
+	if err := json.Unmarshal(b, &rec); err != nil || !rec.valid() {
+		return nil, fmt.Errorf("read %s: not a record of a point", d.lastFile())
 	}
-	return l, true, nil
+	for _, l := range rec.Sets {
+		if !l.valid() {
+			return nil, fmt.Errorf("read %s: not a record of a point", d.lastFile())
+		}
+	}
+	return &rec, nil
 }
+
+func (l Last) valid() bool { return !l.Time.IsZero() && len(l.Point) == 64 }
 
 // SaveSeen records the newest point this host has seen the machine's area
 // show.

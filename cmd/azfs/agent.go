@@ -57,7 +57,7 @@ func agentCmd(ctx context.Context, args []string) error {
 	t := target.target()
 	t.Vault = o.Location // the vault found now, whatever the default becomes
 	r := &agentRunner{target: t, machine: o.Machine, dir: dir, paths: fs.Args(), uploads: *uploads, log: log}
-	agent.Run(ctx, r, agent.Options{Log: log, Interval: *testInterval})
+	agent.Run(ctx, r, agent.Options{Paths: r.paths, Log: log, Interval: *testInterval})
 	return nil
 }
 
@@ -87,15 +87,15 @@ func (r *agentRunner) Enabled() (bool, error) {
 	return !disabled, err
 }
 
-// LastBackup is the newest point in the vault, or the last one this host
-// committed when later (or when the machine cannot read its points:
-// certificate mode).
-func (r *agentRunner) LastBackup(ctx context.Context) (time.Time, error) {
+// LastBackup is the newest point of the set in the vault, or the last one
+// this host committed when later (or when the machine cannot read its
+// points: certificate mode).
+func (r *agentRunner) LastBackup(ctx context.Context, set string) (time.Time, error) {
 	var last time.Time
-	if l, ok, err := r.dir.LoadLast(); err != nil {
-		r.log.Warn("cannot read the last point recorded on this host", "err", err)
-	} else if ok {
-		last = l.Time
+	if sets, err := r.dir.LoadLastOfSets(); err != nil {
+		r.log.Warn("cannot read the last points recorded on this host", "err", err)
+	} else {
+		last = sets[set].Time
 	}
 	o, err := cli.OpenVault(ctx, r.target)
 	if err != nil {
@@ -108,44 +108,62 @@ func (r *agentRunner) LastBackup(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	if all := s.All(); len(all) > 0 && all[len(all)-1].Time.After(last) {
-		last = all[len(all)-1].Time
+	for _, p := range s.All() {
+		if p.SetName == set && p.Time.After(last) {
+			last = p.Time
+		}
 	}
 	return last, nil
 }
 
-func (r *agentRunner) Backup(ctx context.Context) error {
+// Backup backs up one job: the agent's own paths, or a set of the
+// policy's.
+func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
+	log := r.log
+	if job.Name != "" {
+		log = log.With("set", job.Name)
+	}
+	paths, err := job.BackupPaths(func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return err
+	}
+	sel, err := job.Selection.Selection()
+	if err != nil {
+		return err
+	}
 	o, err := cli.OpenVault(ctx, r.target)
 	if err != nil {
 		return err
 	}
-	holder := agent.Holder{PID: os.Getpid(), What: "scheduled backup (azfs agent)", Paths: r.paths}
+	holder := agent.Holder{PID: os.Getpid(), What: "scheduled backup (azfs agent)", Paths: paths}
 	lock, err := lockBackup(ctx, o, holder, true, func(h agent.Holder) {
-		r.log.Info("waiting for the backup that is running to end", "holder", h.String())
+		log.Info("waiting for the backup that is running to end", "holder", h.String())
 	})
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
 	p, err := runBackup(ctx, o, backupRequest{
-		paths:   r.paths,
-		uploads: r.uploads,
-		onError: func(path string, err error) { r.log.Warn("skipped", "path", path, "err", err) },
+		paths:     paths,
+		set:       job.Name,
+		selection: sel,
+		uploads:   r.uploads,
+		onError:   func(path string, err error) { log.Warn("skipped", "path", path, "err", err) },
 		onChanged: func(path string) {
-			r.log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
+			log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
 		},
-		warn: r.warn,
+		warn: func(msg string) { log.Warn(msg) },
 	})
 	if p == nil {
 		return err
 	}
 	s := p.Stats
-	r.log.Info("backup committed", "point", p.ID.Short(), "partial", p.Partial, "files", s.Files, "new", s.FilesNew,
+	log.Info("backup committed", "point", p.ID.Short(), "partial", p.Partial, "files", s.Files, "new", s.FilesNew,
 		"changed", s.FilesChanged, "unchanged", s.FilesUnchanged, "bytes", s.Bytes, "read", s.BytesRead, "stored", s.BytesStored,
 		"duration", s.Duration.Round(time.Millisecond))
 	if errors.Is(err, backup.ErrPartial) {
 		if p.Partial {
-			r.log.Warn("the point is partial: the files logged as skipped are not in it")
+			log.Warn("the point is partial: the files logged as skipped are not in it")
 		}
 		return nil
 	}

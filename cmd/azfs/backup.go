@@ -252,7 +252,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 		o.NoteCommitted(p, req.warn)
 		dir, derr := o.StateDir()
 		if derr == nil {
-			derr = dir.SaveLast(agent.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial})
+			derr = dir.SaveLast(agent.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial, Set: p.SetName})
 		}
 		if derr != nil {
 			req.warn("cannot record the point in this host's state: " + cli.Message(derr))

@@ -124,6 +124,22 @@ type SetPolicy struct {
 // Scheduled reports whether the agent backs the set up: it has paths.
 func (sp SetPolicy) Scheduled() bool { return len(sp.Paths) > 0 || len(sp.FilesFrom) > 0 }
 
+// BackupPaths returns what a backup of the set backs up, on the machine
+// it runs on: its Paths, then what its FilesFrom patterns match there, as
+// the lines of a --files-from list (selection.Lines); warn is told about a
+// pattern that matches nothing.
+func (sp SetPolicy) BackupPaths(warn func(msg string)) ([]string, error) {
+	paths := slices.Clone(sp.Paths)
+	if len(sp.FilesFrom) == 0 {
+		return paths, nil
+	}
+	matched, err := selection.ReadList(strings.NewReader(strings.Join(sp.FilesFrom, "\n")), "the files-from patterns of set "+sp.Name, selection.Lines, warn)
+	if err != nil {
+		return nil, err
+	}
+	return append(paths, matched...), nil
+}
+
 // validate checks the set's name, paths, selection, schedule and
 // retention.
 func (sp SetPolicy) validate() error {

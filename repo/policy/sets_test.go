@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -238,5 +240,26 @@ func TestSetPolicyValidate(t *testing.T) {
 		if _, err := Set(context.Background(), f.st, f.root, f.owner, Default("web01").WithEntry(sp), t0); !errors.Is(err, ErrPolicy) {
 			t.Errorf("%s: %v, want ErrPolicy", name, err)
 		}
+	}
+}
+
+// TestBackupPaths: a set's paths, then what its files-from patterns match
+// where the backup runs.
+func TestBackupPaths(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.conf", "b.conf", "c.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp := SetPolicy{Name: "etc", Paths: []string{"/etc"}, FilesFrom: []string{filepath.Join(dir, "*.conf"), filepath.Join(dir, "none*")}}
+	var warned []string
+	got, err := sp.BackupPaths(func(msg string) { warned = append(warned, msg) })
+	want := []string{"/etc", filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("BackupPaths = %q, %v; want %q", got, err, want)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "none*") {
+		t.Errorf("warned %q, want the pattern that matched nothing", warned)
 	}
 }
