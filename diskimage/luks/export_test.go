@@ -1,0 +1,4 @@
+package luks
+
+// AFMerge is afMerge, for the fuzz test.
+var AFMerge = afMerge
