@@ -21,6 +21,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/tree"
@@ -39,7 +40,7 @@ type ContentSource interface {
 
 // ErrNotDir reports a path that goes through something that is not a
 // directory.
-var ErrNotDir = errors.New("not a directory")
+var ErrNotDir = errkind.New(errkind.NotFound, "not a directory")
 
 // Root returns a point's top-level directory: the single node, of type
 // directory and named repo.RootName, of its root part.

@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
@@ -59,6 +60,9 @@ const (
 	Never
 )
 
+// ErrOverwrite reports an --overwrite value that is none of the three.
+var ErrOverwrite = errkind.New(errkind.Invalid, "invalid overwrite mode")
+
 // ParseOverwrite reads "always", "if-changed" or "never".
 func ParseOverwrite(s string) (Overwrite, error) {
 	switch s {
@@ -69,7 +73,7 @@ func ParseOverwrite(s string) (Overwrite, error) {
 	case "never":
 		return Never, nil
 	}
-	return 0, fmt.Errorf("overwrite %q: use always, if-changed or never", s)
+	return 0, fmt.Errorf("%w %q: use always, if-changed or never", ErrOverwrite, s)
 }
 
 func (o Overwrite) String() string {
@@ -131,10 +135,10 @@ type Result struct {
 
 // ErrIncomplete is returned (wrapped) when some entries could not be
 // restored; each was reported through Options.OnError.
-var ErrIncomplete = errors.New("restore is incomplete")
+var ErrIncomplete = errkind.New(errkind.Partial, "restore is incomplete")
 
 // ErrVerify reports a restored file whose bytes are not the point's.
-var ErrVerify = errors.New("restored file differs from the point")
+var ErrVerify = errkind.New(errkind.Damaged, "restored file differs from the point")
 
 // Run restores the entry at path p of the point whose root part is root
 // into target: a directory's contents go into target (created if missing),

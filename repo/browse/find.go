@@ -1,0 +1,64 @@
+package browse
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/selection"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// Query is what Find looks for.
+type Query struct {
+	// Pattern is matched against each entry's whole path from the point's
+	// top level, with restic's pattern syntax (package selection): "*.odt"
+	// finds that name at any depth, "/home/*/report.odt" is anchored at
+	// the top level, "**" spans directories. NewQuery makes it; a
+	// re-include ("!") is refused.
+	Pattern selection.Patterns
+	// Newer and Older, when not zero, keep entries whose mtime is after
+	// Newer or before Older.
+	Newer, Older time.Time
+}
+
+// NewQuery parses pattern into a Query (fold: case-insensitive).
+func NewQuery(pattern string, fold bool) (Query, error) {
+	p, err := selection.ParsePattern(pattern, fold)
+	if err != nil {
+		return Query{}, err
+	}
+	if p.Negated() {
+		return Query{}, fmt.Errorf("%w %q: find takes no re-include (!)", selection.ErrBadPattern, pattern)
+	}
+	var q Query
+	if err := q.Pattern.Add(pattern, fold); err != nil {
+		return Query{}, err
+	}
+	return q, nil
+}
+
+// Find calls fn for every entry of the point whose root part is root that q
+// matches, in walk order (depth first, by name).
+func Find(ctx context.Context, src Source, root keys.ID, q Query, fn func(Entry) error) error {
+	top, err := Root(ctx, src, root)
+	if err != nil {
+		return err
+	}
+	return Walk(ctx, src, "/", top, func(p string, n *tree.Node) error {
+		if p == "/" {
+			return nil
+		}
+		// For one pattern without a re-include, "excluded" is its match
+		// of the whole path; the walk asks about every path.
+		if !q.Pattern.ExcludedPath(p) {
+			return nil
+		}
+		mtime := n.MTime.Time()
+		if !q.Newer.IsZero() && !mtime.After(q.Newer) || !q.Older.IsZero() && !mtime.Before(q.Older) {
+			return nil
+		}
+		return fn(EntryOf(p, n))
+	})
+}
