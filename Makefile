@@ -23,7 +23,7 @@ test: vet
 # The long forms: the crash loop (TORTURE backups of a changing tree, most
 # killed with SIGKILL at a random moment, then every point mounted and
 # compared; AZFS_CRASHLOOP_SEED=N replays a logged seed), then the storage
-# fault trials and reads (backups over mem, local and Azurite storage that
+# fault trials and reads (backups over mem, local, Azurite and Samba storage that
 # fails, loses answers, truncates, corrupts and saves partially; blob and
 # FUSE reads through it) for FAULT_BUDGET each, then the heal loop
 # (HEAL_ROUNDS backups of a changing tree with packs lost, flipped and
@@ -34,7 +34,7 @@ FAULT_BUDGET ?= 2m
 HEAL_ROUNDS ?= 40
 torture:
 	CI=true AZFS_TORTURE=$(TORTURE) $(GO) test -count=1 -timeout 60m -v -run '^TestCrashLoop$$' ./integration
-	CI=true AZFS_FAULT_BUDGET=$(FAULT_BUDGET) $(GO) test -count=1 -timeout 60m -v -run 'UnderFaults' ./repo/storage/faults ./repo/storage/azblob ./fs
+	CI=true AZFS_FAULT_BUDGET=$(FAULT_BUDGET) $(GO) test -count=1 -timeout 60m -v -run 'UnderFaults' ./repo/storage/faults ./repo/storage/azblob ./repo/storage/smb ./fs
 	CI=true AZFS_HEALLOOP=$(HEAL_ROUNDS) $(GO) test -count=1 -timeout 60m -v -run '^TestHealLoop$$' ./integration
 
 # Build, create a vault in a temporary directory, back up the Go toolchain's

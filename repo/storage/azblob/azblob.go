@@ -406,17 +406,6 @@ func mapErr(err error) error {
 	return err
 }
 
-// check validates the common preconditions of every operation on name.
-func check(ctx context.Context, op, name string) error {
-	if err := ctx.Err(); err != nil {
-		return &storage.Error{Op: op, Name: name, Err: err}
-	}
-	if !storage.ValidName(name) {
-		return &storage.Error{Op: op, Name: name, Err: storage.ErrInvalidName}
-	}
-	return nil
-}
-
 // nonceKey is the metadata key of the nonce that identifies a Save.
 const nonceKey = "azfsnonce"
 
@@ -428,7 +417,7 @@ const nonceKey = "azfsnonce"
 // AuthorizationPermissionMismatch rather than 409, and Save then tells
 // from the blob's properties (read permission) whether it exists.
 func (s *Store) Save(ctx context.Context, name string, data []byte) error {
-	if err := check(ctx, "save", name); err != nil {
+	if err := storage.Check(ctx, "save", name); err != nil {
 		return err
 	}
 	nonce := rand.Text()
@@ -487,7 +476,7 @@ func (s *Store) savedBy(ctx context.Context, name, nonce string) (exists, ours b
 
 // Load reads the range [off, off+length) of name with one ranged download.
 func (s *Store) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
-	if err := check(ctx, "load", name); err != nil {
+	if err := storage.Check(ctx, "load", name); err != nil {
 		return nil, err
 	}
 	if off < 0 || length == 0 {
@@ -563,7 +552,7 @@ func (s *Store) props(ctx context.Context, name string) (int64, time.Time, error
 
 // Stat returns the size and Last-Modified time of name.
 func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
-	if err := check(ctx, "stat", name); err != nil {
+	if err := storage.Check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
 	}
 	size, modified, err := s.props(ctx, name)
@@ -576,11 +565,8 @@ func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
 // List lists the blobs whose names start with the store's prefix followed
 // by prefix, a page of up to 5,000 at a time.
 func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
-	if err := ctx.Err(); err != nil {
-		return &storage.Error{Op: "list", Name: prefix, Err: err}
-	}
-	if !storage.ValidPrefix(prefix) {
-		return &storage.Error{Op: "list", Name: prefix, Err: storage.ErrInvalidName}
+	if err := storage.CheckList(ctx, prefix); err != nil {
+		return err
 	}
 	opts := &container.ListBlobsFlatOptions{}
 	if full := s.prefix + prefix; full != "" {
@@ -614,7 +600,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) e
 
 // Delete removes the blob of name, with its snapshots if it has any.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	if err := check(ctx, "delete", name); err != nil {
+	if err := storage.Check(ctx, "delete", name); err != nil {
 		return err
 	}
 	_, err := s.c.NewBlobClient(s.prefix+name).Delete(ctx, &blob.DeleteOptions{

@@ -124,23 +124,12 @@ func (d *Dir) openDir(rel string) (root, dir int, err error) {
 	return root, dir, nil
 }
 
-// check validates the common preconditions of every operation.
-func check(ctx context.Context, op, name string) error {
-	if err := ctx.Err(); err != nil {
-		return &storage.Error{Op: op, Name: name, Err: err}
-	}
-	if !storage.ValidName(name) {
-		return &storage.Error{Op: op, Name: name, Err: storage.ErrInvalidName}
-	}
-	return nil
-}
-
 // Save stores data under name atomically and durably, failing with
 // [storage.ErrExists] if name already exists. A failed Save, including one
 // that runs out of space (syscall.ENOSPC), leaves neither a final object nor
 // a temporary file behind.
 func (d *Dir) Save(ctx context.Context, name string, data []byte) error {
-	if err := check(ctx, "save", name); err != nil {
+	if err := storage.Check(ctx, "save", name); err != nil {
 		return err
 	}
 	if err := d.save(ctx, name, data); err != nil {
@@ -295,7 +284,7 @@ func (d *Dir) syncDir(dir int, rel string) error {
 
 // Load reads exactly the requested range of name with pread.
 func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
-	if err := check(ctx, "load", name); err != nil {
+	if err := storage.Check(ctx, "load", name); err != nil {
 		return nil, err
 	}
 	root, err := d.openRoot()
@@ -354,7 +343,7 @@ func (d *Dir) lstat(name string) (root, dir int, st unix.Stat_t, err error) {
 
 // Stat returns the size and modification time of name.
 func (d *Dir) Stat(ctx context.Context, name string) (storage.Info, error) {
-	if err := check(ctx, "stat", name); err != nil {
+	if err := storage.Check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
 	}
 	root, dir, st, err := d.lstat(name)
@@ -373,17 +362,10 @@ func (d *Dir) Stat(ctx context.Context, name string) (storage.Info, error) {
 // subdirectories that cannot contain a match, temporary files and symbolic
 // links (which it never follows).
 func (d *Dir) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
-	if err := ctx.Err(); err != nil {
-		return &storage.Error{Op: "list", Name: prefix, Err: err}
+	if err := storage.CheckList(ctx, prefix); err != nil {
+		return err
 	}
-	if !storage.ValidPrefix(prefix) {
-		return &storage.Error{Op: "list", Name: prefix, Err: storage.ErrInvalidName}
-	}
-	// "data/ab" walks data/, "data/ab/" walks data/ab/, "k" walks the root.
-	start := ""
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		start = prefix[:i]
-	}
+	start := storage.PrefixDir(prefix)
 	root, dir, err := d.openDir(start)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) && !errors.Is(err, errSymlink) {
 		return nil // nothing matches
@@ -414,8 +396,7 @@ func (d *Dir) walk(ctx context.Context, dir int, rel, prefix string, fn func(sto
 		name := path.Join(rel, e.Name())
 		switch {
 		case e.IsDir():
-			// Descend only into directories on the way to prefix or below it.
-			if dirPrefix := name + "/"; !strings.HasPrefix(dirPrefix, prefix) && !strings.HasPrefix(prefix, dirPrefix) {
+			if !storage.MayHold(name, prefix) {
 				continue
 			}
 			sub, err := openat(dir, e.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
@@ -447,7 +428,7 @@ func (d *Dir) walk(ctx context.Context, dir int, rel, prefix string, fn func(sto
 
 // Delete removes name and makes the removal durable.
 func (d *Dir) Delete(ctx context.Context, name string) error {
-	if err := check(ctx, "delete", name); err != nil {
+	if err := storage.Check(ctx, "delete", name); err != nil {
 		return err
 	}
 	root, dir, st, err := d.lstat(name)

@@ -31,20 +31,9 @@ func New() *Store {
 	return &Store{objects: make(map[string][]byte), saved: make(map[string]time.Time)}
 }
 
-// check validates the common preconditions of every operation.
-func check(ctx context.Context, op, name string) error {
-	if err := ctx.Err(); err != nil {
-		return &storage.Error{Op: op, Name: name, Err: err}
-	}
-	if !storage.ValidName(name) {
-		return &storage.Error{Op: op, Name: name, Err: storage.ErrInvalidName}
-	}
-	return nil
-}
-
 // Save stores a copy of data under name unless name already exists.
 func (s *Store) Save(ctx context.Context, name string, data []byte) error {
-	if err := check(ctx, "save", name); err != nil {
+	if err := storage.Check(ctx, "save", name); err != nil {
 		return err
 	}
 	buf := append([]byte{}, data...)
@@ -64,7 +53,7 @@ func (s *Store) Save(ctx context.Context, name string, data []byte) error {
 
 // Load returns a copy of the requested range of name.
 func (s *Store) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
-	if err := check(ctx, "load", name); err != nil {
+	if err := storage.Check(ctx, "load", name); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -82,7 +71,7 @@ func (s *Store) Load(ctx context.Context, name string, off, length int64) ([]byt
 
 // Stat returns the size of name and when it was saved.
 func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
-	if err := check(ctx, "stat", name); err != nil {
+	if err := storage.Check(ctx, "stat", name); err != nil {
 		return storage.Info{}, err
 	}
 	s.mu.RLock()
@@ -98,11 +87,8 @@ func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
 // snapshot first and calls fn without holding the lock, so fn may use the
 // store.
 func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
-	if err := ctx.Err(); err != nil {
-		return &storage.Error{Op: "list", Name: prefix, Err: err}
-	}
-	if !storage.ValidPrefix(prefix) {
-		return &storage.Error{Op: "list", Name: prefix, Err: storage.ErrInvalidName}
+	if err := storage.CheckList(ctx, prefix); err != nil {
+		return err
 	}
 	var infos []storage.Info
 	s.mu.RLock()
@@ -125,7 +111,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) e
 
 // Delete removes name.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	if err := check(ctx, "delete", name); err != nil {
+	if err := storage.Check(ctx, "delete", name); err != nil {
 		return err
 	}
 	s.mu.Lock()
