@@ -65,6 +65,11 @@ type PointStats struct {
 	// BlobsVerified counts reused blobs read back and authenticated
 	// (backup --verify-reused).
 	BlobsVerified uint64 `json:"blobs_verified,omitempty"`
+	// Images counts the files and devices cut as disk images (fixed
+	// blocks, package repo/backup); Devices the block devices read as
+	// files (backup --read-devices).
+	Images  uint64 `json:"images,omitempty"`
+	Devices uint64 `json:"devices,omitempty"`
 }
 
 // Set returns the key of the backup set the point belongs to: its

@@ -94,6 +94,16 @@ type Options struct {
 	// fails is remembered as damaged and the blob stored again from the
 	// source. It costs a read of every reused blob.
 	VerifyReused bool
+	// ReadDevices stores each block device named or met in the walk as a
+	// regular file holding the device's content (otherwise it is stored
+	// as a device node). A named path that is a symbolic link to a block
+	// device (/dev/vg0/snap, /dev/mapper/x) is read too, under its own
+	// name. Devices are read whole on every run: their nodes' times do
+	// not change when their content does.
+	ReadDevices bool
+	// OnImage, when set, is called for each file or device cut as a disk
+	// image (see Image).
+	OnImage func(path string, img Image)
 }
 
 // ErrVerifyWriteOnly reports VerifyReused on a machine that cannot read
@@ -139,6 +149,7 @@ type fileJob struct {
 	dir      *dir
 	at, path string
 	fut      *future
+	device   bool // a block device read for its content
 }
 
 type sealJob struct {
@@ -167,6 +178,7 @@ type backuper struct {
 	stats struct {
 		files, dirs, others, new, changed, unchanged, errors, bytes, read, xattrs atomic.Uint64
 		changedWhileRead                                                          atomic.Uint64 // files that kept changing while read
+		images, devices                                                           atomic.Uint64 // files cut as disk images, devices read
 		cachePuts                                                                 atomic.Uint64 // records written to the file cache
 	}
 	failMu sync.Mutex
@@ -320,6 +332,8 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 			ChangedWhileRead: b.stats.changedWhileRead.Load(),
 			BlobsStoredAgain: b.w.Stats.BlobsStoredAgain.Load(),
 			BlobsVerified:    b.w.Stats.BlobsVerified.Load(),
+			Images:           b.stats.images.Load(),
+			Devices:          b.stats.devices.Load(),
 		},
 	}
 	p.Stats.Duration = time.Since(start)
@@ -481,6 +495,15 @@ func (b *backuper) virtualDir(ctx context.Context, path, name string, paths []st
 	}
 	defer parent.release()
 	if slices.Contains(paths, path) {
+		if dev, ok := b.linkedDevice(path); ok {
+			devParent, devAt, err := openParent(dev)
+			if err != nil {
+				b.report(path, err)
+				return skipped()
+			}
+			defer devParent.release()
+			return b.entry(ctx, devParent, devAt, path, name)
+		}
 		return b.entry(ctx, parent, at, path, name)
 	}
 	node, err := b.lstat(parent, at, path, name)
@@ -546,11 +569,53 @@ func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string
 			}
 		})
 	case tree.File:
-		return b.file(ctx, parent, at, path, node)
-	default:
-		b.stats.others.Add(1)
-		return resolved(node)
+		return b.file(ctx, parent, at, path, node, false)
+	case tree.BlockDev:
+		if b.opts.ReadDevices {
+			return b.device(ctx, parent, at, path, node)
+		}
 	}
+	b.stats.others.Add(1)
+	return resolved(node)
+}
+
+// linkedDevice returns the block device the named path is a symbolic link
+// to, when devices are read.
+func (b *backuper) linkedDevice(path string) (string, bool) {
+	if !b.opts.ReadDevices {
+		return "", false
+	}
+	if st, err := os.Lstat(path); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		return "", false
+	}
+	dev, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", false
+	}
+	st, err := os.Stat(dev)
+	if err != nil || st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
+		return "", false
+	}
+	return dev, true
+}
+
+// device schedules the block device at in parent, whose node is node, to
+// be read as a regular file of the device's size.
+func (b *backuper) device(ctx context.Context, parent *dir, at, path string, node tree.Node) *future {
+	f, err := parent.open(at, path)
+	if err != nil {
+		b.report(path, err)
+		return skipped()
+	}
+	size, err := deviceSize(f)
+	f.Close()
+	if err != nil {
+		b.report(path, err)
+		return skipped()
+	}
+	node.Type, node.Rdev, node.Size = tree.File, 0, size
+	b.stats.devices.Add(1)
+	return b.file(ctx, parent, at, path, node, true)
 }
 
 // directory returns the future of a directory whose children children emits
@@ -595,9 +660,9 @@ func (b *backuper) directory(ctx context.Context, node tree.Node, children func(
 	return f
 }
 
-// file schedules the regular file at in parent. Hard links to an inode
-// already seen share its content.
-func (b *backuper) file(ctx context.Context, parent *dir, at, path string, node tree.Node) *future {
+// file schedules the regular file (or, with device, the block device) at
+// in parent. Hard links to an inode already seen share its content.
+func (b *backuper) file(ctx context.Context, parent *dir, at, path string, node tree.Node, device bool) *future {
 	b.stats.files.Add(1)
 	b.stats.bytes.Add(node.Size)
 	f := &future{done: make(chan struct{}), node: node}
@@ -628,7 +693,7 @@ func (b *backuper) file(ctx context.Context, parent *dir, at, path string, node 
 	}
 	parent.hold()
 	select {
-	case b.files <- fileJob{dir: parent, at: at, path: path, fut: f}:
+	case b.files <- fileJob{dir: parent, at: at, path: path, fut: f, device: device}:
 	case <-ctx.Done():
 		parent.release()
 		f.skip = true
@@ -666,7 +731,9 @@ func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Has
 	path, node := job.path, &job.fut.node
 	if b.opts.Files != nil {
 		if rec, ok := b.opts.Files.Get(path); ok {
-			if rec.Matches(node.Size, cacheStamp(node.MTime), cacheStamp(node.CTime), node.Inode, node.Device) && b.allKnown(rec.Extents) {
+			// A device's node keeps its times when its content changes:
+			// it is read every time.
+			if !job.device && rec.Matches(node.Size, cacheStamp(node.MTime), cacheStamp(node.CTime), node.Inode, node.Device) && b.allKnown(rec.Extents) {
 				// The cache holds this very record: writing it again
 				// would cost a database write per unchanged file (a
 				// quarter of a second run's CPU on millions of small
@@ -682,7 +749,7 @@ func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Has
 	} else {
 		b.stats.new.Add(1)
 	}
-	if err := b.readFile(ctx, job.dir, job.at, path, node, hasher, ch); err != nil {
+	if err := b.readFile(ctx, job, hasher, ch); err != nil {
 		return err
 	}
 	if node.Changed {
@@ -736,20 +803,22 @@ const readAttempts = 3
 // at.
 var testHookChunk func(path string, attempt int, end uint64)
 
-// readFile chunks the data regions of the file at in d; holes of sparse
-// files are skipped. A file that changes while it is read (its size, mtime or ctime
-// differ after the read, or it ends before the size it had) is read again,
-// up to readAttempts times; after that the node keeps what the last read
-// saw, up to where that read ended, and is marked Changed (never a tail of
-// zeros the file did not hold).
-func (b *backuper) readFile(ctx context.Context, d *dir, at, path string, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) error {
-	f, err := d.open(at, path)
+// readFile reads the file of job (or the block device, with job.device)
+// into its node; holes of sparse files are skipped, all-zero chunks and
+// image blocks kept as holes. A file that changes while it is read (its
+// size, mtime or ctime differ after the read, or it ends before the size
+// it had) is read again, up to readAttempts times; after that the node
+// keeps what the last read saw, up to where that read ended, and is
+// marked Changed (never a tail of zeros the file did not hold).
+func (b *backuper) readFile(ctx context.Context, job fileJob, hasher *keys.Hasher, ch *chunker.Chunker) error {
+	path, node := job.path, &job.fut.node
+	f, err := job.dir.open(job.at, path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	for attempt := 1; ; attempt++ {
-		changed, err := b.readOnce(ctx, f, path, attempt, node, hasher, ch)
+		changed, err := b.readOnce(ctx, f, path, attempt, job.device, node, hasher, ch)
 		if err != nil || !changed {
 			return err
 		}
@@ -765,49 +834,161 @@ func (b *backuper) readFile(ctx context.Context, d *dir, at, path string, node *
 }
 
 // readOnce reads the open file f once into node (its extents, size and
-// times) and reports whether the file changed meanwhile.
-func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attempt int, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) (changed bool, err error) {
+// times) and reports whether the file changed meanwhile. A file that
+// looks like a disk image, and a device, is cut into blocks (readImage),
+// any other file into content-defined chunks (readChunks).
+func (b *backuper) readOnce(ctx context.Context, f *os.File, path string, attempt int, device bool, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) (changed bool, err error) {
 	before, err := fstat(f, path)
 	if err != nil {
 		return false, err
 	}
-	if before.Ino != node.Inode || before.Mode&unix.S_IFMT != unix.S_IFREG {
+	kind := uint32(unix.S_IFREG)
+	if device {
+		kind = unix.S_IFBLK
+	}
+	if before.Ino != node.Inode || before.Mode&unix.S_IFMT != kind {
 		return false, &os.PathError{Op: "read", Path: path, Err: errors.New("replaced during backup")}
 	}
 	size := uint64(before.Size)
+	if device {
+		if size, err = deviceSize(f); err != nil {
+			return false, err
+		}
+	}
 	regions := []region{{0, size}}
-	if uint64(before.Blocks)*512 < size {
+	if !device && uint64(before.Blocks)*512 < size {
 		if r, err := dataRegions(f, size); err == nil {
 			regions = r
 		}
 	}
+	img, isImage, err := recognise(f, size, device, b.v.Config().Chunker.Max)
+	if err != nil {
+		return false, &os.PathError{Op: "read", Path: path, Err: err}
+	}
 	node.Extents = node.Extents[:0]
-	short := false
-	for _, r := range regions {
-		ch.Reset(io.NewSectionReader(f, int64(r.off), int64(r.len)))
-		end, err := b.chunkInto(ctx, ch, r.off, path, attempt, node, hasher)
-		if err != nil {
-			return false, err
-		}
-		if end < r.off+r.len {
-			// The file ended early: it was truncated. What lies beyond
-			// end is not in the file any more.
-			short, size = true, end
-			break
+	var end uint64
+	if isImage {
+		end, err = b.readImage(ctx, f, path, attempt, img, regions, node, hasher)
+	} else {
+		end, err = b.readChunks(ctx, f, path, attempt, size, regions, node, hasher, ch)
+	}
+	if err != nil {
+		return false, err
+	}
+	if isImage && attempt == 1 {
+		b.stats.images.Add(1)
+		if b.opts.OnImage != nil {
+			b.opts.OnImage(path, img)
 		}
 	}
 	after, err := fstat(f, path)
 	if err != nil {
 		return false, err
 	}
-	node.Size = size
+	resized := after.Size != before.Size
+	if device {
+		sz, err := deviceSize(f)
+		resized = err != nil || sz != size
+	}
+	// The file ended early (it was truncated): what lies beyond end is
+	// not in the file any more.
+	short := end < size
+	node.Size = min(size, end)
 	node.MTime, node.CTime = treeTime(before.Mtim), treeTime(before.Ctim)
-	changed = short || after.Size != before.Size || after.Mtim != before.Mtim || after.Ctim != before.Ctim
+	changed = short || resized || after.Mtim != before.Mtim || after.Ctim != before.Ctim
 	return changed, nil
 }
 
+// readChunks cuts the regions of f into content-defined chunks; a chunk of
+// zeros is left a hole. It returns where the read ended: the file's size,
+// or less if the file ended early.
+func (b *backuper) readChunks(ctx context.Context, f *os.File, path string, attempt int, size uint64, regions []region, node *tree.Node, hasher *keys.Hasher, ch *chunker.Chunker) (end uint64, err error) {
+	for _, r := range regions {
+		ch.Reset(io.NewSectionReader(f, int64(r.off), int64(r.len)))
+		end, err := b.chunkInto(ctx, ch, r.off, path, attempt, node, hasher)
+		if err != nil {
+			return 0, err
+		}
+		if end < r.off+r.len {
+			return end, nil
+		}
+	}
+	return size, nil
+}
+
+// readImage cuts f, recognised as img, into blocks aligned to img.Block
+// from offset 0, and a fixed VHD's footer into an extent of its own. A
+// block that lies wholly in a hole is not read; one of zeros is left a
+// hole. It returns where the read ended: img.Size, or less if the file
+// ended early.
+func (b *backuper) readImage(ctx context.Context, f *os.File, path string, attempt int, img Image, regions []region, node *tree.Node, hasher *keys.Hasher) (end uint64, err error) {
+	next := 0 // the first region that does not end before off
+	for off := uint64(0); off < img.Size; {
+		n := min(img.Block, img.DataSize-off)
+		if off >= img.DataSize {
+			n = img.Size - off // the VHD footer
+		}
+		for next < len(regions) && regions[next].off+regions[next].len <= off {
+			next++
+		}
+		if next == len(regions) {
+			break // only a hole remains
+		}
+		if regions[next].off >= off+n {
+			off += n // a hole
+			continue
+		}
+		bp := b.bufs.Get().(*[]byte)
+		block, err := readBlock(f, *bp, off, n)
+		*bp = block
+		if err != nil {
+			b.bufs.Put(bp)
+			return 0, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if err := b.keep(ctx, path, attempt, node, hasher, off, bp); err != nil {
+			return 0, err
+		}
+		if uint64(len(block)) < n {
+			return off + uint64(len(block)), nil
+		}
+		off += n
+	}
+	return img.Size, nil
+}
+
+// keep makes the piece of content *bp, which starts at off in the file at
+// path, an extent of node and sends it to the sealers unless the vault has
+// it; a piece of zeros stays a hole. keep owns bp.
+func (b *backuper) keep(ctx context.Context, path string, attempt int, node *tree.Node, hasher *keys.Hasher, off uint64, bp *[]byte) error {
+	piece := *bp
+	b.stats.read.Add(uint64(len(piece)))
+	b.prog.BytesRead.Add(uint64(len(piece)))
+	defer func() {
+		if testHookChunk != nil {
+			testHookChunk(path, attempt, off+uint64(len(piece)))
+		}
+	}()
+	if allZero(piece) {
+		b.bufs.Put(bp)
+		return nil
+	}
+	id := hasher.Sum(piece)
+	node.Extents = append(node.Extents, tree.Extent{Offset: off, Length: uint32(len(piece)), ID: id})
+	if b.w.Known(id) {
+		b.bufs.Put(bp)
+		return nil
+	}
+	select {
+	case b.seals <- sealJob{id: id, buf: bp}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // chunkInto reads ch to its end, appending to node's extents the chunks
-// it cuts from offset off on, and hands new chunks to the sealers; it
+// it cuts from offset off on (a chunk of zeros stays a hole), and hands
+// new chunks to the sealers; it
 // returns the offset where the input ended. path names the input in
 // errors and in testHookChunk, with attempt.
 func (b *backuper) chunkInto(ctx context.Context, ch *chunker.Chunker, off uint64, path string, attempt int, node *tree.Node, hasher *keys.Hasher) (uint64, error) {
@@ -826,23 +1007,10 @@ func (b *backuper) chunkInto(ctx context.Context, ch *chunker.Chunker, off uint6
 			return off, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		*bp = chunk
-		id := hasher.Sum(chunk)
-		node.Extents = append(node.Extents, tree.Extent{Offset: off, Length: uint32(len(chunk)), ID: id})
+		if err := b.keep(ctx, path, attempt, node, hasher, off, bp); err != nil {
+			return off, err
+		}
 		off += uint64(len(chunk))
-		b.stats.read.Add(uint64(len(chunk)))
-		b.prog.BytesRead.Add(uint64(len(chunk)))
-		if b.w.Known(id) {
-			b.bufs.Put(bp)
-		} else {
-			select {
-			case b.seals <- sealJob{id: id, buf: bp}:
-			case <-ctx.Done():
-				return off, ctx.Err()
-			}
-		}
-		if testHookChunk != nil {
-			testHookChunk(path, attempt, off)
-		}
 	}
 }
 

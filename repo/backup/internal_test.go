@@ -59,15 +59,15 @@ func TestReadFileErrors(t *testing.T) {
 		{"a file that vanished", filepath.Join(dir, "gone"), 1, func(err error) bool { return errors.Is(err, os.ErrNotExist) }},
 		{"a symlink where a file was", filepath.Join(dir, "link"), inode(t, file), func(err error) bool { return errors.Is(err, syscall.ELOOP) }},
 	} {
-		node := tree.Node{Type: tree.File, Inode: tc.inode}
-		d, at := mustOpenParent(t, tc.path)
-		err := b.readFile(context.Background(), d, at, tc.path, &node, nil, nil)
-		d.release()
+		job := fileJob{path: tc.path, fut: &future{node: tree.Node{Type: tree.File, Inode: tc.inode}}}
+		job.dir, job.at = mustOpenParent(t, tc.path)
+		err := b.readFile(context.Background(), job, nil, nil)
+		job.dir.release()
 		if err == nil || !tc.check(err) {
 			t.Errorf("%s: readFile = %v", tc.name, err)
 		}
-		if len(node.Extents) != 0 {
-			t.Errorf("%s: failed read left %d extents", tc.name, len(node.Extents))
+		if n := len(job.fut.node.Extents); n != 0 {
+			t.Errorf("%s: failed read left %d extents", tc.name, n)
 		}
 	}
 }
