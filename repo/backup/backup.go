@@ -988,9 +988,8 @@ func (b *backuper) keep(ctx context.Context, path string, attempt int, node *tre
 
 // chunkInto reads ch to its end, appending to node's extents the chunks
 // it cuts from offset off on (a chunk of zeros stays a hole), and hands
-// new chunks to the sealers; it
-// returns the offset where the input ended. path names the input in
-// errors and in testHookChunk, with attempt.
+// new chunks to the sealers; it returns the offset where the input ended.
+// path names the input in errors and in testHookChunk, with attempt.
 func (b *backuper) chunkInto(ctx context.Context, ch *chunker.Chunker, off uint64, path string, attempt int, node *tree.Node, hasher *keys.Hasher) (uint64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
