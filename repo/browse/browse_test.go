@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -339,5 +340,35 @@ func TestStats(t *testing.T) {
 	}
 	if m.DataBytes == 0 || m.StoredBytes <= m.DataBytes || m.DedupRatio < 1.5 {
 		t.Errorf("two identical points: stored %d, data %d, dedup %.2f; want dedup near 2", m.StoredBytes, m.DataBytes, m.DedupRatio)
+	}
+}
+
+// TestEntryLong: ls -l's mode letters (setuid, setgid, sticky with and
+// without execute), owners by name or number, a device's numbers, a
+// symlink's target, through the quoting function given.
+func TestEntryLong(t *testing.T) {
+	mtime := tree.Time{Sec: 1_765_000_000}
+	for _, c := range []struct {
+		node tree.Node
+		want string
+	}{
+		{tree.Node{Type: tree.File, Mode: 0o4755, User: "root", Group: "wheel", Size: 42, Links: 1, MTime: mtime},
+			`-rwsr-xr-x   1 root     wheel              42 2025-12-06 05:46:40 "/a b"`},
+		{tree.Node{Type: tree.Dir, Mode: 0o3750, UID: 7, GID: 8, MTime: mtime},
+			`drwxr-s--T   2 7        8                   0 2025-12-06 05:46:40 "/a b"`},
+		{tree.Node{Type: tree.CharDev, Mode: 0o620, Rdev: unix.Mkdev(4, 1), Links: 1, MTime: mtime},
+			`crw--w----   1 0        0                 4:1 2025-12-06 05:46:40 "/a b"`},
+		{tree.Node{Type: tree.Symlink, Mode: 0o777, Target: "t\n", Links: 1, MTime: mtime},
+			`lrwxrwxrwx   1 0        0                   2 2025-12-06 05:46:40 "/a b" -> "t\n"`},
+	} {
+		quote := func(s string) string {
+			if strings.ContainsAny(s, " \n") {
+				return strconv.Quote(s)
+			}
+			return s
+		}
+		if got := browse.EntryOf("a b", &c.node).Long(quote); got != c.want {
+			t.Errorf("Long = %q\n want %q", got, c.want)
+		}
 	}
 }

@@ -43,7 +43,9 @@ type Entry struct {
 	Stored uint64 `json:"stored_bytes"`
 }
 
-// EntryOf describes n found at path p.
+// EntryOf describes n found at path p, as stat(2) shows it in a mount: a
+// symlink's size is its target's length, the link count at least 1 (2 for
+// a directory).
 func EntryOf(p string, n *tree.Node) Entry {
 	e := Entry{
 		Path: "/" + strings.TrimPrefix(p, "/"), Type: n.Type.String(), Mode: n.Mode, UID: n.UID, GID: n.GID,
@@ -51,8 +53,13 @@ func EntryOf(p string, n *tree.Node) Entry {
 		MTime: n.MTime.Time().UTC(), ATime: n.ATime.Time().UTC(), CTime: n.CTime.Time().UTC(),
 		Stored: n.StoredBytes(),
 	}
-	if n.Type == tree.Dir {
+	e.Links = max(e.Links, 1)
+	switch n.Type {
+	case tree.Dir:
 		e.Size = 0 // a directory's size is its file system's business
+		e.Links = max(e.Links, 2)
+	case tree.Symlink:
+		e.Size = uint64(len(n.Target))
 	}
 	if n.Type == tree.CharDev || n.Type == tree.BlockDev {
 		e.Device = fmt.Sprintf("%d:%d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
@@ -94,10 +101,11 @@ func (e Entry) ModeString() string {
 	return string(b)
 }
 
-// Long formats e as one line of ls -l: mode, links, owner, group, size,
-// mtime (UTC, to the second), the quoted path, and a symlink's quoted
-// target. Owners without a name show their number.
-func (e Entry) Long() string {
+// Long formats e as one line of ls -l: mode, links, owner, group, size
+// (a device's major:minor), mtime (UTC, to the second), the path and a
+// symlink's target, each through quote. Owners without a name show their
+// number.
+func (e Entry) Long(quote func(string) string) string {
 	user, group := e.User, e.Group
 	if user == "" {
 		user = fmt.Sprint(e.UID)
@@ -109,10 +117,10 @@ func (e Entry) Long() string {
 	if e.Device != "" {
 		size = e.Device
 	}
-	line := fmt.Sprintf("%s %3d %-8s %-8s %12s %s %q", e.ModeString(), e.Links, user, group, size,
-		e.MTime.Format("2006-01-02 15:04:05"), e.Path)
-	if e.Target != "" {
-		line += fmt.Sprintf(" -> %q", e.Target)
+	line := fmt.Sprintf("%s %3d %-8s %-8s %12s %s %s", e.ModeString(), e.Links, quote(user), quote(group), size,
+		e.MTime.Format("2006-01-02 15:04:05"), quote(e.Path))
+	if e.Type == "symlink" {
+		line += " -> " + quote(e.Target)
 	}
 	return line
 }
