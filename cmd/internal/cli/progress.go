@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/restore"
 )
 
 // clearLine returns a terminal's cursor to the start of the line and erases
@@ -58,6 +59,16 @@ func (s *Status) eraseLocked() {
 // closed: on a terminal redrawing one line, then clearing it; elsewhere
 // one plain line each time.
 func (s *Status) ShowProgress(p *backup.Progress, interval time.Duration, stop <-chan struct{}) {
+	s.show(func(elapsed time.Duration) string { return progressLine(p, elapsed) }, interval, stop)
+}
+
+// ShowRestoreProgress is ShowProgress for a restore.
+func (s *Status) ShowRestoreProgress(p *restore.Progress, interval time.Duration, stop <-chan struct{}) {
+	s.show(func(elapsed time.Duration) string { return restoreLine(p, elapsed) }, interval, stop)
+}
+
+// show prints line(time since start) every interval until stop is closed.
+func (s *Status) show(line func(elapsed time.Duration) string, interval time.Duration, stop <-chan struct{}) {
 	start := time.Now()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -69,7 +80,7 @@ func (s *Status) ShowProgress(p *backup.Progress, interval time.Duration, stop <
 			s.mu.Unlock()
 			return
 		case <-t.C:
-			line := progressLine(p, time.Since(start))
+			line := line(time.Since(start))
 			s.mu.Lock()
 			if s.terminal {
 				fmt.Fprint(s.w, clearLine+line)
@@ -83,19 +94,40 @@ func (s *Status) ShowProgress(p *backup.Progress, interval time.Duration, stop <
 }
 
 func progressLine(p *backup.Progress, elapsed time.Duration) string {
-	done := p.BytesDone.Load()
+	line := countLine(elapsed, p.Files.Load(), p.BytesDone.Load(), p.TotalBytes.Load(), p.ScanDone.Load())
+	if e := p.Errors.Load(); e > 0 {
+		line += fmt.Sprintf(", %d errors", e)
+	}
+	return line
+}
+
+// restoreLine is a restore's progress line: files and bytes done, rate, the
+// share of the total and an ETA once the scan has it, bytes fetched from the
+// vault, errors, and the file being written.
+func restoreLine(p *restore.Progress, elapsed time.Duration) string {
+	line := countLine(elapsed, p.Files.Load(), p.BytesDone.Load(), p.TotalBytes.Load(), p.ScanDone.Load())
+	line += fmt.Sprintf(", %s fetched", FormatBytes(p.BytesFetched.Load()))
+	if e := p.Errors.Load(); e > 0 {
+		line += fmt.Sprintf(", %d errors", e)
+	}
+	if cur := p.Current.Load(); cur != nil {
+		line += fmt.Sprintf(", %q", *cur)
+	}
+	return line
+}
+
+// countLine starts a progress line: elapsed time, files, bytes done and
+// rate, and, once the total is known, its share and an ETA.
+func countLine(elapsed time.Duration, files, done, total uint64, totalKnown bool) string {
 	rate := float64(done) / max(elapsed.Seconds(), 0.001)
-	line := fmt.Sprintf("[%s] %d files, %s, %s/s", elapsed.Truncate(time.Second), p.Files.Load(), FormatBytes(done), FormatBytes(uint64(rate)))
-	if total := p.TotalBytes.Load(); p.ScanDone.Load() && total > 0 {
+	line := fmt.Sprintf("[%s] %d files, %s, %s/s", elapsed.Truncate(time.Second), files, FormatBytes(done), FormatBytes(uint64(rate)))
+	if totalKnown && total > 0 {
 		pct := min(100, float64(done)*100/float64(total))
 		line += fmt.Sprintf(" of %s (%.0f%%)", FormatBytes(total), pct)
 		if rate > 0 && done < total {
 			eta := time.Duration(float64(total-done) / rate * float64(time.Second))
 			line += fmt.Sprintf(", ETA %s", eta.Truncate(time.Second))
 		}
-	}
-	if e := p.Errors.Load(); e > 0 {
-		line += fmt.Sprintf(", %d errors", e)
 	}
 	return line
 }

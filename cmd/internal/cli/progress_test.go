@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/restore"
 )
 
 // TestStatusNotTerminal: away from a terminal, progress and messages are
@@ -49,5 +50,23 @@ func TestStatusTerminal(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, clearLine+"message\n") || !strings.HasSuffix(out, clearLine) || !strings.HasPrefix(out, clearLine+"[0s]") {
 		t.Errorf("want the line redrawn, erased before the message and at the end, got %q", out)
+	}
+}
+
+// TestRestoreLine: a restore's line has the share, an ETA, what was
+// fetched and the quoted file being written.
+func TestRestoreLine(t *testing.T) {
+	p := &restore.Progress{}
+	p.Files.Store(2)
+	p.BytesDone.Store(50 << 20)
+	p.TotalBytes.Store(100 << 20)
+	p.ScanDone.Store(true)
+	p.BytesFetched.Store(40 << 20)
+	cur := "home/a\nb"
+	p.Current.Store(&cur)
+	got := restoreLine(p, 10*time.Second)
+	want := `[10s] 2 files, 50.0 MiB, 5.0 MiB/s of 100.0 MiB (50%), ETA 10s, 40.0 MiB fetched, "home/a\nb"`
+	if got != want {
+		t.Errorf("restoreLine = %q, want %q", got, want)
 	}
 }
