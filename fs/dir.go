@@ -2,12 +2,14 @@ package fs
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/azfs/azfs/diskimage"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -111,19 +113,70 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno != 0 {
 		return nil, errno
 	}
-	if len(m.node.Parts) == 0 {
+	n, errno := d.find(ctx, m, name)
+	if errno != 0 {
+		return nil, errno
+	}
+	if n != nil {
+		return d.child(ctx, n, out), 0
+	}
+	// NAME.contents, beside a disk image NAME.
+	base, ok := strings.CutSuffix(name, ContentsSuffix)
+	if !ok {
 		return nil, syscall.ENOENT
+	}
+	img, errno := d.find(ctx, m, base)
+	if errno != 0 {
+		return nil, errno
+	}
+	if img == nil {
+		return nil, syscall.ENOENT
+	}
+	return d.contents(ctx, img, out)
+}
+
+// find returns the entry called name, or nil, loading only the part that
+// can hold it.
+func (d *dirNode) find(ctx context.Context, m *dirMeta, name string) (*tree.Node, syscall.Errno) {
+	if len(m.node.Parts) == 0 {
+		return nil, 0
 	}
 	ref := m.node.Parts[m.node.PartFor(name)]
 	part, err := d.pt.v.parts.get(ctx, ref.ID)
 	if err != nil {
 		return nil, d.pt.v.fail(err, "tree part", ref.ID, d.path)
 	}
-	n := part.Find(name)
-	if n == nil {
+	return part.Find(name), 0
+}
+
+// contentsIno returns the inode number of the contents directory of the
+// file whose inode number is ino.
+func contentsIno(ino uint64) uint64 {
+	return newInoHash('c').addUint64(ino).ino()
+}
+
+// contents returns the inode of the contents directory of img, one of the
+// directory's entries, or ENOENT when img is not a disk image azfs reads.
+func (d *dirNode) contents(ctx context.Context, img *tree.Node, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	path := d.path + "/" + img.Name
+	kind := d.pt.v.kindOf(img, path)
+	if kind == diskimage.Unknown {
 		return nil, syscall.ENOENT
 	}
-	return d.child(ctx, n, out), 0
+	fileIno := d.pt.childIno(d.ino, img)
+	node := *img
+	vol := &volume{r: &pointFile{v: d.pt.v, node: &node, path: path}, size: int64(img.Size), path: path,
+		ino: contentsIno(fileIno), attr: attrOf(img, fileIno)}
+	ops, err := d.pt.v.contentsNode(kind, vol)
+	if err != nil {
+		return nil, d.pt.v.report(err, path, "cannot open the image")
+	}
+	var a fuse.AttrOut
+	if errno := ops.(gofs.NodeGetattrer).Getattr(ctx, nil, &a); errno != 0 {
+		return nil, errno
+	}
+	out.Attr = a.Attr
+	return d.NewInode(ctx, ops, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: vol.ino}), 0
 }
 
 // child returns the inode of n, one of the directory's entries, and fills
@@ -185,6 +238,10 @@ type dirStream struct {
 	off   uint64     // number of entries returned so far
 	err   syscall.Errno
 	last  *tree.Node // the entry returned last
+	// contents is the name of the contents directory to list next, after
+	// the disk image returned last; contentsIno is its inode number.
+	contents    string
+	contentsIno uint64
 }
 
 // fill makes the next entry available, loading parts as needed. A load
@@ -209,11 +266,20 @@ func (s *dirStream) fill(ctx context.Context) {
 }
 
 func (s *dirStream) hasNext(ctx context.Context) bool {
+	if s.contents != "" {
+		return true
+	}
 	s.fill(ctx)
 	return s.err != 0 || s.part != nil
 }
 
 func (s *dirStream) next(ctx context.Context) (fuse.DirEntry, syscall.Errno) {
+	if s.contents != "" {
+		s.off++
+		e := fuse.DirEntry{Name: s.contents, Mode: syscall.S_IFDIR, Ino: s.contentsIno, Off: s.off}
+		s.contents, s.last = "", nil
+		return e, 0
+	}
 	s.fill(ctx)
 	if s.err != 0 {
 		// Report the error once; a later call retries the load.
@@ -225,12 +291,33 @@ func (s *dirStream) next(ctx context.Context) (fuse.DirEntry, syscall.Errno) {
 	s.i++
 	s.off++
 	s.last = n
+	ino := s.d.pt.childIno(s.d.ino, n)
+	s.noteImage(ctx, n, ino)
 	return fuse.DirEntry{
 		Name: n.Name,
 		Mode: n.Type.StatType(),
-		Ino:  s.d.pt.childIno(s.d.ino, n),
+		Ino:  ino,
 		Off:  s.off,
 	}, 0
+}
+
+// noteImage makes the next entry listed n's contents directory when n,
+// whose inode number is ino, is a disk image azfs reads and the directory
+// has no entry of that name.
+func (s *dirStream) noteImage(ctx context.Context, n *tree.Node, ino uint64) {
+	if !isImageCandidate(n) || s.d.pt.v.images.off {
+		return
+	}
+	name := n.Name + ContentsSuffix
+	if s.d.pt.v.kindOf(n, s.d.path+"/"+n.Name) == diskimage.Unknown {
+		return
+	}
+	if m := s.d.meta.Load(); m != nil {
+		if real, _ := s.d.find(ctx, m, name); real != nil {
+			return
+		}
+	}
+	s.contents, s.contentsIno = name, contentsIno(ino)
 }
 
 // HasNext reports whether there are more entries (or an error to report).
@@ -248,9 +335,11 @@ func (s *dirStream) Close() {
 	s.part, s.last = nil, nil
 }
 
-// Seekdir repositions the stream after the first off entries.
+// Seekdir repositions the stream after the first off entries. Without
+// contents directories it skips whole parts' entries at once; with them it
+// steps entry by entry (the kinds of images are cached).
 func (s *dirStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	s.pi, s.part, s.i, s.off, s.err, s.last = 0, nil, 0, 0, 0, nil
+	s.pi, s.part, s.i, s.off, s.err, s.last, s.contents = 0, nil, 0, 0, 0, nil, ""
 	for s.off < off {
 		if !s.hasNext(ctx) {
 			return syscall.EINVAL
@@ -259,6 +348,12 @@ func (s *dirStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 			err := s.err
 			s.err = 0
 			return err
+		}
+		if !s.d.pt.v.images.off {
+			if _, errno := s.next(ctx); errno != 0 {
+				return errno
+			}
+			continue
 		}
 		skip := min(uint64(len(s.part.Nodes)-s.i), off-s.off)
 		s.i += int(skip)

@@ -25,8 +25,12 @@ const seqWindow = 8 << 20
 type fileNode struct {
 	gofs.Inode
 	leaf
+	seq sequence
+}
 
-	mu sync.Mutex // guards the read-ahead state below
+// sequence is where a file's readers are: what read-ahead needs to know.
+type sequence struct {
+	mu sync.Mutex // guards the fields below
 	// end is the end offset of the previous read.
 	end int64
 	// ahead is the index of the first extent not yet prefetched in the
@@ -70,7 +74,7 @@ func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(start+uint64(len(dest)), f.node.Size)
-	f.readAhead(start, end)
+	f.pt.v.readAheadFor(&f.seq, &f.node, start, end)
 
 	exts := f.node.Extents
 	first := f.node.FindExtent(start)
@@ -119,34 +123,34 @@ func (f *fileNode) chunk(ctx context.Context, e tree.Extent) ([]byte, syscall.Er
 	return data, 0
 }
 
-// readAhead notes a read of [start, end). If it continues a sequential run,
-// it starts fetching the chunks of the v.readAhead extents after the range
-// that it has not started yet.
-func (f *fileNode) readAhead(start, end uint64) {
-	n := f.pt.v.readAhead
+// readAheadFor notes a read of [start, end) of file node, whose readers are at
+// seq. If it continues a sequential run, it starts fetching the chunks of
+// the v.readAhead extents after the range that it has not started yet.
+func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) {
+	n := v.readAhead
 	if n == 0 {
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	prev := f.end
-	f.end = int64(end)
+	seq.mu.Lock()
+	defer seq.mu.Unlock()
+	prev := seq.end
+	seq.end = int64(end)
 	if int64(start) < prev-seqWindow || int64(start) > prev+seqWindow {
-		f.ahead = 0
+		seq.ahead = 0
 		return
 	}
-	exts := f.node.Extents
-	first := f.node.FindExtent(end)
+	exts := node.Extents
+	first := node.FindExtent(end)
 	if first < len(exts) && exts[first].Offset < end {
 		// This read loads the extent holding end itself.
 		first++
 	}
 	last := min(first+n, len(exts))
-	for j := max(first, f.ahead); j < last; j++ {
-		if !f.pt.v.prefetch(exts[j]) {
+	for j := max(first, seq.ahead); j < last; j++ {
+		if !v.prefetch(exts[j]) {
 			return
 		}
-		f.ahead = j + 1
+		seq.ahead = j + 1
 	}
 }
 

@@ -47,8 +47,8 @@ type Point struct {
 	Root keys.ID
 }
 
-// Options tune a mount. The root constructors use CacheBytes, ReadAhead
-// and Logger; Mount uses NoXattrs and Logger.
+// Options tune a mount. The root constructors use CacheBytes, ReadAhead,
+// the image options and Logger; Mount uses NoXattrs and Logger.
 type Options struct {
 	// CacheBytes bounds the decrypted-chunk LRU (default 256 MiB when 0).
 	CacheBytes int64
@@ -58,6 +58,13 @@ type Options struct {
 	// NoXattrs promises that no served point holds any xattr: xattr
 	// requests are answered with ENOSYS once so the kernel stops asking.
 	NoXattrs bool
+	// NoImageContents hides the NAME.contents directory that shows,
+	// beside each backed-up file holding a partition table, a LUKS
+	// volume or an ext4 or FAT file system, what it holds.
+	NoImageContents bool
+	// LUKSKeys are the passphrases and key files' contents tried on each
+	// LUKS volume in an image. They stay in memory only.
+	LUKSKeys [][]byte
 	// Logger receives load failures, damage once per object ID, and
 	// Mount's debug messages (default: discard).
 	Logger *slog.Logger
@@ -85,6 +92,7 @@ type vault struct {
 	log     *slog.Logger
 	// damaged holds the IDs of damaged objects already logged.
 	damaged sync.Map
+	images  *images
 }
 
 // newVault returns the state shared by the nodes of a mount of src, with
@@ -111,6 +119,7 @@ func newVault(src Source, opts Options) *vault {
 		// in parallel, so it never has less than two slots.
 		fetches: make(chan struct{}, max(2*readAhead, 2)),
 		log:     logger,
+		images:  newImages(opts),
 	}
 }
 

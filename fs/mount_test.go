@@ -386,15 +386,7 @@ func TestMountedAllPoints(t *testing.T) {
 
 	names := func(dir string) []string {
 		t.Helper()
-		entries, err := os.ReadDir(filepath.Join(mnt, dir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r []string
-		for _, e := range entries {
-			r = append(r, e.Name())
-		}
-		return r
+		return dirNames(t, filepath.Join(mnt, dir))
 	}
 	if got := names("."); !slices.Equal(got, []string{"db", "web"}) {
 		t.Errorf("root: %v", got)

@@ -472,7 +472,7 @@ func TestReadAheadIsBounded(t *testing.T) {
 	// Sequential reads racing ahead of slow fetches never have more than
 	// 2×ReadAhead of them in flight.
 	for off := uint64(0); off < 20*mib; off += mib {
-		fn.readAhead(off, off+mib)
+		fn.pt.v.readAheadFor(&fn.seq, &fn.node, off, off+mib)
 	}
 	waitFor(t, "fetches to finish", func() bool { return len(fn.pt.v.fetches) == 0 })
 	src.mu.Lock()

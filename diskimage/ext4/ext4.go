@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"syscall"
 
 	"github.com/azfs/azfs/diskimage"
@@ -35,8 +36,8 @@ var (
 	// package does not read.
 	ErrUnsupported = errors.New("unsupported ext4 feature")
 	// ErrNotFound is returned by Lookup for a name the directory does
-	// not hold.
-	ErrNotFound = errors.New("no such file in the ext4 directory")
+	// not hold. It wraps io/fs.ErrNotExist.
+	ErrNotFound = fmt.Errorf("ext4 directory: %w", iofs.ErrNotExist)
 )
 
 // Superblock feature flags this package looks at.

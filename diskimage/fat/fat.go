@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,8 +30,8 @@ var (
 	// ErrFormat is wrapped by the errors about a malformed file system.
 	ErrFormat = errors.New("malformed FAT file system")
 	// ErrNotFound is returned by Lookup for a name the directory does
-	// not hold.
-	ErrNotFound = errors.New("no such file in the FAT directory")
+	// not hold. It wraps io/fs.ErrNotExist.
+	ErrNotFound = fmt.Errorf("FAT directory: %w", iofs.ErrNotExist)
 	// errChainEnd reports a cluster chain shorter than a read needs.
 	errChainEnd = fmt.Errorf("%w: cluster chain ends early", ErrFormat)
 )

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"io"
 	iofs "io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -254,8 +256,9 @@ func Source(t testing.TB, dir string, fatOnly bool, many int) {
 		}
 	}
 	random := make([]byte, 3<<20+12345)
+	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range random {
-		random[i] = byte(i*7 + i>>11)
+		random[i] = byte(rng.Uint32())
 	}
 	write("empty", nil, 0o644)
 	write("hello.txt", []byte("hello, world\n"), 0o644)
@@ -487,4 +490,78 @@ func FuzzTree(f *testing.F, open func(r io.ReaderAt, size int64) (Tree, error), 
 		}
 		t.Fatalf("error %v wraps none of %v", err, allowed)
 	})
+}
+
+// Dir is a directory of the machine's file system as a Tree, so that
+// CompareTree compares a mounted tree (a FUSE mount) with its source.
+type Dir struct {
+	root  string
+	mu    sync.Mutex
+	paths []string // by Node.ID
+}
+
+// NewDir returns the tree under root.
+func NewDir(root string) *Dir {
+	return &Dir{root: root, paths: []string{root}}
+}
+
+func (d *Dir) node(path, name string) (diskimage.Node, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return diskimage.Node{}, err
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	d.mu.Lock()
+	d.paths = append(d.paths, path)
+	id := uint64(len(d.paths) - 1)
+	d.mu.Unlock()
+	return diskimage.Node{Name: name, ID: id, Mode: sys.Mode, UID: sys.Uid, GID: sys.Gid, Size: uint64(sys.Size),
+		Links: uint32(sys.Nlink), Mtime: diskimage.Time{Sec: sys.Mtim.Sec, Nsec: uint32(sys.Mtim.Nsec)}}, nil
+}
+
+func (d *Dir) path(n *diskimage.Node) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.paths[n.ID]
+}
+
+// Root returns the root directory.
+func (d *Dir) Root() (diskimage.Node, error) {
+	n, err := d.node(d.root, "")
+	n.ID = 0
+	return n, err
+}
+
+// ReadDir lists directory dir (cursor is ignored).
+func (d *Dir) ReadDir(dir *diskimage.Node, _ int64, fn func(n diskimage.Node, next int64) bool) error {
+	p := d.path(dir)
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		n, err := d.node(filepath.Join(p, e.Name()), e.Name())
+		if err != nil {
+			return err
+		}
+		if !fn(n, int64(i+1)) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ReadAt reads file f.
+func (d *Dir) ReadAt(f *diskimage.Node, p []byte, off int64) (int, error) {
+	file, err := os.Open(d.path(f))
+	if err != nil {
+		return 0, err
+	}
+	defer file.Close()
+	return file.ReadAt(p, off)
+}
+
+// Readlink reads symlink l.
+func (d *Dir) Readlink(l *diskimage.Node) (string, error) {
+	return os.Readlink(d.path(l))
 }

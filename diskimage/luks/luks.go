@@ -456,3 +456,12 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 func readAt(r io.ReaderAt, b []byte, off int64) error {
 	return imageio.ReadAt(r, b, off, ErrFormat)
 }
+
+// On returns the volume read from r instead, a reader of the same bytes
+// (the same image in another recovery point): the key is not derived
+// again.
+func (v *Volume) On(r io.ReaderAt) *Volume {
+	w := *v
+	w.r = r
+	return &w
+}
