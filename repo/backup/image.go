@@ -60,19 +60,20 @@ func imageBlock(size uint64, maxChunk int) uint64 {
 // image (ok) or, when it is a regular file that does not look like one,
 // by the chunker.
 func recognise(f *os.File, size uint64, device bool, maxChunk int) (img Image, ok bool, err error) {
+	if !device && size < minImageSize {
+		return Image{}, false, nil
+	}
 	img = Image{Device: device, Size: size, DataSize: size}
-	if !device {
-		if size < minImageSize {
-			return Image{}, false, nil
-		}
+	_, err = vhd.ReadFixed(f, int64(size))
+	switch {
+	case err == nil:
+		img.VHD, img.DataSize = true, size-vhd.FooterSize
+	case !errors.Is(err, vhd.ErrNotVHD) && !errors.Is(err, vhd.ErrFormat) && !errors.Is(err, vhd.ErrNotFixed):
+		return Image{}, false, err
+	case !device:
 		if ok, err := hasImageSignature(f); !ok || err != nil {
 			return Image{}, false, err
 		}
-	}
-	if _, err := vhd.ReadFixed(f, int64(size)); err == nil {
-		img.VHD, img.DataSize = true, size-vhd.FooterSize
-	} else if !errors.Is(err, vhd.ErrNotVHD) && !errors.Is(err, vhd.ErrFormat) && !errors.Is(err, vhd.ErrNotFixed) {
-		return Image{}, false, err
 	}
 	img.Block = imageBlock(img.DataSize, maxChunk)
 	return img, true, nil
@@ -99,7 +100,7 @@ var signatures = []struct {
 const signatureSpan = 65600 + 8
 
 // hasImageSignature reports whether the file f starts like a disk, a
-// volume or a file system, or ends with a fixed VHD's footer.
+// volume or a file system.
 func hasImageSignature(f *os.File) (bool, error) {
 	head := make([]byte, signatureSpan)
 	n, err := f.ReadAt(head, 0)
@@ -112,12 +113,7 @@ func hasImageSignature(f *os.File) (bool, error) {
 			return true, nil
 		}
 	}
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	_, err = vhd.ReadFixed(f, st.Size())
-	return err == nil, nil
+	return false, nil
 }
 
 // deviceSize returns the size of the block device open as f.
