@@ -106,7 +106,7 @@ func TestMountedReadsUnderFaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			if segments {
-				fv.FetchPackSegments()
+				fv.FetchPackSegments(16 << 20)
 				// Smaller than the vault, so that reads keep going to
 				// the storage.
 				dc, err := diskcache.Open(t.TempDir(), diskcache.Options{MaxBytes: 6 * mib})

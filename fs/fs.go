@@ -50,7 +50,10 @@ type Point struct {
 // Options tune a mount. The root constructors use CacheBytes, ReadAhead,
 // the image options and Logger; Mount uses NoXattrs and Logger.
 type Options struct {
-	// CacheBytes bounds the decrypted-chunk LRU (default 256 MiB when 0).
+	// CacheBytes bounds the mount's caches in memory together (default
+	// 320 MiB when 0, azmount's --cache-size), shared as MemoryShares says: decrypted chunks and
+	// decoded tree parts here, and the pack segments of a source that
+	// reads through them (repo.Vault.FetchPackSegments, set by its opener).
 	CacheBytes int64
 	// ReadAhead is how many chunks are fetched ahead for sequential
 	// readers (default 4 when 0; negative disables read-ahead).
@@ -71,11 +74,18 @@ type Options struct {
 }
 
 const (
-	defaultCacheBytes = 256 << 20
+	defaultCacheBytes = 320 << 20 // as azmount's --cache-size
 	defaultReadAhead  = 4
-	// partCacheSize bounds the number of decoded tree parts kept in memory.
-	partCacheSize = 1024
 )
+
+// MemoryShares divides a mount's memory bound (Options.CacheBytes) among
+// its caches: a twentieth for pack segments, a tenth for decoded tree
+// parts, the rest for decrypted chunks; of the default 320 MiB, 16 MiB (four
+// segments), 32 MiB and 272 MiB. It is the one place that bound is divided.
+func MemoryShares(total int64) (chunks, parts, segments int64) {
+	segments, parts = total/20, total/10
+	return total - segments - parts, parts, segments
+}
 
 // errBadRoot reports a point whose root part is not a single directory
 // named "root".
@@ -84,7 +94,7 @@ var errBadRoot = errkind.New(errkind.Damaged, "malformed point root")
 // vault is what all nodes of one mount share.
 type vault struct {
 	src       Source
-	chunks    *lru.Cache[keys.ID]
+	chunks    *lru.Cache[keys.ID, []byte]
 	parts     *partCache
 	readAhead int
 	// fetches bounds the background chunk fetches in flight.
@@ -102,6 +112,7 @@ func newVault(src Source, opts Options) *vault {
 	if cacheBytes == 0 {
 		cacheBytes = defaultCacheBytes
 	}
+	chunkBytes, partCacheBytes, _ := MemoryShares(cacheBytes)
 	readAhead := opts.ReadAhead
 	if readAhead == 0 {
 		readAhead = defaultReadAhead
@@ -112,8 +123,8 @@ func newVault(src Source, opts Options) *vault {
 	}
 	return &vault{
 		src:       src,
-		chunks:    lru.New[keys.ID](cacheBytes),
-		parts:     newPartCache(src, partCacheSize),
+		chunks:    lru.NewBytes[keys.ID](chunkBytes),
+		parts:     newPartCache(src, partCacheBytes),
 		readAhead: max(readAhead, 0),
 		// Reads also use this pool to fetch the later chunks of a range
 		// in parallel, so it never has less than two slots.

@@ -3,78 +3,59 @@ package fs
 import (
 	"context"
 	"fmt"
-	"sync"
+	"unsafe"
 
-	hlru "github.com/hashicorp/golang-lru/v2"
-
+	"github.com/azfs/azfs/cache/lru"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
 
-// partCache is a count-bounded LRU of decoded tree parts. Concurrent loads
-// of one part are merged into a single Source call.
+// partCache is the mount's byte-bounded LRU of decoded tree parts, with
+// concurrent loads of one part merged into a single Source call under
+// cache/lru's cancellation rule.
 type partCache struct {
 	src Source
-	lru *hlru.Cache[keys.ID, *tree.Part]
-
-	mu    sync.Mutex
-	loads map[keys.ID]*partLoad
+	lru *lru.Cache[keys.ID, *tree.Part]
 }
 
-// partLoad is one Source.Part call in flight; done closes when it ends.
-type partLoad struct {
-	done chan struct{}
-	part *tree.Part
-	err  error
+func newPartCache(src Source, maxBytes int64) *partCache {
+	return &partCache{src: src, lru: lru.New[keys.ID](maxBytes, partBytes)}
 }
 
-func newPartCache(src Source, size int) *partCache {
-	c, err := hlru.New[keys.ID, *tree.Part](size)
-	if err != nil {
-		// Only a non-positive size fails, and the size is a constant.
-		panic(fmt.Sprintf("part cache: %v", err))
-	}
-	return &partCache{src: src, lru: c, loads: make(map[keys.ID]*partLoad)}
-}
-
-// get returns the part id from the cache or loads it. The load runs on its
-// own, so a caller whose ctx ends stops waiting without failing the load
-// for the others.
+// get returns the part id from the cache or loads it. A caller whose ctx
+// ends stops waiting without failing the load for the others.
 func (c *partCache) get(ctx context.Context, id keys.ID) (*tree.Part, error) {
-	if p, ok := c.lru.Get(id); ok {
-		return p, nil
+	p, err := c.lru.GetOrLoad(ctx, id, func(ctx context.Context) (*tree.Part, error) {
+		return c.src.Part(ctx, id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load tree part %s: %w", id.Short(), err)
 	}
-	c.mu.Lock()
-	l, ok := c.loads[id]
-	if !ok {
-		// A load may have finished between the lookup above and the lock.
-		if p, ok := c.lru.Get(id); ok {
-			c.mu.Unlock()
-			return p, nil
-		}
-		l = &partLoad{done: make(chan struct{})}
-		c.loads[id] = l
-		go c.load(context.WithoutCancel(ctx), id, l)
-	}
-	c.mu.Unlock()
-	select {
-	case <-l.done:
-		return l.part, l.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("load tree part %s: %w", id.Short(), ctx.Err())
-	}
+	return p, nil
 }
 
-func (c *partCache) load(ctx context.Context, id keys.ID, l *partLoad) {
-	p, err := c.src.Part(ctx, id)
-	if err != nil {
-		l.err = fmt.Errorf("load tree part %s: %w", id.Short(), err)
-	} else {
-		l.part = p
-		c.lru.Add(id, p)
+// Sizes in memory of what a decoded part holds, for partBytes.
+const (
+	nodeBytes    = int64(unsafe.Sizeof(tree.Node{}))
+	extentBytes  = int64(unsafe.Sizeof(tree.Extent{}))
+	partRefBytes = int64(unsafe.Sizeof(tree.PartRef{}))
+	xattrBytes   = int64(unsafe.Sizeof(tree.Xattr{}))
+)
+
+// partBytes is about the memory a decoded part holds: its nodes, their
+// strings, extents, listing references and xattrs.
+func partBytes(p *tree.Part) int64 {
+	n := int64(len(p.Nodes)) * nodeBytes
+	for i := range p.Nodes {
+		nd := &p.Nodes[i]
+		n += int64(len(nd.Name)+len(nd.User)+len(nd.Group)+len(nd.Target)) +
+			int64(len(nd.Extents))*extentBytes + int64(len(nd.Parts))*partRefBytes
+		for _, x := range nd.Xattrs {
+			n += xattrBytes + int64(len(x.Name)+len(x.Value))
+		}
+		for _, r := range nd.Parts {
+			n += int64(len(r.First))
+		}
 	}
-	c.mu.Lock()
-	delete(c.loads, id)
-	c.mu.Unlock()
-	close(l.done)
+	return n
 }

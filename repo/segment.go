@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
+	"github.com/azfs/azfs/cache/lru"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/index"
 )
@@ -32,17 +32,14 @@ const (
 	// segmentedBlob bounds the blobs read from segments: a larger one is a
 	// large request already, and is fetched (and cached) alone.
 	segmentedBlob = 512 << 10
-	// segmentsInMemory bounds the segments kept in memory: 4 x 4 MiB.
-	segmentsInMemory = 4
 )
 
-// segments reads small blobs through pack segments.
+// segments reads small blobs through pack segments, the last ones read kept
+// in memory (a cache/lru, under its rule: a fetch goes on while any reader
+// waits for it).
 type segments struct {
-	v *Vault
-
-	mu      sync.Mutex
-	kept    []*segment // most recently used last
-	loading map[segmentKey]*segmentLoad
+	v    *Vault
+	kept *lru.Cache[segmentKey, *segment]
 }
 
 // segmentKey names segment n (bytes [n*segmentSize, (n+1)*segmentSize)) of
@@ -61,18 +58,12 @@ type segment struct {
 	cached bool   // read from the cache, not fetched from the storage
 }
 
-type segmentLoad struct {
-	done chan struct{}
-	seg  *segment
-	err  error
-}
-
 // FetchPackSegments makes the vault read small blobs through pack segments
-// (see segments), kept in its cache when it has one (SetCache). It pays
-// when requests are dear: a vault over a network. Call it before any
-// concurrent use.
-func (v *Vault) FetchPackSegments() {
-	v.segments = &segments{v: v, loading: make(map[segmentKey]*segmentLoad)}
+// (see segments), kept in its cache when it has one (SetCache), and the
+// last ones read in at most memBytes of memory. It pays when requests are
+// dear: a vault over a network. Call it before any concurrent use.
+func (v *Vault) FetchPackSegments(memBytes int64) {
+	v.segments = &segments{v: v, kept: lru.New[segmentKey](memBytes, func(s *segment) int64 { return int64(len(s.data)) })}
 }
 
 // segmentOf returns the segment that holds the blob at loc whole, and the
@@ -122,41 +113,7 @@ func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc
 // fetched from the storage (and cached), once however many readers want it
 // at the same time.
 func (s *segments) get(ctx context.Context, key segmentKey) (*segment, error) {
-	s.mu.Lock()
-	for i := len(s.kept) - 1; i >= 0; i-- {
-		if seg := s.kept[i]; seg.key == key {
-			copy(s.kept[i:], s.kept[i+1:])
-			s.kept[len(s.kept)-1] = seg
-			s.mu.Unlock()
-			return seg, nil
-		}
-	}
-	l, waiting := s.loading[key]
-	if !waiting {
-		l = &segmentLoad{done: make(chan struct{})}
-		s.loading[key] = l
-	}
-	s.mu.Unlock()
-
-	if !waiting {
-		l.seg, l.err = s.load(ctx, key)
-		s.mu.Lock()
-		delete(s.loading, key)
-		if l.err == nil {
-			s.kept = append(s.kept, l.seg)
-			if len(s.kept) > segmentsInMemory {
-				s.kept = s.kept[1:]
-			}
-		}
-		s.mu.Unlock()
-		close(l.done)
-	}
-	select {
-	case <-l.done:
-		return l.seg, l.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return s.kept.GetOrLoad(ctx, key, func(ctx context.Context) (*segment, error) { return s.load(ctx, key) })
 }
 
 // load reads segment key from the cache or, failing that, the storage.
@@ -180,19 +137,8 @@ func (s *segments) load(ctx context.Context, key segmentKey) (*segment, error) {
 // fetches it again; unless another reader has already replaced it, whose
 // copy stays.
 func (s *segments) drop(seg *segment) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	replaced := s.loading[seg.key] != nil
-	for i := 0; i < len(s.kept); i++ {
-		switch k := s.kept[i]; {
-		case k == seg:
-			s.kept = append(s.kept[:i], s.kept[i+1:]...)
-			i--
-		case k.key == seg.key:
-			replaced = true
-		}
-	}
-	if c := s.v.cache; c != nil && !replaced {
+	newer := s.kept.Discard(seg.key, func(kept *segment) bool { return kept == seg })
+	if c := s.v.cache; c != nil && !newer {
 		c.Remove(seg.key.cacheKey())
 	}
 }

@@ -54,7 +54,7 @@ func smallBlobs(t *testing.T, ks *keys.KeySet, n, size int) []testBlob {
 func segmented(t *testing.T, st *byteCounter, ks *keys.KeySet, dir string) (*repo.Vault, *diskcache.Cache) {
 	t.Helper()
 	v, c := openCached(t, st, ks, dir)
-	v.FetchPackSegments()
+	v.FetchPackSegments(16 << 20)
 	st.reset()
 	return v, c
 }
@@ -113,7 +113,7 @@ func TestSegmentsWithoutDiskCache(t *testing.T) {
 	if err := sv.LoadIndex(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sv.FetchPackSegments()
+	sv.FetchPackSegments(16 << 20)
 	st.reset()
 	loadAll(t, sv, blobs)
 	if n := st.loads.Load(); n != 1 {

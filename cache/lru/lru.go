@@ -1,5 +1,9 @@
-// Package lru provides a byte-bounded LRU cache of immutable byte slices in
-// which concurrent loads of the same missing key are merged into one.
+// Package lru provides azfs's one in-memory read cache: a byte-bounded LRU
+// of immutable values in which concurrent loads of the same missing key are
+// merged into one, under one cancellation rule (GetOrLoad): a load survives
+// the cancellation of any single waiter and is abandoned only when all its
+// waiters have gone. The mount's decrypted chunks and decoded tree parts
+// (package fs) and a vault's pack segments (package repo) are cached in it.
 //
 // It is modelled after restic's internal/bloblru: entries are kept in a
 // simplelru list whose eviction callback maintains the byte count, and the
@@ -15,36 +19,39 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// Cache is a least-recently-used cache of byte slices, bounded by the total
-// length of the cached values (per-entry bookkeeping is not counted).
-// Cached slices are shared with every caller and must not be modified.
+// Cache is a least-recently-used cache of values, bounded by the total of
+// their sizes as its size function counts them (per-entry bookkeeping is
+// not counted). Cached values are shared with every caller and must not be
+// modified.
 //
 // Cache is safe for concurrent use.
-type Cache[K comparable] struct {
+type Cache[K comparable, V any] struct {
 	maxBytes int64
+	size     func(V) int64
 
 	mu       sync.Mutex
-	lru      *simplelru.LRU[K, []byte]
-	bytes    int64 // total len of the values in lru, kept by the eviction callback
-	inflight map[K]*call
+	lru      *simplelru.LRU[K, V]
+	bytes    int64 // total size of the values in lru, kept by the eviction callback
+	inflight map[K]*call[V]
 }
 
 // call is a load in progress, shared by all callers waiting for the key.
-type call struct {
+type call[V any] struct {
 	done    chan struct{} // closed once value and err are set
-	value   []byte
+	value   V
 	err     error
 	waiters int                // callers still waiting; guarded by Cache.mu
 	cancel  context.CancelFunc // cancels the load's context
 }
 
-// New returns a Cache holding at most maxBytes bytes of values. If maxBytes
-// is <= 0, nothing is cached, but GetOrLoad still merges concurrent loads.
-func New[K comparable](maxBytes int64) *Cache[K] {
-	c := &Cache[K]{maxBytes: maxBytes, inflight: make(map[K]*call)}
+// New returns a Cache holding values of at most maxBytes bytes in total, a
+// value's bytes being what size returns for it. If maxBytes is <= 0,
+// nothing is cached, but GetOrLoad still merges concurrent loads.
+func New[K comparable, V any](maxBytes int64, size func(V) int64) *Cache[K, V] {
+	c := &Cache[K, V]{maxBytes: maxBytes, size: size, inflight: make(map[K]*call[V])}
 	// The entry count is effectively unbounded; Add enforces the byte bound.
-	l, err := simplelru.NewLRU(math.MaxInt, func(_ K, v []byte) {
-		c.bytes -= int64(len(v))
+	l, err := simplelru.NewLRU(math.MaxInt, func(_ K, v V) {
+		c.bytes -= size(v)
 	})
 	if err != nil { // NewLRU only fails for a non-positive size.
 		panic(fmt.Sprintf("lru: %v", err))
@@ -53,8 +60,13 @@ func New[K comparable](maxBytes int64) *Cache[K] {
 	return c
 }
 
+// NewBytes returns a Cache of byte slices, each counted by its length.
+func NewBytes[K comparable](maxBytes int64) *Cache[K, []byte] {
+	return New[K](maxBytes, func(b []byte) int64 { return int64(len(b)) })
+}
+
 // Get returns the value cached for key, marking it as most recently used.
-func (c *Cache[K]) Get(key K) ([]byte, bool) {
+func (c *Cache[K, V]) Get(key K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Get(key)
@@ -64,16 +76,16 @@ func (c *Cache[K]) Get(key K) ([]byte, bool) {
 // least recently used entries until the total size is within the bound.
 // Values larger than the bound are not cached (and a previous value for key
 // is dropped). Add keeps value; the caller must not modify it afterwards.
-func (c *Cache[K]) Add(key K, value []byte) {
+func (c *Cache[K, V]) Add(key K, value V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.add(key, value)
 }
 
 // add implements Add; c.mu must be held.
-func (c *Cache[K]) add(key K, value []byte) {
+func (c *Cache[K, V]) add(key K, value V) {
 	c.lru.Remove(key)
-	size := int64(len(value))
+	size := c.size(value)
 	if c.maxBytes <= 0 || size > c.maxBytes {
 		return
 	}
@@ -93,7 +105,7 @@ func (c *Cache[K]) add(key K, value []byte) {
 // but not its cancellation. A caller whose ctx is done stops waiting and
 // returns ctx.Err() without affecting the others; once every caller waiting
 // for a load has given up, the load's context is cancelled.
-func (c *Cache[K]) GetOrLoad(ctx context.Context, key K, load func(context.Context) ([]byte, error)) ([]byte, error) {
+func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Context) (V, error)) (V, error) {
 	c.mu.Lock()
 	if v, ok := c.lru.Get(key); ok {
 		c.mu.Unlock()
@@ -102,7 +114,7 @@ func (c *Cache[K]) GetOrLoad(ctx context.Context, key K, load func(context.Conte
 	cl, ok := c.inflight[key]
 	if !ok {
 		loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		cl = &call{done: make(chan struct{}), cancel: cancel}
+		cl = &call[V]{done: make(chan struct{}), cancel: cancel}
 		c.inflight[key] = cl
 		go c.runLoad(loadCtx, key, cl, load)
 	}
@@ -122,12 +134,13 @@ func (c *Cache[K]) GetOrLoad(ctx context.Context, key K, load func(context.Conte
 			c.forget(key, cl)
 		}
 		c.mu.Unlock()
-		return nil, ctx.Err()
+		var zero V
+		return zero, ctx.Err()
 	}
 }
 
 // runLoad runs load for cl and publishes its result.
-func (c *Cache[K]) runLoad(ctx context.Context, key K, cl *call, load func(context.Context) ([]byte, error)) {
+func (c *Cache[K, V]) runLoad(ctx context.Context, key K, cl *call[V], load func(context.Context) (V, error)) {
 	value, err := load(ctx)
 	cl.cancel()
 
@@ -143,22 +156,39 @@ func (c *Cache[K]) runLoad(ctx context.Context, key K, cl *call, load func(conte
 
 // forget removes cl from the loads in progress unless it has already been
 // replaced by a newer load for key; c.mu must be held.
-func (c *Cache[K]) forget(key K, cl *call) {
+func (c *Cache[K, V]) forget(key K, cl *call[V]) {
 	if c.inflight[key] == cl {
 		delete(c.inflight, key)
 	}
 }
 
 // Len returns the number of cached values.
-func (c *Cache[K]) Len() int {
+func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()
 }
 
 // Bytes returns the total size of the cached values.
-func (c *Cache[K]) Bytes() int64 {
+func (c *Cache[K, V]) Bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.bytes
+}
+
+// Discard drops the value cached for key if bad reports it to be the one
+// the caller found unusable (a copy that no longer authenticates), so that
+// the next GetOrLoad loads it again. It reports whether the cache holds, or
+// is loading, another value for key: a newer copy some other caller has
+// already fetched, which stays.
+func (c *Cache[K, V]) Discard(key K, bad func(V) bool) (newer bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.lru.Peek(key); ok {
+		if !bad(v) {
+			return true
+		}
+		c.lru.Remove(key)
+	}
+	return c.inflight[key] != nil
 }

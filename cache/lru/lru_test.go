@@ -27,7 +27,7 @@ func waitUntil(what string, cond func() bool) error {
 }
 
 // waiters returns how many callers wait for the load of key in progress.
-func (c *Cache[K]) waiters(key K) int {
+func (c *Cache[K, V]) waiters(key K) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cl, ok := c.inflight[key]; ok {
@@ -38,7 +38,7 @@ func (c *Cache[K]) waiters(key K) int {
 
 // checkInvariants asserts that the byte count matches the cached values and
 // respects the bound.
-func checkInvariants[K comparable](t *testing.T, c *Cache[K]) {
+func checkInvariants[K comparable](t *testing.T, c *Cache[K, []byte]) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -56,7 +56,7 @@ func checkInvariants[K comparable](t *testing.T, c *Cache[K]) {
 
 func TestByteBoundUnderManyAdds(t *testing.T) {
 	const maxBytes = 10_000
-	c := New[int](maxBytes)
+	c := NewBytes[int](maxBytes)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 5000 {
 		key := rng.IntN(300) // repeats exercise replacement
@@ -75,7 +75,7 @@ func TestByteBoundUnderManyAdds(t *testing.T) {
 }
 
 func TestRecentlyUsedSurvives(t *testing.T) {
-	c := New[string](300)
+	c := NewBytes[string](300)
 	for _, k := range []string{"a", "b", "c"} {
 		c.Add(k, bytes.Repeat([]byte(k), 100))
 	}
@@ -107,7 +107,7 @@ func TestRecentlyUsedSurvives(t *testing.T) {
 }
 
 func TestOversizeValuesNotCached(t *testing.T) {
-	c := New[int](100)
+	c := NewBytes[int](100)
 	c.Add(1, make([]byte, 101))
 	if _, ok := c.Get(1); ok || c.Len() != 0 || c.Bytes() != 0 {
 		t.Errorf("oversize value cached: Len %d, Bytes %d", c.Len(), c.Bytes())
@@ -124,7 +124,7 @@ func TestOversizeValuesNotCached(t *testing.T) {
 }
 
 func TestReplaceKeepsByteCount(t *testing.T) {
-	c := New[int](1000)
+	c := NewBytes[int](1000)
 	c.Add(1, make([]byte, 400))
 	c.Add(1, make([]byte, 100))
 	if c.Len() != 1 || c.Bytes() != 100 {
@@ -135,7 +135,7 @@ func TestReplaceKeepsByteCount(t *testing.T) {
 
 func TestZeroMaxBytesCachesNothing(t *testing.T) {
 	for _, maxBytes := range []int64{0, -1} {
-		c := New[int](maxBytes)
+		c := NewBytes[int](maxBytes)
 		c.Add(1, []byte{})
 		c.Add(2, []byte("x"))
 		if c.Len() != 0 || c.Bytes() != 0 {
@@ -147,7 +147,7 @@ func TestZeroMaxBytesCachesNothing(t *testing.T) {
 // testMergedLoads starts n concurrent GetOrLoad calls for one key whose load
 // blocks until all n callers wait for it, and checks that load ran once and
 // every caller got its result.
-func testMergedLoads(t *testing.T, c *Cache[string], n int) {
+func testMergedLoads(t *testing.T, c *Cache[string, []byte], n int) {
 	t.Helper()
 	var calls atomic.Int32
 	want := []byte("value")
@@ -180,7 +180,7 @@ func testMergedLoads(t *testing.T, c *Cache[string], n int) {
 }
 
 func TestGetOrLoadMergesConcurrentLoads(t *testing.T) {
-	c := New[string](1 << 20)
+	c := NewBytes[string](1 << 20)
 	testMergedLoads(t, c, 50)
 	if v, ok := c.Get("k"); !ok || string(v) != "value" {
 		t.Errorf("loaded value not cached: %q, %v", v, ok)
@@ -196,7 +196,7 @@ func TestGetOrLoadMergesConcurrentLoads(t *testing.T) {
 }
 
 func TestGetOrLoadMergesWithoutCaching(t *testing.T) {
-	c := New[string](0)
+	c := NewBytes[string](0)
 	testMergedLoads(t, c, 20)
 	if c.Len() != 0 {
 		t.Errorf("Len %d with maxBytes 0, want 0", c.Len())
@@ -204,7 +204,7 @@ func TestGetOrLoadMergesWithoutCaching(t *testing.T) {
 }
 
 func TestGetOrLoadErrorsNotCached(t *testing.T) {
-	c := New[string](1 << 20)
+	c := NewBytes[string](1 << 20)
 	errLoad := errors.New("load failed")
 	const n = 10
 	var calls atomic.Int32
@@ -242,10 +242,12 @@ func TestGetOrLoadErrorsNotCached(t *testing.T) {
 }
 
 func TestCancelledWaiterDoesNotCancelLoad(t *testing.T) {
-	c := New[string](1 << 20)
+	c := NewBytes[string](1 << 20)
 	release := make(chan struct{})
 	var loadErr atomic.Value
+	var loads atomic.Int32
 	load := func(ctx context.Context) ([]byte, error) {
+		loads.Add(1)
 		<-release
 		if err := ctx.Err(); err != nil {
 			loadErr.Store(err)
@@ -293,10 +295,13 @@ func TestCancelledWaiterDoesNotCancelLoad(t *testing.T) {
 	if _, ok := c.Get("k"); !ok {
 		t.Error("value not cached after the load completed")
 	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("loaded %d times, want 1: the remaining caller refetched", n)
+	}
 }
 
 func TestLoadCancelledWhenAllWaitersGiveUp(t *testing.T) {
-	c := New[string](1 << 20)
+	c := NewBytes[string](1 << 20)
 	loadDone := make(chan error, 1)
 	load := func(ctx context.Context) ([]byte, error) {
 		<-ctx.Done()
@@ -334,7 +339,7 @@ func TestLoadCancelledWhenAllWaitersGiveUp(t *testing.T) {
 
 func TestConcurrentMixedUse(t *testing.T) {
 	const maxBytes = 4096
-	c := New[int](maxBytes)
+	c := NewBytes[int](maxBytes)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -363,4 +368,110 @@ func TestConcurrentMixedUse(t *testing.T) {
 	}
 	wg.Wait()
 	checkInvariants(t, c)
+}
+
+// TestLoadCancelledOnlyWhenEveryWaiterGaveUp: of two waiters, the first
+// giving up leaves the load running; the second giving up cancels it.
+func TestLoadCancelledOnlyWhenEveryWaiterGaveUp(t *testing.T) {
+	c := NewBytes[string](1 << 20)
+	loadDone := make(chan error, 1)
+	load := func(ctx context.Context) ([]byte, error) {
+		<-ctx.Done()
+		loadDone <- ctx.Err()
+		return nil, ctx.Err()
+	}
+	var cancels []context.CancelFunc
+	res := make(chan error, 2)
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels = append(cancels, cancel)
+		go func() {
+			_, err := c.GetOrLoad(ctx, "k", load)
+			res <- err
+		}()
+		if err := waitUntil("the callers wait", func() bool { return c.waiters("k") == i+1 }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancels[0]()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller got %v, want %v", err, context.Canceled)
+	}
+	select {
+	case err := <-loadDone:
+		t.Fatalf("load ended (%v) while a caller still waited", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancels[1]()
+	if err := <-res; !errors.Is(err, context.Canceled) {
+		t.Errorf("second caller got %v, want %v", err, context.Canceled)
+	}
+	select {
+	case <-loadDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("load not cancelled after every caller gave up")
+	}
+}
+
+// sized is a value that is not a byte slice, counted by its own measure.
+type sized struct {
+	name  string
+	bytes int64
+}
+
+// TestByteBoundOfSizedValues: values other than byte slices are bounded by
+// what the size function says they hold.
+func TestByteBoundOfSizedValues(t *testing.T) {
+	c := New[int](1000, func(v *sized) int64 { return v.bytes })
+	for i := range 10 {
+		c.Add(i, &sized{name: fmt.Sprint(i), bytes: 300})
+		if c.Bytes() > 1000 {
+			t.Fatalf("after %d adds: %d bytes cached, bound 1000", i+1, c.Bytes())
+		}
+	}
+	if c.Len() != 3 || c.Bytes() != 900 {
+		t.Errorf("Len %d, Bytes %d; want 3, 900", c.Len(), c.Bytes())
+	}
+	for i := 7; i < 10; i++ {
+		if v, ok := c.Get(i); !ok || v.name != fmt.Sprint(i) {
+			t.Errorf("Get(%d) = %v, %v; want the newest three kept", i, v, ok)
+		}
+	}
+	c.Add(11, &sized{name: "huge", bytes: 1001})
+	if _, ok := c.Get(11); ok {
+		t.Error("a value larger than the bound was cached")
+	}
+}
+
+// TestDiscard: a copy found bad is dropped so the next reader loads anew;
+// a newer copy another reader put in its place stays.
+func TestDiscard(t *testing.T) {
+	c := NewBytes[string](1 << 20)
+	bad := []byte("bad")
+	c.Add("k", bad)
+	isBad := func(v []byte) bool { return &v[0] == &bad[0] }
+	if newer := c.Discard("k", isBad); newer {
+		t.Error("Discard of the only copy reports a newer one")
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Error("discarded value still cached")
+	}
+	good := []byte("good")
+	c.Add("k", good)
+	if newer := c.Discard("k", isBad); !newer {
+		t.Error("Discard with a newer copy cached does not report it")
+	}
+	if v, ok := c.Get("k"); !ok || string(v) != "good" {
+		t.Errorf("newer copy dropped: %q, %v", v, ok)
+	}
+	c = NewBytes[string](1 << 20)
+	release := make(chan struct{})
+	go c.GetOrLoad(t.Context(), "k", func(context.Context) ([]byte, error) { <-release; return good, nil })
+	if err := waitUntil("the load runs", func() bool { return c.waiters("k") == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if newer := c.Discard("k", isBad); !newer {
+		t.Error("Discard during another reader's load does not report it")
+	}
+	close(release)
 }

@@ -41,8 +41,9 @@ func main() {
 	}
 }
 
-// mountOverhead is the heap azmount allows itself beyond --cache-size:
-// chunks being fetched and read ahead, FUSE request buffers, tree parts.
+// mountOverhead is the heap azmount allows itself beyond --cache-size (the
+// caches' bound, shared by fs.MemoryShares): chunks being fetched and read
+// ahead, FUSE request buffers, the index.
 const mountOverhead = 128 << 20
 
 // blobDiskCache is --disk-cache for a vault in a blob container. A vault in
@@ -64,7 +65,7 @@ func run(args []string) error {
 	privKey := fs.String("private-key", "", "certificate mode: the certificate's private key `FILE` (PEM, PKCS#8 or .pfx)")
 	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
-	cacheSize := fs.String("cache-size", "256MiB", "memory for decrypted chunks (the process stays within about this plus 128 MiB)")
+	cacheSize := fs.String("cache-size", "320MiB", "memory for the mount's caches: decrypted chunks, tree parts, pack segments (the process stays within about this plus 128 MiB)")
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
 	debugLog := fs.Bool("debug", false, "log debug messages")
@@ -109,7 +110,8 @@ func run(args []string) error {
 		// Requests are dear over a network: small blobs come by the 4 MiB
 		// of their pack, and the blobs around the one a reader wants with
 		// it.
-		o.Vault.FetchPackSegments()
+		_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
+		o.Vault.FetchPackSegments(segmentBytes)
 	}
 	if diskBytes < 0 {
 		diskBytes = 0
