@@ -20,6 +20,7 @@ import (
 	azkeys "github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/azblob"
@@ -39,20 +40,20 @@ import (
 // nothing and is counted, not failed: that is the guard doing its job.
 var localTiming = pruneTiming{
 	margin: 400 * time.Millisecond,
-	guard:  prune.GuardOptions{Every: 10 * time.Millisecond, Tolerance: 150 * time.Millisecond},
+	guard:  guard.Options{Every: 10 * time.Millisecond, Tolerance: 150 * time.Millisecond},
 	loop:   8 * time.Second,
 }
 
 // Azurite: every request is an HTTP round trip.
 var blobTiming = pruneTiming{
 	margin: 3 * time.Second,
-	guard:  prune.GuardOptions{Every: 100 * time.Millisecond, Tolerance: 1200 * time.Millisecond},
+	guard:  guard.Options{Every: 100 * time.Millisecond, Tolerance: 1200 * time.Millisecond},
 	loop:   8 * time.Second,
 }
 
 type pruneTiming struct {
 	margin time.Duration
-	guard  prune.GuardOptions
+	guard  guard.Options
 	loop   time.Duration
 }
 
@@ -162,9 +163,9 @@ func pruneWhileBackingUp(t *testing.T, owner *env, st storage.Storage, timing pr
 				switch {
 				case err == nil:
 					stats.backups++
-				case errors.Is(err, prune.ErrGuard) && p == nil:
+				case errors.Is(err, guard.ErrLostMarks) && p == nil:
 					stats.stopped++
-				case errors.Is(err, prune.ErrGuard):
+				case errors.Is(err, guard.ErrLostMarks):
 					// Committed, but its save took longer than the
 					// guard tolerates (a loaded machine): the guard
 					// cannot vouch for it, so, as its error says, it

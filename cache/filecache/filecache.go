@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo/tree"
 )
 
 // Record is what the cache knows about one file.
@@ -24,7 +23,16 @@ type Record struct {
 	MTime, CTime int64
 	Inode        uint64
 	Device       uint64
-	Extents      []tree.Extent
+	Extents      []Extent
+}
+
+// Extent is one chunk of a file's content: what a backup stores as a
+// tree.Extent (same fields, so either converts to the other), kept here so
+// that the cache needs nothing of the vault's formats.
+type Extent struct {
+	Offset uint64  // offset in the file
+	Length uint32  // length of the chunk
+	ID     keys.ID // the chunk
 }
 
 // Matches reports whether the file still looks as recorded.
@@ -202,9 +210,9 @@ func decode(b []byte) (*Record, error) {
 	if bad || n > uint64(len(b)/34) {
 		return nil, errFormat
 	}
-	r.Extents = make([]tree.Extent, 0, n)
+	r.Extents = make([]Extent, 0, n)
 	for range n {
-		e := tree.Extent{Offset: uv(), Length: uint32(uv())}
+		e := Extent{Offset: uv(), Length: uint32(uv())}
 		if bad || len(b) < len(keys.ID{}) {
 			return nil, errFormat
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo/tree"
 )
 
 func cid(n byte) keys.ID {
@@ -25,7 +24,7 @@ func cid(n byte) keys.ID {
 func sampleRecord() *Record {
 	return &Record{
 		Size: 9 << 20, MTime: 1_700_000_000_123_456_789, CTime: -5, Inode: math.MaxUint64, Device: 2049,
-		Extents: []tree.Extent{
+		Extents: []Extent{
 			{Offset: 0, Length: 4 << 20, ID: cid(1)},
 			{Offset: 8 << 20, Length: 1 << 20, ID: cid(2)},
 		},
@@ -35,8 +34,8 @@ func sampleRecord() *Record {
 func TestEncodeDecode(t *testing.T) {
 	for name, r := range map[string]*Record{
 		"sample":     sampleRecord(),
-		"no extents": {Size: 0, MTime: math.MinInt64, CTime: math.MaxInt64, Extents: []tree.Extent{}},
-		"max length": {Size: 1 << 32, Extents: []tree.Extent{{Offset: 1, Length: math.MaxUint32, ID: cid(3)}}},
+		"no extents": {Size: 0, MTime: math.MinInt64, CTime: math.MaxInt64, Extents: []Extent{}},
+		"max length": {Size: 1 << 32, Extents: []Extent{{Offset: 1, Length: math.MaxUint32, ID: cid(3)}}},
 	} {
 		got, err := decode(encode(r))
 		if err != nil {

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"reflect"
 	"testing"
-
-	"github.com/azfs/azfs/repo/tree"
 )
 
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encode(sampleRecord()))
 	f.Add(encode(&Record{}))
-	f.Add(encode(&Record{Size: 1, MTime: -1, CTime: 1, Inode: 2, Device: 3, Extents: []tree.Extent{{Offset: 0, Length: 1, ID: cid(9)}}}))
+	f.Add(encode(&Record{Size: 1, MTime: -1, CTime: 1, Inode: 2, Device: 3, Extents: []Extent{{Offset: 0, Length: 1, ID: cid(9)}}}))
 	f.Add([]byte{0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0x80})
 

@@ -35,7 +35,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/chunker"
-	"github.com/azfs/azfs/repo/prune"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -88,7 +88,7 @@ type Options struct {
 	Select *selection.Selection
 	// Guard sets how the run watches the marks of concurrent prunes
 	// (package repo/prune); zero fields take the defaults.
-	Guard prune.GuardOptions
+	Guard guard.Options
 	// VerifyReused reads back and authenticates every blob the run reuses
 	// instead of trusting the index (repo.Writer.VerifyReused): a copy that
 	// fails is remembered as damaged and the blob stored again from the
@@ -220,7 +220,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 	// run off the packs it marked, and has it keep those it depends on.
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	guard, err := prune.StartGuard(ctx, v, opts.Guard, stop)
+	guard, err := guard.Start(ctx, v, opts.Guard, stop)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +379,7 @@ func partialError(s repo.PointStats) error {
 // stopped returns why the run stopped: the guard's reason when the guard
 // stopped it, else err.
 func stopped(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, prune.ErrGuard) {
+	if cause := context.Cause(ctx); errors.Is(cause, guard.ErrLostMarks) {
 		return cause
 	}
 	return err
@@ -738,7 +738,7 @@ func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Has
 				// would cost a database write per unchanged file (a
 				// quarter of a second run's CPU on millions of small
 				// files) for nothing.
-				node.Extents = rec.Extents
+				node.Extents = treeExtents(rec.Extents)
 				b.stats.unchanged.Add(1)
 				return nil
 			}
@@ -758,13 +758,31 @@ func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Has
 	return b.remember(path, node)
 }
 
-func (b *backuper) allKnown(extents []tree.Extent) bool {
+func (b *backuper) allKnown(extents []filecache.Extent) bool {
 	for _, e := range extents {
 		if !b.w.Known(e.ID) {
 			return false
 		}
 	}
 	return true
+}
+
+// treeExtents converts the file cache's extents to a node's.
+func treeExtents(es []filecache.Extent) []tree.Extent {
+	out := make([]tree.Extent, len(es))
+	for i, e := range es {
+		out[i] = tree.Extent(e)
+	}
+	return out
+}
+
+// cacheExtents converts a node's extents to the file cache's.
+func cacheExtents(es []tree.Extent) []filecache.Extent {
+	out := make([]filecache.Extent, len(es))
+	for i, e := range es {
+		out[i] = filecache.Extent(e)
+	}
+	return out
 }
 
 func (b *backuper) remember(path string, node *tree.Node) error {
@@ -774,7 +792,7 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 	if b.cacheErr() != nil {
 		return nil
 	}
-	rec := &filecache.Record{Size: node.Size, MTime: cacheStamp(node.MTime), CTime: cacheStamp(node.CTime), Inode: node.Inode, Device: node.Device, Extents: node.Extents}
+	rec := &filecache.Record{Size: node.Size, MTime: cacheStamp(node.MTime), CTime: cacheStamp(node.CTime), Inode: node.Inode, Device: node.Device, Extents: cacheExtents(node.Extents)}
 	b.stats.cachePuts.Add(1)
 	if err := b.batch.Put(path, rec); err != nil {
 		// A cache that cannot be written (its disk is full) costs the next

@@ -13,6 +13,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/tree"
@@ -51,7 +52,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var guardOpts = prune.GuardOptions{Every: 5 * time.Millisecond, Tolerance: time.Minute}
+var guardOpts = guard.Options{Every: 5 * time.Millisecond, Tolerance: time.Minute}
 
 // TestBackupRacingPrune is the regression test of the race prune must not
 // lose: a backup loads the index, deduplicates against packs, and a prune
@@ -75,7 +76,7 @@ func TestBackupRacingPrune(t *testing.T) {
 	hooked := &onSave{Storage: f.st, prefix: "data/", fn: func() {
 		// The run has reused a, b and c from p1's pack by now.
 		marked = f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p1.ID}})
-		waitFor(t, "the backup's keep", func() bool { return len(f.names(prune.KeepsPrefix)) > 0 })
+		waitFor(t, "the backup's keep", func() bool { return len(f.names(guard.KeepsPrefix)) > 0 })
 		f.clock = f.clock.Add(margin)
 		decided = f.prune(prune.Options{Margin: margin})
 	}}
@@ -219,8 +220,8 @@ func TestBackupBesideZeroMarginPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The guard lists the marks only at the start and the commit.
-	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Guard: prune.GuardOptions{Every: time.Hour}})
-	if p != nil || !errors.Is(err, prune.ErrGuard) || !strings.Contains(err.Error(), "a prune deleted") {
+	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Guard: guard.Options{Every: time.Hour}})
+	if p != nil || !errors.Is(err, guard.ErrLostMarks) || !strings.Contains(err.Error(), "a prune deleted") {
 		t.Fatalf("backup beside the prune: point %v, %v; want no point, ErrGuard", p, err)
 	}
 	f.checkClean()

@@ -9,7 +9,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/prune"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/storage/local"
 )
 
@@ -46,7 +46,7 @@ func BenchmarkGuardCommit(b *testing.B) {
 			b.Run(fmt.Sprintf("packs=%d/new-mark=%v", n, newMark), func(b *testing.B) {
 				for range b.N {
 					b.StopTimer()
-					g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: time.Hour}, func(error) {})
+					g, err := guard.Start(ctx, v, guard.Options{Every: time.Hour}, func(error) {})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -54,9 +54,9 @@ func BenchmarkGuardCommit(b *testing.B) {
 						g.Depend(p)
 					}
 					if newMark {
-						m := prune.Mark{Area: v.ID(), Created: time.Now(), Margin: time.Hour}
+						m := guard.Mark{Area: v.ID(), Created: time.Now(), Margin: time.Hour}
 						rand.Read(m.ID[:])
-						if err := st.Save(ctx, prune.MarksPrefix+m.ID.String(), m.Encode(owner)); err != nil {
+						if err := st.Save(ctx, guard.MarksPrefix+m.ID.String(), m.Encode(owner)); err != nil {
 							b.Fatal(err)
 						}
 					}

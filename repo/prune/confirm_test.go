@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
@@ -66,7 +67,7 @@ func TestGuardConfirmsPacksAfterNewMark(t *testing.T) {
 		t.Error("the point was committed although a pack it needs is gone")
 		return v.SavePoint(ctx, p)
 	})
-	if !errors.Is(err, prune.ErrGuard) || !strings.Contains(err.Error(), packA[len(packA)-64:][:8]) {
+	if !errors.Is(err, guard.ErrLostMarks) || !strings.Contains(err.Error(), packA[len(packA)-64:][:8]) {
 		t.Errorf("Commit = %v, want ErrGuard naming pack %s", err, packA)
 	}
 	if n := st.packs.Load() - before; n != 1 {

@@ -12,12 +12,5 @@ func RunAt(ctx context.Context, v *repo.Vault, opts Options, now func() time.Tim
 	return run(ctx, v, opts, now)
 }
 
-// Names of the objects prune adds to an area.
-const (
-	MarksPrefix = marksPrefix
-	KeepsPrefix = keepsPrefix
-	LockName    = lockName
-)
-
-// EncodeKeep is encodeKeep.
-var EncodeKeep = encodeKeep
+// LockName is the name of prune's lock object in an area.
+const LockName = lockName

@@ -5,6 +5,16 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
+	"github.com/azfs/azfs/repo/guard"
+)
+
+// The safety margin of a prune (format.md §13.4).
+const (
+	// MinMargin is the smallest safety margin that protects backups with
+	// the guard's default tolerance: twice it.
+	MinMargin = 2 * guard.DefaultTolerance
+	// DefaultMargin is the safety margin of azfs prune.
+	DefaultMargin = time.Hour
 )
 
 // ErrBackupRunning reports a backup of the machine running on this host:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -19,6 +20,7 @@ import (
 // with the never-overwrite Save, renewed every lockRenew, and taken over when
 // older than lockStale (its prune died).
 const (
+	lockName  = "prune/lock"
 	lockRenew = time.Minute
 	lockStale = 10 * time.Minute
 )
@@ -46,7 +48,7 @@ type lock struct {
 // takeLock saves the area's prune lock, taking over a stale one, and renews
 // it until release. fail is called if a renewal fails: the prune must stop.
 func takeLock(ctx context.Context, st storage.Storage, host string, now func() time.Time, fail func(error)) (*lock, error) {
-	run, err := newMarkID()
+	run, err := guard.NewMarkID()
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -16,7 +17,7 @@ func FuzzReadLock(f *testing.F) {
 	ctx := context.Background()
 	at := time.Date(2026, 11, 22, 12, 0, 0, 123456789, time.UTC)
 	for _, body := range []lockBody{
-		{Host: "laptop", PID: 4242, Run: MarkID{1, 2}.String(), Time: at},
+		{Host: "laptop", PID: 4242, Run: guard.MarkID{1, 2}.String(), Time: at},
 		{Host: "h\u00e9\u2028", PID: -1, Run: "", Time: time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", 14*3600))},
 	} {
 		// As lock.save stores it.

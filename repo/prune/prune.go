@@ -9,9 +9,11 @@
 // packs, and marks the old ones. Phase 2, in a prune that lists the points
 // at least a margin after the mark, walks the points again and deletes the
 // marked packs that are still unneeded, unless a running backup asked to
-// keep them. Backups list the marks as they run (Guard): they never start
-// to depend on a marked pack, and they answer a new mark naming packs they
-// already depend on with a keep object well before the margin is over.
+// keep them. Backups list the marks as they run (package guard, which both
+// prune and backup import: the mark and keep codecs, and guard.Guard): they
+// never start to depend on a marked pack, and they answer a new mark naming
+// packs they already depend on with a keep object well before the margin is
+// over.
 // Index files that name packs leaving the index are superseded (new files
 // saved first, the old ones deleted, then the packs).
 //
@@ -34,6 +36,7 @@ import (
 	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/pack"
 	"github.com/azfs/azfs/repo/storage"
@@ -129,11 +132,11 @@ type pruner struct {
 	now   func() time.Time
 	res   Result
 
-	marks   []*Mark           // valid marks
-	invalid []MarkID          // marks the owner did not sign
-	markOf  map[keys.ID]*Mark // packs of valid marks
-	purged  map[keys.ID]bool  // points deleted first
-	walked  map[keys.ID]bool  // points walked
+	marks   []*guard.Mark           // valid marks
+	invalid []guard.MarkID          // marks the owner did not sign
+	markOf  map[keys.ID]*guard.Mark // packs of valid marks
+	purged  map[keys.ID]bool        // points deleted first
+	walked  map[keys.ID]bool        // points walked
 	reach   map[keys.ID]struct{}
 	packs   map[keys.ID]*packInfo
 	files   []indexFile
@@ -142,8 +145,8 @@ type pruner struct {
 	doomed    map[keys.ID]bool // packs to delete
 	survivors map[keys.ID]bool // packs of due marks kept
 	copied    map[keys.ID]bool // blobs copied into new packs by this run
-	newMark   *Mark
-	done      []*Mark // marks acted on: removed at the end
+	newMark   *guard.Mark
+	done      []*guard.Mark // marks acted on: removed at the end
 }
 
 // Run prunes v, a machine's area opened afresh (its index not loaded) with
@@ -160,7 +163,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
 func run(ctx context.Context, v *repo.Vault, opts Options, now func() time.Time) (res *Result, err error) {
 	p := &pruner{
 		v: v, st: v.Storage(), opts: opts, owner: opts.Owner.Public(), now: now,
-		markOf: make(map[keys.ID]*Mark), purged: make(map[keys.ID]bool), walked: make(map[keys.ID]bool),
+		markOf: make(map[keys.ID]*guard.Mark), purged: make(map[keys.ID]bool), walked: make(map[keys.ID]bool),
 		reach: make(map[keys.ID]struct{}), packs: make(map[keys.ID]*packInfo), missing: make(map[keys.ID]bool),
 		doomed: make(map[keys.ID]bool), survivors: make(map[keys.ID]bool), copied: make(map[keys.ID]bool),
 	}
@@ -211,7 +214,7 @@ func (p *pruner) prune(ctx context.Context) error {
 	if err := p.survey(ctx); err != nil {
 		return err
 	}
-	var due []*Mark
+	var due []*guard.Mark
 	for _, m := range p.marks {
 		if m.Due(listed, p.opts.Margin) {
 			due = append(due, m)
@@ -284,9 +287,9 @@ func (p *pruner) count(marked []keys.ID) {
 // loadMarks reads every mark; those that do not verify are set aside for
 // removal.
 func (p *pruner) loadMarks(ctx context.Context) error {
-	var ids []MarkID
-	err := p.st.List(ctx, marksPrefix, func(fi storage.Info) error {
-		if id, ok := parseMarkID(path.Base(fi.Name)); ok && fi.Name == marksPrefix+id.String() {
+	var ids []guard.MarkID
+	err := p.st.List(ctx, guard.MarksPrefix, func(fi storage.Info) error {
+		if id, ok := guard.ParseMarkID(path.Base(fi.Name)); ok && fi.Name == guard.MarksPrefix+id.String() {
 			ids = append(ids, id)
 		}
 		return nil
@@ -295,11 +298,11 @@ func (p *pruner) loadMarks(ctx context.Context) error {
 		return fmt.Errorf("list prune marks: %w", err)
 	}
 	for _, id := range ids {
-		b, err := p.st.Load(ctx, marksPrefix+id.String(), 0, -1)
+		b, err := p.st.Load(ctx, guard.MarksPrefix+id.String(), 0, -1)
 		if err != nil {
 			return fmt.Errorf("read prune mark %s: %w", id, err)
 		}
-		m, err := VerifyMark(b, p.owner, p.v.ID(), id)
+		m, err := guard.VerifyMark(b, p.owner, p.v.ID(), id)
 		if err != nil {
 			p.invalid = append(p.invalid, id)
 			continue
@@ -311,7 +314,7 @@ func (p *pruner) loadMarks(ctx context.Context) error {
 			}
 		}
 	}
-	slices.SortFunc(p.marks, func(a, b *Mark) int { return a.Created.Compare(b.Created) })
+	slices.SortFunc(p.marks, func(a, b *guard.Mark) int { return a.Created.Compare(b.Created) })
 	p.res.InvalidMarks = len(p.invalid)
 	return nil
 }
@@ -545,7 +548,7 @@ func (p *pruner) walk(ctx context.Context, roots []keys.ID, strict bool) error {
 // keep: kept when a backup asked (a keep object), when their trailer does
 // not read, or when they hold a needed blob of which no pack that stays
 // has a copy.
-func (p *pruner) decide(ctx context.Context, due []*Mark) error {
+func (p *pruner) decide(ctx context.Context, due []*guard.Mark) error {
 	for _, m := range due {
 		kept, all, err := p.keeps(ctx, m.ID)
 		if err != nil {
@@ -584,10 +587,10 @@ func (p *pruner) decide(ctx context.Context, due []*Mark) error {
 // keeps returns the packs running backups asked to keep for mark id; all
 // is set when a keep object does not decode (then nothing of the mark is
 // deleted).
-func (p *pruner) keeps(ctx context.Context, id MarkID) (kept map[keys.ID]bool, all bool, err error) {
+func (p *pruner) keeps(ctx context.Context, id guard.MarkID) (kept map[keys.ID]bool, all bool, err error) {
 	var names []string
-	err = p.st.List(ctx, keepsPrefix+id.String()+"/", func(fi storage.Info) error {
-		if keepName(fi.Name, id) {
+	err = p.st.List(ctx, guard.KeepsPrefix+id.String()+"/", func(fi storage.Info) error {
+		if guard.IsKeep(fi.Name, id) {
 			names = append(names, fi.Name)
 		}
 		return nil
@@ -601,7 +604,7 @@ func (p *pruner) keeps(ctx context.Context, id MarkID) (kept map[keys.ID]bool, a
 		if err != nil {
 			return nil, false, fmt.Errorf("read keep of prune mark %s: %w", id, err)
 		}
-		mid, packs, err := DecodeKeep(b)
+		mid, packs, err := guard.DecodeKeep(b)
 		if err != nil || mid != id {
 			all = true
 			continue
@@ -633,7 +636,7 @@ func (p *pruner) choose() (unused, repack []keys.ID) {
 		}
 	}
 	if p.opts.MaxUnused >= 1 {
-		return sortPacks(unused), nil
+		return guard.SortPacks(unused), nil
 	}
 	limit := int64(max(p.opts.MaxUnused, 0) / (1 - max(p.opts.MaxUnused, 0)) * float64(used))
 	// The largest share of garbage first.
@@ -648,7 +651,7 @@ func (p *pruner) choose() (unused, repack []keys.ID) {
 		repack = append(repack, id)
 		garbage -= p.packs[id].size - p.packs[id].live
 	}
-	return sortPacks(unused), repack
+	return guard.SortPacks(unused), repack
 }
 
 // Reads of a repacked pack: runs of needed blobs with gaps of at most
@@ -786,18 +789,18 @@ func (p *pruner) mark(ctx context.Context, packs []keys.ID) error {
 	if len(packs) == 0 {
 		return nil
 	}
-	id, err := newMarkID()
+	id, err := guard.NewMarkID()
 	if err != nil {
 		return err
 	}
-	m := &Mark{Area: p.v.ID(), ID: id, Created: p.now().UTC(), Margin: p.opts.Margin, Packs: sortPacks(packs)}
-	if err := p.st.Save(ctx, marksPrefix+id.String(), m.Encode(p.opts.Owner)); err != nil {
+	m := &guard.Mark{Area: p.v.ID(), ID: id, Created: p.now().UTC(), Margin: p.opts.Margin, Packs: guard.SortPacks(packs)}
+	if err := p.st.Save(ctx, guard.MarksPrefix+id.String(), m.Encode(p.opts.Owner)); err != nil {
 		return fmt.Errorf("save prune mark: %w", err)
 	}
 	// Backups count the margin from when they could first see the mark;
 	// a save that took long eats into it.
-	if d := elapsed(m.Created, p.now()); m.Margin > 0 && d > m.Margin/4 {
-		if err := p.st.Delete(ctx, marksPrefix+id.String()); err != nil {
+	if d := guard.Elapsed(m.Created, p.now()); m.Margin > 0 && d > m.Margin/4 {
+		if err := p.st.Delete(ctx, guard.MarksPrefix+id.String()); err != nil {
 			return fmt.Errorf("remove late prune mark: %w", err)
 		}
 		return fmt.Errorf("saving the prune mark took %s, more than a quarter of the margin: nothing was marked, run prune again", d.Round(time.Millisecond))
@@ -818,7 +821,7 @@ func (p *pruner) mark(ctx context.Context, packs []keys.ID) error {
 	if err := p.walk(ctx, roots, false); err != nil {
 		return err
 	}
-	if err := p.decide(ctx, []*Mark{m}); err != nil {
+	if err := p.decide(ctx, []*guard.Mark{m}); err != nil {
 		return err
 	}
 	p.done = append(p.done, m)
@@ -910,20 +913,20 @@ func (p *pruner) deletePacks(ctx context.Context) error {
 // removeMarks deletes the marks acted on, and those the owner did not sign,
 // with their keep objects.
 func (p *pruner) removeMarks(ctx context.Context) error {
-	ids := append([]MarkID(nil), p.invalid...)
+	ids := append([]guard.MarkID(nil), p.invalid...)
 	for _, m := range p.done {
 		ids = append(ids, m.ID)
 	}
 	for _, id := range ids {
 		var names []string
-		err := p.st.List(ctx, keepsPrefix+id.String()+"/", func(fi storage.Info) error {
+		err := p.st.List(ctx, guard.KeepsPrefix+id.String()+"/", func(fi storage.Info) error {
 			names = append(names, fi.Name)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("list keeps of prune mark %s: %w", id, err)
 		}
-		for _, n := range append(names, marksPrefix+id.String()) {
+		for _, n := range append(names, guard.MarksPrefix+id.String()) {
 			if err := p.st.Delete(ctx, n); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("remove prune mark %s: %w", id, err)
 			}
@@ -937,5 +940,5 @@ func sortedKeys[V any](m map[keys.ID]V) []keys.ID {
 	for id := range m {
 		out = append(out, id)
 	}
-	return sortPacks(out)
+	return guard.SortPacks(out)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage"
@@ -67,11 +68,11 @@ func (f *fixture) open() *repo.Vault {
 // guarded opens the area as a backup does: a guard started (listing the
 // marks hourly, so only Commit and the start list them; stopped when the
 // test ends), then the index loaded.
-func (f *fixture) guarded() (*repo.Vault, *prune.Guard) {
+func (f *fixture) guarded() (*repo.Vault, *guard.Guard) {
 	f.t.Helper()
 	ctx := context.Background()
 	v := f.open()
-	g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: time.Hour}, func(err error) { f.t.Errorf("guard failed: %v", err) })
+	g, err := guard.Start(ctx, v, guard.Options{Every: time.Hour}, func(err error) { f.t.Errorf("guard failed: %v", err) })
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func (f *fixture) guarded() (*repo.Vault, *prune.Guard) {
 }
 
 // guardedWriter is guarded, with a Writer that consults the guard.
-func (f *fixture) guardedWriter() (*repo.Vault, *prune.Guard, *repo.Writer) {
+func (f *fixture) guardedWriter() (*repo.Vault, *guard.Guard, *repo.Writer) {
 	f.t.Helper()
 	v, g := f.guarded()
 	w := v.NewWriter(context.Background(), 1)
@@ -309,8 +310,8 @@ func TestMarkThenDeleteAfterMargin(t *testing.T) {
 	if f.exists("points/"+p2.ID.String()) || !f.exists(packC) || len(f.names("data/")) != before {
 		t.Fatal("the first prune deleted a pack, or did not purge the point")
 	}
-	if len(f.names(prune.MarksPrefix)) != 1 {
-		t.Fatalf("marks: %v", f.names(prune.MarksPrefix))
+	if len(f.names(guard.MarksPrefix)) != 1 {
+		t.Fatalf("marks: %v", f.names(guard.MarksPrefix))
 	}
 	if f.indexed(packC) {
 		t.Error("a marked pack is still in the index")
@@ -388,8 +389,8 @@ func TestKeepObject(t *testing.T) {
 	if err := g.Commit(ctx, func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.names(prune.KeepsPrefix)) != 1 {
-		t.Fatalf("keeps: %v", f.names(prune.KeepsPrefix))
+	if len(f.names(guard.KeepsPrefix)) != 1 {
+		t.Fatalf("keeps: %v", f.names(guard.KeepsPrefix))
 	}
 	f.clock = f.clock.Add(margin)
 	res := f.prune(prune.Options{Margin: margin})
@@ -439,7 +440,7 @@ func TestGuardStoresMarkedBlobsAgain(t *testing.T) {
 	if err := g.Commit(ctx, func(ctx context.Context) error { return v.SavePoint(ctx, p) }); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.names(prune.KeepsPrefix); len(n) != 0 {
+	if n := f.names(guard.KeepsPrefix); len(n) != 0 {
 		t.Errorf("keeps for packs the backup does not use: %v", n)
 	}
 	f.clock = f.clock.Add(margin)
@@ -597,15 +598,15 @@ func TestInvalidMarks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged := prune.Mark{Area: f.open().ID(), ID: prune.MarkID{1}, Created: f.clock.Add(-24 * time.Hour), Margin: time.Minute, Packs: []keys.ID{id}}
-	if err := f.st.Save(ctx, prune.MarksPrefix+forged.ID.String(), forged.Encode(other)); err != nil {
+	forged := guard.Mark{Area: f.open().ID(), ID: guard.MarkID{1}, Created: f.clock.Add(-24 * time.Hour), Margin: time.Minute, Packs: []keys.ID{id}}
+	if err := f.st.Save(ctx, guard.MarksPrefix+forged.ID.String(), forged.Encode(other)); err != nil {
 		t.Fatal(err)
 	}
 	res := f.prune(prune.Options{Margin: margin})
 	if res.InvalidMarks != 1 || res.Deleted != 0 || !f.exists(pack) {
 		t.Fatalf("prune: %+v; the forged mark must not delete anything", res)
 	}
-	if n := f.names(prune.MarksPrefix); len(n) != 0 {
+	if n := f.names(guard.MarksPrefix); len(n) != 0 {
 		t.Errorf("marks left: %v", n)
 	}
 }
@@ -682,8 +683,8 @@ func TestGuardLate(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	f.commit(map[string][]byte{"a": content(1000, 1)})
-	start := func(tol time.Duration) *prune.Guard {
-		g, err := prune.StartGuard(ctx, f.open(), prune.GuardOptions{Every: time.Hour, Tolerance: tol}, func(error) {})
+	start := func(tol time.Duration) *guard.Guard {
+		g, err := guard.Start(ctx, f.open(), guard.Options{Every: time.Hour, Tolerance: tol}, func(error) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -691,7 +692,7 @@ func TestGuardLate(t *testing.T) {
 	}
 	g := start(20 * time.Millisecond)
 	time.Sleep(40 * time.Millisecond)
-	if err := g.Commit(ctx, func(context.Context) error { t.Error("saved after a late listing"); return nil }); !errors.Is(err, prune.ErrGuard) {
+	if err := g.Commit(ctx, func(context.Context) error { t.Error("saved after a late listing"); return nil }); !errors.Is(err, guard.ErrLostMarks) {
 		t.Errorf("Commit after a silence longer than the tolerance = %v, want ErrGuard", err)
 	}
 	g = start(time.Minute)
@@ -702,7 +703,7 @@ func TestGuardLate(t *testing.T) {
 	}
 	g = start(20 * time.Millisecond)
 	err = g.Commit(ctx, func(context.Context) error { time.Sleep(40 * time.Millisecond); return nil })
-	if !errors.Is(err, prune.ErrGuard) {
+	if !errors.Is(err, guard.ErrLostMarks) {
 		t.Errorf("Commit of a slow save = %v, want ErrGuard", err)
 	}
 }
@@ -718,7 +719,7 @@ func TestGuardStopsRunThatMissedListings(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := make(chan error, 1)
-	g, err := prune.StartGuard(ctx, v, prune.GuardOptions{Every: 5 * time.Millisecond, Tolerance: 30 * time.Millisecond}, func(err error) { failed <- err })
+	g, err := guard.Start(ctx, v, guard.Options{Every: 5 * time.Millisecond, Tolerance: 30 * time.Millisecond}, func(err error) { failed <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,7 +727,7 @@ func TestGuardStopsRunThatMissedListings(t *testing.T) {
 	slow.delay(60 * time.Millisecond)
 	select {
 	case err := <-failed:
-		if !errors.Is(err, prune.ErrGuard) {
+		if !errors.Is(err, guard.ErrLostMarks) {
 			t.Errorf("fail(%v), want ErrGuard", err)
 		}
 	case <-time.After(5 * time.Second):

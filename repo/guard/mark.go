@@ -1,4 +1,4 @@
-package prune
+package guard
 
 import (
 	"bytes"
@@ -16,9 +16,8 @@ import (
 
 // Object names in a machine's area (format.md §13.4).
 const (
-	marksPrefix = "prune/marks/"
-	keepsPrefix = "prune/keeps/"
-	lockName    = "prune/lock"
+	MarksPrefix = "prune/marks/"
+	KeepsPrefix = "prune/keeps/"
 )
 
 // signContext is the owner-signature context of marks (format §4.7).
@@ -29,7 +28,7 @@ type MarkID [16]byte
 
 func (id MarkID) String() string { return hex.EncodeToString(id[:]) }
 
-func newMarkID() (MarkID, error) {
+func NewMarkID() (MarkID, error) {
 	var id MarkID
 	if _, err := rand.Read(id[:]); err != nil {
 		return id, fmt.Errorf("new mark: %w", err)
@@ -37,7 +36,7 @@ func newMarkID() (MarkID, error) {
 	return id, nil
 }
 
-func parseMarkID(s string) (MarkID, bool) {
+func ParseMarkID(s string) (MarkID, bool) {
 	var id MarkID
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(id) || hex.EncodeToString(b) != s {
@@ -147,11 +146,11 @@ func VerifyMark(b []byte, owner keys.OwnerPublic, area string, name MarkID) (*Ma
 	return m, nil
 }
 
-// encodeKeep encodes a keep object, which a backup writes to say that it
+// EncodeKeep encodes a keep object, which a backup writes to say that it
 // depends on packs of mark id:
 //
 //	"AZU1" ‖ id(16) ‖ uvarint n ‖ n × pack(32)        packs sorted, no duplicates
-func encodeKeep(id MarkID, packs []keys.ID) []byte {
+func EncodeKeep(id MarkID, packs []keys.ID) []byte {
 	b := make([]byte, 0, len(keepMagic)+len(id)+binary.MaxVarintLen64+32*len(packs))
 	b = append(b, keepMagic...)
 	b = append(b, id[:]...)
@@ -245,8 +244,8 @@ func (r *reader) packs() ([]keys.ID, error) {
 	return packs, nil
 }
 
-// sortPacks sorts packs and drops duplicates, as marks and keeps hold them.
-func sortPacks(packs []keys.ID) []keys.ID {
+// SortPacks sorts packs and drops duplicates, as marks and keeps hold them.
+func SortPacks(packs []keys.ID) []keys.ID {
 	slices.SortFunc(packs, func(a, b keys.ID) int { return bytes.Compare(a[:], b[:]) })
 	return slices.Compact(packs)
 }

@@ -1,4 +1,11 @@
-package prune
+// Package guard is how backups and prunes of one machine's area run at
+// once (format.md §13.4): prune's owner-signed marks (the packs it will
+// delete after a safety margin) and the backups' keep objects (packs a
+// running backup already depends on), their codecs, and Guard, a backup
+// run's side, which lists the marks as the run goes. Package prune writes
+// marks and honours keeps; package backup runs a Guard. Neither imports the
+// other.
+package guard
 
 import (
 	"context"
@@ -18,28 +25,24 @@ import (
 	"github.com/azfs/azfs/repo/storage"
 )
 
-// Defaults of the guard, and the margin they allow (format.md §13.4).
+// Defaults of the guard (format.md §13.4). A prune's safety margin must be
+// at least twice the tolerance (prune.MinMargin).
 const (
-	// DefaultGuardEvery is how often a backup lists the marks.
-	DefaultGuardEvery = time.Minute
-	// DefaultGuardTolerance is the longest a backup goes on without a
+	// DefaultEvery is how often a backup lists the marks.
+	DefaultEvery = time.Minute
+	// DefaultTolerance is the longest a backup goes on without a
 	// completed listing of the marks (since the start of the one before).
-	DefaultGuardTolerance = 5 * time.Minute
-	// MinMargin is the smallest safety margin that protects backups with
-	// the default tolerance: twice it.
-	MinMargin = 2 * DefaultGuardTolerance
-	// DefaultMargin is the safety margin of azfs prune.
-	DefaultMargin = time.Hour
+	DefaultTolerance = 5 * time.Minute
 )
 
-// ErrGuard reports a backup that stopped, or a point committed, without
+// ErrLostMarks reports a backup that stopped, or a point committed, without
 // the certainty that a concurrent prune keeps the packs it needs.
-var ErrGuard = errors.New("lost track of the vault's prune marks")
+var ErrLostMarks = errors.New("lost track of the vault's prune marks")
 
-// GuardOptions configure a Guard; zero fields take the defaults.
-type GuardOptions struct {
-	Every     time.Duration // listing interval (DefaultGuardEvery)
-	Tolerance time.Duration // see DefaultGuardTolerance; a prune's margin must be at least twice it
+// Options configure a Guard; zero fields take the defaults.
+type Options struct {
+	Every     time.Duration // listing interval (DefaultEvery)
+	Tolerance time.Duration // see DefaultTolerance; a prune's margin must be at least twice it
 }
 
 // Guard protects one backup run from concurrent prunes of its machine's
@@ -54,7 +57,7 @@ type GuardOptions struct {
 // It implements repo.PackGuard.
 type Guard struct {
 	v    *repo.Vault
-	opts GuardOptions
+	opts Options
 	fail func(error) // stops the run
 
 	mu     sync.Mutex
@@ -74,15 +77,15 @@ type Guard struct {
 
 var _ repo.PackGuard = (*Guard)(nil)
 
-// StartGuard lists the marks of v's area and starts listing them every
+// Start lists the marks of v's area and starts listing them every
 // opts.Every until Stop or Commit. fail is called, once, with an error
-// wrapping ErrGuard when the run must stop.
-func StartGuard(ctx context.Context, v *repo.Vault, opts GuardOptions, fail func(error)) (*Guard, error) {
+// wrapping ErrLostMarks when the run must stop.
+func Start(ctx context.Context, v *repo.Vault, opts Options, fail func(error)) (*Guard, error) {
 	if opts.Every <= 0 {
-		opts.Every = DefaultGuardEvery
+		opts.Every = DefaultEvery
 	}
 	if opts.Tolerance <= 0 {
-		opts.Tolerance = DefaultGuardTolerance
+		opts.Tolerance = DefaultTolerance
 	}
 	g := &Guard{
 		v: v, opts: opts,
@@ -112,7 +115,7 @@ func (g *Guard) loop(ctx context.Context) {
 		}
 		// A listing that fails is tried again at the next tick: only its
 		// lateness matters, which the next completed listing measures.
-		if err := g.refresh(ctx); errors.Is(err, ErrGuard) {
+		if err := g.refresh(ctx); errors.Is(err, ErrLostMarks) {
 			g.fail(err)
 			return
 		}
@@ -163,11 +166,11 @@ func (g *Guard) Avoid(packs []keys.ID) {
 }
 
 // Commit lists the marks once more, then calls save (which commits the
-// point), and fails with ErrGuard if save returned later than Tolerance
+// point), and fails with ErrLostMarks if save returned later than Tolerance
 // after that listing started: the point is committed, but a prune may have
 // deleted data it needs (azfs check tells). When a mark appeared while the
 // run went on, it first confirms that every pack the run depends on is
-// still stored, and fails with ErrGuard, without calling save, when one is
+// still stored, and fails with ErrLostMarks, without calling save, when one is
 // gone. The guard is stopped.
 func (g *Guard) Commit(ctx context.Context, save func(context.Context) error) error {
 	g.Stop()
@@ -181,14 +184,14 @@ func (g *Guard) Commit(ctx context.Context, save func(context.Context) error) er
 	if err := save(ctx); err != nil {
 		return err
 	}
-	if d := elapsed(start, time.Now()); d > g.opts.Tolerance {
-		return fmt.Errorf("%w: the point was committed %s after the last listing of the marks (more than %s): a prune may have deleted data it needs; run azfs check", ErrGuard, d.Round(time.Second), g.opts.Tolerance)
+	if d := Elapsed(start, time.Now()); d > g.opts.Tolerance {
+		return fmt.Errorf("%w: the point was committed %s after the last listing of the marks (more than %s): a prune may have deleted data it needs; run azfs check", ErrLostMarks, d.Round(time.Second), g.opts.Tolerance)
 	}
 	return nil
 }
 
 // confirm lists the packs when a mark appeared while the run went on, and
-// fails with ErrGuard when a pack the run depends on is gone. Prunes that
+// fails with ErrLostMarks when a pack the run depends on is gone. Prunes that
 // keep the margin (at least MinMargin) never delete one; a prune with a
 // shorter margin, which its owner asserted no backup runs beside, may have
 // deleted one, and removed its mark, between two listings. A mark seen
@@ -211,8 +214,8 @@ func (g *Guard) confirm(ctx context.Context) error {
 	if len(gone) == 0 {
 		return nil
 	}
-	ids := sortPacks(slices.Collect(maps.Keys(gone)))
-	return fmt.Errorf("%w: a prune deleted %d packs this backup uses (%s) while it ran: no point committed; back up again, which stores their data again", ErrGuard, len(ids), packList(ids))
+	ids := SortPacks(slices.Collect(maps.Keys(gone)))
+	return fmt.Errorf("%w: a prune deleted %d packs this backup uses (%s) while it ran: no point committed; back up again, which stores their data again", ErrLostMarks, len(ids), packList(ids))
 }
 
 // packList names up to 3 packs by their short IDs.
@@ -228,14 +231,14 @@ func packList(ids []keys.ID) string {
 	return s
 }
 
-// elapsed is the time from a to b on the monotonic clock or the wall
+// Elapsed is the time from a to b on the monotonic clock or the wall
 // clock, whichever says more: the monotonic clock stops while a machine
 // sleeps, the wall clock may be stepped back.
-func elapsed(a, b time.Time) time.Duration {
+func Elapsed(a, b time.Time) time.Duration {
 	return max(b.Sub(a), b.Round(0).Sub(a.Round(0)))
 }
 
-// refresh lists the marks and answers the new ones. It fails with ErrGuard
+// refresh lists the marks and answers the new ones. It fails with ErrLostMarks
 // when the run can no longer be sure its packs are kept, and with other
 // errors when the listing failed.
 func (g *Guard) refresh(ctx context.Context) error {
@@ -244,8 +247,8 @@ func (g *Guard) refresh(ctx context.Context) error {
 	start := time.Now()
 	st := g.v.Storage()
 	var fresh []MarkID
-	err := st.List(ctx, marksPrefix, func(fi storage.Info) error {
-		if id, ok := parseMarkID(path.Base(fi.Name)); ok && fi.Name == marksPrefix+id.String() {
+	err := st.List(ctx, MarksPrefix, func(fi storage.Info) error {
+		if id, ok := ParseMarkID(path.Base(fi.Name)); ok && fi.Name == MarksPrefix+id.String() {
 			g.mu.Lock()
 			if !g.seen[id] {
 				fresh = append(fresh, id)
@@ -259,7 +262,7 @@ func (g *Guard) refresh(ctx context.Context) error {
 	}
 	var lateness time.Duration // the smallest half margin of a mark that needs a keep
 	for _, id := range fresh {
-		b, err := st.Load(ctx, marksPrefix+id.String(), 0, -1)
+		b, err := st.Load(ctx, MarksPrefix+id.String(), 0, -1)
 		if errors.Is(err, storage.ErrNotFound) {
 			// Listed and then gone: a mark that was never acted on (not
 			// signed by the owner, or saved too slowly), or one a prune
@@ -300,12 +303,12 @@ func (g *Guard) refresh(ctx context.Context) error {
 	}
 	end := time.Now()
 	if !g.last.IsZero() {
-		d := elapsed(g.last, end)
+		d := Elapsed(g.last, end)
 		if d > g.opts.Tolerance {
-			return fmt.Errorf("%w: %s without a completed listing (more than %s): stopping rather than committing a point whose data a prune may have deleted", ErrGuard, d.Round(time.Second), g.opts.Tolerance)
+			return fmt.Errorf("%w: %s without a completed listing (more than %s): stopping rather than committing a point whose data a prune may have deleted", ErrLostMarks, d.Round(time.Second), g.opts.Tolerance)
 		}
 		if lateness > 0 && d >= lateness {
-			return fmt.Errorf("%w: a prune mark naming packs this backup uses was answered %s after the listing before (its margin allows %s)", ErrGuard, d.Round(time.Millisecond), lateness)
+			return fmt.Errorf("%w: a prune mark naming packs this backup uses was answered %s after the listing before (its margin allows %s)", ErrLostMarks, d.Round(time.Millisecond), lateness)
 		}
 	}
 	g.last = start
@@ -318,15 +321,15 @@ func saveKeep(ctx context.Context, st storage.Storage, id MarkID, packs []keys.I
 	if _, err := rand.Read(raw[:]); err != nil {
 		return fmt.Errorf("keep packs: %w", err)
 	}
-	name := keepsPrefix + id.String() + "/" + hex.EncodeToString(raw[:])
-	if err := st.Save(ctx, name, encodeKeep(id, sortPacks(packs))); err != nil {
+	name := KeepsPrefix + id.String() + "/" + hex.EncodeToString(raw[:])
+	if err := st.Save(ctx, name, EncodeKeep(id, SortPacks(packs))); err != nil {
 		return fmt.Errorf("keep packs for prune mark %s: %w", id, err)
 	}
 	return nil
 }
 
-// keepName reports whether name is a keep object of mark id.
-func keepName(name string, id MarkID) bool {
-	rest, ok := strings.CutPrefix(name, keepsPrefix+id.String()+"/")
+// IsKeep reports whether name is a keep object of mark id.
+func IsKeep(name string, id MarkID) bool {
+	rest, ok := strings.CutPrefix(name, KeepsPrefix+id.String()+"/")
 	return ok && rest != "" && !strings.Contains(rest, "/")
 }

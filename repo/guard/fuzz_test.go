@@ -1,4 +1,4 @@
-package prune_test
+package guard_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo/prune"
+	"github.com/azfs/azfs/repo/guard"
 )
 
 // FuzzDecodeMark: mark objects are read from storage that anyone who can
@@ -17,14 +17,14 @@ func FuzzDecodeMark(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	m := prune.Mark{Area: "0123456789abcdef0123456789abcdef", ID: prune.MarkID{1, 2}, Created: time.Unix(1e9, 5), Margin: time.Hour,
+	m := guard.Mark{Area: "0123456789abcdef0123456789abcdef", ID: guard.MarkID{1, 2}, Created: time.Unix(1e9, 5), Margin: time.Hour,
 		Packs: []keys.ID{{1}, {2}, {3}}}
 	f.Add(m.Encode(owner))
-	f.Add((&prune.Mark{Area: "a", Created: time.Unix(1, 0)}).Encode(owner))
+	f.Add((&guard.Mark{Area: "a", Created: time.Unix(1, 0)}).Encode(owner))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := prune.DecodeMark(b)
+		m, err := guard.DecodeMark(b)
 		if err != nil {
-			if !errors.Is(err, prune.ErrFormat) {
+			if !errors.Is(err, guard.ErrFormat) {
 				t.Fatalf("error %v does not wrap ErrFormat", err)
 			}
 			return
@@ -37,7 +37,7 @@ func FuzzDecodeMark(f *testing.F) {
 				t.Fatal("packs out of order")
 			}
 		}
-		back, err := prune.DecodeMark(m.Encode(owner))
+		back, err := guard.DecodeMark(m.Encode(owner))
 		if err != nil || back.Area != m.Area || back.ID != m.ID || !back.Created.Equal(m.Created) || back.Margin != m.Margin || len(back.Packs) != len(m.Packs) {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, m)
 		}
@@ -45,17 +45,17 @@ func FuzzDecodeMark(f *testing.F) {
 }
 
 func FuzzDecodeKeep(f *testing.F) {
-	f.Add(prune.EncodeKeep(prune.MarkID{9}, []keys.ID{{1}, {2}}))
-	f.Add(prune.EncodeKeep(prune.MarkID{}, nil))
+	f.Add(guard.EncodeKeep(guard.MarkID{9}, []keys.ID{{1}, {2}}))
+	f.Add(guard.EncodeKeep(guard.MarkID{}, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, packs, err := prune.DecodeKeep(b)
+		id, packs, err := guard.DecodeKeep(b)
 		if err != nil {
-			if !errors.Is(err, prune.ErrFormat) {
+			if !errors.Is(err, guard.ErrFormat) {
 				t.Fatalf("error %v does not wrap ErrFormat", err)
 			}
 			return
 		}
-		id2, packs2, err := prune.DecodeKeep(prune.EncodeKeep(id, packs))
+		id2, packs2, err := guard.DecodeKeep(guard.EncodeKeep(id, packs))
 		if err != nil || id2 != id || len(packs2) != len(packs) {
 			t.Fatalf("round trip: %v, %d packs, %v", id2, len(packs2), err)
 		}
@@ -76,9 +76,9 @@ func TestMarkSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := prune.Mark{Area: "area", ID: prune.MarkID{7}, Created: time.Unix(1e9, 0), Margin: time.Hour, Packs: []keys.ID{{1}, {2}}}
+	m := guard.Mark{Area: "area", ID: guard.MarkID{7}, Created: time.Unix(1e9, 0), Margin: time.Hour, Packs: []keys.ID{{1}, {2}}}
 	b := m.Encode(owner)
-	if got, err := prune.VerifyMark(b, owner.Public(), "area", m.ID); err != nil || got.Margin != time.Hour || len(got.Packs) != 2 {
+	if got, err := guard.VerifyMark(b, owner.Public(), "area", m.ID); err != nil || got.Margin != time.Hour || len(got.Packs) != 2 {
 		t.Fatalf("VerifyMark = %+v, %v", got, err)
 	}
 	for _, c := range []struct {
@@ -86,15 +86,15 @@ func TestMarkSignature(t *testing.T) {
 		b    []byte
 		pub  keys.OwnerPublic
 		area string
-		id   prune.MarkID
+		id   guard.MarkID
 	}{
 		{"another owner", b, other.Public(), "area", m.ID},
 		{"another area", b, owner.Public(), "other", m.ID},
-		{"another name", b, owner.Public(), "area", prune.MarkID{8}},
+		{"another name", b, owner.Public(), "area", guard.MarkID{8}},
 		{"changed pack", append(append([]byte(nil), b[:len(b)-70]...), append([]byte{0xff}, b[len(b)-69:]...)...), owner.Public(), "area", m.ID},
 		{"truncated", b[:len(b)-1], owner.Public(), "area", m.ID},
 	} {
-		if _, err := prune.VerifyMark(c.b, c.pub, c.area, c.id); err == nil {
+		if _, err := guard.VerifyMark(c.b, c.pub, c.area, c.id); err == nil {
 			t.Errorf("%s: the mark verifies", c.name)
 		}
 	}
