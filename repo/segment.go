@@ -32,6 +32,10 @@ const (
 	// segmentedBlob bounds the blobs read from segments: a larger one is a
 	// large request already, and is fetched (and cached) alone.
 	segmentedBlob = 512 << 10
+	// DefaultSegmentMemory is the memory FetchPackSegments is given where
+	// no bound is set for it: four segments (a mount's share of its
+	// default --cache-size, fs.MemoryShares, is the same).
+	DefaultSegmentMemory = 4 * segmentSize
 )
 
 // segments reads small blobs through pack segments, the last ones read kept

@@ -40,7 +40,7 @@ func OpenReading(ctx context.Context, t Target, warn func(msg string), prepare f
 		// Requests are dear over a network: small blobs come by the 4 MiB
 		// of their pack, and the blobs around the one a reader wants with
 		// it.
-		o.Vault.FetchPackSegments()
+		o.Vault.FetchPackSegments(repo.DefaultSegmentMemory)
 	}
 	if prepare != nil {
 		prepare(o)
