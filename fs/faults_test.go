@@ -21,11 +21,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/cache/diskcache"
+	"github.com/azfs/azfs/integration/faulttrial"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage/faults"
-	"github.com/azfs/azfs/repo/storage/faults/faultstest"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -94,7 +94,7 @@ func TestMountedReadsUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	pt := Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
-	budget := faultstest.Budget(t, 5*time.Second, time.Second)
+	budget := faulttrial.Budget(t, 5*time.Second, time.Second)
 	// As azmount serves a local vault, and a blob vault: small blobs
 	// through pack segments, and a disk cache.
 	for i, segments := range []bool{false, true} {

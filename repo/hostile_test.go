@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/integration/faulttrial"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -17,7 +18,6 @@ import (
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/rollback"
 	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/faults/faultstest"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -28,7 +28,7 @@ type hostile struct {
 	raw     *mem.Store
 	ks      *keys.KeySet
 	points  []*repo.Point // oldest first
-	taken   map[keys.ID]faultstest.Snapshot
+	taken   map[keys.ID]faulttrial.Snapshot
 	after   []*mem.Store // the storage as it was after each run
 	foreign *mem.Store   // another vault, with another point
 }
@@ -36,8 +36,8 @@ type hostile struct {
 func newHostile(t *testing.T) *hostile {
 	t.Helper()
 	ctx := context.Background()
-	h := &hostile{raw: mem.New(), taken: map[keys.ID]faultstest.Snapshot{}}
-	v, err := repo.Create(ctx, h.raw, faultstest.Passphrase, faultstest.KDF)
+	h := &hostile{raw: mem.New(), taken: map[keys.ID]faulttrial.Snapshot{}}
+	v, err := repo.Create(ctx, h.raw, faulttrial.Passphrase, faulttrial.KDF)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func newHostile(t *testing.T) *hostile {
 	rng := mrand.New(mrand.NewPCG(6, 6))
 	src := t.TempDir()
 	for run := range 3 {
-		snap := faultstest.Mutate(t, rng, src, run)
+		snap := faulttrial.Mutate(t, rng, src, run)
 		v, err := repo.Open(ctx, h.raw, h.ks)
 		if err != nil {
 			t.Fatal(err)
@@ -59,12 +59,12 @@ func newHostile(t *testing.T) *hostile {
 		h.after = append(h.after, clone(t, h.raw))
 	}
 	h.foreign = mem.New()
-	fv, err := repo.Create(ctx, h.foreign, faultstest.Passphrase, faultstest.KDF)
+	fv, err := repo.Create(ctx, h.foreign, faulttrial.Passphrase, faulttrial.KDF)
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := t.TempDir()
-	faultstest.Mutate(t, rng, other, 0)
+	faulttrial.Mutate(t, rng, other, 0)
 	if _, err := backup.Run(ctx, fv, backup.Options{Paths: []string{other}, Machine: "m"}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func (h *hostile) read(t *testing.T, st storage.Storage) outcome {
 		if !ok {
 			t.Fatalf("listed point %s, which the vault's keys never committed", p.ID.Short())
 		}
-		got, err := faultstest.ReadPoint(ctx, v, p)
+		got, err := faulttrial.ReadPoint(ctx, v, p)
 		if err != nil {
 			if !errors.Is(err, repo.ErrDamaged) && !errors.Is(err, keys.ErrOtherKey) {
 				t.Fatalf("point %s: an error that does not say damage: %v", p.ID.Short(), err)

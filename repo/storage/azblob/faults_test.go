@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/integration/faulttrial"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/faults"
-	"github.com/azfs/azfs/repo/storage/faults/faultstest"
 )
 
 // TestBackupsUnderFaults runs package faults' backup trials over Azurite:
@@ -19,12 +19,12 @@ import (
 // the tree as it was.
 func TestBackupsUnderFaults(t *testing.T) {
 	endpoint(t) // skip here rather than in every subtest
-	budget := faultstest.Budget(t, 10*time.Second, 2*time.Second)
+	budget := faulttrial.Budget(t, 10*time.Second, 2*time.Second)
 	container := func(t testing.TB) storage.Storage {
 		loc, _ := newContainer(t, "vault")
 		return openStore(t, loc, Auth{ConnectionString: connString(t)})
 	}
-	faultstest.RunBackups(t, []faultstest.Setup{
+	faulttrial.RunBackups(t, []faulttrial.Setup{
 		{Name: "retry", New: container, Retry: true, Rates: faults.Rates{Fail: 0.1, Lost: 0.05, Delay: 0.05, Truncate: 0.05, Corrupt: 0.05, MaxDelay: time.Millisecond}, ContractKept: true},
 		{Name: "no-retry", New: container, Rates: faults.Rates{Fail: 0.03, Lost: 0.03, Delay: 0.05, Truncate: 0.02, Corrupt: 0.02, MaxDelay: time.Millisecond}, ContractKept: true},
 		{Name: "partial-retry", New: container, Retry: true, Rates: faults.Rates{Fail: 0.05, Lost: 0.02, Partial: 0.05, Truncate: 0.02, Corrupt: 0.02}},

@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/integration/faulttrial"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/faults"
-	"github.com/azfs/azfs/repo/storage/faults/faultstest"
 	"github.com/azfs/azfs/repo/storage/local"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/storage/retry"
@@ -33,7 +33,7 @@ func TestConformanceWithoutFaults(t *testing.T) {
 // landed, as package retry documents.
 func TestConformanceOverRetry(t *testing.T) {
 	storagetest.RunWith(t, storagetest.Options{IdenticalResaveMaySucceed: true}, func(t *testing.T) storage.Storage {
-		return retry.Wrap(faults.Wrap(mem.New(), faults.Rates{Lost: 0.2, Delay: 0.1, MaxDelay: time.Millisecond}, 2), faultstest.Fast)
+		return retry.Wrap(faults.Wrap(mem.New(), faults.Rates{Lost: 0.2, Delay: 0.1, MaxDelay: time.Millisecond}, 2), faulttrial.Fast)
 	})
 }
 
@@ -84,7 +84,7 @@ func localStorage(t testing.TB) storage.Storage {
 	return d
 }
 
-var setups = []faultstest.Setup{
+var setups = []faulttrial.Setup{
 	{Name: "retry-mem", New: memStorage, Retry: true, Rates: faults.Rates{Fail: 0.1, Lost: 0.05, Delay: 0.05, Truncate: 0.03, Corrupt: 0.03, MaxDelay: time.Millisecond}, ContractKept: true},
 	{Name: "retry-local", New: localStorage, Retry: true, Rates: faults.Rates{Fail: 0.1, Lost: 0.05, Delay: 0.05, Truncate: 0.03, Corrupt: 0.03, MaxDelay: time.Millisecond}, ContractKept: true},
 	{Name: "local", New: localStorage, Rates: faults.Rates{Fail: 0.01, Lost: 0.01, Truncate: 0.01, Corrupt: 0.01}, ContractKept: true},
@@ -99,7 +99,7 @@ var setups = []faultstest.Setup{
 // and matches the tree as it was. (Package azblob runs the same trials over
 // Azurite.)
 func TestBackupsUnderFaults(t *testing.T) {
-	faultstest.RunBackups(t, setups, faultstest.Budget(t, 12*time.Second, 2*time.Second))
+	faulttrial.RunBackups(t, setups, faulttrial.Budget(t, 12*time.Second, 2*time.Second))
 }
 
 // TestReadsUnderFaults reads every blob of a vault, many times, through
@@ -109,12 +109,12 @@ func TestBackupsUnderFaults(t *testing.T) {
 func TestReadsUnderFaults(t *testing.T) {
 	ctx := context.Background()
 	raw := mem.New()
-	v, err := repo.Create(ctx, raw, faultstest.Passphrase, faultstest.KDF)
+	v, err := repo.Create(ctx, raw, faulttrial.Passphrase, faulttrial.KDF)
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := t.TempDir()
-	faultstest.Mutate(t, mrand.New(mrand.NewPCG(9, 9)), src, 0)
+	faulttrial.Mutate(t, mrand.New(mrand.NewPCG(9, 9)), src, 0)
 	if _, err := backup.Run(ctx, v, backup.Options{Paths: []string{src}, Machine: "m"}); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestReadsUnderFaults(t *testing.T) {
 	}
 	f.SetRates(faults.Rates{Fail: 0.1, Truncate: 0.2, Corrupt: 0.2})
 	var right, damaged, failed int
-	deadline := time.Now().Add(faultstest.Budget(t, 2*time.Second, time.Second))
+	deadline := time.Now().Add(faulttrial.Budget(t, 2*time.Second, time.Second))
 	for i := 0; i < len(blobs) || time.Now().Before(deadline); i++ {
 		b := blobs[i%len(blobs)]
 		got, err := fv.LoadBlob(ctx, b.kind, b.id)

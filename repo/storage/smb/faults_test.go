@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/integration/faulttrial"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/faults"
-	"github.com/azfs/azfs/repo/storage/faults/faultstest"
 	"github.com/azfs/azfs/repo/storage/smb/smbtest"
 )
 
@@ -23,11 +23,11 @@ import (
 func TestBackupsUnderFaults(t *testing.T) {
 	srv := smbtest.Shared(t) // skip here rather than in every subtest
 	share := srv.NewShare(t)
-	budget := faultstest.Budget(t, 10*time.Second, 2*time.Second)
+	budget := faulttrial.Budget(t, 10*time.Second, 2*time.Second)
 	dir := func(t testing.TB) storage.Storage {
 		return newStore(t, share, "trials/"+strings.ToLower(rand.Text()))
 	}
-	faultstest.RunBackups(t, []faultstest.Setup{
+	faulttrial.RunBackups(t, []faulttrial.Setup{
 		{Name: "retry", New: dir, Retry: true, Rates: faults.Rates{Fail: 0.1, Lost: 0.05, Delay: 0.05, Truncate: 0.05, Corrupt: 0.05, MaxDelay: time.Millisecond}, ContractKept: true},
 		{Name: "no-retry", New: dir, Rates: faults.Rates{Fail: 0.03, Lost: 0.03, Delay: 0.05, Truncate: 0.02, Corrupt: 0.02, MaxDelay: time.Millisecond}, ContractKept: true},
 		{Name: "partial-retry", New: dir, Retry: true, Rates: faults.Rates{Fail: 0.05, Lost: 0.02, Partial: 0.05, Truncate: 0.02, Corrupt: 0.02}},

@@ -1,11 +1,13 @@
-// Package faultstest runs backups of a changing tree into storage that
+// Package faulttrial runs backups of a changing tree into storage that
 // misbehaves (package faults) and checks, after every run, that each point
 // the vault lists is whole and holds the tree as it was: a run either
 // completes correctly or fails, and never commits a point that references
 // data that did not land. It is the trial logic of package faults' tests,
 // shared with the tests of each backend (RunBackups with a constructor of
-// that backend's storage).
-package faultstest
+// that backend's storage). It is a test harness: it lives beside the
+// integration tests, not in the storage layer whose tests use it, because it
+// drives whole backups (repo, backup, check) from above.
+package faulttrial
 
 import (
 	"bytes"
