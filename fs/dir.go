@@ -10,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/azfs/azfs/diskimage"
+	"github.com/azfs/azfs/internal/vhd"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -167,6 +168,10 @@ func (d *dirNode) contents(ctx context.Context, img *tree.Node, out *fuse.EntryO
 	node := *img
 	vol := &volume{r: &pointFile{v: d.pt.v, node: &node, path: path}, size: int64(img.Size), path: path,
 		ino: contentsIno(fileIno), attr: attrOf(img, fileIno)}
+	// A fixed VHD is the raw disk followed by its footer.
+	if f, err := vhd.ReadFixed(vol.r, vol.size); err == nil {
+		vol.size = int64(f.DiskSize)
+	}
 	ops, err := d.pt.v.contentsNode(kind, vol)
 	if err != nil {
 		return nil, d.pt.v.report(err, path, "cannot open the image")

@@ -15,43 +15,20 @@ import (
 	"github.com/azfs/azfs/repo/tree"
 )
 
-// testDisk is a GPT disk image made by sfdisk holding an ext4 partition
-// ("root"), a FAT partition ("EFI") and a LUKS2 partition ("secret")
-// holding ext4, and the source directories of their file systems.
+// testDisk is imagetest's disk image, read into memory.
 type testDisk struct {
-	image                 []byte
-	ext4, fat, luks       string // source directories
-	ext4Image             []byte // the ext4 partition's content
-	plainExt4, plainExt4S string // a bare ext4 image and its source
+	*imagetest.Disk
+	image, ext4Image []byte
 }
 
 func newTestDisk(t *testing.T) *testDisk {
 	t.Helper()
-	dir := t.TempDir()
-	d := &testDisk{ext4: filepath.Join(dir, "ext4"), fat: filepath.Join(dir, "fat"), luks: filepath.Join(dir, "luks")}
-	imagetest.Source(t, d.ext4, false, 50)
-	imagetest.Source(t, d.fat, true, 50)
-	imagetest.Source(t, d.luks, false, 20)
-	p := func(name string) string { return filepath.Join(dir, name) }
-	imagetest.Ext4(t, p("p1"), d.ext4, 24)
-	imagetest.FAT(t, p("p2"), d.fat, 16, 0)
-	// LUKS's offline encryption moves the data up by 8 MiB: the file
-	// system leaves that much free at the end of the file.
-	imagetest.Ext4(t, p("p3"), d.luks, 24)
-	if err := os.Truncate(p("p3"), 32<<20); err != nil {
-		t.Fatal(err)
-	}
-	imagetest.LUKS(t, p("p3"), imagetest.LUKSOptions{})
-	imagetest.GPT(t, p("disk.img"), []imagetest.Partition{
-		{Name: "root", Content: p("p1")},
-		{Name: "EFI", Type: "uefi", Content: p("p2")},
-		{Name: "secret", Content: p("p3")},
-	})
+	d := &testDisk{Disk: imagetest.NewDisk(t, t.TempDir(), 50)}
 	var err error
-	if d.image, err = os.ReadFile(p("disk.img")); err != nil {
+	if d.image, err = os.ReadFile(d.Path); err != nil {
 		t.Fatal(err)
 	}
-	if d.ext4Image, err = os.ReadFile(p("p1")); err != nil {
+	if d.ext4Image, err = os.ReadFile(d.Ext4Image); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -119,16 +96,41 @@ func TestImageContents(t *testing.T) {
 		t.Fatalf("p1 does not hold the ext4 image (%v)", err)
 	}
 	ext4 := imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9}
-	imagetest.CompareTree(t, d.ext4, imagetest.NewDir(p("disk.img.contents/p1.contents")), ext4)
-	imagetest.CompareTree(t, d.fat, imagetest.NewDir(p("disk.img.contents/p2.contents")), imagetest.Compare{MtimeGranularity: 2e9})
-	imagetest.CompareTree(t, d.luks, imagetest.NewDir(p("disk.img.contents/p3.contents/decrypted.contents")), ext4)
-	imagetest.CompareTree(t, d.ext4, imagetest.NewDir(p("plain.ext4.contents")), ext4)
+	imagetest.CompareTree(t, d.Ext4, imagetest.NewDir(p("disk.img.contents/p1.contents")), ext4)
+	imagetest.CompareTree(t, d.FAT, imagetest.NewDir(p("disk.img.contents/p2.contents")), imagetest.Compare{MtimeGranularity: 2e9})
+	imagetest.CompareTree(t, d.LUKS, imagetest.NewDir(p("disk.img.contents/p3.contents/decrypted.contents")), ext4)
+	imagetest.CompareTree(t, d.Ext4, imagetest.NewDir(p("plain.ext4.contents")), ext4)
 	if fi, err := os.Stat(p("disk.img.contents/p3.contents/decrypted")); err != nil || fi.Mode().Perm() != 0o400 {
 		t.Fatalf("decrypted: %v, %v; want mode 0400", fi, err)
 	}
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("errors logged:\n%s", logs.String())
 	}
+}
+
+// TestImageContentsOfFixedVHD: a fixed VHD made by qemu-img shows the same
+// contents as its raw disk.
+func TestImageContentsOfFixedVHD(t *testing.T) {
+	d := newTestDisk(t)
+	vhdPath := filepath.Join(t.TempDir(), "disk.vhd")
+	imagetest.VHD(t, d.Path, vhdPath)
+	data, err := os.ReadFile(vhdPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newFakeSource()
+	pt := src.point("m", fixtureTime, []tree.Node{src.file("disk.vhd", data, mib)})
+	opts := Options{LUKSKeys: [][]byte{[]byte(imagetest.Passphrase)}}
+	root, err := NewPointRoot(src, pt, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := mountTest(t, root, opts)
+	c := filepath.Join(mnt, "disk.vhd.contents")
+	ext4 := imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9}
+	imagetest.CompareTree(t, d.Ext4, imagetest.NewDir(filepath.Join(c, "p1.contents")), ext4)
+	imagetest.CompareTree(t, d.FAT, imagetest.NewDir(filepath.Join(c, "p2.contents")), imagetest.Compare{MtimeGranularity: 2e9})
+	imagetest.CompareTree(t, d.LUKS, imagetest.NewDir(filepath.Join(c, "p3.contents/decrypted.contents")), ext4)
 }
 
 // TestImageContentsWrongPassphrase: a LUKS volume no given key opens is
@@ -142,7 +144,7 @@ func TestImageContentsWrongPassphrase(t *testing.T) {
 		t.Fatalf("a locked volume's contents list %q", got)
 	}
 	dirNames(t, filepath.Join(mnt, "disk.img.contents/p3.contents"))
-	imagetest.CompareTree(t, d.ext4, imagetest.NewDir(filepath.Join(mnt, "disk.img.contents/p1.contents")), imagetest.Compare{Modes: true, MtimeGranularity: 1e9})
+	imagetest.CompareTree(t, d.Ext4, imagetest.NewDir(filepath.Join(mnt, "disk.img.contents/p1.contents")), imagetest.Compare{Modes: true, MtimeGranularity: 1e9})
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	if len(lines) != 1 || !strings.Contains(lines[0], "LUKS volume not unlocked") || !strings.Contains(lines[0], `path=/disk.img.contents/p3`) {
 		t.Fatalf("want one line naming the volume, got:\n%s", logs.String())
@@ -155,7 +157,7 @@ func TestImageContentsDamagedChunk(t *testing.T) {
 	d := newTestDisk(t)
 	mnt, src, disk := mountImages(t, d, Options{})
 	// Damage a chunk that holds nothing but part of random.bin's data.
-	random, err := os.ReadFile(filepath.Join(d.ext4, "dir/sub/deeper/random.bin"))
+	random, err := os.ReadFile(filepath.Join(d.Ext4, "dir/sub/deeper/random.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -565,3 +565,50 @@ func (d *Dir) ReadAt(f *diskimage.Node, p []byte, off int64) (int, error) {
 func (d *Dir) Readlink(l *diskimage.Node) (string, error) {
 	return os.Readlink(d.path(l))
 }
+
+// Disk is a GPT disk image made by sfdisk holding an ext4 partition named
+// "root" (mkfs.ext4 -d), a FAT partition "EFI" (mkfs.vfat + mcopy) and a
+// LUKS2 partition "secret" holding ext4 (cryptsetup reencrypt --encrypt,
+// with Passphrase), and the sources of their file systems.
+type Disk struct {
+	// Path is the disk image; Ext4Image the root partition's content.
+	Path, Ext4Image string
+	// Ext4, FAT and LUKS are the source directories of the partitions'
+	// file systems.
+	Ext4, FAT, LUKS string
+}
+
+// NewDisk makes a Disk in dir; the ext4 partition's directory of many
+// files holds many of them.
+func NewDisk(t testing.TB, dir string, many int) *Disk {
+	t.Helper()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	d := &Disk{Path: p("disk.img"), Ext4Image: p("p1"), Ext4: p("ext4"), FAT: p("fat"), LUKS: p("luks")}
+	Source(t, d.Ext4, false, many)
+	Source(t, d.FAT, true, 50)
+	Source(t, d.LUKS, false, 20)
+	Ext4(t, p("p1"), d.Ext4, 24+many/200)
+	FAT(t, p("p2"), d.FAT, 16, 0)
+	// LUKS's offline encryption moves the data up by 8 MiB: the file
+	// system leaves that much free at the end of the file.
+	Ext4(t, p("p3"), d.LUKS, 24)
+	if err := os.Truncate(p("p3"), 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	LUKS(t, p("p3"), LUKSOptions{})
+	GPT(t, d.Path, []Partition{
+		{Name: "root", Content: p("p1")},
+		{Name: "EFI", Type: "uefi", Content: p("p2")},
+		{Name: "secret", Content: p("p3")},
+	})
+	return d
+}
+
+// VHD converts the raw disk image raw into a fixed VHD at path with
+// qemu-img (the format Azure exports: the raw disk, rounded up to a CHS
+// geometry, then a 512-byte footer).
+func VHD(t testing.TB, raw, path string) {
+	t.Helper()
+	Require(t, "qemu-img")
+	Run(t, "", "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed", raw, path)
+}
