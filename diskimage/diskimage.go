@@ -14,6 +14,19 @@ import (
 	"github.com/azfs/azfs/diskimage/partition"
 )
 
+// Names of what an azfs mount shows beside and inside a disk image.
+const (
+	// ContentsSuffix names the directory beside a disk image that shows
+	// what it holds: "disk.img" gets "disk.img.contents".
+	ContentsSuffix = ".contents"
+	// DecryptedName is an unlocked LUKS volume's decrypted content, in
+	// the volume's contents directory.
+	DecryptedName = "decrypted"
+	// PartLabelDir holds a symlink per named GPT partition in a
+	// partitioned disk's contents directory, as /dev/disk/by-partlabel.
+	PartLabelDir = "by-partlabel"
+)
+
 // HeadSize is how many bytes from the start of an image Detect needs.
 const HeadSize = 8192
 

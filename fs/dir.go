@@ -122,7 +122,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return d.child(ctx, n, out), 0
 	}
 	// NAME.contents, beside a disk image NAME.
-	base, ok := strings.CutSuffix(name, ContentsSuffix)
+	base, ok := strings.CutSuffix(name, diskimage.ContentsSuffix)
 	if !ok {
 		return nil, syscall.ENOENT
 	}
@@ -313,7 +313,7 @@ func (s *dirStream) noteImage(ctx context.Context, n *tree.Node, ino uint64) {
 	if !isImageCandidate(n) || s.d.pt.v.images.off {
 		return
 	}
-	name := n.Name + ContentsSuffix
+	name := n.Name + diskimage.ContentsSuffix
 	if s.d.pt.v.kindOf(n, s.d.path+"/"+n.Name) == diskimage.Unknown {
 		return
 	}

@@ -25,19 +25,6 @@ import (
 	"github.com/azfs/azfs/repo/tree"
 )
 
-// ContentsSuffix names the directory beside a backed-up disk image that
-// shows what it holds: "disk.img" gets "disk.img.contents".
-const ContentsSuffix = ".contents"
-
-// Names inside a contents directory.
-const (
-	// decryptedName is an unlocked LUKS volume's decrypted content.
-	decryptedName = "decrypted"
-	// partLabelDir holds a symlink per named GPT partition, as
-	// /dev/disk/by-partlabel does.
-	partLabelDir = "by-partlabel"
-)
-
 // minImageSize is the smallest file looked into: no partitioned disk,
 // LUKS volume, ext4 or FAT file system is smaller.
 const minImageSize = 64 << 10
@@ -203,7 +190,7 @@ func (v *vault) contentsNode(kind diskimage.Kind, vol *volume) (gofs.InodeEmbedd
 		if err != nil {
 			return nil, fmt.Errorf("open %s in %q: %w", kind, vol.path, err)
 		}
-		return &imageDir{imageNode: imageNode{v: v, fs: fsys, node: root, path: vol.path + ContentsSuffix, attr: imageAttr(&root, vol.ino)}}, nil
+		return &imageDir{imageNode: imageNode{v: v, fs: fsys, node: root, path: vol.path + diskimage.ContentsSuffix, attr: imageAttr(&root, vol.ino)}}, nil
 	case diskimage.PartitionTable:
 		return &lazyDir{staticDir: staticDir{attr: contentsAttr(vol)}, build: func(ctx context.Context, d *lazyDir) { v.addPartitions(ctx, d, vol) }}, nil
 	case diskimage.LUKS:
@@ -232,7 +219,7 @@ func subVolume(vol *volume, name string, r io.ReaderAt, size int64, mode uint32)
 	a.Size = uint64(size)
 	a.Blocks = (a.Size + 511) / 512
 	a.Nlink = 1
-	sub := &volume{r: r, size: size, path: vol.path + ContentsSuffix + "/" + name, attr: a,
+	sub := &volume{r: r, size: size, path: vol.path + diskimage.ContentsSuffix + "/" + name, attr: a,
 		ino: newInoHash('c').addUint64(a.Ino).ino()}
 	return sub, a
 }
@@ -251,7 +238,7 @@ func (v *vault) addVolumeFile(ctx context.Context, d *lazyDir, name string, sub 
 		v.report(err, sub.path, "cannot open the image")
 		return
 	}
-	d.AddChild(name+ContentsSuffix, d.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: sub.ino}), false)
+	d.AddChild(name+diskimage.ContentsSuffix, d.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: sub.ino}), false)
 }
 
 // addPartitions fills d with vol's partitions: pN files, their contents
@@ -277,7 +264,7 @@ func (v *vault) addPartitions(ctx context.Context, d *lazyDir, vol *volume) {
 			a := contentsAttr(vol)
 			a.Ino = newInoHash('L').addUint64(vol.ino).ino()
 			labels = d.NewPersistentInode(ctx, &staticDir{attr: a}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: a.Ino})
-			d.AddChild(partLabelDir, labels, false)
+			d.AddChild(diskimage.PartLabelDir, labels, false)
 		}
 		target := "../" + name
 		la := attr
@@ -312,8 +299,8 @@ func (v *vault) addDecrypted(ctx context.Context, d *lazyDir, vol *volume) {
 		return
 	}
 	// The decrypted volume is for its owner's eyes only.
-	sub, attr := subVolume(vol, decryptedName, dec, dec.Size(), 0o400)
-	v.addVolumeFile(ctx, d, decryptedName, sub, attr)
+	sub, attr := subVolume(vol, diskimage.DecryptedName, dec, dec.Size(), 0o400)
+	v.addVolumeFile(ctx, d, diskimage.DecryptedName, sub, attr)
 }
 
 // errNoLUKSKeys reports a LUKS volume in a mount given no keys.
