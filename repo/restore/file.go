@@ -40,8 +40,10 @@ type chunkJob struct {
 	check bool
 }
 
-// file restores the regular file n into d, or links a further name of a
-// hard-linked one.
+// file restores the regular file n into d: a further name of a hard-linked
+// file is linked here; the first name of one is opened here, so that the
+// links the walk meets later find it; any other file is handed to the file
+// workers.
 func (r *run) file(ctx context.Context, d *dirTask, n *tree.Node, rel string) {
 	if linked, err := r.hardLink(d, n, rel); linked || err != nil {
 		if err != nil {
@@ -50,22 +52,50 @@ func (r *run) file(ctx context.Context, d *dirTask, n *tree.Node, rel string) {
 		return
 	}
 	f := &fileTask{run: r, dir: d, node: *n, rel: rel}
+	d.pending.Add(1)
+	if n.Links > 1 {
+		f.start(ctx)
+		return
+	}
+	select {
+	case r.opens <- f:
+	case <-ctx.Done():
+		d.done()
+	}
+}
+
+// openFiles starts the files the walk hands on until it ends.
+func (r *run) openFiles(ctx context.Context) {
+	for f := range r.opens {
+		f.start(ctx)
+	}
+}
+
+// start opens f and hands its chunks to the chunk workers; a file of one
+// chunk, most of them, is written at once.
+func (f *fileTask) start(ctx context.Context) {
+	r, n := f.run, &f.node
 	r.prog.Current.Store(&f.rel)
 	checkBelow, err := f.open()
 	if err != nil || f.fd < 0 {
 		if err != nil {
-			r.fail(rel, err)
+			r.fail(f.rel, err)
 		}
+		f.dir.done()
 		return
 	}
-	r.noteFirstLink(n, rel)
-	d.pending.Add(1)
-	f.pending.Store(1)
+	r.noteFirstLink(n, f.rel)
 	r.prog.BytesDone.Add(n.Size - n.StoredBytes()) // holes
-	for _, e := range f.node.Extents {
+	f.pending.Store(1)
+	if len(n.Extents) == 1 {
+		e := n.Extents[0]
+		f.extentDone(r.writeExtent(ctx, chunkJob{f: f, ext: e, check: e.Offset < checkBelow}, nil))
+		return
+	}
+	for _, e := range n.Extents {
 		f.pending.Add(1)
 		select {
-		case r.jobs <- chunkJob{f: f, ext: e, check: e.Offset < checkBelow}:
+		case r.chunks <- chunkJob{f: f, ext: e, check: e.Offset < checkBelow}:
 		case <-ctx.Done():
 			f.extentDone(ctx.Err())
 		}
@@ -82,6 +112,10 @@ func (r *run) file(ctx context.Context, d *dirTask, n *tree.Node, rel string) {
 func (f *fileTask) open() (checkBelow uint64, err error) {
 	r, d, n := f.run, f.dir, &f.node
 	f.fd = -1
+	if r.opts.Overwrite == Always && !d.existed {
+		// In a directory this run made, nothing is in the way.
+		return 0, f.create()
+	}
 	var st unix.Stat_t
 	err = unix.Fstatat(d.fd, n.Name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch {
@@ -130,15 +164,20 @@ func (f *fileTask) open() (checkBelow uint64, err error) {
 	return min(uint64(st.Size), n.Size), nil
 }
 
-// create makes the file anew at the point's size: all holes.
+// create makes the file anew at the point's size: all holes until its
+// chunks are written. (A file whose last chunk ends at its end gets its
+// size from that write.)
 func (f *fileTask) create() error {
 	fd, err := unix.Openat(f.dir.fd, f.node.Name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: f.rel, Err: err}
 	}
-	if err := unix.Ftruncate(fd, int64(f.node.Size)); err != nil {
-		unix.Close(fd)
-		return &os.PathError{Op: "truncate", Path: f.rel, Err: err}
+	n := &f.node
+	if k := len(n.Extents); k == 0 && n.Size > 0 || k > 0 && n.Extents[k-1].Offset+uint64(n.Extents[k-1].Length) < n.Size {
+		if err := unix.Ftruncate(fd, int64(n.Size)); err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "truncate", Path: f.rel, Err: err}
+		}
 	}
 	f.fd = fd
 	return nil
@@ -216,28 +255,27 @@ func (r *run) countFile(n *tree.Node) {
 	r.prog.Files.Add(1)
 }
 
-// work does chunk jobs until the queue closes.
-func (r *run) work(ctx context.Context) {
+// writeChunks does chunk jobs until the queue closes.
+func (r *run) writeChunks(ctx context.Context) {
 	h := r.src.Keys().NewHasher(keys.KindData)
-	var buf []byte
-	for j := range r.jobs {
+	for j := range r.chunks {
 		if err := ctx.Err(); err != nil {
 			j.f.extentDone(err)
 			continue
 		}
-		j.f.extentDone(r.writeExtent(ctx, j, h, &buf))
+		j.f.extentDone(r.writeExtent(ctx, j, h))
 	}
 }
 
-// writeExtent does one chunk job: keeps what is right on disk, else fetches
-// the chunk and writes it.
-func (r *run) writeExtent(ctx context.Context, j chunkJob, h *keys.Hasher, buf *[]byte) error {
+// writeExtent does one chunk job: keeps what is right on disk (hashed with
+// h, or a new hasher when nil), else fetches the chunk and writes it.
+func (r *run) writeExtent(ctx context.Context, j chunkJob, h *keys.Hasher) error {
 	e := j.ext
 	if j.check {
-		if cap(*buf) < int(e.Length) {
-			*buf = make([]byte, e.Length)
+		if h == nil {
+			h = r.src.Keys().NewHasher(keys.KindData)
 		}
-		b := (*buf)[:e.Length]
+		b := make([]byte, e.Length)
 		if n, err := unix.Pread(j.f.fd, b, int64(e.Offset)); err == nil && n == len(b) && h.Sum(b) == e.ID {
 			r.kept.Add(1)
 			r.prog.BytesDone.Add(uint64(e.Length))

@@ -95,8 +95,8 @@ type Options struct {
 	// Verify reads every restored file back and compares it with the
 	// point (chunk IDs, holes read as zeros).
 	Verify bool
-	// Workers is how many chunks are fetched and written at once
-	// (default 4 × GOMAXPROCS).
+	// Workers is how many chunks are fetched and written at once, and
+	// how many files are opened at once (default 4 × GOMAXPROCS).
 	Workers int
 	// Progress, when set, is updated as the run goes; a concurrent walk of
 	// the tree fills its totals for an ETA.
@@ -159,6 +159,7 @@ func Run(ctx context.Context, src Source, root keys.ID, p string, target string,
 	if r.prog = opts.Progress; r.prog == nil {
 		r.prog = new(Progress)
 	}
+	_, statErr := os.Lstat(abs)
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return Result{}, fmt.Errorf("restore into %q: %w", target, err)
 	}
@@ -171,29 +172,44 @@ func Run(ctx context.Context, src Source, root keys.ID, p string, target string,
 	if opts.Progress != nil {
 		go r.scan(ctx, node)
 	}
-	r.jobs = make(chan chunkJob, 2*opts.Workers)
-	var workers sync.WaitGroup
-	for range opts.Workers {
-		workers.Add(1)
+	// Files are opened (created, or compared with what is there) by file
+	// workers, and their chunks written by chunk workers, which wait on
+	// nothing but the vault and the disk: a file worker may block handing
+	// chunks on, never the other way round.
+	// Creating files in one directory from many threads only contends
+	// for the directory's lock: one opener per core.
+	r.opens = make(chan *fileTask, opts.Workers)
+	r.chunks = make(chan chunkJob, 2*opts.Workers)
+	var fileWorkers, chunkWorkers sync.WaitGroup
+	for range min(opts.Workers, runtime.GOMAXPROCS(0)) {
+		fileWorkers.Add(1)
 		go func() {
-			defer workers.Done()
-			r.work(ctx)
+			defer fileWorkers.Done()
+			r.openFiles(ctx)
+		}()
+	}
+	for range opts.Workers {
+		chunkWorkers.Add(1)
+		go func() {
+			defer chunkWorkers.Done()
+			r.writeChunks(ctx)
 		}()
 	}
 	// The target directory is the restored directory itself; a single
 	// entry goes below it.
-	top := &dirTask{run: r, fd: fd, rel: ".", name: abs, made: true, existed: true}
+	top := &dirTask{run: r, fd: fd, rel: ".", name: abs, made: true, existed: statErr == nil}
 	top.pending.Store(1)
 	if node.Type == tree.Dir {
-		top.node = node
-		top.existed = false // its metadata is the point's
+		top.node = node // its metadata is the restored directory's
 		r.walkDir(ctx, top, "")
 	} else {
 		r.entry(ctx, top, node, "/"+node.Name, false)
 	}
 	top.done()
-	close(r.jobs)
-	workers.Wait()
+	close(r.opens)
+	fileWorkers.Wait()
+	close(r.chunks)
+	chunkWorkers.Wait()
 	res := r.result()
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("restore: %w", err)
@@ -210,7 +226,8 @@ type run struct {
 	opts   Options
 	target string
 	prog   *Progress
-	jobs   chan chunkJob
+	opens  chan *fileTask
+	chunks chan chunkJob
 
 	mu    sync.Mutex
 	links map[linkKey]string // hard-linked inodes restored: their first path below target
@@ -266,14 +283,16 @@ func (r *run) scan(ctx context.Context, node *tree.Node) {
 // has left it and every file below it is finished (pending reaches zero),
 // since creating entries in it changes its times.
 type dirTask struct {
-	run     *run
-	parent  *dirTask
-	node    *tree.Node // nil for the target holding a single restored entry
-	rel     string     // path below the target, "." for the target
-	name    string     // name in the parent
-	fd      int        // open once made
-	made    bool       // exists on disk (walker only)
-	existed bool       // was there before: --overwrite never leaves its metadata
+	run    *run
+	parent *dirTask
+	node   *tree.Node // nil for the target holding a single restored entry
+	rel    string     // path below the target, "." for the target
+	name   string     // name in the parent
+	fd     int        // open once made
+	made   bool       // exists on disk (walker only)
+	// existed: it was there before the run, so entries may be in the way
+	// in it, and Never leaves its metadata alone.
+	existed bool
 	pending atomic.Int64
 }
 
