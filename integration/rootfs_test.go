@@ -14,8 +14,9 @@ import (
 // are empty directories; with -x /dev too), nor the vault, cache or config
 // of the azfs that made it, nor the contents of azmount's mount of that
 // vault. To stay bounded under `make test`, the big trees of this build
-// machine are left out with --exclude (/usr, /root, /work, /opt, /tmp and
-// /var/lib/docker), and so is the sandbox's own mount (/mnt/sandboxing);
+// machine are left out with --exclude (/usr, /root, /work, /opt, /tmp,
+// /var/lib/docker and the benchmarks' corpus and vaults in
+// /var/tmp/azfs-bench), and so is the sandbox's own mount (/mnt/sandboxing);
 // the env lives in /var/tmp, on the root file system, so the walk meets
 // its state.
 func TestBackupRootFileSystem(t *testing.T) {
@@ -32,7 +33,7 @@ func TestBackupRootFileSystem(t *testing.T) {
 	backupRoot := func(flags ...string) string {
 		t.Helper()
 		args := append([]string{"backup", "--json"}, flags...)
-		for _, big := range []string{"/usr", "/root", "/work", "/opt", "/tmp", "/var/lib/docker", "/mnt/sandboxing"} {
+		for _, big := range []string{"/usr", "/root", "/work", "/opt", "/tmp", "/var/lib/docker", "/var/tmp/azfs-bench", "/mnt/sandboxing"} {
 			args = append(args, "--exclude", big)
 		}
 		r := e.azfs(append(args, "/")...)
@@ -55,6 +56,11 @@ func TestBackupRootFileSystem(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(mnt, "/dev/null")); err != nil {
 		t.Errorf("default: /dev/null in the point: %v", err)
+	}
+	for _, absent := range []string{e.vault, e.cfgDir, e.cacheDir} {
+		if _, err := os.Lstat(filepath.Join(mnt, absent)); !os.IsNotExist(err) {
+			t.Errorf("default: %s in the point: %v; want it left out", absent, err)
+		}
 	}
 
 	mnt = backupRoot("-x")

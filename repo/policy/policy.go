@@ -246,6 +246,16 @@ func (p Policy) WithEntry(sp SetPolicy) Policy {
 	return p
 }
 
+// DescribeRetention describes the default retention and each set's own,
+// as "keep daily 14, weekly 8; set etc: keep last 2".
+func (p Policy) DescribeRetention() string {
+	parts := []string{p.Retention.String()}
+	for _, sp := range p.Sets {
+		parts = append(parts, "set "+sp.Name+": "+sp.Retention.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
 // RetentionOf returns the retention of the backup set whose key is set
 // (repo.Point.Set): its entry's, else the default.
 func (p Policy) RetentionOf(set string) retention.Retention {

@@ -57,6 +57,9 @@ func TestPolicyV2RoundTrip(t *testing.T) {
 	if string(body["version"]) != "2" || body["schedule"] != nil || body["retention"] != nil || body["sets"] == nil {
 		t.Errorf("record has version %s, schedule %s, retention %s: want version 2 with its rules in sets only", body["version"], body["schedule"], body["retention"])
 	}
+	if got, want := cur.DescribeRetention(), "keep last 4; set etc: keep last 2; set db: keep daily 5"; got != want {
+		t.Errorf("DescribeRetention = %q, want %q", got, want)
+	}
 	if sp, ok := cur.Entry("etc"); !ok || sp.Selection.Flags()[0] != `--exclude "*.swp"` {
 		t.Errorf("etc's entry: %+v", sp)
 	}

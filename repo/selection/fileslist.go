@@ -22,6 +22,10 @@ const (
 	Verbatim
 	// Raw: paths separated by NUL bytes (find -print0), taken as they are.
 	Raw
+	// LinePatterns reads a Lines list without expanding it: its glob
+	// patterns as written (each must be well-formed), for expanding later
+	// elsewhere (the machine a policy's set is backed up on).
+	LinePatterns
 )
 
 // ReadList returns the paths that r, a list in format (name is for
@@ -45,6 +49,13 @@ func ReadList(r io.Reader, name string, format ListFormat, warn func(msg string)
 		}
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if format == LinePatterns {
+			if _, err := filepath.Match(line, ""); err != nil {
+				return nil, fmt.Errorf("%s line %d: pattern %q: %w", name, n, line, err)
+			}
+			paths = append(paths, line)
 			continue
 		}
 		matches, err := filepath.Glob(line)

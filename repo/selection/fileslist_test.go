@@ -43,3 +43,16 @@ func TestReadListAsRestic(t *testing.T) {
 		t.Errorf("Raw: %q, %v; want %q", got, err, want)
 	}
 }
+
+// TestReadListPatterns: LinePatterns reads a --files-from list's lines as
+// Lines does, without expanding them; a malformed pattern is an error.
+func TestReadListPatterns(t *testing.T) {
+	text := "# comment\n  /home/*/.config  \n\n/etc/nothing-matches-*\n"
+	got, err := ReadList(strings.NewReader(text), "list", LinePatterns, func(msg string) { t.Errorf("warned %q", msg) })
+	if want := []string{"/home/*/.config", "/etc/nothing-matches-*"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ReadList = %q, %v; want %q", got, err, want)
+	}
+	if _, err := ReadList(strings.NewReader("/a\n/b[\n"), "list", LinePatterns, nil); err == nil || !strings.Contains(err.Error(), "list line 2") {
+		t.Errorf("malformed pattern: %v, want an error naming line 2", err)
+	}
+}

@@ -11,17 +11,17 @@ import (
 // backup compiles anew (Selection). Exclude files are read into their
 // patterns before (ReadPatternFile).
 type Spec struct {
-	Exclude  []string // --exclude patterns, in order
-	IExclude []string // --iexclude patterns, in order
+	Exclude  []string `json:"exclude,omitempty"`  // --exclude patterns, in order
+	IExclude []string `json:"iexclude,omitempty"` // --iexclude patterns, in order
 	// ExcludeCaches leaves out directories tagged CACHEDIR.TAG (CacheTag).
-	ExcludeCaches bool
+	ExcludeCaches bool `json:"exclude_caches,omitempty"`
 	// ExcludeIfPresent are --exclude-if-present's NAME[:CONTENT].
-	ExcludeIfPresent []string
+	ExcludeIfPresent []string `json:"exclude_if_present,omitempty"`
 	// LargerThan, when above zero, leaves out larger files, in bytes.
-	LargerThan    int64
-	OneFileSystem bool
+	LargerThan    int64 `json:"exclude_larger_than,omitempty"`
+	OneFileSystem bool  `json:"one_file_system,omitempty"`
 	// IncludeFS are pseudo file system types entered anyway.
-	IncludeFS []string
+	IncludeFS []string `json:"include_fs,omitempty"`
 }
 
 // IsZero reports whether s leaves out nothing beyond the defaults.
