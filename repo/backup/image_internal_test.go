@@ -11,9 +11,9 @@ func TestImageBlock(t *testing.T) {
 		size, block uint64
 		maxChunk    int
 	}{
-		{1 << 20, 4 << 10, 4 << 20},
-		{4 << 30, 4 << 10, 4 << 20},
-		{4<<30 + 1, 8 << 10, 4 << 20},
+		{1 << 20, 16 << 10, 4 << 20},
+		{16 << 30, 16 << 10, 4 << 20},
+		{16<<30 + 1, 32 << 10, 4 << 20},
 		{100 << 30, 128 << 10, 4 << 20},
 		{1 << 40, 1 << 20, 4 << 20},
 		{10 << 40, 4 << 20, 4 << 20},
@@ -50,7 +50,7 @@ func TestRecognise(t *testing.T) {
 	for _, s := range signatures {
 		img, ok, err := recognise(file(minImageSize, s.off, s.mark), minImageSize, false, 4<<20)
 		if err != nil || !ok || img.VHD || img.Block != minImageBlock || img.DataSize != minImageSize {
-			t.Errorf("%q at %d: recognise = %+v, %v, %v; want an image in 4 KiB blocks", s.mark, s.off, img, ok, err)
+			t.Errorf("%q at %d: recognise = %+v, %v, %v; want an image in 16 KiB blocks", s.mark, s.off, img, ok, err)
 		}
 		if _, ok, err := recognise(file(minImageSize-1, s.off, s.mark), minImageSize-1, false, 4<<20); ok || err != nil {
 			t.Errorf("%q at %d in a file under 1 MiB: an image (%v)", s.mark, s.off, err)

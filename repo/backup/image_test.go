@@ -209,10 +209,10 @@ func TestSparseImage(t *testing.T) {
 	}
 }
 
-// TestImageScatteredWrites: a rerun after 1% of an image's 4 KiB blocks
-// were rewritten at random stores about 1% of the image: the blocks
-// written, and the image's list of blocks (about 0.9% of it at 4 KiB
-// blocks).
+// TestImageScatteredWrites: a rerun after 1% of an image was rewritten
+// stores about 1% of it when the writes come in runs, and about 4% when
+// they are 4 KiB writes scattered at random, each costing the 16 KiB block
+// it falls in (see minImageBlock); FastCDC stores most of the image then.
 func TestImageScatteredWrites(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "disk.img")
@@ -225,17 +225,18 @@ func TestImageScatteredWrites(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		run, count int64
+		bound      float64 // stored, in % of the image
 	}{
-		{"scattered 4 KiB blocks", 4 << 10, size / 100 / (4 << 10)},
-		{"contiguous runs of 160 KiB", 160 << 10, 2},
+		{"scattered 4 KiB blocks", 4 << 10, size / 100 / (4 << 10), 5},
+		{"contiguous runs of 160 KiB", 160 << 10, 2, 1.5},
 	} {
 		changed := changeBlocks(t, img, 4096, size, c.run, 4<<10, int(c.count), uint64(c.run))
 		p := imageRun(t, v, backup.Options{Paths: []string{img}})
 		sameAsFile(t, loaded(t, v), lookup(t, loaded(t, v), p, img), img)
-		stored := p.Stats.BytesStored
-		t.Logf("%s: changed %d bytes (%.2f%%), stored %d (%.2f%%)", c.name, changed, 100*float64(changed)/size, stored, 100*float64(stored)/size)
-		if stored > size/40 {
-			t.Errorf("%s: stored %d bytes (%.2f%% of the image) after %.2f%% changed; want at most 2.5%%", c.name, stored, 100*float64(stored)/size, 100*float64(changed)/size)
+		stored := 100 * float64(p.Stats.BytesStored) / size
+		t.Logf("%s: changed %.2f%%, stored %.2f%%", c.name, 100*float64(changed)/size, stored)
+		if stored > c.bound {
+			t.Errorf("%s: stored %.2f%% of the image after %.2f%% changed; want at most %g%%", c.name, stored, 100*float64(changed)/size, c.bound)
 		}
 	}
 }
@@ -293,9 +294,9 @@ func TestFixedVHD(t *testing.T) {
 	convert()
 	second := imageRun(t, v, opts)
 	sameAsFile(t, loaded(t, v), lookup(t, loaded(t, v), second, vhdPath), vhdPath)
-	// A block, the footer, and the image's list of 3,073 blocks (~110 KB).
-	if got := second.Stats.BytesStored; got > 192<<10 {
-		t.Errorf("rerun after one 4 KiB write and a new footer stored %d bytes; want the block, the footer and the list of blocks (~120 KB)", got)
+	// A block, the footer, and the image's list of 1,026 extents (~36 KB).
+	if got := second.Stats.BytesStored; got > 96<<10 {
+		t.Errorf("rerun after one 4 KiB write and a new footer stored %d bytes; want the block, the footer and the list of blocks (~56 KB)", got)
 	}
 }
 
