@@ -799,6 +799,9 @@ func TestMemoryShares(t *testing.T) {
 	if chunks != 272*mib || parts != 32*mib || segments != 16*mib {
 		t.Errorf("default shares: chunks %d, parts %d, segments %d", chunks, parts, segments)
 	}
+	if segments != repo.DefaultSegmentMemory {
+		t.Errorf("default segment share %d, but readers that set none get repo.DefaultSegmentMemory = %d", segments, repo.DefaultSegmentMemory)
+	}
 	for _, total := range []int64{0, 1, 64 * mib, 1<<30 + 7} {
 		c, p, s := MemoryShares(total)
 		if c+p+s != total || c < 0 || p < 0 || s < 0 {
