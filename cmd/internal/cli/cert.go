@@ -59,48 +59,24 @@ func (o *Opened) CurrentCertificate(ctx context.Context) (*cert.Certificate, err
 	return c, nil
 }
 
-// openWithPrivateKey opens the machine's area with a certificate's private
-// key: the points backed up under that certificate.
-func (o *Opened) openWithPrivateKey(ctx context.Context, t Target) error {
+// loadPrivateKey reads the certificate's private key t names (format
+// §12.1), with its password file when one is given.
+func loadPrivateKey(t Target) (*cert.PrivateKey, error) {
 	b, err := os.ReadFile(t.PrivateKey)
 	if err != nil {
-		return fmt.Errorf("read private key: %w", err)
+		return nil, fmt.Errorf("read private key: %w", err)
 	}
 	password := ""
 	if t.PrivateKeyPassFile != "" {
 		p, err := os.ReadFile(t.PrivateKeyPassFile)
 		if err != nil {
-			return fmt.Errorf("read private key password: %w", err)
+			return nil, fmt.Errorf("read private key password: %w", err)
 		}
 		password = strings.TrimRight(string(p), "\r\n")
 	}
 	key, err := cert.ParsePrivateKey(b, password)
 	if err != nil {
-		return fmt.Errorf("private key %s: %w", t.PrivateKey, err)
+		return nil, fmt.Errorf("private key %s: %w", t.PrivateKey, err)
 	}
-	refs, err := repo.Certificates(ctx, o.Storage)
-	if err != nil {
-		return err
-	}
-	var thumbs []string
-	for _, ref := range refs {
-		c, err := cert.ParseCertificate(ref.PEM)
-		if err != nil {
-			continue
-		}
-		thumbs = append(thumbs, c.Thumbprint())
-		if !key.Matches(c) {
-			continue
-		}
-		v, err := repo.OpenMachineWithCertificate(ctx, o.Storage, o.Root, o.Machine, c.ID(), key.Unwrap)
-		if err != nil {
-			return fmt.Errorf("vault at %s: %w", o.Location, err)
-		}
-		o.Vault = v
-		return nil
-	}
-	if len(thumbs) == 0 {
-		return fmt.Errorf("the vault at %s has no certificate: it is in passphrase mode", o.Location)
-	}
-	return fmt.Errorf("the private key belongs to none of the vault's certificates (thumbprints %s)", strings.Join(thumbs, ", "))
+	return key, nil
 }

@@ -38,19 +38,7 @@ func OpenOwnerMachine(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, 
 // t gives one, else through the key set the machine escrowed to the owner
 // (which, in certificate mode, reads no points).
 func (o *Opened) OpenAreaAsOwner(ctx context.Context, t Target, owner *keys.OwnerKeys) error {
-	own := o.Entry != nil && o.Entry.Keys != nil && (t.Machine == "" || t.Machine == o.Entry.Machine)
-	if own || t.PrivateKey != "" || t.Machine == "" {
-		return o.openMachine(ctx, t)
-	}
-	if err := repo.CheckMachineName(t.Machine); err != nil {
-		return Usagef("%v", err)
-	}
-	v, err := repo.OpenMachineAsOwner(ctx, o.Storage, o.Root, t.Machine, owner)
-	if err != nil {
-		return fmt.Errorf("vault at %s: %w", o.Location, err)
-	}
-	o.Machine, o.Vault = t.Machine, v
-	return nil
+	return o.openArea(ctx, t, owner)
 }
 
 // LocalZone returns the IANA name of this machine's time zone ($TZ, else

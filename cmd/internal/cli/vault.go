@@ -13,6 +13,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/unlock"
 	"github.com/azfs/azfs/repo/storage/azblob"
 )
 
@@ -214,42 +215,45 @@ func OpenVault(ctx context.Context, t Target) (*Opened, error) {
 	return o, nil
 }
 
-func (o *Opened) openMachine(ctx context.Context, t Target) error {
-	o.Machine = t.Machine
+func (o *Opened) openMachine(ctx context.Context, t Target) error { return o.openArea(ctx, t, nil) }
+
+// openArea opens the area of the machine t names with the keys at hand,
+// as package unlock decides: t's private key, this machine's keys, the
+// owner's escrow when owner is set, else the machine's passphrase.
+func (o *Opened) openArea(ctx context.Context, t Target, owner *keys.OwnerKeys) error {
+	var passErr error
+	k := unlock.Keys{Owner: owner, Passphrase: func(machine string) (keys.Passphrase, error) {
+		pass, err := ReadPassphrase(t.PassFile, fmt.Sprintf("Passphrase of machine %s: ", machine), false)
+		passErr = err
+		return pass, err
+	}}
+	if e := o.Entry; e != nil {
+		k.Host, k.HostMachine = e.Keys, e.Machine
+	}
 	if t.PrivateKey != "" {
-		if o.Machine == "" && o.Entry != nil {
-			o.Machine = o.Entry.Machine
-		}
-		if o.Machine == "" {
-			return Usagef("name the machine whose points to open with --machine NAME")
-		}
-		return o.openWithPrivateKey(ctx, t)
-	}
-	if e := o.Entry; e != nil && e.Keys != nil && (o.Machine == "" || o.Machine == e.Machine) {
-		o.Machine = e.Machine
-		v, err := repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, e.Keys)
+		key, err := loadPrivateKey(t)
 		if err != nil {
-			return fmt.Errorf("vault at %s: %w", o.Location, err)
+			return err
 		}
-		o.Vault = v
+		k.PrivateKey = key
+	}
+	v, machine, err := unlock.Area(ctx, o.Storage, o.Root, t.Machine, k)
+	switch {
+	case err == nil:
+		o.Machine, o.Vault = machine, v
 		return nil
-	}
-	if o.Machine == "" {
+	case passErr != nil:
+		return passErr
+	case errors.Is(err, unlock.ErrNoMachine) && t.PrivateKey != "":
+		return Usagef("name the machine whose points to open with --machine NAME")
+	case errors.Is(err, unlock.ErrNoMachine):
 		return Usagef("this machine is not registered with the vault at %s: name a machine with --machine NAME (its passphrase is needed), or register with 'azfs register'", o.Location)
+	case errors.Is(err, keys.ErrWrongPassphrase):
+		return fmt.Errorf("wrong passphrase for machine %s of the vault at %s", t.Machine, o.Location)
+	case errors.Is(err, repo.ErrMachineName) && owner != nil:
+		return Usagef("%v", err)
 	}
-	pass, err := ReadPassphrase(t.PassFile, fmt.Sprintf("Passphrase of machine %s: ", o.Machine), false)
-	if err != nil {
-		return err
-	}
-	v, err := repo.UnlockMachine(ctx, o.Storage, o.Root, o.Machine, pass)
-	if errors.Is(err, keys.ErrWrongPassphrase) {
-		return fmt.Errorf("wrong passphrase for machine %s of the vault at %s", o.Machine, o.Location)
-	}
-	if err != nil {
-		return fmt.Errorf("vault at %s: %w", o.Location, err)
-	}
-	o.Vault = v
-	return nil
+	return fmt.Errorf("vault at %s: %w", o.Location, err)
 }
 
 // OpenOwner opens the vault root t names with the owner's keys: those this
