@@ -13,8 +13,8 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/unlock"
 	"github.com/azfs/azfs/repo/storage/azblob"
+	"github.com/azfs/azfs/repo/unlock"
 )
 
 // Target names the vault and machine a command works on.
