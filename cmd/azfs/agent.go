@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
@@ -15,50 +17,54 @@ import (
 	"github.com/azfs/azfs/repo/policy"
 )
 
-// agentCmd is 'azfs agent PATH...': this machine's scheduled backups of
+// newAgentCmd returns 'azfs agent PATH...': this machine's scheduled backups of
 // PATH..., until SIGTERM or SIGINT (package agent).
-func agentCmd(ctx context.Context, args []string) error {
-	fs := flags("agent")
+func newAgentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "agent PATH...",
+		Short:   "Run this machine's scheduled backups of PATH... (a service: see dist/azfs-agent.service)",
+		Example: `  azfs agent /home /etc`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
 	testInterval := fs.Duration("test-interval", 0, "tests only: back up at the multiples of this interval instead of the policy's schedule")
-	if err := fs.MarkHidden("test-interval"); err != nil {
-		return err
+	fs.Lookup("test-interval").Hidden = true
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() == 0 {
+			return cli.Usagef("usage: azfs agent [--vault PATH] PATH... (the paths every scheduled backup backs up)")
+		}
+		if *testInterval < 0 {
+			return cli.Usagef("--test-interval must not be negative")
+		}
+		setBackupMemoryLimit()
+		o, err := cli.OpenVault(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		dir, err := o.StateDir()
+		if err != nil {
+			return err
+		}
+		lock, err := agent.TryLock(dir.AgentLock(), agent.Holder{PID: os.Getpid(), What: "azfs agent", Paths: fs.Args()})
+		var locked *agent.LockedError
+		if errors.As(err, &locked) {
+			return fmt.Errorf("an agent of machine %s is running already: %s", o.Machine, locked.Holder)
+		}
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
+		log := agent.NewLogger(os.Stderr, agent.IsJournal(os.Stderr)).With("machine", o.Machine)
+		log.Info("agent started", "vault", o.Location, "paths", fs.Args(), "pid", os.Getpid())
+		t := target.target()
+		t.Vault = o.Location // the vault found now, whatever the default becomes
+		r := &agentRunner{target: t, machine: o.Machine, dir: dir, paths: fs.Args(), uploads: *uploads, log: log}
+		agent.Run(ctx, r, agent.Options{Paths: r.paths, Log: log, Interval: *testInterval})
+		return nil
 	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return cli.Usagef("usage: azfs agent [--vault PATH] PATH... (the paths every scheduled backup backs up)")
-	}
-	if *testInterval < 0 {
-		return cli.Usagef("--test-interval must not be negative")
-	}
-	setBackupMemoryLimit()
-	o, err := cli.OpenVault(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	dir, err := o.StateDir()
-	if err != nil {
-		return err
-	}
-	lock, err := agent.TryLock(dir.AgentLock(), agent.Holder{PID: os.Getpid(), What: "azfs agent", Paths: fs.Args()})
-	var locked *agent.LockedError
-	if errors.As(err, &locked) {
-		return fmt.Errorf("an agent of machine %s is running already: %s", o.Machine, locked.Holder)
-	}
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	log := agent.NewLogger(os.Stderr, agent.IsJournal(os.Stderr)).With("machine", o.Machine)
-	log.Info("agent started", "vault", o.Location, "paths", fs.Args(), "pid", os.Getpid())
-	t := target.target()
-	t.Vault = o.Location // the vault found now, whatever the default becomes
-	r := &agentRunner{target: t, machine: o.Machine, dir: dir, paths: fs.Args(), uploads: *uploads, log: log}
-	agent.Run(ctx, r, agent.Options{Paths: r.paths, Log: log, Interval: *testInterval})
-	return nil
+	return cmd
 }
 
 // agentRunner is the agent's machine: every call opens the vault anew,

@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -26,8 +28,15 @@ const backupMemoryLimit = 192 << 20
 // vault: enough to hide a network round trip behind the others.
 const blobUploads = 8
 
-func backupCmd(ctx context.Context, args []string) error {
-	fs := flags("backup")
+func newBackupCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup PATH...",
+		Short: "Back up paths into the vault as a new recovery point",
+		Example: `  azfs backup /home /etc
+  azfs backup --set system --exclude-caches -x /
+  azfs backup --json --exclude '*.tmp' /srv/data`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
@@ -37,102 +46,103 @@ func backupCmd(ctx context.Context, args []string) error {
 	set := fs.String("set", "", "the backup set `NAME` of the point (letters, digits, '.', '_', '-'; default: the set of its paths): retention applies per set")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
 	selFlags := addSelectFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.Changed("set") {
-		if err := repo.CheckSetName(*set); err != nil {
-			return cli.Usagef("--set: %v", err)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.Changed("set") {
+			if err := repo.CheckSetName(*set); err != nil {
+				return cli.Usagef("--set: %v", err)
+			}
 		}
-	}
-	sel, err := selFlags.selection()
-	if err != nil {
-		return err
-	}
-	status := cli.NewStatus(os.Stderr)
-	warn := func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) }
-	paths, err := selFlags.paths(fs.Args(), warn)
-	if err != nil {
-		return err
-	}
-	if len(paths) == 0 {
-		return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--exclude PATTERN...] [--files-from FILE] PATH...")
-	}
-	setBackupMemoryLimit()
-	o, err := cli.OpenVault(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: paths}
-	lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
-		fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
-	})
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	req := backupRequest{
-		paths:        paths,
-		set:          *set,
-		uploads:      *uploads,
-		verifyReused: *verifyReused,
-		selection:    sel,
-		onError:      func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
-		warn:         warn,
-		onChanged: func(path string) {
-			status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
-		},
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	if !*quiet && (status.Terminal() || *verbose) {
-		interval := 250 * time.Millisecond
-		if !status.Terminal() {
-			interval = 10 * time.Second
-		}
-		req.progress = &backup.Progress{}
-		go func() { status.ShowProgress(req.progress, interval, stop); close(done) }()
-	} else {
-		close(done)
-	}
-	p, err := runBackup(ctx, o, req)
-	close(stop)
-	<-done
-	if p == nil {
-		return err
-	}
-	if *asJSON {
-		out := struct {
-			Point   string          `json:"point"`
-			Machine string          `json:"machine"`
-			Time    time.Time       `json:"time"`
-			Partial bool            `json:"partial"`
-			Stats   repo.PointStats `json:"stats"`
-			Seconds float64         `json:"seconds"`
-			// Storage is what the run asked of the vault's storage.
-			Storage storage.Tally `json:"storage"`
-			// PeakRSS is the process's peak memory (0 where unknown).
-			PeakRSS uint64 `json:"peak_rss_bytes"`
-		}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds(), cli.Requests.Tally(), cli.PeakRSS()}
-		if err := printJSON(out); err != nil {
+		sel, err := selFlags.selection()
+		if err != nil {
 			return err
 		}
-	} else if !*quiet {
-		s := p.Stats
-		fmt.Fprintf(os.Stderr, "point %s committed: %d files (%d new, %d changed, %d unchanged), %d dirs, %s; read %s, stored %s in %s\n",
-			p.ID.Short(), s.Files, s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs, cli.FormatBytes(s.Bytes),
-			cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
-		if s.ChangedWhileRead > 0 {
-			fmt.Fprintf(os.Stderr, "%d files changed while being read (stored as read, marked changed during backup)\n", s.ChangedWhileRead)
+		status := cli.NewStatus(os.Stderr)
+		warn := func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) }
+		paths, err := selFlags.paths(fs.Args(), warn)
+		if err != nil {
+			return err
 		}
-		if s.BlobsStoredAgain > 0 {
-			fmt.Fprintf(os.Stderr, "stored again %d chunks whose copies in the vault were missing or damaged: the points that need them read the new copies\n", s.BlobsStoredAgain)
+		if len(paths) == 0 {
+			return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--exclude PATTERN...] [--files-from FILE] PATH...")
 		}
-		if *verifyReused {
-			fmt.Fprintf(os.Stderr, "verified %d reused chunks\n", s.BlobsVerified)
+		setBackupMemoryLimit()
+		o, err := cli.OpenVault(ctx, target.target())
+		if err != nil {
+			return err
 		}
+		holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: paths}
+		lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
+			fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
+		})
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
+		req := backupRequest{
+			paths:        paths,
+			set:          *set,
+			uploads:      *uploads,
+			verifyReused: *verifyReused,
+			selection:    sel,
+			onError:      func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
+			warn:         warn,
+			onChanged: func(path string) {
+				status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
+			},
+		}
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		if !*quiet && (status.Terminal() || *verbose) {
+			interval := 250 * time.Millisecond
+			if !status.Terminal() {
+				interval = 10 * time.Second
+			}
+			req.progress = &backup.Progress{}
+			go func() { status.ShowProgress(req.progress, interval, stop); close(done) }()
+		} else {
+			close(done)
+		}
+		p, err := runBackup(ctx, o, req)
+		close(stop)
+		<-done
+		if p == nil {
+			return err
+		}
+		if *asJSON {
+			out := struct {
+				Point   string          `json:"point"`
+				Machine string          `json:"machine"`
+				Time    time.Time       `json:"time"`
+				Partial bool            `json:"partial"`
+				Stats   repo.PointStats `json:"stats"`
+				Seconds float64         `json:"seconds"`
+				// Storage is what the run asked of the vault's storage.
+				Storage storage.Tally `json:"storage"`
+				// PeakRSS is the process's peak memory (0 where unknown).
+				PeakRSS uint64 `json:"peak_rss_bytes"`
+			}{p.ID.String(), p.Machine, p.Time, p.Partial, p.Stats, p.Stats.Duration.Seconds(), cli.Requests.Tally(), cli.PeakRSS()}
+			if err := printJSON(out); err != nil {
+				return err
+			}
+		} else if !*quiet {
+			s := p.Stats
+			fmt.Fprintf(os.Stderr, "point %s committed: %d files (%d new, %d changed, %d unchanged), %d dirs, %s; read %s, stored %s in %s\n",
+				p.ID.Short(), s.Files, s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs, cli.FormatBytes(s.Bytes),
+				cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
+			if s.ChangedWhileRead > 0 {
+				fmt.Fprintf(os.Stderr, "%d files changed while being read (stored as read, marked changed during backup)\n", s.ChangedWhileRead)
+			}
+			if s.BlobsStoredAgain > 0 {
+				fmt.Fprintf(os.Stderr, "stored again %d chunks whose copies in the vault were missing or damaged: the points that need them read the new copies\n", s.BlobsStoredAgain)
+			}
+			if *verifyReused {
+				fmt.Fprintf(os.Stderr, "verified %d reused chunks\n", s.BlobsVerified)
+			}
+		}
+		return err
 	}
-	return err
+	return cmd
 }
 
 // setBackupMemoryLimit sets the backup's soft heap limit, unless

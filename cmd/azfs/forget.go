@@ -6,84 +6,103 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/policy"
-	"github.com/spf13/pflag"
 )
 
-func forgetCmd(ctx context.Context, args []string) error {
-	fs := flags("forget")
+func newForgetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "forget POINT...",
+		Short: "Forget points, recoverable for the soft-delete window (owner; needs a PIN)",
+		Example: `  azfs forget --dry-run 2026-12-01
+  azfs forget --machine web01 --pin 123456 3f2a9c0e latest`,
+	}
+	fs := flags(cmd)
 	target := addOwnerMachineFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "show what would be forgotten, and forget nothing")
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin' (forgetting is an owner's deletion)")
-	o, owner, s, err := openOwnerState(ctx, fs, args, target,
-		"usage: azfs forget [--machine NAME] [--dry-run] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest)")
-	if err != nil {
-		return err
-	}
-	points, err := selectPoints(s.Live(), fs.Args(), func(sel string) error {
-		if p, err := repo.SelectPoint(deletedPoints(s), sel, time.Local); err == nil {
-			return fmt.Errorf("point %s of %s is forgotten already ('azfs points --deleted')", p.ID.Short(), s.Machine)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, owner, s, err := openOwnerState(ctx, fs, target,
+			"usage: azfs forget [--machine NAME] [--dry-run] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest)")
+		if err != nil {
+			return err
 		}
+		points, err := selectPoints(s.Live(), fs.Args(), func(sel string) error {
+			if p, err := repo.SelectPoint(deletedPoints(s), sel, time.Local); err == nil {
+				return fmt.Errorf("point %s of %s is forgotten already ('azfs points --deleted')", p.ID.Short(), s.Machine)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		printPoints("forget", points)
+		if *dryRun {
+			fmt.Fprintf(os.Stderr, "dry run: %d points of %s would be forgotten; nothing forgotten\n", len(points), s.Machine)
+			return nil
+		}
+		if *pin == "" {
+			return fmt.Errorf("%w: forgetting points needs a security PIN from 'azfs vault pin' (--pin PIN); nothing was forgotten", access.ErrPIN)
+		}
+		if err := usePIN(ctx, o, *pin); err != nil {
+			return err
+		}
+		now := time.Now()
+		if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, ids(points), now); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "forgot %d points of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
+			len(points), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	printPoints("forget", points)
-	if *dryRun {
-		fmt.Fprintf(os.Stderr, "dry run: %d points of %s would be forgotten; nothing forgotten\n", len(points), s.Machine)
-		return nil
-	}
-	if *pin == "" {
-		return fmt.Errorf("%w: forgetting points needs a security PIN from 'azfs vault pin' (--pin PIN); nothing was forgotten", access.ErrPIN)
-	}
-	if err := usePIN(ctx, o, *pin); err != nil {
-		return err
-	}
-	now := time.Now()
-	if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, ids(points), now); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "forgot %d points of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
-		len(points), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
-	return nil
+	return cmd
 }
 
-func undeleteCmd(ctx context.Context, args []string) error {
-	fs := flags("undelete")
+func newUndeleteCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "undelete POINT...",
+		Short: "Bring forgotten points back (owner)",
+		Example: `  azfs points --deleted
+  azfs undelete --machine web01 3f2a9c0e`,
+	}
+	fs := flags(cmd)
 	target := addOwnerMachineFlags(fs)
-	o, owner, s, err := openOwnerState(ctx, fs, args, target, "usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
-	if err != nil {
-		return err
-	}
-	points, err := selectPoints(deletedPoints(s), fs.Args(), func(sel string) error {
-		if p, err := repo.SelectPoint(s.Live(), sel, time.Local); err == nil {
-			return fmt.Errorf("point %s of %s is not forgotten", p.ID.Short(), s.Machine)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, owner, s, err := openOwnerState(ctx, fs, target, "usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
+		if err != nil {
+			return err
 		}
+		points, err := selectPoints(deletedPoints(s), fs.Args(), func(sel string) error {
+			if p, err := repo.SelectPoint(s.Live(), sel, time.Local); err == nil {
+				return fmt.Errorf("point %s of %s is not forgotten", p.ID.Short(), s.Machine)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := policy.Undelete(ctx, o.PolicyMachine(nil), owner, ids(points), time.Now()); err != nil {
+			return err
+		}
+		printPoints("undeleted", points)
+		fmt.Fprintf(os.Stderr, "undeleted %d points of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", len(points), s.Machine)
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	if err := policy.Undelete(ctx, o.PolicyMachine(nil), owner, ids(points), time.Now()); err != nil {
-		return err
-	}
-	printPoints("undeleted", points)
-	fmt.Fprintf(os.Stderr, "undeleted %d points of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", len(points), s.Machine)
-	return nil
+	return cmd
 }
 
-// openOwnerState parses args into fs, which must leave at least one
-// argument (else usage), opens the machine target names with the owner's
+// openOwnerState checks that fs's arguments are at least one (else
+// usage), opens the machine target names with the owner's
 // keys and reads what became of its points.
-func openOwnerState(ctx context.Context, fs *pflag.FlagSet, args []string, target *targetFlags, usage string) (*cli.Opened, *keys.OwnerKeys, *policy.State, error) {
-	if err := parse(fs, args); err != nil {
-		return nil, nil, nil, err
-	}
+func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, usage string) (*cli.Opened, *keys.OwnerKeys, *policy.State, error) {
 	if fs.NArg() == 0 {
 		return nil, nil, nil, cli.Usagef("%s", usage)
 	}

@@ -1,77 +1,98 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 )
 
-func keyList(ctx context.Context, args []string) error {
-	fs := flags("key list")
+func newKeyListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the owner's key slots",
+		Example: `  azfs key list`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, _, err := cli.OpenOwner(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		ids, err := repo.OwnerSlots(ctx, o.Storage)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			fmt.Println(id)
+		}
+		return nil
 	}
-	o, _, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	ids, err := repo.OwnerSlots(ctx, o.Storage)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		fmt.Println(id)
-	}
-	return nil
+	return cmd
 }
 
-func keyAdd(ctx context.Context, args []string) error {
-	fs := flags("key add")
+func newKeyAddCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "add",
+		Short: "Add an owner key slot under a new passphrase",
+		Example: `  azfs key add --generate-passphrase ~/owner2.pass
+  azfs key add --new-passphrase-file ~/owner2.pass`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	newFile := fs.String("new-passphrase-file", "", "read the new slot's passphrase from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate the new slot's passphrase and write it to `FILE` (0600)")
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, owner, err := cli.OpenOwner(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		pass, err := newPassphrase(*newFile, *genFile, "Passphrase for the new owner key slot (16+ characters): ")
+		if err != nil {
+			return err
+		}
+		if err := saveGenerated(*genFile, pass); err != nil {
+			return err
+		}
+		if err := repo.AddOwnerSlot(ctx, o.Storage, owner, pass, keys.DefaultKDF); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "owner key slot added ('azfs key list' shows the slots)")
+		return nil
 	}
-	o, owner, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	pass, err := newPassphrase(*newFile, *genFile, "Passphrase for the new owner key slot (16+ characters): ")
-	if err != nil {
-		return err
-	}
-	if err := saveGenerated(*genFile, pass); err != nil {
-		return err
-	}
-	if err := repo.AddOwnerSlot(ctx, o.Storage, owner, pass, keys.DefaultKDF); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "owner key slot added ('azfs key list' shows the slots)")
-	return nil
+	return cmd
 }
 
-func keyRemove(ctx context.Context, args []string) error {
-	fs := flags("key remove")
+func newKeyRemoveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove SLOT-ID",
+		Short: "Remove an owner key slot",
+		Example: `  azfs key list
+  azfs key remove 3f2a9c0e`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() != 1 {
+			return cli.Usagef("usage: azfs key remove SLOT-ID (see 'azfs key list')")
+		}
+		o, _, err := cli.OpenOwner(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		if err := repo.RemoveOwnerSlot(ctx, o.Storage, fs.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "owner key slot %s removed\n", fs.Arg(0))
+		return nil
 	}
-	if fs.NArg() != 1 {
-		return cli.Usagef("usage: azfs key remove SLOT-ID (see 'azfs key list')")
-	}
-	o, _, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	if err := repo.RemoveOwnerSlot(ctx, o.Storage, fs.Arg(0)); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "owner key slot %s removed\n", fs.Arg(0))
-	return nil
+	return cmd
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
@@ -12,124 +13,138 @@ import (
 	"github.com/azfs/azfs/repo/access"
 )
 
-func passphraseChange(ctx context.Context, args []string) error {
-	fs := flags("passphrase change")
+func newPassphraseChangeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "change --pin PIN",
+		Short: "Replace this machine's passphrase (needs a security PIN)",
+		Example: `  azfs passphrase change --pin 123456 --generate-passphrase ~/new.pass
+  azfs passphrase change --pin 123456 --new-passphrase-file ~/new.pass`,
+	}
+	fs := flags(cmd)
 	vault := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
 	newFile := fs.String("new-passphrase-file", "", "read the new passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate a random new passphrase and write it to `FILE` (0600)")
 	pin := fs.String("pin", "", "security `PIN` from the vault's owner ('azfs vault pin')")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 || *pin == "" {
-		return cli.Usagef("usage: azfs passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN")
-	}
-	o, err := cli.OpenRoot(ctx, cli.Target{Vault: *vault, ConnectionStringFile: connectionStringFile(fs), OwnerStorage: true})
-	if err != nil {
-		return err
-	}
-	// The machine holds its own keys, so the old passphrase is not needed:
-	// the PIN is the proof that the owner agrees.
-	if o.Entry == nil || o.Entry.Keys == nil {
-		return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
-	}
-	area := repo.MachineStorage(o.Storage, o.Entry.Machine)
-	// The old slots are deleted at the end: storage credentials that may
-	// not delete must stop it before the PIN is spent or a slot is added.
-	if err := repo.CanReplaceSlots(ctx, area); err != nil {
-		if o.Container != nil {
-			return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, cli.ConnectionStringEnv)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() != 0 || *pin == "" {
+			return cli.Usagef("usage: azfs passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN")
 		}
-		return err
+		o, err := cli.OpenRoot(ctx, cli.Target{Vault: *vault, ConnectionStringFile: connectionStringFile(fs), OwnerStorage: true})
+		if err != nil {
+			return err
+		}
+		// The machine holds its own keys, so the old passphrase is not needed:
+		// the PIN is the proof that the owner agrees.
+		if o.Entry == nil || o.Entry.Keys == nil {
+			return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
+		}
+		area := repo.MachineStorage(o.Storage, o.Entry.Machine)
+		// The old slots are deleted at the end: storage credentials that may
+		// not delete must stop it before the PIN is spent or a slot is added.
+		if err := repo.CanReplaceSlots(ctx, area); err != nil {
+			if o.Container != nil {
+				return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, cli.ConnectionStringEnv)
+			}
+			return err
+		}
+		// Everything that can be refused is checked before the PIN is spent.
+		pass, err := newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
+		if err != nil {
+			return err
+		}
+		if err := usePIN(ctx, o, *pin); err != nil {
+			return err
+		}
+		if err := saveGenerated(*genFile, pass); err != nil {
+			return err
+		}
+		if err := repo.ReplacePassphraseSlots(ctx, area, o.Entry.Keys, pass, keys.DefaultKDF); err != nil {
+			return fmt.Errorf("change passphrase of %s: %w", o.Entry.Machine, err)
+		}
+		fmt.Fprintf(os.Stderr, "passphrase of machine %s changed: the old one no longer opens its points; no data was rewritten\n", o.Entry.Machine)
+		return nil
 	}
-	// Everything that can be refused is checked before the PIN is spent.
-	pass, err := newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
-	if err != nil {
-		return err
-	}
-	if err := usePIN(ctx, o, *pin); err != nil {
-		return err
-	}
-	if err := saveGenerated(*genFile, pass); err != nil {
-		return err
-	}
-	if err := repo.ReplacePassphraseSlots(ctx, area, o.Entry.Keys, pass, keys.DefaultKDF); err != nil {
-		return fmt.Errorf("change passphrase of %s: %w", o.Entry.Machine, err)
-	}
-	fmt.Fprintf(os.Stderr, "passphrase of machine %s changed: the old one no longer opens its points; no data was rewritten\n", o.Entry.Machine)
-	return nil
+	return cmd
 }
 
-func register(ctx context.Context, args []string) error {
-	fs := flags("register")
+func newRegisterCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "register --vault-credentials FILE",
+		Short: "Register this machine with a vault credentials file (again: renew its SAS)",
+		Example: `  azfs register --vault-credentials web01.creds --generate-passphrase ~/azfs.pass
+  azfs register --vault-credentials web01.creds --name web01 --passphrase-file ~/azfs.pass`,
+	}
+	fs := flags(cmd)
 	credsFile := fs.String("vault-credentials", "", "the vault credentials `FILE` from the vault's owner")
 	name := fs.String("name", cli.Hostname(), "this machine's `NAME` in the vault")
 	passFile := fs.String("passphrase-file", "", "read this machine's new passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate this machine's passphrase and write it to `FILE` (0600)")
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if *credsFile == "" || fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs register --vault-credentials FILE [--name HOST] (--passphrase-file F | --generate-passphrase F)")
+		}
+		if err := repo.CheckMachineName(*name); err != nil {
+			return cli.Usagef("%v (set one with --name)", err)
+		}
+		o, err := cli.OpenWithCredentials(ctx, *credsFile, access.AccessBackup, connectionStringFile(fs))
+		if err != nil {
+			return err
+		}
+		if e := o.Entry; e != nil && e.Keys != nil {
+			return renew(o, fs.Changed("name"), *name)
+		}
+		taken, err := repo.MachineExists(ctx, o.Storage, *name)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return fmt.Errorf("%w: %s (choose another with --name)", repo.ErrMachineExists, *name)
+		}
+		pass, err := newPassphrase(*passFile, *genFile, "New passphrase for this machine (16+ characters): ")
+		if err != nil {
+			return err
+		}
+		// The credentials vouched for the owner's keys: pin them, so that this
+		// machine only ever encrypts to certificates that owner added.
+		o.Entry = &keyring.Vault{OwnerPublic: o.Root.Owner}
+		c, err := o.CurrentCertificate(ctx)
+		if err != nil {
+			return err
+		}
+		var certMode *repo.CertMode
+		if c != nil {
+			certMode = cli.CertMode(c)
+		}
+		if err := saveGenerated(*genFile, pass); err != nil {
+			return err
+		}
+		v, err := repo.RegisterMachine(ctx, o.Storage, o.Root, *name, pass, keys.DefaultKDF, certMode)
+		if err != nil {
+			return err
+		}
+		// On a blob vault the credentials' SAS token is this machine's storage
+		// access from now on (kept in the keyring, 0600).
+		entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys(), OwnerPublic: o.Root.Owner}
+		if c := o.Credentials; c.SAS != "" {
+			entry.SAS, entry.SASExpires = c.SAS, c.Expires
+		}
+		o.Ring.Add(entry, false)
+		if err := o.Ring.Save(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
+		if entry.SAS != "" {
+			fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
+				entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
+		}
+		if c != nil {
+			fmt.Fprintf(os.Stderr, "certificate mode: this machine backs up to certificate %s and cannot read its points\n", c.Thumbprint())
+		}
+		return nil
 	}
-	if *credsFile == "" || fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs register --vault-credentials FILE [--name HOST] (--passphrase-file F | --generate-passphrase F)")
-	}
-	if err := repo.CheckMachineName(*name); err != nil {
-		return cli.Usagef("%v (set one with --name)", err)
-	}
-	o, err := cli.OpenWithCredentials(ctx, *credsFile, access.AccessBackup, connectionStringFile(fs))
-	if err != nil {
-		return err
-	}
-	if e := o.Entry; e != nil && e.Keys != nil {
-		return renew(o, fs.Changed("name"), *name)
-	}
-	taken, err := repo.MachineExists(ctx, o.Storage, *name)
-	if err != nil {
-		return err
-	}
-	if taken {
-		return fmt.Errorf("%w: %s (choose another with --name)", repo.ErrMachineExists, *name)
-	}
-	pass, err := newPassphrase(*passFile, *genFile, "New passphrase for this machine (16+ characters): ")
-	if err != nil {
-		return err
-	}
-	// The credentials vouched for the owner's keys: pin them, so that this
-	// machine only ever encrypts to certificates that owner added.
-	o.Entry = &keyring.Vault{OwnerPublic: o.Root.Owner}
-	c, err := o.CurrentCertificate(ctx)
-	if err != nil {
-		return err
-	}
-	var certMode *repo.CertMode
-	if c != nil {
-		certMode = cli.CertMode(c)
-	}
-	if err := saveGenerated(*genFile, pass); err != nil {
-		return err
-	}
-	v, err := repo.RegisterMachine(ctx, o.Storage, o.Root, *name, pass, keys.DefaultKDF, certMode)
-	if err != nil {
-		return err
-	}
-	// On a blob vault the credentials' SAS token is this machine's storage
-	// access from now on (kept in the keyring, 0600).
-	entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys(), OwnerPublic: o.Root.Owner}
-	if c := o.Credentials; c.SAS != "" {
-		entry.SAS, entry.SASExpires = c.SAS, c.Expires
-	}
-	o.Ring.Add(entry, false)
-	if err := o.Ring.Save(); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
-	if entry.SAS != "" {
-		fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
-			entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
-	}
-	if c != nil {
-		fmt.Fprintf(os.Stderr, "certificate mode: this machine backs up to certificate %s and cannot read its points\n", c.Thumbprint())
-	}
-	return nil
+	return cmd
 }
 
 // renew gives a machine registered with the blob vault o the SAS token of

@@ -15,6 +15,7 @@ import (
 	// its system holds.
 	_ "time/tzdata"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -22,44 +23,19 @@ import (
 	"github.com/azfs/azfs/repo/backup"
 )
 
-const usage = `usage: azfs COMMAND [flags]
-
-commands:
-  vault create PATH        create a vault; this machine becomes its owner and first machine
-  vault credentials -o F   write a vault credentials file (owner; valid 48 hours)
-  vault credentials revoke revoke every credentials file issued (owner; --access backup|restore)
-  vault pin                print a security PIN (owner; valid 5 minutes, works once)
-  register                 register this machine with a vault credentials file (again: renew its SAS)
-  backup PATH...           back up paths into the vault as a new recovery point
-  agent PATH...            run this machine's scheduled backups of PATH... (a service: see dist/azfs-agent.service)
-  schedule disable|enable  stop or resume this machine's automatic backups
-  status                   this machine: last point, next scheduled run, agent, backup running now
-  points                   list recovery points (--deleted: the forgotten ones, until purged)
-  policy show|set|apply    a machine's schedule and retention (set: owner; shortening needs a PIN)
-  forget POINT...          forget points, recoverable for the soft-delete window (owner; needs a PIN)
-  undelete POINT...        bring forgotten points back (owner)
-  check                    verify the vault (--read-data authenticates every byte, --read-data-subset 10% some)
-  prune                    delete data no recovery point needs (owner; safe while backups run)
-  repair                   rebuild indexes, quarantine junk, say what is lost (owner; --apply to act)
-  passphrase change        replace this machine's passphrase (needs a security PIN)
-  key list|add|remove      the owner's key slots
-  certificate rotate       encrypt new points to a new certificate (owner; certificate mode)
+// longHelp is what 'azfs --help' says above the list of commands.
+const longHelp = `azfs backs up directory trees into an encrypted, deduplicating vault (a
+directory or an Azure Blob container) as recovery points; mount them with azmount.
 
 Every command takes --connection-string-file FILE: for a vault in an Azure Blob
 container, the storage account's connection string (else AZURE_STORAGE_CONNECTION_STRING;
-a machine registered with credentials uses their SAS token instead).
-
-Mount recovery points with azmount. 'azfs COMMAND --help' shows a command's flags.
-`
+a machine registered with credentials uses their SAS token instead).`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
+	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			os.Exit(cli.ExitOK)
-		}
 		fmt.Fprintln(os.Stderr, "azfs: "+cli.Message(err))
 		code := cli.ExitCode(err)
 		if errors.Is(err, backup.ErrPartial) {
@@ -69,72 +45,79 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Print(usage)
-		return nil
+// newRootCmd returns the azfs command tree.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:     "azfs",
+		Short:   "Encrypted, deduplicating backups whose recovery points mount read-only",
+		Long:    longHelp,
+		Example: "  azfs vault create /srv/backup/vault --generate-passphrase ~/vault.pass\n  azfs backup /home /etc\n  azfs points\n  azmount --point latest /mnt/restore",
+		// Errors are printed once, by main, as one line with the exit
+		// code they map to.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// An unknown command reaches RunE, which says so as a usage error.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cli.Usagef("unknown command %q (see 'azfs --help')", args[0])
+			}
+			fmt.Fprint(os.Stderr, cmd.UsageString())
+			return cli.Usagef("name a command (see 'azfs --help')")
+		},
 	}
-	sub := func(want string, cmds map[string]func(context.Context, []string) error) error {
-		if len(args) < 2 || cmds[args[1]] == nil {
-			return cli.Usagef("usage: azfs %s", want)
-		}
-		return cmds[args[1]](ctx, args[2:])
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usagef("%v", err) })
+	credentials := newVaultCredentialsCmd()
+	credentials.AddCommand(newVaultCredentialsRevokeCmd())
+	root.AddCommand(
+		group("vault", "Create a vault and manage its credentials and PINs (owner)", "vault create PATH | credentials -o FILE | credentials revoke | pin",
+			newVaultCreateCmd(), credentials, newVaultPINCmd()),
+		newRegisterCmd(),
+		newBackupCmd(),
+		newAgentCmd(),
+		group("schedule", "Stop or resume this machine's automatic backups", "schedule disable | enable",
+			newScheduleDisableCmd(), newScheduleEnableCmd()),
+		newStatusCmd(),
+		newPointsCmd(),
+		group("policy", "A machine's schedule and retention (set: owner; shortening needs a PIN)", "policy show | set | apply",
+			newPolicyShowCmd(), newPolicySetCmd(), newPolicyApplyCmd()),
+		newForgetCmd(),
+		newUndeleteCmd(),
+		newCheckCmd(),
+		newPruneCmd(),
+		newRepairCmd(),
+		group("passphrase", "Replace this machine's passphrase (needs a security PIN)", "passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN",
+			newPassphraseChangeCmd()),
+		group("key", "The owner's key slots", "key list|add|remove",
+			newKeyListCmd(), newKeyAddCmd(), newKeyRemoveCmd()),
+		group("certificate", "Encrypt new points to a new certificate (owner; certificate mode)", "certificate rotate --certificate NEW",
+			newCertificateRotateCmd()),
+	)
+	return root
+}
+
+// group returns a command that only holds subcommands: run without one
+// (or with an unknown one) it is a usage error that lists them.
+func group(name, short, usage string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     name + " COMMAND",
+		Short:   short,
+		Example: "  azfs " + name + " " + subs[0].Name() + " --help",
+		RunE: func(*cobra.Command, []string) error {
+			return cli.Usagef("usage: azfs %s", usage)
+		},
 	}
-	switch args[0] {
-	case "vault":
-		return sub("vault create PATH | credentials -o FILE | credentials revoke | pin", map[string]func(context.Context, []string) error{
-			"create": vaultCreate, "credentials": vaultCredentials, "pin": vaultPIN,
-		})
-	case "register":
-		return register(ctx, args[1:])
-	case "backup":
-		return backupCmd(ctx, args[1:])
-	case "agent":
-		return agentCmd(ctx, args[1:])
-	case "schedule":
-		return sub("schedule disable | enable", map[string]func(context.Context, []string) error{
-			"disable": scheduleDisable, "enable": scheduleEnable,
-		})
-	case "status":
-		return statusCmd(ctx, args[1:])
-	case "points":
-		return pointsCmd(ctx, args[1:])
-	case "policy":
-		return sub("policy show | set | apply", map[string]func(context.Context, []string) error{
-			"show": policyShow, "set": policySet, "apply": policyApply,
-		})
-	case "forget":
-		return forgetCmd(ctx, args[1:])
-	case "undelete":
-		return undeleteCmd(ctx, args[1:])
-	case "check":
-		return checkCmd(ctx, args[1:])
-	case "prune":
-		return pruneCmd(ctx, args[1:])
-	case "repair":
-		return repairCmd(ctx, args[1:])
-	case "passphrase":
-		return sub("passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN", map[string]func(context.Context, []string) error{
-			"change": passphraseChange,
-		})
-	case "certificate":
-		return sub("certificate rotate --certificate NEW", map[string]func(context.Context, []string) error{
-			"rotate": certificateRotate,
-		})
-	case "key":
-		return sub("key list|add|remove", map[string]func(context.Context, []string) error{
-			"list": keyList, "add": keyAdd, "remove": keyRemove,
-		})
-	}
-	return cli.Usagef("unknown command %q (see 'azfs --help')", args[0])
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 // connFlag is the flag every command takes for a blob vault's connection
 // string.
 const connFlag = "connection-string-file"
 
-func flags(name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("azfs "+name, pflag.ContinueOnError)
+// flags returns cmd's flag set, holding the flag every command takes.
+func flags(cmd *cobra.Command) *pflag.FlagSet {
+	fs := cmd.Flags()
 	fs.SortFlags = false
 	fs.String(connFlag, "", "blob vaults: read the storage account's connection string from `FILE` (default: $AZURE_STORAGE_CONNECTION_STRING)")
 	return fs
@@ -143,16 +126,6 @@ func flags(name string) *pflag.FlagSet {
 // connectionStringFile returns the command's --connection-string-file.
 func connectionStringFile(fs *pflag.FlagSet) string {
 	return fs.Lookup(connFlag).Value.String()
-}
-
-func parse(fs *pflag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return cli.Usagef("%v", err)
-	}
-	return nil
 }
 
 // targetFlags are the flags that say which vault and machine to work on.

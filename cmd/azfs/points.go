@@ -2,13 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
@@ -17,70 +18,78 @@ import (
 	"github.com/azfs/azfs/repo/retention"
 )
 
-func pointsCmd(ctx context.Context, args []string) error {
-	fs := flags("points")
+func newPointsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "points",
+		Short: "List recovery points",
+		Example: `  azfs points
+  azfs points --machine web01 --json
+  azfs points --deleted`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	deleted := fs.Bool("deleted", false, "list the forgotten points (soft-deleted): when they were forgotten, by whom, and when prune may purge them")
 	set := fs.String("set", "", "list the points of the backup set `NAME` only ('azfs backup --set')")
 	accept := fs.Bool("accept-missing", false, "stop reporting points this host saw that are missing from the vault (after the owner forgot and pruned the newest point, or to accept a loss)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	o, err := cli.OpenVault(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	if *accept {
-		// Listing the points below starts the record again.
-		if err := o.ForgetSeen(); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, err := cli.OpenVault(ctx, target.target())
+		if err != nil {
 			return err
 		}
-	}
-	s, err := o.State(ctx, warnf)
-	if err != nil {
-		return err
-	}
-	if *deleted {
-		return listDeleted(s, *asJSON)
-	}
-	points := s.Live()
-	if fs.Changed("set") {
-		points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
-	}
-	if *asJSON {
-		rows := make([]pointJSON, 0, len(points))
-		for _, p := range points {
-			rows = append(rows, pointRow(p))
+		if *accept {
+			// Listing the points below starts the record again.
+			if err := o.ForgetSeen(); err != nil {
+				return err
+			}
 		}
-		return printJSON(rows)
-	}
-	if len(points) == 0 && fs.Changed("set") {
-		fmt.Printf("no live recovery points of the backup set %q\n", *set)
-		return nil
-	}
-	if len(points) == 0 {
-		if n := len(s.Deleted()); n > 0 {
-			fmt.Printf("no live recovery points; %d forgotten ('azfs points --deleted')\n", n)
+		s, err := o.State(ctx, warnf)
+		if err != nil {
+			return err
+		}
+		if *deleted {
+			return listDeleted(s, *asJSON)
+		}
+		points := s.Live()
+		if fs.Changed("set") {
+			points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
+		}
+		if *asJSON {
+			rows := make([]pointJSON, 0, len(points))
+			for _, p := range points {
+				rows = append(rows, pointRow(p))
+			}
+			return printJSON(rows)
+		}
+		if len(points) == 0 && fs.Changed("set") {
+			fmt.Printf("no live recovery points of the backup set %q\n", *set)
 			return nil
 		}
-		fmt.Println("no recovery points yet")
-		return nil
-	}
-	w := bufio.NewWriter(os.Stdout)
-	fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9s  %10s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "PATHS")
-	for _, p := range points {
-		partial := ""
-		if p.Partial {
-			partial = " (partial)"
+		if len(points) == 0 {
+			if n := len(s.Deleted()); n > 0 {
+				fmt.Printf("no live recovery points; %d forgotten ('azfs points --deleted')\n", n)
+				return nil
+			}
+			fmt.Println("no recovery points yet")
+			return nil
 		}
-		if n := p.Stats.ChangedWhileRead; n > 0 {
-			partial += fmt.Sprintf(" (%d changed during backup)", n)
+		w := bufio.NewWriter(os.Stdout)
+		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9s  %10s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "PATHS")
+		for _, p := range points {
+			partial := ""
+			if p.Partial {
+				partial = " (partial)"
+			}
+			if n := p.Stats.ChangedWhileRead; n > 0 {
+				partial += fmt.Sprintf(" (%d changed during backup)", n)
+			}
+			fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
+				p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), setLabel(p), quotedNames(p.Paths), partial)
 		}
-		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
-			p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), setLabel(p), quotedNames(p.Paths), partial)
+		return w.Flush()
 	}
-	return w.Flush()
+	return cmd
 }
 
 // setLabel is the backup set of p as 'azfs points' shows it: its name,
@@ -155,60 +164,68 @@ func listDeleted(s *policy.State, asJSON bool) error {
 	return w.Flush()
 }
 
-func checkCmd(ctx context.Context, args []string) error {
-	fs := flags("check")
+func newCheckCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Verify the vault",
+		Example: `  azfs check
+  azfs check --read-data
+  azfs check --read-data-subset 10%`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	readData := fs.Bool("read-data", false, "read and authenticate every stored byte")
 	subsetFlag := fs.String("read-data-subset", "", "read and authenticate the bytes of some packs: a random `P%` of them, or group n/m of m")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	var subset *check.Subset
-	if *subsetFlag != "" {
-		if *readData {
-			return cli.Usagef("--read-data and --read-data-subset are exclusive")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		var subset *check.Subset
+		if *subsetFlag != "" {
+			if *readData {
+				return cli.Usagef("--read-data and --read-data-subset are exclusive")
+			}
+			s, err := check.ParseSubset(*subsetFlag)
+			if err != nil {
+				return cli.Usagef("%v", err)
+			}
+			subset, *readData = s, true
 		}
-		s, err := check.ParseSubset(*subsetFlag)
+		o, err := cli.OpenVault(ctx, target.target())
 		if err != nil {
-			return cli.Usagef("%v", err)
+			return err
 		}
-		subset, *readData = s, true
-	}
-	o, err := cli.OpenVault(ctx, target.target())
-	if err != nil {
+		res, err := check.Run(ctx, o.Vault, check.Options{
+			ReadData: *readData,
+			Subset:   subset,
+			Problem:  func(p check.Problem) { fmt.Fprintln(os.Stderr, "damaged: "+cli.OneLine(p.String())) },
+		})
+		if res != nil {
+			what := "structure"
+			switch {
+			case subset != nil:
+				what = fmt.Sprintf("structure and %s of data (%d of %d packs, subset %s)", cli.FormatBytes(uint64(res.BytesRead)), res.PacksRead, res.Packs, subset)
+			case *readData:
+				what = fmt.Sprintf("structure and %s of data", cli.FormatBytes(uint64(res.BytesRead)))
+			}
+			fmt.Fprintf(os.Stderr, "checked %s: %d packs, %d points, %d tree parts, %d problems\n", what, res.Packs, res.Points, res.Trees, len(res.Problems))
+			if res.Unreadable > 0 {
+				fmt.Fprintf(os.Stderr, "%d blobs are sealed for another certificate and were not read: check with that certificate's private key too\n", res.Unreadable)
+			}
+			if res.Redundant > 0 {
+				fmt.Fprintf(os.Stderr, "%d damaged or missing copies have a good copy elsewhere: nothing is lost, and the next prune drops them\n", res.Redundant)
+			}
+			switch {
+			case len(res.Problems) > 0 && res.Remembered:
+				fmt.Fprintln(os.Stderr, "the damage is remembered in the vault: the next backup of the files that still exist stores their data again, which heals every point that needs it (azfs repair lists what cannot be healed)")
+			case res.RememberErr != nil:
+				fmt.Fprintf(os.Stderr, "azfs: warning: could not remember the damage in the vault (%s): the next backup will not know to store it again; run check with the machine's own access\n", cli.Message(res.RememberErr))
+			}
+		}
+		if errors.Is(err, check.ErrDamaged) {
+			return fmt.Errorf("%w: %d problems found", err, len(res.Problems))
+		}
 		return err
 	}
-	res, err := check.Run(ctx, o.Vault, check.Options{
-		ReadData: *readData,
-		Subset:   subset,
-		Problem:  func(p check.Problem) { fmt.Fprintln(os.Stderr, "damaged: "+cli.OneLine(p.String())) },
-	})
-	if res != nil {
-		what := "structure"
-		switch {
-		case subset != nil:
-			what = fmt.Sprintf("structure and %s of data (%d of %d packs, subset %s)", cli.FormatBytes(uint64(res.BytesRead)), res.PacksRead, res.Packs, subset)
-		case *readData:
-			what = fmt.Sprintf("structure and %s of data", cli.FormatBytes(uint64(res.BytesRead)))
-		}
-		fmt.Fprintf(os.Stderr, "checked %s: %d packs, %d points, %d tree parts, %d problems\n", what, res.Packs, res.Points, res.Trees, len(res.Problems))
-		if res.Unreadable > 0 {
-			fmt.Fprintf(os.Stderr, "%d blobs are sealed for another certificate and were not read: check with that certificate's private key too\n", res.Unreadable)
-		}
-		if res.Redundant > 0 {
-			fmt.Fprintf(os.Stderr, "%d damaged or missing copies have a good copy elsewhere: nothing is lost, and the next prune drops them\n", res.Redundant)
-		}
-		switch {
-		case len(res.Problems) > 0 && res.Remembered:
-			fmt.Fprintln(os.Stderr, "the damage is remembered in the vault: the next backup of the files that still exist stores their data again, which heals every point that needs it (azfs repair lists what cannot be healed)")
-		case res.RememberErr != nil:
-			fmt.Fprintf(os.Stderr, "azfs: warning: could not remember the damage in the vault (%s): the next backup will not know to store it again; run check with the machine's own access\n", cli.Message(res.RememberErr))
-		}
-	}
-	if errors.Is(err, check.ErrDamaged) {
-		return fmt.Errorf("%w: %d problems found", err, len(res.Problems))
-	}
-	return err
+	return cmd
 }
 
 // quotedNames joins file system names with spaces, each quoted when it

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -67,67 +68,74 @@ type policyJSON struct {
 	SoftDeleteSeconds int64 `json:"soft_delete_seconds"` // vault-wide
 }
 
-func policyShow(ctx context.Context, args []string) error {
-	fs := flags("policy show")
+func newPolicyShowCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show a machine's schedule and retention",
+		Example: `  azfs policy show
+  azfs policy show --machine web01 --json`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	machine := fs.String("machine", "", "the machine `NAME` (default: this machine)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs policy show [--machine NAME] [--json]")
-	}
-	o, err := cli.OpenRoot(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	name, err := machineName(o, *machine)
-	if err != nil {
-		return err
-	}
-	if ok, err := repo.MachineExists(ctx, o.Storage, name); err != nil {
-		return err
-	} else if !ok {
-		return fmt.Errorf("%w: %s", repo.ErrNoMachine, name)
-	}
-	p, err := policy.Current(ctx, o.Storage, o.Root, name)
-	if err != nil {
-		return err
-	}
-	window, err := policy.Window(ctx, o.Storage, o.Root)
-	if err != nil {
-		return err
-	}
-	loc, err := p.Location()
-	if err != nil {
-		return err
-	}
-	next := p.Schedule.Next(time.Now(), loc)
-	if *asJSON {
-		var out policyJSON
-		out.Machine, out.Policy, out.Default, out.Set, out.TimeZone, out.NextRun = name, p.Seq, p.IsDefault(), p.Set, p.TimeZone, next
-		out.Schedule.EverySeconds = int64(p.Schedule.Every / time.Second)
-		for _, t := range p.Schedule.At {
-			out.Schedule.At = append(out.Schedule.At, t.String())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs policy show [--machine NAME] [--json]")
 		}
-		r := p.Retention
-		out.Retention.KeepLast, out.Retention.KeepHourly, out.Retention.KeepDaily = r.KeepLast, r.KeepHourly, r.KeepDaily
-		out.Retention.KeepWeekly, out.Retention.KeepMonthly, out.Retention.KeepYearly = r.KeepWeekly, r.KeepMonthly, r.KeepYearly
-		out.Retention.KeepWithinSeconds = int64(r.KeepWithin / time.Second)
-		out.SoftDeleteSeconds = int64(window / time.Second)
-		return printJSON(out)
+		o, err := cli.OpenRoot(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		name, err := machineName(o, *machine)
+		if err != nil {
+			return err
+		}
+		if ok, err := repo.MachineExists(ctx, o.Storage, name); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("%w: %s", repo.ErrNoMachine, name)
+		}
+		p, err := policy.Current(ctx, o.Storage, o.Root, name)
+		if err != nil {
+			return err
+		}
+		window, err := policy.Window(ctx, o.Storage, o.Root)
+		if err != nil {
+			return err
+		}
+		loc, err := p.Location()
+		if err != nil {
+			return err
+		}
+		next := p.Schedule.Next(time.Now(), loc)
+		if *asJSON {
+			var out policyJSON
+			out.Machine, out.Policy, out.Default, out.Set, out.TimeZone, out.NextRun = name, p.Seq, p.IsDefault(), p.Set, p.TimeZone, next
+			out.Schedule.EverySeconds = int64(p.Schedule.Every / time.Second)
+			for _, t := range p.Schedule.At {
+				out.Schedule.At = append(out.Schedule.At, t.String())
+			}
+			r := p.Retention
+			out.Retention.KeepLast, out.Retention.KeepHourly, out.Retention.KeepDaily = r.KeepLast, r.KeepHourly, r.KeepDaily
+			out.Retention.KeepWeekly, out.Retention.KeepMonthly, out.Retention.KeepYearly = r.KeepWeekly, r.KeepMonthly, r.KeepYearly
+			out.Retention.KeepWithinSeconds = int64(r.KeepWithin / time.Second)
+			out.SoftDeleteSeconds = int64(window / time.Second)
+			return printJSON(out)
+		}
+		if p.IsDefault() {
+			fmt.Printf("machine %s: the default policy (the owner set none)\n", name)
+		} else {
+			fmt.Printf("machine %s: policy %d, set by the owner on %s\n", name, p.Seq, p.Set.Local().Format("2006-01-02 15:04:05"))
+		}
+		fmt.Printf("  schedule     %s (next: %s)\n", p.Schedule, next.Format("2006-01-02 15:04 MST"))
+		fmt.Printf("  retention    %s\n", p.Retention)
+		fmt.Printf("  time zone    %s\n", p.TimeZone)
+		fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(window))
+		return nil
 	}
-	if p.IsDefault() {
-		fmt.Printf("machine %s: the default policy (the owner set none)\n", name)
-	} else {
-		fmt.Printf("machine %s: policy %d, set by the owner on %s\n", name, p.Seq, p.Set.Local().Format("2006-01-02 15:04:05"))
-	}
-	fmt.Printf("  schedule     %s (next: %s)\n", p.Schedule, next.Format("2006-01-02 15:04 MST"))
-	fmt.Printf("  retention    %s\n", p.Retention)
-	fmt.Printf("  time zone    %s\n", p.TimeZone)
-	fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(window))
-	return nil
+	return cmd
 }
 
 // keepFlags are the retention flags of 'azfs policy set', restic's names,
@@ -231,124 +239,132 @@ func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, erro
 	return next, nil
 }
 
-func policySet(ctx context.Context, args []string) error {
-	fs := flags("policy set")
+func newPolicySetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set",
+		Short: "Set a machine's schedule and retention (owner; shortening needs a PIN)",
+		Example: `  azfs policy set --machine web01 --at 01:00,13:00 --keep-daily 14 --keep-monthly 12
+  azfs policy set --machine web01 --keep-daily 7 --dry-run
+  azfs policy set --soft-delete 30d`,
+	}
+	fs := flags(cmd)
 	target := addOwnerMachineFlags(fs)
 	pf := addPolicyFlags(fs)
 	softDelete := fs.String("soft-delete", "", "vault-wide: how long forgotten points stay recoverable (`DURATION`, default 14d)")
 	dryRun := fs.Bool("dry-run", false, "show what the change would forget, and change nothing")
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin': needed when the change shortens retention or the soft-delete window")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs policy set [--machine NAME] [--every D | --at HH:MM,...] [--keep-* N ...] [--keep-within D | --keep-all] [--timezone Z] [--soft-delete D] [--dry-run] [--pin PIN]")
-	}
-	if err := pf.check(); err != nil {
-		return err
-	}
-	windowChange := fs.Changed("soft-delete")
-	if !pf.anyChange && !windowChange {
-		return cli.Usagef("nothing to set: give a schedule (--every, --at), retention (--keep-*), --timezone or --soft-delete (see 'azfs policy set --help')")
-	}
-	var nextWindow time.Duration
-	if windowChange {
-		var err error
-		if nextWindow, err = retention.ParseDuration(*softDelete, false); err != nil {
-			return cli.Usagef("--soft-delete: %v", err)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs policy set [--machine NAME] [--every D | --at HH:MM,...] [--keep-* N ...] [--keep-within D | --keep-all] [--timezone Z] [--soft-delete D] [--dry-run] [--pin PIN]")
 		}
-	}
-
-	o, owner, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	needPIN := false
-	var lowered []string // the rules the change lowers
-	newly := 0           // the points it forgets that the current policy keeps
-	windowShortened := false
-	var next policy.Policy
-	var state *policy.State // nil: the machine's points cannot be read here
-	if pf.anyChange {
-		name, err := machineName(o, *target.machine)
-		if err != nil {
+		if err := pf.check(); err != nil {
 			return err
 		}
-		cur, err := policy.Current(ctx, o.Storage, o.Root, name)
-		if err != nil {
-			return err
+		windowChange := fs.Changed("soft-delete")
+		if !pf.anyChange && !windowChange {
+			return cli.Usagef("nothing to set: give a schedule (--every, --at), retention (--keep-*), --timezone or --soft-delete (see 'azfs policy set --help')")
 		}
-		if next, err = pf.apply(cur, name); err != nil {
-			return err
-		}
-		which := "the default policy"
-		if !cur.IsDefault() {
-			which = fmt.Sprintf("policy %d", cur.Seq)
-		}
-		fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", name, which, describePolicy(cur), describePolicy(next))
-		t := target.target()
-		t.Machine = name
-		if state, err = previewState(ctx, o, t, owner); err != nil {
-			return err
-		}
-		lowered = cur.Shortens(next)
-		if state != nil {
-			if newly, err = showForgets(state, next, now); err != nil {
-				return err
+		var nextWindow time.Duration
+		if windowChange {
+			var err error
+			if nextWindow, err = retention.ParseDuration(*softDelete, false); err != nil {
+				return cli.Usagef("--soft-delete: %v", err)
 			}
 		}
-		needPIN = len(lowered) > 0 || newly > 0
-	}
-	if windowChange {
-		curWindow, err := policy.Window(ctx, o.Storage, o.Root)
+
+		o, owner, err := cli.OpenOwner(ctx, target.target())
 		if err != nil {
 			return err
 		}
-		fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
-		windowShortened = nextWindow < curWindow
-		needPIN = needPIN || windowShortened
-	}
-	if *dryRun {
-		msg := "dry run: nothing changed"
-		if needPIN {
-			msg += " (the change needs a security PIN: --pin)"
+		now := time.Now()
+		needPIN := false
+		var lowered []string // the rules the change lowers
+		newly := 0           // the points it forgets that the current policy keeps
+		windowShortened := false
+		var next policy.Policy
+		var state *policy.State // nil: the machine's points cannot be read here
+		if pf.anyChange {
+			name, err := machineName(o, *target.machine)
+			if err != nil {
+				return err
+			}
+			cur, err := policy.Current(ctx, o.Storage, o.Root, name)
+			if err != nil {
+				return err
+			}
+			if next, err = pf.apply(cur, name); err != nil {
+				return err
+			}
+			which := "the default policy"
+			if !cur.IsDefault() {
+				which = fmt.Sprintf("policy %d", cur.Seq)
+			}
+			fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", name, which, describePolicy(cur), describePolicy(next))
+			t := target.target()
+			t.Machine = name
+			if state, err = previewState(ctx, o, t, owner); err != nil {
+				return err
+			}
+			lowered = cur.Shortens(next)
+			if state != nil {
+				if newly, err = showForgets(state, next, now); err != nil {
+					return err
+				}
+			}
+			needPIN = len(lowered) > 0 || newly > 0
 		}
-		fmt.Fprintln(os.Stderr, msg)
-		return nil
-	}
-	// Everything that can be refused is checked before the PIN is spent.
-	switch {
-	case needPIN && *pin == "":
-		return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(lowered, newly, windowShortened))
-	case needPIN:
-		if err := usePIN(ctx, o, *pin); err != nil {
-			return err
+		if windowChange {
+			curWindow, err := policy.Window(ctx, o.Storage, o.Root)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
+			windowShortened = nextWindow < curWindow
+			needPIN = needPIN || windowShortened
 		}
-	case *pin != "":
-		fmt.Fprintln(os.Stderr, "azfs: the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
-	}
-	if pf.anyChange {
-		if next, err = policy.Set(ctx, o.Storage, o.Root, owner, next, now); err != nil {
-			return err
+		if *dryRun {
+			msg := "dry run: nothing changed"
+			if needPIN {
+				msg += " (the change needs a security PIN: --pin)"
+			}
+			fmt.Fprintln(os.Stderr, msg)
+			return nil
 		}
-		fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", next.Seq, next.Machine)
-	}
-	if windowChange {
-		if err := policy.SetWindow(ctx, o.Storage, o.Root, owner, nextWindow, now); err != nil {
-			return err
+		// Everything that can be refused is checked before the PIN is spent.
+		switch {
+		case needPIN && *pin == "":
+			return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(lowered, newly, windowShortened))
+		case needPIN:
+			if err := usePIN(ctx, o, *pin); err != nil {
+				return err
+			}
+		case *pin != "":
+			fmt.Fprintln(os.Stderr, "azfs: the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
 		}
-		fmt.Fprintf(os.Stderr, "soft-delete window of the vault: %s\n", retention.FormatDuration(nextWindow))
+		if pf.anyChange {
+			if next, err = policy.Set(ctx, o.Storage, o.Root, owner, next, now); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", next.Seq, next.Machine)
+		}
+		if windowChange {
+			if err := policy.SetWindow(ctx, o.Storage, o.Root, owner, nextWindow, now); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "soft-delete window of the vault: %s\n", retention.FormatDuration(nextWindow))
+		}
+		if !pf.anyChange {
+			return nil
+		}
+		if state == nil {
+			fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", next.Machine)
+			return nil
+		}
+		// The new policy takes effect now.
+		return applyRetention(ctx, o, false)
 	}
-	if !pf.anyChange {
-		return nil
-	}
-	if state == nil {
-		fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", next.Machine)
-		return nil
-	}
-	// The new policy takes effect now.
-	return applyRetention(ctx, o, false)
+	return cmd
 }
 
 // shortening says why a change needs the PIN: the retention rules it
@@ -405,23 +421,30 @@ func showForgets(s *policy.State, next policy.Policy, now time.Time) (int, error
 	return len(newly), nil
 }
 
-func policyApply(ctx context.Context, args []string) error {
-	fs := flags("policy apply")
+func newPolicyApplyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Forget the points a machine's retention no longer keeps",
+		Example: `  azfs policy apply --dry-run
+  azfs policy apply --machine web01`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	dryRun := fs.Bool("dry-run", false, "show what the policy forgets, and forget nothing")
-	o, err := parseOpenPointsReader(ctx, fs, args, target, "usage: azfs policy apply [--machine NAME] [--dry-run]")
-	if err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, err := argslessPointsReader(ctx, fs, target, "usage: azfs policy apply [--machine NAME] [--dry-run]")
+		if err != nil {
+			return err
+		}
+		return applyRetention(ctx, o, *dryRun)
 	}
-	return applyRetention(ctx, o, *dryRun)
+	return cmd
 }
 
-// parseOpenPointsReader parses args into fs, which must leave no argument
-// (else usage), and opens the machine target names with openPointsReader.
-func parseOpenPointsReader(ctx context.Context, fs *pflag.FlagSet, args []string, target *targetFlags, usage string) (*cli.Opened, error) {
-	if err := parse(fs, args); err != nil {
-		return nil, err
-	}
+// argslessPointsReader checks that fs holds no argument (else usage), and
+// opens the machine target names with openPointsReader.
+func argslessPointsReader(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, usage string) (*cli.Opened, error) {
 	if fs.NArg() != 0 {
 		return nil, cli.Usagef("%s", usage)
 	}

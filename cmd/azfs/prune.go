@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
@@ -22,69 +24,76 @@ import (
 // pruneGCPercent is prune's GOGC (the environment's overrides it).
 const pruneGCPercent = 25
 
-func pruneCmd(ctx context.Context, args []string) error {
-	fs := flags("prune")
+func newPruneCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Delete data no recovery point needs (owner; safe while backups run)",
+		Example: `  azfs prune --dry-run
+  azfs prune --max-unused 5%`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	dryRun := fs.Bool("dry-run", false, "report what would be deleted, repacked and marked; change nothing")
 	maxUnused := fs.String("max-unused", "10%", "unused share of the stored bytes to tolerate in packs still in use (`P%`, or unlimited: no repacking)")
 	margin := fs.Duration("safety-margin", prune.DefaultMargin, "time between marking a pack unneeded and deleting it (at least 10m while backups may run)")
 	noBackups := fs.Bool("no-backups-running", false, "allow a margin under 10m (0: delete in this run): no backup of the vault may run until prune ends")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return cli.Usagef("usage: azfs prune [--machine NAME] [--dry-run] [--max-unused 10%%] [--safety-margin 1h]")
-	}
-	unused, err := parseMaxUnused(*maxUnused)
-	if err != nil {
-		return err
-	}
-	if *margin < 0 || *margin < prune.MinMargin && !*noBackups {
-		return cli.Usagef("--safety-margin %s is below %s, which backups running meanwhile need: add --no-backups-running if none runs until prune ends", *margin, prune.MinMargin)
-	}
-	if os.Getenv("GOGC") == "" {
-		// The heap is mostly the index and the set of needed blobs:
-		// long-lived maps without pointers, cheap to mark. What a
-		// collection frees is pack and read buffers: collect early.
-		debug.SetGCPercent(pruneGCPercent)
-	}
-	t := target.target()
-	o, owner, err := cli.OpenOwner(ctx, t)
-	if err != nil {
-		return err
-	}
-	machines := []string{t.Machine}
-	if t.Machine == "" {
-		if t.PrivateKey != "" {
-			return cli.Usagef("with --private-key, name the machine to prune with --machine NAME")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() > 0 {
+			return cli.Usagef("usage: azfs prune [--machine NAME] [--dry-run] [--max-unused 10%%] [--safety-margin 1h]")
 		}
-		if machines, err = repo.Machines(ctx, o.Storage); err != nil {
+		unused, err := parseMaxUnused(*maxUnused)
+		if err != nil {
 			return err
 		}
-	}
-	opts := prune.Options{Owner: owner, Margin: *margin, MaxUnused: unused, DryRun: *dryRun, Host: cli.Hostname()}
-	var failed []string
-	for _, name := range machines {
-		v, err := openForPrune(ctx, o, owner, t, name)
-		var res *prune.Result
-		if err == nil {
-			res, err = pruneMachine(ctx, o, name, v, opts)
+		if *margin < 0 || *margin < prune.MinMargin && !*noBackups {
+			return cli.Usagef("--safety-margin %s is below %s, which backups running meanwhile need: add --no-backups-running if none runs until prune ends", *margin, prune.MinMargin)
 		}
-		if err == nil {
-			printPrune(name, res, opts)
+		if os.Getenv("GOGC") == "" {
+			// The heap is mostly the index and the set of needed blobs:
+			// long-lived maps without pointers, cheap to mark. What a
+			// collection frees is pack and read buffers: collect early.
+			debug.SetGCPercent(pruneGCPercent)
 		}
+		t := target.target()
+		o, owner, err := cli.OpenOwner(ctx, t)
 		if err != nil {
-			if len(machines) == 1 {
-				return fmt.Errorf("machine %s: %w", name, err)
-			}
-			fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
-			failed = append(failed, name)
+			return err
 		}
+		machines := []string{t.Machine}
+		if t.Machine == "" {
+			if t.PrivateKey != "" {
+				return cli.Usagef("with --private-key, name the machine to prune with --machine NAME")
+			}
+			if machines, err = repo.Machines(ctx, o.Storage); err != nil {
+				return err
+			}
+		}
+		opts := prune.Options{Owner: owner, Margin: *margin, MaxUnused: unused, DryRun: *dryRun, Host: cli.Hostname()}
+		var failed []string
+		for _, name := range machines {
+			v, err := openForPrune(ctx, o, owner, t, name)
+			var res *prune.Result
+			if err == nil {
+				res, err = pruneMachine(ctx, o, name, v, opts)
+			}
+			if err == nil {
+				printPrune(name, res, opts)
+			}
+			if err != nil {
+				if len(machines) == 1 {
+					return fmt.Errorf("machine %s: %w", name, err)
+				}
+				fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
+				failed = append(failed, name)
+			}
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("prune failed for %d of %d machines: %s", len(failed), len(machines), strings.Join(failed, ", "))
+		}
+		return nil
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("prune failed for %d of %d machines: %s", len(failed), len(machines), strings.Join(failed, ", "))
-	}
-	return nil
+	return cmd
 }
 
 // pruneMachine prunes the area v of machine name, purging first the

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
@@ -13,8 +14,15 @@ import (
 	"github.com/azfs/azfs/repo/repair"
 )
 
-func repairCmd(ctx context.Context, args []string) error {
-	fs := flags("repair")
+func newRepairCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "repair",
+		Short: "Rebuild indexes, quarantine junk, say what is lost (owner; --apply to act)",
+		Example: `  azfs repair
+  azfs repair --apply
+  azfs repair --machine web01 --new-key-slot`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	target.machine = fs.String("machine", "", "repair machine `NAME` only (default: every machine)")
 	apply := fs.Bool("apply", false, "act; without it repair only prints what it would do")
@@ -23,80 +31,81 @@ func repairCmd(ctx context.Context, args []string) error {
 	newSlot := fs.Bool("new-key-slot", false, "with --machine: give the machine a new key slot (its keys from its escrow) under a new passphrase, asked for on the terminal")
 	newFile := fs.String("new-passphrase-file", "", "as --new-key-slot, reading the new passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "as --new-key-slot, generating the new passphrase and writing it to `FILE` (0600)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return cli.Usagef("usage: azfs repair [--machine NAME [--new-key-slot | --new-passphrase-file F | --generate-passphrase F]] [--apply] [--read-data] [--json]")
-	}
-	t := target.target()
-	opts := repair.Options{Apply: *apply, ReadData: *readData, KDF: keys.DefaultKDF}
-	if *newSlot || *newFile != "" || *genFile != "" {
-		if t.Machine == "" {
-			return cli.Usagef("a new key slot is for one machine: name it with --machine NAME")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() > 0 {
+			return cli.Usagef("usage: azfs repair [--machine NAME [--new-key-slot | --new-passphrase-file F | --generate-passphrase F]] [--apply] [--read-data] [--json]")
 		}
-		pass, err := newPassphrase(*newFile, *genFile, fmt.Sprintf("New passphrase of machine %s (16+ characters): ", t.Machine))
+		t := target.target()
+		opts := repair.Options{Apply: *apply, ReadData: *readData, KDF: keys.DefaultKDF}
+		if *newSlot || *newFile != "" || *genFile != "" {
+			if t.Machine == "" {
+				return cli.Usagef("a new key slot is for one machine: name it with --machine NAME")
+			}
+			pass, err := newPassphrase(*newFile, *genFile, fmt.Sprintf("New passphrase of machine %s (16+ characters): ", t.Machine))
+			if err != nil {
+				return err
+			}
+			opts.NewPassphrase = pass
+			if *apply {
+				// Written before the slot, so its key is never unrecoverable.
+				if err := saveGenerated(*genFile, pass); err != nil {
+					return err
+				}
+			}
+		}
+		o, owner, rootCfg, err := cli.OpenOwnerForRepair(ctx, t, *apply)
 		if err != nil {
 			return err
 		}
-		opts.NewPassphrase = pass
-		if *apply {
-			// Written before the slot, so its key is never unrecoverable.
-			if err := saveGenerated(*genFile, pass); err != nil {
+		if !*asJSON {
+			printConfigRepair("vault root", rootCfg, *apply)
+		}
+		machines := []string{t.Machine}
+		if t.Machine == "" {
+			if machines, err = repo.MachineAreas(ctx, o.Storage); err != nil {
+				return err
+			}
+		} else if err := repo.CheckMachineName(t.Machine); err != nil {
+			return cli.Usagef("%v", err)
+		}
+		var reports []*repair.AreaReport
+		var failed []string
+		lost := 0
+		for _, name := range machines {
+			rep, err := repair.Machine(ctx, o.Storage, o.Root, name, owner, opts)
+			if err != nil {
+				if len(machines) == 1 {
+					return fmt.Errorf("machine %s: %w", name, err)
+				}
+				fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
+				failed = append(failed, name)
+				continue
+			}
+			reports = append(reports, rep)
+			lost += len(rep.Problems)
+			if !*asJSON {
+				printRepair(rep)
+			}
+		}
+		if *asJSON {
+			if err := printJSON(repairJSON(rootCfg, reports)); err != nil {
 				return err
 			}
 		}
-	}
-	o, owner, rootCfg, err := cli.OpenOwnerForRepair(ctx, t, *apply)
-	if err != nil {
-		return err
-	}
-	if !*asJSON {
-		printConfigRepair("vault root", rootCfg, *apply)
-	}
-	machines := []string{t.Machine}
-	if t.Machine == "" {
-		if machines, err = repo.MachineAreas(ctx, o.Storage); err != nil {
-			return err
+		if len(failed) > 0 {
+			return fmt.Errorf("repair failed for %d of %d machines: %s", len(failed), len(machines), strings.Join(failed, ", "))
 		}
-	} else if err := repo.CheckMachineName(t.Machine); err != nil {
-		return cli.Usagef("%v", err)
-	}
-	var reports []*repair.AreaReport
-	var failed []string
-	lost := 0
-	for _, name := range machines {
-		rep, err := repair.Machine(ctx, o.Storage, o.Root, name, owner, opts)
-		if err != nil {
-			if len(machines) == 1 {
-				return fmt.Errorf("machine %s: %w", name, err)
+		if lost > 0 {
+			what := "remain after the repair"
+			if !*apply {
+				what = "found (run with --apply to repair what can be)"
 			}
-			fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
-			failed = append(failed, name)
-			continue
+			return fmt.Errorf("%w: %d problems %s", check.ErrDamaged, lost, what)
 		}
-		reports = append(reports, rep)
-		lost += len(rep.Problems)
-		if !*asJSON {
-			printRepair(rep)
-		}
+		return nil
 	}
-	if *asJSON {
-		if err := printJSON(repairJSON(rootCfg, reports)); err != nil {
-			return err
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("repair failed for %d of %d machines: %s", len(failed), len(machines), strings.Join(failed, ", "))
-	}
-	if lost > 0 {
-		what := "remain after the repair"
-		if !*apply {
-			what = "found (run with --apply to repair what can be)"
-		}
-		return fmt.Errorf("%w: %d problems %s", check.ErrDamaged, lost, what)
-	}
-	return nil
+	return cmd
 }
 
 // printConfigRepair prints what repair found of the config of where.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo/policy"
@@ -16,11 +18,17 @@ import (
 // paths it backs up. The owner's say over a machine's backups is its
 // policy (and its credentials), in the vault.
 
-func scheduleDisable(ctx context.Context, args []string) error {
-	o, dir, err := openSchedule(ctx, "disable", args)
-	if err != nil {
-		return err
-	}
+func newScheduleDisableCmd() *cobra.Command {
+	return scheduleCmd("disable", "Stop this machine's scheduled backups (its agent skips them)", scheduleDisable)
+}
+
+func newScheduleEnableCmd() *cobra.Command {
+	return scheduleCmd("enable", "Resume this machine's scheduled backups", scheduleEnable)
+}
+
+// scheduleDisable disables the scheduled backups of o's machine on this
+// host.
+func scheduleDisable(ctx context.Context, o *cli.Opened, dir agent.Dir) error {
 	if since, disabled, err := dir.Disabled(); err != nil {
 		return err
 	} else if disabled {
@@ -37,11 +45,9 @@ func scheduleDisable(ctx context.Context, args []string) error {
 	return nil
 }
 
-func scheduleEnable(ctx context.Context, args []string) error {
-	o, dir, err := openSchedule(ctx, "enable", args)
-	if err != nil {
-		return err
-	}
+// scheduleEnable enables the scheduled backups of o's machine on this
+// host.
+func scheduleEnable(ctx context.Context, o *cli.Opened, dir agent.Dir) error {
 	if err := dir.Enable(); err != nil {
 		return err
 	}
@@ -60,25 +66,34 @@ func scheduleEnable(ctx context.Context, args []string) error {
 	return nil
 }
 
-// openSchedule opens the vault of 'azfs schedule verb' and returns this
-// host's state of its machine there.
-func openSchedule(ctx context.Context, verb string, args []string) (*cli.Opened, agent.Dir, error) {
-	fs := flags("schedule " + verb)
+// scheduleCmd returns 'azfs schedule verb', which opens the vault and
+// runs run on this host's state of its machine there.
+func scheduleCmd(verb, short string, run func(context.Context, *cli.Opened, agent.Dir) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     verb,
+		Short:   short,
+		Example: "  azfs schedule " + verb + "\n  azfs schedule " + verb + " --vault /srv/backup/vault",
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
-	if err := parse(fs, args); err != nil {
-		return nil, "", err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs schedule %s [--vault PATH]", verb)
+		}
+		ctx := cmd.Context()
+		o, err := cli.OpenRoot(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		if o.Entry == nil || o.Entry.Machine == "" {
+			return cli.Usagef("this machine is not registered with the vault at %s: automatic backups are a registered machine's ('azfs register')", o.Location)
+		}
+		o.Machine = o.Entry.Machine
+		dir, err := o.StateDir()
+		if err != nil {
+			return err
+		}
+		return run(ctx, o, dir)
 	}
-	if fs.NArg() != 0 {
-		return nil, "", cli.Usagef("usage: azfs schedule %s [--vault PATH]", verb)
-	}
-	o, err := cli.OpenRoot(ctx, target.target())
-	if err != nil {
-		return nil, "", err
-	}
-	if o.Entry == nil || o.Entry.Machine == "" {
-		return nil, "", cli.Usagef("this machine is not registered with the vault at %s: automatic backups are a registered machine's ('azfs register')", o.Location)
-	}
-	o.Machine = o.Entry.Machine
-	dir, err := o.StateDir()
-	return o, dir, err
+	return cmd
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -57,60 +58,70 @@ type lockJSON struct {
 	Paths   []string  `json:"paths,omitempty"`
 }
 
-func statusCmd(ctx context.Context, args []string) error {
-	fs := flags("status")
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show this machine's last point, next scheduled run, agent, and backup running now",
+		Example: `  azfs status
+  azfs status --machine web01 --json`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
-	o, err := parseOpenPointsReader(ctx, fs, args, target, "usage: azfs status [--vault PATH] [--machine NAME] [--json]")
-	if err != nil {
-		return err
-	}
-	var out statusJSON
-	out.Vault, out.VaultID, out.Machine = o.Location, o.Root.ID, o.Machine
-	out.ThisHost = o.Entry != nil && o.Entry.Machine == o.Machine
-
-	p, err := policy.Current(ctx, o.Storage, o.Root, o.Machine)
-	if err != nil {
-		return err
-	}
-	loc, err := p.Location()
-	if err != nil {
-		return err
-	}
-	out.Policy.Number, out.Policy.Default, out.Policy.Schedule = p.Seq, p.IsDefault(), p.Schedule.String()
-	out.Policy.Retention, out.Policy.TimeZone = p.Retention.String(), p.TimeZone
-
-	s, err := o.State(ctx, warnf)
-	switch {
-	case errors.Is(err, repo.ErrWriteOnly):
-	case err != nil:
-		return err
-	default:
-		live := s.Live()
-		n := len(live)
-		out.LivePoints = &n
-		if n > 0 {
-			last := live[n-1]
-			out.LastPoint = &lastPointJSON{ID: last.ID.String(), Time: last.Time, Partial: last.Partial, Source: "vault"}
-		}
-	}
-
-	next := p.Schedule.Next(time.Now(), loc)
-	out.NextRun = &next
-	if out.ThisHost {
-		dir, err := o.StateDir()
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, err := argslessPointsReader(ctx, fs, target, "usage: azfs status [--vault PATH] [--machine NAME] [--json]")
 		if err != nil {
 			return err
 		}
-		if err := localStatus(&out, dir); err != nil {
+		var out statusJSON
+		out.Vault, out.VaultID, out.Machine = o.Location, o.Root.ID, o.Machine
+		out.ThisHost = o.Entry != nil && o.Entry.Machine == o.Machine
+
+		p, err := policy.Current(ctx, o.Storage, o.Root, o.Machine)
+		if err != nil {
 			return err
 		}
+		loc, err := p.Location()
+		if err != nil {
+			return err
+		}
+		out.Policy.Number, out.Policy.Default, out.Policy.Schedule = p.Seq, p.IsDefault(), p.Schedule.String()
+		out.Policy.Retention, out.Policy.TimeZone = p.Retention.String(), p.TimeZone
+
+		s, err := o.State(ctx, warnf)
+		switch {
+		case errors.Is(err, repo.ErrWriteOnly):
+		case err != nil:
+			return err
+		default:
+			live := s.Live()
+			n := len(live)
+			out.LivePoints = &n
+			if n > 0 {
+				last := live[n-1]
+				out.LastPoint = &lastPointJSON{ID: last.ID.String(), Time: last.Time, Partial: last.Partial, Source: "vault"}
+			}
+		}
+
+		next := p.Schedule.Next(time.Now(), loc)
+		out.NextRun = &next
+		if out.ThisHost {
+			dir, err := o.StateDir()
+			if err != nil {
+				return err
+			}
+			if err := localStatus(&out, dir); err != nil {
+				return err
+			}
+		}
+		if *asJSON {
+			return printJSON(out)
+		}
+		printStatus(out)
+		return nil
 	}
-	if *asJSON {
-		return printJSON(out)
-	}
-	printStatus(out)
-	return nil
+	return cmd
 }
 
 // localStatus fills in this host's state of the machine: whether automatic

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
@@ -16,169 +18,187 @@ import (
 	"github.com/azfs/azfs/repo/storage/azblob"
 )
 
-func vaultCreate(ctx context.Context, args []string) error {
-	fs := flags("vault create")
+func newVaultCreateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create PATH",
+		Short: "Create a vault; this machine becomes its owner and first machine",
+		Example: `  azfs vault create /srv/backup/vault --generate-passphrase ~/vault.pass
+  azfs vault create azblob://myaccount/backups --connection-string-file ~/conn.txt --passphrase-file ~/vault.pass
+  azfs vault create /srv/backup/vault --certificate backup.cer`,
+	}
+	fs := flags(cmd)
 	passFile := fs.String("passphrase-file", "", "read the passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate a random passphrase and write it to `FILE` (0600)")
 	machine := fs.String("machine", cli.Hostname(), "this machine's `NAME` in the vault")
 	certFile := fs.String("certificate", "", "certificate mode: encrypt backups to this X.509 certificate (`FILE`, .cer or PEM); only its private key restores")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return cli.Usagef("usage: azfs vault create PATH [--passphrase-file F | --generate-passphrase F] [--certificate CERT]")
-	}
-	var certMode *repo.CertMode
-	var c *cert.Certificate
-	if *certFile != "" {
-		var err error
-		if c, err = cli.LoadCertificate(*certFile); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() != 1 {
+			return cli.Usagef("usage: azfs vault create PATH [--passphrase-file F | --generate-passphrase F] [--certificate CERT]")
+		}
+		var certMode *repo.CertMode
+		var c *cert.Certificate
+		if *certFile != "" {
+			var err error
+			if c, err = cli.LoadCertificate(*certFile); err != nil {
+				return err
+			}
+			certMode = cli.CertMode(c)
+		}
+		if err := repo.CheckMachineName(*machine); err != nil {
+			return cli.Usagef("%v (set one with --machine)", err)
+		}
+		pass, err := newPassphrase(*passFile, *genFile, "New vault passphrase (16+ characters): ")
+		if err != nil {
 			return err
 		}
-		certMode = cli.CertMode(c)
-	}
-	if err := repo.CheckMachineName(*machine); err != nil {
-		return cli.Usagef("%v (set one with --machine)", err)
-	}
-	pass, err := newPassphrase(*passFile, *genFile, "New vault passphrase (16+ characters): ")
-	if err != nil {
-		return err
-	}
-	st, path, err := cli.CreateStorage(fs.Arg(0), cli.Auth{ConnectionStringFile: connectionStringFile(fs)})
-	if err != nil {
-		return err
-	}
-	// Written before the vault exists, so its key is never unrecoverable.
-	if err := saveGenerated(*genFile, pass); err != nil {
-		return err
-	}
-	// The one passphrase protects both the owner's keys and this machine's.
-	root, owner, err := repo.CreateVault(ctx, st, pass, keys.DefaultKDF)
-	if err != nil {
-		return fmt.Errorf("create vault at %s: %w", path, err)
-	}
-	if c != nil {
-		if err := repo.AddCertificate(ctx, st, owner, c.ID(), c.PEM()); err != nil {
+		st, path, err := cli.CreateStorage(fs.Arg(0), cli.Auth{ConnectionStringFile: connectionStringFile(fs)})
+		if err != nil {
 			return err
 		}
+		// Written before the vault exists, so its key is never unrecoverable.
+		if err := saveGenerated(*genFile, pass); err != nil {
+			return err
+		}
+		// The one passphrase protects both the owner's keys and this machine's.
+		root, owner, err := repo.CreateVault(ctx, st, pass, keys.DefaultKDF)
+		if err != nil {
+			return fmt.Errorf("create vault at %s: %w", path, err)
+		}
+		if c != nil {
+			if err := repo.AddCertificate(ctx, st, owner, c.ID(), c.PEM()); err != nil {
+				return err
+			}
+		}
+		v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF, certMode)
+		if err != nil {
+			return fmt.Errorf("register %s in the new vault: %w", *machine, err)
+		}
+		// The configs are plaintext: their signed copies are what azfs repair
+		// rebuilds them from.
+		if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
+			return err
+		}
+		if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, *machine), v.Config(), owner); err != nil {
+			return err
+		}
+		dir, err := keyring.ConfigDir()
+		if err != nil {
+			return err
+		}
+		ring, err := keyring.Load(dir)
+		if err != nil {
+			return err
+		}
+		ring.Add(&keyring.Vault{ID: root.ID, Location: path, Machine: *machine, Keys: v.Keys(), Owner: owner}, true)
+		if err := ring.Save(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", root.ID, path, *machine)
+		if *genFile != "" {
+			fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)
+		}
+		if c != nil {
+			fmt.Fprintf(os.Stderr, "certificate mode: backups are encrypted to certificate %s (%s); this machine cannot read them, only the private key can\n", c.Thumbprint(), c.Subject())
+		}
+		return nil
 	}
-	v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF, certMode)
-	if err != nil {
-		return fmt.Errorf("register %s in the new vault: %w", *machine, err)
-	}
-	// The configs are plaintext: their signed copies are what azfs repair
-	// rebuilds them from.
-	if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
-		return err
-	}
-	if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, *machine), v.Config(), owner); err != nil {
-		return err
-	}
-	dir, err := keyring.ConfigDir()
-	if err != nil {
-		return err
-	}
-	ring, err := keyring.Load(dir)
-	if err != nil {
-		return err
-	}
-	ring.Add(&keyring.Vault{ID: root.ID, Location: path, Machine: *machine, Keys: v.Keys(), Owner: owner}, true)
-	if err := ring.Save(); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", root.ID, path, *machine)
-	if *genFile != "" {
-		fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)
-	}
-	if c != nil {
-		fmt.Fprintf(os.Stderr, "certificate mode: backups are encrypted to certificate %s (%s); this machine cannot read them, only the private key can\n", c.Thumbprint(), c.Subject())
-	}
-	return nil
+	return cmd
 }
 
-func certificateRotate(ctx context.Context, args []string) error {
-	fs := flags("certificate rotate")
+func newCertificateRotateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "rotate --certificate NEW",
+		Short:   "Encrypt new points to a new certificate (owner; certificate mode)",
+		Example: `  azfs certificate rotate --certificate backup-2027.cer`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	certFile := fs.String("certificate", "", "the new X.509 certificate `FILE`")
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if *certFile == "" || fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs certificate rotate --certificate NEW")
+		}
+		c, err := cli.LoadCertificate(*certFile)
+		if err != nil {
+			return err
+		}
+		o, owner, err := cli.OpenOwner(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		if err := repo.AddCertificate(ctx, o.Storage, owner, c.ID(), c.PEM()); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "certificate %s (%s) is now the vault's: each machine's next point opens with its private key; earlier points open as before (earlier certificates' keys, or the machines' passphrases)\n", c.Thumbprint(), c.Subject())
+		return nil
 	}
-	if *certFile == "" || fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs certificate rotate --certificate NEW")
-	}
-	c, err := cli.LoadCertificate(*certFile)
-	if err != nil {
-		return err
-	}
-	o, owner, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	if err := repo.AddCertificate(ctx, o.Storage, owner, c.ID(), c.PEM()); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "certificate %s (%s) is now the vault's: each machine's next point opens with its private key; earlier points open as before (earlier certificates' keys, or the machines' passphrases)\n", c.Thumbprint(), c.Subject())
-	return nil
+	return cmd
 }
 
-func vaultCredentials(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "revoke" {
-		return vaultCredentialsRevoke(ctx, args[1:])
+func newVaultCredentialsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "credentials -o FILE",
+		Short: "Write a vault credentials file (owner; valid 48 hours)",
+		Example: `  azfs vault credentials -o web01.creds
+  azfs vault credentials --access restore --valid 2h -o restore.creds`,
 	}
-	fs := flags("vault credentials")
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	valid := fs.Duration("valid", 48*time.Hour, "how long the credentials are valid (at least 1s); on a blob vault also the storage access of the machines registered with them")
 	accessFlag := fs.String("access", string(access.AccessBackup), "`backup` (register machines, back up, restore) or restore (read only)")
 	out := fs.StringP("output", "o", "", "write the credentials file to `FILE` (0600)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *out == "" || fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs vault credentials [--valid 48h] [--access backup|restore] -o FILE")
-	}
-	acc, err := parseAccess(*accessFlag)
-	if err != nil {
-		return err
-	}
-	if *valid < time.Second {
-		return cli.Usagef("--valid must be at least 1s")
-	}
-	if _, err := os.Lstat(*out); err == nil {
-		return fmt.Errorf("%s already exists: not overwriting it", *out)
-	}
-	o, owner, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	if o.Container != nil {
-		if err := o.Container.CanGrantSAS(); err != nil {
-			return fmt.Errorf("vault %s: credentials for a blob vault carry a SAS token: %w", o.Location, err)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if *out == "" || fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs vault credentials [--valid 48h] [--access backup|restore] -o FILE")
 		}
-	}
-	creds, err := access.Issue(ctx, o.Storage, o.Root, owner, o.Location, acc, *valid, time.Now())
-	if err != nil {
-		return err
-	}
-	var grant azblob.Grant
-	if o.Container != nil {
-		if grant, err = o.Container.GrantSAS(ctx, o.Root.ID, sasAccess(acc), creds.Expires); err != nil {
+		acc, err := parseAccess(*accessFlag)
+		if err != nil {
 			return err
 		}
-		creds.SAS = keys.Token(grant.Token)
+		if *valid < time.Second {
+			return cli.Usagef("--valid must be at least 1s")
+		}
+		if _, err := os.Lstat(*out); err == nil {
+			return fmt.Errorf("%s already exists: not overwriting it", *out)
+		}
+		o, owner, err := cli.OpenOwner(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		if o.Container != nil {
+			if err := o.Container.CanGrantSAS(); err != nil {
+				return fmt.Errorf("vault %s: credentials for a blob vault carry a SAS token: %w", o.Location, err)
+			}
+		}
+		creds, err := access.Issue(ctx, o.Storage, o.Root, owner, o.Location, acc, *valid, time.Now())
+		if err != nil {
+			return err
+		}
+		var grant azblob.Grant
+		if o.Container != nil {
+			if grant, err = o.Container.GrantSAS(ctx, o.Root.ID, sasAccess(acc), creds.Expires); err != nil {
+				return err
+			}
+			creds.SAS = keys.Token(grant.Token)
+		}
+		b, err := creds.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := cli.WriteSecretFile(*out, string(b)); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "vault credentials (%s access) written to %s; they expire at %s\n", acc, *out, creds.Expires.Local().Format("2006-01-02 15:04 MST"))
+		if grant.Expires.After(creds.Expires) {
+			fmt.Fprintf(os.Stderr, "the storage accepts their SAS token until %s, with every %s credentials issued since the last revocation ('azfs vault credentials revoke --access %s' ends them all)\n",
+				grant.Expires.Local().Format("2006-01-02 15:04 MST"), acc, acc)
+		}
+		return nil
 	}
-	b, err := creds.Marshal()
-	if err != nil {
-		return err
-	}
-	if err := cli.WriteSecretFile(*out, string(b)); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "vault credentials (%s access) written to %s; they expire at %s\n", acc, *out, creds.Expires.Local().Format("2006-01-02 15:04 MST"))
-	if grant.Expires.After(creds.Expires) {
-		fmt.Fprintf(os.Stderr, "the storage accepts their SAS token until %s, with every %s credentials issued since the last revocation ('azfs vault credentials revoke --access %s' ends them all)\n",
-			grant.Expires.Local().Format("2006-01-02 15:04 MST"), acc, acc)
-	}
-	return nil
+	return cmd
 }
 
 // parseAccess parses an --access flag.
@@ -198,72 +218,86 @@ func sasAccess(acc access.Access) azblob.Access {
 	return azblob.ReadOnly
 }
 
-func vaultCredentialsRevoke(ctx context.Context, args []string) error {
-	fs := flags("vault credentials revoke")
+func newVaultCredentialsRevokeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "revoke",
+		Short: "Revoke every credentials file issued (owner)",
+		Example: `  azfs vault credentials revoke
+  azfs vault credentials revoke --access backup`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	accessFlag := fs.String("access", "", "revoke only `backup` or restore credentials (default: both)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return cli.Usagef("usage: azfs vault credentials revoke [--access backup|restore]")
-	}
-	kinds := []access.Access{access.AccessBackup, access.AccessRestore}
-	if *accessFlag != "" {
-		acc, err := parseAccess(*accessFlag)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs vault credentials revoke [--access backup|restore]")
+		}
+		kinds := []access.Access{access.AccessBackup, access.AccessRestore}
+		if *accessFlag != "" {
+			acc, err := parseAccess(*accessFlag)
+			if err != nil {
+				return err
+			}
+			kinds = []access.Access{acc}
+		}
+		o, owner, err := cli.OpenOwner(ctx, target.target())
 		if err != nil {
 			return err
 		}
-		kinds = []access.Access{acc}
-	}
-	o, owner, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	what := string(kinds[0])
-	if len(kinds) == 2 {
-		what = "backup and restore"
-	}
-	// The storage's refusal first: it is what binds a machine that does not
-	// play by the rules.
-	if o.Container != nil {
-		var sas []azblob.Access
-		for _, k := range kinds {
-			sas = append(sas, sasAccess(k))
+		what := string(kinds[0])
+		if len(kinds) == 2 {
+			what = "backup and restore"
 		}
-		if _, err := o.Container.RevokeSAS(ctx, o.Root.ID, sas...); err != nil {
+		// The storage's refusal first: it is what binds a machine that does not
+		// play by the rules.
+		if o.Container != nil {
+			var sas []azblob.Access
+			for _, k := range kinds {
+				sas = append(sas, sasAccess(k))
+			}
+			if _, err := o.Container.RevokeSAS(ctx, o.Root.ID, sas...); err != nil {
+				return err
+			}
+		}
+		n, err := access.Revoke(ctx, o.Storage, o.Root, owner, kinds...)
+		if err != nil {
 			return err
 		}
-	}
-	n, err := access.Revoke(ctx, o.Storage, o.Root, owner, kinds...)
-	if err != nil {
-		return err
-	}
-	if o.Container != nil {
-		fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): the storage refuses their SAS tokens from now on (Azure: within 30 seconds), also those of the machines registered with them, which need new credentials ('azfs register --vault-credentials FILE' on each)\n", what, o.Root.ID, n)
+		if o.Container != nil {
+			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): the storage refuses their SAS tokens from now on (Azure: within 30 seconds), also those of the machines registered with them, which need new credentials ('azfs register --vault-credentials FILE' on each)\n", what, o.Root.ID, n)
+			return nil
+		}
+		fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, o.Root.ID, n)
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, o.Root.ID, n)
-	return nil
+	return cmd
 }
 
-func vaultPIN(ctx context.Context, args []string) error {
-	fs := flags("vault pin")
+func newVaultPINCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pin",
+		Short: "Print a security PIN (owner; valid 5 minutes, works once)",
+		Example: `  azfs vault pin
+  azfs forget --machine web01 --pin "$(azfs vault pin)" 2026-12-01`,
+	}
+	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
-	if err := parse(fs, args); err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		o, owner, err := cli.OpenOwner(ctx, target.target())
+		if err != nil {
+			return err
+		}
+		pin, expires, err := access.IssuePIN(ctx, o.Storage, o.Root, owner, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Println(pin)
+		fmt.Fprintf(os.Stderr, "security PIN valid until %s, for one use\n", expires.Local().Format("15:04:05 MST"))
+		return nil
 	}
-	o, owner, err := cli.OpenOwner(ctx, target.target())
-	if err != nil {
-		return err
-	}
-	pin, expires, err := access.IssuePIN(ctx, o.Storage, o.Root, owner, time.Now())
-	if err != nil {
-		return err
-	}
-	fmt.Println(pin)
-	fmt.Fprintf(os.Stderr, "security PIN valid until %s, for one use\n", expires.Local().Format("15:04:05 MST"))
-	return nil
+	return cmd
 }
 
 // usePIN consumes a security PIN of the vault o.

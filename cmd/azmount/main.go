@@ -21,7 +21,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cache/diskcache"
 	"github.com/azfs/azfs/cmd/internal/cli"
@@ -32,10 +32,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			os.Exit(cli.ExitOK)
-		}
+	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "azmount: "+cli.Message(err))
 		os.Exit(cli.ExitCode(err))
 	}
@@ -50,13 +47,27 @@ const mountOverhead = 128 << 20
 // a directory gets none by default: the cache would copy local files.
 const blobDiskCache = 4 << 30
 
-func run(args []string) error {
-	fs := pflag.NewFlagSet("azmount", pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: azmount [--vault PATH] [--point 2024-05-01 | 2024-05-01T10:30 | ID-prefix | latest] MOUNTPOINT")
-		fs.PrintDefaults()
+// newRootCmd returns the azmount command.
+func newRootCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "azmount [--point 2024-05-01 | 2024-05-01T10:30 | ID-prefix | latest] MOUNTPOINT",
+		Short: "Mount recovery points of an azfs vault read-only through FUSE",
+		Long: `azmount mounts recovery points of an azfs vault read-only through FUSE, so
+files are recovered with cp, rsync or tar. It runs in the foreground and
+unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
+<machine>/<time>.`,
+		Example: `  azmount /mnt/restore
+  azmount --point latest /mnt/restore
+  azmount --machine web01 --point 2026-12-01 /mnt/restore
+  azmount --vault-credentials restore.creds --passphrase-file web01.pass /mnt/restore`,
+		// Errors are printed once, by main, as one line with the exit
+		// code they map to.
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usagef("%v", err) })
+	fs := cmd.Flags()
+	fs.SortFlags = false
 	vaultPath := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
 	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys")
 	machine := fs.String("machine", "", "mount machine `NAME`'s points (default: this machine)")
@@ -69,136 +80,134 @@ func run(args []string) error {
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
 	debugLog := fs.Bool("debug", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return cli.Usagef("name exactly one mountpoint (see 'azmount --help')")
 		}
-		return cli.Usagef("%v", err)
-	}
-	if fs.NArg() != 1 {
-		return cli.Usagef("name exactly one mountpoint (see 'azmount --help')")
-	}
-	cacheBytes, err := cli.ParseSize("cache-size", *cacheSize)
-	if err != nil {
-		return err
-	}
-	diskBytes := int64(-1) // chosen by the vault's location
-	if *diskSize != "" {
-		if diskBytes, err = cli.ParseSize("disk-cache", *diskSize); err != nil {
-			return err
-		}
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// Decrypting a chunk allocates as much as the chunk: without a
-		// limit the collector would let the heap grow to twice the cache.
-		debug.SetMemoryLimit(cacheBytes + mountOverhead)
-	}
-	level := slog.LevelInfo
-	if *debugLog {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, Machine: *machine, Credentials: *creds,
-		PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile})
-	if err != nil {
-		return err
-	}
-	if cli.IsBlobLocation(o.Location) {
-		// Requests are dear over a network: small blobs come by the 4 MiB
-		// of their pack, and the blobs around the one a reader wants with
-		// it.
-		_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
-		o.Vault.FetchPackSegments(segmentBytes)
-	}
-	if diskBytes < 0 {
-		diskBytes = 0
-		if cli.IsBlobLocation(o.Location) {
-			diskBytes = blobDiskCache
-		}
-	}
-	if diskBytes > 0 {
-		dc, err := openDiskCache(o, diskBytes, logger)
+		cacheBytes, err := cli.ParseSize("cache-size", *cacheSize)
 		if err != nil {
-			logger.Warn("mounting without a disk cache", "err", err)
-		} else {
-			defer closeDiskCache(dc, logger)
-			o.Vault.SetCache(dc)
-		}
-	}
-	// Forgotten points are not served.
-	state, err := o.State(ctx, func(msg string) { logger.Warn(msg) })
-	if err != nil {
-		return err
-	}
-	points := state.Live()
-	// Copies of blobs that reads find damaged or missing are remembered in
-	// the vault, for the next backup to store again.
-	o.Vault.SaveDamageAsFound()
-	if err := o.Vault.LoadIndex(ctx); err != nil {
-		if !errors.Is(err, repo.ErrDamaged) {
 			return err
 		}
-		logger.Warn("damaged index files; indexing their packs from the pack trailers", "err", cli.Message(err))
-	}
-	if _, err := o.Vault.AdoptOrphanPacks(ctx, false); err != nil {
-		return err
-	}
-	opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, Logger: logger}
-	mountpoint := fs.Arg(0)
-	var served []*repo.Point
-	var root gofs.InodeEmbedder
-	if *pointSel != "" {
-		p, err := repo.SelectPoint(points, *pointSel, time.Local)
-		if err != nil {
-			for _, d := range state.Deleted() {
-				if len(*pointSel) >= 4 && strings.HasPrefix(d.Point.ID.String(), strings.ToLower(*pointSel)) {
-					return fmt.Errorf("point %s is forgotten (soft-deleted): the owner brings it back with 'azfs undelete %s'", d.Point.ID.Short(), d.Point.ID.Short())
-				}
+		diskBytes := int64(-1) // chosen by the vault's location
+		if *diskSize != "" {
+			if diskBytes, err = cli.ParseSize("disk-cache", *diskSize); err != nil {
+				return err
 			}
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// Decrypting a chunk allocates as much as the chunk: without a
+			// limit the collector would let the heap grow to twice the cache.
+			debug.SetMemoryLimit(cacheBytes + mountOverhead)
+		}
+		level := slog.LevelInfo
+		if *debugLog {
+			level = slog.LevelDebug
+		}
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, Machine: *machine, Credentials: *creds,
+			PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile})
+		if err != nil {
 			return err
 		}
-		if p.ID.String() != *pointSel && *pointSel != "latest" {
-			fmt.Fprintf(os.Stderr, "azmount: %q is point %s (%s, %s)\n", *pointSel, p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
+		if cli.IsBlobLocation(o.Location) {
+			// Requests are dear over a network: small blobs come by the 4 MiB
+			// of their pack, and the blobs around the one a reader wants with
+			// it.
+			_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
+			o.Vault.FetchPackSegments(segmentBytes)
 		}
-		served = []*repo.Point{p}
-	} else {
-		served = points
-	}
-	opts.NoXattrs = true
-	fsPoints := make([]azfs.Point, len(served))
-	for i, p := range served {
-		fsPoints[i] = azfs.Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
-		if p.Stats.Xattrs > 0 {
-			opts.NoXattrs = false
+		if diskBytes < 0 {
+			diskBytes = 0
+			if cli.IsBlobLocation(o.Location) {
+				diskBytes = blobDiskCache
+			}
 		}
+		if diskBytes > 0 {
+			dc, err := openDiskCache(o, diskBytes, logger)
+			if err != nil {
+				logger.Warn("mounting without a disk cache", "err", err)
+			} else {
+				defer closeDiskCache(dc, logger)
+				o.Vault.SetCache(dc)
+			}
+		}
+		// Forgotten points are not served.
+		state, err := o.State(ctx, func(msg string) { logger.Warn(msg) })
+		if err != nil {
+			return err
+		}
+		points := state.Live()
+		// Copies of blobs that reads find damaged or missing are remembered in
+		// the vault, for the next backup to store again.
+		o.Vault.SaveDamageAsFound()
+		if err := o.Vault.LoadIndex(ctx); err != nil {
+			if !errors.Is(err, repo.ErrDamaged) {
+				return err
+			}
+			logger.Warn("damaged index files; indexing their packs from the pack trailers", "err", cli.Message(err))
+		}
+		if _, err := o.Vault.AdoptOrphanPacks(ctx, false); err != nil {
+			return err
+		}
+		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, Logger: logger}
+		mountpoint := args[0]
+		var served []*repo.Point
+		var root gofs.InodeEmbedder
+		if *pointSel != "" {
+			p, err := repo.SelectPoint(points, *pointSel, time.Local)
+			if err != nil {
+				for _, d := range state.Deleted() {
+					if len(*pointSel) >= 4 && strings.HasPrefix(d.Point.ID.String(), strings.ToLower(*pointSel)) {
+						return fmt.Errorf("point %s is forgotten (soft-deleted): the owner brings it back with 'azfs undelete %s'", d.Point.ID.Short(), d.Point.ID.Short())
+					}
+				}
+				return err
+			}
+			if p.ID.String() != *pointSel && *pointSel != "latest" {
+				fmt.Fprintf(os.Stderr, "azmount: %q is point %s (%s, %s)\n", *pointSel, p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
+			}
+			served = []*repo.Point{p}
+		} else {
+			served = points
+		}
+		opts.NoXattrs = true
+		fsPoints := make([]azfs.Point, len(served))
+		for i, p := range served {
+			fsPoints[i] = azfs.Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
+			if p.Stats.Xattrs > 0 {
+				opts.NoXattrs = false
+			}
+		}
+		if *pointSel != "" {
+			root, err = azfs.NewPointRoot(o.Vault, fsPoints[0], opts)
+		} else {
+			root, err = azfs.NewAllPointsRoot(o.Vault, fsPoints, opts)
+		}
+		if err != nil {
+			return err
+		}
+		server, err := azfs.Mount(mountpoint, root, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
+		go unmountOnSignal(ctx, stop, server, mountpoint, logger)
+		server.Wait()
+		// Damage the reads found and the background save has not stored yet.
+		saveCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := o.Vault.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {
+			logger.Warn("cannot remember the damage reads found in the vault; run azfs check to find it again", "err", cli.Message(err))
+		}
+		cancel()
+		t := cli.Requests.Tally()
+		logger.Info("unmounted", "mountpoint", mountpoint, "requests", t.Requests, "loads", t.Loads, "bytes_down", t.BytesDown)
+		return nil
+
 	}
-	if *pointSel != "" {
-		root, err = azfs.NewPointRoot(o.Vault, fsPoints[0], opts)
-	} else {
-		root, err = azfs.NewAllPointsRoot(o.Vault, fsPoints, opts)
-	}
-	if err != nil {
-		return err
-	}
-	server, err := azfs.Mount(mountpoint, root, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
-	go unmountOnSignal(ctx, stop, server, mountpoint, logger)
-	server.Wait()
-	// Damage the reads found and the background save has not stored yet.
-	saveCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if err := o.Vault.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {
-		logger.Warn("cannot remember the damage reads found in the vault; run azfs check to find it again", "err", cli.Message(err))
-	}
-	cancel()
-	t := cli.Requests.Tally()
-	logger.Info("unmounted", "mountpoint", mountpoint, "requests", t.Requests, "loads", t.Loads, "bytes_down", t.BytesDown)
-	return nil
+	return cmd
 }
 
 // openDiskCache opens the disk cache of the machine area o has open:
