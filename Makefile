@@ -3,12 +3,20 @@ GO      ?= go
 BIN     ?= $(CURDIR)/bin
 FUZZTIME ?= 1m
 
-.PHONY: all build test vet demo bench scale fuzz torture clean
+.PHONY: all build man test vet demo bench scale fuzz torture clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/azfs ./cmd/azmount
+
+# Man pages, generated from the command trees, into $(BUILD)/man
+# (man -l build/man/azfs.1; SOURCE_DATE_EPOCH fixes their date).
+BUILD   ?= $(CURDIR)/build
+man: build
+	rm -rf $(BUILD)/man
+	$(BIN)/azfs --generate-man-pages $(BUILD)/man
+	$(BIN)/azmount --generate-man-pages $(BUILD)/man
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -70,4 +78,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(BUILD)

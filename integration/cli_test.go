@@ -1,8 +1,16 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestHelpAndUsageExitCodes is the first finding of issue 14: 'azfs vault
@@ -51,5 +59,186 @@ func TestHelpAndUsageExitCodes(t *testing.T) {
 	// Without a command, azfs shows what the commands are.
 	if r := e.run(azfsBin); !strings.Contains(r.stderr, "Available Commands:") {
 		t.Errorf("azfs without a command shows no usage:\n%s", r)
+	}
+}
+
+// TestVersion: 'azfs version', 'azfs --version' and 'azmount --version'
+// name the module version and the build (issue 14).
+func TestVersion(t *testing.T) {
+	e := newEnv(t)
+	r := e.mustAzfs("version")
+	if !strings.HasPrefix(r.stdout, "azfs ") || !strings.Contains(r.stdout, runtime.Version()) {
+		t.Errorf("azfs version:\n%s", r)
+	}
+	if flag := e.mustAzfs("--version"); flag.stdout != r.stdout {
+		t.Errorf("azfs --version says %q, azfs version %q", flag.stdout, r.stdout)
+	}
+	if m := e.run(azmountBin, "--version"); m.code != 0 || m.stdout != "azmount "+strings.TrimPrefix(r.stdout, "azfs ") {
+		t.Errorf("azmount --version:\n%s", m)
+	}
+	var v struct {
+		Version, Revision, Go, Platform string
+		Modified                        bool
+	}
+	if err := json.Unmarshal([]byte(e.mustAzfs("version", "--json").stdout), &v); err != nil || v.Version == "" || v.Go == "" {
+		t.Errorf("azfs version --json: %+v, %v", v, err)
+	}
+}
+
+// TestCompletionScriptsLoad: the completion scripts (issue 14) load in
+// their shell, and complete from the command tree.
+func TestCompletionScriptsLoad(t *testing.T) {
+	e := newEnv(t)
+	script := "source <(" + azfsBin + " completion bash) && complete -p azfs"
+	if out, err := exec.Command("bash", "-c", script).CombinedOutput(); err != nil || !strings.Contains(string(out), "azfs") {
+		t.Errorf("bash -c %q: %v\n%s", script, err, out)
+	}
+	for shell, want := range map[string]string{"zsh": "#compdef azfs", "fish": "complete -c azfs"} {
+		if r := e.mustAzfs("completion", shell); !strings.Contains(r.stdout, want) {
+			t.Errorf("azfs completion %s holds no %q:\n%.300s", shell, want, r.stdout)
+		}
+	}
+	if r := e.mustAzfs("__complete", "vault", "cr"); !strings.Contains(r.stdout, "create\t") || !strings.Contains(r.stdout, "credentials\t") {
+		t.Errorf("completing 'azfs vault cr':\n%s", r)
+	}
+	if r := e.azfs("completion", "tcsh"); r.code != 2 {
+		t.Errorf("an unknown shell: want exit 2:\n%s", r)
+	}
+}
+
+// TestManPages: the man pages generated from the command trees ('make
+// man') cover every command, with its example, and render.
+func TestManPages(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "man")
+	e.mustAzfs("--generate-man-pages", dir)
+	if r := e.run(azmountBin, "--generate-man-pages", dir); r.code != 0 {
+		t.Fatalf("azmount man page:\n%s", r)
+	}
+	for _, page := range []string{"azfs.1", "azfs-vault-create.1", "azfs-vault-credentials-revoke.1", "azfs-backup.1", "azfs-version.1", "azmount.1"} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Errorf("no man page %s: %v", page, err)
+			continue
+		}
+		if !bytes.Contains(b, []byte(".SH EXAMPLE")) || !bytes.Contains(b, []byte(".SH OPTIONS")) {
+			t.Errorf("man page %s has no example or options:\n%s", page, b)
+		}
+	}
+	if _, err := exec.LookPath("groff"); err == nil {
+		out, err := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z", filepath.Join(dir, "azfs-backup.1")).CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("groff on azfs-backup.1: %v\n%s", err, out)
+		}
+	}
+}
+
+// TestEnvironmentVariables: AZFS_VAULT, AZFS_PASSPHRASE_FILE and
+// AZFS_PASSPHRASE_COMMAND (issue 14) stand for --vault, --passphrase-file
+// and --passphrase-command, which win over them; without any, the error
+// says whose passphrase is needed.
+func TestEnvironmentVariables(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	src := mkdir(t, filepath.Join(e.dir, "src"))
+	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
+	point := e.backup(src).Point
+
+	// Another host knows nothing of the vault: the environment names it
+	// and the machine's passphrase.
+	other := newEnv(t)
+	listed := func(r result) bool { return r.code == 0 && strings.Contains(r.stdout, point[:8]) }
+	r := other.azfs("points", "--machine", testMachine)
+	if r.code != 2 || !strings.Contains(r.stderr, "no default vault") || !strings.Contains(r.stderr, "AZFS_VAULT") {
+		t.Errorf("no vault anywhere: want exit 2 naming AZFS_VAULT:\n%s", r)
+	}
+	other.extraEnv = []string{"AZFS_VAULT=" + e.vault}
+	r = other.azfs("points", "--machine", testMachine)
+	if r.code != 2 || !strings.Contains(r.stderr, "the passphrase of machine "+testMachine+" is needed") || !strings.Contains(r.stderr, "AZFS_PASSPHRASE_FILE") {
+		t.Errorf("no passphrase: want exit 2 saying whose is needed:\n%s", r)
+	}
+	other.extraEnv = []string{"AZFS_VAULT=" + e.vault, "AZFS_PASSPHRASE_FILE=" + e.passFile}
+	if r := other.azfs("points", "--machine", testMachine); !listed(r) {
+		t.Errorf("AZFS_VAULT and AZFS_PASSPHRASE_FILE: want the point listed:\n%s", r)
+	}
+	other.extraEnv = []string{"AZFS_VAULT=" + e.vault, "AZFS_PASSPHRASE_COMMAND=cat '" + e.passFile + "'"}
+	if r := other.azfs("points", "--machine", testMachine); !listed(r) {
+		t.Errorf("AZFS_PASSPHRASE_COMMAND: want the point listed:\n%s", r)
+	}
+	// Flags win over the environment.
+	wrong := filepath.Join(e.dir, "wrong")
+	writeFile(t, wrong, []byte("not the passphrase at all\n"), 0o600)
+	other.extraEnv = []string{"AZFS_VAULT=" + filepath.Join(e.dir, "nowhere"), "AZFS_PASSPHRASE_FILE=" + wrong}
+	if r := other.azfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-command", "cat '"+e.passFile+"'"); !listed(r) {
+		t.Errorf("flags over the environment: want the point listed:\n%s", r)
+	}
+	other.extraEnv = []string{"AZFS_VAULT=" + e.vault, "AZFS_PASSPHRASE_FILE=" + e.passFile, "AZFS_PASSPHRASE_COMMAND=true"}
+	if r := other.azfs("points", "--machine", testMachine); r.code != 2 || !strings.Contains(r.stderr, "both set") {
+		t.Errorf("both passphrase variables: want exit 2:\n%s", r)
+	}
+}
+
+// startLongBackup starts 'azfs backup' of a source of 768 MiB of random
+// bytes and returns once its first pack is in the vault: it is reading
+// then, for seconds yet.
+func startLongBackup(e *env) (*exec.Cmd, *syncBuffer, string) {
+	e.t.Helper()
+	src := mkdir(e.t, filepath.Join(e.dir, "src"))
+	writeRandom(e.t, filepath.Join(src, "big"), 768<<20, 14)
+	cmd := e.command(nil, azfsBin, "backup", src)
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	data := filepath.Join("machines", testMachine, "data")
+	for deadline := time.Now().Add(cmdTimeout); len(vaultFiles(e.t, e.vault, data)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the backup stored no pack within %v:\n%s", cmdTimeout, stderr.String())
+		}
+	}
+	return cmd, stderr, src
+}
+
+// TestBackupInterrupted: Ctrl-C during a backup (issue 14) printed
+// "context canceled" twice, once as a skipped file, and exited 1. It says
+// once that the backup was interrupted and exits 130.
+func TestBackupInterrupted(t *testing.T) {
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		e := newEnv(t)
+		e.createVault()
+		cmd, stderr, _ := startLongBackup(e)
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		code := cmd.ProcessState.ExitCode()
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if code != 130 || len(lines) != 1 || lines[0] != "azfs: backup interrupted: no recovery point was committed" {
+			t.Errorf("%v: want one line and exit 130, got exit %d (%v):\n%s", sig, code, err, stderr.String())
+		}
+	}
+}
+
+// TestInformationalLinesUnprefixed: lines that inform (waiting for a
+// running backup) carry no "azfs:" prefix, which marks errors and
+// warnings (issue 14).
+func TestInformationalLinesUnprefixed(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	_, _, src := startLongBackup(e)
+	second := e.command(nil, azfsBin, "backup", "--wait", src)
+	var stderr syncBuffer
+	second.Stderr = &stderr
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { second.Process.Kill(); second.Wait() }()
+	for deadline := time.Now().Add(cmdTimeout); !strings.Contains(stderr.String(), "waiting for the backup") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if line := stderr.String(); !strings.HasPrefix(line, "waiting for the backup of machine "+testMachine) {
+		t.Errorf("want the waiting line without a prefix, got:\n%s", line)
 	}
 }

@@ -133,7 +133,8 @@ func newEnv(t *testing.T) *env {
 // environ returns the process environment with azfs's state redirected to
 // the env's directories.
 func (e *env) environ() []string {
-	drop := map[string]bool{"AZFS_CONFIG_DIR": true, "AZFS_CACHE_DIR": true, "HOME": true, "XDG_CONFIG_HOME": true, "XDG_CACHE_HOME": true}
+	drop := map[string]bool{"AZFS_CONFIG_DIR": true, "AZFS_CACHE_DIR": true, "HOME": true, "XDG_CONFIG_HOME": true, "XDG_CACHE_HOME": true,
+		"AZFS_VAULT": true, "AZFS_PASSPHRASE_FILE": true, "AZFS_PASSPHRASE_COMMAND": true}
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")

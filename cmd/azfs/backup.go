@@ -73,7 +73,7 @@ func newBackupCmd() *cobra.Command {
 		}
 		holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: paths}
 		lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
-			fmt.Fprintf(os.Stderr, "azfs: waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
+			fmt.Fprintf(os.Stderr, "waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
 		})
 		if err != nil {
 			return err
@@ -85,8 +85,14 @@ func newBackupCmd() *cobra.Command {
 			uploads:      *uploads,
 			verifyReused: *verifyReused,
 			selection:    sel,
-			onError:      func(path string, err error) { status.Printf("azfs: skipped %s\n", cli.NamedError(path, err)) },
-			warn:         warn,
+			onError: func(path string, err error) {
+				// A file the interruption stopped is not skipped: the
+				// backup stops, and says so once.
+				if ctx.Err() == nil {
+					status.Printf("azfs: skipped %s\n", cli.NamedError(path, err))
+				}
+			},
+			warn: warn,
 			onChanged: func(path string) {
 				status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
 			},
@@ -107,6 +113,9 @@ func newBackupCmd() *cobra.Command {
 		close(stop)
 		<-done
 		if p == nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("backup %w: no recovery point was committed", cli.ErrInterrupted)
+			}
 			return err
 		}
 		if *asJSON {
@@ -301,7 +310,7 @@ func startCertSession(ctx context.Context, o *cli.Opened) error {
 		if o.Vault, err = repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, next); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "azfs: backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())
+		fmt.Fprintf(os.Stderr, "backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())
 	}
 	return o.Vault.StartSession(ctx, mode.Wrap)
 }

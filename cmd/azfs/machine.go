@@ -21,7 +21,7 @@ func newPassphraseChangeCmd() *cobra.Command {
   azfs passphrase change --pin 123456 --new-passphrase-file ~/new.pass`,
 	}
 	fs := flags(cmd)
-	vault := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
+	vault := fs.String("vault", "", "vault `PATH` (default: $AZFS_VAULT, else this machine's default vault)")
 	newFile := fs.String("new-passphrase-file", "", "read the new passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate a random new passphrase and write it to `FILE` (0600)")
 	pin := fs.String("pin", "", "security `PIN` from the vault's owner ('azfs vault pin')")

@@ -34,6 +34,9 @@ a machine registered with credentials uses their SAS token instead).`
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = cli.Interrupted(err)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "azfs: "+cli.Message(err))
@@ -58,14 +61,24 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		// An unknown command reaches RunE, which says so as a usage error.
 		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return cli.Usagef("unknown command %q (see 'azfs --help')", args[0])
-			}
-			fmt.Fprint(os.Stderr, cmd.UsageString())
-			return cli.Usagef("name a command (see 'azfs --help')")
-		},
 	}
+	manDir := root.Flags().String(cli.ManPagesFlag, "", "write the man pages to `DIR` ('make man')")
+	root.Flags().Lookup(cli.ManPagesFlag).Hidden = true
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if *manDir != "" {
+			return cli.WriteManPages(root, *manDir)
+		}
+		if len(args) > 0 {
+			return cli.Usagef("unknown command %q (see 'azfs --help')", args[0])
+		}
+		fmt.Fprint(os.Stderr, cmd.UsageString())
+		return cli.Usagef("name a command (see 'azfs --help')")
+	}
+	// The completion command is ours, with its example; cobra's hidden
+	// __complete, which the scripts call, stays.
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = cli.ReadBuildInfo().String()
+	root.SetVersionTemplate("azfs {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usagef("%v", err) })
 	credentials := newVaultCredentialsCmd()
 	credentials.AddCommand(newVaultCredentialsRevokeCmd())
@@ -92,6 +105,8 @@ func newRootCmd() *cobra.Command {
 			newKeyListCmd(), newKeyAddCmd(), newKeyRemoveCmd()),
 		group("certificate", "Encrypt new points to a new certificate (owner; certificate mode)", "certificate rotate --certificate NEW",
 			newCertificateRotateCmd()),
+		newVersionCmd(),
+		newCompletionCmd(),
 	)
 	return root
 }
@@ -130,14 +145,15 @@ func connectionStringFile(fs *pflag.FlagSet) string {
 
 // targetFlags are the flags that say which vault and machine to work on.
 type targetFlags struct {
-	vault, passFile, machine, creds, privKey, privPass *string
-	connFile                                           pflag.Value
+	vault, passFile, passCmd, machine, creds, privKey, privPass *string
+	connFile                                                    pflag.Value
 }
 
 func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
 	t := &targetFlags{
-		vault:    fs.String("vault", "", "vault `PATH` (default: this machine's default vault)"),
-		passFile: fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys"),
+		vault:    fs.String("vault", "", "vault `PATH` (default: $AZFS_VAULT, else this machine's default vault)"),
+		passFile: fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys (default: $AZFS_PASSPHRASE_FILE)"),
+		passCmd:  fs.String("passphrase-command", "", "run the shell command `CMD` and read the passphrase from its output, when this machine does not hold the keys (default: $AZFS_PASSPHRASE_COMMAND)"),
 		connFile: fs.Lookup(connFlag).Value,
 	}
 	if withMachine {
@@ -152,7 +168,7 @@ func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
 }
 
 func (t *targetFlags) target() cli.Target {
-	return cli.Target{Vault: *t.vault, PassFile: *t.passFile, Machine: *t.machine, Credentials: *t.creds,
+	return cli.Target{Vault: *t.vault, PassFile: *t.passFile, PassCommand: *t.passCmd, Machine: *t.machine, Credentials: *t.creds,
 		PrivateKey: *t.privKey, PrivateKeyPassFile: *t.privPass, ConnectionStringFile: t.connFile.String()}
 }
 
@@ -170,7 +186,7 @@ func newPassphrase(file, genFile, prompt string) (keys.Passphrase, error) {
 		}
 		return keys.GeneratePassphrase()
 	}
-	pass, err := cli.ReadPassphrase(file, prompt, true)
+	pass, err := cli.ReadNewPassphrase(file, prompt)
 	if err != nil {
 		return "", err
 	}

@@ -65,11 +65,14 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	cmd.Version = cli.ReadBuildInfo().String()
+	cmd.SetVersionTemplate("azmount {{.Version}}\n")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.Usagef("%v", err) })
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	vaultPath := fs.String("vault", "", "vault `PATH` (default: this machine's default vault)")
-	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys")
+	vaultPath := fs.String("vault", "", "vault `PATH` (default: $AZFS_VAULT, else this machine's default vault)")
+	passFile := fs.String("passphrase-file", "", "read the passphrase from `FILE` when this machine does not hold the keys (default: $AZFS_PASSPHRASE_FILE)")
+	passCmd := fs.String("passphrase-command", "", "run the shell command `CMD` and read the passphrase from its output, when this machine does not hold the keys (default: $AZFS_PASSPHRASE_COMMAND)")
 	machine := fs.String("machine", "", "mount machine `NAME`'s points (default: this machine)")
 	creds := fs.String("vault-credentials", "", "open the vault a credentials `FILE` names (recovery on another machine)")
 	connFile := fs.String("connection-string-file", "", "a vault in Azure Blob Storage: read the storage account's connection string from `FILE`")
@@ -80,7 +83,12 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
 	debugLog := fs.Bool("debug", false, "log debug messages")
+	manDir := fs.String(cli.ManPagesFlag, "", "write the man page to `DIR` ('make man')")
+	fs.Lookup(cli.ManPagesFlag).Hidden = true
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		if *manDir != "" {
+			return cli.WriteManPages(cmd, *manDir)
+		}
 		if len(args) != 1 {
 			return cli.Usagef("name exactly one mountpoint (see 'azmount --help')")
 		}
@@ -107,7 +115,7 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, Machine: *machine, Credentials: *creds,
+		o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, PassCommand: *passCmd, Machine: *machine, Credentials: *creds,
 			PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile})
 		if err != nil {
 			return err

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"golang.org/x/term"
 
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
@@ -31,13 +30,35 @@ const (
 	ExitError   = 1
 	ExitUsage   = 2
 	ExitPartial = 3 // a backup committed a point but skipped some files
+	// ExitInterrupted is a command stopped by SIGINT (Ctrl-C) or SIGTERM:
+	// 128 + SIGINT, as shells report it.
+	ExitInterrupted = 130
 )
 
 // exitCodes is the one table from an error's kind to the exit code; every
-// kind it does not name exits with ExitError.
+// kind it does not name exits with ExitError. The commands' only
+// cancellation is a signal's.
 var exitCodes = map[errkind.Kind]int{
-	errkind.Usage:   ExitUsage,
-	errkind.Partial: ExitPartial,
+	errkind.Usage:    ExitUsage,
+	errkind.Partial:  ExitPartial,
+	errkind.Canceled: ExitInterrupted,
+}
+
+// ErrInterrupted is the error of a command stopped by SIGINT or SIGTERM.
+var ErrInterrupted = errkind.New(errkind.Canceled, "interrupted")
+
+// Interrupted returns the error of a command that ended with err after a
+// signal cancelled its context: err when it says more than that the
+// context was cancelled, else [ErrInterrupted]; either way [ExitCode] maps
+// it to ExitInterrupted.
+func Interrupted(err error) error {
+	if errors.Is(err, ErrInterrupted) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return ErrInterrupted
+	}
+	return fmt.Errorf("%w: %w", ErrInterrupted, err)
 }
 
 // UsageError is a problem with the command line. Its kind is errkind.Usage.
@@ -70,47 +91,17 @@ func Message(err error) string {
 	return OneLine(err.Error())
 }
 
-// ReadPassphrase reads a passphrase from file when it is set, else from the
-// terminal without echo. confirm asks twice.
-func ReadPassphrase(file, prompt string, confirm bool) (keys.Passphrase, error) {
+// ReadNewPassphrase reads a new passphrase from file when it is set, else
+// asks for it twice on the terminal without echo.
+func ReadNewPassphrase(file, prompt string) (keys.Passphrase, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read passphrase file: %w", err)
-		}
-		return keys.Passphrase(strings.TrimRight(string(b), "\r\n")), nil
+		return readPassphraseFile(file)
 	}
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil || !term.IsTerminal(int(tty.Fd())) {
-		if tty != nil {
-			tty.Close()
-		}
-		return "", Usagef("a passphrase is needed: pass --passphrase-file FILE (no terminal to ask on)")
+	pass, err := askPassphrase(prompt, true)
+	if errors.Is(err, errNoTerminal) {
+		return "", Usagef("a new passphrase is needed: pass --passphrase-file FILE or --generate-passphrase FILE; there is no terminal to ask on")
 	}
-	defer tty.Close()
-	read := func(p string) (string, error) {
-		fmt.Fprint(tty, p)
-		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		if err != nil {
-			return "", fmt.Errorf("read passphrase: %w", err)
-		}
-		return string(b), nil
-	}
-	p1, err := read(prompt)
-	if err != nil {
-		return "", err
-	}
-	if confirm {
-		p2, err := read("Repeat the passphrase: ")
-		if err != nil {
-			return "", err
-		}
-		if p1 != p2 {
-			return "", errors.New("the passphrases do not match")
-		}
-	}
-	return keys.Passphrase(p1), nil
+	return pass, err
 }
 
 // WriteSecretFile writes a secret to path with mode 0600, refusing to

@@ -14,7 +14,8 @@ import (
 )
 
 // TestExitCodeTable pins the table from error kind to exit code: a usage
-// error exits 2, a partial backup 3, every other kind 1.
+// error exits 2, a partial backup 3, a cancellation (a signal) 130, every
+// other kind 1.
 func TestExitCodeTable(t *testing.T) {
 	for k := errkind.Other; k <= errkind.Timeout; k++ {
 		want := ExitError
@@ -23,6 +24,8 @@ func TestExitCodeTable(t *testing.T) {
 			want = ExitUsage
 		case errkind.Partial:
 			want = ExitPartial
+		case errkind.Canceled:
+			want = ExitInterrupted
 		}
 		if got := ExitCode(fmt.Errorf("op: %w", errkind.New(k, "x"))); got != want {
 			t.Errorf("kind %v: exit %d, want %d", k, got, want)
@@ -45,7 +48,9 @@ func TestExitCode(t *testing.T) {
 		{"damaged", fmt.Errorf("open point: %w", repo.ErrDamaged), ExitError},
 		{"wrong passphrase", keys.ErrWrongPassphrase, ExitError},
 		{"not found", &storage.Error{Op: "load", Name: "config", Err: storage.ErrNotFound}, ExitError},
-		{"canceled", context.Canceled, ExitError},
+		{"canceled", context.Canceled, ExitInterrupted}, // the commands' only cancellation is a signal's
+		{"interrupted", Interrupted(context.Canceled), ExitInterrupted},
+		{"interrupted backup", fmt.Errorf("backup %w: no recovery point was committed", ErrInterrupted), ExitInterrupted},
 	} {
 		if got := ExitCode(c.err); got != c.want {
 			t.Errorf("%s: ExitCode(%v) = %d, want %d", c.name, c.err, got, c.want)

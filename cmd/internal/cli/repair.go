@@ -34,7 +34,7 @@ func OpenOwnerForRepair(ctx context.Context, t Target, apply bool) (*Opened, *ke
 	case cfgErr != nil && !errors.Is(cfgErr, repo.ErrDamaged):
 		return nil, nil, nil, fmt.Errorf("vault at %s: %w", l.abs, cfgErr)
 	}
-	owner, err := l.ownerKeys(ctx, cfg, cfgErr, t.PassFile)
+	owner, err := l.ownerKeys(ctx, cfg, cfgErr, t.passphrase())
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -54,8 +54,8 @@ func OpenOwnerForRepair(ctx context.Context, t Target, apply bool) (*Opened, *ke
 
 // ownerKeys returns the owner's keys of the vault at l, whose config read
 // as cfg, or failed with cfgErr: this machine's, else those the owner
-// passphrase (from passFile, else asked) opens.
-func (l *located) ownerKeys(ctx context.Context, cfg repo.Config, cfgErr error, passFile string) (*keys.OwnerKeys, error) {
+// passphrase (from src, else asked) opens.
+func (l *located) ownerKeys(ctx context.Context, cfg repo.Config, cfgErr error, src PassphraseSource) (*keys.OwnerKeys, error) {
 	if cfgErr == nil {
 		if e := l.ring.Vaults[cfg.ID]; e != nil && e.Owner != nil {
 			return e.Owner, nil
@@ -78,7 +78,7 @@ func (l *located) ownerKeys(ctx context.Context, cfg repo.Config, cfgErr error, 
 			return nil, fmt.Errorf("vault at %s: its config is lost and no object there names the vault's ID (no signed copy, no machine area config): run repair on the machine that created the vault", l.abs)
 		}
 	}
-	pass, err := ReadPassphrase(passFile, fmt.Sprintf("Owner passphrase of the vault at %s: ", l.abs), false)
+	pass, err := src.Read("the owner passphrase of the vault at "+l.abs, fmt.Sprintf("Owner passphrase of the vault at %s: ", l.abs))
 	if err != nil {
 		return nil, err
 	}

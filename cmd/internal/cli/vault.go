@@ -19,9 +19,11 @@ import (
 
 // Target names the vault and machine a command works on.
 type Target struct {
-	Vault    string // location; empty: this machine's default vault
-	PassFile string // passphrase file, when keys are not on this machine
-	Machine  string // machine name; empty: the name this machine is registered under
+	Vault string // location; empty: this machine's default vault
+	// PassFile and PassCommand are where the passphrase comes from when
+	// the keys are not on this machine (see [PassphraseSource]).
+	PassFile, PassCommand string
+	Machine               string // machine name; empty: the name this machine is registered under
 	// Credentials is a vault credentials file: the vault is the one it
 	// names, checked against it (recovery on another machine).
 	Credentials string
@@ -35,6 +37,11 @@ type Target struct {
 	// machine's SAS token for a blob vault: for owner commands, and for
 	// what a SAS for backups may not do (deleting).
 	OwnerStorage bool
+}
+
+// passphrase returns where t's passphrase comes from.
+func (t Target) passphrase() PassphraseSource {
+	return PassphraseSource{File: t.PassFile, Command: t.PassCommand}
 }
 
 // Opened is a vault root as a command sees it.
@@ -92,11 +99,14 @@ func locate(t Target) (*located, error) {
 		return nil, err
 	}
 	location := t.Vault
+	if location == "" {
+		location = os.Getenv(VaultEnv)
+	}
 	var known *keyring.Vault
 	if location == "" {
 		known = ring.Vaults[ring.Default]
 		if known == nil {
-			return nil, Usagef("no vault given and no default vault on this machine: create one with 'azfs vault create PATH' or pass --vault PATH")
+			return nil, Usagef("no vault given and no default vault on this machine: create one with 'azfs vault create PATH', or pass --vault PATH (or set " + VaultEnv + ")")
 		}
 		location = known.Location
 	}
@@ -223,7 +233,7 @@ func (o *Opened) openMachine(ctx context.Context, t Target) error { return o.ope
 func (o *Opened) openArea(ctx context.Context, t Target, owner *keys.OwnerKeys) error {
 	var passErr error
 	k := unlock.Keys{Owner: owner, Passphrase: func(machine string) (keys.Passphrase, error) {
-		pass, err := ReadPassphrase(t.PassFile, fmt.Sprintf("Passphrase of machine %s: ", machine), false)
+		pass, err := t.passphrase().Read("the passphrase of machine "+machine, fmt.Sprintf("Passphrase of machine %s: ", machine))
 		passErr = err
 		return pass, err
 	}}
@@ -271,7 +281,7 @@ func OpenOwner(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, error) 
 		}
 		return o, o.Entry.Owner, nil
 	}
-	pass, err := ReadPassphrase(t.PassFile, fmt.Sprintf("Owner passphrase of the vault at %s: ", o.Location), false)
+	pass, err := t.passphrase().Read("the owner passphrase of the vault at "+o.Location, fmt.Sprintf("Owner passphrase of the vault at %s: ", o.Location))
 	if err != nil {
 		return nil, nil, err
 	}
