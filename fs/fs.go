@@ -68,6 +68,9 @@ type Options struct {
 	// LUKSKeys are the passphrases and key files' contents tried on each
 	// LUKS volume in an image. They stay in memory only.
 	LUKSKeys [][]byte
+	// AllowOther lets users other than the one who mounted use the mount
+	// (FUSE's allow_other); the kernel still checks each file's mode.
+	AllowOther bool
 	// Logger receives load failures, damage once per object ID, and
 	// Mount's debug messages (default: discard).
 	Logger *slog.Logger

@@ -95,6 +95,7 @@ func mountOptions(opts Options) *gofs.Options {
 			DirectMount:       os.Geteuid() == 0,
 			DirectMountStrict: false,
 			DisableXAttrs:     opts.NoXattrs,
+			AllowOther:        opts.AllowOther,
 			// Nothing ever changes: the kernel may cache symlink
 			// targets and need not invalidate pages on its own.
 			EnableSymlinkCaching:     true,

@@ -242,3 +242,82 @@ func TestInformationalLinesUnprefixed(t *testing.T) {
 		t.Errorf("want the waiting line without a prefix, got:\n%s", line)
 	}
 }
+
+// TestMountAllowOther: 'azmount --allow-other' (issue 14) lets another
+// local user read the mount, each file as its mode allows; without it the
+// kernel refuses every user but the one who mounted.
+func TestMountAllowOther(t *testing.T) {
+	requireFUSE(t)
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		unavailable(t, "setpriv (util-linux) is needed to read as another user: "+err.Error())
+	}
+	e := newEnv(t)
+	e.createVault()
+	// The point holds the source's path: another user must be able to
+	// walk it.
+	for _, d := range []string{filepath.Dir(e.dir), e.dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := mkdir(t, filepath.Join(e.dir, "src"))
+	writeFile(t, filepath.Join(src, "shared.txt"), []byte("for everyone\n"), 0o644)
+	writeFile(t, filepath.Join(src, "private.txt"), []byte("root only\n"), 0o600)
+	e.backup(src)
+	// The mount point too, outside the test's private directory.
+	parent, err := os.MkdirTemp("", "azfs-allow-other-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(path string) (string, error) {
+		out, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat", path).CombinedOutput()
+		return string(out), err
+	}
+	plain := e.mount(mkdir(t, filepath.Join(parent, "plain")), "--point", "latest")
+	if out, err := asNobody(filepath.Join(plain.dir, src, "shared.txt")); err == nil {
+		t.Errorf("without --allow-other another user read the mount: %q", out)
+	}
+	shared := e.mount(mkdir(t, filepath.Join(parent, "shared")), "--point", "latest", "--allow-other")
+	if out, err := asNobody(filepath.Join(shared.dir, src, "shared.txt")); err != nil || out != "for everyone\n" {
+		t.Errorf("with --allow-other another user could not read a 0644 file: %v\n%s", err, out)
+	}
+	if out, err := asNobody(filepath.Join(shared.dir, src, "private.txt")); err == nil {
+		t.Errorf("with --allow-other another user read a 0600 file of root's: %q", out)
+	}
+}
+
+// TestPassphraseChangeSaysWhatChanged: on the owner's machine, whose
+// machine and owner slots share the passphrase 'vault create' set, a
+// passphrase change said "the old one no longer opens its points" while the
+// old passphrase still opened the owner slots (issue 14). It says that the
+// machine's slots changed and the owner's did not, and both hold.
+func TestPassphraseChangeSaysWhatChanged(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	src := mkdir(t, filepath.Join(e.dir, "src"))
+	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
+	e.backup(src)
+	pin := strings.TrimSpace(e.mustAzfs("vault", "pin").stdout)
+	newPass := filepath.Join(e.dir, "new-passphrase")
+	r := e.mustAzfs("passphrase", "change", "--generate-passphrase", newPass, "--pin", pin)
+	for _, want := range []string{
+		"passphrase of machine " + testMachine + " changed: its points open with the new passphrase, no longer with the old one",
+		"the owner passphrase is unchanged",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("want %q:\n%s", want, r)
+		}
+	}
+	other := newEnv(t)
+	if r := other.azfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", e.passFile); r.code == 0 {
+		t.Errorf("the old passphrase still opens the machine's points:\n%s", r)
+	}
+	other.mustAzfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", newPass)
+	other.mustAzfs("key", "list", "--vault", e.vault, "--passphrase-file", e.passFile)
+}

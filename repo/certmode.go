@@ -192,7 +192,7 @@ func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Co
 	area := MachineStorage(st, name)
 	cfg, err := ReadConfig(ctx, area)
 	if errors.Is(err, ErrNoVault) {
-		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+		return nil, NoMachine(ctx, st, name)
 	}
 	if err != nil {
 		return nil, err

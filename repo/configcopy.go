@@ -153,7 +153,7 @@ func MachineKeysAsOwner(ctx context.Context, st storage.Storage, rootID, name st
 	area := MachineStorage(st, name)
 	fi, err := area.Stat(ctx, escrowName)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fi, fmt.Errorf("%w: %s", ErrNoMachine, name)
+		return nil, fi, NoMachine(ctx, st, name)
 	}
 	if err != nil {
 		return nil, fi, fmt.Errorf("machine %s: %w", name, err)

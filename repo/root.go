@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
@@ -246,13 +247,32 @@ func Machines(ctx context.Context, st storage.Storage) ([]string, error) {
 	return machineAreas(ctx, st, configName)
 }
 
+// NoMachine returns [ErrNoMachine] for name, naming the machines the vault
+// root st holds, so that a mistyped name finds the right one.
+func NoMachine(ctx context.Context, st storage.Storage, name string) error {
+	names, err := Machines(ctx, st)
+	switch {
+	case err != nil: // say what is known: the name is not there
+		return fmt.Errorf("%w: %s", ErrNoMachine, name)
+	case len(names) == 0:
+		return fmt.Errorf("%w: %s (the vault holds no machine)", ErrNoMachine, name)
+	case len(names) > maxNamedMachines:
+		return fmt.Errorf("%w: %s (the vault's machines: %s and %d more; 'azfs machines' lists them)", ErrNoMachine, name,
+			strings.Join(names[:maxNamedMachines], ", "), len(names)-maxNamedMachines)
+	}
+	return fmt.Errorf("%w: %s (the vault's machines: %s)", ErrNoMachine, name, strings.Join(names, ", "))
+}
+
+// maxNamedMachines is how many machines NoMachine names at most.
+const maxNamedMachines = 20
+
 // OpenMachine opens machine name's area with the machine's key set, which
 // must belong to it and to the vault root.
 func OpenMachine(ctx context.Context, st storage.Storage, root Config, name string, ks *keys.KeySet) (*Vault, error) {
 	area := MachineStorage(st, name)
 	v, err := Open(ctx, area, ks)
 	if errors.Is(err, ErrNoVault) {
-		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+		return nil, NoMachine(ctx, st, name)
 	}
 	if err != nil {
 		return nil, err
@@ -271,7 +291,7 @@ func UnlockMachine(ctx context.Context, st storage.Storage, root Config, name st
 	area := MachineStorage(st, name)
 	ks, err := Unlock(ctx, area, pass)
 	if errors.Is(err, ErrNoVault) {
-		return nil, fmt.Errorf("%w: %s", ErrNoMachine, name)
+		return nil, NoMachine(ctx, st, name)
 	}
 	if err != nil {
 		return nil, err

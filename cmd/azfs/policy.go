@@ -95,7 +95,7 @@ func newPolicyShowCmd() *cobra.Command {
 		if ok, err := repo.MachineExists(ctx, o.Storage, name); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("%w: %s", repo.ErrNoMachine, name)
+			return repo.NoMachine(ctx, o.Storage, name)
 		}
 		p, err := policy.Current(ctx, o.Storage, o.Root, name)
 		if err != nil {

@@ -82,6 +82,7 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 	cacheSize := fs.String("cache-size", "320MiB", "memory for the mount's caches: decrypted chunks, tree parts, pack segments (the process stays within about this plus 128 MiB)")
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
+	allowOther := fs.Bool("allow-other", false, "let other users read the mount, each file as its mode allows (restored home directories for their owners); as a user other than root this needs user_allow_other in /etc/fuse.conf")
 	debugLog := fs.Bool("debug", false, "log debug messages")
 	manDir := fs.String(cli.ManPagesFlag, "", "write the man page to `DIR` ('make man')")
 	fs.Lookup(cli.ManPagesFlag).Hidden = true
@@ -160,7 +161,7 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 		if _, err := o.Vault.AdoptOrphanPacks(ctx, false); err != nil {
 			return err
 		}
-		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, Logger: logger}
+		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, AllowOther: *allowOther, Logger: logger}
 		mountpoint := args[0]
 		var served []*repo.Point
 		var root gofs.InodeEmbedder

@@ -303,7 +303,9 @@ func ParseCredentials(b []byte) (*Credentials, error) {
 	if len(b) > maxCredentialsFile {
 		return nil, malformed("%d bytes, more than the %d KiB a credentials file can be", len(b), maxCredentialsFile>>10)
 	}
-	x, err := decodeCredentialsXML(b)
+	// Windows Notepad saves UTF-8 with a byte order mark, which XML
+	// allows but encoding/xml refuses.
+	x, err := decodeCredentialsXML(bytes.TrimPrefix(b, utf8BOM))
 	if err != nil {
 		return nil, err
 	}
@@ -334,6 +336,9 @@ func ParseCredentials(b []byte) (*Credentials, error) {
 // decodeCredentialsXML reads the file's elements: an optional XML
 // declaration, comments and white space around one root element, whose
 // children are the known elements, each once, holding text only.
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 func decodeCredentialsXML(b []byte) (*credentialsXML, error) {
 	var x credentialsXML
 	elements := x.elements()

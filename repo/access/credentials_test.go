@@ -110,6 +110,23 @@ func TestCredentialsRoundTrip(t *testing.T) {
 	}
 }
 
+// A credentials file saved by Windows Notepad starts with a UTF-8 byte
+// order mark (issue 14): it parses as the file without one.
+func TestCredentialsWithBOM(t *testing.T) {
+	c := fixedCredentials()
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseCredentials(append([]byte("\xef\xbb\xbf"), b...))
+	if err != nil {
+		t.Fatalf("ParseCredentials with a BOM: %v", err)
+	}
+	if !equalCredentials(back, c) {
+		t.Errorf("with a BOM the credentials changed:\n%+v\n%+v", c, back)
+	}
+}
+
 func TestCredentialsLocationRoundTrip(t *testing.T) {
 	for _, loc := range []string{`C:\Backups\Vault <1> & "2"`, "/mnt/ün ïcode/ vault ", "]]>"} {
 		c := fixedCredentials()

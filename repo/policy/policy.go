@@ -603,7 +603,7 @@ func Set(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.
 	if ok, err := repo.MachineExists(ctx, st, p.Machine); err != nil {
 		return Policy{}, err
 	} else if !ok {
-		return Policy{}, fmt.Errorf("set policy: %w: %s", repo.ErrNoMachine, p.Machine)
+		return Policy{}, fmt.Errorf("set policy: %w", repo.NoMachine(ctx, st, p.Machine))
 	}
 	area := repo.MachineStorage(st, p.Machine)
 	p.Set = now.UTC()

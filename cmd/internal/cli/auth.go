@@ -56,7 +56,7 @@ func (a Auth) choose(getenv func(string) string) (azblob.Auth, source, error) {
 		if err != nil {
 			return azblob.Auth{}, 0, fmt.Errorf("read connection string: %w", err)
 		}
-		cs := strings.TrimSpace(string(b))
+		cs := strings.TrimSpace(strings.TrimPrefix(string(b), utf8BOM))
 		if cs == "" || strings.ContainsAny(cs, "\r\n") {
 			return azblob.Auth{}, 0, fmt.Errorf("connection string file %s: want the storage account's connection string on one line", a.ConnectionStringFile)
 		}

@@ -75,14 +75,17 @@ func (s PassphraseSource) Read(whose, prompt string) (keys.Passphrase, error) {
 }
 
 // readPassphraseFile reads a passphrase file: its content without the
-// line ending.
+// line ending, and without the byte order mark Windows Notepad puts first.
 func readPassphraseFile(file string) (keys.Passphrase, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", fmt.Errorf("read passphrase file: %w", err)
 	}
-	return keys.Passphrase(strings.TrimRight(string(b), "\r\n")), nil
+	return keys.Passphrase(strings.TrimRight(strings.TrimPrefix(string(b), utf8BOM), "\r\n")), nil
 }
+
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte order mark.
+const utf8BOM = "\ufeff"
 
 // runPassphraseCommand runs command with sh and returns what it prints on
 // stdout, without the line ending. Its stdin and stderr are azfs's, for a

@@ -50,6 +50,13 @@ func TestPassphraseSourceRead(t *testing.T) {
 	if p, err := (PassphraseSource{File: file}).Read("x", ""); err != nil || p != "from a file 1234" {
 		t.Errorf("file: %q, %v", p, err)
 	}
+	// Windows Notepad's byte order mark is not part of the passphrase.
+	if err := os.WriteFile(file, []byte("\ufefffrom Notepad 1234\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := (PassphraseSource{File: file}).Read("x", ""); err != nil || p != "from Notepad 1234" {
+		t.Errorf("file with a BOM: %q, %v", p, err)
+	}
 	if p, err := (PassphraseSource{Command: "printf 'from a command 1234\\n'"}).Read("x", ""); err != nil || p != "from a command 1234" {
 		t.Errorf("command: %q, %v", p, err)
 	}
