@@ -13,11 +13,9 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/tree"
 )
-
-// pointTimeLayout names a point's directory by its time in UTC.
-const pointTimeLayout = "2006-01-02T15-04-05Z"
 
 // latestName is the symlink in each machine's directory that names the
 // newest point's directory.
@@ -69,7 +67,7 @@ func layout(points []Point) ([]machine, error) {
 			return cmp.Or(a.Time.Compare(b.Time), slices.Compare(a.ID[:], b.ID[:]))
 		})
 		for i := range ps {
-			ps[i].name = ps[i].Time.UTC().Format(pointTimeLayout)
+			ps[i].name = ps[i].Time.UTC().Format(repo.PointNameLayout)
 		}
 		for i := 0; i < len(ps); {
 			j := i + 1

@@ -321,3 +321,35 @@ func TestPassphraseChangeSaysWhatChanged(t *testing.T) {
 	other.mustAzfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", newPass)
 	other.mustAzfs("key", "list", "--vault", e.vault, "--passphrase-file", e.passFile)
 }
+
+// TestPointTimeAsPrinted: 'points' printed local times without a zone, a
+// mount of every point names them in UTC, and '--point' did not take the
+// time as 'points' printed it (issue 14). 'points' prints the time with
+// its offset, and '--point' takes that, and the mount's name, back.
+func TestPointTimeAsPrinted(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t)
+	e.createVault()
+	src := mkdir(t, filepath.Join(e.dir, "src"))
+	writeFile(t, filepath.Join(src, "f"), []byte("first\n"), 0o644)
+	first := e.backup(src)
+	time.Sleep(time.Second) // the points' times differ in their seconds
+	writeFile(t, filepath.Join(src, "f"), []byte("second\n"), 0o644)
+	e.backup(src)
+
+	var printed string
+	for _, l := range strings.Split(e.mustAzfs("points").stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(first.Point, f[0]) {
+			printed = strings.Join(f[2:5], " ")
+		}
+	}
+	if _, err := time.Parse("2006-01-02 15:04:05 -0700", printed); err != nil {
+		t.Fatalf("points prints the first point's time as %q, without a zone: %v", printed, err)
+	}
+	for _, sel := range []string{printed, first.Time.UTC().Format("2006-01-02T15-04-05Z")} {
+		m := e.mount(mkdir(t, filepath.Join(e.dir, "mnt", strings.ReplaceAll(sel, " ", "_"))), "--point", sel)
+		if b, err := os.ReadFile(filepath.Join(m.dir, src, "f")); err != nil || string(b) != "first\n" {
+			t.Errorf("--point %q: want the first point, read %q, %v", sel, b, err)
+		}
+	}
+}

@@ -264,11 +264,43 @@ func (v *Vault) loadCached(ctx context.Context, c ObjectCache, key, name string,
 // ErrUnknownPoint reports a point selector that matches nothing.
 var ErrUnknownPoint = errkind.New(errkind.NotFound, "no such recovery point")
 
+// PointTimeLayout is how azfs prints a point's time: in the local zone,
+// with its UTC offset, so that the printed time is one instant wherever it
+// is read, and SelectPoint takes it back.
+const PointTimeLayout = "2006-01-02 15:04:05 -0700"
+
+// PointNameLayout names a point's directory in a mount of every point: its
+// time in UTC (a name holds no colon). SelectPoint takes it too.
+const PointNameLayout = "2006-01-02T15-04-05Z"
+
+// timeSelectors are the times SelectPoint takes, each with the span it
+// names: a time to the second names that second, one to the minute that
+// minute. A layout without a zone is read in SelectPoint's loc.
+var timeSelectors = []struct {
+	layout string
+	span   time.Duration
+	utc    bool // the layout's literal Z says UTC
+}{
+	{PointTimeLayout, time.Second, false},
+	{"2006-01-02 15:04 -0700", time.Minute, false},
+	{time.RFC3339, time.Second, false},
+	{"2006-01-02T15:04Z07:00", time.Minute, false},
+	{PointNameLayout, time.Second, true},
+	{"2006-01-02 15:04:05", time.Second, false},
+	{"2006-01-02 15:04", time.Minute, false},
+	{"2006-01-02T15:04:05", time.Second, false},
+	{"2006-01-02T15:04", time.Minute, false},
+}
+
 // SelectPoint picks a point from points (oldest first) by a selector:
-// "latest"; a date "2006-01-02" (the last point of that day); a time
-// "2006-01-02T15:04" or "2006-01-02T15:04:05" (the last point at or before
-// it, within that day); or a prefix of the point's ID. Dates and times are
-// in loc. When nothing matches, the error names the nearest points.
+// "latest"; a date "2006-01-02" (the last point of that day); a time (the
+// last point at or before it, within that day) as azfs prints it
+// ([PointTimeLayout], "2006-01-02 15:04:05 +0100"), to the minute
+// ("2006-01-02 15:04 +0100"), in RFC 3339, as a mount names it
+// ([PointNameLayout]), or without a zone ("2006-01-02 15:04[:05]", a T for
+// the space too); or a prefix of the point's ID. Dates and times without a
+// zone are in loc. When nothing matches, the error names the nearest
+// points.
 func SelectPoint(points []*Point, sel string, loc *time.Location) (*Point, error) {
 	if len(points) == 0 {
 		return nil, fmt.Errorf("%w: the vault has no recovery points yet", ErrUnknownPoint)
@@ -279,15 +311,15 @@ func SelectPoint(points []*Point, sel string, loc *time.Location) (*Point, error
 	if day, err := time.ParseInLocation("2006-01-02", sel, loc); err == nil {
 		return lastBefore(points, sel, day, day.AddDate(0, 0, 1))
 	}
-	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04"} {
-		if t, err := time.ParseInLocation(layout, sel, loc); err == nil {
+	for _, ts := range timeSelectors {
+		in := loc
+		if ts.utc {
+			in = time.UTC
+		}
+		if t, err := time.ParseInLocation(ts.layout, sel, in); err == nil {
 			y, m, d := t.Date()
-			day := time.Date(y, m, d, 0, 0, 0, 0, loc)
-			end := t.Add(time.Minute)
-			if layout == "2006-01-02T15:04:05" {
-				end = t.Add(time.Second)
-			}
-			return lastBefore(points, sel, day, end)
+			day := time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+			return lastBefore(points, sel, day, t.Add(ts.span))
 		}
 	}
 	var match []*Point
@@ -342,7 +374,7 @@ func commonPrefix(a, b string) int {
 func describe(points []*Point) string {
 	parts := make([]string, len(points))
 	for i, p := range points {
-		parts[i] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
+		parts[i] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.Machine, p.Time.Local().Format(PointTimeLayout))
 	}
 	return strings.Join(parts, ", ")
 }

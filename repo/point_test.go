@@ -179,6 +179,19 @@ func TestSelectPoint(t *testing.T) {
 		{"2024-05-01T17:59:59", loc, p1},
 		{"2024-05-02T01:00", loc, p3},
 		{"2024-05-03T12:00", loc, p4},
+		// As azfs prints a time (with its offset, issue 14), wherever it
+		// is read; to the minute; with a space for the T; in RFC 3339;
+		// and as a mount of every point names the point (UTC).
+		{p2.Time.In(loc).Format(repo.PointTimeLayout), time.UTC, p2},
+		{p2.Time.In(loc).Format(repo.PointTimeLayout), loc, p2},
+		{"2024-05-01 18:00 +0500", time.UTC, p2},
+		{"2024-05-01 17:59:59 +0500", time.UTC, p1},
+		{"2024-05-01 18:00", loc, p2},
+		{"2024-05-01 18:00:00", loc, p2},
+		{"2024-05-01T13:00:00Z", loc, p2},
+		{"2024-05-01T18:00+05:00", time.UTC, p2},
+		{p3.Time.UTC().Format(repo.PointNameLayout), loc, p3},
+		{"2024-05-02T20-30-00Z", loc, p4},
 		// ID prefixes.
 		{"ab1", loc, p1},
 		{"AB34", loc, p2},

@@ -75,7 +75,7 @@ func newPointsCmd() *cobra.Command {
 			return nil
 		}
 		w := bufio.NewWriter(os.Stdout)
-		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9s  %10s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "PATHS")
+		fmt.Fprintf(w, "%-8s  %-12s  %-25s  %9s  %10s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "PATHS")
 		for _, p := range points {
 			partial := ""
 			if p.Partial {
@@ -84,7 +84,7 @@ func newPointsCmd() *cobra.Command {
 			if n := p.Stats.ChangedWhileRead; n > 0 {
 				partial += fmt.Sprintf(" (%d changed during backup)", n)
 			}
-			fmt.Fprintf(w, "%-8s  %-12s  %-19s  %9d  %10s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"),
+			fmt.Fprintf(w, "%-8s  %-12s  %-25s  %9d  %10s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(repo.PointTimeLayout),
 				p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), setLabel(p), quotedNames(p.Paths), partial)
 		}
 		return w.Flush()
@@ -150,16 +150,16 @@ func listDeleted(s *policy.State, asJSON bool) error {
 		fmt.Printf("no forgotten points (soft-delete window: %s)\n", retention.FormatDuration(s.Window))
 		return nil
 	}
-	const layout = "2006-01-02 15:04:05"
+	const layout = repo.PointTimeLayout
 	w := bufio.NewWriter(os.Stdout)
-	fmt.Fprintf(w, "%-8s  %-12s  %-19s  %-19s  %-10s  %s\n", "ID", "MACHINE", "TIME", "FORGOTTEN", "BY", "PURGEABLE")
+	fmt.Fprintf(w, "%-8s  %-12s  %-25s  %-25s  %-10s  %s\n", "ID", "MACHINE", "TIME", "FORGOTTEN", "BY", "PURGEABLE")
 	for _, d := range deleted {
 		p, st := d.Point, d.Status
 		purge := st.PurgeableAt.Local().Format(layout)
 		if !now.Before(st.PurgeableAt) {
 			purge += " (now)"
 		}
-		fmt.Fprintf(w, "%-8s  %-12s  %-19s  %-19s  %-10s  %s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(layout), st.At.Local().Format(layout), by(st), purge)
+		fmt.Fprintf(w, "%-8s  %-12s  %-25s  %-25s  %-10s  %s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(layout), st.At.Local().Format(layout), by(st), purge)
 	}
 	return w.Flush()
 }

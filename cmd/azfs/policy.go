@@ -497,7 +497,7 @@ func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
 func printPoints(verb string, points []*repo.Point) {
 	w := bufio.NewWriter(os.Stdout)
 	for _, p := range points {
-		fmt.Fprintf(w, "%s %s  %s  set %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format("2006-01-02 15:04:05"), setLabel(p), quotedNames(p.Paths))
+		fmt.Fprintf(w, "%s %s  %s  set %s  %s\n", verb, p.ID.Short(), p.Time.Local().Format(repo.PointTimeLayout), setLabel(p), quotedNames(p.Paths))
 	}
 	w.Flush()
 }
