@@ -20,7 +20,6 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo/backup"
 )
 
 // longHelp is what 'azfs --help' says above the list of commands.
@@ -40,11 +39,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "azfs: "+cli.Message(err))
-		code := cli.ExitCode(err)
-		if errors.Is(err, backup.ErrPartial) {
-			code = cli.ExitPartial
-		}
-		os.Exit(code)
+		os.Exit(cli.ExitCode(err))
 	}
 }
 

@@ -139,18 +139,16 @@ func pruneMachine(ctx context.Context, o *cli.Opened, name string, v *repo.Vault
 	return res, nil
 }
 
-// openForPrune opens machine name's area with keys that read its points:
-// the owner's escrow, or a certificate's private key.
+// openForPrune opens machine name's area with keys that read its points,
+// as OpenAreaAsOwner chooses them (package unlock): a certificate's private
+// key, this machine's own keys, else the owner's escrow.
 func openForPrune(ctx context.Context, o *cli.Opened, owner *keys.OwnerKeys, t cli.Target, name string) (*repo.Vault, error) {
-	if t.PrivateKey == "" {
-		return repo.OpenMachineAsOwner(ctx, o.Storage, o.Root, name, owner)
-	}
-	t.Machine, t.OwnerStorage = name, true
-	opened, err := cli.OpenVault(ctx, t)
-	if err != nil {
+	area := *o
+	t.Machine = name
+	if err := area.OpenAreaAsOwner(ctx, t, owner); err != nil {
 		return nil, err
 	}
-	return opened.Vault, nil
+	return area.Vault, nil
 }
 
 // parseMaxUnused reads "P%" (0 to 100) or "unlimited" as a fraction.
