@@ -1,8 +1,8 @@
 // Package agent runs one machine's scheduled backups: the loop of
-// 'azfs agent', and the local state it shares with the other commands on
-// this host (the locks that keep two backups of a machine apart, whether
-// automatic backups are enabled, the last point of each backup set
-// committed here; see Dir).
+// 'azfs agent', and the locks that keep two backups of a machine apart on
+// this host. The state it shares with the other commands here (those lock
+// files, whether automatic backups are enabled, the last point of each
+// backup set committed here) is package hoststate's Dir.
 //
 // # Jobs
 //

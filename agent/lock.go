@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/internal/errkind"
+	"github.com/azfs/azfs/internal/hoststate"
 )
 
 // ErrLocked reports a lock another process (or another open of the file)
@@ -169,7 +170,7 @@ func readHolder(path string) Holder {
 // HostBackups answers a prune of a machine's area from the machine's
 // backup lock on this host (it implements prune.HostBackups).
 type HostBackups struct {
-	Dir Dir
+	Dir hoststate.Dir
 	// Prune is recorded in the lock while the prune holds it.
 	Prune Holder
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/agent"
+	"github.com/azfs/azfs/internal/hoststate"
 )
 
 // testInterval is the agent's schedule in these tests.
@@ -201,7 +202,7 @@ func TestAgent(t *testing.T) {
 
 	// While another backup of the machine runs (this test holds its lock),
 	// an on-demand backup is refused and the agent's scheduled one waits.
-	dir := agent.StateDir(e.cfgDir, st.VaultID, testMachine)
+	dir := hoststate.StateDir(e.cfgDir, st.VaultID, testMachine)
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	lock, err := agent.WaitLock(ctx, dir.BackupLock(), agent.Holder{PID: os.Getpid(), What: "integration test"}, 10*time.Millisecond, nil)

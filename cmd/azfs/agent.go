@@ -12,6 +12,7 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/policy"
@@ -72,7 +73,7 @@ func newAgentCmd() *cobra.Command {
 type agentRunner struct {
 	target  cli.Target
 	machine string
-	dir     agent.Dir
+	dir     hoststate.Dir
 	paths   []string
 	uploads int
 	log     *slog.Logger

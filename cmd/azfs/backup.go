@@ -14,6 +14,7 @@ import (
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -271,7 +272,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 		o.NoteCommitted(p, req.warn)
 		dir, derr := o.StateDir()
 		if derr == nil {
-			derr = dir.SaveLast(agent.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial, Set: p.SetName})
+			derr = dir.SaveLast(hoststate.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial, Set: p.SetName})
 		}
 		if derr != nil {
 			req.warn("cannot record the point in this host's state: " + cli.Message(derr))

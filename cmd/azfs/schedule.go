@@ -10,11 +10,12 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/repo/policy"
 )
 
 // Automatic backups are enabled or disabled on the machine itself, in its
-// local state (agent.Dir): they are what this host's agent does, like the
+// local state (hoststate.Dir): they are what this host's agent does, like the
 // paths it backs up. The owner's say over a machine's backups is its
 // policy (and its credentials), in the vault.
 
@@ -28,7 +29,7 @@ func newScheduleEnableCmd() *cobra.Command {
 
 // scheduleDisable disables the scheduled backups of o's machine on this
 // host.
-func scheduleDisable(ctx context.Context, o *cli.Opened, dir agent.Dir) error {
+func scheduleDisable(ctx context.Context, o *cli.Opened, dir hoststate.Dir) error {
 	if since, disabled, err := dir.Disabled(); err != nil {
 		return err
 	} else if disabled {
@@ -47,7 +48,7 @@ func scheduleDisable(ctx context.Context, o *cli.Opened, dir agent.Dir) error {
 
 // scheduleEnable enables the scheduled backups of o's machine on this
 // host.
-func scheduleEnable(ctx context.Context, o *cli.Opened, dir agent.Dir) error {
+func scheduleEnable(ctx context.Context, o *cli.Opened, dir hoststate.Dir) error {
 	if err := dir.Enable(); err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ func scheduleEnable(ctx context.Context, o *cli.Opened, dir agent.Dir) error {
 
 // scheduleCmd returns 'azfs schedule verb', which opens the vault and
 // runs run on this host's state of its machine there.
-func scheduleCmd(verb, short string, run func(context.Context, *cli.Opened, agent.Dir) error) *cobra.Command {
+func scheduleCmd(verb, short string, run func(context.Context, *cli.Opened, hoststate.Dir) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     verb,
 		Short:   short,

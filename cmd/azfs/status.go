@@ -9,6 +9,7 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/policy"
 )
@@ -127,7 +128,7 @@ func newStatusCmd() *cobra.Command {
 // localStatus fills in this host's state of the machine: whether automatic
 // backups are enabled, its agent and running backup, and its last point
 // when the vault did not tell.
-func localStatus(out *statusJSON, dir agent.Dir) error {
+func localStatus(out *statusJSON, dir hoststate.Dir) error {
 	since, disabled, err := dir.Disabled()
 	if err != nil {
 		return err

@@ -1,4 +1,10 @@
-package agent
+// Package hoststate is this host's own state of one machine of one vault,
+// kept beside the keyring in the config directory (Dir): the lock files that
+// the agent and the commands share, whether automatic backups are disabled,
+// the last points a backup here committed, and the newest point this host
+// has seen the area show (package rollback). The agent, the commands and
+// cmd/internal/cli use it; it holds no vault keys.
+package hoststate
 
 import (
 	"encoding/json"

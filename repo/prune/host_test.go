@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/agent"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage/mem"
@@ -21,7 +22,7 @@ func TestRefusesBesideHostBackup(t *testing.T) {
 	f := newFixture(t)
 	p1 := f.commit(map[string][]byte{"a": content(64<<10, 1)})
 	f.commit(map[string][]byte{"b": content(64<<10, 2)})
-	dir := agent.StateDir(t.TempDir(), "vault", "m")
+	dir := hoststate.StateDir(t.TempDir(), "vault", "m")
 	bk, err := agent.TryLock(dir.BackupLock(), agent.Holder{PID: 4242, What: "azfs backup", Paths: []string{"/a"}})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestRefusesBesideHostBackup(t *testing.T) {
 // until it ends, so that a backup starting meanwhile refuses or waits; a
 // prune with a margin that protects them lets them start.
 func TestHoldsHostBackupsWithShortMargin(t *testing.T) {
-	dir := agent.StateDir(t.TempDir(), "vault", "m")
+	dir := hoststate.StateDir(t.TempDir(), "vault", "m")
 	for _, c := range []struct {
 		margin   int // in multiples of prune.MinMargin
 		wantHeld bool

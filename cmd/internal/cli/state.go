@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cache/objcache"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
@@ -124,16 +124,16 @@ func (o *Opened) loadState(ctx context.Context, warn func(msg string)) (*policy.
 }
 
 // StateDir returns this host's state directory of the machine o has open
-// (package agent): its locks, settings and the newest point seen.
-func (o *Opened) StateDir() (agent.Dir, error) { return o.StateDirOf(o.Machine) }
+// (package hoststate): its locks, settings and the newest point seen.
+func (o *Opened) StateDir() (hoststate.Dir, error) { return o.StateDirOf(o.Machine) }
 
 // StateDirOf returns this host's state directory of machine in o's vault.
-func (o *Opened) StateDirOf(machine string) (agent.Dir, error) {
+func (o *Opened) StateDirOf(machine string) (hoststate.Dir, error) {
 	configDir, err := keyring.ConfigDir()
 	if err != nil {
 		return "", err
 	}
-	return agent.StateDir(configDir, o.Root.ID, machine), nil
+	return hoststate.StateDir(configDir, o.Root.ID, machine), nil
 }
 
 // NoticeRollback compares points, every point the area of machine shows
