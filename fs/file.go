@@ -199,7 +199,20 @@ func (v *vault) chunk(ctx context.Context, e tree.Extent) ([]byte, error) {
 // background unless it is cached. It reports false when the pool of
 // background fetches is full.
 func (v *vault) prefetch(e tree.Extent) bool {
-	if _, ok := v.chunks.Get(e.ID); ok {
+	return v.prefetchRun([]tree.Extent{e})
+}
+
+// prefetchRun starts loading the chunks of exts, in order, in one
+// background fetch, unless all are cached. It reports false when the pool
+// of background fetches is full.
+func (v *vault) prefetchRun(exts []tree.Extent) bool {
+	for len(exts) > 0 {
+		if _, ok := v.chunks.Get(exts[0].ID); !ok {
+			break
+		}
+		exts = exts[1:]
+	}
+	if len(exts) == 0 {
 		return true
 	}
 	select {
@@ -209,9 +222,11 @@ func (v *vault) prefetch(e tree.Extent) bool {
 	}
 	go func() {
 		defer func() { <-v.fetches }()
-		// A failure is not reported here: the read that needs the chunk
-		// loads it again and reports.
-		_, _ = v.chunk(context.Background(), e)
+		for _, e := range exts {
+			// A failure is not reported here: the read that needs
+			// the chunk loads it again and reports.
+			_, _ = v.chunk(context.Background(), e)
+		}
 	}()
 	return true
 }

@@ -15,6 +15,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	hlru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/azfs/azfs/diskimage"
 	"github.com/azfs/azfs/diskimage/ext4"
@@ -64,14 +65,30 @@ func newImages(opts Options) *images {
 	return &images{off: opts.NoImageContents, keys: opts.LUKSKeys, kinds: kinds, unlocks: make(map[[32]byte]*unlocking)}
 }
 
-// pointFile reads a point's file through the chunk cache, with read-ahead:
-// the bottom of every image's stack of readers.
+// pointFile reads a point's file through the chunk cache: the bottom of
+// every image's stack of readers. Images are stored in small fixed blocks
+// (4 KiB for an image of up to 4 GiB), so it loads the chunks of a read in
+// parallel and, for sequential readers, prefetches by bytes, not by a
+// count of chunks.
 type pointFile struct {
 	v    *vault
 	node *tree.Node
 	path string
 	seq  sequence
 }
+
+// Loading of a point file's chunks.
+const (
+	// imageRun is the most chunks one goroutine loads in a row, for a
+	// read or ahead of one: image blocks are small, and a goroutine per
+	// block costs more than loading it.
+	imageRun = 64
+	// imageLoads bounds the runs one read loads at once.
+	imageLoads = 4
+	// imageReadAhead is how far past a sequential read its chunks are
+	// prefetched.
+	imageReadAhead = 8 << 20
+)
 
 // ReadAt reads len(p) bytes at off; holes read as zeros. A chunk that fails
 // to load is logged as fileNode.Read logs it.
@@ -84,29 +101,67 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	start := uint64(off)
 	end := min(start+uint64(len(p)), f.node.Size)
-	f.v.readAheadFor(&f.seq, f.node, start, end)
+	f.readAhead(start, end)
 	exts := f.node.Extents
 	first := f.node.FindExtent(start)
-	for i := first + 1; i < len(exts) && exts[i].Offset < end; i++ {
-		f.v.prefetch(exts[i])
+	last := first
+	for last < len(exts) && exts[last].Offset < end {
+		last++
 	}
 	clear(p[:end-start])
-	for i := first; i < len(exts) && exts[i].Offset < end; i++ {
-		e := exts[i]
-		data, err := f.v.chunk(context.Background(), e)
-		if err != nil {
-			f.v.fail(err, "chunk", e.ID, f.path)
-			return 0, err
-		}
-		from := max(start, e.Offset)
-		to := min(end, e.Offset+uint64(e.Length))
-		copy(p[from-start:to-start], data[from-e.Offset:to-e.Offset])
+	var g errgroup.Group
+	g.SetLimit(imageLoads)
+	for i := first; i < last; i += imageRun {
+		run := exts[i:min(i+imageRun, last)]
+		g.Go(func() error {
+			for _, e := range run {
+				data, err := f.v.chunk(context.Background(), e)
+				if err != nil {
+					f.v.fail(err, "chunk", e.ID, f.path)
+					return err
+				}
+				from := max(start, e.Offset)
+				to := min(end, e.Offset+uint64(e.Length))
+				copy(p[from-start:to-start], data[from-e.Offset:to-e.Offset])
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
 	}
 	n := int(end - start)
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// readAhead notes a read of [start, end): when it continues a sequential
+// run, it prefetches, in runs of imageRun chunks, the chunks of the
+// imageReadAhead bytes after it that it has not started yet, as many runs
+// as the vault's pool of background fetches takes.
+func (f *pointFile) readAhead(start, end uint64) {
+	seq := &f.seq
+	seq.mu.Lock()
+	defer seq.mu.Unlock()
+	prev := seq.end
+	seq.end = int64(end)
+	if int64(start) < prev-seqWindow || int64(start) > prev+seqWindow {
+		seq.ahead = 0
+		return
+	}
+	exts := f.node.Extents
+	for j := max(f.node.FindExtent(end), seq.ahead); j < len(exts) && exts[j].Offset < end+imageReadAhead; {
+		k := j + 1
+		for k < len(exts) && k-j < imageRun && exts[k].Offset < end+imageReadAhead {
+			k++
+		}
+		if !f.v.prefetchRun(exts[j:k]) {
+			return
+		}
+		seq.ahead, j = k, k
+	}
 }
 
 // volume is a byte range that may hold an image: a backed-up file, a

@@ -13,7 +13,6 @@ package luks
 
 import (
 	"bytes"
-	"crypto/aes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -23,11 +22,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/pbkdf2"
-	"golang.org/x/crypto/xts"
 
 	"github.com/azfs/azfs/diskimage/internal/imageio"
 )
@@ -272,7 +271,7 @@ func (s *keySlot) open(r io.ReaderAt, key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("key slot %s: %w", s.id, err)
 	}
 	defer clear(slotKey)
-	c, err := xts.NewCipher(aes.NewCipher, slotKey)
+	c, err := newXTS(slotKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key slot %s: %w", ErrUnsupported, s.id, err)
 	}
@@ -282,9 +281,7 @@ func (s *keySlot) open(r io.ReaderAt, key []byte) ([]byte, error) {
 	if err := readAt(r, area, s.areaOffset); err != nil {
 		return nil, fmt.Errorf("read key slot %s: %w", s.id, err)
 	}
-	for i := 0; i < len(area); i += sectorSize {
-		c.Decrypt(area[i:i+sectorSize], area[i:i+sectorSize], uint64(i/sectorSize))
-	}
+	c.decryptSectors(area, sectorSize, 0, 1)
 	return afMerge(area[:n], s.keyBytes, s.stripes, newHash), nil
 }
 
@@ -390,7 +387,7 @@ func containsString(list []string, s string) bool {
 
 // volume returns the decrypted data segment, keyed with vk.
 func (h *Header) volume(r io.ReaderAt, vk []byte) (*Volume, error) {
-	c, err := xts.NewCipher(aes.NewCipher, vk)
+	c, err := newXTS(vk)
 	clear(vk)
 	if err != nil {
 		return nil, fmt.Errorf("%w: volume key: %w", ErrUnsupported, err)
@@ -407,7 +404,7 @@ func (h *Header) volume(r io.ReaderAt, vk []byte) (*Volume, error) {
 // It is safe for concurrent use.
 type Volume struct {
 	r          io.ReaderAt
-	c          *xts.Cipher
+	c          *xtsCipher
 	offset     int64 // the data segment's offset in r
 	size       int64
 	sectorSize int64
@@ -439,11 +436,8 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 	if _, err := v.r.ReadAt(buf, v.offset+first*v.sectorSize); err != nil {
 		return 0, fmt.Errorf("luks: read sectors %d-%d: %w", first, last-1, err)
 	}
-	for i := int64(0); i < last-first; i++ {
-		sector := buf[i*v.sectorSize : (i+1)*v.sectorSize]
-		iv := uint64(first+i)*uint64(v.sectorSize/sectorSize) + v.ivTweak
-		v.c.Decrypt(sector, sector, iv)
-	}
+	step := uint64(v.sectorSize / sectorSize)
+	v.c.decryptSectors(buf, int(v.sectorSize), uint64(first)*step+v.ivTweak, step)
 	n := copy(p, buf[off-first*v.sectorSize:])
 	if n < want {
 		return n, io.EOF
@@ -464,4 +458,34 @@ func (v *Volume) On(r io.ReaderAt) *Volume {
 	w := *v
 	w.r = r
 	return &w
+}
+
+// ReadKeys reads the keys to try on LUKS volumes: each passphrase file's
+// content without one trailing newline (as a passphrase typed at
+// cryptsetup's prompt), and each key file's whole content (as cryptsetup
+// --key-file reads it).
+func ReadKeys(passphraseFiles, keyFiles []string) ([][]byte, error) {
+	var keys [][]byte
+	for _, name := range passphraseFiles {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read LUKS passphrase file: %w", err)
+		}
+		b = bytes.TrimSuffix(b, []byte("\n"))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("LUKS passphrase file %q is empty", name)
+		}
+		keys = append(keys, b)
+	}
+	for _, name := range keyFiles {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read LUKS key file: %w", err)
+		}
+		if len(b) == 0 {
+			return nil, fmt.Errorf("LUKS key file %q is empty", name)
+		}
+		keys = append(keys, b)
+	}
+	return keys, nil
 }

@@ -83,3 +83,21 @@ func TestUnlockRealVolumes(t *testing.T) {
 		})
 	}
 }
+
+func TestReadKeys(t *testing.T) {
+	dir := t.TempDir()
+	pass, key, empty := filepath.Join(dir, "pass"), filepath.Join(dir, "key"), filepath.Join(dir, "empty")
+	os.WriteFile(pass, []byte("typed\n"), 0o600)
+	os.WriteFile(key, []byte("raw\n\x00bytes\n"), 0o600)
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	keys, err := luks.ReadKeys([]string{pass}, []string{key})
+	if err != nil || len(keys) != 2 || string(keys[0]) != "typed" || string(keys[1]) != "raw\n\x00bytes\n" {
+		t.Fatalf("keys %q, %v", keys, err)
+	}
+	if _, err := luks.ReadKeys([]string{empty}, nil); err == nil {
+		t.Fatal("an empty passphrase file is accepted")
+	}
+	if _, err := luks.ReadKeys(nil, []string{filepath.Join(dir, "missing")}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a missing key file: %v", err)
+	}
+}
