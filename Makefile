@@ -60,6 +60,7 @@ bench: build
 	BIN=$(BIN) bash bench/verify.sh
 	BIN=$(BIN) bash bench/images.sh
 	BIN=$(BIN) bash bench/exclude.sh
+	BIN=$(BIN) bash bench/share.sh
 
 # Scale (issue 6): about 2 million files and a sparse 1 TiB file (made once by bench/mkscale
 # in /var/tmp/azfs-bench/scale-tree, ~2.3M inodes, ~2.5 GB); backups' time and peak RSS,

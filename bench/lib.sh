@@ -1,4 +1,4 @@
-# Shared by bench/points.sh and bench/scale.sh (sourced).
+# Shared by bench/points.sh, bench/scale.sh and bench/share.sh (sourced).
 
 # end_mount PID DIR: ends an azmount this script started in the background
 # (SIGINT, then waits for the process to be gone, also from a subshell,
@@ -12,4 +12,15 @@ end_mount() {
 	if mountpoint -q "$dir" 2>/dev/null; then
 		fusermount3 -u "$dir" 2>/dev/null || umount "$dir" 2>/dev/null || true
 	fi
+}
+
+# help_if_asked SCRIPT ARG: with ARG -h or --help, prints SCRIPT's header comment (from its
+# second line to `set -euo`) and exits.
+help_if_asked() {
+	case "${2:-}" in
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$1" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	esac
 }

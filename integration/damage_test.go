@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -240,25 +241,10 @@ func killAndResume(t *testing.T, e *env, packs func() map[string]int64) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	mkdir(t, src)
-	want := make(map[string]string)
-	var total int64
-	for i := range 6 {
-		name := fmt.Sprintf("f%d.bin", i)
-		want[name] = writeRandom(t, filepath.Join(src, name), 50<<20, uint64(200+i))
-		total += 50 << 20
-	}
+	want := writeRandomFiles(t, src, 6, 50<<20, 200)
+	total := int64(6 * 50 << 20)
 
-	cmd := e.command(nil, azfsBin, "backup", "--json", src)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	if waitForPack(t, packs, done) == nil {
-		t.Fatalf("the backup finished before a pack landed: make the source bigger; stderr:\n%s", stderr)
-	}
+	cmd, stderr, done := backupUntilPack(t, e, src, packs)
 	_ = cmd.Process.Kill() // our own child, by its PID
 	if err := <-done; err == nil {
 		t.Fatalf("the backup completed before SIGKILL; stderr:\n%s", stderr)
@@ -313,6 +299,37 @@ func killAndResume(t *testing.T, e *env, packs func() map[string]int64) {
 			t.Errorf("%s in the mount: sha256 %s (err %v), want %s", name, got, err, sha)
 		}
 	}
+}
+
+// writeRandomFiles writes n files of size random bytes into dir, named
+// f0.bin, f1.bin, ..., file i from seed+i, and returns their SHA-256 by name.
+func writeRandomFiles(t *testing.T, dir string, n int, size int64, seed uint64) map[string]string {
+	t.Helper()
+	want := make(map[string]string)
+	for i := range n {
+		name := fmt.Sprintf("f%d.bin", i)
+		want[name] = writeRandom(t, filepath.Join(dir, name), size, seed+uint64(i))
+	}
+	return want
+}
+
+// backupUntilPack starts `azfs backup --json src` and returns once a pack
+// of it has landed (packs lists them): the running command, its stderr,
+// and a channel of its end. It fails the test if the backup ends first.
+func backupUntilPack(t *testing.T, e *env, src string, packs func() map[string]int64) (*exec.Cmd, *syncBuffer, <-chan error) {
+	t.Helper()
+	cmd := e.command(nil, azfsBin, "backup", "--json", src)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if waitForPack(t, packs, done) == nil {
+		t.Fatalf("the backup finished before a pack landed: make the source bigger; stderr:\n%s", stderr)
+	}
+	return cmd, stderr, done
 }
 
 // waitForPack polls packs until a pack has landed and returns the packs,

@@ -236,7 +236,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 	// host's state) and the keyring file itself (another hard link of it
 	// too), the cache, and a vault on local disk.
 	exclude := []string{cacheDir, configDir, filepath.Join(configDir, keyring.FileName)}
-	if !cli.IsBlobLocation(o.Location) {
+	if cli.IsLocalLocation(o.Location) {
 		exclude = append(exclude, o.Location)
 	}
 	opts := backup.Options{

@@ -23,11 +23,16 @@ import (
 
 // longHelp is what 'azfs --help' says above the list of commands.
 const longHelp = `azfs backs up directory trees into an encrypted, deduplicating vault (a
-directory or an Azure Blob container) as recovery points; mount them with azmount.
+directory, an SMB share or an Azure Blob container) as recovery points; mount them with azmount.
 
 Every command takes --connection-string-file FILE: for a vault in an Azure Blob
 container, the storage account's connection string (else AZURE_STORAGE_CONNECTION_STRING;
-a machine registered with credentials uses their SAS token instead).`
+a machine registered with credentials uses their SAS token instead).
+
+A vault on an SMB share is smb://[DOMAIN;]USER@HOST[:PORT]/SHARE/PATH or
+\\HOST\SHARE\PATH with --smb-user [DOMAIN\]USER; every command takes
+--smb-password-file FILE (else the file AZFS_SMB_PASSWORD_FILE names, else
+a prompt) and --smb-insecure (allow SMB 2 and unsigned sessions).`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -129,6 +134,7 @@ func flags(cmd *cobra.Command) *pflag.FlagSet {
 	fs := cmd.Flags()
 	fs.SortFlags = false
 	fs.String(connFlag, "", "blob vaults: read the storage account's connection string from `FILE` (default: $AZURE_STORAGE_CONNECTION_STRING)")
+	cli.AddShareFlags(fs)
 	return fs
 }
 

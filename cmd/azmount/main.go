@@ -76,6 +76,7 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 	machine := fs.String("machine", "", "mount machine `NAME`'s points (default: this machine)")
 	creds := fs.String("vault-credentials", "", "open the vault a credentials `FILE` names (recovery on another machine)")
 	connFile := fs.String("connection-string-file", "", "a vault in Azure Blob Storage: read the storage account's connection string from `FILE`")
+	cli.AddShareFlags(fs)
 	privKey := fs.String("private-key", "", "certificate mode: the certificate's private key `FILE` (PEM, PKCS#8 or .pfx)")
 	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")

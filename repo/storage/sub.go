@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"strings"
 )
 
@@ -71,10 +70,12 @@ func (s *sub) Delete(ctx context.Context, name string) error {
 
 var _ Storage = (*sub)(nil)
 
-// rel rewrites a storage error to name the object as the caller did.
+// rel rewrites a storage error to name the object as the caller did. An
+// error that wraps one, such as one a wrapper added advice to, is left as
+// it is: rewriting the one inside would drop what wraps it.
 func (s *sub) rel(err error) error {
-	var e *Error
-	if !errors.As(err, &e) || !strings.HasPrefix(e.Name, s.prefix) {
+	e, ok := err.(*Error)
+	if !ok || !strings.HasPrefix(e.Name, s.prefix) {
 		return err
 	}
 	c := *e

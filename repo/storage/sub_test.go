@@ -2,6 +2,9 @@ package storage_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/azfs/azfs/repo/storage"
@@ -34,5 +37,35 @@ func TestSubIsolation(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "config" {
 		t.Errorf("List of a = %v, want [config]", names)
+	}
+}
+
+// advising wraps every error of its storage with advice, as the CLI's
+// wrapper of refused requests does.
+type advising struct{ storage.Storage }
+
+func (a advising) Save(ctx context.Context, name string, data []byte) error {
+	if err := a.Storage.Save(ctx, name, data); err != nil {
+		return fmt.Errorf("%w: advice", err)
+	}
+	return nil
+}
+
+// TestSubKeepsWrappers: an error that wraps a storage error keeps what
+// wraps it through Sub; a bare one names the object as the caller did.
+func TestSubKeepsWrappers(t *testing.T) {
+	ctx := context.Background()
+	base := mem.New()
+	if err := base.Save(ctx, "machines/a/config", nil); err != nil {
+		t.Fatal(err)
+	}
+	err := storage.Sub(advising{base}, "machines/a/").Save(ctx, "config", nil)
+	if !errors.Is(err, storage.ErrExists) || !strings.HasSuffix(err.Error(), ": advice") {
+		t.Errorf("Save through Sub of a wrapped error: %v, want ErrExists with the advice", err)
+	}
+	var serr *storage.Error
+	err = storage.Sub(base, "machines/a/").Save(ctx, "config", nil)
+	if !errors.As(err, &serr) || serr.Name != "config" {
+		t.Errorf("Save through Sub: %v, want a storage error naming config", err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/azfs/azfs/repo/storage/azblob"
 	"github.com/azfs/azfs/repo/storage/local"
 	"github.com/azfs/azfs/repo/storage/retry"
+	"github.com/azfs/azfs/repo/storage/smb"
 )
 
 // Exit codes.
@@ -129,14 +130,22 @@ func WriteSecretFile(path, secret string) error {
 // 'azfs backup --json' and by azmount when it unmounts).
 var Requests storage.Counts
 
-// OpenStorage opens the storage at a vault location: a local directory, or
-// a blob container authenticated as auth says. It returns the storage
+// OpenStorage opens the storage at a vault location: a local directory, a
+// directory of an SMB share (logged on as [Share] says), or a blob
+// container authenticated as auth says. It returns the storage
 // (retried for a blob container, and counted in [Requests]), the location
 // as the keyring records it (an absolute path or the container's URL) and,
 // for a blob container, the container itself, unwrapped, for what only its
 // owner does with it (minting and revoking SAS tokens); nil for a
 // directory.
 func OpenStorage(location string, auth Auth) (storage.Storage, string, *azblob.Store, error) {
+	if smb.IsLocation(location) {
+		st, name, err := openShare(location, smb.Open)
+		if err != nil {
+			return nil, name, nil, err
+		}
+		return storage.Count(st, &Requests), name, nil, nil
+	}
 	if IsBlobLocation(location) {
 		st, name, c, err := openBlob(location, auth, azblob.Open)
 		if err != nil {
@@ -158,6 +167,12 @@ func OpenStorage(location string, auth Auth) (storage.Storage, string, *azblob.S
 	return storage.Count(st, &Requests), abs, nil, nil
 }
 
+// IsLocalLocation reports whether location names a directory rather
+// than a blob container or an SMB share.
+func IsLocalLocation(location string) bool {
+	return !IsBlobLocation(location) && !smb.IsLocation(location)
+}
+
 // IsBlobLocation reports whether location names an Azure Blob container
 // (azblob://ACCOUNT/CONTAINER[/PREFIX] or an http(s) URL) rather than a
 // directory.
@@ -166,8 +181,16 @@ func IsBlobLocation(location string) bool {
 }
 
 // canonicalLocation returns location as OpenStorage names it and the
-// keyring records it: an absolute path, or a blob container's URL.
+// keyring records it: an absolute path, a share's smb:// URL, or a blob
+// container's URL.
 func canonicalLocation(location string) (string, error) {
+	if smb.IsLocation(location) {
+		loc, err := smb.ParseLocation(location, Share.User)
+		if err != nil {
+			return "", err
+		}
+		return loc.String(), nil
+	}
 	if IsBlobLocation(location) {
 		loc, err := azblob.ParseLocation(location)
 		if err != nil {
@@ -184,8 +207,16 @@ func canonicalLocation(location string) (string, error) {
 
 // CreateStorage returns the storage for a new vault at location: a blob
 // container (created if missing, authenticated as auth says), or a
-// directory (created if missing, refused if it holds anything).
+// directory, local or on an SMB share (created if missing, refused if it
+// holds anything).
 func CreateStorage(location string, auth Auth) (storage.Storage, string, error) {
+	if smb.IsLocation(location) {
+		st, name, err := openShare(location, smb.Create)
+		if err != nil {
+			return nil, name, err
+		}
+		return st, name, refuseUsed(st, name)
+	}
 	if IsBlobLocation(location) {
 		st, name, _, err := openBlob(location, auth, azblob.Create)
 		return st, name, err

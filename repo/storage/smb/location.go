@@ -74,8 +74,9 @@ func IsLocation(s string) bool {
 //	\\HOST\SHARE[\PATH]
 //
 // user is the account given apart (--smb-user): "USER", "DOMAIN\USER" or
-// "DOMAIN;USER". A UNC path needs it; an smb:// URL may leave it out of the
-// URL instead, but not name two different accounts. A password in the URL
+// "DOMAIN;USER". A UNC path needs it; in an smb:// URL it replaces the
+// account the URL names, if any (a machine that reaches a vault with
+// another account than the one its credentials file names). A password in the URL
 // is refused: it would show in process listings and shell histories. A
 // trailing separator is ignored. Errors are *[storage.Error] values with Op
 // "parse" that never show a password.
@@ -140,9 +141,6 @@ func ParseLocation(s, user string) (Location, error) {
 		domain, name := splitAccount(user)
 		if name == "" {
 			return fail(loc.String(), fmt.Errorf("invalid user %q", user))
-		}
-		if loc.User != "" && (loc.User != name || loc.Domain != domain) {
-			return fail(loc.String(), fmt.Errorf("the location names user %q and --smb-user %q: give one", account(loc.Domain, loc.User), user))
 		}
 		loc.Domain, loc.User = domain, name
 	}

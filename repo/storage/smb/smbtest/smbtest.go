@@ -117,6 +117,15 @@ func StopShared() error {
 	return shared.srv.Stop()
 }
 
+// New starts a server, with global smb.conf settings added; the caller
+// stops it with Stop. It fails when smbd cannot run here (see Start).
+func New(global ...string) (*Server, error) {
+	if err := available(); err != nil {
+		return nil, err
+	}
+	return start(global...)
+}
+
 // Start starts a server of the test's own, stopped when the test ends,
 // with global smb.conf settings added, such as "server max protocol =
 // SMB2_10".
