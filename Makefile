@@ -30,7 +30,8 @@ test: vet
 
 # The long forms: the crash loop (TORTURE backups of a changing tree, most
 # killed with SIGKILL at a random moment, then every point mounted and
-# compared; AZFS_CRASHLOOP_SEED=N replays a logged seed), then the storage
+# compared; AZFS_CRASHLOOP_SEED=N replays a logged seed), SHARE_TORTURE of them into a
+# vault on an SMB share (a test smbd), then the storage
 # fault trials and reads (backups over mem, local, Azurite and Samba storage that
 # fails, loses answers, truncates, corrupts and saves partially; blob and
 # FUSE reads through it) for FAULT_BUDGET each, then the heal loop
@@ -38,10 +39,12 @@ test: vet
 # truncated between them; every point read, check and repair compared with
 # what the vault's bytes hold; AZFS_HEALLOOP_SEED=N replays a logged seed).
 TORTURE ?= 200
+SHARE_TORTURE ?= 40
 FAULT_BUDGET ?= 2m
 HEAL_ROUNDS ?= 40
 torture:
 	CI=true AZFS_TORTURE=$(TORTURE) $(GO) test -count=1 -timeout 60m -v -run '^TestCrashLoop$$' ./integration
+	CI=true AZFS_SHARE_TORTURE=$(SHARE_TORTURE) $(GO) test -count=1 -timeout 60m -v -run '^TestShareCrashLoop$$' ./integration
 	CI=true AZFS_FAULT_BUDGET=$(FAULT_BUDGET) $(GO) test -count=1 -timeout 60m -v -run 'UnderFaults' ./repo/storage/faults ./repo/storage/azblob ./repo/storage/smb ./fs
 	CI=true AZFS_HEALLOOP=$(HEAL_ROUNDS) $(GO) test -count=1 -timeout 60m -v -run '^TestHealLoop$$' ./integration
 

@@ -107,6 +107,10 @@ type env struct {
 	cacheDir string
 	home     string
 	vault    string   // vault path (after createVault)
+	// vaultDir is where the vault's files are on this machine's disk when
+	// that is not vault itself: the share's directory on the test smbd's
+	// disk for a share vault.
+	vaultDir string
 	passFile string   // generated passphrase file (after createVault)
 	extraEnv []string // KEY=VALUE, over the test process's environment
 }
@@ -240,13 +244,21 @@ func (e *env) createVault() {
 	}
 }
 
+// disk returns the directory of the vault's files on this machine's disk.
+func (e *env) disk() string {
+	if e.vaultDir != "" {
+		return e.vaultDir
+	}
+	return e.vault
+}
+
 // testMachine is the name the env's machine registers under.
 const testMachine = "testbox"
 
 // area returns the directory of the env machine's area in the vault, where
 // its packs, index files and points are.
 func (e *env) area() string {
-	return filepath.Join(e.vault, "machines", testMachine)
+	return filepath.Join(e.disk(), "machines", testMachine)
 }
 
 // backupStats is the "stats" object of `azfs backup --json`.

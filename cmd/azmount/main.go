@@ -122,10 +122,10 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 		if err != nil {
 			return err
 		}
-		if cli.IsBlobLocation(o.Location) {
-			// Requests are dear over a network: small blobs come by the 4 MiB
-			// of their pack, and the blobs around the one a reader wants with
-			// it.
+		if !cli.IsLocalLocation(o.Location) {
+			// Requests are dear over a network (a blob container, an SMB
+			// share): small blobs come by the 4 MiB of their pack, and the
+			// blobs around the one a reader wants with it.
 			_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
 			o.Vault.FetchPackSegments(segmentBytes)
 		}

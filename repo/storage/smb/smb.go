@@ -68,6 +68,7 @@ import (
 	"time"
 
 	smb2 "github.com/cloudsoda/go-smb2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/azfs/azfs/repo/storage"
 )
@@ -371,6 +372,28 @@ func mapErr(err error) error {
 	return err
 }
 
+// pieceSize is the most one read or write request carries: go-smb2 splits
+// larger ones into requests of 1 MiB (what Windows servers accept), sent
+// one after the other.
+const pieceSize = 1 << 20
+
+// piecesAtOnce bounds the requests of one read or write in flight: enough
+// to keep the connection and the server busy while the client encrypts the
+// next, within the credits a session has (128 of 64 KiB).
+const piecesAtOnce = 4
+
+// inPieces calls fn for each piece [off, end) of [0, total), piecesAtOnce
+// of them at once, and returns the first error.
+func inPieces(total int, fn func(off, end int) error) error {
+	var g errgroup.Group
+	g.SetLimit(piecesAtOnce)
+	for off := 0; off < total; off += pieceSize {
+		end := min(off+pieceSize, total)
+		g.Go(func() error { return fn(off, end) })
+	}
+	return g.Wait()
+}
+
 // untilShared runs fn until it does not fail with a sharing violation,
 // a few times at most. Removing a file's temporary name opens it for
 // deletion, sharing it only with other deleters, while a Load of its final
@@ -448,7 +471,10 @@ func writeTemp(sh *smb2.Share, dir string, data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err = f.Write(data); err == nil {
+	if err = inPieces(len(data), func(off, end int) error {
+		_, err := f.WriteAt(data[off:end], int64(off))
+		return err
+	}); err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -500,8 +526,8 @@ func load(sh *smb2.Share, p string, off, length int64) ([]byte, error) {
 		}
 		return fi.Size(), nil
 	}
-	if off < 0 || length <= 0 || length > 64<<20 {
-		// To the end, nothing, or more than a pack: the size decides.
+	if off < 0 || length <= 0 || length > pieceSize {
+		// To the end, nothing, or more than a piece: the size decides.
 		n, err := size()
 		if err != nil {
 			return nil, err
@@ -511,6 +537,20 @@ func load(sh *smb2.Share, p string, off, length int64) ([]byte, error) {
 		}
 	}
 	buf := make([]byte, length)
+	if length > pieceSize {
+		// The size is known: every piece must come whole.
+		err := inPieces(len(buf), func(from, to int) error {
+			n, err := f.ReadAt(buf[from:to], off+int64(from))
+			if err == nil && n < to-from {
+				err = fmt.Errorf("file shrank while reading (%d of %d bytes at offset %d): %w", n, to-from, off+int64(from), io.ErrUnexpectedEOF)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
 	// The library's ReadAt returns a short count without io.EOF at the
 	// end of the file.
 	got, err := f.ReadAt(buf, off)

@@ -1,6 +1,7 @@
 package smb
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -224,5 +225,30 @@ func TestReconnect(t *testing.T) {
 	}
 	if err := s.Save(ctx, "keys/k", []byte("after")); err != nil {
 		t.Errorf("Save after the restart: %v", err)
+	}
+}
+
+// TestLargeRanges loads ranges of an object of several pieces (requests of
+// 1 MiB, several at once): across piece boundaries, to the end, and past it.
+func TestLargeRanges(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, smbtest.Shared(t).NewShare(t), "")
+	data := make([]byte, 5<<20+3)
+	rand.Read(data)
+	if err := s.Save(ctx, "data/ab/big", data); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(data))
+	for _, r := range [][2]int64{
+		{0, -1}, {0, size}, {1, 3 << 20}, {1<<20 - 1, 2<<20 + 2}, {size - 10, 3 << 20}, {size - (2 << 20), -1}, {4 << 20, 64 << 20}, {size, -1},
+	} {
+		got, err := s.Load(ctx, "data/ab/big", r[0], r[1])
+		end := size
+		if r[1] >= 0 {
+			end = min(size, r[0]+r[1])
+		}
+		if err != nil || !bytes.Equal(got, data[r[0]:end]) {
+			t.Errorf("Load(%d, %d) = %d bytes, %v; want %d bytes of the object", r[0], r[1], len(got), err, end-r[0])
+		}
 	}
 }
