@@ -48,7 +48,8 @@
 // time on each, so that concurrent uploads and loads proceed in parallel. A
 // session whose request fails other than with an answer from the server (a
 // dropped connection, a restarted server, a timeout) is closed and not
-// reused: the next request dials a new one. The store does not retry by
+// reused: the next request dials a new one. List holds a session only while
+// it reads a directory, never while its callback runs. The store does not retry by
 // itself: the retry wrapper does, calling again.
 package smb
 
@@ -594,51 +595,41 @@ func (s *Store) Stat(ctx context.Context, name string) (storage.Info, error) {
 }
 
 // List walks only the directory subtree that prefix falls in, skipping
-// subdirectories that cannot contain a match and temporary files. It holds
-// a session for the whole walk and reads one directory at a time.
+// subdirectories that cannot contain a match and temporary files. It reads
+// one directory at a time, and calls fn holding no session, so that fn may
+// use the store.
 func (s *Store) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
 	if err := storage.CheckList(ctx, prefix); err != nil {
 		return err
 	}
-	start := storage.PrefixDir(prefix)
-	var fnErr error // fn's own error, returned unchanged
-	err := s.do(ctx, func(sh *smb2.Share) error {
-		fnErr = s.walk(ctx, sh, start, prefix, fn)
-		if errors.Is(fnErr, errWalk) {
-			err := fnErr
-			fnErr = nil
-			return errors.Unwrap(err)
-		}
-		return nil
-	})
-	if fnErr != nil {
-		return fnErr
+	err := s.walk(ctx, storage.PrefixDir(prefix), prefix, fn)
+	var werr walkError
+	if errors.As(err, &werr) {
+		return &storage.Error{Op: "list", Name: prefix, Err: mapErr(werr.err)}
 	}
-	if err != nil {
-		return &storage.Error{Op: "list", Name: prefix, Err: mapErr(err)}
-	}
-	return nil
+	return err // nil, or fn's own error unchanged
 }
 
-// errWalk marks the walk's own errors, to tell them from fn's.
-var errWalk = errors.New("walk")
-
+// walkError marks the walk's own errors, to tell them from fn's.
 type walkError struct{ err error }
 
-func (e walkError) Error() string        { return e.err.Error() }
-func (e walkError) Is(target error) bool { return target == errWalk }
-func (e walkError) Unwrap() error        { return e.err }
+func (e walkError) Error() string { return e.err.Error() }
 
 // walk lists the objects matching prefix in the directory rel and below.
-func (s *Store) walk(ctx context.Context, sh *smb2.Share, rel, prefix string, fn func(storage.Info) error) error {
-	entries, err := sh.ReadDir(s.path(rel))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // nothing matches, or deleted meanwhile
+func (s *Store) walk(ctx context.Context, rel, prefix string, fn func(storage.Info) error) error {
+	var entries []fs.FileInfo
+	err := s.do(ctx, func(sh *smb2.Share) error {
+		var err error
+		entries, err = sh.ReadDir(s.path(rel))
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil // listed, or nothing matches (deleted meanwhile, or never made)
 		}
 		if fi, serr := sh.Lstat(s.path(rel)); serr == nil && !fi.IsDir() {
 			return nil // a file, which Samba will not list (STATUS_NOT_SUPPORTED)
 		}
+		return err
+	})
+	if err != nil {
 		return walkError{err}
 	}
 	for _, e := range entries {
@@ -654,7 +645,7 @@ func (s *Store) walk(ctx context.Context, sh *smb2.Share, rel, prefix string, fn
 			if !storage.MayHold(name, prefix) {
 				continue
 			}
-			if err := s.walk(ctx, sh, name, prefix, fn); err != nil {
+			if err := s.walk(ctx, name, prefix, fn); err != nil {
 				return err
 			}
 		case e.Mode().IsRegular() && strings.HasPrefix(name, prefix) && storage.ValidName(name):

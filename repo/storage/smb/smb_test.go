@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/smb/smbtest"
@@ -250,5 +252,39 @@ func TestLargeRanges(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data[r[0]:end]) {
 			t.Errorf("Load(%d, %d) = %d bytes, %v; want %d bytes of the object", r[0], r[1], len(got), err, end-r[0])
 		}
+	}
+}
+
+// TestListCallbackUsesStore: List holds no session while it calls fn, so
+// fn may load what it is given even when the store keeps one session.
+func TestListCallbackUsesStore(t *testing.T) {
+	srv := smbtest.Shared(t)
+	loc, err := ParseLocation(srv.URL(smbtest.User, srv.NewShare(t), ""), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, loc, Auth{Password: srv.Password, Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, name := range []string{"index/a", "index/b", "data/ab/c"} {
+		if err := s.Save(ctx, name, []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	err = s.List(ctx, "", func(fi storage.Info) error {
+		b, err := s.Load(ctx, fi.Name, 0, -1)
+		if err == nil && string(b) != fi.Name {
+			err = fmt.Errorf("%s holds %q", fi.Name, b)
+		}
+		n++
+		return err
+	})
+	if err != nil || n != 3 {
+		t.Errorf("List loading in its callback: %d objects, %v", n, err)
 	}
 }
