@@ -48,9 +48,10 @@
 // time on each, so that concurrent uploads and loads proceed in parallel. A
 // session whose request fails other than with an answer from the server (a
 // dropped connection, a restarted server, a timeout) is closed and not
-// reused: the next request dials a new one. List holds a session only while
-// it reads a directory, never while its callback runs. The store does not retry by
-// itself: the retry wrapper does, calling again.
+// reused: the next request dials a new one. List holds a session only
+// while it reads a directory, never while its callback runs. The store
+// does not retry by itself: the retry wrapper does, calling again. Reads
+// and writes of more than 1 MiB go as 1 MiB requests, 4 at once.
 package smb
 
 import (
