@@ -46,8 +46,9 @@ var passwords struct {
 }
 
 // password returns the password of loc's account: from --smb-password-file,
-// else from the file AZFS_SMB_PASSWORD_FILE names, else asked for on the
-// terminal without echo. It is never taken from the command line itself.
+// else from the file AZFS_SMB_PASSWORD_FILE names (one line, a UTF-8 BOM
+// and the line ending dropped, as for passphrase files), else asked for on
+// the terminal without echo. It is never taken from the command line itself.
 func (f ShareFlags) password(loc smb.Location) (string, error) {
 	file, flag := f.PasswordFile, "--smb-password-file"
 	if file == "" {
@@ -58,7 +59,7 @@ func (f ShareFlags) password(loc smb.Location) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("read the share password (%s): %w", flag, err)
 		}
-		pass := strings.TrimRight(string(b), "\r\n")
+		pass := strings.TrimRight(strings.TrimPrefix(string(b), utf8BOM), "\r\n")
 		if pass == "" || strings.ContainsAny(pass, "\r\n") {
 			return "", fmt.Errorf("share password file %s (%s): want the password on one line", file, flag)
 		}
