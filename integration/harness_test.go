@@ -106,7 +106,7 @@ type env struct {
 	cfgDir   string
 	cacheDir string
 	home     string
-	vault    string   // vault path (after createVault)
+	vault    string // vault path (after createVault)
 	// vaultDir is where the vault's files are on this machine's disk when
 	// that is not vault itself: the share's directory on the test smbd's
 	// disk for a share vault.
