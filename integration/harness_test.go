@@ -192,9 +192,16 @@ func (r result) stderrLines() []string {
 // run runs bin to completion (bounded by cmdTimeout).
 func (e *env) run(bin string, args ...string) result {
 	e.t.Helper()
+	return e.runInput(nil, bin, args...)
+}
+
+// runInput is run with stdin (nil: none) as the command's standard input.
+func (e *env) runInput(stdin io.Reader, bin string, args ...string) result {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := e.command(ctx, bin, args...)
+	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

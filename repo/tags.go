@@ -1,14 +1,15 @@
 package repo
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/azfs/azfs/internal/errkind"
 )
 
 // ErrTag reports a point tag that is not valid.
-var ErrTag = errors.New("invalid tag")
+var ErrTag = errkind.New(errkind.Invalid, "invalid tag")
 
 // tagPunct is what a tag may hold besides letters and digits: a comma
 // joins tags in a filter (ParseTagFilter), so it is not among them.

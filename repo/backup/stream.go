@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/chunker"
 	"github.com/azfs/azfs/repo/tree"
@@ -41,7 +42,7 @@ const streamMode = 0o600
 const streamDirMode = 0o755
 
 // ErrStreamName reports a stream file name that is not valid.
-var ErrStreamName = errors.New("invalid stream file name")
+var ErrStreamName = errkind.New(errkind.Invalid, "invalid stream file name")
 
 // CheckStreamName accepts the name of a stream's file: a single file name,
 // not "." or "..", without '/' or NUL, of 1 to 255 bytes.
@@ -54,7 +55,7 @@ func CheckStreamName(name string) error {
 
 // ErrCommand reports a command whose output a run backs up that could not
 // start, exited with a non-zero status or was killed by a signal.
-var ErrCommand = errors.New("command failed")
+var ErrCommand = errkind.New(errkind.Other, "command failed")
 
 // Command returns a Stream of the standard output of the command argv,
 // called name in the point (argv[0]'s base name when name is empty). The
