@@ -159,3 +159,21 @@ func TestBackupStdin(t *testing.T) {
 		t.Errorf("a stdin point named \"my dump.sql\" in set dump: %+v", rows)
 	}
 }
+
+// TestBackupStdinMemory: a stream is chunked as it arrives, never held
+// whole: 1 GiB piped in (zeros, so that storing it costs little) leaves
+// the backup's peak RSS far below its size.
+func TestBackupStdinMemory(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	const size = 1 << 30
+	r := e.mustAzfs("backup", "--json", "--stdin-from-command", "--stdin-filename", "zeros", "--", "head", "-c", "1073741824", "/dev/zero")
+	out := parseBackup(t, r)
+	t.Logf("1 GiB stream: peak RSS %d MiB, stored %d bytes", out.PeakRSS>>20, out.Stats.BytesStored)
+	if out.Stats.Bytes != size || out.Stats.BytesRead != size {
+		t.Errorf("stats %+v, want %d bytes read", out.Stats, size)
+	}
+	if out.PeakRSS == 0 || out.PeakRSS > 256<<20 {
+		t.Errorf("peak RSS %d MiB for a 1 GiB stream: want it bounded (under 256 MiB)", out.PeakRSS>>20)
+	}
+}
