@@ -98,6 +98,20 @@ func (f TagFilter) Select(points []*Point) []*Point {
 	return out
 }
 
+// Matching is Select for a command that acts on the points it selects: it
+// returns an error wrapping ErrUnknownPoint, naming f, when f is not
+// empty and matches none of points.
+func (f TagFilter) Matching(points []*Point) ([]*Point, error) {
+	if f.Empty() {
+		return points, nil
+	}
+	out := f.Select(points)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: none of the %d live points has %s", ErrUnknownPoint, len(points), f)
+	}
+	return out, nil
+}
+
 // String describes f for messages: `tags "web,daily" or "db"`.
 func (f TagFilter) String() string {
 	q := make([]string, len(f.groups))

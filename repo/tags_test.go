@@ -83,6 +83,16 @@ func TestTagFilter(t *testing.T) {
 	if got, want := f.String(), `tags "web,daily" or "db"`; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
+	if got, err := f.Matching(points); err != nil || !slices.Equal(got, []*repo.Point{webDaily, db}) {
+		t.Errorf("Matching = %v, %v; want webDaily and db", machines(got), err)
+	}
+	nope, _ := repo.ParseTagFilter([]string{"nope"})
+	if got, err := nope.Matching(points); got != nil || !errors.Is(err, repo.ErrUnknownPoint) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("Matching with no match = %v, %v; want ErrUnknownPoint naming the tag", machines(got), err)
+	}
+	if got, err := (repo.TagFilter{}).Matching(nil); got != nil || err != nil {
+		t.Errorf("an empty filter's Matching(nil) = %v, %v; want no points and no error", got, err)
+	}
 }
 
 func machines(points []*repo.Point) []string {

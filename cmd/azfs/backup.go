@@ -35,7 +35,9 @@ func newBackupCmd() *cobra.Command {
 		Short: "Back up paths into the vault as a new recovery point",
 		Example: `  azfs backup /home /etc
   azfs backup --set system --exclude-caches -x /
-  azfs backup --json --exclude '*.tmp' /srv/data`,
+  azfs backup --json --exclude '*.tmp' /srv/data
+  azfs backup --stdin-from-command --stdin-filename db.sql --tag pg -- pg_dump mydb
+  pg_dump mydb | azfs backup --stdin --stdin-filename db.sql`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
@@ -46,7 +48,9 @@ func newBackupCmd() *cobra.Command {
 	wait := fs.Bool("wait", false, "when another backup of this machine is running (the agent's), wait for it to end instead of refusing")
 	set := fs.String("set", "", "the backup set `NAME` of the point (letters, digits, '.', '_', '-'; default: the set of its paths): retention applies per set")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
+	tags := fs.StringArray("tag", nil, "label the point with the tag `T` (letters, digits, '.', '_', '-', ':', '='); repeatable")
 	selFlags := addSelectFlags(fs)
+	streamFlags := addStreamFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if fs.Changed("set") {
@@ -54,18 +58,27 @@ func newBackupCmd() *cobra.Command {
 				return cli.Usagef("--set: %v", err)
 			}
 		}
+		if _, err := repo.NormalizeTags(*tags); err != nil {
+			return cli.Usagef("--tag: %v", err)
+		}
 		sel, err := selFlags.selection()
 		if err != nil {
 			return err
 		}
 		status := cli.NewStatus(os.Stderr)
 		warn := func(msg string) { status.Printf("azfs: warning: %s\n", cli.OneLine(msg)) }
-		paths, err := selFlags.paths(fs.Args(), warn)
+		stream, err := streamFlags.stream(ctx, fs, selFlags)
 		if err != nil {
 			return err
 		}
+		var paths []string
+		if stream != nil {
+			paths = []string{"/" + stream.Name}
+		} else if paths, err = selFlags.paths(fs.Args(), warn); err != nil {
+			return err
+		}
 		if len(paths) == 0 {
-			return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--exclude PATTERN...] [--files-from FILE] PATH...")
+			return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--tag T...] [--exclude PATTERN...] [--files-from FILE] PATH... | --stdin [--stdin-filename NAME] | --stdin-from-command [--stdin-filename NAME] -- CMD ARGS...")
 		}
 		setBackupMemoryLimit()
 		o, err := cli.OpenVault(ctx, target.target())
@@ -82,6 +95,8 @@ func newBackupCmd() *cobra.Command {
 		defer lock.Unlock()
 		req := backupRequest{
 			paths:        paths,
+			stream:       stream,
+			tags:         *tags,
 			set:          *set,
 			uploads:      *uploads,
 			verifyReused: *verifyReused,
@@ -116,6 +131,9 @@ func newBackupCmd() *cobra.Command {
 		if p == nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("backup %w: no recovery point was committed", cli.ErrInterrupted)
+			}
+			if stream != nil && err != nil {
+				return fmt.Errorf("%w; no point committed", err)
 			}
 			return err
 		}
@@ -189,7 +207,10 @@ func lockBackup(ctx context.Context, o *cli.Opened, h agent.Holder, wait bool, w
 
 // backupRequest is one backup, on demand or scheduled.
 type backupRequest struct {
-	paths   []string
+	paths []string
+	// stream, when set, is backed up instead of paths (backup.Options).
+	stream  *backup.Stream
+	tags    []string
 	set     string // the backup set's name; empty: the set of the paths
 	uploads int    // 0: the default for the vault's kind
 	// verifyReused authenticates every reused blob (backup.Options).
@@ -242,7 +263,8 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 	opts := backup.Options{
 		Exclude:  exclude,
 		Select:   req.selection,
-		Paths:    req.paths,
+		Stream:   req.stream,
+		Tags:     req.tags,
 		Set:      req.set,
 		Machine:  o.Machine,
 		Hostname: cli.Hostname(),
@@ -253,6 +275,9 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 
 		OnChanged:    req.onChanged,
 		VerifyReused: req.verifyReused,
+	}
+	if req.stream == nil {
+		opts.Paths = req.paths
 	}
 	if opts.Uploads <= 0 {
 		opts.Uploads = 2

@@ -21,27 +21,41 @@ func newForgetCmd() *cobra.Command {
 		Use:   "forget POINT...",
 		Short: "Forget points, recoverable for the soft-delete window (owner; needs a PIN)",
 		Example: `  azfs forget --dry-run 2026-12-01
-  azfs forget --machine web01 --pin 123456 3f2a9c0e latest`,
+  azfs forget --machine web01 --pin 123456 3f2a9c0e latest
+  azfs forget --tag env=test --pin 123456`,
 	}
 	fs := flags(cmd)
 	target := addOwnerMachineFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "show what would be forgotten, and forget nothing")
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin' (forgetting is an owner's deletion)")
+	tags := cli.AddTagFilterFlag(fs, "forget the points (with POINT...: those of them the selectors name)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		o, owner, s, err := openOwnerState(ctx, fs, target,
-			"usage: azfs forget [--machine NAME] [--dry-run] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest)")
+		filter, err := tags.Filter()
 		if err != nil {
 			return err
 		}
-		points, err := selectPoints(s.Live(), fs.Args(), func(sel string) error {
-			if p, err := repo.SelectPoint(deletedPoints(s), sel, time.Local); err == nil {
-				return fmt.Errorf("point %s of %s is forgotten already ('azfs points --deleted')", p.ID.Short(), s.Machine)
-			}
-			return nil
-		})
+		o, owner, s, err := openOwnerState(ctx, fs, target, !filter.Empty(),
+			"usage: azfs forget [--machine NAME] [--dry-run] [--tag T...] --pin PIN POINT... (a point is an ID prefix, a date, a time or latest; with --tag, no POINT: every point with the tags)")
 		if err != nil {
 			return err
+		}
+		live, err := filter.Matching(s.Live())
+		if err != nil {
+			return err
+		}
+		// With --tag and no selectors, every live point with the tags.
+		points := live
+		if fs.NArg() > 0 {
+			points, err = selectPoints(live, fs.Args(), func(sel string) error {
+				if p, err := repo.SelectPoint(deletedPoints(s), sel, time.Local); err == nil {
+					return fmt.Errorf("point %s of %s is forgotten already ('azfs points --deleted')", p.ID.Short(), s.Machine)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		printPoints("forget", points)
 		if *dryRun {
@@ -76,7 +90,7 @@ func newUndeleteCmd() *cobra.Command {
 	target := addOwnerMachineFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		o, owner, s, err := openOwnerState(ctx, fs, target, "usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
+		o, owner, s, err := openOwnerState(ctx, fs, target, false, "usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
 		if err != nil {
 			return err
 		}
@@ -99,11 +113,11 @@ func newUndeleteCmd() *cobra.Command {
 	return cmd
 }
 
-// openOwnerState checks that fs's arguments are at least one (else
-// usage), opens the machine target names with the owner's
-// keys and reads what became of its points.
-func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, usage string) (*cli.Opened, *keys.OwnerKeys, *policy.State, error) {
-	if fs.NArg() == 0 {
+// openOwnerState checks that fs's arguments are at least one, unless
+// argsOptional (else usage), opens the machine target names with the
+// owner's keys and reads what became of its points.
+func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, argsOptional bool, usage string) (*cli.Opened, *keys.OwnerKeys, *policy.State, error) {
+	if fs.NArg() == 0 && !argsOptional {
 		return nil, nil, nil, cli.Usagef("%s", usage)
 	}
 	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())

@@ -24,16 +24,22 @@ func newPointsCmd() *cobra.Command {
 		Short: "List recovery points",
 		Example: `  azfs points
   azfs points --machine web01 --json
-  azfs points --deleted`,
+  azfs points --deleted
+  azfs points --tag pg --tag web,daily`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	deleted := fs.Bool("deleted", false, "list the forgotten points (soft-deleted): when they were forgotten, by whom, and when prune may purge them")
 	set := fs.String("set", "", "list the points of the backup set `NAME` only ('azfs backup --set')")
+	tags := cli.AddTagFilterFlag(fs, "list only the points")
 	accept := fs.Bool("accept-missing", false, "stop reporting points this host saw that are missing from the vault (after the owner forgot and pruned the newest point, or to accept a loss)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		filter, err := tags.Filter()
+		if err != nil {
+			return err
+		}
 		o, err := cli.OpenVault(ctx, target.target())
 		if err != nil {
 			return err
@@ -51,7 +57,7 @@ func newPointsCmd() *cobra.Command {
 		if *deleted {
 			return listDeleted(s, *asJSON)
 		}
-		points := s.Live()
+		points := filter.Select(s.Live())
 		if fs.Changed("set") {
 			points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
 		}
@@ -66,6 +72,10 @@ func newPointsCmd() *cobra.Command {
 			fmt.Printf("no live recovery points of the backup set %q\n", *set)
 			return nil
 		}
+		if len(points) == 0 && !filter.Empty() {
+			fmt.Printf("no live recovery points with %s\n", filter)
+			return nil
+		}
 		if len(points) == 0 {
 			if n := len(s.Deleted()); n > 0 {
 				fmt.Printf("no live recovery points; %d forgotten ('azfs points --deleted')\n", n)
@@ -75,7 +85,7 @@ func newPointsCmd() *cobra.Command {
 			return nil
 		}
 		w := bufio.NewWriter(os.Stdout)
-		fmt.Fprintf(w, "%-8s  %-12s  %-25s  %9s  %10s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "PATHS")
+		fmt.Fprintf(w, "%-8s  %-12s  %-25s  %9s  %10s  %-8s  %-8s  %s\n", "ID", "MACHINE", "TIME", "FILES", "SIZE", "SET", "TAGS", "PATHS")
 		for _, p := range points {
 			partial := ""
 			if p.Partial {
@@ -84,8 +94,8 @@ func newPointsCmd() *cobra.Command {
 			if n := p.Stats.ChangedWhileRead; n > 0 {
 				partial += fmt.Sprintf(" (%d changed during backup)", n)
 			}
-			fmt.Fprintf(w, "%-8s  %-12s  %-25s  %9d  %10s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(repo.PointTimeLayout),
-				p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), setLabel(p), quotedNames(p.Paths), partial)
+			fmt.Fprintf(w, "%-8s  %-12s  %-25s  %9d  %10s  %-8s  %-8s  %s%s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(repo.PointTimeLayout),
+				p.Stats.Files, cli.FormatBytes(p.Stats.Bytes), setLabel(p), tagsLabel(p), quotedNames(p.Paths), partial)
 		}
 		return w.Flush()
 	}
@@ -101,6 +111,19 @@ func setLabel(p *repo.Point) string {
 	return cli.QuoteNameIfNeeded(p.SetName)
 }
 
+// tagsLabel is the tags of p as 'azfs points' shows them: joined by
+// commas, or "-" for none.
+func tagsLabel(p *repo.Point) string {
+	if len(p.Tags) == 0 {
+		return "-"
+	}
+	quoted := make([]string, len(p.Tags))
+	for i, t := range p.Tags {
+		quoted[i] = cli.QuoteNameIfNeeded(t)
+	}
+	return strings.Join(quoted, ",")
+}
+
 // pointJSON is a point as 'azfs points --json' lists it.
 type pointJSON struct {
 	ID      string    `json:"id"`
@@ -108,17 +131,23 @@ type pointJSON struct {
 	Time    time.Time `json:"time"`
 	Paths   []string  `json:"paths"`
 	// Set is the backup set's name; empty for the set of the paths.
-	Set     string `json:"set"`
-	Files   uint64 `json:"files"`
-	Bytes   uint64 `json:"bytes"`
-	Partial bool   `json:"partial"`
+	Set string `json:"set"`
+	// Tags are the point's tags, sorted; [] for none.
+	Tags    []string `json:"tags"`
+	Files   uint64   `json:"files"`
+	Bytes   uint64   `json:"bytes"`
+	Partial bool     `json:"partial"`
 	// ChangedWhileRead counts the files stored as read while they kept
 	// changing (marked changed during backup).
 	ChangedWhileRead uint64 `json:"changed_while_read"`
 }
 
 func pointRow(p *repo.Point) pointJSON {
-	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.SetName, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
+	tags := p.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.SetName, tags, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
 }
 
 // listDeleted is 'azfs points --deleted': the forgotten points of s.

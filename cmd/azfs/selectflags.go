@@ -37,6 +37,12 @@ func addSelectFlags(fs *pflag.FlagSet) *selectFlags {
 	}
 }
 
+// names returns the names of the flags addSelectFlags adds.
+func (f *selectFlags) names() []string {
+	return []string{"files-from", "files-from-verbatim", "files-from-raw", "exclude", "iexclude", "exclude-file", "iexclude-file",
+		"exclude-caches", "exclude-if-present", "exclude-larger-than", "one-file-system", "include-fs"}
+}
+
 // selection builds what the flags select; a bad pattern, file or size is
 // a usage error.
 func (f *selectFlags) selection() (*selection.Selection, error) {

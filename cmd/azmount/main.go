@@ -50,14 +50,16 @@ const blobDiskCache = 4 << 30
 // newRootCmd returns the azmount command.
 func newRootCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "azmount [--point 2024-05-01 | 2024-05-01T10:30 | ID-prefix | latest] MOUNTPOINT",
+		Use:   "azmount [--tag T...] [--point 2024-05-01 | 2024-05-01T10:30 | ID-prefix | latest] MOUNTPOINT",
 		Short: "Mount recovery points of an azfs vault read-only through FUSE",
 		Long: `azmount mounts recovery points of an azfs vault read-only through FUSE, so
 files are recovered with cp, rsync or tar. It runs in the foreground and
 unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
-<machine>/<time>.`,
+<machine>/<time>. With --tag it serves only the points with the tags, and
+--point picks among them.`,
 		Example: `  azmount /mnt/restore
   azmount --point latest /mnt/restore
+  azmount --tag pg --point latest /mnt/restore
   azmount --machine web01 --point 2026-12-01 /mnt/restore
   azmount --vault-credentials restore.creds --passphrase-file web01.pass /mnt/restore`,
 		// Errors are printed once, by main, as one line with the exit
@@ -80,6 +82,7 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 	privKey := fs.String("private-key", "", "certificate mode: the certificate's private key `FILE` (PEM, PKCS#8 or .pfx)")
 	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
+	tags := cli.AddTagFilterFlag(fs, "serve only the points (with --point: select among the points)")
 	cacheSize := fs.String("cache-size", "320MiB", "memory for the mount's caches: decrypted chunks, tree parts, pack segments (the process stays within about this plus 128 MiB)")
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
@@ -93,6 +96,10 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 		}
 		if len(args) != 1 {
 			return cli.Usagef("name exactly one mountpoint (see 'azmount --help')")
+		}
+		filter, err := tags.Filter()
+		if err != nil {
+			return err
 		}
 		cacheBytes, err := cli.ParseSize("cache-size", *cacheSize)
 		if err != nil {
@@ -149,7 +156,10 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 		if err != nil {
 			return err
 		}
-		points := state.Live()
+		points, err := filter.Matching(state.Live())
+		if err != nil {
+			return err
+		}
 		// Copies of blobs that reads find damaged or missing are remembered in
 		// the vault, for the next backup to store again.
 		o.Vault.SaveDamageAsFound()
