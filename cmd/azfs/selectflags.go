@@ -17,10 +17,17 @@ type selectFlags struct {
 	filesFrom, filesFromVerbatim, filesFromRaw                         *[]string
 	caches, oneFS                                                      *bool
 	largerThan                                                         *string
+	// own holds the flags above (also added to the command's flag set).
+	own *pflag.FlagSet
 }
 
 func addSelectFlags(fs *pflag.FlagSet) *selectFlags {
+	own := pflag.NewFlagSet("selection", pflag.ContinueOnError)
+	own.SortFlags = false
+	defer fs.AddFlagSet(own)
+	fs = own
 	return &selectFlags{
+		own:               own,
 		filesFrom:         fs.StringArray("files-from", nil, "also back up the paths listed in `FILE` (- for stdin): one a line, blanks around trimmed, # comments and blank lines skipped, glob patterns expanded; repeatable"),
 		filesFromVerbatim: fs.StringArray("files-from-verbatim", nil, "also back up the paths listed in `FILE` (- for stdin), one a line taken as it is (only empty lines skipped); repeatable"),
 		filesFromRaw:      fs.StringArray("files-from-raw", nil, "also back up the paths listed in `FILE` (- for stdin), separated by NUL bytes (find -print0); repeatable"),
@@ -37,10 +44,16 @@ func addSelectFlags(fs *pflag.FlagSet) *selectFlags {
 	}
 }
 
-// names returns the names of the flags addSelectFlags adds.
-func (f *selectFlags) names() []string {
-	return []string{"files-from", "files-from-verbatim", "files-from-raw", "exclude", "iexclude", "exclude-file", "iexclude-file",
-		"exclude-caches", "exclude-if-present", "exclude-larger-than", "one-file-system", "include-fs"}
+// changed returns the name of one of the flags the command line set, or
+// "" when it set none.
+func (f *selectFlags) changed() string {
+	name := ""
+	f.own.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed && name == "" {
+			name = fl.Name
+		}
+	})
+	return name
 }
 
 // selection builds what the flags select; a bad pattern, file or size is

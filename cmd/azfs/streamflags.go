@@ -45,10 +45,8 @@ func (f *streamFlags) stream(ctx context.Context, fs *pflag.FlagSet, sel *select
 	if *f.fromCommand {
 		flag = "--stdin-from-command"
 	}
-	for _, name := range sel.names() {
-		if fs.Changed(name) {
-			return nil, cli.Usagef("--%s does not apply to %s, which backs up one stream", name, flag)
-		}
+	if name := sel.changed(); name != "" {
+		return nil, cli.Usagef("--%s does not apply to %s, which backs up one stream", name, flag)
 	}
 	var s *backup.Stream
 	if *f.stdin {
