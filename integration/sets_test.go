@@ -13,11 +13,15 @@ import (
 	"time"
 )
 
-// setRow is the part of `azfs points --json` about sets.
+// setRow is the part of `azfs points --json` about sets (and tags, and
+// the size of a stream's point).
 type setRow struct {
 	ID    string   `json:"id"`
 	Paths []string `json:"paths"`
 	Set   string   `json:"set"`
+	Tags  []string `json:"tags"`
+	Files uint64   `json:"files"`
+	Bytes uint64   `json:"bytes"`
 }
 
 func (e *env) setRows(args ...string) []setRow {

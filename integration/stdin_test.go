@@ -5,7 +5,6 @@ package integration
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,26 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// streamRow is the part of `azfs points --json` about a stream's point.
-type streamRow struct {
-	ID    string   `json:"id"`
-	Paths []string `json:"paths"`
-	Set   string   `json:"set"`
-	Files uint64   `json:"files"`
-	Bytes uint64   `json:"bytes"`
-	Tags  []string `json:"tags"`
-}
-
-func (e *env) streamRows(args ...string) []streamRow {
-	e.t.Helper()
-	r := e.mustAzfs(append([]string{"points", "--json"}, args...)...)
-	var rows []streamRow
-	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
-		e.t.Fatalf("points --json printed invalid JSON: %v\n%s", err, r)
-	}
-	return rows
-}
 
 // checkMountedStream mounts the latest point and checks that it holds
 // only the file name, with want as its content, mode 0600 and the running
@@ -90,7 +69,7 @@ func TestBackupStdinFromCommand(t *testing.T) {
 			t.Errorf("exit %d, want 1", r.code)
 		}
 	}
-	if rows := e.streamRows(); len(rows) != 0 {
+	if rows := e.setRows(); len(rows) != 0 {
 		t.Fatalf("failed commands committed points: %+v", rows)
 	}
 
@@ -98,7 +77,7 @@ func TestBackupStdinFromCommand(t *testing.T) {
 	if !strings.Contains(r.stderr, "dumped\n") {
 		t.Errorf("the command's stderr did not pass through:\n%s", r)
 	}
-	rows := e.streamRows()
+	rows := e.setRows()
 	if len(rows) != 1 || !slices.Equal(rows[0].Paths, []string{"/db.sql"}) || rows[0].Set != "db.sql" || rows[0].Files != 1 || rows[0].Bytes != uint64(len(want)) {
 		t.Fatalf("points: %+v; want one point of /db.sql in set db.sql, one file of %d bytes", rows, len(want))
 	}
@@ -110,7 +89,7 @@ func TestBackupStdinFromCommand(t *testing.T) {
 	mcRefused(t, e.azfs("backup", "--stdin-from-command", "--", "azfs-no-such-command"), "azfs-no-such-command")
 	mcRefused(t, e.azfs("backup", "--stdin-from-command"), "command")
 	mcRefused(t, e.azfs("backup", "--stdin-from-command", "--stdin", "--", "true"), "--stdin")
-	if n := len(e.streamRows()); n != 2 {
+	if n := len(e.setRows()); n != 2 {
 		t.Errorf("%d points, want the 2 successful commands'", n)
 	}
 }
@@ -129,7 +108,7 @@ func TestBackupStdin(t *testing.T) {
 	if out.Stats.Files != 1 || out.Stats.Bytes != uint64(len(want)) {
 		t.Errorf("backup --stdin stats %+v, want one file of %d bytes", out.Stats, len(want))
 	}
-	rows := e.streamRows("--set", "db.sql")
+	rows := e.setRows("--set", "db.sql")
 	if len(rows) != 1 || rows[0].ID != out.Point || !slices.Equal(rows[0].Paths, []string{"/db.sql"}) {
 		t.Fatalf("points --set db.sql: %+v, want the stdin point of /db.sql", rows)
 	}
@@ -155,7 +134,7 @@ func TestBackupStdin(t *testing.T) {
 	if r := e.runInput(strings.NewReader("x"), azfsBin, "backup", "--stdin", "--stdin-filename", "my dump.sql", "--set", "dump"); r.code != 0 {
 		t.Fatalf("backup --stdin of \"my dump.sql\" in set dump: %s", r)
 	}
-	if rows := e.streamRows("--set", "dump"); len(rows) != 1 || rows[0].Paths[0] != "/my dump.sql" {
+	if rows := e.setRows("--set", "dump"); len(rows) != 1 || rows[0].Paths[0] != "/my dump.sql" {
 		t.Errorf("a stdin point named \"my dump.sql\" in set dump: %+v", rows)
 	}
 }

@@ -32,7 +32,7 @@ func TestTags(t *testing.T) {
 	}
 	plain, web, webDaily, db := ids[0], ids[1], ids[2], ids[3]
 
-	rows := e.streamRows()
+	rows := e.setRows()
 	for i, want := range [][]string{nil, {"web"}, {"daily", "web"}, {"db"}} {
 		if !slices.Equal(rows[i].Tags, want) {
 			t.Errorf("points --json: point %d has tags %q, want %q", i, rows[i].Tags, want)
