@@ -21,6 +21,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -88,7 +89,7 @@ type credentialsRecord struct {
 // derive-key mode with the context "azfs 2026 vault credentials secret v1".
 // Times are kept to the second.
 func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, location string, access Access, valid time.Duration, now time.Time) (*Credentials, error) {
-	if err := CheckOwner(root, owner); err != nil {
+	if err := signed.CheckOwner(root, owner); err != nil {
 		return nil, fmt.Errorf("issue vault credentials: %w", err)
 	}
 	if valid < time.Second {
@@ -113,7 +114,7 @@ func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *key
 		return nil, fmt.Errorf("issue vault credentials: %w", err)
 	}
 	rec := credentialsRecord{Vault: c.VaultID, ID: c.ID, Access: c.Access, Issued: c.Issued, Expires: c.Expires, SecretHash: secretHash(c.Secret)}
-	if err := SaveSigned(ctx, st, credentialsPrefix+c.ID, owner, credentialsContext, rec); err != nil {
+	if err := signed.Save(ctx, st, credentialsPrefix+c.ID, owner, credentialsContext, rec); err != nil {
 		return nil, fmt.Errorf("issue vault credentials: %w", err)
 	}
 	return c, nil
@@ -148,7 +149,7 @@ func Verify(ctx context.Context, st storage.Storage, c *Credentials, need Access
 		return none, fmt.Errorf("%w: vault %s does not have the owner keys the credentials name (a replaced or forged vault)", ErrForeign, cfg.ID)
 	}
 	var rec credentialsRecord
-	err = LoadSigned(ctx, st, credentialsPrefix+c.ID, c.Owner, credentialsContext, &rec)
+	err = signed.Load(ctx, st, credentialsPrefix+c.ID, c.Owner, credentialsContext, &rec)
 	if errors.Is(err, storage.ErrNotFound) {
 		return none, fmt.Errorf("%w: vault %s has no record of credentials %s: ask the vault's owner for new ones ('azfs vault credentials')", ErrRevoked, cfg.ID, c.ID)
 	}
@@ -178,7 +179,7 @@ func Verify(ctx context.Context, st storage.Storage, c *Credentials, need Access
 // never presents its credentials again: revoking them does not cut it off
 // (on a blob vault, deleting the SAS tokens' policies does).
 func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, access ...Access) (int, error) {
-	if err := CheckOwner(root, owner); err != nil {
+	if err := signed.CheckOwner(root, owner); err != nil {
 		return 0, fmt.Errorf("revoke vault credentials: %w", err)
 	}
 	var ids []string
@@ -194,7 +195,7 @@ func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *ke
 	n := 0
 	for _, id := range ids {
 		var rec credentialsRecord
-		err := LoadSigned(ctx, st, credentialsPrefix+id, owner.Public(), credentialsContext, &rec)
+		err := signed.Load(ctx, st, credentialsPrefix+id, owner.Public(), credentialsContext, &rec)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}

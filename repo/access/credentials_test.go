@@ -14,6 +14,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
@@ -413,7 +414,7 @@ func TestVerifyForgedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := credentialsRecord{Vault: v.root.ID, ID: upgraded.ID, Access: AccessBackup, Issued: upgraded.Issued, Expires: upgraded.Expires, SecretHash: secretHash(upgraded.Secret)}
-	if err := SaveSigned(ctx, v.st, credentialsPrefix+upgraded.ID, other, credentialsContext, rec); err != nil {
+	if err := signed.Save(ctx, v.st, credentialsPrefix+upgraded.ID, other, credentialsContext, rec); err != nil {
 		t.Fatal(err)
 	}
 	upgraded.Access = AccessBackup
@@ -424,7 +425,7 @@ func TestVerifyForgedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec = credentialsRecord{Vault: v.root.ID, ID: pinSigned.ID, Access: AccessRestore, Issued: pinSigned.Issued, Expires: pinSigned.Expires, SecretHash: secretHash(pinSigned.Secret)}
-	if err := SaveSigned(ctx, v.st, credentialsPrefix+pinSigned.ID, v.owner, pinContext, rec); err != nil {
+	if err := signed.Save(ctx, v.st, credentialsPrefix+pinSigned.ID, v.owner, pinContext, rec); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -54,7 +55,7 @@ type pinRecord struct {
 // pass over 64 MiB, one thread), so that a storage reader cannot try all
 // 10^8 PINs while one is valid.
 func IssuePIN(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, now time.Time) (pin string, expires time.Time, err error) {
-	if err := CheckOwner(root, owner); err != nil {
+	if err := signed.CheckOwner(root, owner); err != nil {
 		return "", time.Time{}, fmt.Errorf("issue security PIN: %w", err)
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
@@ -70,7 +71,7 @@ func IssuePIN(ctx context.Context, st storage.Storage, root repo.Config, owner *
 		return "", time.Time{}, fmt.Errorf("issue security PIN: read random: %w", err)
 	}
 	rec.Hash = hashPIN(digits, rec.Salt, rec.KDF)
-	if err := SaveSigned(ctx, st, pinsPrefix+rec.ID, owner, pinContext, rec); err != nil {
+	if err := signed.Save(ctx, st, pinsPrefix+rec.ID, owner, pinContext, rec); err != nil {
 		return "", time.Time{}, fmt.Errorf("issue security PIN: %w", err)
 	}
 	return digits[:4] + "-" + digits[4:], rec.Expires, nil
@@ -150,7 +151,7 @@ func pinRecords(ctx context.Context, st storage.Storage, root repo.Config, now t
 	}
 	for _, id := range ids {
 		var rec pinRecord
-		err := LoadSigned(ctx, st, pinsPrefix+id, *root.Owner, pinContext, &rec)
+		err := signed.Load(ctx, st, pinsPrefix+id, *root.Owner, pinContext, &rec)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -33,14 +34,14 @@ func FuzzLoadSigned(f *testing.F) {
 	other := &keys.OwnerKeys{Version: 1, Vault: "fuzz-vault", SignSeed: fuzzSecret(0x11), Escrow: fuzzSecret(0x31)}
 	stranger := &keys.OwnerKeys{Version: 1, Vault: "fuzz-vault", SignSeed: fuzzSecret(0x12), Escrow: fuzzSecret(0x32)}
 	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	signed := map[string]bool{} // bodies the owner signed under credentialsContext
+	ownerSigned := map[string]bool{} // bodies the owner signed under credentialsContext
 	for _, rec := range []credentialsRecord{
 		{Vault: "0123456789abcdef0123456789abcdef", ID: "fedcba9876543210fedcba9876543210", Access: AccessBackup,
 			Issued: at, Expires: at.Add(365 * 24 * time.Hour), SecretHash: make([]byte, 32)},
 		{Vault: "v", ID: "i", Access: AccessRestore, Issued: at, Expires: at},
 	} {
 		st := mem.New()
-		if err := SaveSigned(ctx, st, "credentials/x", owner, credentialsContext, rec); err != nil {
+		if err := signed.Save(ctx, st, "credentials/x", owner, credentialsContext, rec); err != nil {
 			f.Fatal(err)
 		}
 		b, err := st.Load(ctx, "credentials/x", 0, -1)
@@ -49,15 +50,15 @@ func FuzzLoadSigned(f *testing.F) {
 		}
 		f.Add(b)
 		body, _ := json.Marshal(rec)
-		signed[string(body)] = true
+		ownerSigned[string(body)] = true
 	}
 	// Signed, but under another context or by another owner.
 	st := mem.New()
 	pin := pinRecord{Vault: "v", ID: "i", Expires: at, KDF: keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}, Salt: []byte{1}, Hash: []byte{2}}
-	if err := SaveSigned(ctx, st, "pins/x", owner, pinContext, pin); err != nil {
+	if err := signed.Save(ctx, st, "pins/x", owner, pinContext, pin); err != nil {
 		f.Fatal(err)
 	}
-	if err := SaveSigned(ctx, st, "credentials/y", other, credentialsContext, credentialsRecord{Vault: "v"}); err != nil {
+	if err := signed.Save(ctx, st, "credentials/y", other, credentialsContext, credentialsRecord{Vault: "v"}); err != nil {
 		f.Fatal(err)
 	}
 	for _, n := range []string{"pins/x", "credentials/y"} {
@@ -77,25 +78,25 @@ func FuzzLoadSigned(f *testing.F) {
 			t.Fatal(err)
 		}
 		var rec credentialsRecord
-		err := LoadSigned(ctx, st, "credentials/x", owner.Public(), credentialsContext, &rec)
+		err := signed.Load(ctx, st, "credentials/x", owner.Public(), credentialsContext, &rec)
 		var anyBody map[string]any
 		if err != nil {
 			if !errors.Is(err, repo.ErrDamaged) {
 				t.Fatalf("error %v does not wrap ErrDamaged", err)
 			}
 		} else {
-			var env signedRecord
-			if json.Unmarshal(b, &env) != nil || !signed[string(env.Body)] {
+			var env signed.Record
+			if json.Unmarshal(b, &env) != nil || !ownerSigned[string(env.Body)] {
 				t.Fatalf("LoadSigned accepted a body the owner did not sign: %q", env.Body)
 			}
-			if err := LoadSigned(ctx, st, "credentials/x", other.Public(), credentialsContext, &anyBody); err == nil {
+			if err := signed.Load(ctx, st, "credentials/x", other.Public(), credentialsContext, &anyBody); err == nil {
 				t.Fatalf("LoadSigned accepted the owner's record under another owner's key")
 			}
-			if err := LoadSigned(ctx, st, "credentials/x", owner.Public(), pinContext, &anyBody); err == nil {
+			if err := signed.Load(ctx, st, "credentials/x", owner.Public(), pinContext, &anyBody); err == nil {
 				t.Fatalf("LoadSigned accepted a credentials record as a PIN record")
 			}
 		}
-		if err := LoadSigned(ctx, st, "credentials/x", stranger.Public(), credentialsContext, &anyBody); err == nil {
+		if err := signed.Load(ctx, st, "credentials/x", stranger.Public(), credentialsContext, &anyBody); err == nil {
 			t.Fatalf("LoadSigned accepted a record under a key that never signed anything")
 		}
 	})

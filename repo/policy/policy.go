@@ -73,9 +73,9 @@ import (
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -569,7 +569,7 @@ func Current(ctx context.Context, st storage.Storage, root repo.Config, name str
 	}
 	for _, seq := range seqs {
 		var rec json.RawMessage
-		err := access.LoadSigned(ctx, area, seqName(policyPrefix, seq), *root.Owner, policyContext, &rec)
+		err := signed.Load(ctx, area, seqName(policyPrefix, seq), *root.Owner, policyContext, &rec)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -594,7 +594,7 @@ func Current(ctx context.Context, st storage.Storage, root repo.Config, name str
 // caller decides beforehand whether the change needs the security PIN
 // (Shortens, State.Expired).
 func Set(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, p Policy, now time.Time) (Policy, error) {
-	if err := access.CheckOwner(root, owner); err != nil {
+	if err := signed.CheckOwner(root, owner); err != nil {
 		return Policy{}, fmt.Errorf("set policy: %w", err)
 	}
 	if err := p.Validate(); err != nil {
@@ -609,7 +609,7 @@ func Set(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.
 	p.Set = now.UTC()
 	err := saveNext(ctx, area, policyPrefix, func(seq int) error {
 		p.Seq = seq
-		return access.SaveSigned(ctx, area, seqName(policyPrefix, seq), owner, policyContext, p.record(root.ID))
+		return signed.Save(ctx, area, seqName(policyPrefix, seq), owner, policyContext, p.record(root.ID))
 	})
 	if err != nil {
 		return Policy{}, fmt.Errorf("set policy of %s: %w", p.Machine, err)

@@ -12,8 +12,8 @@ import (
 	"github.com/azfs/azfs/cache/objcache"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/retention"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
@@ -201,7 +201,7 @@ func TestPolicyForgery(t *testing.T) {
 	forged := Default("web01")
 	forged.Retention = retention.Retention{KeepLast: 1}
 	forged.Seq, forged.Set = 2, t0
-	if err := access.SaveSigned(ctx, area, seqName(policyPrefix, 2), impostor, policyContext, forged.record(f.root.ID)); err != nil {
+	if err := signed.Save(ctx, area, seqName(policyPrefix, 2), impostor, policyContext, forged.record(f.root.ID)); err != nil {
 		t.Fatal(err)
 	}
 	// Signed by the owner for db01, copied to web01 under a higher number.
@@ -219,7 +219,7 @@ func TestPolicyForgery(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Signed under another context (a PIN's, say): not a policy.
-	if err := access.SaveSigned(ctx, area, seqName(policyPrefix, 4), f.owner, "pin", forged.record(f.root.ID)); err != nil {
+	if err := signed.Save(ctx, area, seqName(policyPrefix, 4), f.owner, "pin", forged.record(f.root.ID)); err != nil {
 		t.Fatal(err)
 	}
 	// Junk.
@@ -249,7 +249,7 @@ func TestSignedPolicyUnreadable(t *testing.T) {
 	p := Default("web01")
 	p.Seq, p.Set, p.TimeZone = 2, t0, "Mars/Olympus_Mons"
 	area := repo.MachineStorage(f.st, "web01")
-	if err := access.SaveSigned(ctx, area, seqName(policyPrefix, 2), f.owner, policyContext, p.record(f.root.ID)); err != nil {
+	if err := signed.Save(ctx, area, seqName(policyPrefix, 2), f.owner, policyContext, p.record(f.root.ID)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Current(ctx, f.st, f.root, "web01"); !errors.Is(err, ErrPolicy) {
@@ -282,7 +282,7 @@ func TestWindow(t *testing.T) {
 		t.Errorf("SetWindow with other keys: %v", err)
 	}
 	rec := windowRecord{Vault: f.root.ID, Seq: 3, Time: t0, Window: 0}
-	if err := access.SaveSigned(ctx, f.st, seqName(windowPrefix, 3), impostor, windowContext, rec); err != nil {
+	if err := signed.Save(ctx, f.st, seqName(windowPrefix, 3), impostor, windowContext, rec); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := Window(ctx, f.st, f.root); got != 7*retention.Day {
@@ -561,7 +561,7 @@ func TestOwnerForgetUndelete(t *testing.T) {
 		t.Errorf("Forget with other keys: %v", err)
 	}
 	fake := ownerRecordBody{Vault: f.root.ID, Machine: "web01", ID: "0123456789abcdef0123456789abcdef", Action: ActionForget, Points: ids(points), Time: t0.Add(time.Hour)}
-	if err := access.SaveSigned(ctx, repo.MachineStorage(f.st, "web01"), ownerPrefix+fake.ID, impostor, ownerContext, fake); err != nil {
+	if err := signed.Save(ctx, repo.MachineStorage(f.st, "web01"), ownerPrefix+fake.ID, impostor, ownerContext, fake); err != nil {
 		t.Fatal(err)
 	}
 	sameIDs(t, "live after a forged forget", f.load(t).Live(), points[3:])

@@ -13,7 +13,7 @@ import (
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -101,7 +101,7 @@ func ownerRecords(ctx context.Context, area storage.Storage, root repo.Config, m
 	var out []OwnerRecord
 	for _, id := range ids {
 		var body json.RawMessage
-		err := access.LoadSigned(ctx, area, ownerPrefix+id, *root.Owner, ownerContext, &body)
+		err := signed.Load(ctx, area, ownerPrefix+id, *root.Owner, ownerContext, &body)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -120,7 +120,7 @@ func ownerRecords(ctx context.Context, area storage.Storage, root repo.Config, m
 // saveOwnerRecords stores owner-signed records of action on points, as
 // many as it takes.
 func saveOwnerRecords(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, machine, action string, points []keys.ID, now time.Time) error {
-	if err := access.CheckOwner(root, owner); err != nil {
+	if err := signed.CheckOwner(root, owner); err != nil {
 		return fmt.Errorf("%s points: %w", action, err)
 	}
 	area := repo.MachineStorage(st, machine)
@@ -131,7 +131,7 @@ func saveOwnerRecords(ctx context.Context, st storage.Storage, root repo.Config,
 			return fmt.Errorf("%s points: read random: %w", action, err)
 		}
 		b := ownerRecordBody{Vault: root.ID, Machine: machine, ID: hex.EncodeToString(raw[:]), Action: action, Points: points[:n], Time: now.UTC()}
-		if err := access.SaveSigned(ctx, area, ownerPrefix+b.ID, owner, ownerContext, b); err != nil {
+		if err := signed.Save(ctx, area, ownerPrefix+b.ID, owner, ownerContext, b); err != nil {
 			return fmt.Errorf("%s points of %s: %w", action, machine, err)
 		}
 		points = points[n:]

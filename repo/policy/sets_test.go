@@ -14,9 +14,9 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
+	"github.com/azfs/azfs/repo/signed"
 )
 
 // twoSets is a policy with default rules and two sets of their own: etc,
@@ -51,7 +51,7 @@ func TestPolicyV2RoundTrip(t *testing.T) {
 		t.Errorf("Current = %+v\nwant %+v", cur, p)
 	}
 	var body map[string]json.RawMessage
-	if err := access.LoadSigned(ctx, repo.MachineStorage(f.st, "web01"), seqName(policyPrefix, p.Seq), *f.root.Owner, policyContext, &body); err != nil {
+	if err := signed.Load(ctx, repo.MachineStorage(f.st, "web01"), seqName(policyPrefix, p.Seq), *f.root.Owner, policyContext, &body); err != nil {
 		t.Fatal(err)
 	}
 	if string(body["version"]) != "2" || body["schedule"] != nil || body["retention"] != nil || body["sets"] == nil {
@@ -78,7 +78,7 @@ func TestPolicyV1Record(t *testing.T) {
 		"retention": map[string]any{"last": 0, "hourly": 0, "daily": 7, "weekly": 4, "monthly": 0, "yearly": 3, "within": 0},
 	}
 	area := repo.MachineStorage(f.st, "web01")
-	if err := access.SaveSigned(ctx, area, seqName(policyPrefix, 1), f.owner, policyContext, old); err != nil {
+	if err := signed.Save(ctx, area, seqName(policyPrefix, 1), f.owner, policyContext, old); err != nil {
 		t.Fatal(err)
 	}
 	cur, err := Current(ctx, f.st, f.root, "web01")
@@ -97,7 +97,7 @@ func TestPolicyV1Record(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body map[string]json.RawMessage
-	if err := access.LoadSigned(ctx, area, seqName(policyPrefix, p.Seq), *f.root.Owner, policyContext, &body); err != nil {
+	if err := signed.Load(ctx, area, seqName(policyPrefix, p.Seq), *f.root.Owner, policyContext, &body); err != nil {
 		t.Fatal(err)
 	}
 	if body["version"] != nil || body["sets"] != nil || body["schedule"] == nil {

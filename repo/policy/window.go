@@ -9,7 +9,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -64,7 +64,7 @@ func Window(ctx context.Context, st storage.Storage, root repo.Config) (time.Dur
 	}
 	for _, seq := range seqs {
 		var body json.RawMessage
-		err := access.LoadSigned(ctx, st, seqName(windowPrefix, seq), *root.Owner, windowContext, &body)
+		err := signed.Load(ctx, st, seqName(windowPrefix, seq), *root.Owner, windowContext, &body)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -83,7 +83,7 @@ func Window(ctx context.Context, st storage.Storage, root repo.Config) (time.Dur
 // SetWindow stores d as the vault's soft-delete window, signed by owner.
 // Shortening it is an owner's deletion: the caller asks for the PIN.
 func SetWindow(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, d time.Duration, now time.Time) error {
-	if err := access.CheckOwner(root, owner); err != nil {
+	if err := signed.CheckOwner(root, owner); err != nil {
 		return fmt.Errorf("set soft-delete window: %w", err)
 	}
 	if d < 0 {
@@ -91,7 +91,7 @@ func SetWindow(ctx context.Context, st storage.Storage, root repo.Config, owner 
 	}
 	err := saveNext(ctx, st, windowPrefix, func(seq int) error {
 		rec := windowRecord{Vault: root.ID, Seq: seq, Time: now.UTC(), Window: int64(d / time.Second)}
-		return access.SaveSigned(ctx, st, seqName(windowPrefix, seq), owner, windowContext, rec)
+		return signed.Save(ctx, st, seqName(windowPrefix, seq), owner, windowContext, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("set soft-delete window: %w", err)

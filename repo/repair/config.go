@@ -10,7 +10,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -43,7 +43,7 @@ func (r *ConfigReport) Acted() bool { return r.From != "" || r.CopyWritten }
 // SaveConfigCopy stores the owner-signed copy of cfg, the config of st (a
 // vault root or a machine area). An existing copy is left as it is.
 func SaveConfigCopy(ctx context.Context, st storage.Storage, cfg repo.Config, owner *keys.OwnerKeys) error {
-	err := access.SaveSigned(ctx, st, repo.ConfigCopyName, owner, configContext, cfg)
+	err := signed.Save(ctx, st, repo.ConfigCopyName, owner, configContext, cfg)
 	if err != nil && !errors.Is(err, storage.ErrExists) {
 		return fmt.Errorf("save the signed copy of the config: %w", err)
 	}
@@ -114,7 +114,7 @@ func settle(ctx context.Context, st storage.Storage, pub keys.OwnerPublic, sound
 	rep := &ConfigReport{State: "sound"}
 	var copied repo.Config
 	haveCopy := false
-	err := access.LoadSigned(ctx, st, repo.ConfigCopyName, pub, configContext, &copied)
+	err := signed.Load(ctx, st, repo.ConfigCopyName, pub, configContext, &copied)
 	switch {
 	case err == nil && sound(copied):
 		haveCopy = true
@@ -215,7 +215,7 @@ func RootIDCandidates(ctx context.Context, st storage.Storage) ([]string, error)
 		}
 	}
 	var copied repo.Config
-	if access.DecodeUnverified(ctx, st, repo.ConfigCopyName, &copied) == nil {
+	if signed.DecodeUnverified(ctx, st, repo.ConfigCopyName, &copied) == nil {
 		add(copied.ID)
 	}
 	names, err := repo.MachineAreas(ctx, st)
