@@ -167,7 +167,9 @@ func TestImageContentsDamagedChunk(t *testing.T) {
 	if k < 0 {
 		t.Fatal("no chunk of the image holds random.bin's data alone")
 	}
+	src.mu.Lock() // the mount's read-ahead reads the map meanwhile
 	src.damaged[disk.Extents[k].ID] = true
+	src.mu.Unlock()
 	_, err = os.ReadFile(filepath.Join(mnt, "disk.img.contents/p1.contents/dir/sub/deeper/random.bin"))
 	if !errors.Is(err, syscall.EIO) {
 		t.Fatalf("reading a file over a damaged chunk: %v, want EIO", err)
