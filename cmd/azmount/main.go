@@ -56,12 +56,19 @@ func newRootCmd() *cobra.Command {
 files are recovered with cp, rsync or tar. It runs in the foreground and
 unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 <machine>/<time>. With --tag it serves only the points with the tags, and
---point picks among them.`,
+--point picks among them.
+
+Beside each backed-up disk image (a partition table, a LUKS volume, an ext4
+or FAT file system) a directory NAME.contents shows what it holds: its
+partitions as files p1, p2, …, LUKS volumes decrypted as files when
+--luks-passphrase-file or --luks-key-file opens them, and ext4 and FAT
+files as ordinary read-only trees.`,
 		Example: `  azmount /mnt/restore
   azmount --point latest /mnt/restore
   azmount --tag pg --point latest /mnt/restore
   azmount --machine web01 --point 2026-12-01 /mnt/restore
-  azmount --vault-credentials restore.creds --passphrase-file web01.pass /mnt/restore`,
+  azmount --vault-credentials restore.creds --passphrase-file web01.pass /mnt/restore
+  azmount --point latest --luks-passphrase-file vm.pass /mnt/restore   # then ls /mnt/restore/var/lib/vm/disk.img.contents`,
 		// Errors are printed once, by main, as one line with the exit
 		// code they map to.
 		SilenceErrors: true,
@@ -87,6 +94,8 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
 	allowOther := fs.Bool("allow-other", false, "let other users read the mount, each file as its mode allows (restored home directories for their owners); as a user other than root this needs user_allow_other in /etc/fuse.conf")
+	luksFlags := cli.AddLUKSFlags(fs)
+	noContents := fs.Bool("no-image-contents", false, "do not show NAME.contents (partitions, decrypted LUKS volumes, ext4 and FAT files) beside disk images")
 	debugLog := fs.Bool("debug", false, "log debug messages")
 	manDir := fs.String(cli.ManPagesFlag, "", "write the man page to `DIR` ('make man')")
 	fs.Lookup(cli.ManPagesFlag).Hidden = true
@@ -102,6 +111,10 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 			return err
 		}
 		cacheBytes, err := cli.ParseSize("cache-size", *cacheSize)
+		if err != nil {
+			return err
+		}
+		luksKeys, err := luksFlags.Keys()
 		if err != nil {
 			return err
 		}
@@ -172,7 +185,8 @@ unmounts on SIGINT or SIGTERM. Without --point it mounts every point as
 		if _, err := o.Vault.AdoptOrphanPacks(ctx, false); err != nil {
 			return err
 		}
-		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, AllowOther: *allowOther, Logger: logger}
+		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, AllowOther: *allowOther, Logger: logger,
+			NoImageContents: *noContents, LUKSKeys: luksKeys}
 		mountpoint := args[0]
 		var served []*repo.Point
 		var root gofs.InodeEmbedder
