@@ -284,6 +284,8 @@ type backupStats struct {
 	DurationNS     int64  `json:"duration_ns"`
 
 	ChangedWhileRead uint64 `json:"changed_while_read"`
+	Images           uint64 `json:"images"`
+	Devices          uint64 `json:"devices"`
 }
 
 // backupOut is the output of `azfs backup --json`.

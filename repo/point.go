@@ -65,9 +65,10 @@ type PointStats struct {
 	// BlobsVerified counts reused blobs read back and authenticated
 	// (backup --verify-reused).
 	BlobsVerified uint64 `json:"blobs_verified,omitempty"`
-	// Images counts the files and devices cut as disk images (fixed
-	// blocks, package repo/backup); Devices the block devices read as
-	// files (backup --read-devices).
+	// Images counts the files and devices the run read as disk images
+	// (cut in fixed blocks, package repo/backup; an unchanged file is not
+	// read); Devices the block devices stored as files (backup
+	// --read-devices).
 	Images  uint64 `json:"images,omitempty"`
 	Devices uint64 `json:"devices,omitempty"`
 }

@@ -37,7 +37,8 @@ func newBackupCmd() *cobra.Command {
   azfs backup --set system --exclude-caches -x /
   azfs backup --json --exclude '*.tmp' /srv/data
   azfs backup --stdin-from-command --stdin-filename db.sql --tag pg -- pg_dump mydb
-  pg_dump mydb | azfs backup --stdin --stdin-filename db.sql`,
+  pg_dump mydb | azfs backup --stdin --stdin-filename db.sql
+  azfs backup --read-devices /dev/vg0/root-snap`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
@@ -49,6 +50,7 @@ func newBackupCmd() *cobra.Command {
 	set := fs.String("set", "", "the backup set `NAME` of the point (letters, digits, '.', '_', '-'; default: the set of its paths): retention applies per set")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
 	tags := fs.StringArray("tag", nil, "label the point with the tag `T` (letters, digits, '.', '_', '-', ':', '='); repeatable")
+	readDevices := fs.Bool("read-devices", false, "store each block device named or met (an LVM or ZFS snapshot, a disk) as a file of its content, not as a device node; read whole on every run")
 	selFlags := addSelectFlags(fs)
 	streamFlags := addStreamFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -100,6 +102,7 @@ func newBackupCmd() *cobra.Command {
 			set:          *set,
 			uploads:      *uploads,
 			verifyReused: *verifyReused,
+			readDevices:  *readDevices,
 			selection:    sel,
 			onError: func(path string, err error) {
 				// A file the interruption stopped is not skipped: the
@@ -112,6 +115,9 @@ func newBackupCmd() *cobra.Command {
 			onChanged: func(path string) {
 				status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
 			},
+		}
+		if *verbose {
+			req.onImage = func(path string, img backup.Image) { status.Printf("azfs: %s\n", imageLine(path, img)) }
 		}
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -158,6 +164,9 @@ func newBackupCmd() *cobra.Command {
 			fmt.Fprintf(os.Stderr, "point %s committed: %d files (%d new, %d changed, %d unchanged), %d dirs, %s; read %s, stored %s in %s\n",
 				p.ID.Short(), s.Files, s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs, cli.FormatBytes(s.Bytes),
 				cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
+			if s.Images > 0 {
+				fmt.Fprintf(os.Stderr, "%d disk images (%d block devices) cut in fixed blocks; their zeros and holes not stored\n", s.Images, s.Devices)
+			}
 			if s.ChangedWhileRead > 0 {
 				fmt.Fprintf(os.Stderr, "%d files changed while being read (stored as read, marked changed during backup)\n", s.ChangedWhileRead)
 			}
@@ -171,6 +180,18 @@ func newBackupCmd() *cobra.Command {
 		return err
 	}
 	return cmd
+}
+
+// imageLine says how a backup read the disk image at path.
+func imageLine(path string, img backup.Image) string {
+	what := "a disk image"
+	switch {
+	case img.Device:
+		what = "a block device, read as a disk image"
+	case img.VHD:
+		what = fmt.Sprintf("a fixed VHD (a %s disk and its footer)", cli.FormatBytes(img.DataSize))
+	}
+	return fmt.Sprintf("%q: %s of %s, in blocks of %s", path, what, cli.FormatBytes(img.Size), cli.FormatBytes(img.Block))
 }
 
 // setBackupMemoryLimit sets the backup's soft heap limit, unless
@@ -215,6 +236,10 @@ type backupRequest struct {
 	uploads int    // 0: the default for the vault's kind
 	// verifyReused authenticates every reused blob (backup.Options).
 	verifyReused bool
+	// readDevices stores block devices as files of their content.
+	readDevices bool
+	// onImage, when set, is told of each disk image read.
+	onImage func(path string, img backup.Image)
 	// selection is what to leave out (nil: the defaults, see backup.Options).
 	selection *selection.Selection
 	// progress, when set, is updated as the run goes.
@@ -275,6 +300,8 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 
 		OnChanged:    req.onChanged,
 		VerifyReused: req.verifyReused,
+		ReadDevices:  req.readDevices,
+		OnImage:      req.onImage,
 	}
 	if req.stream == nil {
 		opts.Paths = req.paths
