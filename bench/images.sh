@@ -13,11 +13,14 @@
 # each as a share of the image and as a ratio to the bytes changed. It does so twice in
 # each of BENCH_RUNS rounds: for the image as it is (an MBR signature: azfs cuts it as a
 # disk image, in fixed blocks) and for the same bytes without the signature (azfs chunks
-# it as any file, with FastCDC): the ratio of the two is what the image rule buys. The
-# table holds medians; the first backups' throughput is printed beside.
+# it as any file, with FastCDC): the ratio of the two is what the image rule buys. Last,
+# the image is read whole (cat) through a fresh azmount of the latest point: many small
+# blocks cost reads more than few large chunks. The table holds medians; the first
+# backups' throughput and the reads' are printed beside.
 #
 # Environment knobs:
-#   BIN=DIR                       azfs binary in DIR (default: built into the work dir)
+#   BIN=DIR                       azfs and azmount binaries in DIR (default: built into the
+#                                 work dir)
 #   BENCH_DIR=/var/tmp/azfs-bench results-images-*.md go here; work dir run-images.* (removed)
 #   BENCH_RUNS=3                  rounds; medians reported
 #   IMAGE_SIZE=4GiB               image size (KiB, MiB, GiB suffixes); the work dir needs
@@ -26,6 +29,8 @@ set -euo pipefail
 
 export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 case "${1:-}" in
 -h | --help)
@@ -44,10 +49,12 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 WORK=$BENCH_DIR/run-images.$STAMP.$$
 RESULTS=$BENCH_DIR/results-images-$STAMP.md
 mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+MNT=$WORK/mnt
+MOUNT_PID=
+trap 'end_mount "$MOUNT_PID" "$MNT"; rm -rf "$WORK"' EXIT
 if [ -z "${BIN:-}" ]; then
 	BIN=$WORK/bin
-	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs)
+	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount)
 fi
 MKIMAGE=$WORK/mkimage
 (cd "$REPO" && go build -o "$MKIMAGE" ./bench/mkimage)
@@ -59,7 +66,7 @@ backup_json() { "$BIN/azfs" backup -q --json "$WORK/disk.img"; }
 
 # round KIND SEED: one fresh vault, first backup and the two reruns of KIND
 # (image or plain); appends "KIND first_MBps scattered_pct scattered_ratio runs_pct runs_ratio"
-# to $WORK/rows.
+# and the read through a mount, MB/s, to $WORK/rows.
 round() {
 	local kind=$1 seed=$2 flag="" out size secs changed stored
 	[[ $kind == plain ]] && flag=-plain
@@ -79,6 +86,17 @@ round() {
 		stored=$(jq -r .stats.bytes_stored <<<"$out")
 		row+=" $(echo "100 * $stored / $size" | bc -l) $(echo "$stored / $changed" | bc -l)"
 	done
+	mkdir -p "$MNT"
+	"$BIN/azmount" --point latest "$MNT" 2>"$WORK/azmount.log" &
+	MOUNT_PID=$!
+	local inmount=$MNT$WORK/disk.img t0 t1
+	for _ in $(seq 300); do [ -e "$inmount" ] && break; sleep 0.1; done
+	t0=$(date +%s.%N)
+	cat "$inmount" >/dev/null
+	t1=$(date +%s.%N)
+	end_mount "$MOUNT_PID" "$MNT"
+	MOUNT_PID=
+	row+=" $(echo "$size / ($t1 - $t0) / 1000000" | bc -l)"
 	echo "$row" >>"$WORK/rows"
 }
 
@@ -95,11 +113,12 @@ col() { awk -v k="$1" -v c="$2" '$1 == k {print $c}' "$WORK/rows" | median; }
 	echo "Stored: what the rerun added to the vault (\`stats.bytes_stored\`: data, its node's new list of"
 	echo "blocks, index), as a share of the image and as a multiple of the bytes changed."
 	echo
-	echo "| cut as | first backup MB/s | 4 KiB scattered: stored % | × changed | 1 MiB runs: stored % | × changed |"
-	echo "|---|---|---|---|---|---|"
-	echo "| disk image (fixed blocks) | $(col image 2) | $(col image 3) | $(col image 4) | $(col image 5) | $(col image 6) |"
-	echo "| ordinary file (FastCDC) | $(col plain 2) | $(col plain 3) | $(col plain 4) | $(col plain 5) | $(col plain 6) |"
+	echo "| cut as | first backup MB/s | 4 KiB scattered: stored % | × changed | 1 MiB runs: stored % | × changed | read through a mount MB/s |"
+	echo "|---|---|---|---|---|---|---|"
+	echo "| disk image (fixed blocks) | $(col image 2) | $(col image 3) | $(col image 4) | $(col image 5) | $(col image 6) | $(col image 7) |"
+	echo "| ordinary file (FastCDC) | $(col plain 2) | $(col plain 3) | $(col plain 4) | $(col plain 5) | $(col plain 6) | $(col plain 7) |"
 	echo
 	echo "FastCDC / image, stored after scattered writes: $(echo "scale=1; $(col plain 3) / $(col image 3)" | bc)x;" \
-		"after runs: $(echo "scale=1; $(col plain 5) / $(col image 5)" | bc)x"
+		"after runs: $(echo "scale=1; $(col plain 5) / $(col image 5)" | bc)x;" \
+		"read through a mount, image / file: $(echo "scale=2; $(col image 7) / $(col plain 7)" | bc)x"
 } | tee "$RESULTS"
