@@ -18,26 +18,38 @@ import (
 	"github.com/azfs/azfs/repo/policy"
 )
 
-// newAgentCmd returns 'azfs agent PATH...': this machine's scheduled backups of
-// PATH..., until SIGTERM or SIGINT (package agent).
+// newAgentCmd returns 'azfs agent [PATH...]': this machine's scheduled
+// backups of PATH..., and of the sets its policy gives paths, until
+// SIGTERM or SIGINT (package agent).
 func newAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "agent PATH...",
-		Short:   "Run this machine's scheduled backups of PATH... (a service: see dist/azfs-agent.service)",
-		Example: `  azfs agent /home /etc`,
+		Use:   "agent [PATH...]",
+		Short: "Run this machine's scheduled backups of PATH... and of its policy's sets (a service: see dist/azfs-agent.service)",
+		Example: `  azfs agent /home /etc
+  azfs agent --exclude-caches -x /
+  azfs agent          # only the sets given paths by 'azfs policy set --set NAME PATH...'`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	uploads := fs.Int("uploads", 0, "packs (16 MiB each) uploaded at once (default 2 for a local vault, 8 for a blob vault)")
 	testInterval := fs.Duration("test-interval", 0, "tests only: back up at the multiples of this interval instead of the policy's schedule")
 	fs.Lookup("test-interval").Hidden = true
+	selFlags := addSelectFlags(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		if fs.NArg() == 0 {
-			return cli.Usagef("usage: azfs agent [--vault PATH] PATH... (the paths every scheduled backup backs up)")
-		}
 		if *testInterval < 0 {
 			return cli.Usagef("--test-interval must not be negative")
+		}
+		spec, err := selFlags.spec()
+		if err != nil {
+			return err
+		}
+		paths, err := selFlags.paths(fs.Args(), warnf)
+		if err != nil {
+			return err
+		}
+		if len(paths) == 0 && selFlags.given() {
+			return cli.Usagef("the selection flags are for the agent's own PATHs: give them (a set's selection is in the policy: 'azfs policy set --set NAME')")
 		}
 		setBackupMemoryLimit()
 		o, err := cli.OpenVault(ctx, target.target())
@@ -48,7 +60,7 @@ func newAgentCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		lock, err := agent.TryLock(dir.AgentLock(), agent.Holder{PID: os.Getpid(), What: "azfs agent", Paths: fs.Args()})
+		lock, err := agent.TryLock(dir.AgentLock(), agent.Holder{PID: os.Getpid(), What: "azfs agent", Paths: paths})
 		var locked *agent.LockedError
 		if errors.As(err, &locked) {
 			return fmt.Errorf("an agent of machine %s is running already: %s", o.Machine, locked.Holder)
@@ -58,11 +70,11 @@ func newAgentCmd() *cobra.Command {
 		}
 		defer lock.Unlock()
 		log := agent.NewLogger(os.Stderr, agent.IsJournal(os.Stderr)).With("machine", o.Machine)
-		log.Info("agent started", "vault", o.Location, "paths", fs.Args(), "pid", os.Getpid())
+		log.Info("agent started", "vault", o.Location, "paths", paths, "pid", os.Getpid())
 		t := target.target()
 		t.Vault = o.Location // the vault found now, whatever the default becomes
-		r := &agentRunner{target: t, machine: o.Machine, dir: dir, paths: fs.Args(), uploads: *uploads, log: log}
-		agent.Run(ctx, r, agent.Options{Paths: r.paths, Log: log, Interval: *testInterval})
+		r := &agentRunner{target: t, machine: o.Machine, dir: dir, uploads: *uploads, log: log}
+		agent.Run(ctx, r, agent.Options{Paths: paths, Selection: spec, Log: log, Interval: *testInterval})
 		return nil
 	}
 	return cmd
@@ -74,7 +86,6 @@ type agentRunner struct {
 	target  cli.Target
 	machine string
 	dir     hoststate.Dir
-	paths   []string
 	uploads int
 	log     *slog.Logger
 }
@@ -194,6 +205,6 @@ func (r *agentRunner) ApplyRetention(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	r.log.Info("retention applied", "policy", s.Policy.Seq, "retention", s.Policy.Retention.String(), "forgot", len(forgotten), "live", len(s.Live()))
+	r.log.Info("retention applied", "policy", s.Policy.Seq, "retention", s.Policy.DescribeRetention(), "forgot", len(forgotten), "live", len(s.Live()))
 	return nil
 }

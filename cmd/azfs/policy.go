@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/retention"
+	"github.com/azfs/azfs/repo/selection"
 )
 
 // addOwnerMachineFlags adds the flags of owner commands that work on one
@@ -44,34 +47,64 @@ func machineName(o *cli.Opened, name string) (string, error) {
 
 func warnf(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+msg) }
 
-// policyJSON is a policy as 'azfs policy show --json' prints it.
+// policyJSON is a policy as 'azfs policy show --json' prints it: the
+// default rules at the top, each set's in sets.
 type policyJSON struct {
-	Machine  string    `json:"machine"`
-	Policy   int       `json:"policy"`  // its number; 0 for the default
-	Default  bool      `json:"default"` // the owner set none
-	Set      time.Time `json:"set,omitzero"`
-	TimeZone string    `json:"timezone"`
-	Schedule struct {
-		EverySeconds int64    `json:"every_seconds,omitempty"`
-		At           []string `json:"at,omitempty"`
-	} `json:"schedule"`
-	NextRun   time.Time `json:"next_run"`
-	Retention struct {
-		KeepLast          int   `json:"keep_last"`
-		KeepHourly        int   `json:"keep_hourly"`
-		KeepDaily         int   `json:"keep_daily"`
-		KeepWeekly        int   `json:"keep_weekly"`
-		KeepMonthly       int   `json:"keep_monthly"`
-		KeepYearly        int   `json:"keep_yearly"`
-		KeepWithinSeconds int64 `json:"keep_within_seconds"`
-	} `json:"retention"`
-	SoftDeleteSeconds int64 `json:"soft_delete_seconds"` // vault-wide
+	Machine           string        `json:"machine"`
+	Policy            int           `json:"policy"`  // its number; 0 for the default
+	Default           bool          `json:"default"` // the owner set none
+	Set               time.Time     `json:"set,omitzero"`
+	TimeZone          string        `json:"timezone"`
+	Schedule          scheduleJSON  `json:"schedule"`
+	NextRun           time.Time     `json:"next_run"`
+	Retention         retentionJSON `json:"retention"`
+	Sets              []setJSON     `json:"sets"`
+	SoftDeleteSeconds int64         `json:"soft_delete_seconds"` // vault-wide
+}
+
+type scheduleJSON struct {
+	EverySeconds int64    `json:"every_seconds,omitempty"`
+	At           []string `json:"at,omitempty"`
+}
+
+type retentionJSON struct {
+	KeepLast          int   `json:"keep_last"`
+	KeepHourly        int   `json:"keep_hourly"`
+	KeepDaily         int   `json:"keep_daily"`
+	KeepWeekly        int   `json:"keep_weekly"`
+	KeepMonthly       int   `json:"keep_monthly"`
+	KeepYearly        int   `json:"keep_yearly"`
+	KeepWithinSeconds int64 `json:"keep_within_seconds"`
+}
+
+// setJSON is one set's rules; next_run is null for a set without paths,
+// which the agent does not back up.
+type setJSON struct {
+	Name      string         `json:"name"`
+	Paths     []string       `json:"paths"`
+	FilesFrom []string       `json:"files_from"`
+	Selection selection.Spec `json:"selection"`
+	Schedule  scheduleJSON   `json:"schedule"`
+	NextRun   *time.Time     `json:"next_run"`
+	Retention retentionJSON  `json:"retention"`
+}
+
+func toScheduleJSON(s policy.Schedule) scheduleJSON {
+	out := scheduleJSON{EverySeconds: int64(s.Every / time.Second)}
+	for _, t := range s.At {
+		out.At = append(out.At, t.String())
+	}
+	return out
+}
+
+func toRetentionJSON(r retention.Retention) retentionJSON {
+	return retentionJSON{r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly, r.KeepYearly, int64(r.KeepWithin / time.Second)}
 }
 
 func newPolicyShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
-		Short: "Show a machine's schedule and retention",
+		Short: "Show a machine's schedules and retention: the default rules and every backup set's",
 		Example: `  azfs policy show
   azfs policy show --machine web01 --json`,
 	}
@@ -109,19 +142,21 @@ func newPolicyShowCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		next := p.Schedule.Next(time.Now(), loc)
+		now := time.Now()
+		next := p.Schedule.Next(now, loc)
 		if *asJSON {
-			var out policyJSON
-			out.Machine, out.Policy, out.Default, out.Set, out.TimeZone, out.NextRun = name, p.Seq, p.IsDefault(), p.Set, p.TimeZone, next
-			out.Schedule.EverySeconds = int64(p.Schedule.Every / time.Second)
-			for _, t := range p.Schedule.At {
-				out.Schedule.At = append(out.Schedule.At, t.String())
+			out := policyJSON{Machine: name, Policy: p.Seq, Default: p.IsDefault(), Set: p.Set, TimeZone: p.TimeZone,
+				Schedule: toScheduleJSON(p.Schedule), NextRun: next, Retention: toRetentionJSON(p.Retention),
+				Sets: []setJSON{}, SoftDeleteSeconds: int64(window / time.Second)}
+			for _, sp := range p.Sets {
+				set := setJSON{Name: sp.Name, Paths: sp.Paths, FilesFrom: sp.FilesFrom, Selection: sp.Selection,
+					Schedule: toScheduleJSON(sp.Schedule), Retention: toRetentionJSON(sp.Retention)}
+				if sp.Scheduled() {
+					n := sp.Schedule.Next(now, loc)
+					set.NextRun = &n
+				}
+				out.Sets = append(out.Sets, set)
 			}
-			r := p.Retention
-			out.Retention.KeepLast, out.Retention.KeepHourly, out.Retention.KeepDaily = r.KeepLast, r.KeepHourly, r.KeepDaily
-			out.Retention.KeepWeekly, out.Retention.KeepMonthly, out.Retention.KeepYearly = r.KeepWeekly, r.KeepMonthly, r.KeepYearly
-			out.Retention.KeepWithinSeconds = int64(r.KeepWithin / time.Second)
-			out.SoftDeleteSeconds = int64(window / time.Second)
 			return printJSON(out)
 		}
 		if p.IsDefault() {
@@ -133,9 +168,35 @@ func newPolicyShowCmd() *cobra.Command {
 		fmt.Printf("  retention    %s\n", p.Retention)
 		fmt.Printf("  time zone    %s\n", p.TimeZone)
 		fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(window))
+		printSets(p, now, loc)
 		return nil
 	}
 	return cmd
+}
+
+// printSets prints the rules of each set with rules of its own.
+func printSets(p policy.Policy, now time.Time, loc *time.Location) {
+	if len(p.Sets) > 0 {
+		fmt.Println("  the schedule and retention above are the default rules: the agent's own paths' and every set's without rules below")
+	}
+	for _, sp := range p.Sets {
+		fmt.Printf("set %s\n", cli.QuoteNameIfNeeded(sp.Name))
+		if sp.Scheduled() {
+			if len(sp.Paths) > 0 {
+				fmt.Printf("  paths        %s\n", quotedNames(sp.Paths))
+			}
+			if len(sp.FilesFrom) > 0 {
+				fmt.Printf("  files from   %s (expanded on the machine at each backup)\n", quotedNames(sp.FilesFrom))
+			}
+			if flags := sp.Selection.Flags(); len(flags) > 0 {
+				fmt.Printf("  selection    %s\n", strings.Join(flags, " "))
+			}
+			fmt.Printf("  schedule     %s (next: %s)\n", sp.Schedule, sp.Schedule.Next(now, loc).Format("2006-01-02 15:04 MST"))
+		} else {
+			fmt.Printf("  paths        none: no scheduled backups ('azfs backup --set %s PATH...' makes its points)\n", sp.Name)
+		}
+		fmt.Printf("  retention    %s\n", sp.Retention)
+	}
 }
 
 // keepFlags are the retention flags of 'azfs policy set', restic's names,
@@ -143,13 +204,17 @@ func newPolicyShowCmd() *cobra.Command {
 var keepFlags = []string{"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"}
 
 // policyFlags are the flags of 'azfs policy set' that change a machine's
-// policy.
+// policy: its default rules, or with --set a set's rules, paths and
+// selection.
 type policyFlags struct {
 	fs                   *pflag.FlagSet
 	every, at, within    *string
 	counts               []*int
 	keepAll              *bool
 	zone                 *string
+	set                  *string
+	noPaths              *bool
+	sel                  *selectFlags
 	keepGiven, anyChange bool
 }
 
@@ -167,27 +232,44 @@ func addPolicyFlags(fs *pflag.FlagSet) *policyFlags {
 	f.within = fs.String("keep-within", "", "keep every point within `DURATION` of the newest one (14d, 2w, 1y; d, w, y, h)")
 	f.keepAll = fs.Bool("keep-all", false, "keep every point: retention forgets nothing")
 	f.zone = fs.String("timezone", "", "time zone of the schedule and of retention's days (IANA `NAME`, default: the current policy's, for a first policy this machine's)")
+	f.set = fs.String("set", "", "change the rules of the backup set `NAME` (a new one starts from the default rules); PATH... given are the paths its scheduled backups take, on the machine, and the selection flags what they leave out")
+	f.noPaths = fs.Bool("no-paths", false, "with --set: drop the set's paths and files-from patterns: the agent no longer backs it up (its retention stays)")
+	f.sel = addSelectFlags(fs)
 	return f
 }
 
-// check refuses exclusive flags, after parsing, and notes what is given.
-func (f *policyFlags) check() error {
+// check refuses exclusive flags, after parsing, and notes what is given;
+// args are the PATHs given.
+func (f *policyFlags) check(args []string) error {
 	for _, name := range append(keepFlags, "keep-within") {
 		f.keepGiven = f.keepGiven || f.fs.Changed(name)
 	}
+	setOnly := len(args) > 0 || *f.noPaths || f.sel.changed() != ""
 	switch {
 	case *f.keepAll && f.keepGiven:
 		return cli.Usagef("--keep-all and --keep-* are exclusive")
 	case f.fs.Changed("every") && f.fs.Changed("at"):
 		return cli.Usagef("--every and --at are exclusive")
+	case setOnly && !f.fs.Changed("set"):
+		return cli.Usagef("paths, --files-from, --no-paths and the selection flags are a backup set's: name it with --set NAME (the agent's own PATH arguments are backed up on the default rules)")
+	case *f.noPaths && (len(args) > 0 || len(*f.sel.filesFrom)+len(*f.sel.filesFromVerbatim)+len(*f.sel.filesFromRaw) > 0):
+		return cli.Usagef("--no-paths and paths are exclusive")
+	case f.fs.Changed("set") && f.fs.Changed("timezone"):
+		return cli.Usagef("--timezone is the machine's, for every set: give it without --set")
 	}
-	f.anyChange = f.keepGiven || *f.keepAll || f.fs.Changed("every") || f.fs.Changed("at") || f.fs.Changed("timezone")
+	if f.fs.Changed("set") {
+		if err := repo.CheckSetName(*f.set); err != nil {
+			return cli.Usagef("--set: %v", err)
+		}
+	}
+	f.anyChange = f.keepGiven || *f.keepAll || f.fs.Changed("every") || f.fs.Changed("at") || f.fs.Changed("timezone") || setOnly
 	return nil
 }
 
-// apply returns cur, machine name's policy, with the changes the flags ask
-// for; a first policy takes this machine's time zone.
-func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, error) {
+// apply returns cur, machine name's policy, with the changes the flags
+// (and args, a set's paths) ask for; a first policy takes this machine's
+// time zone.
+func (f *policyFlags) apply(cur policy.Policy, name string, args []string) (policy.Policy, error) {
 	next := cur
 	next.Machine = name
 	if cur.IsDefault() {
@@ -196,26 +278,48 @@ func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, erro
 	if f.fs.Changed("timezone") {
 		next.TimeZone = *f.zone
 	}
+	if !f.fs.Changed("set") {
+		if err := f.applyRules(&next.Schedule, &next.Retention); err != nil {
+			return next, err
+		}
+	} else {
+		sp := cur.EntryOrDefault(*f.set)
+		if err := f.applyRules(&sp.Schedule, &sp.Retention); err != nil {
+			return next, err
+		}
+		if err := f.applySet(&sp, args); err != nil {
+			return next, err
+		}
+		next = next.WithEntry(sp)
+	}
+	if err := next.Validate(); err != nil {
+		return next, cli.Usagef("%v", err)
+	}
+	return next, nil
+}
+
+// applyRules changes a schedule and a retention as the flags ask.
+func (f *policyFlags) applyRules(sch *policy.Schedule, ret *retention.Retention) error {
 	if f.fs.Changed("every") {
 		d, err := retention.ParseDuration(*f.every, true)
 		if err != nil {
-			return next, cli.Usagef("--every: %v", err)
+			return cli.Usagef("--every: %v", err)
 		}
-		next.Schedule = policy.Schedule{Every: d}
+		*sch = policy.Schedule{Every: d}
 	}
 	if f.fs.Changed("at") {
 		ts, err := policy.ParseAt(*f.at)
 		if err != nil {
-			return next, cli.Usagef("--at: %v", err)
+			return cli.Usagef("--at: %v", err)
 		}
-		next.Schedule = policy.Schedule{At: ts}
+		*sch = policy.Schedule{At: ts}
 	}
 	if *f.keepAll {
-		next.Retention = retention.Retention{}
+		*ret = retention.Retention{}
 	}
 	if f.keepGiven {
 		// The rules given change those rules only; --keep-X 0 drops one.
-		r := next.Retention
+		r := *ret
 		for i, rule := range []*int{&r.KeepLast, &r.KeepHourly, &r.KeepDaily, &r.KeepWeekly, &r.KeepMonthly, &r.KeepYearly} {
 			if f.fs.Changed(keepFlags[i]) {
 				*rule = *f.counts[i]
@@ -224,26 +328,50 @@ func (f *policyFlags) apply(cur policy.Policy, name string) (policy.Policy, erro
 		if f.fs.Changed("keep-within") {
 			d, err := retention.ParseDuration(*f.within, false)
 			if err != nil {
-				return next, cli.Usagef("--keep-within: %v", err)
+				return cli.Usagef("--keep-within: %v", err)
 			}
 			r.KeepWithin = d
 		}
 		if r.Empty() {
-			return next, cli.Usagef("the retention would have no rule left: to keep every point say --keep-all")
+			return cli.Usagef("the retention would have no rule left: to keep every point say --keep-all")
 		}
-		next.Retention = r
+		*ret = r
 	}
-	if err := next.Validate(); err != nil {
-		return next, cli.Usagef("%v", err)
+	return nil
+}
+
+// applySet changes a set's paths and selection as the flags and args
+// ask: paths given (args, --files-from lists) replace the set's, the
+// selection flags given its whole selection.
+func (f *policyFlags) applySet(sp *policy.SetPolicy, args []string) error {
+	patterns, literal, err := f.sel.listed(selection.LinePatterns, warnf)
+	if err != nil {
+		return err
 	}
-	return next, nil
+	if *f.noPaths || len(args)+len(patterns)+len(literal) > 0 {
+		sp.Paths, sp.FilesFrom = nil, patterns
+		for _, p := range slices.Concat(args, literal) {
+			if !filepath.IsAbs(p) {
+				return cli.Usagef("path %q: give absolute paths, as they are on the machine", p)
+			}
+			sp.Paths = append(sp.Paths, filepath.Clean(p))
+		}
+	}
+	if f.sel.given() {
+		if sp.Selection, err = f.sel.spec(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newPolicySetCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "set",
-		Short: "Set a machine's schedule and retention (owner; shortening needs a PIN)",
+		Use:   "set [--set NAME [PATH...]]",
+		Short: "Set a machine's schedule and retention, or a backup set's schedule, retention, paths and selection (owner; shortening needs a PIN)",
 		Example: `  azfs policy set --machine web01 --at 01:00,13:00 --keep-daily 14 --keep-monthly 12
+  azfs policy set --machine web01 --set etc --every 6h --keep-last 8 --exclude '*.swp' -x /etc /usr/local/etc
+  azfs policy set --machine web01 --set db --keep-daily 30        # rules for 'azfs backup --set db' points
   azfs policy set --machine web01 --keep-daily 7 --dry-run
   azfs policy set --soft-delete 30d`,
 	}
@@ -255,15 +383,12 @@ func newPolicySetCmd() *cobra.Command {
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin': needed when the change shortens retention or the soft-delete window")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		if fs.NArg() != 0 {
-			return cli.Usagef("usage: azfs policy set [--machine NAME] [--every D | --at HH:MM,...] [--keep-* N ...] [--keep-within D | --keep-all] [--timezone Z] [--soft-delete D] [--dry-run] [--pin PIN]")
-		}
-		if err := pf.check(); err != nil {
+		if err := pf.check(fs.Args()); err != nil {
 			return err
 		}
 		windowChange := fs.Changed("soft-delete")
 		if !pf.anyChange && !windowChange {
-			return cli.Usagef("nothing to set: give a schedule (--every, --at), retention (--keep-*), --timezone or --soft-delete (see 'azfs policy set --help')")
+			return cli.Usagef("nothing to set: give a schedule (--every, --at), retention (--keep-*), --timezone, --soft-delete, or a set's paths and selection with --set NAME (see 'azfs policy set --help')")
 		}
 		var nextWindow time.Duration
 		if windowChange {
@@ -293,14 +418,22 @@ func newPolicySetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if next, err = pf.apply(cur, name); err != nil {
+			if next, err = pf.apply(cur, name, fs.Args()); err != nil {
 				return err
 			}
 			which := "the default policy"
 			if !cur.IsDefault() {
 				which = fmt.Sprintf("policy %d", cur.Seq)
 			}
-			fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", name, which, describePolicy(cur), describePolicy(next))
+			if *pf.set == "" {
+				fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", name, which, describePolicy(cur), describePolicy(next))
+			} else {
+				before := "the default rules: " + describeRules(cur.EntryOrDefault(*pf.set))
+				if sp, ok := cur.Entry(*pf.set); ok {
+					before = describeRules(sp)
+				}
+				fmt.Printf("set %s of %s:\n  now (%s): %s\n  new: %s\n", *pf.set, name, which, before, describeRules(next.EntryOrDefault(*pf.set)))
+			}
 			t := target.target()
 			t.Machine = name
 			if state, err = previewState(ctx, o, t, owner); err != nil {
@@ -386,6 +519,25 @@ func shortening(lowered []string, newly int, window bool) string {
 
 func describePolicy(p policy.Policy) string {
 	return fmt.Sprintf("%s; %s; in %s", p.Schedule, p.Retention, p.TimeZone)
+}
+
+// describeRules describes a set's entry on one line: what the agent backs
+// up, what it leaves out, when, and what retention keeps.
+func describeRules(sp policy.SetPolicy) string {
+	var parts []string
+	if sp.Scheduled() {
+		what := quotedNames(sp.Paths)
+		if len(sp.FilesFrom) > 0 {
+			what = strings.TrimSpace(what + " files from " + quotedNames(sp.FilesFrom))
+		}
+		parts = append(parts, "back up "+what+" "+sp.Schedule.String())
+		if flags := sp.Selection.Flags(); len(flags) > 0 {
+			parts = append(parts, strings.Join(flags, " "))
+		}
+	} else {
+		parts = append(parts, "no paths (manual backups with --set "+sp.Name+")")
+	}
+	return strings.Join(append(parts, sp.Retention.String()), "; ")
 }
 
 // previewState returns the state of the machine t names, opened as the
@@ -476,7 +628,7 @@ func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
 	expired := s.Expired(now)
 	if dryRun {
 		fmt.Fprintf(os.Stderr, "%s (policy %d: %s) would forget %d of %d live points; dry run: nothing forgotten\n",
-			s.Machine, s.Policy.Seq, s.Policy.Retention, len(expired), len(s.Live()))
+			s.Machine, s.Policy.Seq, s.Policy.DescribeRetention(), len(expired), len(s.Live()))
 		printPoints("forget", expired)
 		return nil
 	}
@@ -485,12 +637,12 @@ func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
 		return err
 	}
 	if len(forgotten) == 0 {
-		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", s.Machine, s.Policy.Seq, s.Policy.Retention, len(s.Live()))
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", s.Machine, s.Policy.Seq, s.Policy.DescribeRetention(), len(s.Live()))
 		return nil
 	}
 	printPoints("forgot", forgotten)
 	fmt.Fprintf(os.Stderr, "%s (policy %d: %s): forgot %d of %d points; they stay recoverable ('azfs undelete') until %s\n",
-		s.Machine, s.Policy.Seq, s.Policy.Retention, len(forgotten), len(forgotten)+len(s.Live()), now.Add(s.Window).Local().Format("2006-01-02 15:04"))
+		s.Machine, s.Policy.Seq, s.Policy.DescribeRetention(), len(forgotten), len(forgotten)+len(s.Live()), now.Add(s.Window).Local().Format("2006-01-02 15:04"))
 	return nil
 }
 

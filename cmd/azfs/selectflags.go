@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // selectFlags are backup's flags that say what to leave out (package
-// selection decides).
+// selection decides), and the --files-from lists.
 type selectFlags struct {
 	exclude, iexclude, excludeFile, iexcludeFile, ifPresent, includeFS *[]string
 	filesFrom, filesFromVerbatim, filesFromRaw                         *[]string
@@ -56,78 +57,97 @@ func (f *selectFlags) changed() string {
 	return name
 }
 
-// selection builds what the flags select; a bad pattern, file or size is
-// a usage error.
-func (f *selectFlags) selection() (*selection.Selection, error) {
-	sel := &selection.Selection{FileSystems: selection.FileSystems{OneFileSystem: *f.oneFS, Include: *f.includeFS}}
+// given reports whether a flag that gives a selection was set: one of
+// the flags, not a --files-from list.
+func (f *selectFlags) given() bool {
+	given := false
+	f.own.VisitAll(func(fl *pflag.Flag) {
+		given = given || fl.Changed && !strings.HasPrefix(fl.Name, "files-from")
+	})
+	return given
+}
+
+// spec returns what the flags select, the exclude files read into their
+// patterns; a bad pattern, file or size is a usage error.
+func (f *selectFlags) spec() (selection.Spec, error) {
+	spec := selection.Spec{
+		Exclude: slices.Clone(*f.exclude), IExclude: slices.Clone(*f.iexclude), ExcludeCaches: *f.caches,
+		ExcludeIfPresent: *f.ifPresent, OneFileSystem: *f.oneFS, IncludeFS: *f.includeFS,
+	}
 	for _, list := range []struct {
-		ps           *selection.Patterns
-		fold         bool
-		flag, fflag  string
-		texts, files []string
-	}{
-		{&sel.Exclude, false, "exclude", "exclude-file", *f.exclude, *f.excludeFile},
-		{&sel.IExclude, true, "iexclude", "iexclude-file", *f.iexclude, *f.iexcludeFile},
-	} {
-		for _, s := range list.texts {
-			if err := list.ps.Add(s, list.fold); err != nil {
-				return nil, cli.Usagef("--%s: %v", list.flag, err)
-			}
-		}
+		to    *[]string
+		flag  string
+		files []string
+	}{{&spec.Exclude, "exclude-file", *f.excludeFile}, {&spec.IExclude, "iexclude-file", *f.iexcludeFile}} {
 		for _, name := range list.files {
 			file, err := os.Open(name)
 			if err != nil {
-				return nil, cli.Usagef("--%s: %v", list.fflag, err)
+				return spec, cli.Usagef("--%s: %v", list.flag, err)
 			}
-			err = list.ps.AddFile(file, name, list.fold)
+			patterns, err := selection.ReadPatternFile(file, name)
 			file.Close()
 			if err != nil {
-				return nil, cli.Usagef("--%s: %v", list.fflag, err)
+				return spec, cli.Usagef("--%s: %v", list.flag, err)
 			}
+			*list.to = append(*list.to, patterns...)
 		}
-	}
-	if *f.caches {
-		sel.Tags = append(sel.Tags, selection.CacheTag)
-	}
-	for _, s := range *f.ifPresent {
-		tag, err := selection.ParseTag(s)
-		if err != nil {
-			return nil, cli.Usagef("--%v", err)
-		}
-		sel.Tags = append(sel.Tags, tag)
 	}
 	if *f.largerThan != "" {
 		n, err := cli.ParseSize("exclude-larger-than", *f.largerThan)
 		if err != nil {
-			return nil, err
+			return spec, err
 		}
-		sel.LargerThan = n
+		spec.LargerThan = n
 	}
-	return sel, nil
+	if _, err := spec.Selection(); err != nil {
+		return spec, cli.Usagef("%v", err)
+	}
+	return spec, nil
+}
+
+// selection builds what the flags select; a bad pattern, file or size is
+// a usage error.
+func (f *selectFlags) selection() (*selection.Selection, error) {
+	spec, err := f.spec()
+	if err != nil {
+		return nil, err
+	}
+	return spec.Selection()
 }
 
 // paths returns args and the paths the --files-from lists name; warn is
 // told about a pattern that matched nothing.
 func (f *selectFlags) paths(args []string, warn func(string)) ([]string, error) {
-	paths := slices.Clone(args)
+	fromLines, literal, err := f.listed(selection.Lines, warn)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(args, fromLines, literal), nil
+}
+
+// listed returns the entries of the --files-from lists, read in format
+// lines (selection.Lines expands them here, LinePatterns keeps them as
+// written), and the paths of the --files-from-verbatim and -raw lists.
+func (f *selectFlags) listed(lines selection.ListFormat, warn func(string)) (fromLines, literal []string, err error) {
 	for _, list := range []struct {
 		flag   string
 		files  []string
 		format selection.ListFormat
+		to     *[]string
 	}{
-		{"files-from", *f.filesFrom, selection.Lines},
-		{"files-from-verbatim", *f.filesFromVerbatim, selection.Verbatim},
-		{"files-from-raw", *f.filesFromRaw, selection.Raw},
+		{"files-from", *f.filesFrom, lines, &fromLines},
+		{"files-from-verbatim", *f.filesFromVerbatim, selection.Verbatim, &literal},
+		{"files-from-raw", *f.filesFromRaw, selection.Raw, &literal},
 	} {
 		for _, name := range list.files {
-			listed, err := readList(name, list.format, warn)
+			entries, err := readList(name, list.format, warn)
 			if err != nil {
-				return nil, cli.Usagef("--%s: %v", list.flag, err)
+				return nil, nil, cli.Usagef("--%s: %v", list.flag, err)
 			}
-			paths = append(paths, listed...)
+			*list.to = append(*list.to, entries...)
 		}
 	}
-	return paths, nil
+	return fromLines, literal, nil
 }
 
 // readList reads one --files-from list, name "-" from stdin.

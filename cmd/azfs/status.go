@@ -33,13 +33,27 @@ type statusJSON struct {
 		Retention string `json:"retention"`
 		TimeZone  string `json:"timezone"`
 	} `json:"policy"`
-	// NextRun is the next scheduled time; null when automatic backups
-	// are disabled.
-	NextRun          *time.Time `json:"next_run"`
-	AutomaticBackups *bool      `json:"automatic_backups"` // this host
-	DisabledSince    time.Time  `json:"disabled_since,omitzero"`
-	Agent            *lockJSON  `json:"agent"`  // this host: the machine's agent
-	Backup           *lockJSON  `json:"backup"` // this host: a backup of the machine, the agent's or 'azfs backup'
+	// NextRun is the next scheduled time of the default rules; null when
+	// automatic backups are disabled.
+	NextRun *time.Time `json:"next_run"`
+	// Sets are the sets with rules of their own in the policy.
+	Sets             []setStatusJSON `json:"sets"`
+	AutomaticBackups *bool           `json:"automatic_backups"` // this host
+	DisabledSince    time.Time       `json:"disabled_since,omitzero"`
+	Agent            *lockJSON       `json:"agent"`  // this host: the machine's agent
+	Backup           *lockJSON       `json:"backup"` // this host: a backup of the machine, the agent's or 'azfs backup'
+}
+
+// setStatusJSON is one set of the policy: its rules, its next scheduled
+// backup (null: it has no paths, or automatic backups are disabled) and
+// its last point.
+type setStatusJSON struct {
+	Name      string         `json:"name"`
+	Schedule  string         `json:"schedule"`
+	Retention string         `json:"retention"`
+	Paths     []string       `json:"paths"`
+	NextRun   *time.Time     `json:"next_run"`
+	LastPoint *lastPointJSON `json:"last_point"`
 }
 
 type lastPointJSON struct {
@@ -62,7 +76,7 @@ type lockJSON struct {
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show this machine's last point, next scheduled run, agent, and backup running now",
+		Short: "Show this machine's last point, next scheduled run, each backup set's, agent, and backup running now",
 		Example: `  azfs status
   azfs status --machine web01 --json`,
 	}
@@ -90,6 +104,19 @@ func newStatusCmd() *cobra.Command {
 		out.Policy.Number, out.Policy.Default, out.Policy.Schedule = p.Seq, p.IsDefault(), p.Schedule.String()
 		out.Policy.Retention, out.Policy.TimeZone = p.Retention.String(), p.TimeZone
 
+		now := time.Now()
+		next := p.Schedule.Next(now, loc)
+		out.NextRun = &next
+		out.Sets = []setStatusJSON{}
+		for _, sp := range p.Sets {
+			set := setStatusJSON{Name: sp.Name, Schedule: sp.Schedule.String(), Retention: sp.Retention.String(), Paths: sp.Paths}
+			if sp.Scheduled() {
+				n := sp.Schedule.Next(now, loc)
+				set.NextRun = &n
+			}
+			out.Sets = append(out.Sets, set)
+		}
+
 		s, err := o.State(ctx, warnf)
 		switch {
 		case errors.Is(err, repo.ErrWriteOnly):
@@ -103,10 +130,15 @@ func newStatusCmd() *cobra.Command {
 				last := live[n-1]
 				out.LastPoint = &lastPointJSON{ID: last.ID.String(), Time: last.Time, Partial: last.Partial, Source: "vault"}
 			}
+			for i := range out.Sets {
+				for _, pt := range live {
+					if pt.SetName == out.Sets[i].Name {
+						out.Sets[i].LastPoint = &lastPointJSON{ID: pt.ID.String(), Time: pt.Time, Partial: pt.Partial, Source: "vault"}
+					}
+				}
+			}
 		}
 
-		next := p.Schedule.Next(time.Now(), loc)
-		out.NextRun = &next
 		if out.ThisHost {
 			dir, err := o.StateDir()
 			if err != nil {
@@ -137,6 +169,9 @@ func localStatus(out *statusJSON, dir hoststate.Dir) error {
 	out.AutomaticBackups, out.DisabledSince = &enabled, since
 	if disabled {
 		out.NextRun = nil
+		for i := range out.Sets {
+			out.Sets[i].NextRun = nil
+		}
 	}
 	if out.LivePoints == nil {
 		last, ok, err := dir.LoadLast()
@@ -144,6 +179,15 @@ func localStatus(out *statusJSON, dir hoststate.Dir) error {
 			warnf(cli.Message(err))
 		} else if ok {
 			out.LastPoint = &lastPointJSON{ID: last.Point, Time: last.Time, Partial: last.Partial, Source: "this host"}
+		}
+		sets, err := dir.LoadLastOfSets()
+		if err != nil {
+			warnf(cli.Message(err))
+		}
+		for i := range out.Sets {
+			if l, ok := sets[out.Sets[i].Name]; ok {
+				out.Sets[i].LastPoint = &lastPointJSON{ID: l.Point, Time: l.Time, Partial: l.Partial, Source: "this host"}
+			}
 		}
 	}
 	for _, l := range []struct {
@@ -211,6 +255,21 @@ func printStatus(s statusJSON) {
 		fmt.Printf("next run   %s, when an agent runs ('azfs agent', or the azfs-agent service)\n", s.NextRun.Format("2006-01-02 15:04 MST"))
 	default:
 		fmt.Printf("next run   %s\n", s.NextRun.Format("2006-01-02 15:04 MST"))
+	}
+	for _, set := range s.Sets {
+		next := "no paths: no scheduled backups"
+		if set.NextRun != nil {
+			next = "next run " + set.NextRun.Format("2006-01-02 15:04 MST")
+		} else if len(set.Paths) > 0 {
+			next = "no next run: automatic backups are disabled"
+		}
+		last := "no point yet"
+		if l := set.LastPoint; l != nil {
+			last = "last point " + l.ID[:8] + "  " + l.Time.Local().Format(layout)
+		} else if s.LivePoints == nil {
+			last = "last point unknown here"
+		}
+		fmt.Printf("set        %s: %s; %s; %s; %s\n", cli.QuoteNameIfNeeded(set.Name), last, next, set.Schedule, set.Retention)
 	}
 	if !s.ThisHost {
 		fmt.Println("agent      not known here: automatic backups and the agent are the machine's own ('azfs status' on it)")
