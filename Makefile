@@ -61,6 +61,7 @@ bench: build
 	BIN=$(BIN) bash bench/points.sh
 	BIN=$(BIN) bash bench/prune.sh
 	BIN=$(BIN) bash bench/verify.sh
+	BIN=$(BIN) bash bench/restore.sh
 	BIN=$(BIN) bash bench/images.sh
 	BIN=$(BIN) bash bench/exclude.sh
 	BIN=$(BIN) bash bench/share.sh

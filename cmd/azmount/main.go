@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 	// Policies name time zones: every machine must find them, whatever
@@ -137,52 +136,40 @@ files as ordinary read-only trees.`,
 
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		o, err := cli.OpenVault(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, PassCommand: *passCmd, Machine: *machine, Credentials: *creds,
-			PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile})
+		closeCache := func() {}
+		defer func() { closeCache() }()
+		_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
+		r, err := cli.OpenReading(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, PassCommand: *passCmd, Machine: *machine, Credentials: *creds,
+			PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile}, cli.ReadOptions{
+			SegmentBytes: segmentBytes,
+			Prepare: func(o *cli.Opened) {
+				// Copies of blobs that reads find damaged or missing are
+				// remembered in the vault, for the next backup to store again.
+				o.Vault.SaveDamageAsFound()
+				if diskBytes < 0 {
+					diskBytes = 0
+					if cli.IsBlobLocation(o.Location) {
+						diskBytes = blobDiskCache
+					}
+				}
+				if diskBytes > 0 {
+					dc, err := openDiskCache(o, diskBytes, logger)
+					if err != nil {
+						logger.Warn("mounting without a disk cache", "err", err)
+						return
+					}
+					closeCache = func() { closeDiskCache(dc, logger) }
+					o.Vault.SetCache(dc)
+				}
+			},
+			Warn: func(msg string) { logger.Warn(msg) },
+		})
 		if err != nil {
 			return err
 		}
-		if !cli.IsLocalLocation(o.Location) {
-			// Requests are dear over a network (a blob container, an SMB
-			// share): small blobs come by the 4 MiB of their pack, and the
-			// blobs around the one a reader wants with it.
-			_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
-			o.Vault.FetchPackSegments(segmentBytes)
-		}
-		if diskBytes < 0 {
-			diskBytes = 0
-			if cli.IsBlobLocation(o.Location) {
-				diskBytes = blobDiskCache
-			}
-		}
-		if diskBytes > 0 {
-			dc, err := openDiskCache(o, diskBytes, logger)
-			if err != nil {
-				logger.Warn("mounting without a disk cache", "err", err)
-			} else {
-				defer closeDiskCache(dc, logger)
-				o.Vault.SetCache(dc)
-			}
-		}
-		// Forgotten points are not served.
-		state, err := o.State(ctx, func(msg string) { logger.Warn(msg) })
-		if err != nil {
-			return err
-		}
-		points, err := filter.Matching(state.Live())
-		if err != nil {
-			return err
-		}
-		// Copies of blobs that reads find damaged or missing are remembered in
-		// the vault, for the next backup to store again.
-		o.Vault.SaveDamageAsFound()
-		if err := o.Vault.LoadIndex(ctx); err != nil {
-			if !errors.Is(err, repo.ErrDamaged) {
-				return err
-			}
-			logger.Warn("damaged index files; indexing their packs from the pack trailers", "err", cli.Message(err))
-		}
-		if _, err := o.Vault.AdoptOrphanPacks(ctx, false); err != nil {
+		o := r.Opened
+		// Points without the tags asked for are not served.
+		if r.Live, err = filter.Matching(r.Live); err != nil {
 			return err
 		}
 		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, AllowOther: *allowOther, Logger: logger,
@@ -191,13 +178,8 @@ files as ordinary read-only trees.`,
 		var served []*repo.Point
 		var root gofs.InodeEmbedder
 		if *pointSel != "" {
-			p, err := repo.SelectPoint(points, *pointSel, time.Local)
+			p, err := r.Point(*pointSel)
 			if err != nil {
-				for _, d := range state.Deleted() {
-					if len(*pointSel) >= 4 && strings.HasPrefix(d.Point.ID.String(), strings.ToLower(*pointSel)) {
-						return fmt.Errorf("point %s is forgotten (soft-deleted): the owner brings it back with 'azfs undelete %s'", d.Point.ID.Short(), d.Point.ID.Short())
-					}
-				}
 				return err
 			}
 			if p.ID.String() != *pointSel && *pointSel != "latest" {
@@ -205,7 +187,7 @@ files as ordinary read-only trees.`,
 			}
 			served = []*repo.Point{p}
 		} else {
-			served = points
+			served = r.Live
 		}
 		opts.NoXattrs = true
 		fsPoints := make([]azfs.Point, len(served))

@@ -67,8 +67,7 @@ func Machine(ctx context.Context, name string, st storage.Storage, points []*rep
 		if !ok {
 			i = len(m.Sets)
 			sets[p.Set()] = i
-			s := SetStats{Set: p.SetName, Paths: slices.Clone(p.Paths)}
-			slices.Sort(s.Paths)
+			s := SetStats{Set: p.SetName, Paths: sortedPaths(p.Paths)}
 			m.Sets = append(m.Sets, s)
 		}
 		s := &m.Sets[i]
@@ -77,8 +76,7 @@ func Machine(ctx context.Context, name string, st storage.Storage, points []*rep
 		if !p.Time.Before(s.Latest) {
 			s.Latest, s.LatestBytes = p.Time.UTC(), p.Stats.Bytes
 			if p.SetName != "" {
-				s.Paths = slices.Clone(p.Paths)
-				slices.Sort(s.Paths)
+				s.Paths = sortedPaths(p.Paths)
 			}
 		}
 	}
@@ -86,6 +84,13 @@ func Machine(ctx context.Context, name string, st storage.Storage, points []*rep
 		m.DedupRatio = float64(m.Bytes) / float64(m.DataBytes)
 	}
 	return m, nil
+}
+
+// sortedPaths returns a sorted copy of paths, [] for none.
+func sortedPaths(paths []string) []string {
+	out := append([]string{}, paths...)
+	slices.Sort(out)
+	return out
 }
 
 // VaultStats sums up the machines of a vault.

@@ -18,55 +18,66 @@ import (
 type Reading struct {
 	*Opened
 	State *policy.State
+	// Live are the points Point selects among: the live ones, which the
+	// caller may narrow (azmount --tag).
+	Live []*repo.Point
+}
+
+// ReadOptions tune OpenReading.
+type ReadOptions struct {
+	// SegmentBytes is the memory for the pack segments the small blobs of
+	// a vault over a network are read through (default 16 MiB: four
+	// segments).
+	SegmentBytes int64
+	// Prepare, when set, is called on the opened area before anything of
+	// it is read (azmount hands the vault its disk cache there).
+	Prepare func(*Opened)
+	// Warn receives what is reported and left out: damaged points, index
+	// files, a storage that lost points.
+	Warn func(msg string)
 }
 
 // OpenReading opens the area t names for reading its points: the root and
 // the area (OpenVault: the keyring's keys, a passphrase, a credentials file
 // or a private key, restore-only credentials included), small blobs of a
-// blob vault read by the 4 MiB pack segment, the points' state (forgotten
-// points are not served), the index (damaged index files reported through
-// warn and their packs indexed from their trailers) and the orphan packs,
-// in memory only. prepare, when set, is called on the opened area before
-// anything of it is read (azmount hands the vault its disk cache there).
-// Damage reads find is noted in the index; the caller saves
-// it (Vault.SaveDamage) when it is done, or asks for it to be saved as
-// found (Vault.SaveDamageAsFound) before reading.
-func OpenReading(ctx context.Context, t Target, warn func(msg string), prepare func(*Opened)) (*Reading, error) {
+// vault over a network read by the 4 MiB pack segment, the points' state (forgotten
+// points are not served), the index (damaged index files reported and their
+// packs indexed from their trailers) and the orphan packs, in memory only.
+// Damage reads find is noted in the index; the caller saves it
+// (Vault.SaveDamage) when it is done, or asks for it to be saved as found
+// (Vault.SaveDamageAsFound).
+func OpenReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, error) {
 	o, err := OpenVault(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	if IsBlobLocation(o.Location) {
-		// Requests are dear over a network: small blobs come by the 4 MiB
-		// of their pack, and the blobs around the one a reader wants with
-		// it.
-		o.Vault.FetchPackSegments(repo.DefaultSegmentMemory)
+	if !IsLocalLocation(o.Location) {
+		// Requests are dear over a network (a blob container, an SMB
+		// share): small blobs come by the 4 MiB of their pack, and the
+		// blobs around the one a reader wants with it.
+		if opts.SegmentBytes <= 0 {
+			opts.SegmentBytes = 16 << 20
+		}
+		o.Vault.FetchPackSegments(opts.SegmentBytes)
 	}
-	if prepare != nil {
-		prepare(o)
+	if opts.Prepare != nil {
+		opts.Prepare(o)
 	}
-	state, err := o.State(ctx, warn)
+	state, err := o.State(ctx, opts.Warn)
 	if err != nil {
 		return nil, err
 	}
-	r := &Reading{Opened: o, State: state}
-	if err := r.LoadIndex(ctx, warn); err != nil {
+	r := &Reading{Opened: o, State: state, Live: state.Live()}
+	if err := r.Vault.LoadIndex(ctx); err != nil {
+		if !errors.Is(err, repo.ErrDamaged) {
+			return nil, err
+		}
+		opts.Warn("damaged index files; indexing their packs from the pack trailers: " + Message(err))
+	}
+	if _, err := r.Vault.AdoptOrphanPacks(ctx, false); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// LoadIndex loads the index of the area r has open and indexes its orphan
-// packs in memory; damaged index files are reported through warn.
-func (r *Reading) LoadIndex(ctx context.Context, warn func(msg string)) error {
-	if err := r.Vault.LoadIndex(ctx); err != nil {
-		if !errors.Is(err, repo.ErrDamaged) {
-			return err
-		}
-		warn("damaged index files; indexing their packs from the pack trailers: " + Message(err))
-	}
-	_, err := r.Vault.AdoptOrphanPacks(ctx, false)
-	return err
 }
 
 // Point selects one live point by a selector (a date: its last point, a
@@ -74,7 +85,7 @@ func (r *Reading) LoadIndex(ctx context.Context, warn func(msg string)) error {
 // time zone. A selector naming a forgotten point says how the owner brings
 // it back.
 func (r *Reading) Point(sel string) (*repo.Point, error) {
-	p, err := repo.SelectPoint(r.State.Live(), sel, time.Local)
+	p, err := repo.SelectPoint(r.Live, sel, time.Local)
 	if err != nil {
 		for _, d := range r.State.Deleted() {
 			if len(sel) >= 4 && strings.HasPrefix(d.Point.ID.String(), strings.ToLower(sel)) {

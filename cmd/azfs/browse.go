@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	iofs "io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/browse"
+	"github.com/azfs/azfs/repo/retention"
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// jsonList writes a JSON array to stdout one element at a time, so that a
+// listing of any length is never held whole.
+type jsonList struct {
+	w *bufio.Writer
+	n int
+}
+
+func newJSONList() *jsonList {
+	l := &jsonList{w: bufio.NewWriter(os.Stdout)}
+	l.w.WriteString("[")
+	return l
+}
+
+func (l *jsonList) add(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if l.n > 0 {
+		l.w.WriteString(",")
+	}
+	l.n++
+	l.w.WriteString("\n  ")
+	_, err = l.w.Write(b)
+	return err
+}
+
+// close ends the array, after suffix (more members of an enclosing
+// object: `,"stats":{...}}`).
+func (l *jsonList) close(suffix string) error {
+	if l.n > 0 {
+		l.w.WriteString("\n")
+	}
+	l.w.WriteString("]" + suffix + "\n")
+	return l.w.Flush()
+}
+
+func newLsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ls POINT [PATH]",
+		Short: "List a recovery point's entries without mounting it",
+		Long: `ls lists the entries of a directory of a point (the point's top level without PATH),
+or one entry; --recursive lists everything below. --json prints an array of entries
+(path, type, mode, uid, gid, user, group, size, mtime, atime, ctime, links, target,
+device, xattrs, stored_bytes), the shape documented in the README.`,
+		Example: `  azfs ls latest
+  azfs ls 2026-12-01 /home/alice -l
+  azfs ls latest /etc --recursive --json`,
+		Args: cobra.RangeArgs(1, 2),
+	}
+	fs := flags(cmd)
+	target := addTargetFlags(fs, true)
+	long := fs.BoolP("long", "l", false, "mode, links, owner, group, size and mtime (UTC) of each entry, as ls -l")
+	recursive := fs.BoolP("recursive", "R", false, "list everything below PATH")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		r, p, err := openPoint(ctx, target, args[0])
+		if err != nil {
+			return err
+		}
+		path := "/"
+		if len(args) == 2 {
+			path = "/" + browse.CleanPath(args[1])
+		}
+		n, err := browse.Lookup(ctx, r.Vault, p.Root, path)
+		if err != nil {
+			return err
+		}
+		out := newEntryPrinter(*asJSON, *long)
+		err = browse.Walk(ctx, r.Vault, path, n, func(q string, c *tree.Node) error {
+			if q == path && c.Type == tree.Dir {
+				return nil // list what it holds
+			}
+			if err := out.print(browse.EntryOf(q, c)); err != nil {
+				return err
+			}
+			if c.Type == tree.Dir && !*recursive {
+				return iofs.SkipDir
+			}
+			return nil
+		})
+		if cerr := out.close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	return cmd
+}
+
+// openPoint opens the area target names for reading, and the point sel
+// selects in it.
+func openPoint(ctx context.Context, target *targetFlags, sel string) (*cli.Reading, *repo.Point, error) {
+	r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := r.Point(sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, p, nil
+}
+
+// entryPrinter prints entries as ls and find do: a JSON array, ls -l
+// lines, or quoted paths.
+type entryPrinter struct {
+	json *jsonList
+	long bool
+	w    *bufio.Writer
+}
+
+func newEntryPrinter(asJSON, long bool) *entryPrinter {
+	if asJSON {
+		return &entryPrinter{json: newJSONList()}
+	}
+	return &entryPrinter{long: long, w: bufio.NewWriter(os.Stdout)}
+}
+
+func (p *entryPrinter) print(v any) error {
+	if p.json != nil {
+		return p.json.add(v)
+	}
+	var e browse.Entry
+	var prefix string
+	switch v := v.(type) {
+	case browse.Entry:
+		e = v
+	case foundEntry:
+		e, prefix = v.Entry, v.Point[:8]+"  "+v.Time.Format("2006-01-02 15:04:05")+"  "
+	}
+	if p.long {
+		_, err := fmt.Fprintln(p.w, prefix+e.Long(cli.QuoteNameIfNeeded))
+		return err
+	}
+	_, err := fmt.Fprintln(p.w, prefix+cli.QuoteNameIfNeeded(e.Path))
+	return err
+}
+
+func (p *entryPrinter) close() error {
+	if p.json != nil {
+		return p.json.close("")
+	}
+	return p.w.Flush()
+}
+
+// foundEntry is an entry azfs find found, with its point.
+type foundEntry struct {
+	Point   string    `json:"point"`
+	Machine string    `json:"machine"`
+	Time    time.Time `json:"time"`
+	browse.Entry
+}
+
+func newFindCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "find PATTERN",
+		Short: "Find entries by name or path in recovery points without mounting them",
+		Long: `find walks the latest point (--point P: that one; --all: every live point, newest
+first) and prints the entries whose path PATTERN matches, with restic's pattern syntax:
+'*.odt' matches that name at any depth, '/home/*/report.odt' is anchored at the top
+level, '**' spans directories. --newer and --older take a date, a time or a duration
+back from now (7d, 36h). --json prints an array of entries with their point's id,
+machine and time.`,
+		Example: `  azfs find '*.odt'
+  azfs find 'report*' --all --newer 7d
+  azfs find /etc/nginx/nginx.conf --all --json`,
+		Args: cobra.ExactArgs(1),
+	}
+	fs := flags(cmd)
+	target := addTargetFlags(fs, true)
+	pointSel := fs.String("point", "latest", "search point `P` (a date, a time, an ID prefix, latest)")
+	all := fs.Bool("all", false, "search every live point")
+	ignoreCase := fs.BoolP("ignore-case", "i", false, "match names in any case")
+	newer := fs.String("newer", "", "only entries modified after `WHEN` (2026-12-01, 2026-12-01T10:30, or 7d back from now)")
+	older := fs.String("older", "", "only entries modified before `WHEN`")
+	long := fs.BoolP("long", "l", false, "as ls -l")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if *all && fs.Changed("point") {
+			return cli.Usagef("--point and --all are exclusive")
+		}
+		q, err := browse.NewQuery(args[0], *ignoreCase)
+		if err != nil {
+			return err
+		}
+		if q.Newer, err = parseWhen("newer", *newer); err != nil {
+			return err
+		}
+		if q.Older, err = parseWhen("older", *older); err != nil {
+			return err
+		}
+		r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
+		if err != nil {
+			return err
+		}
+		var points []*repo.Point
+		if *all {
+			live := r.State.Live()
+			for i := len(live) - 1; i >= 0; i-- {
+				points = append(points, live[i])
+			}
+		} else {
+			p, err := r.Point(*pointSel)
+			if err != nil {
+				return err
+			}
+			points = []*repo.Point{p}
+		}
+		out := newEntryPrinter(*asJSON, *long)
+		for _, p := range points {
+			err = browse.Find(ctx, r.Vault, p.Root, q, func(e browse.Entry) error {
+				return out.print(foundEntry{p.ID.String(), p.Machine, p.Time.UTC(), e})
+			})
+			if err != nil {
+				break
+			}
+		}
+		if cerr := out.close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	return cmd
+}
+
+// parseWhen reads --newer/--older: a date or time as points are named
+// (local time), RFC 3339, or a duration back from now.
+func parseWhen(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := retention.ParseDuration(s, true); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, cli.Usagef("--%s %q: give a date (2026-12-01), a time (2026-12-01T10:30) or a duration back from now (7d)", flag, s)
+}
+
+func newDiffCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "diff POINT POINT",
+		Short: "Show what changed between two recovery points",
+		Long: `diff lists the entries added (+), removed (-), modified in content (M) and modified in
+metadata only (U: mode, owner, mtime, xattrs, device) from the first point to the second,
+then a summary. Directories whose listing is the same in both are skipped without reading
+them. --json prints {"changes": [{path, change, type, content, metadata}], "stats": {...}}.`,
+		Example: `  azfs diff 2026-12-01 latest
+  azfs diff 3f2a9c1b latest --json`,
+		Args: cobra.ExactArgs(2),
+	}
+	fs := flags(cmd)
+	target := addTargetFlags(fs, true)
+	asJSON := fs.Bool("json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
+		if err != nil {
+			return err
+		}
+		a, err := r.Point(args[0])
+		if err != nil {
+			return err
+		}
+		b, err := r.Point(args[1])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			os.Stdout.WriteString(`{"changes":`)
+			list := newJSONList()
+			stats, err := browse.Diff(ctx, r.Vault, a.Root, b.Root, func(c browse.Change) error { return list.add(c) })
+			if err != nil {
+				return err
+			}
+			st, err := json.Marshal(stats)
+			if err != nil {
+				return err
+			}
+			return list.close(`,"stats":` + string(st) + "}")
+		}
+		w := bufio.NewWriter(os.Stdout)
+		stats, err := browse.Diff(ctx, r.Vault, a.Root, b.Root, func(c browse.Change) error {
+			mark := map[string]string{"added": "+", "removed": "-"}[c.What]
+			detail := ""
+			if c.What == "modified" {
+				mark = "U"
+				if c.Content {
+					mark = "M"
+				}
+				if len(c.Metadata) > 0 {
+					detail = fmt.Sprintf(" (%s)", joinComma(c.Metadata))
+				}
+			}
+			_, err := fmt.Fprintf(w, "%s %s%s\n", mark, cli.QuoteNameIfNeeded(c.Path), detail)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\nadded %d (%s), removed %d (%s), modified %d\n", stats.Added, cli.FormatBytes(stats.BytesAdded),
+			stats.Removed, cli.FormatBytes(stats.BytesRemoved), stats.Modified)
+		return w.Flush()
+	}
+	return cmd
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+func newDumpCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dump POINT PATH",
+		Short: "Write a file of a recovery point to stdout, or a directory as a tar or zip archive",
+		Long: `dump writes the file at PATH of a point to stdout as it is, or a directory (and all below
+it) as a tar stream (PAX: owners, times to the nanosecond, xattrs, hard links, devices and
+FIFOs; holes written as zeros) or, with --archive zip, a zip archive (files, directories and
+symlinks; entries zip cannot hold are left out and named on stderr).`,
+		Example: `  azfs dump latest /etc/fstab
+  azfs dump latest /home/alice > alice.tar
+  azfs dump 2026-12-01 /srv/www --archive zip > www.zip`,
+		Args: cobra.ExactArgs(2),
+	}
+	fs := flags(cmd)
+	target := addTargetFlags(fs, true)
+	archive := fs.String("archive", "tar", "a directory's archive `FORMAT`: tar or zip")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		format, err := browse.ParseArchive(*archive)
+		if err != nil {
+			return err
+		}
+		r, p, err := openPoint(ctx, target, args[0])
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriterSize(os.Stdout, 1<<20)
+		err = browse.Dump(ctx, r.Vault, p.Root, args[1], format, w, func(path string) {
+			warnf(fmt.Sprintf("%q left out: a %s archive cannot hold it", path, *archive))
+		})
+		saveDamage(r.Opened)
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+		return err
+	}
+	return cmd
+}
