@@ -25,6 +25,8 @@ set -euo pipefail
 
 export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 case "${1:-}" in
 -h | --help)
@@ -103,7 +105,6 @@ backup() {
 	read -r wall user sys <"$WORK/$tag.time"
 	echo "$wall $(echo "$user + $sys" | bc -l) $(jq -r .stats.files <<<"$out")"
 }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 ratio() { echo "scale=3; $2 / $1" | bc; }
 
 find "$CORPUS" -type f -exec cat -- {} + >/dev/null

@@ -24,3 +24,6 @@ help_if_asked() {
 		;;
 	esac
 }
+
+# median: the median of the numbers on stdin, one a line, with two decimals.
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }

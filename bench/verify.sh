@@ -22,6 +22,8 @@ set -euo pipefail
 
 export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 case "${1:-}" in
 -h | --help)
@@ -63,7 +65,6 @@ seconds() {
 	t1=$(date +%s.%N)
 	echo "$t1 - $t0" | bc -l
 }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 
 declare -a plain verified cats
 for _ in $(seq "$BENCH_RUNS"); do
