@@ -31,8 +31,8 @@ const blobUploads = 8
 
 func newBackupCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "backup PATH...",
-		Short: "Back up paths into the vault as a new recovery point",
+		Use:   "backup [flags] PATH... | --stdin | --stdin-from-command -- CMD [ARG...]",
+		Short: "Back up paths, or a stream (stdin, a command's output), into the vault as a new recovery point",
 		Example: `  azfs backup /home /etc
   azfs backup --set system --exclude-caches -x /
   azfs backup --json --exclude '*.tmp' /srv/data
