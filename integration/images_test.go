@@ -3,9 +3,13 @@ package integration
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/diskimage/imagetest"
 	"github.com/azfs/azfs/diskimage/loopmount"
@@ -90,5 +94,76 @@ func TestImageContentsWrongKey(t *testing.T) {
 	}
 	if len(lines) != 1 || !strings.Contains(lines[0], `disk.img.contents/p3`) || !strings.Contains(lines[0], "no key slot opens") {
 		t.Fatalf("want one line naming the volume, got:\n%s", m.stderr)
+	}
+}
+
+// TestImageMountCommand: azfs image mount (root) mounts the LUKS2
+// partition's ext4 of a backed-up disk image through the kernel, decrypted
+// with a passphrase file, and on SIGTERM unmounts it and detaches its loop
+// device; a disk without --partition and a wrong passphrase are one-line
+// errors that leave nothing mounted.
+func TestImageMountCommand(t *testing.T) {
+	requireFUSE(t)
+	requireRoot(t)
+	e, d, src := imageBackedUp(t)
+	pass := filepath.Join(e.dir, "luks-pass")
+	writeFile(t, pass, []byte(imagetest.Passphrase), 0o600)
+	kdir := mkdir(t, filepath.Join(e.dir, "kernel"))
+	image := "latest:" + filepath.Join(src, "disk.img")
+
+	checkOneLineError(t, e.azfs("image", "mount", image, kdir), "azfs: ")
+	wrong := filepath.Join(e.dir, "wrong")
+	writeFile(t, wrong, []byte("wrong"), 0o600)
+	r := e.azfs("image", "mount", image, kdir, "--partition", "3", "--luks-key-file", wrong)
+	if r.code == 0 || !strings.Contains(r.stderr, "no given passphrase or key file unlocks") {
+		t.Errorf("a wrong key: want an error saying the volume stays locked, got:\n%s", r)
+	}
+	if isMounted(t, kdir) {
+		t.Fatal("a failed image mount left its mountpoint mounted")
+	}
+
+	stderr := &syncBuffer{}
+	cmd := e.command(nil, azfsBin, "image", "mount", image, kdir, "--partition", "3", "--luks-passphrase-file", pass)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-done
+		}
+	})
+	deadline := time.Now().Add(mountTimeout)
+	for !strings.Contains(stderr.String(), "mounted read-only at") {
+		if time.Now().After(deadline) {
+			t.Fatalf("azfs image mount not ready; stderr:\n%s", stderr)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("azfs image mount exited: %v; stderr:\n%s", err, stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	imagetest.CompareTree(t, d.LUKS, imagetest.NewDir(kdir), imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9})
+	dev := regexp.MustCompile(`/dev/loop[0-9]+`).FindString(stderr.String())
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("azfs image mount after SIGTERM: %v; stderr:\n%s", err, stderr)
+		}
+	case <-time.After(mountTimeout):
+		t.Fatal("azfs image mount did not exit after SIGTERM")
+	}
+	if isMounted(t, kdir) {
+		t.Error("the kernel mount is still there after SIGTERM")
+	}
+	if out, _ := exec.Command("losetup", "--list", "--noheadings", "--output", "NAME").Output(); dev == "" || strings.Contains(string(out), dev+"\n") {
+		t.Errorf("loop device %q still attached after SIGTERM (losetup --list: %s)", dev, out)
 	}
 }

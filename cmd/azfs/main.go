@@ -110,6 +110,8 @@ func newRootCmd() *cobra.Command {
 			newKeyListCmd(), newKeyAddCmd(), newKeyRemoveCmd()),
 		group("certificate", "Encrypt new points to a new certificate (owner; certificate mode)", "certificate rotate --certificate NEW",
 			newCertificateRotateCmd()),
+		group("image", "Mount the file system inside a backed-up disk image through the kernel (root)", "image mount POINT:PATH MOUNTPOINT",
+			newImageMountCmd()),
 		newVersionCmd(),
 		newCompletionCmd(),
 	)
