@@ -52,7 +52,7 @@ PATH is the image's path in the point.`,
 			return err
 		}
 		ctx := cmd.Context()
-		r, err := cli.OpenReading(ctx, target.target(), warnf, nil)
+		r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
 		if err != nil {
 			return err
 		}
