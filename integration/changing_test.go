@@ -168,7 +168,7 @@ func TestFileKeepsChangingDuringBackup(t *testing.T) {
 	if warn := fmt.Sprintf("azfs: warning: %q kept changing", path); !strings.Contains(r.stderr, warn) {
 		t.Errorf("stderr does not name the file (%s):\n%s", warn, r)
 	}
-	if !strings.Contains(r.stderr, "1 files changed while being read") {
+	if !strings.Contains(r.stderr, "1 file changed while being read") {
 		t.Errorf("the summary does not count the changed file:\n%s", r)
 	}
 	var rows []struct {

@@ -62,6 +62,14 @@ func TestHelpAndUsageExitCodes(t *testing.T) {
 	}
 }
 
+// oneFileTree makes the directory src in e's directory, holding one file,
+// and returns its path.
+func oneFileTree(e *env) string {
+	src := mkdir(e.t, filepath.Join(e.dir, "src"))
+	writeFile(e.t, filepath.Join(src, "a"), []byte("a"), 0o644)
+	return src
+}
+
 // TestVersion: 'azfs version', 'azfs --version' and 'azmount --version'
 // name the module version and the build (issue 14).
 func TestVersion(t *testing.T) {
@@ -140,9 +148,7 @@ func TestManPages(t *testing.T) {
 func TestEnvironmentVariables(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
-	src := mkdir(t, filepath.Join(e.dir, "src"))
-	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
-	point := e.backup(src).Point
+	point := e.backup(oneFileTree(e)).Point
 
 	// Another host knows nothing of the vault: the environment names it
 	// and the machine's passphrase.
@@ -154,7 +160,7 @@ func TestEnvironmentVariables(t *testing.T) {
 	}
 	other.extraEnv = []string{"AZFS_VAULT=" + e.vault}
 	r = other.azfs("points", "--machine", testMachine)
-	if r.code != 2 || !strings.Contains(r.stderr, "the passphrase of machine "+testMachine+" is needed") || !strings.Contains(r.stderr, "AZFS_PASSPHRASE_FILE") {
+	if r.code != 2 || !strings.Contains(r.stderr, "the passphrase of machine "+testMachine+" (or the vault owner's) is needed") || !strings.Contains(r.stderr, "AZFS_PASSPHRASE_FILE") {
 		t.Errorf("no passphrase: want exit 2 saying whose is needed:\n%s", r)
 	}
 	other.extraEnv = []string{"AZFS_VAULT=" + e.vault, "AZFS_PASSPHRASE_FILE=" + e.passFile}
@@ -296,18 +302,18 @@ func TestMountAllowOther(t *testing.T) {
 // machine and owner slots share the passphrase 'vault create' set, a
 // passphrase change said "the old one no longer opens its points" while the
 // old passphrase still opened the owner slots (issue 14). It says that the
-// machine's slots changed and the owner's did not, and both hold.
+// machine's slots changed and the owner's did not, and both hold: the new
+// passphrase opens the machine's points, the old one the owner slots (and,
+// as the owner's, every machine's points).
 func TestPassphraseChangeSaysWhatChanged(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
-	src := mkdir(t, filepath.Join(e.dir, "src"))
-	writeFile(t, filepath.Join(src, "a"), []byte("a"), 0o644)
-	e.backup(src)
+	e.backup(oneFileTree(e))
 	pin := strings.TrimSpace(e.mustAzfs("vault", "pin").stdout)
 	newPass := filepath.Join(e.dir, "new-passphrase")
 	r := e.mustAzfs("passphrase", "change", "--generate-passphrase", newPass, "--pin", pin)
 	for _, want := range []string{
-		"passphrase of machine " + testMachine + " changed: its points open with the new passphrase, no longer with the old one",
+		"passphrase of machine " + testMachine + " changed: its key slots open with the new passphrase, no longer with the old one",
 		"the owner passphrase is unchanged",
 	} {
 		if !strings.Contains(r.stderr, want) {
@@ -315,11 +321,11 @@ func TestPassphraseChangeSaysWhatChanged(t *testing.T) {
 		}
 	}
 	other := newEnv(t)
-	if r := other.azfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", e.passFile); r.code == 0 {
-		t.Errorf("the old passphrase still opens the machine's points:\n%s", r)
-	}
 	other.mustAzfs("points", "--vault", e.vault, "--machine", testMachine, "--passphrase-file", newPass)
 	other.mustAzfs("key", "list", "--vault", e.vault, "--passphrase-file", e.passFile)
+	if r := other.azfs("key", "list", "--vault", e.vault, "--passphrase-file", newPass); r.code == 0 {
+		t.Errorf("the machine's new passphrase opens the owner slots:\n%s", r)
+	}
 }
 
 // TestPointTimeAsPrinted: 'points' printed local times without a zone, a
@@ -351,5 +357,127 @@ func TestPointTimeAsPrinted(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(m.dir, src, "f")); err != nil || string(b) != "first\n" {
 			t.Errorf("--point %q: want the first point, read %q, %v", sel, b, err)
 		}
+	}
+}
+
+// TestOwnerListsAnotherMachine: the owner could not list another machine's
+// points ('points --machine web01' asked for "a passphrase" without saying
+// whose), and forgetting said the same of the owner passphrase it needs
+// (issue 14). On the owner's machine the escrow opens web01's area with no
+// passphrase; elsewhere the error says whose passphrase is needed, and the
+// owner's opens it as well as web01's own.
+func TestOwnerListsAnotherMachine(t *testing.T) {
+	owner := newEnv(t)
+	owner.createVault()
+	creds := mcCredentials(t, owner, "web01.creds")
+	web, webPass := mcRegister(t, owner, creds, "web01")
+	point := web.backup(oneFileTree(web)).Point
+	listed := func(r result) bool { return r.code == 0 && strings.Contains(r.stdout, point[:8]) }
+
+	if r := owner.azfs("points", "--machine", "web01"); !listed(r) {
+		t.Errorf("the owner's machine lists web01's points through the escrow:\n%s", r)
+	}
+	elsewhere := newEnv(t)
+	elsewhere.extraEnv = []string{"AZFS_VAULT=" + owner.vault}
+	if r := elsewhere.azfs("points", "--machine", "web01"); r.code != 2 || !strings.Contains(r.stderr, "the passphrase of machine web01 (or the vault owner's) is needed") {
+		t.Errorf("without a passphrase: want exit 2 saying whose is needed:\n%s", r)
+	}
+	for _, pass := range []string{webPass, owner.passFile} {
+		if r := elsewhere.azfs("points", "--machine", "web01", "--passphrase-file", pass); !listed(r) {
+			t.Errorf("points --machine web01 --passphrase-file %s:\n%s", filepath.Base(pass), r)
+		}
+	}
+	if r := elsewhere.azfs("points", "--machine", "web01", "--passphrase-file", mcWriteWrongPass(t, elsewhere)); r.code == 0 || !strings.Contains(r.stderr, "wrong passphrase for machine web01") {
+		t.Errorf("a wrong passphrase:\n%s", r)
+	}
+	if r := elsewhere.azfs("forget", "--machine", "web01", "--dry-run", "latest"); r.code != 2 || !strings.Contains(r.stderr, "the owner passphrase of the vault at "+owner.vault+" is needed") {
+		t.Errorf("forget without the owner passphrase: want exit 2 naming the owner's:\n%s", r)
+	}
+	// 'azfs machines' (issue 14): the owner's list of the vault's
+	// machines, with their last points.
+	var machines []struct {
+		Name       string
+		LivePoints *int                 `json:"live_points"`
+		LastPoint  *struct{ ID string } `json:"last_point"`
+		Keys       struct{ Escrow bool }
+	}
+	if err := json.Unmarshal([]byte(owner.mustAzfs("machines", "--json").stdout), &machines); err != nil {
+		t.Fatal(err)
+	}
+	if len(machines) != 2 || machines[0].Name != testMachine || machines[1].Name != "web01" {
+		t.Fatalf("machines: %+v, want %s and web01", machines, testMachine)
+	}
+	if m := machines[1]; m.LivePoints == nil || *m.LivePoints != 1 || m.LastPoint == nil || m.LastPoint.ID != point || !m.Keys.Escrow {
+		t.Errorf("web01 in 'azfs machines': %+v", m)
+	}
+	if r := owner.mustAzfs("machines"); !strings.Contains(r.stdout, "web01") || !strings.Contains(r.stdout, "1 passphrase slot, escrow") {
+		t.Errorf("azfs machines:\n%s", r)
+	}
+	if r := elsewhere.azfs("points", "--machine", "web02", "--passphrase-file", owner.passFile); r.code == 0 || !strings.Contains(r.stderr, "(the vault's machines: "+testMachine+", web01)") {
+		t.Errorf("an unknown machine: want the error to name the vault's machines:\n%s", r)
+	}
+}
+
+// TestJSONOutputsParse: every command that prints data has --json (issue
+// 14: 'key list' printed bare IDs), and what each prints parses, with the
+// documented fields (docs/cli.md).
+func TestJSONOutputsParse(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	src := oneFileTree(e)
+	e.backup(src)
+	for _, tc := range []struct {
+		args  []string
+		field string // a field of the document, or of its first element
+	}{
+		{[]string{"backup", "--json", src}, "point"},
+		{[]string{"points", "--json"}, "id"},
+		{[]string{"points", "--deleted", "--json"}, ""},
+		{[]string{"policy", "show", "--json"}, "machine"},
+		{[]string{"status", "--json"}, "vault_id"},
+		{[]string{"repair", "--json"}, "machines"},
+		{[]string{"key", "list", "--json"}, "id"},
+		{[]string{"machines", "--json"}, "name"},
+		{[]string{"version", "--json"}, "version"},
+	} {
+		r := e.azfs(tc.args...)
+		if r.code != 0 {
+			t.Errorf("want exit 0:\n%s", r)
+			continue
+		}
+		var doc any
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Errorf("%s: stdout does not parse as JSON: %v\n%s", strings.Join(tc.args, " "), err, r.stdout)
+			continue
+		}
+		if list, ok := doc.([]any); ok {
+			if tc.field == "" {
+				if list == nil {
+					t.Errorf("%s: an empty list prints null", strings.Join(tc.args, " "))
+				}
+				continue
+			}
+			if len(list) == 0 {
+				t.Errorf("%s: empty list", strings.Join(tc.args, " "))
+				continue
+			}
+			doc = list[0]
+		}
+		if obj, ok := doc.(map[string]any); !ok || obj[tc.field] == nil {
+			t.Errorf("%s: no field %q in\n%s", strings.Join(tc.args, " "), tc.field, r.stdout)
+		}
+	}
+}
+
+// TestPlurals: "1 files" (issue 14) is "1 file".
+func TestPlurals(t *testing.T) {
+	e := newEnv(t)
+	e.createVault()
+	r := e.mustAzfs("backup", oneFileTree(e))
+	if !strings.Contains(r.stderr, " committed: 1 file (1 new, 0 changed, 0 unchanged), ") {
+		t.Errorf("want '1 file' in the summary:\n%s", r)
+	}
+	if r := e.mustAzfs("check"); !strings.Contains(r.stderr, ", 1 point, ") || !strings.Contains(r.stderr, ", 0 problems") {
+		t.Errorf("want '1 point' and '0 problems' in check's summary:\n%s", r)
 	}
 }

@@ -161,20 +161,20 @@ func newBackupCmd() *cobra.Command {
 			}
 		} else if !*quiet {
 			s := p.Stats
-			fmt.Fprintf(os.Stderr, "point %s committed: %d files (%d new, %d changed, %d unchanged), %d dirs, %s; read %s, stored %s in %s\n",
-				p.ID.Short(), s.Files, s.FilesNew, s.FilesChanged, s.FilesUnchanged, s.Dirs, cli.FormatBytes(s.Bytes),
+			fmt.Fprintf(os.Stderr, "point %s committed: %s (%d new, %d changed, %d unchanged), %s, %s; read %s, stored %s in %s\n",
+				p.ID.Short(), cli.Count(s.Files, "file"), s.FilesNew, s.FilesChanged, s.FilesUnchanged, cli.Count(s.Dirs, "dir"), cli.FormatBytes(s.Bytes),
 				cli.FormatBytes(s.BytesRead), cli.FormatBytes(s.BytesStored), s.Duration.Round(time.Millisecond))
 			if s.Images > 0 {
 				fmt.Fprintf(os.Stderr, "%d disk images (%d block devices) cut in fixed blocks; their zeros and holes not stored\n", s.Images, s.Devices)
 			}
 			if s.ChangedWhileRead > 0 {
-				fmt.Fprintf(os.Stderr, "%d files changed while being read (stored as read, marked changed during backup)\n", s.ChangedWhileRead)
+				fmt.Fprintf(os.Stderr, "%s changed while being read (stored as read, marked changed during backup)\n", cli.Count(s.ChangedWhileRead, "file"))
 			}
 			if s.BlobsStoredAgain > 0 {
-				fmt.Fprintf(os.Stderr, "stored again %d chunks whose copies in the vault were missing or damaged: the points that need them read the new copies\n", s.BlobsStoredAgain)
+				fmt.Fprintf(os.Stderr, "stored again %s whose copies in the vault were missing or damaged: the points that need them read the new copies\n", cli.Count(s.BlobsStoredAgain, "chunk"))
 			}
 			if *verifyReused {
-				fmt.Fprintf(os.Stderr, "verified %d reused chunks\n", s.BlobsVerified)
+				fmt.Fprintf(os.Stderr, "verified %s\n", cli.Count(s.BlobsVerified, "reused chunk"))
 			}
 		}
 		return err

@@ -59,7 +59,7 @@ func newForgetCmd() *cobra.Command {
 		}
 		printPoints("forget", points)
 		if *dryRun {
-			fmt.Fprintf(os.Stderr, "dry run: %d points of %s would be forgotten; nothing forgotten\n", len(points), s.Machine)
+			fmt.Fprintf(os.Stderr, "dry run: %s of %s would be forgotten; nothing forgotten\n", cli.Count(len(points), "point"), s.Machine)
 			return nil
 		}
 		if *pin == "" {
@@ -72,8 +72,8 @@ func newForgetCmd() *cobra.Command {
 		if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, ids(points), now); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "forgot %d points of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
-			len(points), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(os.Stderr, "forgot %s of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
+			cli.Count(len(points), "point"), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
 		return nil
 	}
 	return cmd
@@ -107,7 +107,7 @@ func newUndeleteCmd() *cobra.Command {
 			return err
 		}
 		printPoints("undeleted", points)
-		fmt.Fprintf(os.Stderr, "undeleted %d points of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", len(points), s.Machine)
+		fmt.Fprintf(os.Stderr, "undeleted %s of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", cli.Count(len(points), "point"), s.Machine)
 		return nil
 	}
 	return cmd

@@ -11,14 +11,21 @@ import (
 	"github.com/azfs/azfs/repo"
 )
 
+// keySlotJSON is an owner key slot as 'azfs key list --json' lists it.
+type keySlotJSON struct {
+	ID string `json:"id"` // what 'azfs key remove' takes
+}
+
 func newKeyListCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List the owner's key slots",
-		Example: `  azfs key list`,
+		Use:   "list",
+		Short: "List the owner's key slots",
+		Example: `  azfs key list
+  azfs key list --json`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
+	asJSON := fs.Bool("json", false, "print JSON: an array of {\"id\": SLOT-ID}")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		o, _, err := cli.OpenOwner(ctx, target.target())
@@ -28,6 +35,13 @@ func newKeyListCmd() *cobra.Command {
 		ids, err := repo.OwnerSlots(ctx, o.Storage)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			rows := make([]keySlotJSON, 0, len(ids))
+			for _, id := range ids {
+				rows = append(rows, keySlotJSON{ID: id})
+			}
+			return printJSON(rows)
 		}
 		for _, id := range ids {
 			fmt.Println(id)

@@ -62,9 +62,9 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if err := repo.ReplacePassphraseSlots(ctx, area, o.Entry.Keys, pass, keys.DefaultKDF); err != nil {
 			return fmt.Errorf("change passphrase of %s: %w", o.Entry.Machine, err)
 		}
-		fmt.Fprintf(os.Stderr, "passphrase of machine %s changed: its points open with the new passphrase, no longer with the old one; no data was rewritten\n", o.Entry.Machine)
+		fmt.Fprintf(os.Stderr, "passphrase of machine %s changed: its key slots open with the new passphrase, no longer with the old one; no data was rewritten\n", o.Entry.Machine)
 		if o.Entry.Owner != nil {
-			fmt.Fprintln(os.Stderr, "the owner passphrase is unchanged: the vault's owner key slots still open with theirs (the old passphrase, if they shared it); change those with 'azfs key add' and 'azfs key remove'")
+			fmt.Fprintln(os.Stderr, "the owner passphrase is unchanged: the owner key slots still open with theirs (the old passphrase, if they shared it), and it opens every machine's points, this one's too; change it with 'azfs key add' and 'azfs key remove'")
 		}
 		return nil
 	}

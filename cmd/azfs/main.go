@@ -85,6 +85,7 @@ func newRootCmd() *cobra.Command {
 		group("vault", "Create a vault and manage its credentials and PINs (owner)", "vault create PATH | credentials -o FILE | credentials revoke | pin",
 			newVaultCreateCmd(), credentials, newVaultPINCmd()),
 		newRegisterCmd(),
+		newMachinesCmd(),
 		newBackupCmd(),
 		newAgentCmd(),
 		group("schedule", "Stop or resume this machine's automatic backups", "schedule disable | enable",

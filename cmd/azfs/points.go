@@ -235,7 +235,7 @@ func newCheckCmd() *cobra.Command {
 			case *readData:
 				what = fmt.Sprintf("structure and %s of data", cli.FormatBytes(uint64(res.BytesRead)))
 			}
-			fmt.Fprintf(os.Stderr, "checked %s: %d packs, %d points, %d tree parts, %d problems\n", what, res.Packs, res.Points, res.Trees, len(res.Problems))
+			fmt.Fprintf(os.Stderr, "checked %s: %s, %s, %s, %s\n", what, cli.Count(res.Packs, "pack"), cli.Count(res.Points, "point"), cli.Count(res.Trees, "tree part"), cli.Count(len(res.Problems), "problem"))
 			if res.Unreadable > 0 {
 				fmt.Fprintf(os.Stderr, "%d blobs are sealed for another certificate and were not read: check with that certificate's private key too\n", res.Unreadable)
 			}
@@ -250,7 +250,7 @@ func newCheckCmd() *cobra.Command {
 			}
 		}
 		if errors.Is(err, check.ErrDamaged) {
-			return fmt.Errorf("%w: %d problems found", err, len(res.Problems))
+			return fmt.Errorf("%w: %s found", err, cli.Count(len(res.Problems), "problem"))
 		}
 		return err
 	}

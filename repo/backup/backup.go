@@ -113,11 +113,15 @@ var ErrVerifyWriteOnly = errkind.New(errkind.Permission, "verifying reused data 
 // Progress counts a run's work; read it from another goroutine.
 type Progress struct {
 	Files, Dirs, Errors atomic.Uint64
-	BytesDone           atomic.Uint64 // of files finished, read or unchanged
-	BytesRead           atomic.Uint64
+	// BytesDone counts the bytes of files finished, read or unchanged,
+	// and of files being read as far as they are read.
+	BytesDone atomic.Uint64
+	BytesRead atomic.Uint64
 	// Filled by a concurrent scan for the ETA; ScanDone says it is complete.
 	TotalFiles, TotalBytes atomic.Uint64
 	ScanDone               atomic.Bool
+	// Current is the path of the file read last started.
+	Current atomic.Pointer[string]
 }
 
 // ErrPartial is returned (wrapped) with a committed point when some files
@@ -171,6 +175,10 @@ type backuper struct {
 	bufs sync.Pool // *[]byte chunk buffers
 
 	rules *walkRules
+
+	// reading maps the node of each file being read to the bytes read of
+	// it so far (*atomic.Uint64), which the progress counts done.
+	reading sync.Map
 
 	linksMu sync.Mutex
 	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
@@ -713,14 +721,19 @@ func (b *backuper) fileWorker(ctx context.Context) {
 			close(job.fut.done)
 			continue
 		}
+		read := new(atomic.Uint64)
+		b.reading.Store(&job.fut.node, read)
 		err := b.backupFile(ctx, job, hasher, ch)
+		b.reading.Delete(&job.fut.node)
 		job.dir.release()
 		if err != nil {
 			job.fut.skip = true
 			b.report(job.path, err)
 		}
 		b.prog.Files.Add(1)
-		b.prog.BytesDone.Add(job.fut.node.Size)
+		// The file's size replaces what its reading counted (modular
+		// arithmetic: a file read more than once counted more).
+		b.prog.BytesDone.Add(job.fut.node.Size - read.Load())
 		close(job.fut.done)
 	}
 }
@@ -749,6 +762,7 @@ func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Has
 	} else {
 		b.stats.new.Add(1)
 	}
+	b.prog.Current.Store(&job.path)
 	if err := b.readFile(ctx, job, hasher, ch); err != nil {
 		return err
 	}
@@ -981,6 +995,10 @@ func (b *backuper) keep(ctx context.Context, path string, attempt int, node *tre
 	piece := *bp
 	b.stats.read.Add(uint64(len(piece)))
 	b.prog.BytesRead.Add(uint64(len(piece)))
+	if read, ok := b.reading.Load(node); ok {
+		read.(*atomic.Uint64).Add(uint64(len(piece)))
+		b.prog.BytesDone.Add(uint64(len(piece)))
+	}
 	defer func() {
 		if testHookChunk != nil {
 			testHookChunk(path, attempt, off+uint64(len(piece)))

@@ -8,6 +8,7 @@ package unlock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -34,8 +35,8 @@ type Keys struct {
 	// owner: another machine's area opens through the key set it escrowed
 	// to the owner (in certificate mode, a write-only one).
 	Owner *keys.OwnerKeys
-	// Passphrase, when set, asks for the named machine's passphrase: the
-	// last resort.
+	// Passphrase, when set, asks for the named machine's passphrase, or
+	// the owner's, which opens the machine's escrow: the last resort.
 	Passphrase func(machine string) (keys.Passphrase, error)
 }
 
@@ -54,7 +55,8 @@ var (
 // Area opens machine's area of the vault root st (whose config is root)
 // with the first of k's keys that applies: the private key; this host's key
 // set, when machine is its own or none is named; the owner's escrow; the
-// machine's passphrase. It returns the area and the name of the machine it
+// machine's passphrase, else the owner's passphrase (the one asked for is
+// tried as either). It returns the area and the name of the machine it
 // opened. A private key of no certificate gives ErrOtherCertificate (which
 // names the vault's thumbprints) or repo.ErrNoCertificate in a vault
 // without any; a wrong passphrase gives keys.ErrWrongPassphrase.
@@ -84,6 +86,14 @@ func Area(ctx context.Context, st storage.Storage, root repo.Config, machine str
 			return nil, "", err
 		}
 		v, err := repo.UnlockMachine(ctx, st, root, machine, pass)
+		if errors.Is(err, keys.ErrWrongPassphrase) {
+			// The owner's passphrase opens every machine's area, through
+			// the key set the machine escrowed to the owner.
+			if owner, oerr := repo.UnlockOwner(ctx, st, pass); oerr == nil {
+				v, err := repo.OpenMachineAsOwner(ctx, st, root, machine, owner)
+				return v, machine, err
+			}
+		}
 		return v, machine, err
 	}
 	return nil, "", fmt.Errorf("%w: %s", ErrNoKeys, machine)

@@ -100,6 +100,11 @@ func TestArea(t *testing.T) {
 		{"another machine by the owner's escrow", "db01", func(a *[]string) unlock.Keys {
 			return unlock.Keys{Host: f.web, HostMachine: "web01", Owner: f.owner, Passphrase: asked("wrong", a)}
 		}, "db01", nil},
+		// Issue 14: the owner without its keys on this host lists another
+		// machine's points with the owner passphrase.
+		{"another machine by the owner's passphrase", "db01", func(a *[]string) unlock.Keys {
+			return unlock.Keys{Passphrase: asked(ownerPass, a)}
+		}, "db01", []string{"db01"}},
 		{"no host keys: passphrase", "web01", func(a *[]string) unlock.Keys {
 			return unlock.Keys{HostMachine: "web01", Passphrase: asked(webPass, a)}
 		}, "web01", []string{"web01"}},

@@ -347,3 +347,12 @@ func PeakRSS() uint64 {
 	}
 	return 0
 }
+
+// Count renders n with noun, in the plural unless n is 1: "1 file",
+// "2 files", "0 files". noun is the singular; its plural adds an s.
+func Count[N ~int | ~int64 | ~uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

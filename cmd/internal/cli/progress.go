@@ -96,7 +96,10 @@ func (s *Status) show(line func(elapsed time.Duration) string, interval time.Dur
 func progressLine(p *backup.Progress, elapsed time.Duration) string {
 	line := countLine(elapsed, p.Files.Load(), p.BytesDone.Load(), p.TotalBytes.Load(), p.ScanDone.Load())
 	if e := p.Errors.Load(); e > 0 {
-		line += fmt.Sprintf(", %d errors", e)
+		line += ", " + Count(e, "error")
+	}
+	if cur := p.Current.Load(); cur != nil {
+		line += fmt.Sprintf(", %q", *cur)
 	}
 	return line
 }
@@ -108,7 +111,7 @@ func restoreLine(p *restore.Progress, elapsed time.Duration) string {
 	line := countLine(elapsed, p.Files.Load(), p.BytesDone.Load(), p.TotalBytes.Load(), p.ScanDone.Load())
 	line += fmt.Sprintf(", %s fetched", FormatBytes(p.BytesFetched.Load()))
 	if e := p.Errors.Load(); e > 0 {
-		line += fmt.Sprintf(", %d errors", e)
+		line += ", " + Count(e, "error")
 	}
 	if cur := p.Current.Load(); cur != nil {
 		line += fmt.Sprintf(", %q", *cur)
@@ -120,7 +123,7 @@ func restoreLine(p *restore.Progress, elapsed time.Duration) string {
 // rate, and, once the total is known, its share and an ETA.
 func countLine(elapsed time.Duration, files, done, total uint64, totalKnown bool) string {
 	rate := float64(done) / max(elapsed.Seconds(), 0.001)
-	line := fmt.Sprintf("[%s] %d files, %s, %s/s", elapsed.Truncate(time.Second), files, FormatBytes(done), FormatBytes(uint64(rate)))
+	line := fmt.Sprintf("[%s] %s, %s, %s/s", elapsed.Truncate(time.Second), Count(files, "file"), FormatBytes(done), FormatBytes(uint64(rate)))
 	if totalKnown && total > 0 {
 		pct := min(100, float64(done)*100/float64(total))
 		line += fmt.Sprintf(" of %s (%.0f%%)", FormatBytes(total), pct)

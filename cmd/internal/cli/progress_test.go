@@ -70,3 +70,22 @@ func TestRestoreLine(t *testing.T) {
 		t.Errorf("restoreLine = %q, want %q", got, want)
 	}
 }
+
+// TestProgressLineNamesTheFile: a backup's progress line counts bytes
+// inside files, names the file being read (quoted) and, once the scan has
+// the total, gives an ETA (issue 14).
+func TestProgressLineNamesTheFile(t *testing.T) {
+	p := &backup.Progress{}
+	p.Files.Store(1)
+	p.BytesDone.Store(512 << 20)
+	p.TotalBytes.Store(1 << 30)
+	p.ScanDone.Store(true)
+	name := "/srv/big\nfile.img"
+	p.Current.Store(&name)
+	line := progressLine(p, 10*time.Second)
+	for _, want := range []string{"[10s] 1 file, 512.0 MiB, 51.2 MiB/s of 1.0 GiB (50%), ETA 10s", `"/srv/big\nfile.img"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("progress line %q lacks %q", line, want)
+		}
+	}
+}

@@ -66,3 +66,18 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+func TestCount(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+	}{
+		{Count(0, "file"), "0 files"},
+		{Count(1, "file"), "1 file"},
+		{Count(uint64(2), "index file"), "2 index files"},
+		{Count(int64(1), "point"), "1 point"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

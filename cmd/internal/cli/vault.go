@@ -225,7 +225,16 @@ func OpenVault(ctx context.Context, t Target) (*Opened, error) {
 	return o, nil
 }
 
-func (o *Opened) openMachine(ctx context.Context, t Target) error { return o.openArea(ctx, t, nil) }
+// openMachine opens the area of the machine t names; on the owner's
+// machine another machine's area opens through its escrow, as for
+// [Opened.OpenAreaAsOwner].
+func (o *Opened) openMachine(ctx context.Context, t Target) error {
+	var owner *keys.OwnerKeys
+	if e := o.Entry; e != nil && e.Owner != nil && e.Owner.Public().Equal(*o.Root.Owner) {
+		owner = e.Owner
+	}
+	return o.openArea(ctx, t, owner)
+}
 
 // openArea opens the area of the machine t names with the keys at hand,
 // as package unlock decides: t's private key, this machine's keys, the
@@ -233,7 +242,8 @@ func (o *Opened) openMachine(ctx context.Context, t Target) error { return o.ope
 func (o *Opened) openArea(ctx context.Context, t Target, owner *keys.OwnerKeys) error {
 	var passErr error
 	k := unlock.Keys{Owner: owner, Passphrase: func(machine string) (keys.Passphrase, error) {
-		pass, err := t.passphrase().Read("the passphrase of machine "+machine, fmt.Sprintf("Passphrase of machine %s: ", machine))
+		pass, err := t.passphrase().Read("the passphrase of machine "+machine+" (or the vault owner's)",
+			fmt.Sprintf("Passphrase of machine %s (or the vault owner's): ", machine))
 		passErr = err
 		return pass, err
 	}}
