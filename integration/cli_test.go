@@ -481,3 +481,46 @@ func TestPlurals(t *testing.T) {
 		t.Errorf("want '1 point' and '0 problems' in check's summary:\n%s", r)
 	}
 }
+
+// TestReregisterReinstalledMachine: a reinstalled server could not take up
+// its old name ('register --name web01' said it was registered) (issue
+// 14). With its old passphrase, or the owner's, it does: it continues
+// web01's points, and its first backup deduplicates against them.
+func TestReregisterReinstalledMachine(t *testing.T) {
+	owner := newEnv(t)
+	owner.createVault()
+	creds := mcCredentials(t, owner, "web01.creds")
+	web, webPass := mcRegister(t, owner, creds, "web01")
+	src := mkdir(t, filepath.Join(t.TempDir(), "src"))
+	writeRandom(t, filepath.Join(src, "data"), 8<<20, 21)
+	first := web.backup(src)
+
+	// The reinstalled server: the same data, no azfs state.
+	again := newEnv(t)
+	r := again.azfs("register", "--vault-credentials", creds, "--name", "web01")
+	if r.code == 0 || !strings.Contains(r.stderr, "machine web01 is registered already: to take up its name, its passphrase (or the vault owner's) is needed") {
+		t.Errorf("without a passphrase: want the error to say what proves the name:\n%s", r)
+	}
+	r = again.azfs("register", "--vault-credentials", creds, "--name", "web01", "--passphrase-file", mcWriteWrongPass(t, again))
+	if r.code == 0 || !strings.Contains(r.stderr, "neither its nor the owner's") {
+		t.Errorf("with a wrong passphrase: want a refusal:\n%s", r)
+	}
+	r = again.mustAzfs("register", "--vault-credentials", creds, "--name", "web01", "--passphrase-file", webPass)
+	if !strings.Contains(r.stderr, "registered as web01 again") {
+		t.Errorf("register with the old passphrase:\n%s", r)
+	}
+	second := again.backup(src)
+	if second.Machine != "web01" || second.Stats.BytesRead < 8<<20 || second.Stats.BytesStored > 256<<10 {
+		t.Errorf("first backup after reinstalling: machine %s, read %d, stored %d bytes; want web01, all 8 MiB read and deduplicated", second.Machine, second.Stats.BytesRead, second.Stats.BytesStored)
+	}
+	rows := again.points()
+	if len(rows) != 2 || rows[0].ID != first.Point || rows[1].ID != second.Point {
+		t.Errorf("web01's points after reinstalling: %+v, want %s then %s", rows, first.Point, second.Point)
+	}
+	// The owner's passphrase proves the name as well.
+	third := newEnv(t)
+	third.mustAzfs("register", "--vault-credentials", creds, "--name", "web01", "--passphrase-file", owner.passFile)
+	if rows := third.points(); len(rows) != 2 {
+		t.Errorf("web01's points, registered with the owner's passphrase: %+v", rows)
+	}
+}

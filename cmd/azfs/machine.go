@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/unlock"
 )
 
 func newPassphraseChangeCmd() *cobra.Command {
@@ -75,13 +78,21 @@ func newRegisterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "register --vault-credentials FILE",
 		Short: "Register this machine with a vault credentials file (again: renew its SAS)",
+		Long: `Register this machine with a vault credentials file from the vault's owner, under a
+new passphrase. Run again on a registered machine, it renews the machine's storage access
+(the credentials' SAS token).
+
+A reinstalled machine takes up its old name: 'register --name web01' with web01's
+passphrase (or the vault owner's) in --passphrase-file continues web01's points, and its
+backups deduplicate against them; the passphrase stays as it was.`,
 		Example: `  azfs register --vault-credentials web01.creds --generate-passphrase ~/azfs.pass
-  azfs register --vault-credentials web01.creds --name web01 --passphrase-file ~/azfs.pass`,
+  azfs register --vault-credentials web01.creds --name web01 --passphrase-file ~/azfs.pass
+  azfs register --vault-credentials web01.creds --name web01 --passphrase-file ~/old-web01.pass   # reinstalled`,
 	}
 	fs := flags(cmd)
 	credsFile := fs.String("vault-credentials", "", "the vault credentials `FILE` from the vault's owner")
 	name := fs.String("name", cli.Hostname(), "this machine's `NAME` in the vault")
-	passFile := fs.String("passphrase-file", "", "read this machine's new passphrase (at least 16 characters) from `FILE`")
+	passFile := fs.String("passphrase-file", "", "read this machine's new passphrase (at least 16 characters) from `FILE`; for a name already registered, its passphrase or the owner's")
 	genFile := fs.String("generate-passphrase", "", "generate this machine's passphrase and write it to `FILE` (0600)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -103,7 +114,10 @@ func newRegisterCmd() *cobra.Command {
 			return err
 		}
 		if taken {
-			return fmt.Errorf("%w: %s (choose another with --name)", repo.ErrMachineExists, *name)
+			if *genFile != "" {
+				return fmt.Errorf("%w: %s (a reinstalled machine takes up its name with its passphrase or the owner's in --passphrase-file; else choose another with --name)", repo.ErrMachineExists, *name)
+			}
+			return takeUpName(ctx, o, *name, *passFile)
 		}
 		pass, err := newPassphrase(*passFile, *genFile, "New passphrase for this machine (16+ characters): ")
 		if err != nil {
@@ -127,27 +141,66 @@ func newRegisterCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		// On a blob vault the credentials' SAS token is this machine's storage
-		// access from now on (kept in the keyring, 0600).
-		entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: *name, Keys: v.Keys(), OwnerPublic: o.Root.Owner}
-		if c := o.Credentials; c.SAS != "" {
-			entry.SAS, entry.SASExpires = c.SAS, c.Expires
-		}
-		o.Ring.Add(entry, false)
-		if err := o.Ring.Save(); err != nil {
+		if err := saveRegistration(o, *name, v.Keys()); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
-		if entry.SAS != "" {
-			fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
-				entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
-		}
+		tellSAS(o)
 		if c != nil {
 			fmt.Fprintf(os.Stderr, "certificate mode: this machine backs up to certificate %s and cannot read its points\n", c.Thumbprint())
 		}
 		return nil
 	}
 	return cmd
+}
+
+// takeUpName registers this host, reinstalled, as machine name, which the
+// vault o (opened with backup credentials) holds already: the machine's
+// passphrase, or the owner's, proves the right to the name and opens the
+// machine's key set (package unlock), which this host keeps. Its backups
+// continue the machine's points and deduplicate against them.
+func takeUpName(ctx context.Context, o *cli.Opened, name, passFile string) error {
+	src := cli.PassphraseSource{File: passFile}
+	v, _, err := unlock.Area(ctx, o.Storage, o.Root, name, unlock.Keys{Passphrase: func(machine string) (keys.Passphrase, error) {
+		return src.Read("machine "+machine+" is registered already: to take up its name, its passphrase (or the vault owner's)",
+			fmt.Sprintf("Machine %s is registered already. To take up its name, its passphrase (or the vault owner's): ", machine))
+	}})
+	if errors.Is(err, keys.ErrWrongPassphrase) {
+		return fmt.Errorf("%w: %s, and the passphrase given is neither its nor the owner's (choose another name with --name)", repo.ErrMachineExists, name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := saveRegistration(o, name, v.Keys()); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "registered as %s again with vault %s at %s: this machine continues %s's points, and its backups deduplicate against them; its passphrase is unchanged\n",
+		name, o.Root.ID, o.Location, name)
+	tellSAS(o)
+	return nil
+}
+
+// saveRegistration records in this host's keyring that it is machine name
+// of the vault o, with the key set ks. On a blob vault the credentials'
+// SAS token is this machine's storage access from now on (kept in the
+// keyring, 0600).
+func saveRegistration(o *cli.Opened, name string, ks *keys.KeySet) error {
+	entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: name, Keys: ks, OwnerPublic: o.Root.Owner}
+	if c := o.Credentials; c.SAS != "" {
+		entry.SAS, entry.SASExpires = c.SAS, c.Expires
+	}
+	o.Ring.Add(entry, false)
+	o.Entry = entry
+	return o.Ring.Save()
+}
+
+// tellSAS says until when a machine registered with a blob vault's
+// credentials reaches it with their SAS token.
+func tellSAS(o *cli.Opened) {
+	if e := o.Entry; e != nil && e.SAS != "" {
+		fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
+			e.SASExpires.Local().Format("2006-01-02 15:04 MST"))
+	}
 }
 
 // renew gives a machine registered with the blob vault o the SAS token of
