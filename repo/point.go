@@ -58,6 +58,9 @@ type PointStats struct {
 	// ChangedWhileRead counts the files that kept changing while they were
 	// read: they hold what the last read saw (tree.Node.Changed).
 	ChangedWhileRead uint64 `json:"changed_while_read,omitempty"`
+	// Vanished counts the entries deleted between the listing of their
+	// directory and their reading: not in the point, and not errors.
+	Vanished uint64 `json:"vanished,omitempty"`
 	// BlobsStoredAgain counts blobs the vault had but stored again: every
 	// copy was missing or damaged (the points that need them read the new
 	// copy from then on) or in a pack a prune is deleting.

@@ -167,6 +167,11 @@ func newBackupCmd() *cobra.Command {
 			if s.Images > 0 {
 				fmt.Fprintf(os.Stderr, "%d disk images (%d block devices) cut in fixed blocks; their zeros and holes not stored\n", s.Images, s.Devices)
 			}
+			if s.Vanished == 1 {
+				fmt.Fprintln(os.Stderr, "1 entry was deleted while the backup ran (not in the point)")
+			} else if s.Vanished > 1 {
+				fmt.Fprintf(os.Stderr, "%d entries were deleted while the backup ran (not in the point)\n", s.Vanished)
+			}
 			if s.ChangedWhileRead > 0 {
 				fmt.Fprintf(os.Stderr, "%s changed while being read (stored as read, marked changed during backup)\n", cli.Count(s.ChangedWhileRead, "file"))
 			}

@@ -75,6 +75,10 @@ type Options struct {
 	// marked changed during backup (tree.Node.Changed), and Run returns
 	// ErrPartial.
 	OnChanged func(path string)
+	// OnVanished is called for each entry that was deleted between the
+	// listing of its directory and its reading: the point rightly lacks
+	// it, so it is counted (PointStats.Vanished), not an error.
+	OnVanished func(path string)
 	// Exclude lists paths (azfs's own vault, config and keyring, cache)
 	// left out with everything below them wherever the walk meets them:
 	// they are known by device and inode, so a symlinked or bind-mounted
@@ -186,6 +190,7 @@ type backuper struct {
 	stats struct {
 		files, dirs, others, new, changed, unchanged, errors, bytes, read, xattrs atomic.Uint64
 		changedWhileRead                                                          atomic.Uint64 // files that kept changing while read
+		vanished                                                                  atomic.Uint64 // entries deleted before they were read
 		images, devices                                                           atomic.Uint64 // files cut as disk images, devices read
 		cachePuts                                                                 atomic.Uint64 // records written to the file cache
 	}
@@ -338,6 +343,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 			Xattrs:         b.stats.xattrs.Load(),
 
 			ChangedWhileRead: b.stats.changedWhileRead.Load(),
+			Vanished:         b.stats.vanished.Load(),
 			BlobsStoredAgain: b.w.Stats.BlobsStoredAgain.Load(),
 			BlobsVerified:    b.w.Stats.BlobsVerified.Load(),
 			Images:           b.stats.images.Load(),
@@ -477,7 +483,18 @@ func (b *backuper) fatal() error {
 	return b.w.Err()
 }
 
+// report notes that the entry at path could not be backed up, unless it is
+// gone: an entry deleted since its directory was listed (or since the run
+// checked the named paths) is not in the tree the point is of, so it
+// vanished, and the point is not partial for it.
 func (b *backuper) report(path string, err error) {
+	if errors.Is(err, os.ErrNotExist) {
+		b.stats.vanished.Add(1)
+		if b.opts.OnVanished != nil {
+			b.opts.OnVanished(path)
+		}
+		return
+	}
 	b.stats.errors.Add(1)
 	b.prog.Errors.Add(1)
 	if b.opts.OnError != nil {
@@ -568,6 +585,9 @@ func (b *backuper) entry(ctx context.Context, parent *dir, at, path, name string
 			names, err := d.names()
 			if err != nil {
 				b.report(path, err)
+			}
+			if testHookListed != nil {
+				testHookListed(path)
 			}
 			for _, n := range b.rules.tagged(d, path, names) {
 				if ctx.Err() != nil || b.fatal() != nil {
@@ -834,6 +854,10 @@ const readAttempts = 3
 // takes from path, with the attempt (from 1) and the offset the chunk ends
 // at.
 var testHookChunk func(path string, attempt int, end uint64)
+
+// testHookListed, when set (by tests), is called after the walk listed the
+// directory at path and before it reads the entries.
+var testHookListed func(path string)
 
 // readFile reads the file of job (or the block device, with job.device)
 // into its node; holes of sparse files are skipped, all-zero chunks and

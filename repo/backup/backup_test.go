@@ -761,3 +761,42 @@ func TestBackupDeepTree(t *testing.T) {
 		t.Errorf("deepest l: %s -> %q, want a symlink to f", l.Type, l.Target)
 	}
 }
+
+// TestBackupVanished: entries deleted between the listing of their
+// directory and their reading (by other processes, as on a live server)
+// are counted as vanished, not reported as errors: the point is whole.
+func TestBackupVanished(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "kept.txt"), []byte("kept"))
+	writeFile(t, filepath.Join(dir, "gone.txt"), []byte("gone"))
+	writeFile(t, filepath.Join(dir, "gonedir", "inner.txt"), []byte("inner"))
+	defer backup.SetListHook(func(path string) {
+		if path != dir {
+			return
+		}
+		if err := os.Remove(filepath.Join(dir, "gone.txt")); err != nil {
+			t.Error(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "gonedir")); err != nil {
+			t.Error(err)
+		}
+	})()
+	var mu sync.Mutex
+	var vanished []string
+	v := newVault(t, mem.New())
+	p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Machine: "m",
+		OnError:    func(p string, err error) { t.Errorf("OnError(%q, %v)", p, err) },
+		OnVanished: func(p string) { mu.Lock(); defer mu.Unlock(); vanished = append(vanished, p) },
+	})
+	if err != nil || p.Partial || p.Stats.Errors != 0 {
+		t.Fatalf("Run = %v (partial %v, %d errors), want a whole point", err, p != nil && p.Partial, p.Stats.Errors)
+	}
+	slices.Sort(vanished)
+	if want := []string{filepath.Join(dir, "gone.txt"), filepath.Join(dir, "gonedir")}; !slices.Equal(vanished, want) || p.Stats.Vanished != 2 {
+		t.Fatalf("vanished %q (stat %d), want %q", vanished, p.Stats.Vanished, want)
+	}
+	r := loaded(t, v)
+	if got := listing(t, r, lookup(t, r, p, dir)); !slices.Equal(got, []string{"kept.txt"}) {
+		t.Fatalf("the point lists %q, want only kept.txt", got)
+	}
+}
