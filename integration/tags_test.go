@@ -94,4 +94,7 @@ func TestTags(t *testing.T) {
 	if got := liveIDs(e); !slices.Equal(got, []string{plain, db}) {
 		t.Errorf("after forget --tag web: live %v, want %v", shortIDs(got), shortIDs([]string{plain, db}))
 	}
+	if got := deletedIDs(e.deleted("--tag", "web,daily")); !slices.Equal(got, []string{webDaily}) {
+		t.Errorf("points --deleted --tag web,daily: %v, want %v", shortIDs(got), shortIDs([]string{webDaily}))
+	}
 }

@@ -55,7 +55,7 @@ func newPointsCmd() *cobra.Command {
 			return err
 		}
 		if *deleted {
-			return listDeleted(s, *asJSON)
+			return listDeleted(s, filter, *asJSON)
 		}
 		points := filter.Select(s.Live())
 		if fs.Changed("set") {
@@ -150,9 +150,10 @@ func pointRow(p *repo.Point) pointJSON {
 	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.SetName, tags, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
 }
 
-// listDeleted is 'azfs points --deleted': the forgotten points of s.
-func listDeleted(s *policy.State, asJSON bool) error {
-	deleted := s.Deleted()
+// listDeleted is 'azfs points --deleted': the forgotten points of s that
+// filter matches.
+func listDeleted(s *policy.State, filter repo.TagFilter, asJSON bool) error {
+	deleted := slices.DeleteFunc(s.Deleted(), func(d policy.Deleted) bool { return !filter.Match(d.Point) })
 	now := time.Now()
 	by := func(st policy.Status) string {
 		if st.ByOwner {
