@@ -34,7 +34,6 @@ import (
 	"fmt"
 
 	"github.com/azfs/azfs/internal/errkind"
-	"github.com/azfs/azfs/repo/signed"
 )
 
 // Access is what a credentials file allows.
@@ -78,14 +77,6 @@ var (
 const (
 	credentialsContext = "credentials"
 	pinContext         = "pin"
-)
-
-// SaveSigned, LoadSigned and CheckOwner are package signed's Save, Load
-// and CheckOwner, under the names other packages called them by here.
-var (
-	SaveSigned = signed.Save
-	LoadSigned = signed.Load
-	CheckOwner = signed.CheckOwner
 )
 
 // idLen is the length of vault, credential and PIN record IDs in hex digits.

@@ -23,10 +23,10 @@ func fuzzSecret(base byte) keys.Secret {
 
 // FuzzLoadSigned: credentials/<id> and pins/<id> records (and repo/policy's
 // records, through the same function) come from storage that anyone who can
-// write it controls. LoadSigned must never panic, must refuse as damaged
+// write it controls. signed.Load must never panic, must refuse as damaged
 // whatever the given owner key did not sign under the given context, and
 // must decode only bodies the owner signed. The seed corpus in
-// testdata/fuzz/FuzzLoadSigned holds records SaveSigned made with the fixed
+// testdata/fuzz/FuzzLoadSigned holds records signed.Save made with the fixed
 // owner keys below.
 func FuzzLoadSigned(f *testing.F) {
 	ctx := context.Background()
@@ -87,17 +87,17 @@ func FuzzLoadSigned(f *testing.F) {
 		} else {
 			var env signed.Record
 			if json.Unmarshal(b, &env) != nil || !ownerSigned[string(env.Body)] {
-				t.Fatalf("LoadSigned accepted a body the owner did not sign: %q", env.Body)
+				t.Fatalf("signed.Load accepted a body the owner did not sign: %q", env.Body)
 			}
 			if err := signed.Load(ctx, st, "credentials/x", other.Public(), credentialsContext, &anyBody); err == nil {
-				t.Fatalf("LoadSigned accepted the owner's record under another owner's key")
+				t.Fatalf("signed.Load accepted the owner's record under another owner's key")
 			}
 			if err := signed.Load(ctx, st, "credentials/x", owner.Public(), pinContext, &anyBody); err == nil {
-				t.Fatalf("LoadSigned accepted a credentials record as a PIN record")
+				t.Fatalf("signed.Load accepted a credentials record as a PIN record")
 			}
 		}
 		if err := signed.Load(ctx, st, "credentials/x", stranger.Public(), credentialsContext, &anyBody); err == nil {
-			t.Fatalf("LoadSigned accepted a record under a key that never signed anything")
+			t.Fatalf("signed.Load accepted a record under a key that never signed anything")
 		}
 	})
 }
