@@ -109,26 +109,33 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 		last++
 	}
 	clear(p[:end-start])
-	var g errgroup.Group
-	g.SetLimit(imageLoads)
-	for i := first; i < last; i += imageRun {
-		run := exts[i:min(i+imageRun, last)]
-		g.Go(func() error {
-			for _, e := range run {
-				data, err := f.v.chunk(context.Background(), e)
-				if err != nil {
-					f.v.fail(err, "chunk", e.ID, f.path)
-					return err
-				}
-				from := max(start, e.Offset)
-				to := min(end, e.Offset+uint64(e.Length))
-				copy(p[from-start:to-start], data[from-e.Offset:to-e.Offset])
+	load := func(run []tree.Extent) error {
+		for _, e := range run {
+			data, err := f.v.chunk(context.Background(), e)
+			if err != nil {
+				f.v.fail(err, "chunk", e.ID, f.path)
+				return err
 			}
-			return nil
-		})
+			from := max(start, e.Offset)
+			to := min(end, e.Offset+uint64(e.Length))
+			copy(p[from-start:to-start], data[from-e.Offset:to-e.Offset])
+		}
+		return nil
 	}
-	if err := g.Wait(); err != nil {
-		return 0, err
+	if last-first <= imageRun {
+		// One run (the metadata reads of a file system): no goroutine.
+		if err := load(exts[first:last]); err != nil {
+			return 0, err
+		}
+	} else {
+		var g errgroup.Group
+		g.SetLimit(imageLoads)
+		for i := first; i < last; i += imageRun {
+			g.Go(func() error { return load(exts[i:min(i+imageRun, last)]) })
+		}
+		if err := g.Wait(); err != nil {
+			return 0, err
+		}
 	}
 	n := int(end - start)
 	if n < len(p) {
