@@ -437,6 +437,8 @@ func TestJSONOutputsParse(t *testing.T) {
 		{[]string{"status", "--json"}, "vault_id"},
 		{[]string{"repair", "--json"}, "machines"},
 		{[]string{"key", "list", "--json"}, "id"},
+		{[]string{"check", "--json"}, "problems"},
+		{[]string{"forget", "--dry-run", "--json", "latest"}, "id"},
 		{[]string{"machines", "--json"}, "name"},
 		{[]string{"version", "--json"}, "version"},
 	} {

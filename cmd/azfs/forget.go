@@ -28,6 +28,7 @@ func newForgetCmd() *cobra.Command {
 	target := addOwnerMachineFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "show what would be forgotten, and forget nothing")
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin' (forgetting is an owner's deletion)")
+	asJSON := fs.Bool("json", false, "print the points forgotten (or, with --dry-run, to be) as JSON, as 'points --json' lists them")
 	tags := cli.AddTagFilterFlag(fs, "forget the points (with POINT...: those of them the selectors name)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -57,8 +58,15 @@ func newForgetCmd() *cobra.Command {
 				return err
 			}
 		}
-		printPoints("forget", points)
+		if !*asJSON {
+			printPoints("forget", points)
+		}
 		if *dryRun {
+			if *asJSON {
+				if err := printPointsJSON(points); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(os.Stderr, "dry run: %s of %s would be forgotten; nothing forgotten\n", cli.Count(len(points), "point"), s.Machine)
 			return nil
 		}
@@ -71,6 +79,11 @@ func newForgetCmd() *cobra.Command {
 		now := time.Now()
 		if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, ids(points), now); err != nil {
 			return err
+		}
+		if *asJSON {
+			if err := printPointsJSON(points); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintf(os.Stderr, "forgot %s of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
 			cli.Count(len(points), "point"), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
@@ -88,6 +101,7 @@ func newUndeleteCmd() *cobra.Command {
 	}
 	fs := flags(cmd)
 	target := addOwnerMachineFlags(fs)
+	asJSON := fs.Bool("json", false, "print the points undeleted as JSON, as 'points --json' lists them")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		o, owner, s, err := openOwnerState(ctx, fs, target, false, "usage: azfs undelete [--machine NAME] POINT... (see 'azfs points --deleted')")
@@ -106,7 +120,13 @@ func newUndeleteCmd() *cobra.Command {
 		if err := policy.Undelete(ctx, o.PolicyMachine(nil), owner, ids(points), time.Now()); err != nil {
 			return err
 		}
-		printPoints("undeleted", points)
+		if *asJSON {
+			if err := printPointsJSON(points); err != nil {
+				return err
+			}
+		} else {
+			printPoints("undeleted", points)
+		}
 		fmt.Fprintf(os.Stderr, "undeleted %s of %s: live again, and retention does not forget them again (only 'azfs forget' does)\n", cli.Count(len(points), "point"), s.Machine)
 		return nil
 	}

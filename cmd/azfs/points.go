@@ -62,11 +62,7 @@ func newPointsCmd() *cobra.Command {
 			points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
 		}
 		if *asJSON {
-			rows := make([]pointJSON, 0, len(points))
-			for _, p := range points {
-				rows = append(rows, pointRow(p))
-			}
-			return printJSON(rows)
+			return printPointsJSON(points)
 		}
 		if len(points) == 0 && fs.Changed("set") {
 			fmt.Printf("no live recovery points of the backup set %q\n", *set)
@@ -142,6 +138,15 @@ type pointJSON struct {
 	ChangedWhileRead uint64 `json:"changed_while_read"`
 }
 
+// printPointsJSON prints points as 'points --json' does.
+func printPointsJSON(points []*repo.Point) error {
+	rows := make([]pointJSON, 0, len(points))
+	for _, p := range points {
+		rows = append(rows, pointRow(p))
+	}
+	return printJSON(rows)
+}
+
 func pointRow(p *repo.Point) pointJSON {
 	tags := p.Tags
 	if tags == nil {
@@ -194,16 +199,47 @@ func listDeleted(s *policy.State, filter repo.TagFilter, asJSON bool) error {
 	return w.Flush()
 }
 
+// checkJSON is 'azfs check --json'.
+type checkJSON struct {
+	Packs      int                `json:"packs"`
+	Points     int                `json:"points"`
+	Trees      int                `json:"tree_parts"`
+	Chunks     int                `json:"chunks"`
+	PacksRead  int                `json:"packs_read"`
+	BytesRead  int64              `json:"bytes_read"`
+	Unreadable int                `json:"unreadable"` // sealed for another certificate
+	Redundant  int                `json:"redundant"`  // bad copies with a good one elsewhere
+	Remembered bool               `json:"damage_remembered"`
+	Problems   []checkProblemJSON `json:"problems"`
+}
+
+type checkProblemJSON struct {
+	What  string `json:"what"` // pack, index, point, tree, chunk, file
+	Name  string `json:"name"`
+	Error string `json:"error"`
+}
+
+func checkRow(res *check.Result) checkJSON {
+	out := checkJSON{Packs: res.Packs, Points: res.Points, Trees: res.Trees, Chunks: res.Chunks, PacksRead: res.PacksRead, BytesRead: res.BytesRead,
+		Unreadable: res.Unreadable, Redundant: res.Redundant, Remembered: res.Remembered, Problems: []checkProblemJSON{}}
+	for _, p := range res.Problems {
+		out.Problems = append(out.Problems, checkProblemJSON{What: p.What, Name: p.Name, Error: cli.Message(p.Err)})
+	}
+	return out
+}
+
 func newCheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Verify the vault",
 		Example: `  azfs check
   azfs check --read-data
-  azfs check --read-data-subset 10%`,
+  azfs check --read-data-subset 10%
+  azfs check --json`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
+	asJSON := fs.Bool("json", false, "print the result as JSON (the summary lines on stderr stay)")
 	readData := fs.Bool("read-data", false, "read and authenticate every stored byte")
 	subsetFlag := fs.String("read-data-subset", "", "read and authenticate the bytes of some packs: a random `P%` of them, or group n/m of m")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -248,6 +284,11 @@ func newCheckCmd() *cobra.Command {
 				fmt.Fprintln(os.Stderr, "the damage is remembered in the vault: the next backup of the files that still exist stores their data again, which heals every point that needs it (azfs repair lists what cannot be healed)")
 			case res.RememberErr != nil:
 				fmt.Fprintf(os.Stderr, "azfs: warning: could not remember the damage in the vault (%s): the next backup will not know to store it again; run check with the machine's own access\n", cli.Message(res.RememberErr))
+			}
+		}
+		if res != nil && *asJSON {
+			if jerr := printJSON(checkRow(res)); jerr != nil {
+				return jerr
 			}
 		}
 		if errors.Is(err, check.ErrDamaged) {
