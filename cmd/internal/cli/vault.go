@@ -226,11 +226,17 @@ func OpenVault(ctx context.Context, t Target) (*Opened, error) {
 }
 
 // openMachine opens the area of the machine t names; on the owner's
-// machine another machine's area opens through its escrow, as for
-// [Opened.OpenAreaAsOwner].
+// machine, when no passphrase is given, another machine's area opens
+// through its escrow, as for [Opened.OpenAreaAsOwner]. A passphrase given
+// goes first: in certificate mode the escrow reads no points, while a
+// machine's passphrase still opens those from before the certificate.
 func (o *Opened) openMachine(ctx context.Context, t Target) error {
 	var owner *keys.OwnerKeys
-	if e := o.Entry; e != nil && e.Owner != nil && e.Owner.Public().Equal(*o.Root.Owner) {
+	src, err := t.passphrase().resolve(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if e := o.Entry; e != nil && e.Owner != nil && e.Owner.Public().Equal(*o.Root.Owner) && src == (PassphraseSource{}) {
 		owner = e.Owner
 	}
 	return o.openArea(ctx, t, owner)
