@@ -439,6 +439,7 @@ func TestJSONOutputsParse(t *testing.T) {
 		{[]string{"key", "list", "--json"}, "id"},
 		{[]string{"check", "--json"}, "problems"},
 		{[]string{"forget", "--dry-run", "--json", "latest"}, "id"},
+		{[]string{"prune", "--dry-run", "--json"}, "bytes_stored"},
 		{[]string{"machines", "--json"}, "name"},
 		{[]string{"version", "--json"}, "version"},
 	} {

@@ -29,13 +29,15 @@ func newPruneCmd() *cobra.Command {
 		Use:   "prune",
 		Short: "Delete data no recovery point needs (owner; safe while backups run)",
 		Example: `  azfs prune --dry-run
-  azfs prune --max-unused 5%`,
+  azfs prune --max-unused 5%
+  azfs prune --dry-run --json`,
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	dryRun := fs.Bool("dry-run", false, "report what would be deleted, repacked and marked; change nothing")
 	maxUnused := fs.String("max-unused", "10%", "unused share of the stored bytes to tolerate in packs still in use (`P%`, or unlimited: no repacking)")
 	margin := fs.Duration("safety-margin", prune.DefaultMargin, "time between marking a pack unneeded and deleting it (at least 10m while backups may run)")
+	asJSON := fs.Bool("json", false, "print each machine's result as JSON")
 	noBackups := fs.Bool("no-backups-running", false, "allow a margin under 10m (0: delete in this run): no backup of the vault may run until prune ends")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -71,13 +73,24 @@ func newPruneCmd() *cobra.Command {
 		}
 		opts := prune.Options{Owner: owner, Margin: *margin, MaxUnused: unused, DryRun: *dryRun, Host: cli.Hostname()}
 		var failed []string
+		rows := make([]pruneJSON, 0, len(machines))
 		for _, name := range machines {
 			v, err := openForPrune(ctx, o, owner, t, name)
 			var res *prune.Result
 			if err == nil {
 				res, err = pruneMachine(ctx, o, name, v, opts)
 			}
-			if err == nil {
+			switch {
+			case *asJSON:
+				row := pruneJSON{Machine: name, DryRun: opts.DryRun}
+				if res != nil {
+					row.Result = res
+				}
+				if err != nil {
+					row.Error = cli.Message(err)
+				}
+				rows = append(rows, row)
+			case err == nil:
 				printPrune(name, res, opts)
 			}
 			if err != nil {
@@ -86,6 +99,11 @@ func newPruneCmd() *cobra.Command {
 				}
 				fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
 				failed = append(failed, name)
+			}
+		}
+		if *asJSON {
+			if err := printJSON(rows); err != nil {
+				return err
 			}
 		}
 		if len(failed) > 0 {
@@ -162,6 +180,14 @@ func parseMaxUnused(s string) (float64, error) {
 		return 0, cli.Usagef("--max-unused %q: use a percentage from 0%% to 100%%, or unlimited", s)
 	}
 	return v / 100, nil
+}
+
+// pruneJSON is one machine's result in 'azfs prune --json'.
+type pruneJSON struct {
+	Machine string `json:"machine"`
+	DryRun  bool   `json:"dry_run"`
+	*prune.Result
+	Error string `json:"error,omitempty"`
 }
 
 func printPrune(name string, r *prune.Result, opts prune.Options) {

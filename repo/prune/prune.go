@@ -71,34 +71,36 @@ type Options struct {
 }
 
 // Result reports what a prune found and did (or, with DryRun, would do).
-// Byte counts are stored (sealed) bytes.
+// Byte counts are stored (sealed) bytes. The JSON names are those of
+// 'azfs prune --json'.
 type Result struct {
-	Purged      int   // points deleted first (Options.Purge)
-	Points      int   // points walked
-	Blobs       int   // blobs the points need
-	BytesUsed   int64 // their bytes, one copy each
-	Packs       int   // packs in the storage
-	BytesStored int64
+	Purged      int   `json:"purged"`       // points deleted first (Options.Purge)
+	Points      int   `json:"points"`       // points walked
+	Blobs       int   `json:"blobs"`        // blobs the points need
+	BytesUsed   int64 `json:"bytes_used"`   // their bytes, one copy each
+	Packs       int   `json:"packs"`        // packs in the storage
+	BytesStored int64 `json:"bytes_stored"` // their bytes
 
-	Deleted      int // packs deleted (marked at least a margin ago, still unneeded)
-	DeletedBytes int64
-	Kept         int // marked packs not deleted: a running backup asked, or points need them now
-	Pending      int // packs of marks not due yet
-	PendingBytes int64
+	Deleted      int   `json:"deleted"` // packs deleted (marked at least a margin ago, still unneeded)
+	DeletedBytes int64 `json:"deleted_bytes"`
+	Kept         int   `json:"kept"`    // marked packs not deleted: a running backup asked, or points need them now
+	Pending      int   `json:"pending"` // packs of marks not due yet
+	PendingBytes int64 `json:"pending_bytes"`
 
-	Repacked      int   // packs whose needed blobs were copied into new packs (and marked)
-	RepackedBytes int64 // their size
-	CopiedBytes   int64 // what was copied
-	Marked        int   // packs marked now (unneeded ones and repacked ones)
-	MarkedBytes   int64
-	DueAt         time.Time // when this run's mark may be acted on; zero without one
+	Repacked      int       `json:"repacked"`       // packs whose needed blobs were copied into new packs (and marked)
+	RepackedBytes int64     `json:"repacked_bytes"` // their size
+	CopiedBytes   int64     `json:"copied_bytes"`   // what was copied
+	Marked        int       `json:"marked"`         // packs marked now (unneeded ones and repacked ones)
+	MarkedBytes   int64     `json:"marked_bytes"`
+	DueAt         time.Time `json:"due_at,omitzero"` // when this run's mark may be acted on; zero without one
 
-	IndexWritten, IndexDeleted int // index files
-	Unreadable                 int // packs whose trailer or content does not authenticate: left alone
+	IndexWritten int `json:"index_written"` // index files
+	IndexDeleted int `json:"index_deleted"`
+	Unreadable   int `json:"unreadable"` // packs whose trailer or content does not authenticate: left alone
 	// DamageRecordsDropped counts damage records deleted because every
 	// pack they name is gone.
-	DamageRecordsDropped int
-	InvalidMarks         int // mark objects the owner did not sign: removed
+	DamageRecordsDropped int `json:"damage_records_dropped"`
+	InvalidMarks         int `json:"invalid_marks"` // mark objects the owner did not sign: removed
 }
 
 // ErrUnreadable reports a point that prune cannot read: it must read every
