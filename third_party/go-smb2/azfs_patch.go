@@ -80,3 +80,10 @@ func (fs *Share) Encrypted() bool {
 	return s.encrypter != nil &&
 		(s.sessionFlags&smb2.SMB2_SESSION_FLAG_ENCRYPT_DATA != 0 || fs.treeConn.shareFlags&smb2.SMB2_SHAREFLAG_ENCRYPT_DATA != 0)
 }
+
+// OpenInfo returns what the server said of the file when it was opened
+// (the CREATE response): its size, times and attributes, without asking
+// again as Stat does. Its FileId is 0.
+func (f *File) OpenInfo() os.FileInfo {
+	return f.fileStat
+}

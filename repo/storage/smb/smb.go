@@ -489,9 +489,8 @@ func writeTemp(sh *smb2.Share, dir string, data []byte) (string, error) {
 	return name, nil
 }
 
-// Load reads the range [off, off+length) of name. It asks the server for
-// the file's size only when the range needs it: to the end, or at or past
-// the end.
+// Load reads the range [off, off+length) of name: an open, whose answer
+// carries the size, reads of up to 1 MiB, 4 at once, and a close.
 func (s *Store) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
 	if err := storage.Check(ctx, "load", name); err != nil {
 		return nil, err
@@ -518,61 +517,29 @@ func load(sh *smb2.Share, p string, off, length int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	size := func() (int64, error) {
-		fi, err := f.Stat()
-		if err != nil {
-			return 0, err
-		}
-		if fi.IsDir() {
-			return 0, storage.ErrNotFound
-		}
-		return fi.Size(), nil
+	// What the server said when it opened the file: no round trip.
+	fi := f.OpenInfo()
+	if fi.IsDir() {
+		return nil, storage.ErrNotFound
 	}
-	if off < 0 || length <= 0 || length > pieceSize {
-		// To the end, nothing, or more than a piece: the size decides.
-		n, err := size()
-		if err != nil {
-			return nil, err
+	n, err := storage.ClampRange(fi.Size(), off, length)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	err = inPieces(len(buf), func(from, to int) error {
+		// The library's ReadAt returns a short count without io.EOF at
+		// the end of the file.
+		got, err := f.ReadAt(buf[from:to], off+int64(from))
+		if err == nil && got < to-from {
+			err = fmt.Errorf("file shrank while reading (%d of %d bytes at offset %d): %w", got, to-from, off+int64(from), io.ErrUnexpectedEOF)
 		}
-		if length, err = storage.ClampRange(n, off, length); err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	buf := make([]byte, length)
-	if length > pieceSize {
-		// The size is known: every piece must come whole.
-		err := inPieces(len(buf), func(from, to int) error {
-			n, err := f.ReadAt(buf[from:to], off+int64(from))
-			if err == nil && n < to-from {
-				err = fmt.Errorf("file shrank while reading (%d of %d bytes at offset %d): %w", n, to-from, off+int64(from), io.ErrUnexpectedEOF)
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return buf, nil
-	}
-	// The library's ReadAt returns a short count without io.EOF at the
-	// end of the file.
-	got, err := f.ReadAt(buf, off)
-	if err == nil && (got > 0 || length == 0) {
-		return buf[:got], nil // all, or the short tail that exists
-	}
-	// Nothing at off: at the end, beyond it (Samba then answers
-	// STATUS_END_OF_FILE or STATUS_INVALID_PARAMETER), or not a file.
-	n, serr := size()
-	switch {
-	case serr != nil:
-		return nil, serr
-	case off > n:
-		return nil, storage.ErrRange
-	case off == n:
-		return buf[:0], nil
-	case err == nil:
-		err = fmt.Errorf("no data at offset %d of %d bytes: %w", off, n, io.ErrUnexpectedEOF)
-	}
-	return nil, err
+	return buf, nil
 }
 
 // Stat returns the size and modification time of name.
