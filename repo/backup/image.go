@@ -74,6 +74,10 @@ func recognise(f *os.File, size uint64, device bool, maxChunk int) (img Image, o
 	switch {
 	case err == nil:
 		img.VHD, img.DataSize = true, size-vhd.FooterSize
+	case errors.Is(err, io.EOF):
+		// The file ends before its size: it shrank since it was looked
+		// at. It is cut as any file, whose read sees the change.
+		return Image{}, false, nil
 	case !errors.Is(err, vhd.ErrNotVHD) && !errors.Is(err, vhd.ErrFormat) && !errors.Is(err, vhd.ErrNotFixed):
 		return Image{}, false, err
 	case !device:

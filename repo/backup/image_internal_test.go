@@ -59,6 +59,11 @@ func TestRecognise(t *testing.T) {
 	if _, ok, err := recognise(file(minImageSize, 0, ""), minImageSize, false, 4<<20); ok || err != nil {
 		t.Errorf("a file without a signature: an image (%v)", err)
 	}
+	// A file that shrank since its size was taken (truncated while the
+	// backup runs) is cut as any file, whose read then sees the change.
+	if _, ok, err := recognise(file(minImageSize, 510, "\x55\xaa"), 2*minImageSize, false, 4<<20); ok || err != nil {
+		t.Errorf("a file shorter than its size: recognise = %v, %v; want no image and no error", ok, err)
+	}
 	if img, ok, err := recognise(file(4096, 0, ""), 4096, true, 4<<20); !ok || err != nil || !img.Device {
 		t.Errorf("a device: recognise = %+v, %v, %v; want an image", img, ok, err)
 	}
