@@ -102,11 +102,18 @@ func TestShareVaultRoundTrip(t *testing.T) {
 	e.noPassword(e.cfgDir)
 	e.noPassword(e.env.dir)
 
+	// A second vault where this one is, or in a directory holding files
+	// that are not a vault, is refused.
+	r := e.azfs("vault", "create", e.vault, "--generate-passphrase", filepath.Join(e.env.dir, "p2"))
+	checkOneLineError(t, r, "azfs: a vault already exists at "+e.vault)
+	r = e.azfs("vault", "create", e.srv.URL(smbtest.User, e.share, "vaults"), "--generate-passphrase", filepath.Join(e.env.dir, "p3"))
+	checkOneLineError(t, r, "azfs: "+e.srv.URL(smbtest.User, e.share, "vaults")+" is not empty")
+
 	// Another machine reaches the vault with the credentials file and the
 	// share's password from its admin.
 	other := newEnv(t)
 	other.extraEnv = []string{"AZFS_SMB_PASSWORD_FILE=" + e.passFile}
-	r := other.mustAzfs("points", "--vault-credentials", creds, "--machine", testMachine, "--passphrase-file", e.env.passFile, "--json")
+	r = other.mustAzfs("points", "--vault-credentials", creds, "--machine", testMachine, "--passphrase-file", e.env.passFile, "--json")
 	if !strings.Contains(r.stdout, first.Point) {
 		t.Errorf("points through the credentials file do not list %s:\n%s", first.Point, r)
 	}
