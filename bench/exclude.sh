@@ -28,16 +28,11 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-case "${1:-}" in
--h | --help)
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+help_if_asked "${BASH_SOURCE[0]}" "${1:-}"
 
 BENCH_DIR=$(realpath -m "${BENCH_DIR:-/var/tmp/azfs-bench}")
 BENCH_RUNS=${BENCH_RUNS:-5}
-[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer" >&2; exit 2; }
+check_runs
 CORPUS=${EXCLUDE_CORPUS:-$BENCH_DIR/corpus}
 if [[ -z ${EXCLUDE_CORPUS:-} && ! -f $CORPUS/.corpus-complete ]]; then
 	echo "no bench corpus in $CORPUS: run bench/bench.sh first (it builds it), or set EXCLUDE_CORPUS=DIR" >&2

@@ -39,7 +39,7 @@ esac
 
 BENCH_DIR=$(realpath -m "${BENCH_DIR:-/var/tmp/azfs-bench}")
 BENCH_RUNS=${BENCH_RUNS:-3}
-[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer" >&2; exit 2; }
+check_runs
 export PATH=$PATH:/usr/sbin:/sbin
 for tool in sfdisk mkfs.ext4 cryptsetup fusermount3; do
 	command -v $tool >/dev/null || { echo "bench/imageread.sh: $tool is missing (see .ci/run)" >&2; exit 1; }

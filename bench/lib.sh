@@ -1,4 +1,4 @@
-# Shared by bench/points.sh, bench/scale.sh and bench/share.sh (sourced).
+# Shared by the bench/*.sh scripts (sourced).
 
 # end_mount PID DIR: ends an azmount this script started in the background
 # (SIGINT, then waits for the process to be gone, also from a subshell,
@@ -23,6 +23,11 @@ help_if_asked() {
 		exit 0
 		;;
 	esac
+}
+
+# check_runs: exits with a usage error unless BENCH_RUNS is a positive integer.
+check_runs() {
+	[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer" >&2; exit 2; }
 }
 
 # median: the median of the numbers on stdin, one a line, with two decimals.

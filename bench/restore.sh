@@ -30,16 +30,11 @@ export LC_ALL=C
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/bench/lib.sh"
 
-case "${1:-}" in
--h | --help)
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+help_if_asked "${BASH_SOURCE[0]}" "${1:-}"
 
 BENCH_DIR=$(realpath -m "${BENCH_DIR:-/var/tmp/azfs-bench}")
 BENCH_RUNS=${BENCH_RUNS:-3}
-[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer" >&2; exit 2; }
+check_runs
 CORPUS=${RESTORE_CORPUS:-}
 if [ -z "$CORPUS" ]; then
 	CORPUS=/usr/local/go

@@ -41,7 +41,7 @@ else
 	BENCH_RUNS=${BENCH_RUNS:-3}
 	DEFAULT_CORPUS=$BENCH_DIR/corpus
 fi
-[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer" >&2; exit 2; }
+check_runs
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
 CORPUS=${SHARE_CORPUS:-}
 if [[ -z $CORPUS ]]; then
