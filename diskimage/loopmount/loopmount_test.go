@@ -9,23 +9,13 @@ import (
 
 	"github.com/azfs/azfs/diskimage/imagetest"
 	"github.com/azfs/azfs/diskimage/loopmount"
+	"github.com/azfs/azfs/internal/loopdev/loopdevtest"
 )
-
-// requireRoot stops a test that mounts: it fails under CI=true, where the
-// suite runs as root, and is skipped elsewhere.
-func requireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("loop devices and mount need root")
-		}
-		t.Skip("loop devices and mount need root")
-	}
-}
 
 // TestMount mounts an ext4 image made by mkfs.ext4 through a read-only loop
 // device and compares it with its source; unmounting detaches the device.
 func TestMount(t *testing.T) {
-	requireRoot(t)
+	loopdevtest.RequireRoot(t)
 	dir := t.TempDir()
 	src, img, mnt := filepath.Join(dir, "src"), filepath.Join(dir, "fs.img"), filepath.Join(dir, "mnt")
 	imagetest.Source(t, src, false, 20)

@@ -8,15 +8,11 @@ import (
 	"testing"
 
 	"github.com/azfs/azfs/internal/loopdev"
+	"github.com/azfs/azfs/internal/loopdev/loopdevtest"
 )
 
 func TestAttachDetach(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("loop devices need root (tests may not skip under CI=true)")
-		}
-		t.Skip("loop devices need root")
-	}
+	loopdevtest.RequireRoot(t)
 	img := filepath.Join(t.TempDir(), "disk.img")
 	data := bytes.Repeat([]byte("azfs"), 256<<10)
 	if err := os.WriteFile(img, data, 0o644); err != nil {

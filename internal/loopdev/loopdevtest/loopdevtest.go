@@ -15,16 +15,10 @@ import (
 // under CI=true (no test may skip there) and is skipped elsewhere.
 func Attach(t testing.TB, path string) string {
 	t.Helper()
-	missing := t.Skip
-	if os.Getenv("CI") == "true" {
-		missing = t.Fatal
-	}
-	if os.Geteuid() != 0 {
-		missing("loop devices need root")
-	}
+	RequireRoot(t)
 	dev, err := loopdev.Attach(context.Background(), path, false)
 	if err != nil {
-		missing(err)
+		missing(t)(err)
 	}
 	t.Cleanup(func() {
 		if err := loopdev.Detach(dev); err != nil {
@@ -32,4 +26,23 @@ func Attach(t testing.TB, path string) string {
 		}
 	})
 	return dev
+}
+
+// RequireRoot stops a test that needs loop devices or mounts unless it runs
+// as root: it fails under CI=true (no test may skip there, and the suite
+// runs as root) and is skipped elsewhere.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t)("loop devices and mounts need root")
+	}
+}
+
+// missing returns how t stops for a missing prerequisite: Fatal under
+// CI=true, Skip elsewhere.
+func missing(t testing.TB) func(args ...any) {
+	if os.Getenv("CI") == "true" {
+		return t.Fatal
+	}
+	return t.Skip
 }
