@@ -124,8 +124,49 @@ type Progress struct {
 	// Filled by a concurrent scan for the ETA; ScanDone says it is complete.
 	TotalFiles, TotalBytes atomic.Uint64
 	ScanDone               atomic.Bool
-	// Current is the path of the file read last started.
-	Current atomic.Pointer[string]
+
+	// reading maps the node of each file being read to its *fileRead:
+	// what Reading reports, and what BytesDone counts of it so far.
+	reading sync.Map
+	// stored is the run's writer's count of pack bytes written, once the
+	// run has one.
+	stored atomic.Pointer[atomic.Uint64]
+}
+
+// FileRead is a file being read: its path, its size when it was looked at
+// and the bytes read of it so far.
+type FileRead struct {
+	Path       string
+	Size, Read uint64
+}
+
+// fileRead is a file being read, as the run counts it.
+type fileRead struct {
+	path string
+	size uint64
+	read atomic.Uint64
+}
+
+// Reading returns the files being read now, the largest first (at most one
+// per file reader).
+func (p *Progress) Reading() []FileRead {
+	var out []FileRead
+	p.reading.Range(func(_, v any) bool {
+		r := v.(*fileRead)
+		out = append(out, FileRead{Path: r.path, Size: r.size, Read: r.read.Load()})
+		return true
+	})
+	slices.SortFunc(out, func(a, b FileRead) int { return cmp.Or(cmp.Compare(b.Size, a.Size), strings.Compare(a.Path, b.Path)) })
+	return out
+}
+
+// BytesStored returns the bytes of packs the run has written to the vault
+// so far (new data, compressed and sealed).
+func (p *Progress) BytesStored() uint64 {
+	if c := p.stored.Load(); c != nil {
+		return c.Load()
+	}
+	return 0
 }
 
 // ErrPartial is returned (wrapped) with a committed point when some files
@@ -179,10 +220,6 @@ type backuper struct {
 	bufs sync.Pool // *[]byte chunk buffers
 
 	rules *walkRules
-
-	// reading maps the node of each file being read to the bytes read of
-	// it so far (*atomic.Uint64), which the progress counts done.
-	reading sync.Map
 
 	linksMu sync.Mutex
 	links   map[[2]uint64]*future // hard-linked inodes seen: (device, inode)
@@ -272,6 +309,7 @@ func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) 
 		rules: rules,
 	}
 	b.w.SetGuard(guard)
+	opts.Progress.stored.Store(&b.w.Stats.BytesStored)
 	if opts.VerifyReused {
 		b.w.VerifyReused()
 	}
@@ -741,10 +779,10 @@ func (b *backuper) fileWorker(ctx context.Context) {
 			close(job.fut.done)
 			continue
 		}
-		read := new(atomic.Uint64)
-		b.reading.Store(&job.fut.node, read)
+		read := &fileRead{path: job.path, size: job.fut.node.Size}
+		b.prog.reading.Store(&job.fut.node, read)
 		err := b.backupFile(ctx, job, hasher, ch)
-		b.reading.Delete(&job.fut.node)
+		b.prog.reading.Delete(&job.fut.node)
 		job.dir.release()
 		if err != nil {
 			job.fut.skip = true
@@ -753,7 +791,7 @@ func (b *backuper) fileWorker(ctx context.Context) {
 		b.prog.Files.Add(1)
 		// The file's size replaces what its reading counted (modular
 		// arithmetic: a file read more than once counted more).
-		b.prog.BytesDone.Add(job.fut.node.Size - read.Load())
+		b.prog.BytesDone.Add(job.fut.node.Size - read.read.Load())
 		close(job.fut.done)
 	}
 }
@@ -782,7 +820,6 @@ func (b *backuper) backupFile(ctx context.Context, job fileJob, hasher *keys.Has
 	} else {
 		b.stats.new.Add(1)
 	}
-	b.prog.Current.Store(&job.path)
 	if err := b.readFile(ctx, job, hasher, ch); err != nil {
 		return err
 	}
@@ -1019,8 +1056,8 @@ func (b *backuper) keep(ctx context.Context, path string, attempt int, node *tre
 	piece := *bp
 	b.stats.read.Add(uint64(len(piece)))
 	b.prog.BytesRead.Add(uint64(len(piece)))
-	if read, ok := b.reading.Load(node); ok {
-		read.(*atomic.Uint64).Add(uint64(len(piece)))
+	if read, ok := b.prog.reading.Load(node); ok {
+		read.(*fileRead).read.Add(uint64(len(piece)))
 		b.prog.BytesDone.Add(uint64(len(piece)))
 	}
 	defer func() {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -26,13 +27,15 @@ type Status struct {
 	mu       sync.Mutex
 	w        io.Writer
 	terminal bool
+	fd       int  // the terminal's file descriptor (stderr's, never 0)
 	drawn    bool // a progress line is on the terminal
 }
 
 // NewStatus returns the status output to f, redrawn in place when f is a
 // terminal.
 func NewStatus(f *os.File) *Status {
-	return &Status{w: f, terminal: term.IsTerminal(int(f.Fd()))}
+	fd := int(f.Fd())
+	return &Status{w: f, terminal: term.IsTerminal(fd), fd: fd}
 }
 
 // Terminal reports whether the status goes to a terminal.
@@ -59,12 +62,25 @@ func (s *Status) eraseLocked() {
 // closed: on a terminal redrawing one line, then clearing it; elsewhere
 // one plain line each time.
 func (s *Status) ShowProgress(p *backup.Progress, interval time.Duration, stop <-chan struct{}) {
-	s.show(func(elapsed time.Duration) string { return progressLine(p, elapsed) }, interval, stop)
+	s.show(func(elapsed time.Duration) string { return progressLine(p, p.Reading(), elapsed, s.width()) }, interval, stop)
 }
 
 // ShowRestoreProgress is ShowProgress for a restore.
 func (s *Status) ShowRestoreProgress(p *restore.Progress, interval time.Duration, stop <-chan struct{}) {
 	s.show(func(elapsed time.Duration) string { return restoreLine(p, elapsed) }, interval, stop)
+}
+
+// width returns the terminal's width, or 0 when the status does not go to
+// a terminal or its width is unknown.
+func (s *Status) width() int {
+	if !s.terminal || s.fd <= 0 {
+		return 0
+	}
+	w, _, err := term.GetSize(s.fd)
+	if err != nil {
+		return 0
+	}
+	return w
 }
 
 // show prints line(time since start) every interval until stop is closed.
@@ -93,15 +109,48 @@ func (s *Status) show(line func(elapsed time.Duration) string, interval time.Dur
 	}
 }
 
-func progressLine(p *backup.Progress, elapsed time.Duration) string {
+// progressLine is a backup's progress line: files and bytes done (inside
+// files too), rate, the share of the total and an ETA once the scan has it,
+// bytes stored, errors, and the files being read: the largest with its own
+// share, and how many more. With width > 0 (a terminal's) the file's name
+// is shortened from the left to fit.
+func progressLine(p *backup.Progress, reading []backup.FileRead, elapsed time.Duration, width int) string {
 	line := countLine(elapsed, p.Files.Load(), p.BytesDone.Load(), p.TotalBytes.Load(), p.ScanDone.Load())
+	line += fmt.Sprintf(", %s stored", FormatBytes(p.BytesStored()))
 	if e := p.Errors.Load(); e > 0 {
 		line += ", " + Count(e, "error")
 	}
-	if cur := p.Current.Load(); cur != nil {
-		line += fmt.Sprintf(", %q", *cur)
+	if len(reading) == 0 {
+		return line
 	}
-	return line
+	f := reading[0]
+	tail := ""
+	if f.Size > 0 {
+		tail = fmt.Sprintf(" %.0f%% of %s", min(100, float64(f.Read)*100/float64(f.Size)), FormatBytes(f.Size))
+	}
+	if len(reading) > 1 {
+		tail += fmt.Sprintf(" and %d more", len(reading)-1)
+	}
+	name := fmt.Sprintf("%q", f.Path)
+	if room := width - 1 - len(line) - len(", ") - len(tail); width > 0 && len(name) > room {
+		name = shortenLeft(name, room)
+	}
+	return line + ", " + name + tail
+}
+
+// shortenLeft cuts a quoted name to at most n bytes by dropping its start
+// (the end of a path says most), marking the cut with "...".
+func shortenLeft(quoted string, n int) string {
+	const cut = `"...`
+	if n < len(cut)+2 {
+		return ""
+	}
+	rest := quoted[len(quoted)-(n-len(cut)):]
+	// Do not start inside a UTF-8 sequence.
+	for len(rest) > 0 && !utf8.RuneStart(rest[0]) {
+		rest = rest[1:]
+	}
+	return cut + rest
 }
 
 // restoreLine is a restore's progress line: files and bytes done, rate, the

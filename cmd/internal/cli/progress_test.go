@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/restore"
@@ -72,20 +73,39 @@ func TestRestoreLine(t *testing.T) {
 }
 
 // TestProgressLineNamesTheFile: a backup's progress line counts bytes
-// inside files, names the file being read (quoted) and, once the scan has
-// the total, gives an ETA (issue 14).
+// inside files, the bytes stored, and, once the scan has the total, gives
+// an ETA; it names the largest file being read (quoted) with its own
+// share, and how many more are (issue 14: it named the file read last
+// started, whatever the parallel readers were at).
 func TestProgressLineNamesTheFile(t *testing.T) {
 	p := &backup.Progress{}
 	p.Files.Store(1)
 	p.BytesDone.Store(512 << 20)
 	p.TotalBytes.Store(1 << 30)
 	p.ScanDone.Store(true)
-	name := "/srv/big\nfile.img"
-	p.Current.Store(&name)
-	line := progressLine(p, 10*time.Second)
-	for _, want := range []string{"[10s] 1 file, 512.0 MiB, 51.2 MiB/s of 1.0 GiB (50%), ETA 10s", `"/srv/big\nfile.img"`} {
-		if !strings.Contains(line, want) {
-			t.Errorf("progress line %q lacks %q", line, want)
-		}
+	reading := []backup.FileRead{{Path: "/srv/big\nfile.img", Size: 800 << 20, Read: 200 << 20}, {Path: "/srv/a", Size: 10}, {Path: "/srv/b", Size: 5}}
+	line := progressLine(p, reading, 10*time.Second, 0)
+	want := `[10s] 1 file, 512.0 MiB, 51.2 MiB/s of 1.0 GiB (50%), ETA 10s, 0 B stored, "/srv/big\nfile.img" 25% of 800.0 MiB and 2 more`
+	if line != want {
+		t.Errorf("progress line\n%q, want\n%q", line, want)
+	}
+	if line := progressLine(p, reading[2:], 10*time.Second, 0); !strings.HasSuffix(line, `stored, "/srv/b" 0% of 5 B`) {
+		t.Errorf("one file being read: %q", line)
+	}
+	if line := progressLine(p, nil, 10*time.Second, 0); !strings.HasSuffix(line, ", 0 B stored") {
+		t.Errorf("no file being read: %q", line)
+	}
+}
+
+// TestProgressLineFitsTheTerminal: on a terminal a long name is shortened
+// from the left so that the line fits (a wrapped line cannot be redrawn in
+// place).
+func TestProgressLineFitsTheTerminal(t *testing.T) {
+	p := &backup.Progress{}
+	long := "/srv/" + strings.Repeat("dir/", 40) + "äöü-file.img"
+	reading := []backup.FileRead{{Path: long, Size: 100, Read: 50}, {Path: "/b"}}
+	line := progressLine(p, reading, time.Second, 100)
+	if len(line) > 99 || !strings.Contains(line, `"...`) || !strings.HasSuffix(line, `file.img" 50% of 100 B and 1 more`) || !utf8.ValidString(line) {
+		t.Errorf("line of %d bytes for a terminal 100 wide: %q", len(line), line)
 	}
 }
