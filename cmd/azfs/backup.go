@@ -20,6 +20,7 @@ import (
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 // backupMemoryLimit is the backup's soft heap limit (GOMEMLIMIT overrides it).
@@ -287,7 +288,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 	// host's state) and the keyring file itself (another hard link of it
 	// too), the cache, and a vault on local disk.
 	exclude := []string{cacheDir, configDir, filepath.Join(configDir, keyring.FileName)}
-	if cli.IsLocalLocation(o.Location) {
+	if location.IsLocal(o.Location) {
 		exclude = append(exclude, o.Location)
 	}
 	opts := backup.Options{
@@ -313,7 +314,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 	}
 	if opts.Uploads <= 0 {
 		opts.Uploads = 2
-		if cli.IsBlobLocation(o.Location) {
+		if location.IsBlob(o.Location) {
 			opts.Uploads = blobUploads
 		}
 	}

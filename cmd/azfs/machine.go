@@ -13,6 +13,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/storage/location"
 	"github.com/azfs/azfs/repo/unlock"
 )
 
@@ -47,7 +48,7 @@ func newPassphraseChangeCmd() *cobra.Command {
 		// not delete must stop it before the PIN is spent or a slot is added.
 		if err := repo.CanReplaceSlots(ctx, area); err != nil {
 			if o.Container != nil {
-				return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, cli.ConnectionStringEnv)
+				return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, location.ConnectionStringEnv)
 			}
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/azfs/azfs/repo/restore"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 func newRestoreCmd() *cobra.Command {
@@ -91,7 +92,7 @@ a file is reported, never deleted.`,
 		if err != nil {
 			return err
 		}
-		if opts.Workers == 0 && cli.IsBlobLocation(r.Location) {
+		if opts.Workers == 0 && location.IsBlob(r.Location) {
 			// Each fetch is a round trip: more of them hide the latency.
 			opts.Workers = max(32, 4*runtime.GOMAXPROCS(0))
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/repair"
 	"github.com/azfs/azfs/repo/storage/azblob"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 func newVaultCreateCmd() *cobra.Command {
@@ -52,7 +53,7 @@ func newVaultCreateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		st, path, err := cli.CreateStorage(fs.Arg(0), cli.Auth{ConnectionStringFile: connectionStringFile(fs)})
+		st, path, err := location.Create(fs.Arg(0), cli.StorageOptions(location.Auth{ConnectionStringFile: connectionStringFile(fs)}))
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 func main() {
@@ -148,7 +149,7 @@ files as ordinary read-only trees.`,
 				o.Vault.SaveDamageAsFound()
 				if diskBytes < 0 {
 					diskBytes = 0
-					if cli.IsBlobLocation(o.Location) {
+					if location.IsBlob(o.Location) {
 						diskBytes = blobDiskCache
 					}
 				}

@@ -10,19 +10,13 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/azblob"
-	"github.com/azfs/azfs/repo/storage/local"
-	"github.com/azfs/azfs/repo/storage/retry"
-	"github.com/azfs/azfs/repo/storage/smb"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 // Exit codes.
@@ -130,147 +124,11 @@ func WriteSecretFile(path, secret string) error {
 // 'azfs backup --json' and by azmount when it unmounts).
 var Requests storage.Counts
 
-// OpenStorage opens the storage at a vault location: a local directory, a
-// directory of an SMB share (logged on as [Share] says), or a blob
-// container authenticated as auth says. It returns the storage
-// (retried for a blob container, and counted in [Requests]), the location
-// as the keyring records it (an absolute path or the container's URL) and,
-// for a blob container, the container itself, unwrapped, for what only its
-// owner does with it (minting and revoking SAS tokens); nil for a
-// directory.
-func OpenStorage(location string, auth Auth) (storage.Storage, string, *azblob.Store, error) {
-	if smb.IsLocation(location) {
-		st, name, err := openShare(location, smb.Open)
-		if err != nil {
-			return nil, name, nil, err
-		}
-		return storage.Count(st, &Requests), name, nil, nil
-	}
-	if IsBlobLocation(location) {
-		st, name, c, err := openBlob(location, auth, azblob.Open)
-		if err != nil {
-			return nil, name, nil, err
-		}
-		return storage.Count(st, &Requests), name, c, nil
-	}
-	abs, err := filepath.Abs(location)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("vault location %s: %w", location, err)
-	}
-	st, err := local.Open(abs)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			return nil, abs, nil, fmt.Errorf("no vault at %s: the directory does not exist", abs)
-		}
-		return nil, abs, nil, fmt.Errorf("no vault at %s: %w", abs, err)
-	}
-	return storage.Count(st, &Requests), abs, nil, nil
-}
-
-// IsLocalLocation reports whether location names a directory rather
-// than a blob container or an SMB share.
-func IsLocalLocation(location string) bool {
-	return !IsBlobLocation(location) && !smb.IsLocation(location)
-}
-
-// IsBlobLocation reports whether location names an Azure Blob container
-// (azblob://ACCOUNT/CONTAINER[/PREFIX] or an http(s) URL) rather than a
-// directory.
-func IsBlobLocation(location string) bool {
-	return strings.HasPrefix(location, "azblob://") || strings.HasPrefix(location, "https://") || strings.HasPrefix(location, "http://")
-}
-
-// canonicalLocation returns location as OpenStorage names it and the
-// keyring records it: an absolute path, a share's smb:// URL, or a blob
-// container's URL.
-func canonicalLocation(location string) (string, error) {
-	if smb.IsLocation(location) {
-		loc, err := smb.ParseLocation(location, Share.User)
-		if err != nil {
-			return "", err
-		}
-		return loc.String(), nil
-	}
-	if IsBlobLocation(location) {
-		loc, err := azblob.ParseLocation(location)
-		if err != nil {
-			return "", err
-		}
-		return loc.String(), nil
-	}
-	abs, err := filepath.Abs(location)
-	if err != nil {
-		return "", fmt.Errorf("vault location %s: %w", location, err)
-	}
-	return abs, nil
-}
-
-// CreateStorage returns the storage for a new vault at location: a blob
-// container (created if missing, authenticated as auth says), or a
-// directory, local or on an SMB share (created if missing, refused if it
-// holds anything).
-func CreateStorage(location string, auth Auth) (storage.Storage, string, error) {
-	if smb.IsLocation(location) {
-		st, name, err := openShare(location, smb.Create)
-		if err != nil {
-			return nil, name, err
-		}
-		return st, name, refuseUsed(st, name)
-	}
-	if IsBlobLocation(location) {
-		st, name, _, err := openBlob(location, auth, azblob.Create)
-		return st, name, err
-	}
-	path, err := filepath.Abs(location)
-	if err != nil {
-		return nil, "", err
-	}
-	if entries, err := os.ReadDir(path); err == nil && len(entries) > 0 {
-		if _, err := os.Stat(filepath.Join(path, "config")); err == nil {
-			return nil, path, fmt.Errorf("a vault already exists at %s", path)
-		}
-		return nil, path, fmt.Errorf("%s is not empty: a new vault needs an empty or missing directory", path)
-	}
-	st, err := local.Create(path)
-	if err != nil {
-		return nil, path, fmt.Errorf("create vault at %s: %w", path, err)
-	}
-	return st, path, nil
-}
-
-// openBlob opens (or creates) a blob container vault with the credential
-// auth chooses (see [Auth]). The storage it returns is retried, and adds
-// to the errors of refused requests what to do.
-func openBlob(location string, auth Auth, open func(context.Context, azblob.Location, azblob.Auth) (*azblob.Store, error)) (storage.Storage, string, *azblob.Store, error) {
-	loc, err := azblob.ParseLocation(location)
-	if err != nil {
-		return nil, location, nil, err
-	}
-	name := loc.String()
-	cred, src, err := auth.choose(os.Getenv)
-	if err != nil {
-		return nil, name, nil, fmt.Errorf("vault %s: %w", name, err)
-	}
-	if src == fromDefaultChain {
-		if cred.Token, err = defaultCredential(); err != nil {
-			return nil, name, nil, noCredential(name, err)
-		}
-	}
-	c, err := open(context.Background(), loc, cred)
-	if err != nil {
-		var resp *azcore.ResponseError
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			return nil, name, nil, fmt.Errorf("no vault at %s: the container does not exist", name)
-		case errors.Is(err, storage.ErrPermission):
-			return nil, name, nil, fmt.Errorf("vault %s: %w: %s", name, err, auth.refused(src))
-		case src == fromDefaultChain && !errors.As(err, &resp):
-			return nil, name, nil, noCredential(name, err)
-		}
-		return nil, name, nil, fmt.Errorf("vault %s: %w", name, err)
-	}
-	// Over a network, one failed request must not fail a whole backup.
-	return explained{Storage: retry.Wrap(c, retry.DefaultPolicy), hint: auth.refused(src)}, name, c, nil
+// StorageOptions returns how package location reaches the storage of a
+// vault: a blob container with auth, a share as the --smb-* flags say, and
+// every request counted in [Requests].
+func StorageOptions(auth location.Auth) location.Options {
+	return location.Options{Blob: auth, Share: Share.Logon(), Counts: &Requests}
 }
 
 // Hostname returns this machine's name.

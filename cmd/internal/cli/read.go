@@ -9,6 +9,7 @@ import (
 
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/policy"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 // Reading is a machine area opened for reading its points, as azmount
@@ -51,7 +52,7 @@ func OpenReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, err
 	if err != nil {
 		return nil, err
 	}
-	if !IsLocalLocation(o.Location) {
+	if !location.IsLocal(o.Location) {
 		// Requests are dear over a network (a blob container, an SMB
 		// share): small blobs come by the 4 MiB of their pack, and the
 		// blobs around the one a reader wants with it.

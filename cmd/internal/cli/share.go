@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,14 +9,13 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/retry"
+	"github.com/azfs/azfs/repo/storage/location"
 	"github.com/azfs/azfs/repo/storage/smb"
 )
 
 // SMBPasswordFileEnv names a file holding the password of a share vault's
 // account, when --smb-password-file does not.
-const SMBPasswordFileEnv = "AZFS_SMB_PASSWORD_FILE"
+const SMBPasswordFileEnv = location.PasswordFileEnv
 
 // ShareFlags are the flags every command takes for a vault on an SMB
 // share.
@@ -36,6 +34,11 @@ func AddShareFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&Share.User, "smb-user", "", "share vaults: log on as `[DOMAIN\\]USER` (for a \\\\HOST\\SHARE\\PATH location, or instead of the smb:// URL's user)")
 	fs.StringVar(&Share.PasswordFile, "smb-password-file", "", "share vaults: read the account's password from `FILE` (default: the file $"+SMBPasswordFileEnv+" names, else ask)")
 	fs.BoolVar(&Share.Insecure, "smb-insecure", false, "share vaults: allow SMB 2 and unsigned sessions (SMB 3 with signing is required otherwise)")
+}
+
+// Logon returns how package location logs on to a share vault as f says.
+func (f ShareFlags) Logon() location.Share {
+	return location.Share{User: f.User, Insecure: f.Insecure, Password: f.password}
 }
 
 // passwords caches the passwords asked for on the terminal, by location,
@@ -84,54 +87,4 @@ func (f ShareFlags) password(loc smb.Location) (string, error) {
 	}
 	passwords.m[name] = pass
 	return pass, nil
-}
-
-// openShare opens (or creates) a share vault, logging on as Share and the
-// location say. The storage it returns is retried, which also reconnects
-// after a lost connection, and adds to the errors of refused requests what
-// to do.
-func openShare(location string, open func(context.Context, smb.Location, smb.Auth) (*smb.Store, error)) (storage.Storage, string, error) {
-	loc, err := smb.ParseLocation(location, Share.User)
-	if err != nil {
-		return nil, location, err
-	}
-	name := loc.String()
-	pass, err := Share.password(loc)
-	if err != nil {
-		return nil, name, err
-	}
-	st, err := open(context.Background(), loc, smb.Auth{Password: pass, Insecure: Share.Insecure})
-	if err != nil {
-		switch {
-		case errors.Is(err, smb.ErrLogon):
-			return nil, name, fmt.Errorf("vault %s: the server refused the password of user %s: check --smb-password-file or %s", name, loc.User, SMBPasswordFileEnv)
-		case errors.Is(err, smb.ErrInsecure):
-			return nil, name, fmt.Errorf("vault %s: %w", name, errors.Unwrap(err))
-		case errors.Is(err, storage.ErrNotFound):
-			return nil, name, fmt.Errorf("no vault at %s: the share or its directory does not exist", name)
-		}
-		return nil, name, fmt.Errorf("vault %s: %w", name, err)
-	}
-	hint := fmt.Sprintf("the share refuses user %s this: a vault's machines need to read and write it (restore credentials only read)", loc.User)
-	return explained{Storage: retry.Wrap(st, retry.DefaultPolicy), hint: hint}, name, nil
-}
-
-// errUsed stops a listing at its first object.
-var errUsed = errors.New("holds objects")
-
-// refuseUsed fails unless the directory of a new share vault is empty of
-// objects, as a new vault's local directory must be.
-func refuseUsed(st storage.Storage, name string) error {
-	ctx := context.Background()
-	if _, err := st.Stat(ctx, "config"); err == nil {
-		return fmt.Errorf("a vault already exists at %s", name)
-	}
-	err := st.List(ctx, "", func(storage.Info) error { return errUsed })
-	switch {
-	case errors.Is(err, errUsed):
-		return fmt.Errorf("%s is not empty: a new vault needs an empty or missing directory", name)
-	case err != nil:
-		return fmt.Errorf("vault %s: %w", name, err)
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/azblob"
+	"github.com/azfs/azfs/repo/storage/location"
 	"github.com/azfs/azfs/repo/unlock"
 )
 
@@ -98,19 +99,19 @@ func locate(t Target) (*located, error) {
 	if err != nil {
 		return nil, err
 	}
-	location := t.Vault
-	if location == "" {
-		location = os.Getenv(VaultEnv)
+	where := t.Vault
+	if where == "" {
+		where = os.Getenv(VaultEnv)
 	}
 	var known *keyring.Vault
-	if location == "" {
+	if where == "" {
 		known = ring.Vaults[ring.Default]
 		if known == nil {
 			return nil, Usagef("no vault given and no default vault on this machine: create one with 'azfs vault create PATH', or pass --vault PATH (or set " + VaultEnv + ")")
 		}
-		location = known.Location
+		where = known.Location
 	}
-	canonical, err := canonicalLocation(location)
+	canonical, err := location.Canonical(where, Share.User)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +120,11 @@ func locate(t Target) (*located, error) {
 	}
 	// A registered machine reaches a blob vault with the SAS token of its
 	// credentials, not with whatever else the environment holds.
-	auth := Auth{ConnectionStringFile: t.ConnectionStringFile}
-	if known != nil && known.SAS != "" && !(t.OwnerStorage && auth.hasConnectionString(os.Getenv)) {
+	auth := location.Auth{ConnectionStringFile: t.ConnectionStringFile}
+	if known != nil && known.SAS != "" && !(t.OwnerStorage && auth.HasConnectionString()) {
 		auth.SAS, auth.Refused = known.SAS, machineSASRefused(known)
 	}
-	st, abs, container, err := OpenStorage(location, auth)
+	st, abs, container, err := location.Open(where, StorageOptions(auth))
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func OpenWithCredentials(ctx context.Context, file string, need access.Access, c
 	if err != nil {
 		return nil, fmt.Errorf("vault credentials %s: %w", file, err)
 	}
-	if creds.SAS != "" && !IsBlobLocation(creds.Location) {
+	if creds.SAS != "" && !location.IsBlob(creds.Location) {
 		return nil, fmt.Errorf("vault credentials %s: %w: a SAS token for %s, which is not a blob container", file, access.ErrMalformed, creds.Location)
 	}
 	// Expired credentials are refused before the storage is asked, which
@@ -173,8 +174,8 @@ func OpenWithCredentials(ctx context.Context, file string, need access.Access, c
 	if err := creds.CheckExpiry(time.Now()); err != nil {
 		return nil, err
 	}
-	auth := Auth{SAS: creds.SAS, Refused: credentialsSASRefused(file, creds.Expires), ConnectionStringFile: connFile}
-	st, abs, container, err := OpenStorage(creds.Location, auth)
+	auth := location.Auth{SAS: creds.SAS, Refused: credentialsSASRefused(file, creds.Expires), ConnectionStringFile: connFile}
+	st, abs, container, err := location.Open(creds.Location, StorageOptions(auth))
 	if err != nil {
 		return nil, err
 	}
