@@ -25,6 +25,7 @@ import (
 	"github.com/azfs/azfs/cache/diskcache"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	azfs "github.com/azfs/azfs/fs"
+	"github.com/azfs/azfs/internal/profile"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
@@ -32,7 +33,15 @@ import (
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	// AZFS_CPUPROFILE and AZFS_MEMPROFILE: where the mount spends its time.
+	stopProfile, err := profile.FromEnv()
+	if err == nil {
+		err = newRootCmd().Execute()
+		if perr := stopProfile(); perr != nil {
+			fmt.Fprintln(os.Stderr, "azmount: "+perr.Error())
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "azmount: "+cli.Message(err))
 		os.Exit(cli.ExitCode(err))
 	}
@@ -213,6 +222,10 @@ files as ordinary read-only trees.`,
 		fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
 		go unmountOnSignal(ctx, stop, server, mountpoint, logger)
 		server.Wait()
+		// The vault's files kept open for reading.
+		if err := storage.Close(o.Storage); err != nil {
+			logger.Warn("closing the vault", "err", err)
+		}
 		// Damage the reads found and the background save has not stored yet.
 		saveCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := o.Vault.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {

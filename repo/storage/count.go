@@ -83,3 +83,6 @@ func (s *counted) Delete(ctx context.Context, name string) error {
 	s.c.Deletes.Add(1)
 	return s.st.Delete(ctx, name)
 }
+
+// Close passes [Close] on to the counted storage.
+func (s *counted) Close() error { return Close(s.st) }

@@ -46,6 +46,7 @@ package storage
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"strings"
 	"time"
@@ -195,4 +196,14 @@ func ClampRange(size, off, length int64) (int64, error) {
 		return rest, nil
 	}
 	return length, nil
+}
+
+// Close releases what st holds between calls, such as the files a local
+// directory keeps open for reading, when st implements io.Closer; the
+// wrappers of this package pass it on. The storage stays usable.
+func Close(st Storage) error {
+	if c, ok := st.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }

@@ -82,3 +82,6 @@ func (s *sub) rel(err error) error {
 	c.Name = strings.TrimPrefix(e.Name, s.prefix)
 	return &c
 }
+
+// Close passes [Close] on to the whole storage.
+func (s *sub) Close() error { return Close(s.st) }

@@ -53,7 +53,8 @@ const tmpPrefix = ".tmp-"
 
 // Dir is a vault stored in a local directory.
 type Dir struct {
-	root string // absolute path of the vault directory
+	root  string   // absolute path of the vault directory
+	files *handles // objects kept open for Load
 }
 
 var _ storage.Storage = (*Dir)(nil)
@@ -75,7 +76,7 @@ func Open(dir string) (*Dir, error) {
 	case !fi.IsDir():
 		return nil, &storage.Error{Op: "open", Name: dir, Err: syscall.ENOTDIR}
 	}
-	return &Dir{root: root}, nil
+	return &Dir{root: root, files: newHandles(openFiles)}, nil
 }
 
 // Create makes dir, and any missing parents, with mode 0700 if it does not
@@ -282,42 +283,87 @@ func (d *Dir) syncDir(dir int, rel string) error {
 	return pathError("sync", d.root, rel, err)
 }
 
-// Load reads exactly the requested range of name with pread.
+// Load reads exactly the requested range of name with pread, from the
+// object's file kept open from an earlier Load when it is among the last
+// few read (see handles).
 func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
 	if err := storage.Check(ctx, "load", name); err != nil {
 		return nil, err
 	}
-	root, err := d.openRoot()
+	h, ok := d.files.get(name)
+	if !ok {
+		var err error
+		if h, err = d.openObject(name); err != nil {
+			return nil, &storage.Error{Op: "load", Name: name, Err: err}
+		}
+		h = d.files.keep(name, h)
+	}
+	buf, err := readRange(h, off, length)
+	if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.ESTALE) {
+		// Closed by a Load keeping other files open, or deleted by
+		// another NFS client: open it again, for this read alone.
+		if errors.Is(err, syscall.ESTALE) {
+			d.files.drop(name)
+		}
+		if h, err = d.openObject(name); err != nil {
+			return nil, &storage.Error{Op: "load", Name: name, Err: err}
+		}
+		buf, err = readRange(h, off, length)
+		h.f.Close()
+	}
 	if err != nil {
 		return nil, &storage.Error{Op: "load", Name: name, Err: err}
+	}
+	return buf, nil
+}
+
+// openObject opens the regular file of object name for reading, following
+// no symbolic link, and finds its size.
+func (d *Dir) openObject(name string) (handle, error) {
+	root, err := d.openRoot()
+	if err != nil {
+		return handle{}, err
 	}
 	fd, err := openBeneath(root, name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	unix.Close(root)
 	if err != nil {
-		return nil, &storage.Error{Op: "load", Name: name, Err: notFound(pathError("open", d.root, name, err))}
+		return handle{}, notFound(pathError("open", d.root, name, err))
 	}
 	f := os.NewFile(uintptr(fd), filepath.Join(d.root, filepath.FromSlash(name)))
-	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil {
-		return nil, &storage.Error{Op: "load", Name: name, Err: err}
+	if err == nil && !fi.Mode().IsRegular() {
+		err = storage.ErrNotFound
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, &storage.Error{Op: "load", Name: name, Err: storage.ErrNotFound}
-	}
-	n, err := storage.ClampRange(fi.Size(), off, length)
 	if err != nil {
-		return nil, &storage.Error{Op: "load", Name: name, Err: err}
+		f.Close()
+		return handle{}, err
+	}
+	return handle{f: f, size: fi.Size()}, nil
+}
+
+// readRange reads length bytes at off (to the end when length < 0) of the
+// object open as h.
+func readRange(h handle, off, length int64) ([]byte, error) {
+	n, err := storage.ClampRange(h.size, off, length)
+	if err != nil {
+		return nil, err
 	}
 	buf := make([]byte, n)
-	if got, err := f.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && int64(got) == n) {
+	if got, err := h.f.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && int64(got) == n) {
 		if errors.Is(err, io.EOF) {
 			// Objects are immutable, so this means outside interference.
 			err = fmt.Errorf("file shrank while reading (%d of %d bytes at offset %d): %w", got, n, off, io.ErrUnexpectedEOF)
 		}
-		return nil, &storage.Error{Op: "load", Name: name, Err: err}
+		return nil, err
 	}
 	return buf, nil
+}
+
+// Close closes the files Load keeps open. The Dir stays usable: a later
+// Load opens its object again.
+func (d *Dir) Close() error {
+	d.files.closeAll()
+	return nil
 }
 
 // lstat returns what the object name is, without following a symbolic
@@ -444,6 +490,7 @@ func (d *Dir) Delete(ctx context.Context, name string) error {
 	if err := unix.Unlinkat(dir, base, 0); err != nil {
 		return &storage.Error{Op: "delete", Name: name, Err: notFound(pathError("unlink", d.root, name, err))}
 	}
+	d.files.drop(name)
 	if err := d.syncDir(dir, rel); err != nil {
 		return &storage.Error{Op: "delete", Name: name, Err: err}
 	}
