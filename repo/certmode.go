@@ -7,15 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"sort"
 
-	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 )
 
 // Certificate mode (Azure Stack's model): the vault root lists certificates
-// under certificates/<seq>-<id>; the newest is current. A machine of a
+// under certificates/<seq> (package repo/certs); the newest is current. A machine of a
 // certificate-mode vault holds a write-only key set: it deduplicates and
 // writes, sealing each backup's content under a fresh session key that it
 // stores only wrapped to the current certificate (sessions/<key id>) and
@@ -23,9 +21,8 @@ import (
 // machine's key set (certkeys/<cert id>) and the sessions, and reads.
 
 const (
-	certificatesPrefix = "certificates/"
-	sessionsPrefix     = "sessions/"
-	certKeysPrefix     = "certkeys/"
+	sessionsPrefix = "sessions/"
+	certKeysPrefix = "certkeys/"
 )
 
 // Wrapper encrypts a small secret to a certificate's public key with ad
@@ -34,119 +31,6 @@ type (
 	Wrapper   func(secret, ad []byte) ([]byte, error)
 	Unwrapper func(wrapped, ad []byte) ([]byte, error)
 )
-
-// CertRef is one certificate of a vault.
-type CertRef struct {
-	Seq int
-	ID  string // SHA-256 of the certificate's DER, hex
-	PEM []byte
-	Sig []byte // the owner's signature over Seq, ID and PEM
-}
-
-// certObject is a certificate as stored at certificates/<seq>: signed by
-// the owner together with its sequence number, so that a storage can
-// neither make machines encrypt to a certificate of its choosing nor
-// replay an older one as the newest.
-type certObject struct {
-	ID  string `json:"id"`
-	PEM []byte `json:"pem"`
-	Sig []byte `json:"sig"`
-}
-
-func certMessage(seq int, id string, pem []byte) []byte {
-	return append(fmt.Appendf(nil, "%06d\x00%s\x00", seq, id), pem...)
-}
-
-// Verify checks that the vault's owner added the certificate at its place.
-func (r CertRef) Verify(owner keys.OwnerPublic) error {
-	if err := owner.Verify("certificate", certMessage(r.Seq, r.ID, r.PEM), r.Sig); err != nil {
-		return fmt.Errorf("certificate %d (%s): %w", r.Seq, shortID(r.ID), err)
-	}
-	return nil
-}
-
-func shortID(id string) string { return id[:min(16, len(id))] }
-
-// maxCertObject bounds what is read of a certificate object.
-const maxCertObject = 64 << 10
-
-// ErrNoCertificate reports a vault that is not in certificate mode.
-var ErrNoCertificate = errkind.New(errkind.NotFound, "the vault has no certificate")
-
-// Certificates returns the vault root's certificates, oldest first.
-// Objects that do not decode are skipped; callers verify signatures.
-func Certificates(ctx context.Context, st storage.Storage) ([]CertRef, error) {
-	names, err := listNames(ctx, st, certificatesPrefix)
-	if err != nil {
-		return nil, err
-	}
-	var out []CertRef
-	for _, n := range names {
-		var ref CertRef
-		base := path.Base(n)
-		if len(base) != 6 {
-			continue // not a certificate object
-		}
-		if _, err := fmt.Sscanf(base, "%06d", &ref.Seq); err != nil {
-			continue
-		}
-		b, err := st.Load(ctx, n, 0, maxCertObject)
-		if err != nil {
-			return nil, fmt.Errorf("read certificate %d: %w", ref.Seq, err)
-		}
-		var obj certObject
-		if err := json.Unmarshal(b, &obj); err != nil || len(obj.ID) != 64 {
-			continue // damaged: unsigned content is never trusted anyway
-		}
-		ref.ID, ref.PEM, ref.Sig = obj.ID, obj.PEM, obj.Sig
-		out = append(out, ref)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	return out, nil
-}
-
-// CurrentCertificate returns the newest certificate.
-func CurrentCertificate(ctx context.Context, st storage.Storage) (CertRef, error) {
-	certs, err := Certificates(ctx, st)
-	if err != nil {
-		return CertRef{}, err
-	}
-	if len(certs) == 0 {
-		return CertRef{}, ErrNoCertificate
-	}
-	return certs[len(certs)-1], nil
-}
-
-// AddCertificate makes the certificate id (with its PEM) the vault's
-// current one, signed by the owner. There is no way back to passphrase-only
-// backups.
-func AddCertificate(ctx context.Context, st storage.Storage, owner *keys.OwnerKeys, id string, pem []byte) error {
-	certs, err := Certificates(ctx, st)
-	if err != nil {
-		return err
-	}
-	seq := 1
-	if len(certs) > 0 {
-		last := certs[len(certs)-1]
-		if last.ID == id {
-			return fmt.Errorf("certificate %s is already the current one", shortID(id))
-		}
-		seq = last.Seq + 1
-	}
-	b, err := json.Marshal(certObject{ID: id, PEM: pem, Sig: owner.Sign("certificate", certMessage(seq, id, pem))})
-	if err != nil {
-		return fmt.Errorf("add certificate: %w", err)
-	}
-	// The sequence number alone names the object: a never-overwrite save
-	// gives concurrent rotations distinct numbers, or fails one of them.
-	if err := st.Save(ctx, fmt.Sprintf("%s%06d", certificatesPrefix, seq), b); err != nil {
-		if errors.Is(err, storage.ErrExists) {
-			return fmt.Errorf("add certificate: another rotation happened at the same time; run it again")
-		}
-		return fmt.Errorf("add certificate: %w", err)
-	}
-	return nil
-}
 
 func certKeyAD(areaID, certID string) []byte {
 	return []byte("azfs-certkey-v1\x00" + areaID + "\x00" + certID)

@@ -14,6 +14,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/certs"
 	"github.com/azfs/azfs/repo/repair"
 	"github.com/azfs/azfs/repo/storage/azblob"
 	"github.com/azfs/azfs/repo/storage/location"
@@ -67,7 +68,7 @@ func newVaultCreateCmd() *cobra.Command {
 			return fmt.Errorf("create vault at %s: %w", path, err)
 		}
 		if c != nil {
-			if err := repo.AddCertificate(ctx, st, owner, c.ID(), c.PEM()); err != nil {
+			if err := certs.Add(ctx, st, owner, c); err != nil {
 				return err
 			}
 		}
@@ -129,7 +130,7 @@ func newCertificateRotateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if err := repo.AddCertificate(ctx, o.Storage, owner, c.ID(), c.PEM()); err != nil {
+		if err := certs.Add(ctx, o.Storage, owner, c); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "certificate %s (%s) is now the vault's: each machine's next point opens with its private key; earlier points open as before (earlier certificates' keys, or the machines' passphrases)\n", c.Thumbprint(), c.Subject())

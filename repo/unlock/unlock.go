@@ -16,6 +16,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/certs"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -58,7 +59,7 @@ var (
 // machine's passphrase, else the owner's passphrase (the one asked for is
 // tried as either). It returns the area and the name of the machine it
 // opened. A private key of no certificate gives ErrOtherCertificate (which
-// names the vault's thumbprints) or repo.ErrNoCertificate in a vault
+// names the vault's thumbprints) or certs.ErrNoCertificate in a vault
 // without any; a wrong passphrase gives keys.ErrWrongPassphrase.
 func Area(ctx context.Context, st storage.Storage, root repo.Config, machine string, k Keys) (*repo.Vault, string, error) {
 	own := k.Host != nil && (machine == "" || machine == k.HostMachine)
@@ -102,23 +103,22 @@ func Area(ctx context.Context, st storage.Storage, root repo.Config, machine str
 // withPrivateKey opens machine's area with the vault's certificate that
 // key belongs to.
 func withPrivateKey(ctx context.Context, st storage.Storage, root repo.Config, machine string, key *cert.PrivateKey) (*repo.Vault, error) {
-	refs, err := repo.Certificates(ctx, st)
+	if root.Owner == nil {
+		return nil, repo.ErrNotOwnerVault
+	}
+	list, err := certs.List(ctx, st, *root.Owner)
 	if err != nil {
 		return nil, err
 	}
 	var thumbs []string
-	for _, ref := range refs {
-		c, err := cert.ParseCertificate(ref.PEM)
-		if err != nil {
-			continue
-		}
+	for _, c := range list {
 		thumbs = append(thumbs, c.Thumbprint())
-		if key.Matches(c) {
+		if key.Matches(c.Certificate) {
 			return repo.OpenMachineWithCertificate(ctx, st, root, machine, c.ID(), key.Unwrap)
 		}
 	}
 	if len(thumbs) == 0 {
-		return nil, fmt.Errorf("%w: it is in passphrase mode", repo.ErrNoCertificate)
+		return nil, fmt.Errorf("%w: it is in passphrase mode", certs.ErrNoCertificate)
 	}
 	return nil, fmt.Errorf("%w (thumbprints %s)", ErrOtherCertificate, strings.Join(thumbs, ", "))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/certs"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/unlock"
 )
@@ -170,7 +171,7 @@ func TestAreaWithPrivateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unlock.Area(ctx, f.st, f.root, "web01", unlock.Keys{PrivateKey: ecKey, Host: f.web, HostMachine: "web01"}); !errors.Is(err, repo.ErrNoCertificate) {
+	if _, _, err := unlock.Area(ctx, f.st, f.root, "web01", unlock.Keys{PrivateKey: ecKey, Host: f.web, HostMachine: "web01"}); !errors.Is(err, certs.ErrNoCertificate) {
 		t.Errorf("private key in a passphrase-mode vault: %v, want ErrNoCertificate", err)
 	}
 
@@ -178,7 +179,7 @@ func TestAreaWithPrivateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := repo.AddCertificate(ctx, f.st, f.owner, c.ID(), c.PEM()); err != nil {
+	if err := certs.Add(ctx, f.st, f.owner, c); err != nil {
 		t.Fatal(err)
 	}
 	v, err := repo.RegisterMachine(ctx, f.st, f.root, "wo01", "wo01 passphrase, long enough", cheapKDF, &repo.CertMode{ID: c.ID(), Wrap: c.Wrap})

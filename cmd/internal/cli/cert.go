@@ -9,6 +9,7 @@ import (
 
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/certs"
 )
 
 // LoadCertificate reads an X.509 certificate file (.cer, .pem, .crt).
@@ -33,30 +34,17 @@ func CertMode(c *cert.Certificate) *repo.CertMode {
 // against the owner keys this machine trusts (nil in passphrase mode), so
 // a storage cannot make machines encrypt to a certificate of its choosing.
 func (o *Opened) CurrentCertificate(ctx context.Context) (*cert.Certificate, error) {
-	ref, err := repo.CurrentCertificate(ctx, o.Storage)
-	if errors.Is(err, repo.ErrNoCertificate) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	owner := *o.Root.Owner
 	if o.Entry != nil {
 		if pinned, ok := o.Entry.OwnerKeys(); ok {
 			owner = pinned
 		}
 	}
-	if err := ref.Verify(owner); err != nil {
-		return nil, err
+	c, err := certs.Current(ctx, o.Storage, owner)
+	if errors.Is(err, certs.ErrNoCertificate) {
+		return nil, nil
 	}
-	c, err := cert.ParseCertificate(ref.PEM)
-	if err != nil {
-		return nil, fmt.Errorf("the vault's certificate: %w: %w", repo.ErrDamaged, err)
-	}
-	if c.ID() != ref.ID {
-		return nil, fmt.Errorf("the vault's certificate %s: %w: content does not match its name", ref.ID[:16], repo.ErrDamaged)
-	}
-	return c, nil
+	return c, err
 }
 
 // loadPrivateKey reads the certificate's private key t names (format

@@ -1,0 +1,162 @@
+package certs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/cert"
+	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/storage/mem"
+)
+
+func seed(base byte) keys.Secret {
+	var s keys.Secret
+	for i := range s {
+		s[i] = base + byte(i)
+	}
+	return s
+}
+
+// The fixed owners of the tests and of the seed corpus in testdata/fuzz.
+func testOwner() *keys.OwnerKeys {
+	return &keys.OwnerKeys{Version: 1, Vault: "fuzz-vault", SignSeed: seed(0x10), Escrow: seed(0x30)}
+}
+
+func otherOwner() *keys.OwnerKeys {
+	return &keys.OwnerKeys{Version: 1, Vault: "fuzz-vault", SignSeed: seed(0x11), Escrow: seed(0x31)}
+}
+
+func testCert(t testing.TB, file string) *cert.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "keys", "cert", "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cert.ParseCertificate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestAddCurrent: the newest certificate the owner added is current, and
+// List returns every verified one in order.
+func TestAddCurrent(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	owner := testOwner()
+	if _, err := Current(ctx, st, owner.Public()); !errors.Is(err, ErrNoCertificate) {
+		t.Fatalf("Current of a passphrase-mode vault: %v, want ErrNoCertificate", err)
+	}
+	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	for _, c := range []*cert.Certificate{ec, rsa} {
+		if err := Add(ctx, st, owner, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Add(ctx, st, owner, rsa); err == nil {
+		t.Error("Add of the current certificate again succeeded")
+	}
+	cur, err := Current(ctx, st, owner.Public())
+	if err != nil || cur.ID() != rsa.ID() {
+		t.Fatalf("Current: %v, %v; want the RSA certificate", cur, err)
+	}
+	list, err := List(ctx, st, owner.Public())
+	if err != nil || len(list) != 2 || list[0].Seq != 1 || list[0].ID() != ec.ID() || list[1].Seq != 2 || list[1].ID() != rsa.ID() {
+		t.Fatalf("List: %+v, %v", list, err)
+	}
+	if _, err := Current(ctx, st, otherOwner().Public()); !errors.Is(err, repo.ErrDamaged) || !errors.Is(err, keys.ErrSignature) {
+		t.Errorf("Current under other owner keys: %v, want damaged (bad signature)", err)
+	}
+	if list, err := List(ctx, st, otherOwner().Public()); err != nil || len(list) != 0 {
+		t.Errorf("List under other owner keys: %+v, %v; want none", list, err)
+	}
+}
+
+// TestCurrentRefuses: what a storage can do to the list (replay an older
+// certificate as the newest, plant one, name a certificate by another's
+// ID) makes Current fail as damaged; it never falls back to an older
+// certificate. A body that does not decode is skipped (format.md §13.3).
+func TestCurrentRefuses(t *testing.T) {
+	ctx := context.Background()
+	owner := testOwner()
+	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	planted, err := json.Marshal(object{ID: rsa.ID(), PEM: rsa.PEM(), Sig: otherOwner().Sign(signContext, message(2, rsa.ID(), rsa.PEM()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mismatched, err := json.Marshal(object{ID: ec.ID(), PEM: rsa.PEM(), Sig: owner.Sign(signContext, message(2, ec.ID(), rsa.PEM()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, newest := range map[string][]byte{
+		"replayed":       nil, // the first object, copied
+		"planted":        planted,
+		"ID not its DER": mismatched,
+	} {
+		st := mem.New()
+		if err := Add(ctx, st, owner, ec); err != nil {
+			t.Fatal(err)
+		}
+		if newest == nil {
+			if newest, err = st.Load(ctx, Prefix+"000001", 0, -1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.Save(ctx, Prefix+"000002", newest); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := Current(ctx, st, owner.Public()); !errors.Is(err, repo.ErrDamaged) {
+			t.Errorf("%s: Current = %v, %v; want damaged", what, c, err)
+		}
+		if list, err := List(ctx, st, owner.Public()); err != nil || len(list) != 1 || list[0].ID() != ec.ID() {
+			t.Errorf("%s: List = %+v, %v; want the owner's one", what, list, err)
+		}
+	}
+	st := mem.New()
+	if err := Add(ctx, st, owner, ec); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(ctx, Prefix+"000002", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Current(ctx, st, owner.Public()); err != nil || c.ID() != ec.ID() {
+		t.Errorf("after an object that does not decode: Current = %v, %v; want the one before", c, err)
+	}
+}
+
+// FuzzDecode: a certificate object verifies only when the owner signed it
+// for its place, and it then holds the certificate its ID names.
+func FuzzDecode(f *testing.F) {
+	owner := testOwner()
+	c := testCert(f, "ec.crt")
+	valid, err := json.Marshal(object{ID: c.ID(), PEM: c.PEM(), Sig: owner.Sign(signContext, message(1, c.ID(), c.PEM()))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add([]byte(`{"id":"short","pem":"","sig":""}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decode(b, 1, owner.Public())
+		if err != nil {
+			if !errors.Is(err, repo.ErrDamaged) {
+				t.Fatalf("error %v does not wrap ErrDamaged", err)
+			}
+			return
+		}
+		if got.ID() != c.ID() {
+			t.Fatalf("certificate %s verifies, but the owner never signed it", got.ID())
+		}
+		if _, err := decode(b, 2, owner.Public()); err == nil {
+			t.Fatal("a certificate signed for place 1 verifies at place 2")
+		}
+		if _, err := decode(b, 1, otherOwner().Public()); err == nil {
+			t.Fatal("a certificate verifies under owner keys that never signed it")
+		}
+	})
+}
