@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -418,14 +419,99 @@ func TestOwnerListsAnotherMachine(t *testing.T) {
 	}
 }
 
+// jsonDoc runs azfs with args (which hold --json), checks that it exits 0
+// and that its stdout parses as JSON with field in the document (or its
+// first element; "" for an array that may be empty, which must not be
+// null), and returns the document.
+func jsonDoc(t *testing.T, e *env, field string, args ...string) any {
+	t.Helper()
+	name := strings.Join(args, " ")
+	r := e.azfs(args...)
+	if r.code != 0 {
+		t.Errorf("want exit 0:\n%s", r)
+		return nil
+	}
+	var doc any
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Errorf("%s: stdout does not parse as JSON: %v\n%s", name, err, r.stdout)
+		return nil
+	}
+	first := doc
+	if list, ok := doc.([]any); ok {
+		switch {
+		case list == nil:
+			t.Errorf("%s: an empty list prints null", name)
+			return doc
+		case field == "":
+			return doc
+		case len(list) == 0:
+			t.Errorf("%s: empty list", name)
+			return doc
+		}
+		first = list[0]
+	}
+	if obj, ok := first.(map[string]any); !ok || obj[field] == nil {
+		t.Errorf("%s: no field %q in\n%s", name, field, r.stdout)
+	}
+	return doc
+}
+
+// jsonCommands returns the commands of the built azfs whose help lists a
+// --json flag ("policy set", ...), walking the command tree as its help
+// shows it.
+func jsonCommands(t *testing.T, e *env, path ...string) []string {
+	t.Helper()
+	r := e.mustAzfs(append(path, "--help")...)
+	var out []string
+	if strings.Contains(r.stdout, "--json") {
+		out = append(out, strings.Join(path, " ")) // a group may run too: 'vault credentials'
+	}
+	_, subs, _ := strings.Cut(r.stdout, "Available Commands:\n")
+	for _, line := range strings.Split(subs, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || !strings.HasPrefix(line, "  ") {
+			break
+		}
+		if fields[0] != "help" {
+			out = append(out, jsonCommands(t, e, append(slices.Clone(path), fields[0])...)...)
+		}
+	}
+	return out
+}
+
 // TestJSONOutputsParse: every command that prints data has --json (issue
-// 14: 'key list' printed bare IDs), and what each prints parses, with the
-// documented fields (docs/cli.md).
+// 14: 'key list' printed bare IDs; 'policy set', 'policy apply', 'vault
+// pin', 'vault credentials' had none), and what each prints parses, with
+// the documented fields (docs/cli.md). Every command of the built binary
+// whose help lists --json is run here (TestEveryDataCommandHasJSON, in
+// cmd/azfs, checks that every command printing data has it).
 func TestJSONOutputsParse(t *testing.T) {
 	e := newEnv(t)
-	e.createVault()
+	e.vault, e.passFile = filepath.Join(e.dir, "vault"), filepath.Join(e.dir, "passphrase")
+	withJSON := jsonCommands(t, e)
+	if len(withJSON) < 20 {
+		t.Fatalf("commands with --json: %q, want every command that prints data", withJSON)
+	}
+	ran := map[string]bool{}
+	// ranCommand notes the command args run: the longest of withJSON they
+	// start with.
+	ranCommand := func(args []string) {
+		for n := len(args); n > 0; n-- {
+			if name := strings.Join(args[:n], " "); slices.Contains(withJSON, name) {
+				ran[name] = true
+				return
+			}
+		}
+	}
+	doc := func(field string, args ...string) any {
+		t.Helper()
+		ranCommand(args)
+		return jsonDoc(t, e, field, args...)
+	}
+	doc("vault_id", "vault", "create", e.vault, "--generate-passphrase", e.passFile, "--machine", testMachine, "--json")
 	src := oneFileTree(e)
-	e.backup(src)
+	first := e.backup(src)
+	writeFile(t, filepath.Join(src, "b"), []byte("b"), 0o644)
 	for _, tc := range []struct {
 		args  []string
 		field string // a field of the document, or of its first element
@@ -434,6 +520,8 @@ func TestJSONOutputsParse(t *testing.T) {
 		{[]string{"points", "--json"}, "id"},
 		{[]string{"points", "--deleted", "--json"}, ""},
 		{[]string{"policy", "show", "--json"}, "machine"},
+		{[]string{"policy", "set", "--keep-last", "1", "--dry-run", "--json"}, "forgets"},
+		{[]string{"policy", "apply", "--dry-run", "--json"}, "forgotten"},
 		{[]string{"status", "--json"}, "vault_id"},
 		{[]string{"repair", "--json"}, "machines"},
 		{[]string{"key", "list", "--json"}, "id"},
@@ -442,32 +530,44 @@ func TestJSONOutputsParse(t *testing.T) {
 		{[]string{"prune", "--dry-run", "--json"}, "bytes_stored"},
 		{[]string{"machines", "--json"}, "name"},
 		{[]string{"version", "--json"}, "version"},
+		{[]string{"ls", "--json", "latest"}, "path"},
+		{[]string{"find", "--json", "--all", "a"}, "point"},
+		{[]string{"diff", "--json", first.Point, "latest"}, "changes"},
+		{[]string{"stats", "--json"}, "dedup_ratio"},
+		{[]string{"restore", "--json", "latest", "--target", filepath.Join(e.dir, "restored")}, "result"},
+		{[]string{"vault", "credentials", "-o", filepath.Join(e.dir, "creds"), "--json"}, "expires"},
 	} {
-		r := e.azfs(tc.args...)
-		if r.code != 0 {
-			t.Errorf("want exit 0:\n%s", r)
-			continue
-		}
-		var doc any
-		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-			t.Errorf("%s: stdout does not parse as JSON: %v\n%s", strings.Join(tc.args, " "), err, r.stdout)
-			continue
-		}
-		if list, ok := doc.([]any); ok {
-			if tc.field == "" {
-				if list == nil {
-					t.Errorf("%s: an empty list prints null", strings.Join(tc.args, " "))
-				}
-				continue
-			}
-			if len(list) == 0 {
-				t.Errorf("%s: empty list", strings.Join(tc.args, " "))
-				continue
-			}
-			doc = list[0]
-		}
-		if obj, ok := doc.(map[string]any); !ok || obj[tc.field] == nil {
-			t.Errorf("%s: no field %q in\n%s", strings.Join(tc.args, " "), tc.field, r.stdout)
+		doc(tc.field, tc.args...)
+	}
+	// The PIN, and a policy change that needs it: forgets the first point.
+	var pin struct{ PIN string }
+	if b, err := json.Marshal(doc("pin", "vault", "pin", "--json")); err == nil {
+		json.Unmarshal(b, &pin)
+	}
+	var set struct {
+		Saved     int
+		Forgotten []struct{ ID string }
+	}
+	if b, err := json.Marshal(doc("new", "policy", "set", "--keep-last", "1", "--pin", pin.PIN, "--json")); err == nil {
+		json.Unmarshal(b, &set)
+	}
+	if set.Saved != 1 || len(set.Forgotten) != 1 || set.Forgotten[0].ID != first.Point {
+		t.Errorf("policy set --keep-last 1 --json: saved policy %d, forgot %+v; want policy 1, the first point %s", set.Saved, set.Forgotten, first.Point)
+	}
+	doc("id", "undelete", "--json", first.Point)
+	doc("forgotten", "policy", "apply", "--json")
+	// Another machine registers, then the owner revokes the credentials.
+	m := newEnv(t)
+	m.vault = e.vault
+	ranCommand([]string{"register"})
+	if r := jsonDoc(t, m, "action", "register", "--vault-credentials", filepath.Join(e.dir, "creds"), "--name", "web01", "--generate-passphrase", filepath.Join(m.dir, "pass"), "--json"); r != nil && r.(map[string]any)["action"] != "registered" {
+		t.Errorf("register --json: %v, want action registered", r)
+	}
+	doc("revoked", "vault", "credentials", "revoke", "--json")
+
+	for _, name := range withJSON {
+		if !ran[name] {
+			t.Errorf("azfs %s has --json, and this test does not run it", name)
 		}
 	}
 }

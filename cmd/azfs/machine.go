@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
@@ -57,7 +59,7 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if err := usePIN(ctx, o, *pin); err != nil {
+		if err := access.UsePIN(ctx, o.Storage, o.Root, *pin, time.Now()); err != nil {
 			return err
 		}
 		if err := saveGenerated(*genFile, pass); err != nil {
@@ -95,6 +97,7 @@ backups deduplicate against them; the passphrase stays as it was.`,
 	name := fs.String("name", cli.Hostname(), "this machine's `NAME` in the vault")
 	passFile := fs.String("passphrase-file", "", "read this machine's new passphrase (at least 16 characters) from `FILE`; for a name already registered, its passphrase or the owner's")
 	genFile := fs.String("generate-passphrase", "", "generate this machine's passphrase and write it to `FILE` (0600)")
+	asJSON := fs.Bool("json", false, "print the registration as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if *credsFile == "" || fs.NArg() != 0 {
@@ -108,7 +111,10 @@ backups deduplicate against them; the passphrase stays as it was.`,
 			return err
 		}
 		if e := o.Entry; e != nil && e.Keys != nil {
-			return renew(o, fs.Changed("name"), *name)
+			if err := renew(o, fs.Changed("name"), *name); err != nil {
+				return err
+			}
+			return printIf(*asJSON, newRegistrationJSON(o, "renewed", nil))
 		}
 		taken, err := repo.MachineExists(ctx, o.Storage, *name)
 		if err != nil {
@@ -118,7 +124,10 @@ backups deduplicate against them; the passphrase stays as it was.`,
 			if *genFile != "" {
 				return fmt.Errorf("%w: %s (a reinstalled machine takes up its name with its passphrase or the owner's in --passphrase-file; else choose another with --name)", repo.ErrMachineExists, *name)
 			}
-			return takeUpName(ctx, o, *name, *passFile)
+			if err := takeUpName(ctx, o, *name, *passFile); err != nil {
+				return err
+			}
+			return printIf(*asJSON, newRegistrationJSON(o, "taken_up", nil))
 		}
 		pass, err := newPassphrase(*passFile, *genFile, "New passphrase for this machine (16+ characters): ")
 		if err != nil {
@@ -150,9 +159,33 @@ backups deduplicate against them; the passphrase stays as it was.`,
 		if c != nil {
 			fmt.Fprintf(os.Stderr, "certificate mode: this machine backs up to certificate %s and cannot read its points\n", c.Thumbprint())
 		}
-		return nil
+		return printIf(*asJSON, newRegistrationJSON(o, "registered", c))
 	}
 	return cmd
+}
+
+// registrationJSON is 'azfs register --json'.
+type registrationJSON struct {
+	VaultID string `json:"vault_id"`
+	Vault   string `json:"vault"`
+	Machine string `json:"machine"`
+	// Action is registered (a new machine), taken_up (a reinstalled
+	// machine took up its name) or renewed (its storage access).
+	Action string `json:"action"`
+	// SASExpires is when this machine's storage access (the credentials'
+	// SAS token) ends: blob vaults only.
+	SASExpires time.Time `json:"sas_expires,omitzero"`
+	// Certificate is the thumbprint of the certificate this machine backs
+	// up to (certificate mode).
+	Certificate string `json:"certificate,omitempty"`
+}
+
+func newRegistrationJSON(o *cli.Opened, action string, c *cert.Certificate) registrationJSON {
+	out := registrationJSON{VaultID: o.Root.ID, Vault: o.Location, Machine: o.Entry.Machine, Action: action, SASExpires: o.Entry.SASExpires}
+	if c != nil {
+		out.Certificate = c.Thumbprint()
+	}
+	return out
 }
 
 // takeUpName registers this host, reinstalled, as machine name, which the

@@ -56,3 +56,49 @@ func TestEveryCommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// withoutJSON are the commands that print no data, so have no --json, and
+// why; every other command has --json (issue 14: "--json on every command
+// that prints data"). A new command lands here only with a reason.
+var withoutJSON = map[string]string{
+	"agent":              "a service: it logs on stderr (journald's format), 'status --json' shows its state",
+	"schedule disable":   "changes this host's state; 'status --json' shows it",
+	"schedule enable":    "changes this host's state; 'status --json' shows it",
+	"dump":               "prints a file's content, or a directory as tar or zip",
+	"completion":         "prints a shell script",
+	"key add":            "prints only a message; 'key list --json' lists the slots",
+	"key remove":         "prints only a message; 'key list --json' lists the slots",
+	"passphrase change":  "prints only a message",
+	"certificate rotate": "prints only a message",
+	"image mount":        "mounts, and prints only messages",
+}
+
+// TestEveryDataCommandHasJSON: every command that prints data takes
+// --json, the others are listed in withoutJSON with the reason.
+func TestEveryDataCommandHasJSON(t *testing.T) {
+	seen := map[string]bool{}
+	for _, path := range commandPaths(newRootCmd(), nil) {
+		name := strings.Join(path, " ")
+		root := newRootCmd()
+		cmd, _, err := root.Find(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cmd.HasSubCommands() && strings.HasSuffix(cmd.Use, " COMMAND") {
+			continue // a group: it runs nothing ('vault credentials' runs, and has a subcommand)
+		}
+		_, exempt := withoutJSON[name]
+		seen[name] = true
+		switch hasJSON := cmd.Flags().Lookup("json") != nil; {
+		case !hasJSON && !exempt:
+			t.Errorf("azfs %s has no --json (or add it to withoutJSON with the reason it prints no data)", name)
+		case hasJSON && exempt:
+			t.Errorf("azfs %s has --json: drop it from withoutJSON", name)
+		}
+	}
+	for name := range withoutJSON {
+		if !seen[name] {
+			t.Errorf("withoutJSON names %q, which is no command", name)
+		}
+	}
+}

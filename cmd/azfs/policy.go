@@ -89,6 +89,25 @@ type setJSON struct {
 	Retention retentionJSON  `json:"retention"`
 }
 
+// toPolicyJSON returns machine name's policy p as 'policy show --json'
+// prints it, with its next runs after now and the vault's soft-delete
+// window.
+func toPolicyJSON(name string, p policy.Policy, window time.Duration, now time.Time, loc *time.Location) policyJSON {
+	out := policyJSON{Machine: name, Policy: p.Seq, Default: p.IsDefault(), Set: p.Set, TimeZone: p.TimeZone,
+		Schedule: toScheduleJSON(p.Schedule), NextRun: p.Schedule.Next(now, loc), Retention: toRetentionJSON(p.Retention),
+		Sets: []setJSON{}, SoftDeleteSeconds: int64(window / time.Second)}
+	for _, sp := range p.Sets {
+		set := setJSON{Name: sp.Name, Paths: sp.Paths, FilesFrom: sp.FilesFrom, Selection: sp.Selection,
+			Schedule: toScheduleJSON(sp.Schedule), Retention: toRetentionJSON(sp.Retention)}
+		if sp.Scheduled() {
+			n := sp.Schedule.Next(now, loc)
+			set.NextRun = &n
+		}
+		out.Sets = append(out.Sets, set)
+	}
+	return out
+}
+
 func toScheduleJSON(s policy.Schedule) scheduleJSON {
 	out := scheduleJSON{EverySeconds: int64(s.Every / time.Second)}
 	for _, t := range s.At {
@@ -145,19 +164,7 @@ func newPolicyShowCmd() *cobra.Command {
 		now := time.Now()
 		next := p.Schedule.Next(now, loc)
 		if *asJSON {
-			out := policyJSON{Machine: name, Policy: p.Seq, Default: p.IsDefault(), Set: p.Set, TimeZone: p.TimeZone,
-				Schedule: toScheduleJSON(p.Schedule), NextRun: next, Retention: toRetentionJSON(p.Retention),
-				Sets: []setJSON{}, SoftDeleteSeconds: int64(window / time.Second)}
-			for _, sp := range p.Sets {
-				set := setJSON{Name: sp.Name, Paths: sp.Paths, FilesFrom: sp.FilesFrom, Selection: sp.Selection,
-					Schedule: toScheduleJSON(sp.Schedule), Retention: toRetentionJSON(sp.Retention)}
-				if sp.Scheduled() {
-					n := sp.Schedule.Next(now, loc)
-					set.NextRun = &n
-				}
-				out.Sets = append(out.Sets, set)
-			}
-			return printJSON(out)
+			return printJSON(toPolicyJSON(name, p, window, now, loc))
 		}
 		if p.IsDefault() {
 			fmt.Printf("machine %s: the default policy (the owner set none)\n", name)
@@ -381,6 +388,7 @@ func newPolicySetCmd() *cobra.Command {
 	softDelete := fs.String("soft-delete", "", "vault-wide: how long forgotten points stay recoverable (`DURATION`, default 14d)")
 	dryRun := fs.Bool("dry-run", false, "show what the change would forget, and change nothing")
 	pin := fs.String("pin", "", "security `PIN` from 'azfs vault pin': needed when the change shortens retention or the soft-delete window")
+	asJSON := fs.Bool("json", false, "print the change and what it forgot as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if err := pf.check(fs.Args()); err != nil {
@@ -403,11 +411,12 @@ func newPolicySetCmd() *cobra.Command {
 			return err
 		}
 		now := time.Now()
-		needPIN := false
-		var lowered []string // the rules the change lowers
-		newly := 0           // the points it forgets that the current policy keeps
-		windowShortened := false
-		var next policy.Policy
+		curWindow, err := policy.Window(ctx, o.Storage, o.Root)
+		if err != nil {
+			return err
+		}
+		out := policyChangeJSON{Set: *pf.set, DryRun: *dryRun, Lowered: []string{}, Forgets: []pointJSON{}, Forgotten: []pointJSON{}}
+		var change policy.Change
 		var state *policy.State // nil: the machine's points cannot be read here
 		if pf.anyChange {
 			name, err := machineName(o, *target.machine)
@@ -418,67 +427,58 @@ func newPolicySetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if next, err = pf.apply(cur, name, fs.Args()); err != nil {
+			next, err := pf.apply(cur, name, fs.Args())
+			if err != nil {
 				return err
-			}
-			which := "the default policy"
-			if !cur.IsDefault() {
-				which = fmt.Sprintf("policy %d", cur.Seq)
-			}
-			if *pf.set == "" {
-				fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", name, which, describePolicy(cur), describePolicy(next))
-			} else {
-				before := "the default rules: " + describeRules(cur.EntryOrDefault(*pf.set))
-				if sp, ok := cur.Entry(*pf.set); ok {
-					before = describeRules(sp)
-				}
-				fmt.Printf("set %s of %s:\n  now (%s): %s\n  new: %s\n", *pf.set, name, which, before, describeRules(next.EntryOrDefault(*pf.set)))
 			}
 			t := target.target()
 			t.Machine = name
 			if state, err = previewState(ctx, o, t, owner); err != nil {
 				return err
 			}
-			lowered = cur.Shortens(next)
-			if state != nil {
-				if newly, err = showForgets(state, next, now); err != nil {
-					return err
-				}
-			}
-			needPIN = len(lowered) > 0 || newly > 0
-		}
-		if windowChange {
-			curWindow, err := policy.Window(ctx, o.Storage, o.Root)
-			if err != nil {
+			if change, err = policy.PlanChange(state, cur, next, now); err != nil {
 				return err
 			}
-			fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
-			windowShortened = nextWindow < curWindow
-			needPIN = needPIN || windowShortened
+			if err := out.describe(change, curWindow, now); err != nil {
+				return err
+			}
+			if !*asJSON {
+				printChange(change, *pf.set)
+			}
 		}
+		windowShortened := windowChange && nextWindow < curWindow
+		if windowChange {
+			out.SoftDelete = &windowChangeJSON{int64(curWindow / time.Second), int64(nextWindow / time.Second)}
+			if !*asJSON {
+				fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
+			}
+		}
+		out.NeedsPIN = change.NeedsPIN() || windowShortened
 		if *dryRun {
 			msg := "dry run: nothing changed"
-			if needPIN {
+			if out.NeedsPIN {
 				msg += " (the change needs a security PIN: --pin)"
 			}
 			fmt.Fprintln(os.Stderr, msg)
-			return nil
+			return printIf(*asJSON, out)
 		}
 		// Everything that can be refused is checked before the PIN is spent.
 		switch {
-		case needPIN && *pin == "":
-			return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(lowered, newly, windowShortened))
-		case needPIN:
-			if err := usePIN(ctx, o, *pin); err != nil {
+		case out.NeedsPIN && *pin == "":
+			return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(change, windowShortened, *asJSON))
+		case out.NeedsPIN:
+			if err := access.UsePIN(ctx, o.Storage, o.Root, *pin, now); err != nil {
 				return err
 			}
 		case *pin != "":
 			fmt.Fprintln(os.Stderr, "azfs: the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
 		}
 		if pf.anyChange {
-			if next, err = policy.Set(ctx, o.Storage, o.Root, owner, next, now); err != nil {
+			next, err := policy.Set(ctx, o.Storage, o.Root, owner, change.Next, now)
+			if err != nil {
 				return err
 			}
+			out.Saved = next.Seq
 			fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", next.Seq, next.Machine)
 		}
 		if windowChange {
@@ -487,29 +487,132 @@ func newPolicySetCmd() *cobra.Command {
 			}
 			fmt.Fprintf(os.Stderr, "soft-delete window of the vault: %s\n", retention.FormatDuration(nextWindow))
 		}
-		if !pf.anyChange {
-			return nil
+		switch {
+		case !pf.anyChange:
+		case state == nil:
+			fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", change.Next.Machine)
+		default:
+			// The new policy takes effect now.
+			run, err := applyRetention(ctx, o, false, *asJSON)
+			if err != nil {
+				return err
+			}
+			out.Forgotten = run.Forgotten
 		}
-		if state == nil {
-			fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", next.Machine)
-			return nil
-		}
-		// The new policy takes effect now.
-		return applyRetention(ctx, o, false)
+		return printIf(*asJSON, out)
 	}
 	return cmd
 }
 
+// policyChangeJSON is 'azfs policy set --json': the policy before and
+// after (null: the command changed only the soft-delete window), what the
+// change forgets, and what applying it forgot.
+type policyChangeJSON struct {
+	Machine string      `json:"machine,omitempty"`
+	Set     string      `json:"set,omitempty"` // the set whose rules changed
+	Current *policyJSON `json:"current"`
+	New     *policyJSON `json:"new"`
+	Lowered []string    `json:"lowered"` // the retention rules the change lowers
+	// LivePoints, Forgets and ForgetsAlso are null, [] and 0 when the
+	// machine's points cannot be read here (certificate mode).
+	LivePoints  *int        `json:"live_points"`
+	Forgets     []pointJSON `json:"forgets"` // live points the new policy forgets that the current one keeps
+	ForgetsAlso int         `json:"forgets_also"`
+	// SoftDelete is the vault's window before and after; null: unchanged.
+	SoftDelete *windowChangeJSON `json:"soft_delete"`
+	NeedsPIN   bool              `json:"needs_pin"`
+	DryRun     bool              `json:"dry_run"`
+	Saved      int               `json:"saved"`     // the new policy's number; 0: none saved
+	Forgotten  []pointJSON       `json:"forgotten"` // by applying the new policy now
+}
+
+type windowChangeJSON struct {
+	CurrentSeconds int64 `json:"current_seconds"`
+	NewSeconds     int64 `json:"new_seconds"`
+}
+
+// describe fills in c, a change of a machine's policy.
+func (out *policyChangeJSON) describe(c policy.Change, window time.Duration, now time.Time) error {
+	out.Machine = c.Next.Machine
+	for _, p := range []struct {
+		pol policy.Policy
+		to  **policyJSON
+	}{{c.Current, &out.Current}, {c.Next, &out.New}} {
+		loc, err := p.pol.Location()
+		if err != nil {
+			return err
+		}
+		doc := toPolicyJSON(c.Next.Machine, p.pol, window, now, loc)
+		*p.to = &doc
+	}
+	out.Lowered = append(out.Lowered, c.Lowered...)
+	if c.Read {
+		out.LivePoints = &c.Live
+		out.Forgets, out.ForgetsAlso = pointRows(c.Newly), len(c.Already)
+	}
+	return nil
+}
+
+// printIf prints v as JSON when asJSON is set.
+func printIf(asJSON bool, v any) error {
+	if !asJSON {
+		return nil
+	}
+	return printJSON(v)
+}
+
+// pointRows returns points as 'points --json' lists them.
+func pointRows(points []*repo.Point) []pointJSON {
+	rows := make([]pointJSON, 0, len(points))
+	for _, p := range points {
+		rows = append(rows, pointRow(p))
+	}
+	return rows
+}
+
+// printChange prints a change of a machine's policy (of set's rules, when
+// set is given), and what it forgets when the points were read.
+func printChange(c policy.Change, set string) {
+	cur, next := c.Current, c.Next
+	which := "the default policy"
+	if !cur.IsDefault() {
+		which = fmt.Sprintf("policy %d", cur.Seq)
+	}
+	if set == "" {
+		fmt.Printf("policy of %s:\n  now (%s): %s\n  new: %s\n", next.Machine, which, describePolicy(cur), describePolicy(next))
+	} else {
+		before := "the default rules: " + describeRules(cur.EntryOrDefault(set))
+		if sp, ok := cur.Entry(set); ok {
+			before = describeRules(sp)
+		}
+		fmt.Printf("set %s of %s:\n  now (%s): %s\n  new: %s\n", set, next.Machine, which, before, describeRules(next.EntryOrDefault(set)))
+	}
+	if !c.Read {
+		return
+	}
+	listed := ""
+	if len(c.Newly) > 0 {
+		listed = " (listed below)"
+	}
+	fmt.Printf("of %d live points the new policy forgets %d now: %d that the current policy keeps%s, %d that it forgets too\n",
+		c.Live, len(c.Newly)+len(c.Already), len(c.Newly), listed, len(c.Already))
+	printPoints("forget", c.Newly)
+}
+
 // shortening says why a change needs the PIN: the retention rules it
 // lowers, the points it forgets that the current policy keeps (listed
-// before), a shorter soft-delete window.
-func shortening(lowered []string, newly int, window bool) string {
+// before, unless as JSON), a shorter soft-delete window.
+func shortening(c policy.Change, window, asJSON bool) string {
 	var why []string
-	if len(lowered) > 0 {
-		why = append(why, "lowers retention ("+strings.Join(lowered, ", ")+")")
+	if len(c.Lowered) > 0 {
+		why = append(why, "lowers retention ("+strings.Join(c.Lowered, ", ")+")")
 	}
-	if newly > 0 {
-		why = append(why, fmt.Sprintf("forgets %d points the current policy keeps (listed above)", newly))
+	if n := len(c.Newly); n > 0 {
+		listed := " (listed above)"
+		if asJSON {
+			listed = " ('policy set --dry-run' lists them)"
+		}
+		why = append(why, fmt.Sprintf("forgets %s the current policy keeps%s", cli.Count(n, "point"), listed))
 	}
 	if window {
 		why = append(why, "shortens the soft-delete window")
@@ -555,24 +658,6 @@ func previewState(ctx context.Context, o *cli.Opened, t cli.Target, owner *keys.
 	return s, err
 }
 
-// showForgets prints what next would forget now that the current policy
-// keeps, and how many both forget, and returns how many next forgets that
-// the current policy keeps.
-func showForgets(s *policy.State, next policy.Policy, now time.Time) (int, error) {
-	newly, already, err := s.Compare(next, now)
-	if err != nil {
-		return 0, err
-	}
-	listed := ""
-	if len(newly) > 0 {
-		listed = " (listed below)"
-	}
-	fmt.Printf("of %d live points the new policy forgets %d now: %d that the current policy keeps%s, %d that it forgets too\n",
-		len(s.Live()), len(newly)+len(already), len(newly), listed, len(already))
-	printPoints("forget", newly)
-	return len(newly), nil
-}
-
 func newPolicyApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -583,13 +668,18 @@ func newPolicyApplyCmd() *cobra.Command {
 	fs := flags(cmd)
 	target := addTargetFlags(fs, true)
 	dryRun := fs.Bool("dry-run", false, "show what the policy forgets, and forget nothing")
+	asJSON := fs.Bool("json", false, "print what was forgotten (with --dry-run: would be) as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		o, err := argslessPointsReader(ctx, fs, target, "usage: azfs policy apply [--machine NAME] [--dry-run]")
+		o, err := argslessPointsReader(ctx, fs, target, "usage: azfs policy apply [--machine NAME] [--dry-run] [--json]")
 		if err != nil {
 			return err
 		}
-		return applyRetention(ctx, o, *dryRun)
+		run, err := applyRetention(ctx, o, *dryRun, *asJSON)
+		if err != nil {
+			return err
+		}
+		return printIf(*asJSON, run)
 	}
 	return cmd
 }
@@ -617,33 +707,54 @@ func openPointsReader(ctx context.Context, t cli.Target) (*cli.Opened, error) {
 	return cli.OpenVault(ctx, t)
 }
 
+// retentionRunJSON is 'azfs policy apply --json'.
+type retentionRunJSON struct {
+	Machine    string      `json:"machine"`
+	Policy     int         `json:"policy"` // its number; 0 for the default
+	Retention  string      `json:"retention"`
+	DryRun     bool        `json:"dry_run"`
+	LivePoints int         `json:"live_points"` // before
+	Forgotten  []pointJSON `json:"forgotten"`   // with --dry-run: to be
+	// RecoverableUntil is when the points forgotten become purgeable
+	// ('azfs undelete' until then); omitted when none were.
+	RecoverableUntil time.Time `json:"recoverable_until,omitzero"`
+}
+
 // applyRetention applies the policy of the machine o has open, or with
-// dryRun shows what it would forget.
-func applyRetention(ctx context.Context, o *cli.Opened, dryRun bool) error {
+// dryRun tells what it would forget; it prints the points unless asJSON,
+// and returns the run as 'policy apply --json' prints it.
+func applyRetention(ctx context.Context, o *cli.Opened, dryRun, asJSON bool) (retentionRunJSON, error) {
 	s, err := o.StateToChange(ctx, warnf)
 	if err != nil {
-		return err
+		return retentionRunJSON{}, err
 	}
 	now := time.Now()
-	expired := s.Expired(now)
+	run := retentionRunJSON{Machine: s.Machine, Policy: s.Policy.Seq, Retention: s.Policy.DescribeRetention(), DryRun: dryRun, LivePoints: len(s.Live())}
+	show := func(verb string, points []*repo.Point) {
+		if run.Forgotten = pointRows(points); !asJSON {
+			printPoints(verb, points)
+		}
+	}
 	if dryRun {
+		expired := s.Expired(now)
 		fmt.Fprintf(os.Stderr, "%s (policy %d: %s) would forget %d of %d live points; dry run: nothing forgotten\n",
-			s.Machine, s.Policy.Seq, s.Policy.DescribeRetention(), len(expired), len(s.Live()))
-		printPoints("forget", expired)
-		return nil
+			s.Machine, s.Policy.Seq, run.Retention, len(expired), run.LivePoints)
+		show("forget", expired)
+		return run, nil
 	}
 	forgotten, err := s.Apply(ctx, now)
 	if err != nil {
-		return err
+		return run, err
 	}
+	show("forgot", forgotten)
 	if len(forgotten) == 0 {
-		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", s.Machine, s.Policy.Seq, s.Policy.DescribeRetention(), len(s.Live()))
-		return nil
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", s.Machine, s.Policy.Seq, run.Retention, run.LivePoints)
+		return run, nil
 	}
-	printPoints("forgot", forgotten)
+	run.RecoverableUntil = now.Add(s.Window)
 	fmt.Fprintf(os.Stderr, "%s (policy %d: %s): forgot %d of %d points; they stay recoverable ('azfs undelete') until %s\n",
-		s.Machine, s.Policy.Seq, s.Policy.DescribeRetention(), len(forgotten), len(forgotten)+len(s.Live()), now.Add(s.Window).Local().Format("2006-01-02 15:04"))
-	return nil
+		s.Machine, s.Policy.Seq, run.Retention, len(forgotten), run.LivePoints, run.RecoverableUntil.Local().Format("2006-01-02 15:04"))
+	return run, nil
 }
 
 func printPoints(verb string, points []*repo.Point) {

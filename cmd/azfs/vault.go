@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"time"
@@ -33,6 +32,7 @@ func newVaultCreateCmd() *cobra.Command {
 	genFile := fs.String("generate-passphrase", "", "generate a random passphrase and write it to `FILE` (0600)")
 	machine := fs.String("machine", cli.Hostname(), "this machine's `NAME` in the vault")
 	certFile := fs.String("certificate", "", "certificate mode: encrypt backups to this X.509 certificate (`FILE`, .cer or PEM); only its private key restores")
+	asJSON := fs.Bool("json", false, "print the new vault as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if fs.NArg() != 1 {
@@ -100,12 +100,26 @@ func newVaultCreateCmd() *cobra.Command {
 		if *genFile != "" {
 			fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)
 		}
+		out := vaultJSON{VaultID: root.ID, Vault: path, Machine: *machine, PassphraseFile: *genFile}
 		if c != nil {
+			out.Certificate = c.Thumbprint()
 			fmt.Fprintf(os.Stderr, "certificate mode: backups are encrypted to certificate %s (%s); this machine cannot read them, only the private key can\n", c.Thumbprint(), c.Subject())
 		}
-		return nil
+		return printIf(*asJSON, out)
 	}
 	return cmd
+}
+
+// vaultJSON is 'azfs vault create --json'.
+type vaultJSON struct {
+	VaultID string `json:"vault_id"`
+	Vault   string `json:"vault"`
+	Machine string `json:"machine"` // this machine's name in it
+	// PassphraseFile is where --generate-passphrase wrote the passphrase;
+	// Certificate the thumbprint of the certificate backups are encrypted
+	// to. Both omitted when not given.
+	PassphraseFile string `json:"passphrase_file,omitempty"`
+	Certificate    string `json:"certificate,omitempty"`
 }
 
 func newCertificateRotateCmd() *cobra.Command {
@@ -151,10 +165,11 @@ func newVaultCredentialsCmd() *cobra.Command {
 	valid := fs.Duration("valid", 48*time.Hour, "how long the credentials are valid (at least 1s); on a blob vault also the storage access of the machines registered with them")
 	accessFlag := fs.String("access", string(access.AccessBackup), "`backup` (register machines, back up, restore) or restore (read only)")
 	out := fs.StringP("output", "o", "", "write the credentials file to `FILE` (0600)")
+	asJSON := fs.Bool("json", false, "print what was written as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if *out == "" || fs.NArg() != 0 {
-			return cli.Usagef("usage: azfs vault credentials [--valid 48h] [--access backup|restore] -o FILE")
+			return cli.Usagef("usage: azfs vault credentials [--valid 48h] [--access backup|restore] -o FILE [--json]")
 		}
 		acc, err := parseAccess(*accessFlag)
 		if err != nil {
@@ -198,9 +213,21 @@ func newVaultCredentialsCmd() *cobra.Command {
 			fmt.Fprintf(os.Stderr, "the storage accepts their SAS token until %s, with every %s credentials issued since the last revocation ('azfs vault credentials revoke --access %s' ends them all)\n",
 				grant.Expires.Local().Format("2006-01-02 15:04 MST"), acc, acc)
 		}
-		return nil
+		return printIf(*asJSON, credentialsJSON{File: *out, VaultID: o.Root.ID, Vault: o.Location, Access: string(acc), Expires: creds.Expires, SASExpires: grant.Expires})
 	}
 	return cmd
+}
+
+// credentialsJSON is 'azfs vault credentials --json'.
+type credentialsJSON struct {
+	File    string    `json:"file"`
+	VaultID string    `json:"vault_id"`
+	Vault   string    `json:"vault"`
+	Access  string    `json:"access"`
+	Expires time.Time `json:"expires"`
+	// SASExpires is when the storage stops accepting the credentials'
+	// SAS token (blob vaults; omitted elsewhere).
+	SASExpires time.Time `json:"sas_expires,omitzero"`
 }
 
 // parseAccess parses an --access flag.
@@ -230,10 +257,11 @@ func newVaultCredentialsRevokeCmd() *cobra.Command {
 	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
 	accessFlag := fs.String("access", "", "revoke only `backup` or restore credentials (default: both)")
+	asJSON := fs.Bool("json", false, "print what was revoked as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if fs.NArg() != 0 {
-			return cli.Usagef("usage: azfs vault credentials revoke [--access backup|restore]")
+			return cli.Usagef("usage: azfs vault credentials revoke [--access backup|restore] [--json]")
 		}
 		kinds := []access.Access{access.AccessBackup, access.AccessRestore}
 		if *accessFlag != "" {
@@ -268,10 +296,15 @@ func newVaultCredentialsRevokeCmd() *cobra.Command {
 		}
 		if o.Container != nil {
 			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): the storage refuses their SAS tokens from now on (Azure: within 30 seconds), also those of the machines registered with them, which need new credentials ('azfs register --vault-credentials FILE' on each)\n", what, o.Root.ID, n)
-			return nil
+		} else {
+			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, o.Root.ID, n)
 		}
-		fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, o.Root.ID, n)
-		return nil
+		return printIf(*asJSON, struct {
+			VaultID        string          `json:"vault_id"`
+			Access         []access.Access `json:"access"`
+			Revoked        int             `json:"revoked"`         // credentials files on record
+			StorageRefuses bool            `json:"storage_refuses"` // a blob vault's storage refuses their SAS tokens
+		}{o.Root.ID, kinds, n, o.Container != nil})
 	}
 	return cmd
 }
@@ -285,8 +318,12 @@ func newVaultPINCmd() *cobra.Command {
 	}
 	fs := flags(cmd)
 	target := addTargetFlags(fs, false)
+	asJSON := fs.Bool("json", false, `print JSON: {"pin": PIN, "expires": TIME}`)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if fs.NArg() != 0 {
+			return cli.Usagef("usage: azfs vault pin [--json]")
+		}
 		o, owner, err := cli.OpenOwner(ctx, target.target())
 		if err != nil {
 			return err
@@ -295,14 +332,15 @@ func newVaultPINCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Println(pin)
 		fmt.Fprintf(os.Stderr, "security PIN valid until %s, for one use\n", expires.Local().Format("15:04:05 MST"))
+		if *asJSON {
+			return printJSON(struct {
+				PIN     string    `json:"pin"`
+				Expires time.Time `json:"expires"`
+			}{pin, expires})
+		}
+		fmt.Println(pin)
 		return nil
 	}
 	return cmd
-}
-
-// usePIN consumes a security PIN of the vault o.
-func usePIN(ctx context.Context, o *cli.Opened, pin string) error {
-	return access.UsePIN(ctx, o.Storage, o.Root, pin, time.Now())
 }

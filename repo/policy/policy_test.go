@@ -784,3 +784,37 @@ func BenchmarkLoad10000(b *testing.B) {
 		}
 	})
 }
+
+// TestPlanChange: what a policy change forgets and whether it needs the
+// PIN ('azfs policy set' decides with it), with and without the points.
+func TestPlanChange(t *testing.T) {
+	f := newFixture(t)
+	points := f.addPoints(t, 6)
+	cur := f.setPolicy(t, retention.Retention{KeepLast: 4})
+	s := f.load(t)
+
+	next := cur
+	next.Retention = retention.Retention{KeepLast: 3}
+	c, err := PlanChange(s, cur, next, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Read || c.Live != 6 || len(c.Lowered) != 1 || !c.NeedsPIN() {
+		t.Errorf("lowering keep-last 4 to 3: %+v", c)
+	}
+	sameIDs(t, "newly", c.Newly, points[2:3])
+	sameIDs(t, "already", c.Already, points[:2])
+
+	raised := cur
+	raised.Retention = retention.Retention{KeepLast: 5}
+	if c, err := PlanChange(s, cur, raised, t0); err != nil || c.NeedsPIN() || len(c.Newly) != 0 || len(c.Already) != 1 {
+		t.Errorf("raising keep-last to 5: %+v, %v", c, err)
+	}
+	// Points that cannot be read: only the rules decide.
+	if c, err := PlanChange(nil, cur, next, t0); err != nil || c.Read || !c.NeedsPIN() || c.Newly != nil {
+		t.Errorf("without the points: %+v, %v", c, err)
+	}
+	if c, _ := PlanChange(nil, cur, raised, t0); c.NeedsPIN() {
+		t.Errorf("raising without the points needs no PIN: %+v", c)
+	}
+}

@@ -409,3 +409,38 @@ func (s *State) Purgeable(ctx context.Context, now time.Time) (Purge, error) {
 	}
 	return out, nil
 }
+
+// Change is what replacing a machine's policy Current by Next does at a
+// time: the retention rules it lowers and, when the machine's points can
+// be read, which of its live points it forgets.
+type Change struct {
+	Current, Next Policy
+	// Lowered names the rules Next lowers (Policy.Shortens).
+	Lowered []string
+	// Read says the points were read: Live, Newly and Already are known.
+	Read bool
+	Live int
+	// Newly are the live points Next forgets that Current keeps, Already
+	// those both forget, oldest first.
+	Newly, Already []*repo.Point
+}
+
+// PlanChange returns what replacing cur by next does at now; s is the
+// machine's state, nil when its points cannot be read (certificate mode
+// without the private key).
+func PlanChange(s *State, cur, next Policy, now time.Time) (Change, error) {
+	c := Change{Current: cur, Next: next, Lowered: cur.Shortens(next)}
+	if s == nil {
+		return c, nil
+	}
+	var err error
+	if c.Newly, c.Already, err = s.Compare(next, now); err != nil {
+		return c, err
+	}
+	c.Read, c.Live = true, len(s.Live())
+	return c, nil
+}
+
+// NeedsPIN reports whether the change needs the owner's security PIN: it
+// lowers a retention rule or forgets a point the current policy keeps.
+func (c Change) NeedsPIN() bool { return len(c.Lowered) > 0 || len(c.Newly) > 0 }
