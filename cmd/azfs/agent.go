@@ -15,6 +15,7 @@ import (
 	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 )
 
@@ -52,7 +53,7 @@ func newAgentCmd() *cobra.Command {
 			return cli.Usagef("the selection flags are for the agent's own PATHs: give them (a set's selection is in the policy: 'azfs policy set --set NAME')")
 		}
 		setBackupMemoryLimit()
-		o, err := cli.OpenVault(ctx, target.target())
+		o, err := open.Machine(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -83,7 +84,7 @@ func newAgentCmd() *cobra.Command {
 // agentRunner is the agent's machine: every call opens the vault anew,
 // with the keyring as it is then (a renewed SAS token, a new key epoch).
 type agentRunner struct {
-	target  cli.Target
+	target  open.Target
 	machine string
 	dir     hoststate.Dir
 	uploads int
@@ -93,7 +94,7 @@ type agentRunner struct {
 func (r *agentRunner) warn(msg string) { r.log.Warn(msg) }
 
 func (r *agentRunner) Policy(ctx context.Context) (policy.Policy, error) {
-	o, err := cli.OpenRoot(ctx, r.target)
+	o, err := open.Root(ctx, r.target)
 	if err != nil {
 		return policy.Policy{}, err
 	}
@@ -115,7 +116,7 @@ func (r *agentRunner) LastBackup(ctx context.Context, set string) (time.Time, er
 	} else {
 		last = sets[set].Time
 	}
-	o, err := cli.OpenVault(ctx, r.target)
+	o, err := open.Machine(ctx, r.target)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -149,7 +150,7 @@ func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
 	if err != nil {
 		return err
 	}
-	o, err := cli.OpenVault(ctx, r.target)
+	o, err := open.Machine(ctx, r.target)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
 }
 
 func (r *agentRunner) ApplyRetention(ctx context.Context, now time.Time) error {
-	o, err := cli.OpenVault(ctx, r.target)
+	o, err := open.Machine(ctx, r.target)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/location"
@@ -84,7 +85,7 @@ func newBackupCmd() *cobra.Command {
 			return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--tag T...] [--exclude PATTERN...] [--files-from FILE] PATH... | --stdin [--stdin-filename NAME] | --stdin-from-command [--stdin-filename NAME] -- CMD ARGS...")
 		}
 		setBackupMemoryLimit()
-		o, err := cli.OpenVault(ctx, target.target())
+		o, err := open.Machine(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -214,7 +215,7 @@ func setBackupMemoryLimit() {
 // lockBackup takes the lock that keeps two backups of the machine o has
 // open apart on this host: at once, or with wait after the running one
 // (calling waiting if it has to wait).
-func lockBackup(ctx context.Context, o *cli.Opened, h agent.Holder, wait bool, waiting func(agent.Holder)) (*agent.Lock, error) {
+func lockBackup(ctx context.Context, o *open.Opened, h agent.Holder, wait bool, waiting func(agent.Holder)) (*agent.Lock, error) {
 	dir, err := o.StateDir()
 	if err != nil {
 		return nil, err
@@ -258,7 +259,7 @@ type backupRequest struct {
 
 // runBackup backs up the machine o has open, whose backup lock the caller
 // holds, and records the point it commits in this host's state.
-func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Point, error) {
+func runBackup(ctx context.Context, o *open.Opened, req backupRequest) (*repo.Point, error) {
 	if err := startCertSession(ctx, o); err != nil {
 		return nil, err
 	}
@@ -298,7 +299,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 		Tags:     req.tags,
 		Set:      req.set,
 		Machine:  o.Machine,
-		Hostname: cli.Hostname(),
+		Hostname: hoststate.Hostname(),
 		Files:    files,
 		Uploads:  req.uploads,
 		Progress: req.progress,
@@ -344,7 +345,7 @@ func runBackup(ctx context.Context, o *cli.Opened, req backupRequest) (*repo.Poi
 // to certificate mode), it moves the machine to that certificate's key
 // epoch, for good; then it starts a session key wrapped to the current
 // certificate. Passphrase-mode vaults need nothing.
-func startCertSession(ctx context.Context, o *cli.Opened) error {
+func startCertSession(ctx context.Context, o *open.Opened) error {
 	ks := o.Vault.Keys()
 	c, err := o.CurrentCertificate(ctx)
 	if err != nil {
@@ -356,7 +357,7 @@ func startCertSession(ctx context.Context, o *cli.Opened) error {
 		}
 		return nil
 	}
-	mode := cli.CertMode(c)
+	mode := open.CertMode(c)
 	if c.ID() != ks.Certificate {
 		next, err := repo.RotateMachineKeys(ctx, o.Storage, o.Machine, ks, *mode)
 		if err != nil {

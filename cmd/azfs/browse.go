@@ -14,6 +14,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -110,8 +111,8 @@ device, xattrs, stored_bytes), the shape documented in the README.`,
 
 // openPoint opens the area target names for reading, and the point sel
 // selects in it.
-func openPoint(ctx context.Context, target *targetFlags, sel string) (*cli.Reading, *repo.Point, error) {
-	r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
+func openPoint(ctx context.Context, target *targetFlags, sel string) (*open.Reading, *repo.Point, error) {
+	r, err := open.ForReading(ctx, target.target(), open.ReadOptions{Warn: warnf})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,7 +212,7 @@ machine and time.`,
 		if q.Older, err = parseWhen("older", *older); err != nil {
 			return err
 		}
-		r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
+		r, err := open.ForReading(ctx, target.target(), open.ReadOptions{Warn: warnf})
 		if err != nil {
 			return err
 		}
@@ -279,7 +280,7 @@ them. --json prints {"changes": [{path, change, type, content, metadata}], "stat
 	asJSON := fs.Bool("json", false, "print JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		r, err := cli.OpenReading(ctx, target.target(), cli.ReadOptions{Warn: warnf})
+		r, err := open.ForReading(ctx, target.target(), open.ReadOptions{Warn: warnf})
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 )
 
@@ -136,11 +137,11 @@ func newUndeleteCmd() *cobra.Command {
 // openOwnerState checks that fs's arguments are at least one, unless
 // argsOptional (else usage), opens the machine target names with the
 // owner's keys and reads what became of its points.
-func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, argsOptional bool, usage string) (*cli.Opened, *keys.OwnerKeys, *policy.State, error) {
+func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, argsOptional bool, usage string) (*open.Opened, *keys.OwnerKeys, *policy.State, error) {
 	if fs.NArg() == 0 && !argsOptional {
 		return nil, nil, nil, cli.Usagef("%s", usage)
 	}
-	o, owner, err := cli.OpenOwnerMachine(ctx, target.target())
+	o, owner, err := open.OwnerMachine(ctx, target.target())
 	if err != nil {
 		return nil, nil, nil, err
 	}

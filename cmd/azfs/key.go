@@ -9,6 +9,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/open"
 )
 
 // keySlotJSON is an owner key slot as 'azfs key list --json' lists it.
@@ -28,7 +29,7 @@ func newKeyListCmd() *cobra.Command {
 	asJSON := fs.Bool("json", false, "print JSON: an array of {\"id\": SLOT-ID}")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		o, _, err := cli.OpenOwner(ctx, target.target())
+		o, _, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -64,7 +65,7 @@ func newKeyAddCmd() *cobra.Command {
 	genFile := fs.String("generate-passphrase", "", "generate the new slot's passphrase and write it to `FILE` (0600)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -98,7 +99,7 @@ func newKeyRemoveCmd() *cobra.Command {
 		if fs.NArg() != 1 {
 			return cli.Usagef("usage: azfs key remove SLOT-ID (see 'azfs key list')")
 		}
-		o, _, err := cli.OpenOwner(ctx, target.target())
+		o, _, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}

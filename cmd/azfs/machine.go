@@ -10,11 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/storage/location"
 	"github.com/azfs/azfs/repo/unlock"
 )
@@ -36,7 +38,9 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if fs.NArg() != 0 || *pin == "" {
 			return cli.Usagef("usage: azfs passphrase change (--new-passphrase-file F | --generate-passphrase F) --pin PIN")
 		}
-		o, err := cli.OpenRoot(ctx, cli.Target{Vault: *vault, ConnectionStringFile: connectionStringFile(fs), OwnerStorage: true})
+		t := cli.NewTarget(*vault, cli.PassphraseSource{})
+		t.ConnectionStringFile, t.OwnerStorage = connectionStringFile(fs), true
+		o, err := open.Root(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -94,7 +98,7 @@ backups deduplicate against them; the passphrase stays as it was.`,
 	}
 	fs := flags(cmd)
 	credsFile := fs.String("vault-credentials", "", "the vault credentials `FILE` from the vault's owner")
-	name := fs.String("name", cli.Hostname(), "this machine's `NAME` in the vault")
+	name := fs.String("name", hoststate.Hostname(), "this machine's `NAME` in the vault")
 	passFile := fs.String("passphrase-file", "", "read this machine's new passphrase (at least 16 characters) from `FILE`; for a name already registered, its passphrase or the owner's")
 	genFile := fs.String("generate-passphrase", "", "generate this machine's passphrase and write it to `FILE` (0600)")
 	asJSON := fs.Bool("json", false, "print the registration as JSON (see docs/cli.md)")
@@ -106,7 +110,9 @@ backups deduplicate against them; the passphrase stays as it was.`,
 		if err := repo.CheckMachineName(*name); err != nil {
 			return cli.Usagef("%v (set one with --name)", err)
 		}
-		o, err := cli.OpenWithCredentials(ctx, *credsFile, access.AccessBackup, connectionStringFile(fs))
+		t := cli.NewTarget("", cli.PassphraseSource{})
+		t.Credentials, t.ConnectionStringFile = *credsFile, connectionStringFile(fs)
+		o, err := open.WithCredentials(ctx, t, access.AccessBackup)
 		if err != nil {
 			return err
 		}
@@ -142,7 +148,7 @@ backups deduplicate against them; the passphrase stays as it was.`,
 		}
 		var certMode *repo.CertMode
 		if c != nil {
-			certMode = cli.CertMode(c)
+			certMode = open.CertMode(c)
 		}
 		if err := saveGenerated(*genFile, pass); err != nil {
 			return err
@@ -180,7 +186,7 @@ type registrationJSON struct {
 	Certificate string `json:"certificate,omitempty"`
 }
 
-func newRegistrationJSON(o *cli.Opened, action string, c *cert.Certificate) registrationJSON {
+func newRegistrationJSON(o *open.Opened, action string, c *cert.Certificate) registrationJSON {
 	out := registrationJSON{VaultID: o.Root.ID, Vault: o.Location, Machine: o.Entry.Machine, Action: action, SASExpires: o.Entry.SASExpires}
 	if c != nil {
 		out.Certificate = c.Thumbprint()
@@ -193,7 +199,7 @@ func newRegistrationJSON(o *cli.Opened, action string, c *cert.Certificate) regi
 // passphrase, or the owner's, proves the right to the name and opens the
 // machine's key set (package unlock), which this host keeps. Its backups
 // continue the machine's points and deduplicate against them.
-func takeUpName(ctx context.Context, o *cli.Opened, name, passFile string) error {
+func takeUpName(ctx context.Context, o *open.Opened, name, passFile string) error {
 	src := cli.PassphraseSource{File: passFile}
 	v, _, err := unlock.Area(ctx, o.Storage, o.Root, name, unlock.Keys{Passphrase: func(machine string) (keys.Passphrase, error) {
 		return src.Read("machine "+machine+" is registered already: to take up its name, its passphrase (or the vault owner's)",
@@ -218,7 +224,7 @@ func takeUpName(ctx context.Context, o *cli.Opened, name, passFile string) error
 // of the vault o, with the key set ks. On a blob vault the credentials'
 // SAS token is this machine's storage access from now on (kept in the
 // keyring, 0600).
-func saveRegistration(o *cli.Opened, name string, ks *keys.KeySet) error {
+func saveRegistration(o *open.Opened, name string, ks *keys.KeySet) error {
 	entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: name, Keys: ks, OwnerPublic: o.Root.Owner}
 	if c := o.Credentials; c.SAS != "" {
 		entry.SAS, entry.SASExpires = c.SAS, c.Expires
@@ -230,7 +236,7 @@ func saveRegistration(o *cli.Opened, name string, ks *keys.KeySet) error {
 
 // tellSAS says until when a machine registered with a blob vault's
 // credentials reaches it with their SAS token.
-func tellSAS(o *cli.Opened) {
+func tellSAS(o *open.Opened) {
 	if e := o.Entry; e != nil && e.SAS != "" {
 		fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
 			e.SASExpires.Local().Format("2006-01-02 15:04 MST"))
@@ -241,7 +247,7 @@ func tellSAS(o *cli.Opened) {
 // the credentials o was opened with, once its own expired or was revoked;
 // its keys and passphrase stay as they are. Without a SAS token there is
 // nothing to renew.
-func renew(o *cli.Opened, nameGiven bool, name string) error {
+func renew(o *open.Opened, nameGiven bool, name string) error {
 	e, c := o.Entry, o.Credentials
 	if c.SAS == "" {
 		return fmt.Errorf("this machine is already registered with vault %s as %s", o.Root.ID, e.Machine)

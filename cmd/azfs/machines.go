@@ -12,6 +12,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/machines"
+	"github.com/azfs/azfs/repo/open"
 )
 
 // machineJSON is a machine as 'azfs machines --json' lists it.
@@ -46,7 +47,7 @@ func newMachinesCmd() *cobra.Command {
 			return cli.Usagef("usage: azfs machines [--vault PATH] [--json]")
 		}
 		ctx := cmd.Context()
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/open"
 )
 
 // longHelp is what 'azfs --help' says above the list of commands.
@@ -176,9 +177,10 @@ func addTargetFlags(fs *pflag.FlagSet, withMachine bool) *targetFlags {
 	return t
 }
 
-func (t *targetFlags) target() cli.Target {
-	return cli.Target{Vault: *t.vault, PassFile: *t.passFile, PassCommand: *t.passCmd, Machine: *t.machine, Credentials: *t.creds,
-		PrivateKey: *t.privKey, PrivateKeyPassFile: *t.privPass, ConnectionStringFile: t.connFile.String()}
+func (t *targetFlags) target() open.Target {
+	o := cli.NewTarget(*t.vault, cli.PassphraseSource{File: *t.passFile, Command: *t.passCmd})
+	o.Machine, o.Credentials, o.PrivateKey, o.PrivateKeyPassFile, o.ConnectionStringFile = *t.machine, *t.creds, *t.privKey, *t.privPass, t.connFile.String()
+	return o
 }
 
 // newPassphrase returns a new passphrase: generated (when genFile is set,

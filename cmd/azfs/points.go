@@ -14,6 +14,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/retention"
 )
@@ -40,7 +41,7 @@ func newPointsCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		o, err := cli.OpenVault(ctx, target.target())
+		o, err := open.Machine(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -255,7 +256,7 @@ func newCheckCmd() *cobra.Command {
 			}
 			subset, *readData = s, true
 		}
-		o, err := cli.OpenVault(ctx, target.target())
+		o, err := open.Machine(ctx, target.target())
 		if err != nil {
 			return err
 		}

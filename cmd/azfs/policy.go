@@ -18,6 +18,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
@@ -35,7 +36,7 @@ func addOwnerMachineFlags(fs *pflag.FlagSet) *targetFlags {
 }
 
 // machineName returns the machine a command names, else this machine's.
-func machineName(o *cli.Opened, name string) (string, error) {
+func machineName(o *open.Opened, name string) (string, error) {
 	if name != "" {
 		return name, nil
 	}
@@ -136,7 +137,7 @@ func newPolicyShowCmd() *cobra.Command {
 		if fs.NArg() != 0 {
 			return cli.Usagef("usage: azfs policy show [--machine NAME] [--json]")
 		}
-		o, err := cli.OpenRoot(ctx, target.target())
+		o, err := open.Root(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -406,7 +407,7 @@ func newPolicySetCmd() *cobra.Command {
 			}
 		}
 
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -645,7 +646,7 @@ func describeRules(sp policy.SetPolicy) string {
 
 // previewState returns the state of the machine t names, opened as the
 // owner, or nil with a warning when its points cannot be read here.
-func previewState(ctx context.Context, o *cli.Opened, t cli.Target, owner *keys.OwnerKeys) (*policy.State, error) {
+func previewState(ctx context.Context, o *open.Opened, t open.Target, owner *keys.OwnerKeys) (*policy.State, error) {
 	err := o.OpenAreaAsOwner(ctx, t, owner)
 	var s *policy.State
 	if err == nil {
@@ -686,7 +687,7 @@ func newPolicyApplyCmd() *cobra.Command {
 
 // argslessPointsReader checks that fs holds no argument (else usage), and
 // opens the machine target names with openPointsReader.
-func argslessPointsReader(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, usage string) (*cli.Opened, error) {
+func argslessPointsReader(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, usage string) (*open.Opened, error) {
 	if fs.NArg() != 0 {
 		return nil, cli.Usagef("%s", usage)
 	}
@@ -696,15 +697,15 @@ func argslessPointsReader(ctx context.Context, fs *pflag.FlagSet, target *target
 // openPointsReader opens the area of the machine t names with whatever
 // reads its points here: this machine's keys, a private key, the owner's
 // escrow on the owner's machine, else the machine's passphrase.
-func openPointsReader(ctx context.Context, t cli.Target) (*cli.Opened, error) {
-	o, err := cli.OpenRoot(ctx, t)
+func openPointsReader(ctx context.Context, t open.Target) (*open.Opened, error) {
+	o, err := open.Root(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	if e := o.Entry; e != nil && e.Owner != nil && t.Machine != "" && t.Machine != e.Machine && t.PrivateKey == "" {
 		return o, o.OpenAreaAsOwner(ctx, t, e.Owner)
 	}
-	return cli.OpenVault(ctx, t)
+	return open.Machine(ctx, t)
 }
 
 // retentionRunJSON is 'azfs policy apply --json'.
@@ -723,7 +724,7 @@ type retentionRunJSON struct {
 // applyRetention applies the policy of the machine o has open, or with
 // dryRun tells what it would forget; it prints the points unless asJSON,
 // and returns the run as 'policy apply --json' prints it.
-func applyRetention(ctx context.Context, o *cli.Opened, dryRun, asJSON bool) (retentionRunJSON, error) {
+func applyRetention(ctx context.Context, o *open.Opened, dryRun, asJSON bool) (retentionRunJSON, error) {
 	s, err := o.StateToChange(ctx, warnf)
 	if err != nil {
 		return retentionRunJSON{}, err

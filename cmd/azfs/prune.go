@@ -14,8 +14,10 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage"
@@ -58,7 +60,7 @@ func newPruneCmd() *cobra.Command {
 			debug.SetGCPercent(pruneGCPercent)
 		}
 		t := target.target()
-		o, owner, err := cli.OpenOwner(ctx, t)
+		o, owner, err := open.Owner(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -71,7 +73,7 @@ func newPruneCmd() *cobra.Command {
 				return err
 			}
 		}
-		opts := prune.Options{Owner: owner, Margin: *margin, MaxUnused: unused, DryRun: *dryRun, Host: cli.Hostname()}
+		opts := prune.Options{Owner: owner, Margin: *margin, MaxUnused: unused, DryRun: *dryRun, Host: hoststate.Hostname()}
 		var failed []string
 		rows := make([]pruneJSON, 0, len(machines))
 		for _, name := range machines {
@@ -120,13 +122,13 @@ func newPruneCmd() *cobra.Command {
 // a record deleted first would bring its points back). It refuses an area
 // that has lost points this host saw: the packs of points a storage hides
 // would look unneeded.
-func pruneMachine(ctx context.Context, o *cli.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
+func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
 	dir, err := o.StateDirOf(name)
 	if err != nil {
 		return nil, err
 	}
 	opts.Backups = agent.HostBackups{Dir: dir, Prune: agent.Holder{PID: os.Getpid(), What: "azfs prune --no-backups-running"}}
-	state, err := policy.Load(ctx, policy.Machine{Root: o.Storage, Config: o.Root, Vault: v, Host: cli.Hostname()})
+	state, err := policy.Load(ctx, policy.Machine{Root: o.Storage, Config: o.Root, Vault: v, Host: hoststate.Hostname()})
 	if err != nil && !errors.Is(err, repo.ErrDamaged) {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func pruneMachine(ctx context.Context, o *cli.Opened, name string, v *repo.Vault
 // openForPrune opens machine name's area with keys that read its points,
 // as OpenAreaAsOwner chooses them (package unlock): a certificate's private
 // key, this machine's own keys, else the owner's escrow.
-func openForPrune(ctx context.Context, o *cli.Opened, owner *keys.OwnerKeys, t cli.Target, name string) (*repo.Vault, error) {
+func openForPrune(ctx context.Context, o *open.Opened, owner *keys.OwnerKeys, t open.Target, name string) (*repo.Vault, error) {
 	area := *o
 	t.Machine = name
 	if err := area.OpenAreaAsOwner(ctx, t, owner); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/repair"
 )
 
@@ -54,7 +55,7 @@ func newRepairCmd() *cobra.Command {
 				}
 			}
 		}
-		o, owner, rootCfg, err := cli.OpenOwnerForRepair(ctx, t, *apply)
+		o, owner, rootCfg, err := open.OwnerForRepair(ctx, t, *apply)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/restore"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
@@ -165,7 +166,7 @@ func quotedPath(path string) string {
 // saveDamage remembers in the vault what the reads of o found damaged, for
 // the next backup to store again; best effort (restore credentials may not
 // write).
-func saveDamage(o *cli.Opened) {
+func saveDamage(o *open.Opened) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := o.Vault.SaveDamage(ctx); err != nil && !errors.Is(err, storage.ErrPermission) {

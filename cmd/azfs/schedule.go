@@ -11,6 +11,7 @@ import (
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/internal/hoststate"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 )
 
@@ -29,7 +30,7 @@ func newScheduleEnableCmd() *cobra.Command {
 
 // scheduleDisable disables the scheduled backups of o's machine on this
 // host.
-func scheduleDisable(ctx context.Context, o *cli.Opened, dir hoststate.Dir) error {
+func scheduleDisable(ctx context.Context, o *open.Opened, dir hoststate.Dir) error {
 	if since, disabled, err := dir.Disabled(); err != nil {
 		return err
 	} else if disabled {
@@ -48,7 +49,7 @@ func scheduleDisable(ctx context.Context, o *cli.Opened, dir hoststate.Dir) erro
 
 // scheduleEnable enables the scheduled backups of o's machine on this
 // host.
-func scheduleEnable(ctx context.Context, o *cli.Opened, dir hoststate.Dir) error {
+func scheduleEnable(ctx context.Context, o *open.Opened, dir hoststate.Dir) error {
 	if err := dir.Enable(); err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func scheduleEnable(ctx context.Context, o *cli.Opened, dir hoststate.Dir) error
 
 // scheduleCmd returns 'azfs schedule verb', which opens the vault and
 // runs run on this host's state of its machine there.
-func scheduleCmd(verb, short string, run func(context.Context, *cli.Opened, hoststate.Dir) error) *cobra.Command {
+func scheduleCmd(verb, short string, run func(context.Context, *open.Opened, hoststate.Dir) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     verb,
 		Short:   short,
@@ -82,7 +83,7 @@ func scheduleCmd(verb, short string, run func(context.Context, *cli.Opened, host
 			return cli.Usagef("usage: azfs schedule %s [--vault PATH]", verb)
 		}
 		ctx := cmd.Context()
-		o, err := cli.OpenRoot(ctx, target.target())
+		o, err := open.Root(ctx, target.target())
 		if err != nil {
 			return err
 		}

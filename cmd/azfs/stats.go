@@ -12,6 +12,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
+	"github.com/azfs/azfs/repo/open"
 )
 
 func newStatsCmd() *cobra.Command {
@@ -36,7 +37,7 @@ the size of the newest. It reads no content: sizes come from the points and a li
 		ctx := cmd.Context()
 		t := target.target()
 		if !*all {
-			o, err := cli.OpenVault(ctx, t)
+			o, err := open.Machine(ctx, t)
 			if err != nil {
 				return err
 			}
@@ -49,7 +50,7 @@ the size of the newest. It reads no content: sizes come from the points and a li
 		if fs.Changed("machine") {
 			return cli.Usagef("--machine and --all are exclusive")
 		}
-		o, owner, err := cli.OpenOwner(ctx, t)
+		o, owner, err := open.Owner(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -76,7 +77,7 @@ the size of the newest. It reads no content: sizes come from the points and a li
 }
 
 // machineStats returns the statistics of the machine area o has open.
-func machineStats(ctx context.Context, o *cli.Opened) (browse.MachineStats, error) {
+func machineStats(ctx context.Context, o *open.Opened) (browse.MachineStats, error) {
 	s, err := o.State(ctx, warnf)
 	if err != nil {
 		return browse.MachineStats{}, err
@@ -85,7 +86,7 @@ func machineStats(ctx context.Context, o *cli.Opened) (browse.MachineStats, erro
 }
 
 // printStats prints the vault's statistics with those of machines.
-func printStats(ctx context.Context, o *cli.Opened, machines []browse.MachineStats, asJSON bool) error {
+func printStats(ctx context.Context, o *open.Opened, machines []browse.MachineStats, asJSON bool) error {
 	v, err := browse.Vault(ctx, o.Storage, machines)
 	if err != nil {
 		return err

@@ -8,12 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/certs"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/repair"
 	"github.com/azfs/azfs/repo/storage/azblob"
 	"github.com/azfs/azfs/repo/storage/location"
@@ -30,7 +32,7 @@ func newVaultCreateCmd() *cobra.Command {
 	fs := flags(cmd)
 	passFile := fs.String("passphrase-file", "", "read the passphrase (at least 16 characters) from `FILE`")
 	genFile := fs.String("generate-passphrase", "", "generate a random passphrase and write it to `FILE` (0600)")
-	machine := fs.String("machine", cli.Hostname(), "this machine's `NAME` in the vault")
+	machine := fs.String("machine", hoststate.Hostname(), "this machine's `NAME` in the vault")
 	certFile := fs.String("certificate", "", "certificate mode: encrypt backups to this X.509 certificate (`FILE`, .cer or PEM); only its private key restores")
 	asJSON := fs.Bool("json", false, "print the new vault as JSON (see docs/cli.md)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -42,10 +44,10 @@ func newVaultCreateCmd() *cobra.Command {
 		var c *cert.Certificate
 		if *certFile != "" {
 			var err error
-			if c, err = cli.LoadCertificate(*certFile); err != nil {
+			if c, err = open.LoadCertificate(*certFile); err != nil {
 				return err
 			}
-			certMode = cli.CertMode(c)
+			certMode = open.CertMode(c)
 		}
 		if err := repo.CheckMachineName(*machine); err != nil {
 			return cli.Usagef("%v (set one with --machine)", err)
@@ -136,11 +138,11 @@ func newCertificateRotateCmd() *cobra.Command {
 		if *certFile == "" || fs.NArg() != 0 {
 			return cli.Usagef("usage: azfs certificate rotate --certificate NEW")
 		}
-		c, err := cli.LoadCertificate(*certFile)
+		c, err := open.LoadCertificate(*certFile)
 		if err != nil {
 			return err
 		}
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -181,7 +183,7 @@ func newVaultCredentialsCmd() *cobra.Command {
 		if _, err := os.Lstat(*out); err == nil {
 			return fmt.Errorf("%s already exists: not overwriting it", *out)
 		}
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -271,7 +273,7 @@ func newVaultCredentialsRevokeCmd() *cobra.Command {
 			}
 			kinds = []access.Access{acc}
 		}
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}
@@ -324,7 +326,7 @@ func newVaultPINCmd() *cobra.Command {
 		if fs.NArg() != 0 {
 			return cli.Usagef("usage: azfs vault pin [--json]")
 		}
-		o, owner, err := cli.OpenOwner(ctx, target.target())
+		o, owner, err := open.Owner(ctx, target.target())
 		if err != nil {
 			return err
 		}

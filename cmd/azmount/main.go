@@ -28,6 +28,7 @@ import (
 	"github.com/azfs/azfs/internal/profile"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/location"
 )
@@ -149,10 +150,11 @@ files as ordinary read-only trees.`,
 		closeCache := func() {}
 		defer func() { closeCache() }()
 		_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
-		r, err := cli.OpenReading(ctx, cli.Target{Vault: *vaultPath, PassFile: *passFile, PassCommand: *passCmd, Machine: *machine, Credentials: *creds,
-			PrivateKey: *privKey, PrivateKeyPassFile: *privPass, ConnectionStringFile: *connFile}, cli.ReadOptions{
+		target := cli.NewTarget(*vaultPath, cli.PassphraseSource{File: *passFile, Command: *passCmd})
+		target.Machine, target.Credentials, target.PrivateKey, target.PrivateKeyPassFile, target.ConnectionStringFile = *machine, *creds, *privKey, *privPass, *connFile
+		r, err := open.ForReading(ctx, target, open.ReadOptions{
 			SegmentBytes: segmentBytes,
-			Prepare: func(o *cli.Opened) {
+			Prepare: func(o *open.Opened) {
 				// Copies of blobs that reads find damaged or missing are
 				// remembered in the vault, for the next backup to store again.
 				o.Vault.SaveDamageAsFound()
@@ -242,7 +244,7 @@ files as ordinary read-only trees.`,
 
 // openDiskCache opens the disk cache of the machine area o has open:
 // <azfs cache dir>/<area id>/blobs-<machine>, beside the backups' file cache.
-func openDiskCache(o *cli.Opened, maxBytes int64, logger *slog.Logger) (*diskcache.Cache, error) {
+func openDiskCache(o *open.Opened, maxBytes int64, logger *slog.Logger) (*diskcache.Cache, error) {
 	root, err := keyring.CacheDir()
 	if err != nil {
 		return nil, err

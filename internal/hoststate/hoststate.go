@@ -231,3 +231,12 @@ func (d Dir) write(name string, v any) error {
 	}
 	return nil
 }
+
+// Hostname returns this host's name, "localhost" when it has none.
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}

@@ -131,15 +131,6 @@ func StorageOptions(auth location.Auth) location.Options {
 	return location.Options{Blob: auth, Share: Share.Logon(), Counts: &Requests}
 }
 
-// Hostname returns this machine's name.
-func Hostname() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "localhost"
-	}
-	return h
-}
-
 // ParseSize parses the value of the size flag named flag: a decimal
 // number of bytes with an optional unit, such as "256MiB", "1.5GiB", "512M"
 // or "1048576" (K, M, G and T are binary units too). NaN, infinities,

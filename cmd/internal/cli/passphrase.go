@@ -74,6 +74,24 @@ func (s PassphraseSource) Read(whose, prompt string) (keys.Passphrase, error) {
 	return pass, err
 }
 
+// Given reports whether a passphrase is given up front, by a flag or the
+// environment (package open: it then goes before the owner's escrow).
+func (s PassphraseSource) Given() (bool, error) {
+	s, err := s.resolve(os.Getenv)
+	return s != PassphraseSource{}, err
+}
+
+// Passphrase reads the passphrase whose names (package open's question,
+// such as "the passphrase of machine web01"): from the source, else asked
+// for on the terminal ("Passphrase of machine web01: ").
+func (s PassphraseSource) Passphrase(whose string) (keys.Passphrase, error) {
+	prompt := strings.TrimPrefix(whose, "the ")
+	if prompt != "" {
+		prompt = strings.ToUpper(prompt[:1]) + prompt[1:]
+	}
+	return s.Read(whose, prompt+": ")
+}
+
 // readPassphraseFile reads a passphrase file: its content without the
 // line ending, and without the byte order mark Windows Notepad puts first.
 func readPassphraseFile(file string) (keys.Passphrase, error) {

@@ -71,3 +71,27 @@ func TestPassphraseSourceRead(t *testing.T) {
 		t.Error("a command printing nothing gave an empty passphrase")
 	}
 }
+
+// TestPassphraseSourceAsOpens: as package open's Passphrases, a source is
+// given when a flag or the environment names one, and reads it.
+func TestPassphraseSourceAsOpens(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(file, []byte(utf8BOM+"from the file\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(PassphraseFileEnv, "")
+	t.Setenv(PassphraseCommandEnv, "")
+	if given, err := (PassphraseSource{}).Given(); given || err != nil {
+		t.Errorf("no source: given %v, %v", given, err)
+	}
+	t.Setenv(PassphraseFileEnv, file)
+	if given, err := (PassphraseSource{}).Given(); !given || err != nil {
+		t.Errorf("%s set: given %v, %v", PassphraseFileEnv, given, err)
+	}
+	if pass, err := (PassphraseSource{}).Passphrase("the passphrase of machine web01"); pass != "from the file" || err != nil {
+		t.Errorf("Passphrase: %q, %v", pass, err)
+	}
+	if _, err := (PassphraseSource{File: file, Command: "true"}).Given(); ExitCode(err) != ExitUsage {
+		t.Errorf("file and command: %v, want a usage error", err)
+	}
+}

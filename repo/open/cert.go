@@ -1,4 +1,4 @@
-package cli
+package open
 
 import (
 	"context"
@@ -30,9 +30,12 @@ func CertMode(c *cert.Certificate) *repo.CertMode {
 	return &repo.CertMode{ID: c.ID(), Wrap: c.Wrap}
 }
 
-// CurrentCertificate returns the vault's current certificate, checked
-// against the owner keys this machine trusts (nil in passphrase mode), so
-// a storage cannot make machines encrypt to a certificate of its choosing.
+// CurrentCertificate returns the vault's current certificate, its owner
+// signature checked (certs.Current) against the owner keys this host
+// trusts: those of its keyring entry (its own owner keys, or those pinned
+// when it joined), else the root config's, so a storage cannot make
+// machines encrypt to a certificate of its choosing; nil in passphrase
+// mode.
 func (o *Opened) CurrentCertificate(ctx context.Context) (*cert.Certificate, error) {
 	owner := *o.Root.Owner
 	if o.Entry != nil {

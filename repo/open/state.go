@@ -1,68 +1,24 @@
-package cli
+package open
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/azfs/azfs/cache/objcache"
 	"github.com/azfs/azfs/internal/hoststate"
-	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/rollback"
 )
 
-// OpenOwnerMachine opens the vault root t names with the owner's keys (see
-// OpenOwner) and then the area of the machine t names (see
-// OpenAreaAsOwner).
-func OpenOwnerMachine(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, error) {
-	o, owner, err := OpenOwner(ctx, t)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := o.OpenAreaAsOwner(ctx, t, owner); err != nil {
-		return nil, nil, err
-	}
-	return o, owner, nil
-}
-
-// OpenAreaAsOwner opens, in the root o has open with the owner's keys, the
-// area of the machine t names (default: this machine): with this machine's
-// own keys when it is that machine, with a certificate's private key when
-// t gives one, else through the key set the machine escrowed to the owner
-// (which, in certificate mode, reads no points).
-func (o *Opened) OpenAreaAsOwner(ctx context.Context, t Target, owner *keys.OwnerKeys) error {
-	return o.openArea(ctx, t, owner)
-}
-
-// LocalZone returns the IANA name of this machine's time zone ($TZ, else
-// the target of /etc/localtime), or "UTC" when it has none that loads.
-func LocalZone() string {
-	loads := func(name string) bool {
-		_, err := time.LoadLocation(name)
-		return name != "" && name != "Local" && err == nil
-	}
-	if tz := strings.TrimPrefix(os.Getenv("TZ"), ":"); loads(tz) {
-		return tz
-	}
-	if target, err := os.Readlink("/etc/localtime"); err == nil {
-		if _, name, ok := strings.Cut(target, "zoneinfo/"); ok && loads(name) {
-			return name
-		}
-	}
-	return "UTC"
-}
-
 // PolicyMachine returns the machine area o has open as package policy
 // works on it, with cache (may be nil).
 func (o *Opened) PolicyMachine(cache repo.ObjectCache) policy.Machine {
-	return policy.Machine{Root: o.Storage, Config: o.Root, Vault: o.Vault, Cache: cache, Host: Hostname()}
+	return policy.Machine{Root: o.Storage, Config: o.Root, Vault: o.Vault, Cache: cache, Host: hoststate.Hostname()}
 }
 
 // State reads what became of the points of the machine area o has open
@@ -79,7 +35,7 @@ func (o *Opened) State(ctx context.Context, warn func(msg string)) (*policy.Stat
 		return nil, err
 	}
 	if err := o.NoticeRollback(o.Machine, s.All(), warn); err != nil {
-		warn(fmt.Sprintf("machine %s: %s", o.Machine, Message(err)))
+		warn(fmt.Sprintf("machine %s: %s", o.Machine, err))
 	}
 	return s, nil
 }
@@ -111,14 +67,14 @@ func (o *Opened) loadState(ctx context.Context, warn func(msg string)) (*policy.
 	s, err := policy.Load(ctx, m)
 	if cache != nil {
 		if cerr := cache.Close(); cerr != nil {
-			warn("cannot keep points in the cache; they will be read from the vault again: " + Message(cerr))
+			warn("cannot keep points in the cache; they will be read from the vault again: " + cerr.Error())
 		}
 	}
 	if err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
 			return nil, err
 		}
-		warn("some recovery points or tombstones are damaged and not shown (run 'azfs check'): " + Message(err))
+		warn("some recovery points or tombstones are damaged and not shown (run 'azfs check'): " + err.Error())
 	}
 	return s, nil
 }
@@ -172,17 +128,17 @@ func (o *Opened) ForgetSeen() error {
 func (o *Opened) updateSeen(machine string, warn func(msg string), next func(rollback.Mark) (rollback.Mark, error)) error {
 	dir, err := o.StateDirOf(machine)
 	if err != nil {
-		warn("cannot check the vault for a rollback: " + Message(err))
+		warn("cannot check the vault for a rollback: " + err.Error())
 		return nil
 	}
 	m, err := dir.LoadSeen()
 	if err != nil {
-		warn(Message(err) + "; starting again from the points the vault shows now")
+		warn(err.Error() + "; starting again from the points the vault shows now")
 	}
 	kept, rolledBack := next(m)
 	if kept != m {
 		if err := dir.SaveSeen(kept); err != nil {
-			warn("cannot record the newest point seen, which checks the vault for a rollback: " + Message(err))
+			warn("cannot record the newest point seen, which checks the vault for a rollback: " + err.Error())
 		}
 	}
 	return rolledBack

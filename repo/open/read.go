@@ -1,4 +1,4 @@
-package cli
+package open
 
 import (
 	"context"
@@ -24,7 +24,7 @@ type Reading struct {
 	Live []*repo.Point
 }
 
-// ReadOptions tune OpenReading.
+// ReadOptions tune ForReading.
 type ReadOptions struct {
 	// SegmentBytes is the memory for the pack segments the small blobs of
 	// a vault over a network are read through (default 16 MiB: four
@@ -38,17 +38,17 @@ type ReadOptions struct {
 	Warn func(msg string)
 }
 
-// OpenReading opens the area t names for reading its points: the root and
-// the area (OpenVault: the keyring's keys, a passphrase, a credentials file
+// ForReading opens the area t names for reading its points: the root and
+// the area ([Machine]: the keyring's keys, a passphrase, a credentials file
 // or a private key, restore-only credentials included), small blobs of a
-// vault over a network read by the 4 MiB pack segment, the points' state (forgotten
-// points are not served), the index (damaged index files reported and their
-// packs indexed from their trailers) and the orphan packs, in memory only.
-// Damage reads find is noted in the index; the caller saves it
-// (Vault.SaveDamage) when it is done, or asks for it to be saved as found
-// (Vault.SaveDamageAsFound).
-func OpenReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, error) {
-	o, err := OpenVault(ctx, t)
+// vault over a network read by the 4 MiB pack segment, the points' state
+// (forgotten points are not served), the index (damaged index files
+// reported and their packs indexed from their trailers) and the orphan
+// packs, in memory only. Damage reads find is noted in the index; the
+// caller saves it (Vault.SaveDamage) when it is done, or asks for it to be
+// saved as found (Vault.SaveDamageAsFound).
+func ForReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, error) {
+	o, err := Machine(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func OpenReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, err
 		if !errors.Is(err, repo.ErrDamaged) {
 			return nil, err
 		}
-		opts.Warn("damaged index files; indexing their packs from the pack trailers: " + Message(err))
+		opts.Warn("damaged index files; indexing their packs from the pack trailers: " + err.Error())
 	}
 	if _, err := r.Vault.AdoptOrphanPacks(ctx, false); err != nil {
 		return nil, err

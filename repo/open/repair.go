@@ -1,4 +1,4 @@
-package cli
+package open
 
 import (
 	"context"
@@ -11,16 +11,16 @@ import (
 	"github.com/azfs/azfs/repo/repair"
 )
 
-// OpenOwnerForRepair opens the vault root t names with the owner's keys,
-// as OpenOwner does, and settles its root config with repair.RootConfig
+// OwnerForRepair opens the vault root t names with the owner's keys, as
+// [Owner] does, and settles its root config with repair.RootConfig
 // (rebuilding it with apply): a lost or damaged config does not stop it.
-// Without a config, the owner's keys are those this machine holds for the
+// Without a config, the owner's keys are those this host holds for the
 // vault at that place, else the owner passphrase, tried under the vault
 // IDs the vault's own objects name (an owner slot opens under the right
 // one only). Without apply, Root is the config as it would be rebuilt.
-func OpenOwnerForRepair(ctx context.Context, t Target, apply bool) (*Opened, *keys.OwnerKeys, *repair.ConfigReport, error) {
+func OwnerForRepair(ctx context.Context, t Target, apply bool) (*Opened, *keys.OwnerKeys, *repair.ConfigReport, error) {
 	if t.Credentials != "" {
-		return nil, nil, nil, Usagef("repair opens the vault as its owner: name it with --vault, not credentials")
+		return nil, nil, nil, &usageError{msg: "repair opens the vault as its owner: name it with --vault, not credentials"}
 	}
 	t.OwnerStorage = true
 	l, err := locate(t)
@@ -34,7 +34,7 @@ func OpenOwnerForRepair(ctx context.Context, t Target, apply bool) (*Opened, *ke
 	case cfgErr != nil && !errors.Is(cfgErr, repo.ErrDamaged):
 		return nil, nil, nil, fmt.Errorf("vault at %s: %w", l.abs, cfgErr)
 	}
-	owner, err := l.ownerKeys(ctx, cfg, cfgErr, t.passphrase())
+	owner, err := l.ownerKeys(ctx, cfg, cfgErr, t)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -53,9 +53,9 @@ func OpenOwnerForRepair(ctx context.Context, t Target, apply bool) (*Opened, *ke
 }
 
 // ownerKeys returns the owner's keys of the vault at l, whose config read
-// as cfg, or failed with cfgErr: this machine's, else those the owner
-// passphrase (from src, else asked) opens.
-func (l *located) ownerKeys(ctx context.Context, cfg repo.Config, cfgErr error, src PassphraseSource) (*keys.OwnerKeys, error) {
+// as cfg, or failed with cfgErr: this host's, else those the owner
+// passphrase (from t) opens.
+func (l *located) ownerKeys(ctx context.Context, cfg repo.Config, cfgErr error, t Target) (*keys.OwnerKeys, error) {
 	if cfgErr == nil {
 		if e := l.ring.Vaults[cfg.ID]; e != nil && e.Owner != nil {
 			return e.Owner, nil
@@ -78,7 +78,7 @@ func (l *located) ownerKeys(ctx context.Context, cfg repo.Config, cfgErr error, 
 			return nil, fmt.Errorf("vault at %s: its config is lost and no object there names the vault's ID (no signed copy, no machine area config): run repair on the machine that created the vault", l.abs)
 		}
 	}
-	pass, err := src.Read("the owner passphrase of the vault at "+l.abs, fmt.Sprintf("Owner passphrase of the vault at %s: ", l.abs))
+	pass, err := t.passphrase("the owner passphrase of the vault at " + l.abs)
 	if err != nil {
 		return nil, err
 	}
