@@ -197,7 +197,7 @@ func pruneWhileBackingUp(t *testing.T, owner *env, st storage.Storage, timing pr
 			if err != nil {
 				t.Fatal(err)
 			}
-			ids, err := v.PointIDs(ctx)
+			ids, err := v.ObjectIDs(ctx, repo.PointsPrefix)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +253,7 @@ func pruneWhileBackingUp(t *testing.T, owner *env, st storage.Storage, timing pr
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids, err := v.PointIDs(ctx)
+		ids, err := v.ObjectIDs(ctx, repo.PointsPrefix)
 		if err != nil {
 			t.Fatal(err)
 		}

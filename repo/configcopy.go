@@ -39,7 +39,7 @@ func lostConfig(ctx context.Context, st storage.Storage, why error) error {
 		return err
 	}
 	if hasKeys {
-		for _, prefix := range []string{machinesPrefix, pointsPrefix, indexPrefix, dataPrefix} {
+		for _, prefix := range []string{machinesPrefix, PointsPrefix, IndexPrefix, dataPrefix} {
 			found, err := holdsAny(ctx, st, prefix)
 			if err != nil {
 				return err

@@ -116,7 +116,7 @@ func (v *Vault) SaveDamage(ctx context.Context) error {
 		return nil
 	}
 	rec := index.DamageRecord{Bad: found}
-	if _, err := v.saveObject(ctx, damagePrefix, keys.KindDamage, rec.Encode()); err != nil {
+	if _, err := v.SaveObject(ctx, damagePrefix, keys.KindDamage, rec.Encode()); err != nil {
 		v.damage.mu.Lock()
 		v.damage.unsaved = append(v.damage.unsaved, found...)
 		v.damage.mu.Unlock()

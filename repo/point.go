@@ -138,7 +138,7 @@ func (v *Vault) SavePoint(ctx context.Context, p *Point) error {
 	if err != nil {
 		return fmt.Errorf("save point: %w", err)
 	}
-	id, err := v.saveObject(ctx, pointsPrefix, keys.KindPoint, plain)
+	id, err := v.SaveObject(ctx, PointsPrefix, keys.KindPoint, plain)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 // Points are immutable, so the storage is only listed; with a warm cache a
 // listing of 10,000 points costs one List and 10,000 authentications.
 func (v *Vault) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error) {
-	names, err := v.list(ctx, pointsPrefix)
+	names, err := v.list(ctx, PointsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +218,11 @@ func (v *Vault) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error)
 		return cmp.Or(a.Time.Compare(b.Time), bytes.Compare(a.ID[:], b.ID[:])) // hex order
 	})
 	return points, errors.Join(damaged...)
+}
+
+// LoadPoint reads point id.
+func (v *Vault) LoadPoint(ctx context.Context, id keys.ID) (*Point, error) {
+	return v.loadPoint(ctx, PointsPrefix+id.String(), nil)
 }
 
 func (v *Vault) loadPoint(ctx context.Context, name string, c ObjectCache) (*Point, error) {

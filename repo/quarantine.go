@@ -41,7 +41,7 @@ func (v *Vault) FindJunk(ctx context.Context, fn func(Junk) error) error {
 		name string
 		kind keys.Kind
 	}
-	for _, p := range []prefix{{pointsPrefix, keys.KindPoint}, {indexPrefix, keys.KindIndex}, {tombstonesPrefix, keys.KindTombstone}} {
+	for _, p := range []prefix{{PointsPrefix, keys.KindPoint}, {IndexPrefix, keys.KindIndex}, {tombstonesPrefix, keys.KindTombstone}} {
 		var infos []storage.Info
 		err := v.st.List(ctx, p.name, func(fi storage.Info) error {
 			infos = append(infos, fi)

@@ -33,7 +33,7 @@ type SealedObject struct {
 // too, and stores it as tombstones/<id>; it returns the ID. Saving needs
 // only the right to create objects.
 func (v *Vault) SaveTombstone(ctx context.Context, plain []byte) (keys.ID, error) {
-	return v.saveObject(ctx, tombstonesPrefix, keys.KindTombstone, plain)
+	return v.SaveObject(ctx, tombstonesPrefix, keys.KindTombstone, plain)
 }
 
 // Tombstones returns every tombstone of the area, through c when it is not

@@ -30,11 +30,16 @@ import (
 
 // Object names in the storage.
 const (
-	configName   = "config"
-	keysPrefix   = "keys/"
-	dataPrefix   = "data/"
-	indexPrefix  = "index/"
-	pointsPrefix = "points/"
+	configName = "config"
+	keysPrefix = "keys/"
+	dataPrefix = "data/"
+)
+
+// Where the sealed objects of an area's core kinds live (see SaveObject):
+// index files (keys.KindIndex) and recovery points (keys.KindPoint).
+const (
+	IndexPrefix  = "index/"
+	PointsPrefix = "points/"
 )
 
 // FormatVersion is the vault format this code writes and reads.
@@ -450,7 +455,7 @@ var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
 // superseded by a prune, which saved its successor first: it is skipped,
 // and its packs are adopted like orphans.
 func (v *Vault) LoadIndex(ctx context.Context) error {
-	names, err := v.list(ctx, indexPrefix)
+	names, err := v.list(ctx, IndexPrefix)
 	if err != nil {
 		return err
 	}
@@ -482,6 +487,12 @@ func (v *Vault) LoadIndex(ctx context.Context) error {
 		return err
 	}
 	return errors.Join(damaged...)
+}
+
+// ReadIndexFile reads and authenticates index file id. A file that fails is
+// ErrDamaged; one that is gone wraps storage.ErrNotFound.
+func (v *Vault) ReadIndexFile(ctx context.Context, id keys.ID) (*index.File, error) {
+	return v.readIndexFile(ctx, IndexPrefix+id.String())
 }
 
 func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, error) {
@@ -516,57 +527,6 @@ func listNames(ctx context.Context, st storage.Storage, prefix string) ([]string
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	return names, nil
-}
-
-// loadObject reads and opens a whole sealed object.
-func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
-	sealed, err := v.st.Load(ctx, name, 0, -1)
-	if err != nil {
-		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
-	}
-	return v.openObject(kind, id, sealed)
-}
-
-// openObject authenticates and decrypts a whole sealed object into a new
-// slice, leaving sealed unchanged.
-func (v *Vault) openObject(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
-	var plain []byte
-	var err error
-	switch {
-	case isIndexKind(kind):
-		plain, err = v.meta.Open(nil, kind, id, sealed)
-	case v.open.Len() == 0:
-		return nil, ErrWriteOnly
-	default:
-		plain, err = v.open.Open(nil, kind, id, sealed)
-	}
-	if errors.Is(err, keys.ErrOtherKey) {
-		return nil, err // not damage: sealed under a key this machine lacks
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
-	}
-	return plain, nil
-}
-
-// saveObject seals plain as kind under its own keyed hash and stores it at
-// prefix+ID. Saving an object that already exists is not an error: it is the
-// same content, if it has its size (see sized).
-func (v *Vault) saveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
-	id := v.keys.ID(kind, plain)
-	s, err := v.sealerFor(kind)
-	if err != nil {
-		return id, err
-	}
-	sealed := s.Seal(nil, kind, id, plain)
-	err = v.st.Save(ctx, prefix+id.String(), sealed)
-	if errors.Is(err, storage.ErrExists) && v.sized(ctx, prefix+id.String(), len(sealed)) {
-		return id, nil // the same bytes, saved before
-	}
-	if err != nil {
-		return id, fmt.Errorf("save %s: %w", kind, err)
-	}
-	return id, nil
 }
 
 // sized reports whether the object name, found to exist when saving the
@@ -855,7 +815,7 @@ func (v *Vault) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip f
 }
 
 func (v *Vault) saveIndexFile(ctx context.Context, f *index.File) error {
-	if _, err := v.saveObject(ctx, indexPrefix, keys.KindIndex, f.Encode()); err != nil {
+	if _, err := v.SaveObject(ctx, IndexPrefix, keys.KindIndex, f.Encode()); err != nil {
 		return err
 	}
 	for _, p := range f.Packs {

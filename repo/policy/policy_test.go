@@ -639,7 +639,7 @@ func TestPurgeable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range plan.Points {
-		if err := f.v.DeletePoint(ctx, p.ID); err != nil {
+		if err := f.v.DeleteObject(ctx, repo.PointsPrefix, p.ID); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -358,7 +358,7 @@ func Undelete(ctx context.Context, m Machine, owner *keys.OwnerKeys, points []ke
 // Purge is what prune may delete of a machine's area at some time.
 type Purge struct {
 	// Points are the forgotten points whose soft-delete window has passed,
-	// oldest first. Delete their objects (repo.Vault.DeletePoint) before the
+	// oldest first. Delete their objects (repo.Vault.DeleteObject) before the
 	// records below; the data only they reference may go with them.
 	Points []*repo.Point
 	// Records are the tombstones and owner records (names in the area)
@@ -381,7 +381,7 @@ func (s *State) Purgeable(ctx context.Context, now time.Time) (Purge, error) {
 		}
 	}
 	// Points in the storage, readable by this reader or not.
-	ids, err := s.m.Vault.PointIDs(ctx)
+	ids, err := s.m.Vault.ObjectIDs(ctx, repo.PointsPrefix)
 	if err != nil {
 		return Purge{}, err
 	}

@@ -327,7 +327,7 @@ func (p *pruner) purge(ctx context.Context) error {
 		if p.opts.DryRun {
 			continue
 		}
-		if err := p.v.DeletePoint(ctx, id); err != nil {
+		if err := p.v.DeleteObject(ctx, repo.PointsPrefix, id); err != nil {
 			return err
 		}
 	}
@@ -373,7 +373,7 @@ func (p *pruner) survey(ctx context.Context) error {
 // roots. A point that does not open with the vault's keys stops the prune:
 // what it needs would be deleted.
 func (p *pruner) loadPoints(ctx context.Context) ([]keys.ID, error) {
-	ids, err := p.v.PointIDs(ctx)
+	ids, err := p.v.ObjectIDs(ctx, repo.PointsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +414,7 @@ func (p *pruner) loadPoints(ctx context.Context) ([]keys.ID, error) {
 // marked packs last, so that a blob with a copy in an unmarked pack is
 // found there.
 func (p *pruner) loadIndex(ctx context.Context) error {
-	ids, err := p.v.IndexFiles(ctx)
+	ids, err := p.v.ObjectIDs(ctx, repo.IndexPrefix)
 	if err != nil {
 		return err
 	}
@@ -692,7 +692,7 @@ func (p *pruner) repack(ctx context.Context, packs []keys.ID) ([]keys.ID, error)
 		if len(landed.Packs) == 0 {
 			return nil
 		}
-		if _, err := p.v.SaveIndexFile(ctx, &landed); err != nil {
+		if _, err := p.v.SaveObject(ctx, repo.IndexPrefix, keys.KindIndex, landed.Encode()); err != nil {
 			return fmt.Errorf("repack: %w", err)
 		}
 		p.res.IndexWritten++
@@ -852,7 +852,7 @@ func (p *pruner) supersede(ctx context.Context) error {
 		if len(out.Packs) == 0 {
 			return nil
 		}
-		id, err := p.v.SaveIndexFile(ctx, &out)
+		id, err := p.v.SaveObject(ctx, repo.IndexPrefix, keys.KindIndex, out.Encode())
 		if err != nil {
 			return err
 		}
@@ -901,7 +901,7 @@ func (p *pruner) supersede(ctx context.Context) error {
 	old = slices.DeleteFunc(old, func(id keys.ID) bool { return slices.Contains(written, id) }) // saved again, same content
 	p.res.IndexDeleted = len(old)
 	return par.Range(ctx, len(old), walkers, func(ctx context.Context, i int) error {
-		return p.v.DeleteIndexFile(ctx, old[i])
+		return p.v.DeleteObject(ctx, repo.IndexPrefix, old[i])
 	})
 }
 

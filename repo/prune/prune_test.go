@@ -275,7 +275,7 @@ func (f *fixture) noStaleIndex() {
 	f.t.Helper()
 	ctx := context.Background()
 	v := f.open()
-	ids, err := v.IndexFiles(ctx)
+	ids, err := v.ObjectIDs(ctx, repo.IndexPrefix)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ type trailer struct {
 // junk (see quarantine) and cover nothing.
 func rebuildIndex(ctx context.Context, v *repo.Vault, apply bool) (*IndexReport, error) {
 	rep := &IndexReport{}
-	files, err := v.IndexFiles(ctx)
+	files, err := v.ObjectIDs(ctx, repo.IndexPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -196,12 +196,12 @@ func rebuildIndex(ctx context.Context, v *repo.Vault, apply bool) (*IndexReport,
 	// The successor first: no index file is deleted before every pack it
 	// named that still exists is named by a saved one.
 	if len(newFile.Packs) > 0 {
-		if rep.Written, err = v.SaveIndexFile(ctx, &newFile); err != nil {
+		if rep.Written, err = v.SaveObject(ctx, repo.IndexPrefix, keys.KindIndex, newFile.Encode()); err != nil {
 			return nil, err
 		}
 	}
 	for _, s := range rep.Stale {
-		if err := v.DeleteIndexFile(ctx, s.ID); err != nil {
+		if err := v.DeleteObject(ctx, repo.IndexPrefix, s.ID); err != nil {
 			return nil, err
 		}
 	}

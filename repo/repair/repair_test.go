@@ -251,10 +251,10 @@ func TestRebuildIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	staleID, err := v.SaveIndexFile(ctx, &index.File{Packs: []index.PackBlobs{
+	staleID, err := v.SaveObject(ctx, repo.IndexPrefix, keys.KindIndex, (&index.File{Packs: []index.PackBlobs{
 		{Pack: keys.ID(randomBytes(32, 300)), Entries: []pack.Entry{{Kind: keys.KindData, ID: keys.ID(randomBytes(32, 301)), Offset: 0, Length: 100}}},
 		{Pack: packID(t, packs[0]), Entries: entries},
-	}})
+	}}).Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
