@@ -1,6 +1,6 @@
 // Package certs is the vault root's list of certificates (certificate
-// mode, format.md §12): certificates/<seq>, each signed by the owner
-// together with its sequence number, so that a storage can neither make
+// mode, format.md §4.10): certificates/<seq>, each an owner-signed record
+// (package repo/signed) of the certificate and its sequence number, so that a storage can neither make
 // machines encrypt to a certificate of its choosing nor replay an older one
 // as the newest. The newest is current. What it returns is verified: signed
 // by the owner keys the caller trusts, and a certificate whose ID is the
@@ -19,6 +19,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage"
 )
 
@@ -27,9 +28,6 @@ const Prefix = "certificates/"
 
 // signContext is the owner-signature context of certificate objects.
 const signContext = "certificate"
-
-// maxObject bounds what is read of a certificate object.
-const maxObject = 64 << 10
 
 // ErrNoCertificate reports a vault that is not in certificate mode.
 var ErrNoCertificate = errkind.New(errkind.NotFound, "the vault has no certificate")
@@ -41,22 +39,56 @@ type Certificate struct {
 	*cert.Certificate
 }
 
-// object is a certificate as stored at certificates/<seq>.
-type object struct {
+// body is what a certificate object says, signed by the owner: its
+// place, its ID and its PEM. It is stored as a signed record (package
+// repo/signed) whose body is this, in JSON.
+type body struct {
+	Seq int    `json:"seq"`
+	ID  string `json:"id"`
+	PEM []byte `json:"pem"`
+}
+
+// legacyObject is a certificate object as azfs wrote it before
+// certificates were signed records (format.md §4.10, "Migration"): the
+// owner's signature is over legacyMessage. It is still read, never
+// written.
+type legacyObject struct {
 	ID  string `json:"id"`
 	PEM []byte `json:"pem"`
 	Sig []byte `json:"sig"`
 }
 
-func message(seq int, id string, pem []byte) []byte {
+func legacyMessage(seq int, id string, pem []byte) []byte {
 	return append(fmt.Appendf(nil, "%06d\x00%s\x00", seq, id), pem...)
 }
 
 // stored is a certificate object that decodes, at its place seq, not yet
-// verified.
+// verified: a signed record, or (legacy set) the form before it.
 type stored struct {
-	seq int
-	obj object
+	seq    int
+	id     string // the ID it claims
+	rec    signed.Record
+	legacy *legacyObject
+}
+
+// parse decodes the certificate object b at place seq, in either form. It
+// does not check the signature.
+func parse(b []byte, seq int) (stored, bool) {
+	s := stored{seq: seq}
+	if rec, err := signed.Decode(b); err == nil && rec.Body != nil {
+		var claimed body
+		if json.Unmarshal(rec.Body, &claimed) != nil {
+			return s, false
+		}
+		s.id, s.rec = claimed.ID, rec
+	} else {
+		var old legacyObject
+		if json.Unmarshal(b, &old) != nil {
+			return s, false
+		}
+		s.id, s.legacy = old.ID, &old
+	}
+	return s, len(s.id) == 64
 }
 
 // objects returns the certificate objects of the vault root st that
@@ -73,20 +105,19 @@ func objects(ctx context.Context, st storage.Storage) ([]stored, error) {
 	}
 	var out []stored
 	for _, n := range names {
-		s := stored{}
+		var seq int
 		if base := path.Base(n); len(base) != 6 {
 			continue // not a certificate object
-		} else if _, err := fmt.Sscanf(base, "%06d", &s.seq); err != nil {
+		} else if _, err := fmt.Sscanf(base, "%06d", &seq); err != nil {
 			continue
 		}
-		b, err := st.Load(ctx, n, 0, maxObject)
+		b, err := st.Load(ctx, n, 0, signed.MaxRecord)
 		if err != nil {
-			return nil, fmt.Errorf("read certificate %d: %w", s.seq, err)
+			return nil, fmt.Errorf("read certificate %d: %w", seq, err)
 		}
-		if json.Unmarshal(b, &s.obj) != nil || len(s.obj.ID) != 64 {
-			continue
+		if s, ok := parse(b, seq); ok {
+			out = append(out, s)
 		}
-		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
 	return out, nil
@@ -95,26 +126,35 @@ func objects(ctx context.Context, st storage.Storage) ([]stored, error) {
 // decode checks that b is a certificate object that owner signed for place
 // seq, and returns its certificate. Anything else wraps repo.ErrDamaged.
 func decode(b []byte, seq int, owner keys.OwnerPublic) (*cert.Certificate, error) {
-	var obj object
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return nil, fmt.Errorf("certificate %d: %w: %w", seq, repo.ErrDamaged, err)
+	s, ok := parse(b, seq)
+	if !ok {
+		return nil, fmt.Errorf("certificate %d: %w: not a certificate object", seq, repo.ErrDamaged)
 	}
-	return stored{seq: seq, obj: obj}.verify(owner)
+	return s.verify(owner)
 }
 
 // verify checks that owner signed s for its place and that its PEM is the
 // certificate its ID names, and returns that certificate. Anything else
 // wraps repo.ErrDamaged.
 func (s stored) verify(owner keys.OwnerPublic) (*cert.Certificate, error) {
-	if err := owner.Verify(signContext, message(s.seq, s.obj.ID, s.obj.PEM), s.obj.Sig); err != nil {
-		return nil, fmt.Errorf("certificate %d (%s): %w: %w", s.seq, shortID(s.obj.ID), repo.ErrDamaged, err)
+	var b body
+	if s.legacy != nil {
+		b = body{Seq: s.seq, ID: s.legacy.ID, PEM: s.legacy.PEM}
+		if err := owner.Verify(signContext, legacyMessage(s.seq, b.ID, b.PEM), s.legacy.Sig); err != nil {
+			return nil, fmt.Errorf("certificate %d (%s): %w: %w", s.seq, shortID(s.id), repo.ErrDamaged, err)
+		}
+	} else if err := s.rec.Open(owner, signContext, &b); err != nil {
+		return nil, fmt.Errorf("certificate %d (%s): %w", s.seq, shortID(s.id), err)
 	}
-	c, err := cert.ParseCertificate(s.obj.PEM)
+	if b.Seq != s.seq {
+		return nil, fmt.Errorf("certificate %d (%s): %w: signed for place %d", s.seq, shortID(s.id), repo.ErrDamaged, b.Seq)
+	}
+	c, err := cert.ParseCertificate(b.PEM)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %d: %w: %w", s.seq, repo.ErrDamaged, err)
 	}
-	if c.ID() != s.obj.ID {
-		return nil, fmt.Errorf("certificate %d (%s): %w: content does not match its name", s.seq, shortID(s.obj.ID), repo.ErrDamaged)
+	if c.ID() != b.ID {
+		return nil, fmt.Errorf("certificate %d (%s): %w: content does not match its name", s.seq, shortID(s.id), repo.ErrDamaged)
 	}
 	return c, nil
 }
@@ -170,12 +210,12 @@ func Add(ctx context.Context, st storage.Storage, owner *keys.OwnerKeys, c *cert
 	seq := 1
 	if len(objs) > 0 {
 		last := objs[len(objs)-1]
-		if last.obj.ID == id {
+		if last.id == id {
 			return fmt.Errorf("certificate %s is already the current one", shortID(id))
 		}
 		seq = last.seq + 1
 	}
-	b, err := json.Marshal(object{ID: id, PEM: pem, Sig: owner.Sign(signContext, message(seq, id, pem))})
+	b, err := signed.Encode(owner, signContext, body{Seq: seq, ID: id, PEM: pem})
 	if err != nil {
 		return fmt.Errorf("add certificate: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -86,18 +87,22 @@ func TestCurrentRefuses(t *testing.T) {
 	ctx := context.Background()
 	owner := testOwner()
 	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
-	planted, err := json.Marshal(object{ID: rsa.ID(), PEM: rsa.PEM(), Sig: otherOwner().Sign(signContext, message(2, rsa.ID(), rsa.PEM()))})
+	planted, err := signed.Encode(otherOwner(), signContext, body{Seq: 2, ID: rsa.ID(), PEM: rsa.PEM()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mismatched, err := json.Marshal(object{ID: ec.ID(), PEM: rsa.PEM(), Sig: owner.Sign(signContext, message(2, ec.ID(), rsa.PEM()))})
+	mismatched, err := signed.Encode(owner, signContext, body{Seq: 2, ID: ec.ID(), PEM: rsa.PEM()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	legacyPlanted := legacyObjectBytes(t, otherOwner(), 2, rsa)
+	legacyReplayed := legacyObjectBytes(t, owner, 1, rsa)
 	for what, newest := range map[string][]byte{
-		"replayed":       nil, // the first object, copied
-		"planted":        planted,
-		"ID not its DER": mismatched,
+		"replayed":              nil, // the first object, copied
+		"planted":               planted,
+		"ID not its DER":        mismatched,
+		"legacy form, planted":  legacyPlanted,
+		"legacy form, replayed": legacyReplayed,
 	} {
 		st := mem.New()
 		if err := Add(ctx, st, owner, ec); err != nil {
@@ -130,16 +135,65 @@ func TestCurrentRefuses(t *testing.T) {
 	}
 }
 
+// legacyObjectBytes is a certificate object in the form azfs wrote before
+// certificates were signed records (kept here only to test the migration,
+// format.md §4.10).
+func legacyObjectBytes(t testing.TB, owner *keys.OwnerKeys, seq int, c *cert.Certificate) []byte {
+	t.Helper()
+	b, err := json.Marshal(legacyObject{ID: c.ID(), PEM: c.PEM(), Sig: owner.Sign(signContext, legacyMessage(seq, c.ID(), c.PEM()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLegacyCertificates: a vault whose certificates were written in the
+// form before signed records still opens: its current certificate
+// verifies, and the next certificate added is a signed record after it.
+func TestLegacyCertificates(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	owner := testOwner()
+	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	if err := st.Save(ctx, Prefix+"000001", legacyObjectBytes(t, owner, 1, ec)); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Current(ctx, st, owner.Public()); err != nil || c.ID() != ec.ID() {
+		t.Fatalf("Current of a legacy vault: %v, %v", c, err)
+	}
+	if err := Add(ctx, st, owner, ec); err == nil {
+		t.Error("Add of the current (legacy) certificate again succeeded")
+	}
+	if err := Add(ctx, st, owner, rsa); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Load(ctx, Prefix+"000002", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := signed.Decode(b); err != nil || rec.Version != signed.Version || rec.Body == nil {
+		t.Errorf("the certificate added is not a signed record: %s (%v)", b, err)
+	}
+	if c, err := Current(ctx, st, owner.Public()); err != nil || c.ID() != rsa.ID() {
+		t.Fatalf("Current after adding: %v, %v", c, err)
+	}
+	list, err := List(ctx, st, owner.Public())
+	if err != nil || len(list) != 2 || list[0].ID() != ec.ID() || list[1].ID() != rsa.ID() {
+		t.Fatalf("List: %+v, %v", list, err)
+	}
+}
+
 // FuzzDecode: a certificate object verifies only when the owner signed it
 // for its place, and it then holds the certificate its ID names.
 func FuzzDecode(f *testing.F) {
 	owner := testOwner()
 	c := testCert(f, "ec.crt")
-	valid, err := json.Marshal(object{ID: c.ID(), PEM: c.PEM(), Sig: owner.Sign(signContext, message(1, c.ID(), c.PEM()))})
+	valid, err := signed.Encode(owner, signContext, body{Seq: 1, ID: c.ID(), PEM: c.PEM()})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(valid)
+	f.Add(legacyObjectBytes(f, owner, 1, c))
 	f.Add([]byte(`{"id":"short","pem":"","sig":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decode(b, 1, owner.Public())

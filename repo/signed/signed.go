@@ -1,9 +1,11 @@
-// Package signed is the owner-signed JSON record (format.md §4.7): a body
+// Package signed is the owner-signed record (format.md §4.7), the one
+// format of everything the owner signs in JSON: a format version, a body
 // and the owner's Ed25519 signature over it under a context string that
 // keeps a signature for one kind of record from being valid for another.
-// The records of repo/access (credentials, PINs) and of repo/policy
-// (policies, soft-delete windows, forget and undelete records) are stored
-// through it; each package owns its contexts.
+// The records of repo/access (credentials, PINs), of repo/policy
+// (policies, soft-delete windows, forget and undelete records), repair's
+// signed config copy and repo/certs' certificates are stored through it;
+// each package owns its contexts.
 package signed
 
 import (
@@ -20,22 +22,65 @@ import (
 // cannot make a client allocate without bound.
 const MaxRecord = 64 << 10
 
-// Record is how a signed record is stored (JSON): a JSON body and the
-// owner's Ed25519 signature over exactly those bytes.
+// Version is the version of the signed-record format this code writes
+// and reads. Records written before the envelope carried a version (no
+// "v") are version 1 too: the format did not change. A reader refuses a
+// record of a later version rather than misread it.
+const Version = 1
+
+// Record is how a signed record is stored (JSON): the format version, a
+// JSON body and the owner's Ed25519 signature over exactly those bytes.
 type Record struct {
-	Body []byte `json:"body"`
-	Sig  []byte `json:"sig"`
+	Version int    `json:"v,omitempty"`
+	Body    []byte `json:"body"`
+	Sig     []byte `json:"sig"`
+}
+
+// Decode parses a stored signed record without checking its signature.
+// Anything that is not a record of a version this code reads wraps
+// repo.ErrDamaged.
+func Decode(b []byte) (Record, error) {
+	var rec Record
+	if len(b) > MaxRecord {
+		return rec, fmt.Errorf("%w: larger than %d bytes", repo.ErrDamaged, MaxRecord)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("%w: %w", repo.ErrDamaged, err)
+	}
+	if rec.Version > Version || rec.Version < 0 {
+		return rec, fmt.Errorf("%w: signed record of version %d (this azfs reads version %d)", repo.ErrDamaged, rec.Version, Version)
+	}
+	return rec, nil
+}
+
+// Open checks that pub signed the record's body under context and only
+// then decodes the body into body. Anything else wraps repo.ErrDamaged
+// (a bad signature, keys.ErrSignature too).
+func (rec Record) Open(pub keys.OwnerPublic, context string, body any) error {
+	if err := pub.Verify(context, rec.Body, rec.Sig); err != nil {
+		return fmt.Errorf("%w: %w", repo.ErrDamaged, err)
+	}
+	if err := json.Unmarshal(rec.Body, body); err != nil {
+		return fmt.Errorf("%w: %w", repo.ErrDamaged, err)
+	}
+	return nil
+}
+
+// Encode returns body as a signed record (JSON, then the envelope of
+// Record), signed by owner under context.
+func Encode(owner *keys.OwnerKeys, context string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Record{Version: Version, Body: b, Sig: owner.Sign(context, b)})
 }
 
 // Save stores body as a signed record (JSON, then the envelope of Record),
 // signed by owner under context, as name in st. It never overwrites an
 // existing object.
 func Save(ctx context.Context, st storage.Storage, name string, owner *keys.OwnerKeys, context string, body any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	rec, err := json.Marshal(Record{Body: b, Sig: owner.Sign(context, b)})
+	rec, err := Encode(owner, context, body)
 	if err != nil {
 		return err
 	}
@@ -52,18 +97,12 @@ func Load(ctx context.Context, st storage.Storage, name string, pub keys.OwnerPu
 	if err != nil {
 		return err
 	}
-	if len(b) > MaxRecord {
-		return fmt.Errorf("%s: %w: larger than %d bytes", name, repo.ErrDamaged, MaxRecord)
+	rec, err := Decode(b)
+	if err == nil {
+		err = rec.Open(pub, context, body)
 	}
-	var rec Record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return fmt.Errorf("%s: %w: %w", name, repo.ErrDamaged, err)
-	}
-	if err := pub.Verify(context, rec.Body, rec.Sig); err != nil {
-		return fmt.Errorf("%s: %w: %w", name, repo.ErrDamaged, err)
-	}
-	if err := json.Unmarshal(rec.Body, body); err != nil {
-		return fmt.Errorf("%s: %w: %w", name, repo.ErrDamaged, err)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
@@ -78,8 +117,8 @@ func DecodeUnverified(ctx context.Context, st storage.Storage, name string, body
 	if err != nil {
 		return err
 	}
-	var rec Record
-	if len(b) > MaxRecord || json.Unmarshal(b, &rec) != nil || json.Unmarshal(rec.Body, body) != nil {
+	rec, err := Decode(b)
+	if err != nil || json.Unmarshal(rec.Body, body) != nil {
 		return fmt.Errorf("%s: %w: not a signed record", name, repo.ErrDamaged)
 	}
 	return nil
