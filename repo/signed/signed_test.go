@@ -64,3 +64,37 @@ func TestSaveLoad(t *testing.T) {
 		t.Errorf("DecodeUnverified: %+v, %v", unverified, err)
 	}
 }
+
+// TestVersion: a record is written with the format's version; one written
+// before the envelope carried a version (no "v") is version 1 and loads;
+// one of a later version is refused as damaged.
+func TestVersion(t *testing.T) {
+	ctx := context.Background()
+	owner, err := keys.NewOwnerKeys("vault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := signed.Encode(owner, "test", body{Name: "web01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte(`{"v":1,`)) {
+		t.Errorf("Encode wrote %s, want version 1", b)
+	}
+	st := mem.New()
+	for name, rec := range map[string][]byte{
+		"unversioned": bytes.Replace(b, []byte(`"v":1,`), nil, 1),
+		"later":       bytes.Replace(b, []byte(`"v":1,`), []byte(`"v":2,`), 1),
+	} {
+		if err := st.Save(ctx, name, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got body
+	if err := signed.Load(ctx, st, "unversioned", owner.Public(), "test", &got); err != nil || got.Name != "web01" {
+		t.Errorf("a record without a version: %+v, %v", got, err)
+	}
+	if err := signed.Load(ctx, st, "later", owner.Public(), "test", &got); !errors.Is(err, repo.ErrDamaged) {
+		t.Errorf("a record of version 2: %v, want damaged", err)
+	}
+}
