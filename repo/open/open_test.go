@@ -168,6 +168,34 @@ func TestOwnerKeysPinned(t *testing.T) {
 	}
 }
 
+// TestOtherVaultAtPlace: another vault at the place where this host knows
+// a vault is refused (a swapped storage), and so is a machine area named
+// as a vault root.
+func TestOtherVaultAtPlace(t *testing.T) {
+	ctx := context.Background()
+	f := inDir(t)
+	if _, err := Root(ctx, Target{Vault: filepath.Join(f.dir, "machines", "web01")}); err == nil || !strings.Contains(err.Error(), "not a vault root") {
+		t.Errorf("Root of a machine area: %v", err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	st, err := local.Create(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := repo.CreateVault(ctx, st, ownerPass, cheapKDF); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(f.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, f.dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Root(ctx, Target{Vault: f.dir}); err == nil || !strings.Contains(err.Error(), "is not the vault this machine knows there") {
+		t.Errorf("Root of another vault at a known place: %v", err)
+	}
+}
+
 // TestOwner: the owner's keys come from this host's keyring, else from the
 // owner passphrase, asked for by name; a wrong one is refused.
 func TestOwner(t *testing.T) {
