@@ -432,13 +432,22 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 	}
 	first := off / v.sectorSize
 	last := (off + int64(len(p)) + v.sectorSize - 1) / v.sectorSize
-	buf := make([]byte, (last-first)*v.sectorSize)
+	// A read of whole sectors (a file system's blocks) is decrypted in
+	// place; another goes through a buffer of the sectors it touches.
+	inPlace := off%v.sectorSize == 0 && int64(len(p))%v.sectorSize == 0
+	buf := p
+	if !inPlace {
+		buf = make([]byte, (last-first)*v.sectorSize)
+	}
 	if _, err := v.r.ReadAt(buf, v.offset+first*v.sectorSize); err != nil {
 		return 0, fmt.Errorf("luks: read sectors %d-%d: %w", first, last-1, err)
 	}
 	step := uint64(v.sectorSize / sectorSize)
 	v.c.decryptSectors(buf, int(v.sectorSize), uint64(first)*step+v.ivTweak, step)
-	n := copy(p, buf[off-first*v.sectorSize:])
+	n := len(p)
+	if !inPlace {
+		n = copy(p, buf[off-first*v.sectorSize:])
+	}
 	if n < want {
 		return n, io.EOF
 	}

@@ -77,6 +77,9 @@ func TestUnlockRealVolumes(t *testing.T) {
 			if !bytes.Equal(part, plain[1<<20+123:][:10000]) {
 				t.Fatal("unaligned read differs")
 			}
+			if n, err := v.ReadAt(nil, 4096); n != 0 || err != nil {
+				t.Fatalf("empty read: %d, %v", n, err)
+			}
 			if n, err := v.ReadAt(part, v.Size()-100); n != 100 || err != io.EOF {
 				t.Fatalf("read at the end: %d, %v", n, err)
 			}
