@@ -10,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -179,20 +180,28 @@ func (f *fileNode) Lseek(_ context.Context, _ gofs.FileHandle, off uint64, whenc
 // chunk returns the content of extent e through the chunk cache, checking
 // its length.
 func (v *vault) chunk(ctx context.Context, e tree.Extent) ([]byte, error) {
-	data, err := v.chunks.GetOrLoad(ctx, e.ID, func(ctx context.Context) ([]byte, error) {
-		data, err := v.src.Chunk(ctx, e.ID)
-		if err != nil {
-			return nil, fmt.Errorf("load chunk %s: %w", e.ID.Short(), err)
-		}
-		return data, nil
-	})
+	data, err := v.chunks.GetOrLoad(ctx, e.ID, func(ctx context.Context) ([]byte, error) { return v.loadChunk(ctx, e.ID) })
 	if err != nil {
 		return nil, err
 	}
-	if len(data) != int(e.Length) {
-		return nil, fmt.Errorf("chunk %s: %w: %d bytes, extent has %d", e.ID.Short(), errChunkSize, len(data), e.Length)
+	return data, checkChunkLength(e, data)
+}
+
+// loadChunk loads chunk id from the source, not through the cache.
+func (v *vault) loadChunk(ctx context.Context, id keys.ID) ([]byte, error) {
+	data, err := v.src.Chunk(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load chunk %s: %w", id.Short(), err)
 	}
 	return data, nil
+}
+
+// checkChunkLength checks that data, extent e's chunk, is as long as e.
+func checkChunkLength(e tree.Extent, data []byte) error {
+	if len(data) != int(e.Length) {
+		return fmt.Errorf("chunk %s: %w: %d bytes, extent has %d", e.ID.Short(), errChunkSize, len(data), e.Length)
+	}
+	return nil
 }
 
 // prefetch starts loading extent e's chunk into the cache in the

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	hlru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/azfs/azfs/diskimage"
 	"github.com/azfs/azfs/diskimage/ext4"
@@ -67,27 +67,39 @@ func newImages(opts Options) *images {
 
 // pointFile reads a point's file through the chunk cache: the bottom of
 // every image's stack of readers. Images are stored in small fixed blocks
-// (4 KiB for an image of up to 4 GiB), so it loads the chunks of a read in
-// parallel and, for sequential readers, prefetches by bytes, not by a
-// count of chunks.
+// (16 KiB for an image of up to 16 GiB), and loading each block through
+// the cache costs more than the block (an entry, a goroutine, a lookup per
+// 16 KiB), so a point file is read, cached and read ahead in aligned
+// windows of imageWindow bytes, each loaded in one go: its chunks one
+// after the other on one goroutine, straight from the source unless
+// cached, into one buffer that the chunk cache keeps under a key derived
+// from the window's extents (so the same window in another point is the
+// same entry). Windows load in parallel: those of a read at once, and a
+// sequential reader's next imageReadAhead windows in the background.
 type pointFile struct {
 	v    *vault
 	node *tree.Node
 	path string
-	seq  sequence
+	seq  windowSeq
 }
 
-// Loading of a point file's chunks.
+// windowSeq is where a point file's readers are, in windows: what read-ahead
+// needs to know.
+type windowSeq struct {
+	mu sync.Mutex // guards the fields below
+	// last is the last window of the previous read.
+	last uint64
+	// ahead is the first window not yet loaded ahead in the current
+	// sequential run.
+	ahead uint64
+}
+
 const (
-	// imageRun is the most chunks one goroutine loads in a row, for a
-	// read or ahead of one: image blocks are small, and a goroutine per
-	// block costs more than loading it.
-	imageRun = 64
-	// imageLoads bounds the runs one read loads at once.
-	imageLoads = 4
-	// imageReadAhead is how far past a sequential read its chunks are
-	// prefetched.
-	imageReadAhead = 8 << 20
+	// imageWindow is the span of a point file loaded and cached as one.
+	imageWindow = 1 << 20
+	// imageReadAhead is how many windows past a sequential read are
+	// loaded ahead of it.
+	imageReadAhead = 8
 )
 
 // ReadAt reads len(p) bytes at off; holes read as zeros. A chunk that fails
@@ -101,41 +113,25 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	start := uint64(off)
 	end := min(start+uint64(len(p)), f.node.Size)
-	f.readAhead(start, end)
-	exts := f.node.Extents
-	first := f.node.FindExtent(start)
-	last := first
-	for last < len(exts) && exts[last].Offset < end {
-		last++
+	if start == end {
+		return 0, nil
 	}
-	clear(p[:end-start])
-	load := func(run []tree.Extent) error {
-		for _, e := range run {
-			data, err := f.v.chunk(context.Background(), e)
-			if err != nil {
-				f.v.fail(err, "chunk", e.ID, f.path)
-				return err
+	first, last := start/imageWindow, (end-1)/imageWindow
+	f.readAhead(first, last)
+	for k := first + 1; k <= last; k++ {
+		f.prefetchWindow(k)
+	}
+	for k := first; k <= last; k++ {
+		lo, hi := max(start, k*imageWindow), min(end, (k+1)*imageWindow)
+		w, err := f.window(context.Background(), k)
+		if err != nil {
+			// A damaged chunk fails only the reads that need it.
+			if err := f.readChunks(p[lo-start:hi-start], lo); err != nil {
+				return 0, err
 			}
-			from := max(start, e.Offset)
-			to := min(end, e.Offset+uint64(e.Length))
-			copy(p[from-start:to-start], data[from-e.Offset:to-e.Offset])
+			continue
 		}
-		return nil
-	}
-	if last-first <= imageRun {
-		// One run (the metadata reads of a file system): no goroutine.
-		if err := load(exts[first:last]); err != nil {
-			return 0, err
-		}
-	} else {
-		var g errgroup.Group
-		g.SetLimit(imageLoads)
-		for i := first; i < last; i += imageRun {
-			g.Go(func() error { return load(exts[i:min(i+imageRun, last)]) })
-		}
-		if err := g.Wait(); err != nil {
-			return 0, err
-		}
+		copy(p[lo-start:hi-start], w[lo-k*imageWindow:hi-k*imageWindow])
 	}
 	n := int(end - start)
 	if n < len(p) {
@@ -144,30 +140,133 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// readAhead notes a read of [start, end): when it continues a sequential
-// run, it prefetches, in runs of imageRun chunks, the chunks of the
-// imageReadAhead bytes after it that it has not started yet, as many runs
-// as the vault's pool of background fetches takes.
-func (f *pointFile) readAhead(start, end uint64) {
+// readChunks fills p with the file's bytes from start on chunk by chunk,
+// through the chunk cache: how a read whose window failed to load reads
+// the chunks it needs. Holes read as zeros.
+func (f *pointFile) readChunks(p []byte, start uint64) error {
+	end := start + uint64(len(p))
+	pos := start
+	exts := f.node.Extents
+	for i := f.node.FindExtent(start); i < len(exts) && exts[i].Offset < end; i++ {
+		e := exts[i]
+		if e.Offset > pos {
+			clear(p[pos-start : e.Offset-start])
+			pos = e.Offset
+		}
+		data, err := f.v.chunk(context.Background(), e)
+		if err != nil {
+			f.v.fail(err, "chunk", e.ID, f.path)
+			return err
+		}
+		pos += uint64(copy(p[pos-start:], data[pos-e.Offset:]))
+	}
+	clear(p[pos-start:])
+	return nil
+}
+
+// window returns the content of window k: the file's bytes from
+// k*imageWindow, imageWindow of them or to the end of the file.
+func (f *pointFile) window(ctx context.Context, k uint64) ([]byte, error) {
+	lo := k * imageWindow
+	hi := min(lo+imageWindow, f.node.Size)
+	exts := f.node.Extents
+	first := f.node.FindExtent(lo)
+	last := first
+	for last < len(exts) && exts[last].Offset < hi {
+		last++
+	}
+	exts = exts[first:last]
+	return f.v.chunks.GetOrLoad(ctx, windowKey(lo, hi, exts), func(ctx context.Context) ([]byte, error) {
+		buf := make([]byte, hi-lo)
+		for _, e := range exts {
+			data, err := f.v.windowChunk(ctx, e, lo, hi)
+			if err != nil {
+				f.v.fail(err, "chunk", e.ID, f.path)
+				return nil, err
+			}
+			from, to := max(lo, e.Offset), min(hi, e.Offset+uint64(e.Length))
+			copy(buf[from-lo:to-lo], data[from-e.Offset:to-e.Offset])
+		}
+		return buf, nil
+	})
+}
+
+// windowChunk returns the content of extent e for the window [lo, hi): a
+// chunk the window holds whole is loaded from the source unless cached,
+// and not cached (the window is); one that straddles the window's edge
+// goes through the cache, as the next window wants it too.
+func (v *vault) windowChunk(ctx context.Context, e tree.Extent, lo, hi uint64) ([]byte, error) {
+	if e.Offset < lo || e.Offset+uint64(e.Length) > hi {
+		return v.chunk(ctx, e)
+	}
+	data, ok := v.chunks.Get(e.ID)
+	if !ok {
+		var err error
+		if data, err = v.loadChunk(ctx, e.ID); err != nil {
+			return nil, err
+		}
+	}
+	return data, checkChunkLength(e, data)
+}
+
+// windowKey is the chunk cache's key of a window of a point file: a hash
+// of its length and of its extents, each placed relative to its start lo.
+// It cannot be a chunk's ID, which is a keyed hash of the chunk's content.
+func windowKey(lo, hi uint64, exts []tree.Extent) keys.ID {
+	h := sha256.New()
+	var b [8 + 8 + 4]byte
+	h.Write([]byte("azfs image window\x00"))
+	binary.LittleEndian.PutUint64(b[:], hi-lo)
+	h.Write(b[:8])
+	for _, e := range exts {
+		h.Write(e.ID[:])
+		binary.LittleEndian.PutUint64(b[:], e.Offset-lo) // wraps for an extent starting before lo
+		binary.LittleEndian.PutUint32(b[8:], e.Length)
+		h.Write(b[:12])
+	}
+	var id keys.ID
+	h.Sum(id[:0])
+	return id
+}
+
+// prefetchWindow starts loading window k in the background unless the
+// vault's pool of background fetches is full. It reports false when the
+// pool is full.
+func (f *pointFile) prefetchWindow(k uint64) bool {
+	select {
+	case f.v.fetches <- struct{}{}:
+	default:
+		return false
+	}
+	go func() {
+		defer func() { <-f.v.fetches }()
+		// A failure is not reported here: the read that needs the
+		// window loads it again and reports.
+		_, _ = f.window(context.Background(), k)
+	}()
+	return true
+}
+
+// readAhead notes a read of windows first to last: when it continues a
+// sequential run, it starts loading the imageReadAhead windows after last
+// that it has not started yet, as many as the vault's pool of background
+// fetches takes.
+func (f *pointFile) readAhead(first, last uint64) {
 	seq := &f.seq
 	seq.mu.Lock()
 	defer seq.mu.Unlock()
-	prev := seq.end
-	seq.end = int64(end)
-	if int64(start) < prev-seqWindow || int64(start) > prev+seqWindow {
+	prev := seq.last
+	seq.last = last
+	if first+1 < prev || first > prev+1 {
 		seq.ahead = 0
 		return
 	}
-	exts := f.node.Extents
-	for j := max(f.node.FindExtent(end), seq.ahead); j < len(exts) && exts[j].Offset < end+imageReadAhead; {
-		k := j + 1
-		for k < len(exts) && k-j < imageRun && exts[k].Offset < end+imageReadAhead {
-			k++
-		}
-		if !f.v.prefetchRun(exts[j:k]) {
+	windows := (f.node.Size + imageWindow - 1) / imageWindow
+	for k := max(last+1, seq.ahead); k < min(last+1+imageReadAhead, windows); k++ {
+		if !f.prefetchWindow(k) {
 			return
 		}
-		seq.ahead, j = k, k
+		seq.ahead = k + 1
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/azfs/azfs/diskimage/imagetest"
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -188,5 +189,43 @@ func TestNoImageContents(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "disk.img.contents")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("disk.img.contents: %v, want not found", err)
+	}
+}
+
+// TestPointFileWindows: a point file reads in windows of many chunks; a
+// damaged chunk fails only the reads that need it, not the others of its
+// window; a window is loaded once however many reads want it.
+func TestPointFileWindows(t *testing.T) {
+	src := newFakeSource()
+	data := randomBytes(3*mib+5000, 3)
+	n := src.file("img", data, 16<<10)
+	f := &pointFile{v: newVault(src, Options{ReadAhead: -1}), node: &n, path: "img"}
+	read := func(off, length int) ([]byte, error) {
+		buf := make([]byte, length)
+		got, err := f.ReadAt(buf, int64(off))
+		return buf[:got], err
+	}
+	// Across two windows and to the end.
+	for _, r := range [][2]int{{mib - 100, 300}, {0, len(data)}, {3*mib + 10, 4990}} {
+		got, err := read(r[0], r[1])
+		if err != nil || !bytes.Equal(got, data[r[0]:r[0]+r[1]]) {
+			t.Fatalf("read of %d at %d: %d bytes, %v", r[1], r[0], len(got), err)
+		}
+	}
+	if got := src.loadCount(n.Extents[70].ID); got != 1 {
+		t.Fatalf("a chunk loaded %d times, want once", got)
+	}
+
+	f = &pointFile{v: newVault(src, Options{ReadAhead: -1}), node: &n, path: "img"}
+	bad := n.Extents[70] // in the second window
+	src.mu.Lock()
+	src.damaged[bad.ID] = true
+	src.mu.Unlock()
+	if _, err := read(int(bad.Offset)+100, 100); !errors.Is(err, keys.ErrAuth) {
+		t.Fatalf("read of the damaged chunk: %v, want ErrAuth", err)
+	}
+	before := int(n.Extents[69].Offset)
+	if got, err := read(before, 16<<10); err != nil || !bytes.Equal(got, data[before:before+16<<10]) {
+		t.Fatalf("read of the chunk before it in its window: %v", err)
 	}
 }
