@@ -11,7 +11,9 @@ import (
 // FuzzRead reads arbitrary bytes as a partitioned disk (b followed by
 // zeros up to size bytes): Read fails with ErrFormat or returns partitions
 // that lie within the disk; it never panics or loops. The seeds in
-// testdata are tables sfdisk wrote (GPT, MBR).
+// testdata are tables sfdisk wrote (GPT, MBR, and an MBR whose extended
+// partition holds three logical partitions, laid out in sectors so that
+// its chain of EBRs fits in the seed's first 32 KiB).
 func FuzzRead(f *testing.F) {
 	f.Add([]byte{}, int64(4096))
 	f.Fuzz(func(t *testing.T, b []byte, size int64) {

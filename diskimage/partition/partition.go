@@ -1,9 +1,11 @@
 // Package partition reads the partition table of a disk image, GPT or MBR,
 // from an io.ReaderAt, with github.com/diskfs/go-diskfs's table readers.
 // Partitions are numbered as Linux numbers them (p1, p2, …): a GPT entry's
-// place in the entry array, an MBR primary entry's place in the MBR.
-// Logical partitions inside an MBR extended partition are not listed (the
-// extended partition itself is).
+// place in the entry array, an MBR primary entry's place in the MBR, and
+// the logical partitions of an MBR extended partition from 5 on, in the
+// order of its chain of extended boot records (EBRs, which go-diskfs does
+// not read: readLogicals does). The extended partition itself, which
+// holds only that chain, is not listed.
 package partition
 
 import (
@@ -150,25 +152,116 @@ func readGPT(r io.ReaderAt, size int64, head []byte, ss int) (*Table, error) {
 	return t, nil
 }
 
-// readMBR reads an MBR's primary entries.
+// readMBR reads an MBR's primary entries and the logical partitions of
+// its first extended partition.
 func readMBR(r io.ReaderAt, size int64) (*Table, error) {
 	mt, err := mbr.Read(&diskFile{io.NewSectionReader(r, 0, size)}, 512, 512)
 	if err != nil {
 		return nil, fmt.Errorf("%w: MBR: %w", ErrFormat, err)
 	}
 	t := &Table{Scheme: "mbr"}
+	var extended *Partition
 	for _, p := range mt.Partitions {
 		if p.Type == mbr.Empty || p.Size == 0 {
 			continue
 		}
-		t.Partitions = append(t.Partitions, Partition{
+		part := Partition{
 			Number: p.Index,
-			Start:  int64(p.Start) * 512,
-			Size:   int64(p.Size) * 512,
+			Start:  int64(p.Start) * mbrSector,
+			Size:   int64(p.Size) * mbrSector,
 			Type:   fmt.Sprintf("%02x", byte(p.Type)),
-		})
+		}
+		if isExtended(byte(p.Type)) {
+			// Linux reads the first extended partition only.
+			if extended == nil {
+				extended = &part
+			}
+			continue
+		}
+		t.Partitions = append(t.Partitions, part)
+	}
+	if extended != nil {
+		logicals, err := readLogicals(r, size, *extended)
+		if err != nil {
+			return nil, err
+		}
+		t.Partitions = append(t.Partitions, logicals...)
 	}
 	return t, nil
+}
+
+const (
+	// mbrSector is the unit of MBR and EBR entries.
+	mbrSector = 512
+	// firstLogical is the number of the first logical partition.
+	firstLogical = 5
+	// maxLogicals bounds the logical partitions (Linux numbers
+	// partitions up to 255), maxEBRs an EBR chain (one looping back).
+	maxLogicals = 255 - firstLogical + 1
+	maxEBRs     = 2 * maxLogicals
+)
+
+// isExtended reports whether an MBR partition type is an extended
+// partition's (DOS, Windows LBA, Linux), as Linux's is_extended_partition.
+func isExtended(typ byte) bool {
+	return typ == 0x05 || typ == 0x0f || typ == 0x85
+}
+
+// readLogicals reads the chain of EBRs of extended partition ext, on a
+// disk of size bytes: each EBR, a sector with an MBR's layout, holds
+// logical partitions placed relative to itself and the link to the next
+// EBR placed relative to ext. The chain ends at an EBR without a link or
+// without the boot signature (as Linux ends it); a link out of ext, a
+// logical partition out of ext or a chain longer than maxEBRs (one that
+// loops) is an error.
+func readLogicals(r io.ReaderAt, size int64, ext Partition) ([]Partition, error) {
+	var logicals []Partition
+	ebr := ext.Start
+	sector := make([]byte, mbrSector)
+	for read := 0; ; read++ {
+		if read == maxEBRs {
+			return nil, fmt.Errorf("%w: a chain of more than %d extended boot records", ErrFormat, maxEBRs)
+		}
+		if ebr+mbrSector > size {
+			return nil, fmt.Errorf("%w: extended boot record at sector %d beyond the disk", ErrFormat, ebr/mbrSector)
+		}
+		if _, err := r.ReadAt(sector, ebr); err != nil {
+			return nil, fmt.Errorf("read extended boot record at sector %d: %w", ebr/mbrSector, err)
+		}
+		if sector[510] != 0x55 || sector[511] != 0xaa {
+			return logicals, nil
+		}
+		next := int64(-1)
+		for i := range 4 {
+			e := sector[446+16*i:][:16]
+			typ := e[4]
+			start := int64(binary.LittleEndian.Uint32(e[8:])) * mbrSector
+			n := int64(binary.LittleEndian.Uint32(e[12:])) * mbrSector
+			switch {
+			case typ == 0 || n == 0:
+			case isExtended(typ):
+				if next < 0 {
+					next = ext.Start + start
+				}
+			default:
+				if len(logicals) == maxLogicals {
+					return nil, fmt.Errorf("%w: more than %d logical partitions", ErrFormat, maxLogicals)
+				}
+				p := Partition{Number: firstLogical + len(logicals), Start: ebr + start, Size: n, Type: fmt.Sprintf("%02x", typ)}
+				if p.Start < ext.Start || p.Size > ext.Start+ext.Size-p.Start {
+					return nil, fmt.Errorf("%w: logical partition %d (%d bytes at %d) beyond its extended partition", ErrFormat, p.Number, p.Size, p.Start)
+				}
+				logicals = append(logicals, p)
+			}
+		}
+		if next < 0 {
+			return logicals, nil
+		}
+		if next < ext.Start || next >= ext.Start+ext.Size {
+			return nil, fmt.Errorf("%w: extended boot record at sector %d beyond its extended partition", ErrFormat, next/mbrSector)
+		}
+		ebr = next
+	}
 }
 
 // diskFile is the file go-diskfs's table readers take, over a section
