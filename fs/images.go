@@ -322,9 +322,16 @@ func detect(r io.ReaderAt, size int64) diskimage.Kind {
 	return diskimage.Detect(head)
 }
 
+// kernelHint ends the errors about ext4 features azfs does not read: the
+// kernel reads them.
+const kernelHint = "; azfs image mount (as root) mounts it with the kernel"
+
 // report logs err, a failure to read inside the image at path, once per
 // path, and returns the errno for it.
 func (v *vault) report(err error, path, what string) syscall.Errno {
+	if errors.Is(err, ext4.ErrUnsupported) {
+		err = fmt.Errorf("%w%s", err, kernelHint)
+	}
 	if _, seen := v.images.reported.LoadOrStore(path+"\x00"+what, struct{}{}); !seen && !isDamage(err) {
 		v.log.Error(what, "path", path, "err", err)
 	}

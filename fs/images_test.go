@@ -229,3 +229,35 @@ func TestPointFileWindows(t *testing.T) {
 		t.Fatalf("read of the chunk before it in its window: %v", err)
 	}
 }
+
+// TestImageContentsUnreadExt4: an ext4 file system with a feature azfs does
+// not read (meta_bg) is one error line naming the image and the feature
+// and pointing at the kernel's path; its contents directory cannot be
+// opened.
+func TestImageContentsUnreadExt4(t *testing.T) {
+	imagetest.Require(t, "mkfs.ext4")
+	img := filepath.Join(t.TempDir(), "fs.img")
+	imagetest.Run(t, "", "mkfs.ext4", "-q", "-F", "-O", "meta_bg,^resize_inode", img, "16M")
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newFakeSource()
+	pt := src.point("m", fixtureTime, []tree.Node{src.file("meta.ext4", data, mib)})
+	var logs logBuffer
+	opts := Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	root, err := NewPointRoot(src, pt, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := mountTest(t, root, opts)
+	for range 2 {
+		if _, err := os.ReadDir(filepath.Join(mnt, "meta.ext4.contents")); err == nil {
+			t.Fatal("the contents of an ext4 with meta_bg list")
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "path=/meta.ext4") || !strings.Contains(lines[0], "meta_bg") || !strings.Contains(lines[0], "azfs image mount") {
+		t.Fatalf("want one line naming the image, the feature and azfs image mount, got:\n%s", logs.String())
+	}
+}

@@ -9,8 +9,11 @@
 // nanoseconds kept in the inode's extra fields, and its API takes paths,
 // so every lookup walks and re-reads each directory from the root.
 //
-// Not supported (ErrUnsupported): inline data (a mkfs.ext4 option, off by
-// default), meta_bg group descriptors. The journal is not replayed: an
+// Not supported (ErrUnsupported, whose errors name the feature as
+// mkfs.ext4 -O names it): inline_data (a mkfs.ext4 option, off by
+// default; refused for the inodes that hold their data inline), and, for
+// the whole file system, meta_bg, encrypt (fscrypt), compression, dirdata
+// and journal_dev (an external journal, not a file system). The journal is not replayed: an
 // image of a file system that was not unmounted cleanly reads as it was on
 // disk, as the kernel's ro,noload mount reads it. The package holds no
 // block of the file system in memory beyond the one a call is reading
@@ -24,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -50,6 +54,33 @@ const (
 	incompatInlineData = 0x8000
 	incompatFiletype   = 0x2
 )
+
+// unreadIncompat names the incompatible features this package refuses a
+// file system for, as mkfs.ext4 -O names them: it cannot find or read
+// the file system's metadata or files with them. (inline_data is refused
+// per inode, by the reads that meet an inode holding its data.)
+var unreadIncompat = []struct {
+	flag uint32
+	name string
+}{
+	{0x1, "compression"},
+	{0x8, "journal_dev"},
+	{incompatMetaBG, "meta_bg"},
+	{0x1000, "dirdata"},
+	{0x10000, "encrypt"},
+}
+
+// unreadFeatures returns the names of the features in incompat that this
+// package does not read, comma-separated, or "".
+func unreadFeatures(incompat uint32) string {
+	var names []string
+	for _, f := range unreadIncompat {
+		if incompat&f.flag != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
 
 // Inode flags this package looks at.
 const (
@@ -122,8 +153,9 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 		return nil, fmt.Errorf("%w: group descriptor size %d", ErrFormat, fs.descSize)
 	case fs.inodesPerGroup == 0 || perGroup == 0 || blocks <= firstData:
 		return nil, fmt.Errorf("%w: %d blocks, %d per group, %d inodes per group", ErrFormat, blocks, perGroup, fs.inodesPerGroup)
-	case fs.incompat&incompatMetaBG != 0:
-		return nil, fmt.Errorf("%w: meta_bg", ErrUnsupported)
+	}
+	if f := unreadFeatures(fs.incompat); f != "" {
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, f)
 	}
 	fs.groups = (blocks - firstData + perGroup - 1) / perGroup
 	fs.gdtBlock = int64(firstData) + 1
@@ -256,7 +288,7 @@ func (fs *FS) ReadAt(f *diskimage.Node, p []byte, off int64) (int, error) {
 // readData reads len(p) bytes of in's data at off.
 func (fs *FS) readData(in *inode, p []byte, off int64) (int, error) {
 	if in.flags&flagInlineData != 0 {
-		return 0, fmt.Errorf("%w: inode %d has inline data", ErrUnsupported, in.ID)
+		return 0, fmt.Errorf("%w: inline_data (inode %d keeps its data in the inode)", ErrUnsupported, in.ID)
 	}
 	if off < 0 {
 		return 0, fmt.Errorf("ext4: read at %d: negative offset", off)

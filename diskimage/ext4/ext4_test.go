@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/azfs/azfs/diskimage"
@@ -86,4 +87,38 @@ func TestReadsExt2BlockMaps(t *testing.T) {
 	imagetest.Source(t, src, false, 10)
 	fs := open(t, src, 32, "-t", "ext2", "-b", "1024", "-E", "root_owner=0:0")
 	imagetest.CompareTree(t, src, fs, imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9})
+}
+
+// TestRefusesUnreadFeatures: a file system with meta_bg is refused at
+// open, an inode with inline_data when it is read; both errors wrap
+// ErrUnsupported and name the feature as mkfs.ext4 -O names it.
+func TestRefusesUnreadFeatures(t *testing.T) {
+	imagetest.Require(t, "mkfs.ext4")
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "small"), []byte("inline\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "meta_bg.img")
+	imagetest.Run(t, "", "mkfs.ext4", "-q", "-F", "-O", "meta_bg,^resize_inode", "-d", src, img, "16M")
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := ext4.Open(f, 16<<20); !errors.Is(err, ext4.ErrUnsupported) || !strings.Contains(err.Error(), "meta_bg") {
+		t.Fatalf("meta_bg: %v, want ErrUnsupported naming meta_bg", err)
+	}
+
+	fs := open(t, src, 16, "-O", "inline_data")
+	root, err := fs.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := fs.Lookup(&root, "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.ReadAt(&small, make([]byte, 7), 0); !errors.Is(err, ext4.ErrUnsupported) || !strings.Contains(err.Error(), "inline_data") {
+		t.Fatalf("a file of inline data: %v, want ErrUnsupported naming inline_data", err)
+	}
 }
