@@ -46,7 +46,9 @@ func machineName(o *open.Opened, name string) (string, error) {
 	return "", cli.Usagef("this machine is not registered with the vault at %s: name one with --machine NAME", o.Location)
 }
 
-func warnf(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+msg) }
+// warnf prints a warning on one line: what package open reports may hold
+// an error from the storage or the file system.
+func warnf(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+cli.OneLine(msg)) }
 
 // policyJSON is a policy as 'azfs policy show --json' prints it: the
 // default rules at the top, each set's in sets.
