@@ -147,6 +147,13 @@ func TestImageMountCommand(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	// An informational line, without the error prefix, naming the file in
+	// the point quoted (issue 14).
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, "mounted read-only at") && !strings.HasPrefix(line, `"`) {
+			t.Errorf("the mount's line does not start with the quoted image name: %q", line)
+		}
+	}
 	imagetest.CompareTree(t, d.LUKS, imagetest.NewDir(kdir), imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9})
 	dev := regexp.MustCompile(`/dev/loop[0-9]+`).FindString(stderr.String())
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -66,7 +66,7 @@ PATH is the image's path in the point.`,
 		pt := azfs.Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
 		m := azfs.ImageMount{Path: path, Partition: *partition, Mountpoint: args[1]}
 		return azfs.MountImage(ctx, r.Vault, pt, m, opts, func(mt *loopmount.Mounted) {
-			fmt.Fprintf(os.Stderr, "azfs: %s (%s) of point %s mounted read-only at %s from %s; Ctrl-C or SIGTERM unmounts\n",
+			fmt.Fprintf(os.Stderr, "%q (%s) of point %s mounted read-only at %s from %s; Ctrl-C or SIGTERM unmounts\n",
 				path, mt.Type, p.ID.Short(), mt.Dir, mt.Dev)
 		})
 	}

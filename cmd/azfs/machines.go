@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/machines"
@@ -21,8 +22,8 @@ type machineJSON struct {
 	Registered time.Time `json:"registered"`
 	// LivePoints and LastPoint are null when the owner cannot read the
 	// machine's points (certificate mode, or a problem).
-	LivePoints *int           `json:"live_points"`
-	LastPoint  *lastPointJSON `json:"last_point"`
+	LivePoints *int             `json:"live_points"`
+	LastPoint  *agent.LastPoint `json:"last_point"`
 	Keys       struct {
 		Slots      int  `json:"passphrase_slots"`
 		Unparsable int  `json:"unparsable_slots"`
@@ -116,7 +117,7 @@ func machineRow(m machines.Machine) machineJSON {
 		out.LivePoints = &n
 	}
 	if p := m.LastPoint; p != nil {
-		out.LastPoint = &lastPointJSON{ID: p.ID.String(), Time: p.Time, Partial: p.Partial, Source: "vault"}
+		out.LastPoint = agent.VaultPoint(p)
 	}
 	out.Keys.Slots, out.Keys.Unparsable, out.Keys.Escrow, out.Keys.WriteOnly = m.Keys.Slots, m.Keys.Unparsable, m.Keys.Escrow, m.Keys.WriteOnly
 	return out

@@ -474,7 +474,7 @@ func newPolicySetCmd() *cobra.Command {
 				return err
 			}
 		case *pin != "":
-			fmt.Fprintln(os.Stderr, "azfs: the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
+			fmt.Fprintln(os.Stderr, "the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
 		}
 		if pf.anyChange {
 			next, err := policy.Set(ctx, o.Storage, o.Root, owner, change.Next, now)

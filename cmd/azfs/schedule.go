@@ -31,18 +31,17 @@ func newScheduleEnableCmd() *cobra.Command {
 // scheduleDisable disables the scheduled backups of o's machine on this
 // host.
 func scheduleDisable(ctx context.Context, o *open.Opened, dir hoststate.Dir) error {
-	if since, disabled, err := dir.Disabled(); err != nil {
+	d, err := agent.DisableSchedule(dir, time.Now())
+	switch {
+	case err != nil:
 		return err
-	} else if disabled {
-		fmt.Fprintf(os.Stderr, "automatic backups of machine %s are disabled already (since %s)\n", o.Machine, since.Local().Format("2006-01-02 15:04"))
+	case d.Already:
+		fmt.Fprintf(os.Stderr, "automatic backups of machine %s are disabled already (since %s)\n", o.Machine, d.Since.Local().Format("2006-01-02 15:04"))
 		return nil
 	}
-	if err := dir.Disable(time.Now()); err != nil {
-		return err
-	}
 	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are disabled: its agent skips the scheduled backups until 'azfs schedule enable'; 'azfs backup' still backs up on demand\n", o.Machine)
-	if h, running, err := agent.Probe(dir.BackupLock()); err == nil && running {
-		fmt.Fprintf(os.Stderr, "the backup running now goes on to its end: %s\n", h)
+	if d.Running != nil {
+		fmt.Fprintf(os.Stderr, "the backup running now goes on to its end: %s\n", d.Running)
 	}
 	return nil
 }
@@ -50,19 +49,16 @@ func scheduleDisable(ctx context.Context, o *open.Opened, dir hoststate.Dir) err
 // scheduleEnable enables the scheduled backups of o's machine on this
 // host.
 func scheduleEnable(ctx context.Context, o *open.Opened, dir hoststate.Dir) error {
-	if err := dir.Enable(); err != nil {
-		return err
-	}
 	p, err := policy.Current(ctx, o.Storage, o.Root, o.Machine)
 	if err != nil {
 		return err
 	}
-	loc, err := p.Location()
+	next, agentRuns, err := agent.EnableSchedule(dir, p, time.Now())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are enabled: %s, the next at %s\n", o.Machine, p.Schedule, p.Schedule.Next(time.Now(), loc).Format("2006-01-02 15:04 MST"))
-	if _, running, err := agent.Probe(dir.AgentLock()); err == nil && !running {
+	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are enabled: %s, the next at %s\n", o.Machine, p.Schedule, next.Format("2006-01-02 15:04 MST"))
+	if !agentRuns {
 		fmt.Fprintln(os.Stderr, "no agent runs on this host: start one ('azfs agent PATH...', or the azfs-agent service)")
 	}
 	return nil
