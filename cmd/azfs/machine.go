@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -16,9 +15,9 @@ import (
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
+	"github.com/azfs/azfs/repo/enroll"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/storage/location"
-	"github.com/azfs/azfs/repo/unlock"
 )
 
 func newPassphraseChangeCmd() *cobra.Command {
@@ -146,18 +145,14 @@ backups deduplicate against them; the passphrase stays as it was.`,
 		if err != nil {
 			return err
 		}
-		var certMode *repo.CertMode
-		if c != nil {
-			certMode = open.CertMode(c)
-		}
 		if err := saveGenerated(*genFile, pass); err != nil {
 			return err
 		}
-		v, err := repo.RegisterMachine(ctx, o.Storage, o.Root, *name, pass, keys.DefaultKDF, certMode)
+		entry, err := enroll.Register(ctx, o.Storage, o.Root, o.Location, *name, pass, keys.DefaultKDF, c, o.Credentials)
 		if err != nil {
 			return err
 		}
-		if err := saveRegistration(o, *name, v.Keys()); err != nil {
+		if err := saveEntry(o, entry); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
@@ -196,22 +191,18 @@ func newRegistrationJSON(o *open.Opened, action string, c *cert.Certificate) reg
 
 // takeUpName registers this host, reinstalled, as machine name, which the
 // vault o (opened with backup credentials) holds already: the machine's
-// passphrase, or the owner's, proves the right to the name and opens the
-// machine's key set (package unlock), which this host keeps. Its backups
-// continue the machine's points and deduplicate against them.
+// passphrase, or the owner's, read from passFile or asked for, proves the
+// right to the name (enroll.TakeUp).
 func takeUpName(ctx context.Context, o *open.Opened, name, passFile string) error {
 	src := cli.PassphraseSource{File: passFile}
-	v, _, err := unlock.Area(ctx, o.Storage, o.Root, name, unlock.Keys{Passphrase: func(machine string) (keys.Passphrase, error) {
+	ks, err := enroll.TakeUp(ctx, o.Storage, o.Root, name, func(machine string) (keys.Passphrase, error) {
 		return src.Read("machine "+machine+" is registered already: to take up its name, its passphrase (or the vault owner's)",
 			fmt.Sprintf("Machine %s is registered already. To take up its name, its passphrase (or the vault owner's): ", machine))
-	}})
-	if errors.Is(err, keys.ErrWrongPassphrase) {
-		return fmt.Errorf("%w: %s, and the passphrase given is neither its nor the owner's (choose another name with --name)", repo.ErrMachineExists, name)
-	}
+	})
 	if err != nil {
 		return err
 	}
-	if err := saveRegistration(o, name, v.Keys()); err != nil {
+	if err := saveEntry(o, enroll.Entry(o.Root, o.Location, name, ks, o.Credentials)); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "registered as %s again with vault %s at %s: this machine continues %s's points, and its backups deduplicate against them; its passphrase is unchanged\n",
@@ -220,15 +211,9 @@ func takeUpName(ctx context.Context, o *open.Opened, name, passFile string) erro
 	return nil
 }
 
-// saveRegistration records in this host's keyring that it is machine name
-// of the vault o, with the key set ks. On a blob vault the credentials'
-// SAS token is this machine's storage access from now on (kept in the
-// keyring, 0600).
-func saveRegistration(o *open.Opened, name string, ks *keys.KeySet) error {
-	entry := &keyring.Vault{ID: o.Root.ID, Location: o.Location, Machine: name, Keys: ks, OwnerPublic: o.Root.Owner}
-	if c := o.Credentials; c.SAS != "" {
-		entry.SAS, entry.SASExpires = c.SAS, c.Expires
-	}
+// saveEntry adds this host's entry of the vault o to its keyring (0600),
+// and saves it.
+func saveEntry(o *open.Opened, entry *keyring.Vault) error {
 	o.Ring.Add(entry, false)
 	o.Entry = entry
 	return o.Ring.Save()
@@ -244,27 +229,18 @@ func tellSAS(o *open.Opened) {
 }
 
 // renew gives a machine registered with the blob vault o the SAS token of
-// the credentials o was opened with, once its own expired or was revoked;
-// its keys and passphrase stay as they are. Without a SAS token there is
-// nothing to renew.
+// the credentials o was opened with (enroll.Renew).
 func renew(o *open.Opened, nameGiven bool, name string) error {
-	e, c := o.Entry, o.Credentials
-	if c.SAS == "" {
-		return fmt.Errorf("this machine is already registered with vault %s as %s", o.Root.ID, e.Machine)
+	if !nameGiven {
+		name = ""
 	}
-	if nameGiven && name != e.Machine {
-		return fmt.Errorf("this machine is registered with vault %s as %s, not %s: 'azfs register' can only renew its storage access", o.Root.ID, e.Machine, name)
+	if err := enroll.Renew(o.Entry, o.Credentials, o.Location, name); err != nil {
+		return err
 	}
-	// The credentials vouch for the owner keys the vault names; this
-	// machine trusts those it pinned when it joined.
-	if pinned, ok := e.OwnerKeys(); ok && !pinned.Equal(c.Owner) {
-		return fmt.Errorf("vault credentials for vault %s: %w since this machine joined it: refusing them", o.Root.ID, repo.ErrOwnerMismatch)
-	}
-	e.SAS, e.SASExpires, e.Location = c.SAS, c.Expires, o.Location
 	if err := o.Ring.Save(); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "this machine is registered with vault %s as %s already: renewed its storage access until %s (its keys and passphrase are unchanged)\n",
-		o.Root.ID, e.Machine, c.Expires.Local().Format("2006-01-02 15:04 MST"))
+		o.Root.ID, o.Entry.Machine, o.Entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
 	return nil
 }

@@ -15,9 +15,8 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/certs"
+	"github.com/azfs/azfs/repo/enroll"
 	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/repair"
-	"github.com/azfs/azfs/repo/storage/azblob"
 	"github.com/azfs/azfs/repo/storage/location"
 )
 
@@ -40,14 +39,12 @@ func newVaultCreateCmd() *cobra.Command {
 		if fs.NArg() != 1 {
 			return cli.Usagef("usage: azfs vault create PATH [--passphrase-file F | --generate-passphrase F] [--certificate CERT]")
 		}
-		var certMode *repo.CertMode
 		var c *cert.Certificate
 		if *certFile != "" {
 			var err error
 			if c, err = open.LoadCertificate(*certFile); err != nil {
 				return err
 			}
-			certMode = open.CertMode(c)
 		}
 		if err := repo.CheckMachineName(*machine); err != nil {
 			return cli.Usagef("%v (set one with --machine)", err)
@@ -65,25 +62,8 @@ func newVaultCreateCmd() *cobra.Command {
 			return err
 		}
 		// The one passphrase protects both the owner's keys and this machine's.
-		root, owner, err := repo.CreateVault(ctx, st, pass, keys.DefaultKDF)
+		entry, err := enroll.CreateVault(ctx, st, path, pass, keys.DefaultKDF, *machine, c)
 		if err != nil {
-			return fmt.Errorf("create vault at %s: %w", path, err)
-		}
-		if c != nil {
-			if err := certs.Add(ctx, st, owner, c); err != nil {
-				return err
-			}
-		}
-		v, err := repo.RegisterMachine(ctx, st, root, *machine, pass, keys.DefaultKDF, certMode)
-		if err != nil {
-			return fmt.Errorf("register %s in the new vault: %w", *machine, err)
-		}
-		// The configs are plaintext: their signed copies are what azfs repair
-		// rebuilds them from.
-		if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
-			return err
-		}
-		if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, *machine), v.Config(), owner); err != nil {
 			return err
 		}
 		dir, err := keyring.ConfigDir()
@@ -94,15 +74,15 @@ func newVaultCreateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ring.Add(&keyring.Vault{ID: root.ID, Location: path, Machine: *machine, Keys: v.Keys(), Owner: owner}, true)
+		ring.Add(entry, true)
 		if err := ring.Save(); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", root.ID, path, *machine)
+		fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", entry.ID, path, *machine)
 		if *genFile != "" {
 			fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)
 		}
-		out := vaultJSON{VaultID: root.ID, Vault: path, Machine: *machine, PassphraseFile: *genFile}
+		out := vaultJSON{VaultID: entry.ID, Vault: path, Machine: *machine, PassphraseFile: *genFile}
 		if c != nil {
 			out.Certificate = c.Thumbprint()
 			fmt.Fprintf(os.Stderr, "certificate mode: backups are encrypted to certificate %s (%s); this machine cannot read them, only the private key can\n", c.Thumbprint(), c.Subject())
@@ -187,21 +167,9 @@ func newVaultCredentialsCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if o.Container != nil {
-			if err := o.Container.CanGrantSAS(); err != nil {
-				return fmt.Errorf("vault %s: credentials for a blob vault carry a SAS token: %w", o.Location, err)
-			}
-		}
-		creds, err := access.Issue(ctx, o.Storage, o.Root, owner, o.Location, acc, *valid, time.Now())
+		creds, err := enroll.Issue(ctx, o.Storage, o.Root, owner, o.Location, sasStore(o), acc, *valid, time.Now())
 		if err != nil {
 			return err
-		}
-		var grant azblob.Grant
-		if o.Container != nil {
-			if grant, err = o.Container.GrantSAS(ctx, o.Root.ID, sasAccess(acc), creds.Expires); err != nil {
-				return err
-			}
-			creds.SAS = keys.Token(grant.Token)
 		}
 		b, err := creds.Marshal()
 		if err != nil {
@@ -211,11 +179,11 @@ func newVaultCredentialsCmd() *cobra.Command {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "vault credentials (%s access) written to %s; they expire at %s\n", acc, *out, creds.Expires.Local().Format("2006-01-02 15:04 MST"))
-		if grant.Expires.After(creds.Expires) {
+		if creds.SASExpires.After(creds.Expires) {
 			fmt.Fprintf(os.Stderr, "the storage accepts their SAS token until %s, with every %s credentials issued since the last revocation ('azfs vault credentials revoke --access %s' ends them all)\n",
-				grant.Expires.Local().Format("2006-01-02 15:04 MST"), acc, acc)
+				creds.SASExpires.Local().Format("2006-01-02 15:04 MST"), acc, acc)
 		}
-		return printIf(*asJSON, credentialsJSON{File: *out, VaultID: o.Root.ID, Vault: o.Location, Access: string(acc), Expires: creds.Expires, SASExpires: grant.Expires})
+		return printIf(*asJSON, credentialsJSON{File: *out, VaultID: o.Root.ID, Vault: o.Location, Access: string(acc), Expires: creds.Expires, SASExpires: creds.SASExpires})
 	}
 	return cmd
 }
@@ -241,12 +209,13 @@ func parseAccess(s string) (access.Access, error) {
 	return acc, nil
 }
 
-// sasAccess is what the storage lets a SAS token of credentials of acc do.
-func sasAccess(acc access.Access) azblob.Access {
-	if acc == access.AccessBackup {
-		return azblob.CreateOnly
+// sasStore returns the blob storage of the vault o, which enforces its
+// credentials' SAS tokens; nil for a vault that is no blob container.
+func sasStore(o *open.Opened) enroll.SASStore {
+	if o.Container == nil {
+		return nil
 	}
-	return azblob.ReadOnly
+	return o.Container
 }
 
 func newVaultCredentialsRevokeCmd() *cobra.Command {
@@ -281,18 +250,7 @@ func newVaultCredentialsRevokeCmd() *cobra.Command {
 		if len(kinds) == 2 {
 			what = "backup and restore"
 		}
-		// The storage's refusal first: it is what binds a machine that does not
-		// play by the rules.
-		if o.Container != nil {
-			var sas []azblob.Access
-			for _, k := range kinds {
-				sas = append(sas, sasAccess(k))
-			}
-			if _, err := o.Container.RevokeSAS(ctx, o.Root.ID, sas...); err != nil {
-				return err
-			}
-		}
-		n, err := access.Revoke(ctx, o.Storage, o.Root, owner, kinds...)
+		n, err := enroll.Revoke(ctx, o.Storage, o.Root, owner, sasStore(o), kinds...)
 		if err != nil {
 			return err
 		}
