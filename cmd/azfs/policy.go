@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -280,99 +279,72 @@ func (f *policyFlags) check(args []string) error {
 // (and args, a set's paths) ask for; a first policy takes this machine's
 // time zone.
 func (f *policyFlags) apply(cur policy.Policy, name string, args []string) (policy.Policy, error) {
-	next := cur
-	next.Machine = name
-	if cur.IsDefault() {
-		next.TimeZone = cli.LocalZone()
+	e, err := f.edit(args)
+	if err != nil {
+		return cur, err
 	}
-	if f.fs.Changed("timezone") {
-		next.TimeZone = *f.zone
-	}
-	if !f.fs.Changed("set") {
-		if err := f.applyRules(&next.Schedule, &next.Retention); err != nil {
-			return next, err
-		}
-	} else {
-		sp := cur.EntryOrDefault(*f.set)
-		if err := f.applyRules(&sp.Schedule, &sp.Retention); err != nil {
-			return next, err
-		}
-		if err := f.applySet(&sp, args); err != nil {
-			return next, err
-		}
-		next = next.WithEntry(sp)
-	}
-	if err := next.Validate(); err != nil {
+	next, err := cur.Edited(name, e)
+	if err != nil {
 		return next, cli.Usagef("%v", err)
 	}
 	return next, nil
 }
 
-// applyRules changes a schedule and a retention as the flags ask.
-func (f *policyFlags) applyRules(sch *policy.Schedule, ret *retention.Retention) error {
+// edit returns the change the flags and args ask for.
+func (f *policyFlags) edit(args []string) (policy.Edit, error) {
+	e := policy.Edit{FirstZone: cli.LocalZone(), Set: *f.set}
+	if f.fs.Changed("timezone") {
+		e.TimeZone = *f.zone
+	}
 	if f.fs.Changed("every") {
 		d, err := retention.ParseDuration(*f.every, true)
 		if err != nil {
-			return cli.Usagef("--every: %v", err)
+			return e, cli.Usagef("--every: %v", err)
 		}
-		*sch = policy.Schedule{Every: d}
+		e.Schedule = &policy.Schedule{Every: d}
 	}
 	if f.fs.Changed("at") {
 		ts, err := policy.ParseAt(*f.at)
 		if err != nil {
-			return cli.Usagef("--at: %v", err)
+			return e, cli.Usagef("--at: %v", err)
 		}
-		*sch = policy.Schedule{At: ts}
+		e.Schedule = &policy.Schedule{At: ts}
 	}
-	if *f.keepAll {
-		*ret = retention.Retention{}
+	e.Keep.KeepAll = *f.keepAll
+	for i, rule := range []**int{&e.Keep.Last, &e.Keep.Hourly, &e.Keep.Daily, &e.Keep.Weekly, &e.Keep.Monthly, &e.Keep.Yearly} {
+		if f.fs.Changed(keepFlags[i]) {
+			*rule = f.counts[i]
+		}
 	}
-	if f.keepGiven {
-		// The rules given change those rules only; --keep-X 0 drops one.
-		r := *ret
-		for i, rule := range []*int{&r.KeepLast, &r.KeepHourly, &r.KeepDaily, &r.KeepWeekly, &r.KeepMonthly, &r.KeepYearly} {
-			if f.fs.Changed(keepFlags[i]) {
-				*rule = *f.counts[i]
-			}
+	if f.fs.Changed("keep-within") {
+		d, err := retention.ParseDuration(*f.within, false)
+		if err != nil {
+			return e, cli.Usagef("--keep-within: %v", err)
 		}
-		if f.fs.Changed("keep-within") {
-			d, err := retention.ParseDuration(*f.within, false)
-			if err != nil {
-				return cli.Usagef("--keep-within: %v", err)
-			}
-			r.KeepWithin = d
-		}
-		if r.Empty() {
-			return cli.Usagef("the retention would have no rule left: to keep every point say --keep-all")
-		}
-		*ret = r
+		e.Keep.Within = &d
 	}
-	return nil
-}
-
-// applySet changes a set's paths and selection as the flags and args
-// ask: paths given (args, --files-from lists) replace the set's, the
-// selection flags given its whole selection.
-func (f *policyFlags) applySet(sp *policy.SetPolicy, args []string) error {
+	if !f.fs.Changed("set") {
+		return e, nil
+	}
 	patterns, literal, err := f.sel.listed(selection.LinePatterns, warnf)
 	if err != nil {
-		return err
+		return e, err
 	}
-	if *f.noPaths || len(args)+len(patterns)+len(literal) > 0 {
-		sp.Paths, sp.FilesFrom = nil, patterns
-		for _, p := range slices.Concat(args, literal) {
-			if !filepath.IsAbs(p) {
-				return cli.Usagef("path %q: give absolute paths, as they are on the machine", p)
-			}
-			sp.Paths = append(sp.Paths, filepath.Clean(p))
-		}
+	e.NoPaths = *f.noPaths
+	if paths := slices.Concat(args, literal); len(paths) > 0 {
+		e.Paths = paths
+	}
+	if len(patterns) > 0 {
+		e.FilesFrom = patterns
 	}
 	if f.sel.given() {
-		if sp.Selection, err = f.sel.spec(); err != nil {
-			return err
+		spec, err := f.sel.spec()
+		if err != nil {
+			return e, err
 		}
+		e.Selection = &spec
 	}
-	return nil
+	return e, nil
 }
 
 func newPolicySetCmd() *cobra.Command {
