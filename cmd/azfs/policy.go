@@ -49,79 +49,6 @@ func machineName(o *open.Opened, name string) (string, error) {
 // an error from the storage or the file system.
 func warnf(msg string) { fmt.Fprintln(os.Stderr, "azfs: warning: "+cli.OneLine(msg)) }
 
-// policyJSON is a policy as 'azfs policy show --json' prints it: the
-// default rules at the top, each set's in sets.
-type policyJSON struct {
-	Machine           string        `json:"machine"`
-	Policy            int           `json:"policy"`  // its number; 0 for the default
-	Default           bool          `json:"default"` // the owner set none
-	Set               time.Time     `json:"set,omitzero"`
-	TimeZone          string        `json:"timezone"`
-	Schedule          scheduleJSON  `json:"schedule"`
-	NextRun           time.Time     `json:"next_run"`
-	Retention         retentionJSON `json:"retention"`
-	Sets              []setJSON     `json:"sets"`
-	SoftDeleteSeconds int64         `json:"soft_delete_seconds"` // vault-wide
-}
-
-type scheduleJSON struct {
-	EverySeconds int64    `json:"every_seconds,omitempty"`
-	At           []string `json:"at,omitempty"`
-}
-
-type retentionJSON struct {
-	KeepLast          int   `json:"keep_last"`
-	KeepHourly        int   `json:"keep_hourly"`
-	KeepDaily         int   `json:"keep_daily"`
-	KeepWeekly        int   `json:"keep_weekly"`
-	KeepMonthly       int   `json:"keep_monthly"`
-	KeepYearly        int   `json:"keep_yearly"`
-	KeepWithinSeconds int64 `json:"keep_within_seconds"`
-}
-
-// setJSON is one set's rules; next_run is null for a set without paths,
-// which the agent does not back up.
-type setJSON struct {
-	Name      string         `json:"name"`
-	Paths     []string       `json:"paths"`
-	FilesFrom []string       `json:"files_from"`
-	Selection selection.Spec `json:"selection"`
-	Schedule  scheduleJSON   `json:"schedule"`
-	NextRun   *time.Time     `json:"next_run"`
-	Retention retentionJSON  `json:"retention"`
-}
-
-// toPolicyJSON returns machine name's policy p as 'policy show --json'
-// prints it, with its next runs after now and the vault's soft-delete
-// window.
-func toPolicyJSON(name string, p policy.Policy, window time.Duration, now time.Time, loc *time.Location) policyJSON {
-	out := policyJSON{Machine: name, Policy: p.Seq, Default: p.IsDefault(), Set: p.Set, TimeZone: p.TimeZone,
-		Schedule: toScheduleJSON(p.Schedule), NextRun: p.Schedule.Next(now, loc), Retention: toRetentionJSON(p.Retention),
-		Sets: []setJSON{}, SoftDeleteSeconds: int64(window / time.Second)}
-	for _, sp := range p.Sets {
-		set := setJSON{Name: sp.Name, Paths: sp.Paths, FilesFrom: sp.FilesFrom, Selection: sp.Selection,
-			Schedule: toScheduleJSON(sp.Schedule), Retention: toRetentionJSON(sp.Retention)}
-		if sp.Scheduled() {
-			n := sp.Schedule.Next(now, loc)
-			set.NextRun = &n
-		}
-		out.Sets = append(out.Sets, set)
-	}
-	return out
-}
-
-func toScheduleJSON(s policy.Schedule) scheduleJSON {
-	out := scheduleJSON{EverySeconds: int64(s.Every / time.Second)}
-	for _, t := range s.At {
-		out.At = append(out.At, t.String())
-	}
-	return out
-}
-
-func toRetentionJSON(r retention.Retention) retentionJSON {
-	return retentionJSON{r.KeepLast, r.KeepHourly, r.KeepDaily, r.KeepWeekly, r.KeepMonthly, r.KeepYearly, int64(r.KeepWithin / time.Second)}
-}
-
 func newPolicyShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
@@ -159,36 +86,35 @@ func newPolicyShowCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		loc, err := p.Location()
+		v, err := policy.NewView(p, window, time.Now())
 		if err != nil {
 			return err
 		}
-		now := time.Now()
-		next := p.Schedule.Next(now, loc)
 		if *asJSON {
-			return printJSON(toPolicyJSON(name, p, window, now, loc))
+			return printJSON(v)
 		}
 		if p.IsDefault() {
 			fmt.Printf("machine %s: the default policy (the owner set none)\n", name)
 		} else {
 			fmt.Printf("machine %s: policy %d, set by the owner on %s\n", name, p.Seq, p.Set.Local().Format("2006-01-02 15:04:05"))
 		}
-		fmt.Printf("  schedule     %s (next: %s)\n", p.Schedule, next.Format("2006-01-02 15:04 MST"))
+		fmt.Printf("  schedule     %s (next: %s)\n", p.Schedule, v.NextRun.Format("2006-01-02 15:04 MST"))
 		fmt.Printf("  retention    %s\n", p.Retention)
 		fmt.Printf("  time zone    %s\n", p.TimeZone)
 		fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(window))
-		printSets(p, now, loc)
+		printSets(p, v)
 		return nil
 	}
 	return cmd
 }
 
-// printSets prints the rules of each set with rules of its own.
-func printSets(p policy.Policy, now time.Time, loc *time.Location) {
+// printSets prints the rules of each set with rules of its own; v is p's
+// view.
+func printSets(p policy.Policy, v policy.View) {
 	if len(p.Sets) > 0 {
 		fmt.Println("  the schedule and retention above are the default rules: the agent's own paths' and every set's without rules below")
 	}
-	for _, sp := range p.Sets {
+	for i, sp := range p.Sets {
 		fmt.Printf("set %s\n", cli.QuoteNameIfNeeded(sp.Name))
 		if sp.Scheduled() {
 			if len(sp.Paths) > 0 {
@@ -200,7 +126,7 @@ func printSets(p policy.Policy, now time.Time, loc *time.Location) {
 			if flags := sp.Selection.Flags(); len(flags) > 0 {
 				fmt.Printf("  selection    %s\n", strings.Join(flags, " "))
 			}
-			fmt.Printf("  schedule     %s (next: %s)\n", sp.Schedule, sp.Schedule.Next(now, loc).Format("2006-01-02 15:04 MST"))
+			fmt.Printf("  schedule     %s (next: %s)\n", sp.Schedule, v.Sets[i].NextRun.Format("2006-01-02 15:04 MST"))
 		} else {
 			fmt.Printf("  paths        none: no scheduled backups ('azfs backup --set %s PATH...' makes its points)\n", sp.Name)
 		}
@@ -483,11 +409,11 @@ func newPolicySetCmd() *cobra.Command {
 // after (null: the command changed only the soft-delete window), what the
 // change forgets, and what applying it forgot.
 type policyChangeJSON struct {
-	Machine string      `json:"machine,omitempty"`
-	Set     string      `json:"set,omitempty"` // the set whose rules changed
-	Current *policyJSON `json:"current"`
-	New     *policyJSON `json:"new"`
-	Lowered []string    `json:"lowered"` // the retention rules the change lowers
+	Machine string       `json:"machine,omitempty"`
+	Set     string       `json:"set,omitempty"` // the set whose rules changed
+	Current *policy.View `json:"current"`
+	New     *policy.View `json:"new"`
+	Lowered []string     `json:"lowered"` // the retention rules the change lowers
 	// LivePoints, Forgets and ForgetsAlso are null, [] and 0 when the
 	// machine's points cannot be read here (certificate mode).
 	LivePoints  *int        `json:"live_points"`
@@ -511,14 +437,13 @@ func (out *policyChangeJSON) describe(c policy.Change, window time.Duration, now
 	out.Machine = c.Next.Machine
 	for _, p := range []struct {
 		pol policy.Policy
-		to  **policyJSON
+		to  **policy.View
 	}{{c.Current, &out.Current}, {c.Next, &out.New}} {
-		loc, err := p.pol.Location()
+		v, err := policy.NewView(p.pol, window, now)
 		if err != nil {
 			return err
 		}
-		doc := toPolicyJSON(c.Next.Machine, p.pol, window, now, loc)
-		*p.to = &doc
+		*p.to = &v
 	}
 	out.Lowered = append(out.Lowered, c.Lowered...)
 	if c.Read {
