@@ -232,3 +232,18 @@ func EnableSchedule(dir hoststate.Dir, p policy.Policy, now time.Time) (next tim
 	_, running, err := Probe(dir.AgentLock())
 	return p.Schedule.Next(now, loc), err != nil || running, nil
 }
+
+// LastOfSet returns when set was last backed up: the time of the newest
+// of its points (every point of the machine, forgotten ones too), or
+// recorded, the last point this host committed of it, when that is later
+// (a point the vault does not show yet, or a machine that cannot read its
+// points: points is nil).
+func LastOfSet(points []*repo.Point, set string, recorded time.Time) time.Time {
+	last := recorded
+	for _, p := range points {
+		if p.SetName == set && p.Time.After(last) {
+			last = p.Time
+		}
+	}
+	return last
+}

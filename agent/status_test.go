@@ -115,3 +115,27 @@ func TestReadStatusThisHost(t *testing.T) {
 		t.Error("a policy in an unknown time zone: no error")
 	}
 }
+
+// TestLastOfSet: the newest point of the set, forgotten ones too, or the
+// one this host recorded when later.
+func TestLastOfSet(t *testing.T) {
+	points := []*repo.Point{
+		{Time: statusNow.Add(-3 * time.Hour), SetName: "db"},
+		{Time: statusNow.Add(-2 * time.Hour)},
+		{Time: statusNow.Add(-time.Hour), SetName: "db"},
+	}
+	for _, tc := range []struct {
+		set      string
+		recorded time.Time
+		want     time.Time
+	}{
+		{"db", time.Time{}, statusNow.Add(-time.Hour)},
+		{"", time.Time{}, statusNow.Add(-2 * time.Hour)},
+		{"db", statusNow.Add(-time.Minute), statusNow.Add(-time.Minute)},
+		{"etc", time.Time{}, time.Time{}},
+	} {
+		if got := LastOfSet(points, tc.set, tc.recorded); !got.Equal(tc.want) {
+			t.Errorf("LastOfSet(%q, recorded %v) = %v, want %v", tc.set, tc.recorded, got, tc.want)
+		}
+	}
+}

@@ -127,12 +127,7 @@ func (r *agentRunner) LastBackup(ctx context.Context, set string) (time.Time, er
 	if err != nil {
 		return time.Time{}, err
 	}
-	for _, p := range s.All() {
-		if p.SetName == set && p.Time.After(last) {
-			last = p.Time
-		}
-	}
-	return last, nil
+	return agent.LastOfSet(s.All(), set, last), nil
 }
 
 // Backup backs up one job: the agent's own paths, or a set of the
