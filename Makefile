@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= $(CURDIR)/bin
 FUZZTIME ?= 1m
 
-.PHONY: all build man test vet demo bench scale fuzz torture clean
+.PHONY: all build man test vet demo bench bench-peers profile scale fuzz torture clean
 
 all: build
 
@@ -66,6 +66,18 @@ bench: build
 	BIN=$(BIN) bash bench/imageread.sh
 	BIN=$(BIN) bash bench/exclude.sh
 	BIN=$(BIN) bash bench/share.sh
+	BIN=$(BIN) bash bench/peers.sh
+
+# Issue 15's harness alone: azfs as built against the binary the issue starts from
+# (BENCH_BASELINE_REV, default 8cf8197) and restic 0.19, borg, kopia 0.22.3, with the
+# issue's targets (see bench/README.md and docs/performance.md); about 25 minutes.
+bench-peers: build
+	BIN=$(BIN) bash bench/peers.sh
+
+# pprof CPU and allocation profiles (and perf's kernel share) of a backup of the bench
+# corpus and of azmount serving cp -a of it; PROFILE_REV=8cf8197 for another revision.
+profile:
+	bash bench/profile.sh
 
 # Scale (issue 6): about 2 million files and a sparse 1 TiB file (made once by bench/mkscale
 # in /var/tmp/azfs-bench/scale-tree, ~2.3M inodes, ~2.5 GB); backups' time and peak RSS,

@@ -42,15 +42,7 @@ if [ -z "$CORPUS" ]; then
 fi
 CORPUS=$(realpath "$CORPUS")
 
-RESTIC_VERSION=0.19.0
-if [ -z "${RESTIC:-}" ]; then
-	RESTIC=$BENCH_DIR/restic-$RESTIC_VERSION/restic
-	if [ ! -x "$RESTIC" ]; then
-		echo "building restic $RESTIC_VERSION into $(dirname "$RESTIC") (once)" >&2
-		mkdir -p "$(dirname "$RESTIC")"
-		GOBIN=$(dirname "$RESTIC") GOFLAGS=-mod=mod go install "github.com/restic/restic/cmd/restic@v$RESTIC_VERSION"
-	fi
-fi
+ensure_restic 0.19.0
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 WORK=$BENCH_DIR/run-restore.$STAMP.$$
