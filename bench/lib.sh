@@ -362,7 +362,8 @@ verify() {
 	META[$t]=$(wc -l <"$LOGS/$t-meta-diff.txt")
 }
 
-# mount_run TOOL RUN: on fresh mounts of TOOL's latest backup: `ls -lR` (TOOL.ls_s); `cp -a`
+# mount_run TOOL RUN: on fresh mounts of TOOL's latest backup: `ls -lR` (TOOL.ls_s, and the
+# mount server's CPU meanwhile, ls_mount_cpu); `cp -a`
 # out of it into BENCH_CP_DIR or SCRATCH (TOOL.cp_s, cp_mbps, cp_cpu; the mount server's CPU
 # during the copy, mount_cpu, and its VmHWM, mount_rss), compared with the corpus in run 1;
 # RANDREAD_N random 4 KiB reads of big.bin with the same offsets for every tool of a run
@@ -376,7 +377,9 @@ mount_run() {
 
 	start_mount "$t" "$i-ls" || return 0
 	sync
+	cpu0=$(proc_cpu "$MPID")
 	run_timed /dev/null "$LOGS/$t-$i-ls.err" ls -lR "$MTARGET"
+	add "$t.ls_mount_cpu" "$(awk -v a="$cpu0" -v b="$(proc_cpu "$MPID")" 'BEGIN { printf "%.2f", b - a }')"
 	((T_RC == 0)) || contract "$t run $i: ls -lR of the mount failed (rc=$T_RC): $(errtail "$LOGS/$t-$i-ls.err")"
 	add "$t.ls_s" "$T_WALL"
 	log "$t run $i: mount ready in $T_MOUNT s, ls -lR $T_WALL s"
@@ -439,7 +442,7 @@ ensure_restic() {
 start_azurite() {
 	local out
 	[[ -x $REPO/node_modules/.bin/azurite-blob ]] || { contract "Azurite is not installed (run npm ci in $REPO): blob vault not measured"; return 1; }
-	out=$(AZURITE_EXTENT_MB=$((4 * ${BLOB_VAULTS:-1} * (BENCH_RUNS + 1) * CORPUS_BYTES / 1000000 + 512)) AZURITE_WATCH_PID=$$ TMPDIR=$WORK \
+	out=$(AZURITE_START_TIMEOUT=${AZURITE_START_TIMEOUT:-120} AZURITE_EXTENT_MB=$((4 * ${BLOB_VAULTS:-1} * (BENCH_RUNS + 1) * CORPUS_BYTES / 1000000 + 512)) AZURITE_WATCH_PID=$$ TMPDIR=$WORK \
 		bash "$REPO/scripts/azurite.sh" start 2>"$LOGS/azurite-start.err") ||
 		{ contract "could not start Azurite: $(errtail "$LOGS/azurite-start.err")"; return 1; }
 	eval "$out"
@@ -616,6 +619,8 @@ report_end() {
 # publish REPORT: runs the function REPORT into RESULTS and the terminal; exits 1 when a tool
 # could not be measured (its measurements ended early), else returns.
 publish() {
+	# Every value measured, for a report rebuilt by hand (source it, define the report, run it).
+	declare -p R NOTE VERIFY META CONTRACT DEAD >"$LOGS/values.bash" 2>/dev/null || true
 	"$1" | tee "$RESULTS"
 	log "results written to $RESULTS"
 	((${#DEAD[@]} == 0)) || exit 1

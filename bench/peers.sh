@@ -328,7 +328,7 @@ apply_edits() {
 		head -c $((1 << 20)) /dev/urandom | dd of="$BIG" bs=4096 seek="$off" conv=notrunc status=none
 	done
 	find "$TREE" -type f ! -name big.bin -printf '%P\n' | sort |
-		awk -v r="$r" -v n="$CORPUS_FILES" 'BEGIN { m = int(n / 100); if (m < 1) m = 1 } NR % m == r % m' | head -n 100 |
+		awk -v r="$r" -v n="$CORPUS_FILES" 'BEGIN { m = int(n / 100); if (m < 1) m = 1 } NR % m == r % m && k++ < 100' |
 		while IFS= read -r f; do head -c 65536 /dev/urandom >>"$TREE/$f"; done
 }
 
@@ -384,10 +384,10 @@ row() {
 }
 c_first() { printf '%s s, %s MB/s, %s s CPU (%s s/GB), RSS %s MB' "$(cell "$1.first_s" 2)" "$(fmt "$(med "$1.first_mbps")" 0)" "$(fmt "$(med "$1.first_cpu")" 1)" "$(fmt "$(cpu_gb "$1.first_cpu")" 1)" "$(fmt "$(med "$1.first_rss")" 0)"; }
 c_repo() { fmt "$(med "$1.repo_mb")" 1; }
-c_second() { printf '%s s, %s s CPU' "$(cell "$1.second_s" 2)" "$(fmt "$(med "$1.second_cpu")" 2)"; }
+c_second() { printf '%s s, %s s CPU (%s s/GB)' "$(cell "$1.second_s" 2)" "$(fmt "$(med "$1.second_cpu")" 2)" "$(fmt "$(cpu_gb "$1.second_cpu")" 2)"; }
 c_edits() { printf '%s s, %s s CPU' "$(cell "$1.edits_s" 2)" "$(fmt "$(med "$1.edits_cpu")" 2)"; }
 c_mount() { fmt "$(med "$1.mount_s")" 2; }
-c_ls() { fmt "$(med "$1.ls_s")" 2; }
+c_ls() { printf '%s s; mount %s s CPU' "$(fmt "$(med "$1.ls_s")" 2)" "$(fmt "$(med "$1.ls_mount_cpu")" 2)"; }
 c_cp() {
 	local rss=""
 	[[ $1 == new || $1 == base ]] && rss=" (cache $cache MiB)"
@@ -426,7 +426,7 @@ report() {
 	row "backup, nothing changed" c_second
 	if [[ ${BENCH_SKIP_EDITS:-0} != 1 ]]; then row "backup after ~31 MB of edits" c_edits; fi
 	row "mount until the tree shows (s)" c_mount
-	row "\`ls -lR\` of a fresh mount (s)" c_ls
+	row "\`ls -lR\` of a fresh mount" c_ls
 	row "\`cp -a\` out of a fresh mount" c_cp "plain \`cp -a\` $(fmt "$ref_cp" 2) s ($(fmt "$(mbps "$ref_cp")" 0) MB/s), $(fmt "$(med ref.cp_cpu)" 2) s CPU"
 	row "native restore" c_restore
 	row "200 random 4 KiB reads of big.bin, warm mount, p50 / p90 (ms)" c_rr

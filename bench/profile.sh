@@ -127,12 +127,14 @@ summary mount "$OUTDIR/mount.allocs.pprof" alloc_space alloc_objects
 
 # ---------------------------------------------------------------- perf: the kernel's share
 
-# perf_report NAME: the share of samples per process/DSO and the top symbols.
+# perf_report NAME: the shares of samples by process and object (the kernel is
+# [kernel.kallsyms]) and by symbol, flat (no call graphs), from NAME.perf.data, then removes it.
 perf_report() {
-	perf report -i "$OUTDIR/$1.perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25 >"$OUTDIR/$1.perf.dso.txt" || true
-	perf report -i "$OUTDIR/$1.perf.data" --no-children --sort comm,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -60 >"$OUTDIR/$1.perf.sym.txt" || true
-	rm -f "$OUTDIR/$1.perf.data"
-	echo "perf $1: samples by process and object in $OUTDIR/$1.perf.dso.txt:" | tee -a "$OUTDIR/summary.txt"
+	local d=$OUTDIR/$1.perf.data
+	perf report -i "$d" --no-children -g none --percent-limit 0.5 --sort comm,dso --stdio 2>/dev/null | grep '%' >"$OUTDIR/$1.perf.dso.txt" || true
+	perf report -i "$d" --no-children -g none --percent-limit 0.3 --sort comm,dso,sym --stdio 2>/dev/null | grep '%' >"$OUTDIR/$1.perf.sym.txt" || true
+	rm -f "$d"
+	echo "perf $1: samples by process and object ($OUTDIR/$1.perf.dso.txt):" | tee -a "$OUTDIR/summary.txt"
 	head -12 "$OUTDIR/$1.perf.dso.txt" | tee -a "$OUTDIR/summary.txt"
 }
 

@@ -16,11 +16,12 @@
 # minutes, and writes fail (MemoryExtentStoreAtSizeLimit) beyond 512 MB
 # (AZURITE_EXTENT_MB sets another limit, in MB):
 # start a fresh instance rather than reusing one for many test runs.
+# AZURITE_START_TIMEOUT (default 30) is how many seconds it may take to answer.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$root/node_modules/.bin/azurite-blob
-start_timeout=30 # seconds until Azurite must answer
+start_timeout=${AZURITE_START_TIMEOUT:-30} # seconds until Azurite must answer
 stop_timeout=10  # seconds until a stopping Azurite gets SIGKILL
 
 die() {
