@@ -6,10 +6,15 @@
 #
 # Backs the corpus up once into a local azfs vault and a local restic repository, then,
 # BENCH_RUNS times, interleaved (so that each run's three share the machine's mood),
-# each into a fresh empty directory, the page cache warm, `sync` before each:
+# each into a new empty directory, the page cache warm, `sync` before each:
 #   azfs     azfs restore latest --target DIR
 #   restic   restic restore latest --target DIR
 #   cp       cp -a out of a fresh `azmount --point latest` (the copy timed, as in bench.sh)
+# Nothing is deleted until the last run has ended (the target needs room for 3 x
+# BENCH_RUNS copies of the corpus): on ext4 without a journal, creating a file after
+# thousands were deleted in the last 30 seconds scans past each of them
+# (recently_deleted in the inode allocator), which made whichever tool ran right after a
+# `rm -rf` of the previous tree spend most of its time there, not restoring.
 # It checks the first azfs restore against the corpus (diff -r, and type, mode, owner,
 # size, mtime and link target of every entry), and prints the medians, peak RSS, and the
 # ratios the issue names: azfs restore throughput >= 1.5x restic's, azfs restore time
@@ -71,51 +76,52 @@ mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME"
 bytes=$(find "$CORPUS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 find "$CORPUS" -type f -exec cat {} + >/dev/null # page cache warm for the verification
 
-# timed NAME CMD...: runs CMD, its output discarded, and appends its wall seconds and
-# peak RSS (MB) to the arrays NAME_s and NAME_rss.
+# timed NAME CMD...: runs CMD, its output discarded, and appends its wall seconds, CPU
+# seconds (user + system) and peak RSS (MB) to the arrays NAME_s, NAME_cpu and NAME_rss.
 timed() {
-	local name=$1 t0 t1 rss
+	local name=$1 t0 t1 rss cpu
 	shift
 	sync
 	t0=$(date +%s.%N)
-	/usr/bin/time -f %M -o "$WORK/rss" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" ||
+	/usr/bin/time -f '%M %U %S' -o "$WORK/rss" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" ||
 		{ echo "$name: $* failed:" >&2; tail -5 "$WORK/$name.err" >&2; exit 1; }
 	t1=$(date +%s.%N)
-	rss=$(tail -1 "$WORK/rss")
+	read -r rss cpu < <(tail -1 "$WORK/rss" | awk '{ print $1, $2 + $3 }')
 	eval "${name}_s+=(\"$(echo "$t1 - $t0" | bc -l)\")"
+	eval "${name}_cpu+=(\"$cpu\")"
 	eval "${name}_rss+=(\"$((rss / 1024))\")"
 }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
-fresh() { rm -rf "$OUT" && mkdir -p "$OUT" && sync; }
 
 # meta DIR: type, mode, owner, size (files), mtime (ns), link target of every entry.
 meta() {
 	(cd "$1" && find . -printf '%P\t%y\t%m\t%U\t%G\t%s\t%T@\t%l\n') | awk -F'\t' -v OFS='\t' '$2 == "d" { $6 = "" } 1' | sort
 }
 
-declare -a azfs_s azfs_rss restic_s restic_rss cp_s cp_rss
+room=$(df -B1 --output=avail "$OUT" | tail -1)
+if [ "$room" -lt $((3 * BENCH_RUNS * bytes + bytes)) ]; then
+	echo "restore.sh: $OUT has $((room / 1000000)) MB free; the runs need $((3 * BENCH_RUNS * bytes / 1000000)) MB (3 x BENCH_RUNS copies of the corpus): set BENCH_CP_DIR or fewer BENCH_RUNS" >&2
+	exit 1
+fi
+declare -a azfs_s azfs_cpu azfs_rss restic_s restic_cpu restic_rss cp_s cp_cpu cp_rss
 verdict=
 for i in $(seq "$BENCH_RUNS"); do
-	fresh
-	timed azfs "$BIN/azfs" restore latest --target "$OUT"
+	timed azfs "$BIN/azfs" restore latest --target "$OUT/azfs.$i"
 	if [ "$i" = 1 ]; then
-		if diff -r --no-dereference "$CORPUS" "$OUT$CORPUS" >"$WORK/diff.txt" 2>&1 && cmp -s <(meta "$CORPUS") <(meta "$OUT$CORPUS"); then
+		if diff -r --no-dereference "$CORPUS" "$OUT/azfs.$i$CORPUS" >"$WORK/diff.txt" 2>&1 && cmp -s <(meta "$CORPUS") <(meta "$OUT/azfs.$i$CORPUS"); then
 			verdict=identical
 		else
 			verdict="**DIFFERENT**: $(head -c 300 "$WORK/diff.txt" | tr '\n' ' ')"
 		fi
 	fi
-	fresh
-	timed restic "$RESTIC" restore latest --target "$OUT"
-	fresh
+	timed restic "$RESTIC" restore latest --target "$OUT/restic.$i"
 	"$BIN/azmount" --point latest "$MNT" 2>"$WORK/azmount.err" &
 	MPID=$!
 	for _ in $(seq 600); do [ -d "$MNT$CORPUS" ] && break; sleep 0.05; done
-	timed cp cp -a "$MNT$CORPUS" "$OUT/cp"
+	timed cp cp -a "$MNT$CORPUS" "$OUT/cp.$i"
 	end_mount "$MPID" "$MNT"
 	MPID=
 done
-fresh
 
 a=$(printf '%s\n' "${azfs_s[@]}" | median)
 r=$(printf '%s\n' "${restic_s[@]}" | median)
@@ -135,11 +141,11 @@ paired() { # paired A B: per-run ratios B/A
 	echo
 	echo "Corpus \`$CORPUS\`, $((bytes / 1000000)) MB of files; local vault and repository; medians of $BENCH_RUNS interleaved runs; $("$RESTIC" version | head -1)."
 	echo
-	echo "| what | seconds | MB/s | peak RSS (MB) |"
-	echo "|---|---|---|---|"
-	echo "| \`azfs restore latest --target DIR\` | $a | $(mbps "$a") | $(printf '%s\n' "${azfs_rss[@]}" | median) |"
-	echo "| \`restic restore latest --target DIR\` | $r | $(mbps "$r") | $(printf '%s\n' "${restic_rss[@]}" | median) |"
-	echo "| \`cp -a\` out of a fresh azfs mount | $c | $(mbps "$c") | (cp) $(printf '%s\n' "${cp_rss[@]}" | median) |"
+	echo "| what | seconds | MB/s | CPU seconds | peak RSS (MB) |"
+	echo "|---|---|---|---|---|"
+	echo "| \`azfs restore latest --target DIR\` | $a | $(mbps "$a") | $(printf '%s\n' "${azfs_cpu[@]}" | median) | $(printf '%s\n' "${azfs_rss[@]}" | median) |"
+	echo "| \`restic restore latest --target DIR\` | $r | $(mbps "$r") | $(printf '%s\n' "${restic_cpu[@]}" | median) | $(printf '%s\n' "${restic_rss[@]}" | median) |"
+	echo "| \`cp -a\` out of a fresh azfs mount | $c | $(mbps "$c") | (cp) $(printf '%s\n' "${cp_cpu[@]}" | median) | (cp) $(printf '%s\n' "${cp_rss[@]}" | median) |"
 	echo
 	echo "| target | ratio | |"
 	echo "|---|---|---|"
@@ -147,5 +153,5 @@ paired() { # paired A B: per-run ratios B/A
 	echo "| azfs restore time ≤ cp -a out of a fresh mount | ${vs_cp}x | $(pass "$vs_cp <= 1") |"
 	echo "| azfs restore == corpus (diff -r, metadata) | $verdict | |"
 	echo
-	echo "Paired per-run ratios: restic/azfs time $(paired azfs_s restic_s); cp/azfs time $(paired azfs_s cp_s)."
+	echo "Paired per-run ratios: restic/azfs time $(paired azfs_s restic_s); cp/azfs time $(paired azfs_s cp_s); restic/azfs CPU seconds $(paired azfs_cpu restic_cpu)."
 } | tee "$RESULTS"
