@@ -25,8 +25,9 @@ type restoreOut struct {
 		Errors         uint64 `json:"errors"`
 	} `json:"result"`
 	Storage struct {
-		Requests uint64 `json:"requests"`
-		Loads    uint64 `json:"loads"`
+		Requests  uint64 `json:"requests"`
+		Loads     uint64 `json:"loads"`
+		BytesDown uint64 `json:"bytes_down"`
 	} `json:"storage"`
 }
 
@@ -87,10 +88,12 @@ func TestRestoreAllKinds(t *testing.T) {
 }
 
 // TestRestoreResumesAfterKill kills a restore with SIGKILL part way, runs it
-// again, and checks with the storage request count that the second run
-// fetched exactly the files the first had not finished: its loads beyond
-// those of a third run, which has nothing to fetch, are one per such file
-// (each file is one chunk).
+// again, and checks with the storage counts that the second run fetched
+// exactly the files the first had not finished: beyond what a third run,
+// which has nothing to fetch, loads, it loaded one chunk per such file
+// (each file is one chunk of the same size), in at most one request per
+// chunk (chunks next to each other in a pack come in one), and not a byte
+// more.
 func TestRestoreResumesAfterKill(t *testing.T) {
 	e := newEnv(t)
 	e.createVault()
@@ -139,11 +142,14 @@ func TestRestoreResumesAfterKill(t *testing.T) {
 	if idle.Result.ChunksFetched != 0 {
 		t.Errorf("a third run fetched %d chunks of a complete restore", idle.Result.ChunksFetched)
 	}
-	fetched := second.Storage.Loads - idle.Storage.Loads
-	t.Logf("after the kill %d of %d files were right; the second run fetched %d chunks in %d loads beyond an idle run's %d", right, files, second.Result.ChunksFetched, fetched, idle.Storage.Loads)
-	if fetched != uint64(files-right) || second.Result.ChunksFetched != uint64(files-right) {
-		t.Errorf("the second run made %d loads beyond an idle run's %d and fetched %d chunks; %d files were not right yet, %d were (nothing right may be fetched again)",
-			fetched, idle.Storage.Loads, second.Result.ChunksFetched, files-right, right)
+	loads := second.Storage.Loads - idle.Storage.Loads
+	bytes := second.Storage.BytesDown - idle.Storage.BytesDown
+	missing := uint64(files - right)
+	t.Logf("after the kill %d of %d files were right; the second run fetched %d chunks in %d loads (%d bytes) beyond an idle run's %d", right, files, second.Result.ChunksFetched, loads, bytes, idle.Storage.Loads)
+	// A chunk sealed: its 160 KiB, an encoding byte, the AEAD's nonce and tag.
+	if sealed := bytes / missing; loads > missing || bytes%missing != 0 || sealed < 160<<10 || sealed > 160<<10+64 || second.Result.ChunksFetched != missing {
+		t.Errorf("the second run loaded %d bytes in %d loads beyond an idle run's and fetched %d chunks; %d files were not right yet (one chunk of 160 KiB each), %d were (nothing right may be fetched again)",
+			bytes, loads, second.Result.ChunksFetched, missing, right)
 	}
 }
 

@@ -641,25 +641,7 @@ func packRangeError(what string, id keys.ID, err error) error {
 // plaintext. It decrypts in place: sealed is overwritten, and the plaintext
 // of a raw (uncompressed) blob is a subslice of it.
 func (v *Vault) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
-	if v.open.Len() == 0 {
-		return nil, ErrWriteOnly
-	}
-	payload, err := v.open.OpenInPlace(kind, id, sealed)
-	if errors.Is(err, keys.ErrOtherKey) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
-	}
-	limit := maxTreePart
-	if kind == keys.KindData {
-		limit = v.cfg.Chunker.Max
-	}
-	plain, err := pack.DecodePayload(nil, payload, limit)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %w", kind, id.Short(), ErrDamaged, err)
-	}
-	return plain, nil
+	return v.OpenBlobInto(nil, kind, id, sealed)
 }
 
 // Chunk returns the content of a chunk.

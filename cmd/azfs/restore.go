@@ -49,7 +49,7 @@ a file is reported, never deleted.`,
 	iexclude := fs.StringArray("iexclude", nil, "as --exclude, ignoring case; `PATTERN` repeatable")
 	overwrite := fs.String("overwrite", "always", "an entry already in the target: `always` replace it (a file's chunks that are right are kept), if-changed (a file of the same size and mtime is kept unread), never")
 	verify := fs.Bool("verify", false, "read every restored file back and compare it with the point")
-	workers := fs.Int("workers", 0, "chunks fetched and written at once (default 4 per core; 32 for a blob vault)")
+	workers := fs.Int("workers", 0, "pack spans (chunks next to each other in a pack, up to 4 MiB) fetched and written at once (default 4 per core; 32 for a blob vault)")
 	asJSON := fs.Bool("json", false, "print a JSON summary")
 	quiet := fs.BoolP("quiet", "q", false, "no progress and no summary")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -32,12 +32,12 @@ type fileTask struct {
 	err error // the first failure
 }
 
-// chunkJob is one extent of a file to write. With check, the file's bytes
-// there are read first and kept when their keyed hash is the chunk's ID.
-type chunkJob struct {
-	f     *fileTask
-	ext   tree.Extent
-	check bool
+// checkJob is one extent of a file that was there before the run: the
+// file's bytes there are read first and kept when their keyed hash is the
+// chunk's ID, else the extent is fetched.
+type checkJob struct {
+	f   *fileTask
+	ext tree.Extent
 }
 
 // file restores the regular file n into d: a further name of a hard-linked
@@ -71,8 +71,8 @@ func (r *run) openFiles(ctx context.Context) {
 	}
 }
 
-// start opens f and hands its chunks to the chunk workers; a file of one
-// chunk, most of them, is written at once.
+// start opens f and hands its extents on: those over what was on disk to
+// the checkers, the others to the batcher, which fetches them by pack span.
 func (f *fileTask) start(ctx context.Context) {
 	r, n := f.run, &f.node
 	r.prog.Current.Store(&f.rel)
@@ -87,20 +87,29 @@ func (f *fileTask) start(ctx context.Context) {
 	r.noteFirstLink(n, f.rel)
 	r.prog.BytesDone.Add(n.Size - n.StoredBytes()) // holes
 	f.pending.Store(1)
-	if len(n.Extents) == 1 {
-		e := n.Extents[0]
-		f.extentDone(r.writeExtent(ctx, chunkJob{f: f, ext: e, check: e.Offset < checkBelow}, nil))
-		return
-	}
 	for _, e := range n.Extents {
 		f.pending.Add(1)
-		select {
-		case r.chunks <- chunkJob{f: f, ext: e, check: e.Offset < checkBelow}:
-		case <-ctx.Done():
-			f.extentDone(ctx.Err())
+		var err error
+		if e.Offset < checkBelow {
+			err = send(ctx, r.checks, checkJob{f: f, ext: e})
+		} else {
+			err = send(ctx, r.fetches, fetchJob{f: f, ext: e})
+		}
+		if err != nil {
+			f.extentDone(err)
 		}
 	}
 	f.extentDone(nil)
+}
+
+// send puts v on ch unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) error {
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // open opens or creates the file for writing. An existing file is reused
@@ -255,52 +264,31 @@ func (r *run) countFile(n *tree.Node) {
 	r.prog.Files.Add(1)
 }
 
-// writeChunks does chunk jobs until the queue closes.
-func (r *run) writeChunks(ctx context.Context) {
+// checkChunks does check jobs until the queue closes: an extent whose
+// bytes on disk are the chunk's is kept, the others are fetched.
+func (r *run) checkChunks(ctx context.Context) {
 	h := r.src.Keys().NewHasher(keys.KindData)
-	for j := range r.chunks {
+	var buf []byte
+	for j := range r.checks {
 		if err := ctx.Err(); err != nil {
 			j.f.extentDone(err)
 			continue
 		}
-		j.f.extentDone(r.writeExtent(ctx, j, h))
-	}
-}
-
-// writeExtent does one chunk job: keeps what is right on disk (hashed with
-// h, or a new hasher when nil), else fetches the chunk and writes it.
-func (r *run) writeExtent(ctx context.Context, j chunkJob, h *keys.Hasher) error {
-	e := j.ext
-	if j.check {
-		if h == nil {
-			h = r.src.Keys().NewHasher(keys.KindData)
+		e := j.ext
+		if cap(buf) < int(e.Length) {
+			buf = make([]byte, e.Length)
 		}
-		b := make([]byte, e.Length)
+		b := buf[:e.Length]
 		if n, err := unix.Pread(j.f.fd, b, int64(e.Offset)); err == nil && n == len(b) && h.Sum(b) == e.ID {
 			r.kept.Add(1)
 			r.prog.BytesDone.Add(uint64(e.Length))
-			return nil
+			j.f.extentDone(nil)
+			continue
+		}
+		if err := send(ctx, r.fetches, fetchJob(j)); err != nil {
+			j.f.extentDone(err)
 		}
 	}
-	data, err := r.src.Chunk(ctx, e.ID)
-	if err != nil {
-		return fmt.Errorf("chunk %s at offset %d: %w", e.ID.Short(), e.Offset, err)
-	}
-	if len(data) != int(e.Length) {
-		return fmt.Errorf("chunk %s: %w: %d bytes, extent has %d", e.ID.Short(), repo.ErrDamaged, len(data), e.Length)
-	}
-	r.fetched.Add(1)
-	r.bytesFetched.Add(uint64(len(data)))
-	r.prog.BytesFetched.Add(uint64(len(data)))
-	for off := 0; off < len(data); {
-		n, err := unix.Pwrite(j.f.fd, data[off:], int64(e.Offset)+int64(off))
-		if err != nil {
-			return &os.PathError{Op: "write", Path: j.f.rel, Err: err}
-		}
-		off += n
-	}
-	r.prog.BytesDone.Add(uint64(e.Length))
-	return nil
 }
 
 // verify reads the open file fd back and compares it with n: every extent's

@@ -7,9 +7,12 @@
 // second run after an interruption fetches nothing that is already right.
 //
 // It reads the point's tree with package browse (the readers ls, find and
-// dump use) and chunks through a ContentSource; it never holds a whole
-// directory (one tree part per level being walked) or a whole file (one
-// chunk per worker).
+// dump use), and chunks by pack span, as restic restores pack by pack: the
+// chunks that lie next to each other in a pack are loaded with one request
+// and each is opened once for all the extents that need it (fetch.go). It
+// never holds a whole directory (one tree part per level being walked), a
+// whole file, or the whole plan (at most maxBatched extents wait for a
+// fetch, and each fetch worker holds one span of at most 4 MiB).
 package restore
 
 import (
@@ -31,6 +34,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
+	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -41,6 +45,13 @@ import (
 type Source interface {
 	browse.ContentSource
 	Keys() *keys.KeySet
+	// The pack reads chunks are fetched by (see fetch.go): where a chunk
+	// is, a span of a pack, a chunk opened out of it into a reused
+	// buffer, and a copy found bad there, for Chunk to try the others.
+	Index() *index.Index
+	LoadPackRange(ctx context.Context, pack keys.ID, off, length int64) ([]byte, error)
+	OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error)
+	NoteBadCopy(blob, pack keys.ID)
 }
 
 // Overwrite says what happens to an entry that already exists in the target.
@@ -95,8 +106,9 @@ type Options struct {
 	// Verify reads every restored file back and compares it with the
 	// point (chunk IDs, holes read as zeros).
 	Verify bool
-	// Workers is how many chunks are fetched and written at once, and
-	// how many files are opened at once (default 4 × GOMAXPROCS).
+	// Workers is how many pack spans are fetched and written at once,
+	// and how many extents over existing files are compared at once
+	// (default 4 × GOMAXPROCS).
 	Workers int
 	// Progress, when set, is updated as the run goes; a concurrent walk of
 	// the tree fills its totals for an ETA.
@@ -173,28 +185,25 @@ func Run(ctx context.Context, src Source, root keys.ID, p string, target string,
 		go r.scan(ctx, node)
 	}
 	// Files are opened (created, or compared with what is there) by file
-	// workers, and their chunks written by chunk workers, which wait on
-	// nothing but the vault and the disk: a file worker may block handing
-	// chunks on, never the other way round.
+	// openers; the extents of a file that was there are compared with
+	// the point by checkers; the extents to fetch are gathered by the
+	// batcher into pack spans, which fetchers load, open and write. Each
+	// stage waits only on the ones after it, never the other way round.
 	// Creating files in one directory from many threads only contends
 	// for the directory's lock: one opener per core.
 	r.opens = make(chan *fileTask, opts.Workers)
-	r.chunks = make(chan chunkJob, 2*opts.Workers)
-	var fileWorkers, chunkWorkers sync.WaitGroup
+	r.checks = make(chan checkJob, 2*opts.Workers)
+	r.fetches = make(chan fetchJob, opts.Workers)
+	r.spans = make(chan *span)
+	var openers, checkers, fetchers sync.WaitGroup
 	for range min(opts.Workers, runtime.GOMAXPROCS(0)) {
-		fileWorkers.Add(1)
-		go func() {
-			defer fileWorkers.Done()
-			r.openFiles(ctx)
-		}()
+		openers.Go(func() { r.openFiles(ctx) })
 	}
 	for range opts.Workers {
-		chunkWorkers.Add(1)
-		go func() {
-			defer chunkWorkers.Done()
-			r.writeChunks(ctx)
-		}()
+		checkers.Go(func() { r.checkChunks(ctx) })
+		fetchers.Go(func() { r.fetchSpans(ctx) })
 	}
+	fetchers.Go(func() { r.batchFetches(ctx) })
 	// The target directory is the restored directory itself; a single
 	// entry goes below it.
 	top := &dirTask{run: r, fd: fd, rel: ".", name: abs, made: true, existed: statErr == nil}
@@ -207,9 +216,11 @@ func Run(ctx context.Context, src Source, root keys.ID, p string, target string,
 	}
 	top.done()
 	close(r.opens)
-	fileWorkers.Wait()
-	close(r.chunks)
-	chunkWorkers.Wait()
+	openers.Wait()
+	close(r.checks)
+	checkers.Wait()
+	close(r.fetches)
+	fetchers.Wait()
 	res := r.result()
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("restore: %w", err)
@@ -222,12 +233,14 @@ func Run(ctx context.Context, src Source, root keys.ID, p string, target string,
 
 // run is one restore.
 type run struct {
-	src    Source
-	opts   Options
-	target string
-	prog   *Progress
-	opens  chan *fileTask
-	chunks chan chunkJob
+	src     Source
+	opts    Options
+	target  string
+	prog    *Progress
+	opens   chan *fileTask
+	checks  chan checkJob
+	fetches chan fetchJob
+	spans   chan *span
 
 	mu    sync.Mutex
 	links map[linkKey]string // hard-linked inodes restored: their first path below target

@@ -1,0 +1,36 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/pack"
+)
+
+// OpenBlobInto is OpenBlob for a reader that opens many blobs one after
+// the other and reuses one buffer for them (package restore): the
+// plaintext is appended to dst (a compressed blob decoded into dst's room,
+// grown only when that is too small), and with a nil dst it is OpenBlob.
+// sealed is overwritten: it is decrypted in place.
+func (v *Vault) OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
+	if v.open.Len() == 0 {
+		return nil, ErrWriteOnly
+	}
+	payload, err := v.open.OpenInPlace(kind, id, sealed)
+	if errors.Is(err, keys.ErrOtherKey) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	limit := maxTreePart
+	if kind == keys.KindData {
+		limit = v.cfg.Chunker.Max
+	}
+	plain, err := pack.DecodePayload(dst, payload, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w: %w", kind, id.Short(), ErrDamaged, err)
+	}
+	return plain, nil
+}
