@@ -58,6 +58,7 @@ demo: build
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./repo/chunker ./fs ./repo/retention ./repo/policy
 	BIN=$(BIN) bash bench/bench.sh
+	BIN=$(BIN) bash bench/backupcpu.sh
 	BIN=$(BIN) bash bench/points.sh
 	BIN=$(BIN) bash bench/prune.sh
 	BIN=$(BIN) bash bench/verify.sh

@@ -20,8 +20,9 @@ import (
 // backs DIR up twice (first, then nothing changed) into a local vault with
 // a file cache and the CLI's soft memory limit, and reports the live heap's
 // peak; with AZFS_PROFILE_OUT=DIR it writes heap profiles taken at the
-// peaks (heap-first.pprof, heap-second.pprof) and a CPU profile of the
-// second run (cpu-second.pprof) for go tool pprof.
+// peaks (heap-first.pprof, heap-second.pprof), a CPU profile of each run
+// (cpu-first.pprof, cpu-second.pprof) and the allocations of the first
+// (allocs-first.pprof) for go tool pprof.
 //
 //	AZFS_PROFILE_TREE=/var/tmp/azfs-bench/scale-tree AZFS_PROFILE_OUT=/tmp \
 //	  go test -count=1 -timeout 60m -run TestProfileTree -v ./repo/backup
@@ -49,8 +50,8 @@ func TestProfileTree(t *testing.T) {
 		stop := make(chan struct{})
 		done := make(chan uint64)
 		go func() { done <- watchHeap(stop, filepath.Join(out, "heap-"+run+".pprof"), out != "") }()
-		if out != "" && run == "second" {
-			if f, err := os.Create(filepath.Join(out, "cpu-second.pprof")); err == nil {
+		if out != "" {
+			if f, err := os.Create(filepath.Join(out, "cpu-"+run+".pprof")); err == nil {
 				_ = pprof.StartCPUProfile(f)
 				defer f.Close()
 			}
@@ -59,8 +60,12 @@ func TestProfileTree(t *testing.T) {
 		p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{tree}, Machine: "m", Files: files})
 		close(stop)
 		peak := <-done
-		if run == "second" {
-			pprof.StopCPUProfile()
+		pprof.StopCPUProfile()
+		if out != "" && run == "first" {
+			if f, err := os.Create(filepath.Join(out, "allocs-first.pprof")); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
 		}
 		if err != nil {
 			t.Fatal(err)

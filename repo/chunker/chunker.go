@@ -39,10 +39,12 @@ var DefaultParams = Params{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20}
 // Changing it changes every chunk boundary of every vault.
 const gearContext = "azfs 2025-01-01 repo/chunker FastCDC gear table v1"
 
-// Reads from the underlying reader go into a small buffer that stays in the
-// CPU cache while its bytes are hashed and copied into the chunk. The buffer
-// starts at minReadSize and doubles, up to maxReadSize, whenever a read fills
-// it, so that chunking a tiny file costs only a tiny allocation.
+// Reads from the underlying reader go straight into the chunk's buffer, so a
+// chunk's bytes are copied only when a read ran past its end (the rest is
+// kept for the next chunk). The read size starts at minReadSize and doubles,
+// up to maxReadSize, whenever a read fills it, so that chunking a tiny file
+// costs only a tiny buffer; a reader at full size reads a chunk's first Min
+// bytes, which are never hashed, in the same call as the next maxReadSize.
 const (
 	minReadSize = 4 << 10
 	maxReadSize = 64 << 10
@@ -74,11 +76,11 @@ type Chunker struct {
 	p            Params
 	maskS, maskL uint64 // strict mask below Avg, loose mask above it
 
-	r          io.Reader
-	buf        []byte // read buffer; buf[start:end] is read but not yet chunked
-	start, end int
-	eof        bool  // r is exhausted
-	err        error // sticky read error
+	r     io.Reader
+	carry []byte // bytes read past the end of the last chunk
+	step  int    // the next read's size (minReadSize to maxReadSize)
+	eof   bool   // r is exhausted
+	err   error  // sticky read error
 }
 
 // New returns a Chunker reading r. The gear table is derived from the
@@ -101,6 +103,7 @@ func New(r io.Reader, seed [32]byte, p Params) *Chunker {
 		maskS: ^uint64(0) << (64 - min(avgBits+2, 64)),
 		maskL: ^uint64(0) << (64 - max(avgBits-2, 0)),
 		r:     r,
+		step:  minReadSize,
 	}
 }
 
@@ -108,12 +111,13 @@ func New(r io.Reader, seed [32]byte, p Params) *Chunker {
 // with the same seed and params. It clears any read error or end of input.
 func (c *Chunker) Reset(r io.Reader) {
 	c.r = r
-	c.start, c.end = 0, 0
+	c.carry = c.carry[:0]
+	c.step = minReadSize
 	c.eof = false
 	c.err = nil
 }
 
-// Next copies the next chunk into buf (grown when cap(buf) is smaller than
+// Next reads the next chunk into buf (grown when cap(buf) is smaller than
 // the chunk; callers should pass cap(buf) >= Max) and returns it.
 //
 // It returns io.EOF (and a nil slice) after the last chunk. A read error
@@ -123,26 +127,27 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	chunk := buf[:0]
+	chunk := append(buf[:0], c.carry...)
+	c.carry = c.carry[:0]
 	var fp uint64
+	scanned := 0 // chunk[:scanned] is hashed (or skipped) and holds no cut point
 	for {
-		if c.start == c.end {
-			if c.eof {
-				break
+		if scanned < len(chunk) {
+			n, h, done := c.scan(fp, scanned, chunk[scanned:])
+			fp = h
+			scanned += n
+			if done {
+				c.carry = append(c.carry, chunk[scanned:]...)
+				return chunk[:scanned], nil
 			}
-			if err := c.fill(); err != nil {
-				c.err = err
-				return nil, err
-			}
-			continue
 		}
-		data := c.buf[c.start:c.end]
-		n, h, done := c.scan(fp, len(chunk), data)
-		fp = h
-		chunk = append(chunk, data[:n]...)
-		c.start += n
-		if done {
-			return chunk, nil
+		if c.eof {
+			break
+		}
+		var err error
+		if chunk, err = c.read(chunk); err != nil {
+			c.err = err
+			return nil, err
 		}
 	}
 	if len(chunk) == 0 {
@@ -151,23 +156,31 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 	return chunk, nil
 }
 
-// fill replaces the (fully consumed) read buffer with the next bytes of r,
-// reading until the buffer is full or r is exhausted. Because the rolling
-// hash state carries over between reads, cut points do not depend on how r
-// splits its data.
-func (c *Chunker) fill() error {
-	if c.end == len(c.buf) && len(c.buf) < maxReadSize {
-		c.buf = make([]byte, min(max(2*len(c.buf), minReadSize), maxReadSize))
+// read appends the next bytes of r to chunk, growing it when needed, and
+// never beyond Max bytes. Because the rolling hash state carries over
+// between reads, cut points do not depend on how r splits its data.
+func (c *Chunker) read(chunk []byte) ([]byte, error) {
+	want := c.step
+	if len(chunk) < c.p.Min && c.step == maxReadSize {
+		want += c.p.Min - len(chunk)
 	}
-	n, err := io.ReadFull(c.r, c.buf)
-	c.start, c.end = 0, n
+	want = min(want, c.p.Max-len(chunk))
+	if cap(chunk)-len(chunk) < want {
+		grown := make([]byte, len(chunk), min(max(2*cap(chunk), len(chunk)+want), c.p.Max))
+		copy(grown, chunk)
+		chunk = grown
+	}
+	n, err := io.ReadFull(c.r, chunk[len(chunk):len(chunk)+want])
+	chunk = chunk[:len(chunk)+n]
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		c.eof = true
 	case err != nil:
-		return fmt.Errorf("chunker: read: %w", err)
+		return chunk, fmt.Errorf("chunker: read: %w", err)
+	case n == c.step:
+		c.step = min(2*c.step, maxReadSize)
 	}
-	return nil
+	return chunk, nil
 }
 
 // scan continues the chunk that already holds have bytes and whose rolling

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 
 	"github.com/azfs/azfs/keys"
@@ -389,5 +390,46 @@ func TestRegap(t *testing.T) {
 		if !bytes.Equal(b[e.Offset:e.Offset+e.Length], sealed[i]) {
 			t.Errorf("blob %d moved wrongly", i)
 		}
+	}
+}
+
+// TestPayloadSampling: a chunk whose middle is incompressible but whose
+// rest compresses (an archive with stored and deflated members by turns)
+// is compressed; one sample in the middle stored it raw.
+func TestPayloadSampling(t *testing.T) {
+	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 10000))[:400<<10]
+	plain := append(append(bytes.Clone(text), randomBytes(200<<10, 7)...), text...)
+	payload := pack.EncodePayload(nil, plain)
+	if payload[0] != 1 || len(payload) > len(plain)/2 {
+		t.Errorf("payload of %d bytes, encoding %d, for %d bytes of which 200 KiB in the middle are random: want it compressed", len(payload), payload[0], len(plain))
+	}
+	if back, err := pack.DecodePayload(nil, payload, len(plain)); err != nil || !bytes.Equal(back, plain) {
+		t.Errorf("DecodePayload = %d bytes, %v; want the plaintext back", len(back), err)
+	}
+}
+
+// TestPayloadNoChecksum: zstd frames carry no checksum of their own (the
+// seal authenticates the payload), and payloads written with one, as
+// before, still decode.
+func TestPayloadNoChecksum(t *testing.T) {
+	plain := []byte(strings.Repeat("compressible text, ", 1000))
+	payload := pack.EncodePayload(nil, plain)
+	var h zstd.Header
+	if err := h.Decode(payload[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if h.HasCheckSum {
+		t.Error("the zstd frame of a payload carries a checksum")
+	}
+	old, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withSum := old.EncodeAll(plain, []byte{1})
+	if err := h.Decode(withSum[1:]); err != nil || !h.HasCheckSum {
+		t.Fatalf("the old writer's frame: %v, checksum %v", err, h.HasCheckSum)
+	}
+	if back, err := pack.DecodePayload(nil, withSum, len(plain)); err != nil || !bytes.Equal(back, plain) {
+		t.Errorf("DecodePayload of a payload with a checksum = %d bytes, %v", len(back), err)
 	}
 }

@@ -17,28 +17,38 @@ const (
 
 var (
 	encoderOnce sync.Once
-	encoder     *zstd.Encoder
+	encoder     *zstd.Encoder // the payloads'
+	sampler     *zstd.Encoder // samples' trial, cheaper
 	decoder     *zstd.Decoder
+	samples     = sync.Pool{New: func() any { return new([]byte) }}
 )
 
 func codecs() {
 	encoderOnce.Do(func() {
+		// EncodeAll runs at most "concurrency" encodings at once: one per
+		// core. The sealed payload is authenticated (AEAD), so zstd's own
+		// checksum would only cost an xxhash of every chunk written and read.
+		opts := []zstd.EOption{zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false)}
 		var err error
-		// EncodeAll runs at most "concurrency" encodings at once: one per core.
-		encoder, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+		encoder, err = zstd.NewWriter(nil, append(opts, zstd.WithEncoderLevel(zstd.SpeedDefault))...)
 		if err != nil {
 			panic("zstd encoder: " + err.Error()) // only fails on invalid options
 		}
-		decoder, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+		sampler, err = zstd.NewWriter(nil, append(opts, zstd.WithEncoderLevel(zstd.SpeedFastest))...)
+		if err != nil {
+			panic("zstd encoder: " + err.Error())
+		}
+		decoder, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20), zstd.IgnoreChecksum(true))
 		if err != nil {
 			panic("zstd decoder: " + err.Error())
 		}
 	})
 }
 
-// EncodePayload appends the payload for plain to dst: zstd-compressed when that
-// saves at least 1/32 of the size, raw otherwise (incompressible data costs
-// one fast trial on a sample, not a full compression).
+// EncodePayload appends the payload for plain to dst: zstd-compressed
+// (zstd's default level, about 3) when that saves at least 1/32 of the size,
+// raw otherwise. Incompressible data costs one fast trial on samples, not a
+// full compression.
 func EncodePayload(dst, plain []byte) []byte {
 	codecs()
 	start := len(dst)
@@ -48,23 +58,37 @@ func EncodePayload(dst, plain []byte) []byte {
 		if len(dst)-start-1 <= len(plain)-len(plain)/32 {
 			return dst
 		}
-		dst = dst[:start]
 	}
-	dst = append(dst, payloadRaw)
+	dst = append(dst[:start], payloadRaw)
 	return append(dst, plain...)
 }
 
-// compressible guesses from a 64 KiB sample in the middle of plain whether
-// zstd will shrink it; small inputs are always tried.
+// Above sampleFrom bytes, compressible tries sampleCount samples of
+// sampleLen bytes spread over the input: one sample in the middle misjudges
+// files such as archives whose members are stored and deflated by turns.
+const (
+	sampleFrom  = 128 << 10
+	sampleCount = 4
+	sampleLen   = 16 << 10
+)
+
+// compressible guesses from samples spread over plain, compressed at zstd's
+// fastest level, whether zstd will save 1/64 of it; small inputs are always
+// tried.
 func compressible(plain []byte) bool {
-	const sample = 64 << 10
-	if len(plain) <= 2*sample {
+	if len(plain) <= sampleFrom {
 		return true
 	}
-	mid := len(plain)/2 - sample/2
-	var buf [sample + 1024]byte
-	out := encoder.EncodeAll(plain[mid:mid+sample], buf[:0])
-	return len(out) < sample-sample/16
+	bp := samples.Get().(*[]byte)
+	defer samples.Put(bp)
+	out := (*bp)[:0]
+	for i := 1; i <= sampleCount; i++ {
+		at := len(plain)*i/(sampleCount+1) - sampleLen/2
+		out = sampler.EncodeAll(plain[at:at+sampleLen], out)
+	}
+	*bp = out
+	const all = sampleCount * sampleLen
+	return len(out) < all-all/64
 }
 
 // DecodePayload appends the data of a payload to dst. maxLen bounds the
