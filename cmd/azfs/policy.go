@@ -299,12 +299,13 @@ func newPolicySetCmd() *cobra.Command {
 		if !pf.anyChange && !windowChange {
 			return cli.Usagef("nothing to set: give a schedule (--every, --at), retention (--keep-*), --timezone, --soft-delete, or a set's paths and selection with --set NAME (see 'azfs policy set --help')")
 		}
-		var nextWindow time.Duration
+		var req policy.Request
 		if windowChange {
-			var err error
-			if nextWindow, err = retention.ParseDuration(*softDelete, false); err != nil {
+			d, err := retention.ParseDuration(*softDelete, false)
+			if err != nil {
 				return cli.Usagef("--soft-delete: %v", err)
 			}
+			req.Window = &policy.WindowChange{Next: d}
 		}
 
 		o, owner, err := open.Owner(ctx, target.target())
@@ -317,7 +318,6 @@ func newPolicySetCmd() *cobra.Command {
 			return err
 		}
 		out := policyChangeJSON{Set: *pf.set, DryRun: *dryRun, Lowered: []string{}, Forgets: []pointJSON{}, Forgotten: []pointJSON{}}
-		var change policy.Change
 		var state *policy.State // nil: the machine's points cannot be read here
 		if pf.anyChange {
 			name, err := machineName(o, *target.machine)
@@ -337,9 +337,11 @@ func newPolicySetCmd() *cobra.Command {
 			if state, err = previewState(ctx, o, t, owner); err != nil {
 				return err
 			}
-			if change, err = policy.PlanChange(state, cur, next, now); err != nil {
+			change, err := policy.PlanChange(state, cur, next, now)
+			if err != nil {
 				return err
 			}
+			req.Change = &change
 			if err := out.describe(change, curWindow, now); err != nil {
 				return err
 			}
@@ -347,14 +349,14 @@ func newPolicySetCmd() *cobra.Command {
 				printChange(change, *pf.set)
 			}
 		}
-		windowShortened := windowChange && nextWindow < curWindow
-		if windowChange {
-			out.SoftDelete = &windowChangeJSON{int64(curWindow / time.Second), int64(nextWindow / time.Second)}
+		if w := req.Window; w != nil {
+			w.Current = curWindow
+			out.SoftDelete = &windowChangeJSON{int64(w.Current / time.Second), int64(w.Next / time.Second)}
 			if !*asJSON {
-				fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(curWindow), retention.FormatDuration(nextWindow))
+				fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(w.Current), retention.FormatDuration(w.Next))
 			}
 		}
-		out.NeedsPIN = change.NeedsPIN() || windowShortened
+		out.NeedsPIN = req.NeedsPIN()
 		if *dryRun {
 			msg := "dry run: nothing changed"
 			if out.NeedsPIN {
@@ -366,32 +368,25 @@ func newPolicySetCmd() *cobra.Command {
 		// Everything that can be refused is checked before the PIN is spent.
 		switch {
 		case out.NeedsPIN && *pin == "":
-			return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(change, windowShortened, *asJSON))
-		case out.NeedsPIN:
-			if err := access.UsePIN(ctx, o.Storage, o.Root, *pin, now); err != nil {
-				return err
-			}
-		case *pin != "":
+			return fmt.Errorf("%w: the change %s: pass a security PIN from 'azfs vault pin' (--pin PIN); nothing was changed", access.ErrPIN, shortening(req, *asJSON))
+		case !out.NeedsPIN && *pin != "":
 			fmt.Fprintln(os.Stderr, "the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
 		}
-		if pf.anyChange {
-			next, err := policy.Set(ctx, o.Storage, o.Root, owner, change.Next, now)
-			if err != nil {
-				return err
-			}
-			out.Saved = next.Seq
-			fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", next.Seq, next.Machine)
+		saved, err := policy.Commit(ctx, o.Storage, o.Root, owner, req, func() error { return access.UsePIN(ctx, o.Storage, o.Root, *pin, now) }, now)
+		if saved.Seq != 0 {
+			out.Saved = saved.Seq
+			fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", saved.Seq, saved.Machine)
 		}
-		if windowChange {
-			if err := policy.SetWindow(ctx, o.Storage, o.Root, owner, nextWindow, now); err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "soft-delete window of the vault: %s\n", retention.FormatDuration(nextWindow))
+		if err != nil {
+			return err
+		}
+		if w := req.Window; w != nil {
+			fmt.Fprintf(os.Stderr, "soft-delete window of the vault: %s\n", retention.FormatDuration(w.Next))
 		}
 		switch {
 		case !pf.anyChange:
 		case state == nil:
-			fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", change.Next.Machine)
+			fmt.Fprintf(os.Stderr, "the policy applies at %s's next retention run ('azfs policy apply' where its points can be read)\n", saved.Machine)
 		default:
 			// The new policy takes effect now.
 			run, err := applyRetention(ctx, o, false, *asJSON)
@@ -499,22 +494,22 @@ func printChange(c policy.Change, set string) {
 	printPoints("forget", c.Newly)
 }
 
-// shortening says why a change needs the PIN: the retention rules it
+// shortening says why a request needs the PIN: the retention rules it
 // lowers, the points it forgets that the current policy keeps (listed
 // before, unless as JSON), a shorter soft-delete window.
-func shortening(c policy.Change, window, asJSON bool) string {
+func shortening(r policy.Request, asJSON bool) string {
 	var why []string
-	if len(c.Lowered) > 0 {
+	if c := r.Change; c != nil && len(c.Lowered) > 0 {
 		why = append(why, "lowers retention ("+strings.Join(c.Lowered, ", ")+")")
 	}
-	if n := len(c.Newly); n > 0 {
+	if c := r.Change; c != nil && len(c.Newly) > 0 {
 		listed := " (listed above)"
 		if asJSON {
 			listed = " ('policy set --dry-run' lists them)"
 		}
-		why = append(why, fmt.Sprintf("forgets %s the current policy keeps%s", cli.Count(n, "point"), listed))
+		why = append(why, fmt.Sprintf("forgets %s the current policy keeps%s", cli.Count(len(c.Newly), "point"), listed))
 	}
-	if window {
+	if r.Window.Shortens() {
 		why = append(why, "shortens the soft-delete window")
 	}
 	return strings.Join(why, " and ")

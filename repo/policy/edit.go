@@ -1,14 +1,18 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
+	"github.com/azfs/azfs/repo/storage"
 )
 
 // ErrNoRuleLeft reports an edit that drops a retention's last rule: a
@@ -118,4 +122,51 @@ func (p Policy) Edited(machine string, e Edit) (Policy, error) {
 		next = next.WithEntry(sp)
 	}
 	return next, next.Validate()
+}
+
+// Request is what the owner asks 'azfs policy set' for: a machine's next
+// policy (Change, from PlanChange; nil: the policy stays) and the vault's
+// soft-delete window (Window; nil: it stays).
+type Request struct {
+	Change *Change
+	Window *WindowChange
+}
+
+// WindowChange is the vault's soft-delete window now and as asked for.
+type WindowChange struct{ Current, Next time.Duration }
+
+// Shortens reports whether the window gets shorter.
+func (w *WindowChange) Shortens() bool { return w != nil && w.Next < w.Current }
+
+// NeedsPIN reports whether r needs the owner's security PIN: its policy
+// change lowers a rule or forgets a point the current policy keeps, or
+// the window gets shorter.
+func (r Request) NeedsPIN() bool {
+	return (r.Change != nil && r.Change.NeedsPIN()) || r.Window.Shortens()
+}
+
+// Commit stores what r asks for at now, signed by owner: the machine's
+// next policy, then the window. When r needs the PIN, spendPIN spends it
+// first; the caller has checked everything else that can refuse, so that
+// a refused change never costs the PIN. It returns the policy saved (zero
+// when r changes none), also with an error from saving the window.
+func Commit(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, r Request, spendPIN func() error, now time.Time) (Policy, error) {
+	if r.NeedsPIN() {
+		if err := spendPIN(); err != nil {
+			return Policy{}, err
+		}
+	}
+	var saved Policy
+	if r.Change != nil {
+		var err error
+		if saved, err = Set(ctx, st, root, owner, r.Change.Next, now); err != nil {
+			return Policy{}, err
+		}
+	}
+	if r.Window != nil {
+		if err := SetWindow(ctx, st, root, owner, r.Window.Next, now); err != nil {
+			return saved, err
+		}
+	}
+	return saved, nil
 }

@@ -1,11 +1,13 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
 )
 
@@ -68,5 +70,47 @@ func TestEdited(t *testing.T) {
 	}
 	if _, err := first.Edited("web01", Edit{TimeZone: "Nowhere/Nothing"}); err == nil {
 		t.Error("an unknown time zone: no error")
+	}
+}
+
+// TestCommit: a request that needs the PIN spends it before anything is
+// saved, and a refused PIN saves nothing; one that does not never asks
+// for it; the policy and the window are both saved.
+func TestCommit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.addPoints(t, 4)
+	cur := f.setPolicy(t, retention.Retention{KeepLast: 4})
+	s := f.load(t)
+	lower, err := cur.Edited("web01", Edit{Keep: RetentionEdit{Last: ptr(2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change, err := PlanChange(s, cur, lower, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Change: &change, Window: &WindowChange{Current: DefaultWindow, Next: DefaultWindow / 2}}
+	if !req.NeedsPIN() {
+		t.Fatal("lowering keep-last and shortening the window needs no PIN")
+	}
+	refused := errors.New("wrong PIN")
+	if saved, err := Commit(ctx, f.st, f.root, f.owner, req, func() error { return refused }, t0); !errors.Is(err, refused) || saved.Seq != 0 {
+		t.Errorf("a refused PIN: saved %d, %v", saved.Seq, err)
+	}
+	if p, _ := Current(ctx, f.st, f.root, "web01"); p.Seq != cur.Seq {
+		t.Errorf("after a refused PIN the policy is %d, want %d", p.Seq, cur.Seq)
+	}
+	spent := 0
+	saved, err := Commit(ctx, f.st, f.root, f.owner, req, func() error { spent++; return nil }, t0)
+	if err != nil || spent != 1 || saved.Seq != cur.Seq+1 || saved.Retention.KeepLast != 2 {
+		t.Errorf("Commit: saved %+v, PIN spent %d times, %v", saved, spent, err)
+	}
+	if w, err := Window(ctx, f.st, f.root); err != nil || w != DefaultWindow/2 {
+		t.Errorf("window after Commit: %v, %v", w, err)
+	}
+	longer := Request{Window: &WindowChange{Current: DefaultWindow / 2, Next: DefaultWindow}}
+	if saved, err := Commit(ctx, f.st, f.root, f.owner, longer, func() error { t.Error("PIN asked for a longer window"); return nil }, t0.Add(time.Minute)); err != nil || saved.Seq != 0 {
+		t.Errorf("a longer window alone: saved %d, %v", saved.Seq, err)
 	}
 }
