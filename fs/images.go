@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -67,20 +66,25 @@ func newImages(opts Options) *images {
 
 // pointFile reads a point's file through the chunk cache: the bottom of
 // every image's stack of readers. Images are stored in small fixed blocks
-// (16 KiB for an image of up to 16 GiB), and loading each block through
-// the cache costs more than the block (an entry, a goroutine, a lookup per
-// 16 KiB), so a point file is read, cached and read ahead in aligned
-// windows of imageWindow bytes, each loaded in one go: its chunks one
-// after the other on one goroutine, straight from the source unless
-// cached, into one buffer that the chunk cache keeps under a key derived
-// from the window's extents (so the same window in another point is the
-// same entry). Windows load in parallel: those of a read at once, and a
-// sequential reader's next imageReadAhead windows in the background.
+// (16 KiB for an image of up to 16 GiB), and loading each block on its own
+// through the cache costs more than the block (a goroutine and a wait per
+// 16 KiB), so a point file's chunks are loaded by aligned windows of
+// imageWindow bytes: a window's missing chunks one after the other on one
+// goroutine, straight from the source into the chunk cache, once however
+// many reads want the window at the same time. The windows of a read load
+// in parallel, a sequential reader's next imageReadAhead windows in the
+// background; a read then copies its chunks out of the cache (loading
+// there any a window could not: a damaged chunk fails only the reads that
+// need it).
 type pointFile struct {
 	v    *vault
 	node *tree.Node
 	path string
 	seq  windowSeq
+
+	mu sync.Mutex
+	// loading holds the windows being loaded, each closed when done.
+	loading map[uint64]chan struct{}
 }
 
 // windowSeq is where a point file's readers are, in windows: what read-ahead
@@ -95,7 +99,7 @@ type windowSeq struct {
 }
 
 const (
-	// imageWindow is the span of a point file loaded and cached as one.
+	// imageWindow is the span of a point file whose chunks load together.
 	imageWindow = 1 << 20
 	// imageReadAhead is how many windows past a sequential read are
 	// loaded ahead of it.
@@ -122,16 +126,10 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 		f.prefetchWindow(k)
 	}
 	for k := first; k <= last; k++ {
-		lo, hi := max(start, k*imageWindow), min(end, (k+1)*imageWindow)
-		w, err := f.window(context.Background(), k)
-		if err != nil {
-			// A damaged chunk fails only the reads that need it.
-			if err := f.readChunks(p[lo-start:hi-start], lo); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		copy(p[lo-start:hi-start], w[lo-k*imageWindow:hi-k*imageWindow])
+		f.loadWindow(k)
+	}
+	if err := f.readChunks(p[:end-start], start); err != nil {
+		return 0, err
 	}
 	n := int(end - start)
 	if n < len(p) {
@@ -140,9 +138,8 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// readChunks fills p with the file's bytes from start on chunk by chunk,
-// through the chunk cache: how a read whose window failed to load reads
-// the chunks it needs. Holes read as zeros.
+// readChunks fills p with the file's bytes from start on, from the chunk
+// cache, loading there the chunks it lacks. Holes read as zeros.
 func (f *pointFile) readChunks(p []byte, start uint64) error {
 	end := start + uint64(len(p))
 	pos := start
@@ -164,69 +161,42 @@ func (f *pointFile) readChunks(p []byte, start uint64) error {
 	return nil
 }
 
-// window returns the content of window k: the file's bytes from
-// k*imageWindow, imageWindow of them or to the end of the file.
-func (f *pointFile) window(ctx context.Context, k uint64) ([]byte, error) {
+// loadWindow loads the chunks of window k (the file's bytes from
+// k*imageWindow, imageWindow of them) that the chunk cache lacks, or waits
+// for the load of the window already under way. A chunk that fails to
+// load is left out: the read that needs it loads it again and reports.
+func (f *pointFile) loadWindow(k uint64) {
+	f.mu.Lock()
+	if done, ok := f.loading[k]; ok {
+		f.mu.Unlock()
+		<-done
+		return
+	}
+	if f.loading == nil {
+		f.loading = make(map[uint64]chan struct{})
+	}
+	done := make(chan struct{})
+	f.loading[k] = done
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.loading, k)
+		f.mu.Unlock()
+		close(done)
+	}()
+
 	lo := k * imageWindow
 	hi := min(lo+imageWindow, f.node.Size)
 	exts := f.node.Extents
-	first := f.node.FindExtent(lo)
-	last := first
-	for last < len(exts) && exts[last].Offset < hi {
-		last++
-	}
-	exts = exts[first:last]
-	return f.v.chunks.GetOrLoad(ctx, windowKey(lo, hi, exts), func(ctx context.Context) ([]byte, error) {
-		buf := make([]byte, hi-lo)
-		for _, e := range exts {
-			data, err := f.v.windowChunk(ctx, e, lo, hi)
-			if err != nil {
-				f.v.fail(err, "chunk", e.ID, f.path)
-				return nil, err
-			}
-			from, to := max(lo, e.Offset), min(hi, e.Offset+uint64(e.Length))
-			copy(buf[from-lo:to-lo], data[from-e.Offset:to-e.Offset])
+	for i := f.node.FindExtent(lo); i < len(exts) && exts[i].Offset < hi; i++ {
+		e := exts[i]
+		if _, ok := f.v.chunks.Get(e.ID); ok {
+			continue
 		}
-		return buf, nil
-	})
-}
-
-// windowChunk returns the content of extent e for the window [lo, hi): a
-// chunk the window holds whole is loaded from the source unless cached,
-// and not cached (the window is); one that straddles the window's edge
-// goes through the cache, as the next window wants it too.
-func (v *vault) windowChunk(ctx context.Context, e tree.Extent, lo, hi uint64) ([]byte, error) {
-	if e.Offset < lo || e.Offset+uint64(e.Length) > hi {
-		return v.chunk(ctx, e)
-	}
-	data, ok := v.chunks.Get(e.ID)
-	if !ok {
-		var err error
-		if data, err = v.loadChunk(ctx, e.ID); err != nil {
-			return nil, err
+		if data, err := f.v.loadChunk(context.Background(), e.ID); err == nil && checkChunkLength(e, data) == nil {
+			f.v.chunks.Add(e.ID, data)
 		}
 	}
-	return data, checkChunkLength(e, data)
-}
-
-// windowKey is the chunk cache's key of a window of a point file: a hash
-// of its length and of its extents, each placed relative to its start lo.
-// It cannot be a chunk's ID, which is a keyed hash of the chunk's content.
-func windowKey(lo, hi uint64, exts []tree.Extent) keys.ID {
-	h := sha256.New()
-	var b [8 + 8 + 4]byte
-	h.Write([]byte("azfs image window\x00"))
-	binary.LittleEndian.PutUint64(b[:], hi-lo)
-	h.Write(b[:8])
-	for _, e := range exts {
-		h.Write(e.ID[:])
-		binary.LittleEndian.PutUint64(b[:], e.Offset-lo) // wraps for an extent starting before lo
-		binary.LittleEndian.PutUint32(b[8:], e.Length)
-		h.Write(b[:12])
-	}
-	var id keys.ID
-	h.Sum(id[:0])
-	return id
 }
 
 // prefetchWindow starts loading window k in the background unless the
@@ -240,9 +210,7 @@ func (f *pointFile) prefetchWindow(k uint64) bool {
 	}
 	go func() {
 		defer func() { <-f.v.fetches }()
-		// A failure is not reported here: the read that needs the
-		// window loads it again and reports.
-		_, _ = f.window(context.Background(), k)
+		f.loadWindow(k)
 	}()
 	return true
 }
