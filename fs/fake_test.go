@@ -100,6 +100,19 @@ func (f *fakeSource) loadCount(id keys.ID) int {
 	return f.loads[id]
 }
 
+// chunkLoads returns how many chunk loads there were.
+func (f *fakeSource) chunkLoads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for id, c := range f.loads {
+		if _, ok := f.chunks[id]; ok {
+			n += c
+		}
+	}
+	return n
+}
+
 // newID returns a fresh ID.
 func (f *fakeSource) newID() keys.ID {
 	f.mu.Lock()

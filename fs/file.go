@@ -34,6 +34,8 @@ type sequence struct {
 	mu sync.Mutex // guards the fields below
 	// end is the end offset of the previous read.
 	end int64
+	// read is set by the first read.
+	read bool
 	// ahead is the index of the first extent not yet prefetched in the
 	// current sequential run.
 	ahead int
@@ -124,9 +126,17 @@ func (f *fileNode) chunk(ctx context.Context, e tree.Extent) ([]byte, syscall.Er
 	return data, 0
 }
 
+// firstSequential is the least a file's first read asks for, from its
+// start, to count as the start of a sequential run: the kernel's first read
+// for a reader of the whole file is its read-ahead window, 128 KiB or more.
+const firstSequential = 64 << 10
+
 // readAheadFor notes a read of [start, end) of file node, whose readers are at
 // seq. If it continues a sequential run, it starts fetching the chunks of
-// the v.readAhead extents after the range that it has not started yet.
+// the v.readAhead extents after the range that it has not started yet. A
+// file's first read starts a run only when it reads at least
+// firstSequential bytes from the start: a small read elsewhere loads no
+// more than the chunks it covers.
 func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) {
 	n := v.readAhead
 	if n == 0 {
@@ -134,9 +144,13 @@ func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) 
 	}
 	seq.mu.Lock()
 	defer seq.mu.Unlock()
-	prev := seq.end
-	seq.end = int64(end)
-	if int64(start) < prev-seqWindow || int64(start) > prev+seqWindow {
+	prev, started := seq.end, seq.read
+	seq.end, seq.read = int64(end), true
+	sequential := int64(start) >= prev-seqWindow && int64(start) <= prev+seqWindow
+	if !started {
+		sequential = start == 0 && end-start >= firstSequential
+	}
+	if !sequential {
 		seq.ahead = 0
 		return
 	}
@@ -180,7 +194,7 @@ func (f *fileNode) Lseek(_ context.Context, _ gofs.FileHandle, off uint64, whenc
 // chunk returns the content of extent e through the chunk cache, checking
 // its length.
 func (v *vault) chunk(ctx context.Context, e tree.Extent) ([]byte, error) {
-	data, err := v.chunks.GetOrLoad(ctx, e.ID, func(ctx context.Context) ([]byte, error) { return v.loadChunk(ctx, e.ID) })
+	data, err := v.chunks.GetOrLoad(ctx, e.ID, v.chunkLoader(e.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -204,38 +218,16 @@ func checkChunkLength(e tree.Extent, data []byte) error {
 	return nil
 }
 
-// prefetch starts loading extent e's chunk into the cache in the
-// background unless it is cached. It reports false when the pool of
-// background fetches is full.
-func (v *vault) prefetch(e tree.Extent) bool {
-	return v.prefetchRun([]tree.Extent{e})
+// chunkLoader returns loadChunk of id, for the chunk cache.
+func (v *vault) chunkLoader(id keys.ID) func(context.Context) ([]byte, error) {
+	return func(ctx context.Context) ([]byte, error) { return v.loadChunk(ctx, id) }
 }
 
-// prefetchRun starts loading the chunks of exts, in order, in one
-// background fetch, unless all are cached. It reports false when the pool
-// of background fetches is full.
-func (v *vault) prefetchRun(exts []tree.Extent) bool {
-	for len(exts) > 0 {
-		if _, ok := v.chunks.Get(exts[0].ID); !ok {
-			break
-		}
-		exts = exts[1:]
-	}
-	if len(exts) == 0 {
-		return true
-	}
-	select {
-	case v.fetches <- struct{}{}:
-	default:
-		return false
-	}
-	go func() {
-		defer func() { <-v.fetches }()
-		for _, e := range exts {
-			// A failure is not reported here: the read that needs
-			// the chunk loads it again and reports.
-			_, _ = v.chunk(context.Background(), e)
-		}
-	}()
-	return true
+// prefetch starts loading extent e's chunk into the cache in the
+// background, behind the loads readers wait for, unless it is cached or
+// loading. It reports false when the queue of read-ahead is full. A
+// failure is not reported here: the read that needs the chunk loads it
+// again and reports.
+func (v *vault) prefetch(e tree.Extent) bool {
+	return v.chunks.Prefetch(context.Background(), e.ID, v.chunkLoader(e.ID))
 }

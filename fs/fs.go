@@ -90,6 +90,12 @@ func MemoryShares(total int64) (chunks, parts, segments int64) {
 	return total - segments - parts, parts, segments
 }
 
+// loadsInFlight is the most chunk loads a mount runs at once, for readers
+// and read-ahead together (issue 12: memory for that many chunks being
+// fetched and decoded): twice the read-ahead, and never less than two, so
+// that a read loads the chunks of its range in parallel.
+func loadsInFlight(readAhead int) int { return max(2*readAhead, 2) }
+
 // errBadRoot reports a point whose root part is not a single directory
 // named "root".
 var errBadRoot = errkind.New(errkind.Damaged, "malformed point root")
@@ -100,7 +106,8 @@ type vault struct {
 	chunks    *lru.Cache[keys.ID, []byte]
 	parts     *partCache
 	readAhead int
-	// fetches bounds the background chunk fetches in flight.
+	// fetches bounds the background loads of disk images' windows
+	// (pointFile).
 	fetches chan struct{}
 	log     *slog.Logger
 	// damaged holds the IDs of damaged objects already logged.
@@ -124,16 +131,16 @@ func newVault(src Source, opts Options) *vault {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	chunks := lru.NewBytes[keys.ID](chunkBytes)
+	chunks.LimitLoads(loadsInFlight(readAhead))
 	return &vault{
 		src:       src,
-		chunks:    lru.NewBytes[keys.ID](chunkBytes),
+		chunks:    chunks,
 		parts:     newPartCache(src, partCacheBytes),
 		readAhead: max(readAhead, 0),
-		// Reads also use this pool to fetch the later chunks of a range
-		// in parallel, so it never has less than two slots.
-		fetches: make(chan struct{}, max(2*readAhead, 2)),
-		log:     logger,
-		images:  newImages(opts),
+		fetches:   make(chan struct{}, loadsInFlight(readAhead)),
+		log:       logger,
+		images:    newImages(opts),
 	}
 }
 

@@ -462,6 +462,36 @@ func TestReadAhead(t *testing.T) {
 	}
 }
 
+// TestColdSmallReadLoadsOneChunk: a file's first read, of 4 KiB, loads
+// the one chunk it covers and nothing ahead, wherever it lies; a first read
+// of 128 KiB from the start is a sequential reader's and reads ahead.
+func TestColdSmallReadLoadsOneChunk(t *testing.T) {
+	data := randomBytes(12*mib, 11)
+	cold := func() (*fakeSource, *fileNode) {
+		src := newFakeSource()
+		root := newTestRoot(t, src, src.point("m", fixtureTime, []tree.Node{src.file("f", data, mib)}), Options{})
+		node, _ := lookup(t, root, "f")
+		return src, node.(*fileNode)
+	}
+	for _, off := range []int64{0, 2*mib + 5000, 7*mib - 4096, 12*mib - 4096} {
+		src, fn := cold()
+		got, errno := readNode(t, fn, off, 4096)
+		if errno != 0 || !bytes.Equal(got, data[off:off+4096]) {
+			t.Fatalf("read of 4 KiB at %d: errno %v", off, errno)
+		}
+		time.Sleep(20 * time.Millisecond)
+		waitFor(t, "loads to end", func() bool { return fn.pt.v.chunks.Loads() == 0 })
+		if n := src.chunkLoads(); n != 1 {
+			t.Errorf("a first read of 4 KiB at %d of a cold file loaded %d chunks, want 1", off, n)
+		}
+	}
+	src, fn := cold()
+	if _, errno := readNode(t, fn, 0, 128<<10); errno != 0 {
+		t.Fatal(errno)
+	}
+	waitFor(t, "read-ahead of 4 chunks", func() bool { return src.chunkLoads() == 5 })
+}
+
 func TestReadAheadIsBounded(t *testing.T) {
 	src := newFakeSource()
 	src.delay = 100 * time.Millisecond
@@ -474,7 +504,7 @@ func TestReadAheadIsBounded(t *testing.T) {
 	for off := uint64(0); off < 20*mib; off += mib {
 		fn.pt.v.readAheadFor(&fn.seq, &fn.node, off, off+mib)
 	}
-	waitFor(t, "fetches to finish", func() bool { return len(fn.pt.v.fetches) == 0 })
+	waitFor(t, "fetches to finish", func() bool { return fn.pt.v.chunks.Loads() == 0 })
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	if src.maxInflight != 4 {

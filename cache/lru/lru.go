@@ -8,6 +8,10 @@
 // It is modelled after restic's internal/bloblru: entries are kept in a
 // simplelru list whose eviction callback maintains the byte count, and the
 // least recently used entries are evicted while the total exceeds the bound.
+//
+// A cache may bound its loads in flight (LimitLoads): they then run on a few
+// goroutines that stay for the next load, loads a caller waits for before
+// read-ahead (Prefetch).
 package lru
 
 import (
@@ -32,23 +36,31 @@ type Cache[K comparable, V any] struct {
 	mu       sync.Mutex
 	lru      *simplelru.LRU[K, V]
 	bytes    int64 // total size of the values in lru, kept by the eviction callback
-	inflight map[K]*call[V]
+	inflight map[K]*call[K, V]
+	loaders  loaders[K, V] // guarded by mu
 }
 
 // call is a load in progress, shared by all callers waiting for the key.
-type call[V any] struct {
+type call[K comparable, V any] struct {
 	done    chan struct{} // closed once value and err are set
 	value   V
 	err     error
 	waiters int                // callers still waiting; guarded by Cache.mu
 	cancel  context.CancelFunc // cancels the load's context
+
+	// What runs the load, and whether it waits in Cache.loaders' queue
+	// of read-ahead (guarded by Cache.mu).
+	key    K
+	ctx    context.Context
+	load   func(context.Context) (V, error)
+	queued bool
 }
 
 // New returns a Cache holding values of at most maxBytes bytes in total, a
 // value's bytes being what size returns for it. If maxBytes is <= 0,
 // nothing is cached, but GetOrLoad still merges concurrent loads.
 func New[K comparable, V any](maxBytes int64, size func(V) int64) *Cache[K, V] {
-	c := &Cache[K, V]{maxBytes: maxBytes, size: size, inflight: make(map[K]*call[V])}
+	c := &Cache[K, V]{maxBytes: maxBytes, size: size, inflight: make(map[K]*call[K, V])}
 	// The entry count is effectively unbounded; Add enforces the byte bound.
 	l, err := simplelru.NewLRU(math.MaxInt, func(_ K, v V) {
 		c.bytes -= size(v)
@@ -101,10 +113,12 @@ func (c *Cache[K, V]) add(key K, value V) {
 // load: a successful result is cached and returned to all of them, an error
 // is returned to all of them and not cached.
 //
-// load runs on its own goroutine with a context that carries ctx's values
-// but not its cancellation. A caller whose ctx is done stops waiting and
-// returns ctx.Err() without affecting the others; once every caller waiting
-// for a load has given up, the load's context is cancelled.
+// load runs on its own goroutine (one of LimitLoads' when set) with a
+// context that carries ctx's values but not its cancellation. A caller
+// whose ctx is done stops waiting and returns ctx.Err() without affecting
+// the others; once every caller waiting for a load has given up, the load's
+// context is cancelled. A load Prefetch queued that a caller now waits for
+// runs before the other read-ahead.
 func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Context) (V, error)) (V, error) {
 	c.mu.Lock()
 	if v, ok := c.lru.Get(key); ok {
@@ -112,11 +126,12 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Co
 		return v, nil
 	}
 	cl, ok := c.inflight[key]
-	if !ok {
-		loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		cl = &call[V]{done: make(chan struct{}), cancel: cancel}
-		c.inflight[key] = cl
-		go c.runLoad(loadCtx, key, cl, load)
+	switch {
+	case !ok:
+		cl = c.newCall(ctx, key, load)
+		c.loaders.start(c, cl, false)
+	case cl.queued:
+		c.loaders.hurry(cl)
 	}
 	cl.waiters++
 	c.mu.Unlock()
@@ -139,16 +154,54 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Co
 	}
 }
 
-// runLoad runs load for cl and publishes its result.
-func (c *Cache[K, V]) runLoad(ctx context.Context, key K, cl *call[V], load func(context.Context) (V, error)) {
-	value, err := load(ctx)
+// Prefetch starts loading key in the background, as GetOrLoad would but
+// with nobody waiting, unless it is cached or being loaded. With loads
+// limited (LimitLoads), the load waits behind those callers wait for, and
+// Prefetch reports false, starting nothing, when as many read-ahead loads
+// as the limit already wait. The load's context carries ctx's values only.
+func (c *Cache[K, V]) Prefetch(ctx context.Context, key K, load func(context.Context) (V, error)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(key) || c.inflight[key] != nil {
+		return true
+	}
+	if c.loaders.limit > 0 && len(c.loaders.aheads) >= c.loaders.limit {
+		return false
+	}
+	c.loaders.start(c, c.newCall(ctx, key, load), true)
+	return true
+}
+
+// Loads returns the number of loads started or queued and not done.
+func (c *Cache[K, V]) Loads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inflight)
+}
+
+// newCall registers a load of key; c.mu must be held.
+func (c *Cache[K, V]) newCall(ctx context.Context, key K, load func(context.Context) (V, error)) *call[K, V] {
+	loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cl := &call[K, V]{done: make(chan struct{}), cancel: cancel, key: key, ctx: loadCtx, load: load}
+	c.inflight[key] = cl
+	return cl
+}
+
+// runLoad runs load for cl and publishes its result. A load whose waiters
+// all gave up before it started is not run.
+func (c *Cache[K, V]) runLoad(cl *call[K, V]) {
+	var value V
+	err := cl.ctx.Err()
+	if err == nil {
+		value, err = cl.load(cl.ctx)
+	}
 	cl.cancel()
 
 	c.mu.Lock()
-	c.forget(key, cl)
+	c.forget(cl.key, cl)
 	cl.value, cl.err = value, err
 	if err == nil {
-		c.add(key, value)
+		c.add(cl.key, value)
 	}
 	c.mu.Unlock()
 	close(cl.done)
@@ -156,7 +209,7 @@ func (c *Cache[K, V]) runLoad(ctx context.Context, key K, cl *call[V], load func
 
 // forget removes cl from the loads in progress unless it has already been
 // replaced by a newer load for key; c.mu must be held.
-func (c *Cache[K, V]) forget(key K, cl *call[V]) {
+func (c *Cache[K, V]) forget(key K, cl *call[K, V]) {
 	if c.inflight[key] == cl {
 		delete(c.inflight, key)
 	}
