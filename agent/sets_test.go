@@ -23,7 +23,7 @@ import (
 type vaultMachine struct {
 	clock *fakeClock
 	st    *mem.Store
-	root  repo.Config
+	root  repo.Root
 	v     *repo.Vault
 
 	mu   sync.Mutex
@@ -41,18 +41,18 @@ func newVaultMachine(t *testing.T, clock *fakeClock) (*vaultMachine, *keys.Owner
 	if m.root, owner, err = repo.CreateVault(ctx, m.st, "owner passphrase", kdf); err != nil {
 		t.Fatal(err)
 	}
-	if m.v, err = repo.RegisterMachine(ctx, m.st, m.root, "web01", "machine passphrase", kdf, nil); err != nil {
+	if m.v, err = m.root.RegisterMachine(ctx, "web01", "machine passphrase", kdf, nil); err != nil {
 		t.Fatal(err)
 	}
 	return m, owner
 }
 
 func (m *vaultMachine) area() policy.Machine {
-	return policy.Machine{Root: m.st, Config: m.root, Vault: m.v, Host: "web01"}
+	return policy.Machine{Root: m.root, Vault: m.v, Host: "web01"}
 }
 
 func (m *vaultMachine) Policy(ctx context.Context) (policy.Policy, error) {
-	return policy.Current(ctx, m.st, m.root, "web01")
+	return policy.Current(ctx, m.root, "web01")
 }
 
 func (m *vaultMachine) Enabled() (bool, error) { return true, nil }
@@ -142,7 +142,7 @@ func TestTwoSetsUnderAgent(t *testing.T) {
 		Schedule: policy.Schedule{At: []policy.TimeOfDay{3 * 60}}, Retention: retention.Retention{KeepDaily: 2}})
 	// A set without paths: retention only, no job.
 	p = p.WithEntry(policy.SetPolicy{Name: "adhoc", Schedule: policy.Schedule{Every: time.Hour}, Retention: retention.Retention{KeepLast: 1}})
-	if _, err := policy.Set(ctx, m.st, m.root, owner, p, clock.Now()); err != nil {
+	if _, err := policy.Set(ctx, m.root, owner, p, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	runFor(t, clock, m, Options{Paths: []string{"/srv"}}, utc("2026-06-12T23:59:00Z"))
@@ -212,7 +212,7 @@ func TestSetJobFollowsPolicy(t *testing.T) {
 	}
 	p := policy.Default("web01")
 	p.Schedule = policy.Schedule{Every: 12 * time.Hour}
-	if _, err := policy.Set(ctx, m.st, m.root, owner, p, clock.Now()); err != nil {
+	if _, err := policy.Set(ctx, m.root, owner, p, clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	first := make(chan struct{})
@@ -220,7 +220,7 @@ func TestSetJobFollowsPolicy(t *testing.T) {
 		// Once the agent sleeps, the owner gives set etc paths.
 		<-first
 		etc := p.WithEntry(policy.SetPolicy{Name: "etc", Paths: []string{"/etc"}, Schedule: policy.Schedule{Every: 6 * time.Hour}})
-		if _, err := policy.Set(ctx, m.st, m.root, owner, etc, clock.Now()); err != nil {
+		if _, err := policy.Set(ctx, m.root, owner, etc, clock.Now()); err != nil {
 			t.Error(err)
 		}
 		close(first)

@@ -266,7 +266,7 @@ func ctUnreadableInProcess(t *testing.T, vault, machine string, ks *azkeys.KeySe
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,10 +284,10 @@ func ctUnreadableInProcess(t *testing.T, vault, machine string, ks *azkeys.KeySe
 			t.Errorf("%s: Points of machine %s returned %d points to a write-only key set", what, machine, len(pts))
 		}
 	}
-	v, err := repo.OpenMachine(ctx, st, root, machine, ks)
+	v, err := root.OpenMachine(ctx, machine, ks)
 	check("the machine's keyring key set", v, err)
 	if owner != nil {
-		v, err := repo.OpenMachineAsOwner(ctx, st, root, machine, owner)
+		v, err := root.OpenMachineAsOwner(ctx, machine, owner)
 		check("the owner's escrow of the machine", v, err)
 	}
 }

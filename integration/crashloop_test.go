@@ -361,7 +361,7 @@ func ownerOpener(t *testing.T, e *env) func() *repo.Vault {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,13 +369,13 @@ func ownerOpener(t *testing.T, e *env) func() *repo.Vault {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner, err := repo.UnlockOwner(ctx, st, azkeys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
+	owner, err := root.UnlockOwner(ctx, azkeys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return func() *repo.Vault {
 		t.Helper()
-		v, err := repo.OpenMachineAsOwner(ctx, st, root, testMachine, owner)
+		v, err := root.OpenMachineAsOwner(ctx, testMachine, owner)
 		if err != nil {
 			t.Fatal(err)
 		}

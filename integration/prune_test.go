@@ -105,16 +105,16 @@ func pruneWhileBackingUp(t *testing.T, owner *env, st storage.Storage, timing pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ownerKeys, err := repo.UnlockOwner(ctx, st, azkeys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
+	ownerKeys, err := root.UnlockOwner(ctx, azkeys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	open := func(name string) (*repo.Vault, error) {
-		return repo.OpenMachineAsOwner(ctx, st, root, name, ownerKeys)
+		return root.OpenMachineAsOwner(ctx, name, ownerKeys)
 	}
 
 	machines := []string{testMachine, "web"}

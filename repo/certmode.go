@@ -72,11 +72,11 @@ func SaveCertKey(ctx context.Context, area storage.Storage, ks *keys.KeySet, wra
 // OpenMachineWithCertificate opens machine name's area with a private key:
 // the area's keys wrapped to certificate certID, and every backup session
 // wrapped to it.
-func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Config, name, certID string, unwrap Unwrapper) (*Vault, error) {
-	area := MachineStorage(st, name)
+func (r Root) OpenMachineWithCertificate(ctx context.Context, name, certID string, unwrap Unwrapper) (*Vault, error) {
+	area := r.MachineStorage(name)
 	cfg, err := ReadConfig(ctx, area)
 	if errors.Is(err, ErrNoVault) {
-		return nil, NoMachine(ctx, st, name)
+		return nil, r.NoMachine(ctx, name)
 	}
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func OpenMachineWithCertificate(ctx context.Context, st storage.Storage, root Co
 	if err != nil {
 		return nil, err
 	}
-	v, err := OpenMachine(ctx, st, root, name, ks)
+	v, err := r.OpenMachine(ctx, name, ks)
 	if err != nil {
 		return nil, err
 	}

@@ -150,10 +150,11 @@ func machineAreas(ctx context.Context, st storage.Storage, files ...string) ([]s
 // the owner's keys and returns the key set it holds, without reading the
 // area's config.
 func MachineKeysAsOwner(ctx context.Context, st storage.Storage, rootID, name string, owner *keys.OwnerKeys) (*keys.KeySet, storage.Info, error) {
-	area := MachineStorage(st, name)
+	r := Root{Storage: st}
+	area := r.MachineStorage(name)
 	fi, err := area.Stat(ctx, escrowName)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fi, NoMachine(ctx, st, name)
+		return nil, fi, r.NoMachine(ctx, name)
 	}
 	if err != nil {
 		return nil, fi, fmt.Errorf("machine %s: %w", name, err)

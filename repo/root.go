@@ -44,62 +44,94 @@ func CheckMachineName(name string) error {
 	return nil
 }
 
-// MachineStorage returns the area of machine name in the vault root st.
-func MachineStorage(st storage.Storage, name string) storage.Storage {
-	return storage.Sub(st, machinesPrefix+name+"/")
+// Root is a vault root: the storage it lives in and its config, which
+// holds the owner's public keys. The owner's key slots, the certificates
+// (package repo/certs), credentials and PINs (repo/access) are at the
+// root; each registered machine has an area below it (MachineStorage),
+// opened as a Vault.
+type Root struct {
+	Storage storage.Storage
+	Config
+}
+
+// OpenRoot reads the config of the vault root st.
+func OpenRoot(ctx context.Context, st storage.Storage) (Root, error) {
+	cfg, err := ReadConfig(ctx, st)
+	if err != nil {
+		return Root{}, err
+	}
+	return Root{Storage: st, Config: cfg}, nil
+}
+
+// CheckOwner refuses owner keys that are not the root's, before anything
+// is signed with them.
+func (r Root) CheckOwner(owner *keys.OwnerKeys) error {
+	if r.Owner == nil {
+		return ErrNotOwnerVault
+	}
+	if owner.Vault != r.ID || !owner.Public().Equal(*r.Owner) {
+		return ErrOwnerMismatch
+	}
+	return nil
+}
+
+// MachineStorage returns the area of machine name.
+func (r Root) MachineStorage(name string) storage.Storage {
+	return storage.Sub(r.Storage, machinesPrefix+name+"/")
 }
 
 // CreateVault makes a new vault root in st: its config with the owner's
-// public keys, and an owner key slot under pass. It returns the config and
+// public keys, and an owner key slot under pass. It returns the root and
 // the owner's keys.
-func CreateVault(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (Config, *keys.OwnerKeys, error) {
-	var cfg Config
+func CreateVault(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (Root, *keys.OwnerKeys, error) {
+	r := Root{Storage: st}
 	if err := pass.Check(); err != nil {
-		return cfg, nil, err
+		return r, nil, err
 	}
 	if _, err := st.Stat(ctx, configName); err == nil {
-		return cfg, nil, ErrVaultExists
+		return r, nil, ErrVaultExists
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		return cfg, nil, fmt.Errorf("create vault: %w", err)
+		return r, nil, fmt.Errorf("create vault: %w", err)
 	}
 	var rawID [16]byte
 	if _, err := rand.Read(rawID[:]); err != nil {
-		return cfg, nil, fmt.Errorf("create vault: %w", err)
+		return r, nil, fmt.Errorf("create vault: %w", err)
 	}
-	cfg = Config{Format: FormatVersion, ID: hex.EncodeToString(rawID[:]), Created: time.Now().UTC().Truncate(time.Second)}
+	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(rawID[:]), Created: time.Now().UTC().Truncate(time.Second)}
 	owner, err := keys.NewOwnerKeys(cfg.ID)
 	if err != nil {
-		return cfg, nil, err
+		return r, nil, err
 	}
 	pub := owner.Public()
 	cfg.Owner = &pub
-	if err := AddOwnerSlot(ctx, st, owner, pass, kdf); err != nil {
-		return cfg, nil, err
+	if err := r.AddOwnerSlot(ctx, owner, pass, kdf); err != nil {
+		return r, nil, err
 	}
 	b, err := EncodeConfig(cfg)
 	if err != nil {
-		return cfg, nil, err
+		return r, nil, err
 	}
 	if err := st.Save(ctx, configName, b); err != nil {
 		if errors.Is(err, storage.ErrExists) {
-			return cfg, nil, ErrVaultExists
+			return r, nil, ErrVaultExists
 		}
-		return cfg, nil, fmt.Errorf("create vault: %w", err)
+		return r, nil, fmt.Errorf("create vault: %w", err)
 	}
-	return cfg, owner, nil
+	r.Config = cfg
+	return r, owner, nil
 }
 
 // AddOwnerSlot stores a new owner key slot under pass.
-func AddOwnerSlot(ctx context.Context, st storage.Storage, owner *keys.OwnerKeys, pass keys.Passphrase, kdf keys.KDF) error {
-	_, err := addSlot(ctx, st, func(slotID string) (*keys.Slot, error) {
+func (r Root) AddOwnerSlot(ctx context.Context, owner *keys.OwnerKeys, pass keys.Passphrase, kdf keys.KDF) error {
+	_, err := addSlot(ctx, r.Storage, func(slotID string) (*keys.Slot, error) {
 		return keys.NewOwnerSlot(owner, slotID, pass, kdf)
 	})
 	return err
 }
 
 // OwnerSlots lists the IDs of the vault root's owner key slots.
-func OwnerSlots(ctx context.Context, st storage.Storage) ([]string, error) {
-	names, err := listNames(ctx, st, keysPrefix)
+func (r Root) OwnerSlots(ctx context.Context) ([]string, error) {
+	names, err := listNames(ctx, r.Storage, keysPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +147,8 @@ func OwnerSlots(ctx context.Context, st storage.Storage) ([]string, error) {
 var ErrLastSlot = errkind.New(errkind.Invalid, "refusing to remove the last owner key slot: add another first")
 
 // RemoveOwnerSlot deletes owner key slot id, unless it is the last one.
-func RemoveOwnerSlot(ctx context.Context, st storage.Storage, id string) error {
-	ids, err := OwnerSlots(ctx, st)
+func (r Root) RemoveOwnerSlot(ctx context.Context, id string) error {
+	ids, err := r.OwnerSlots(ctx)
 	if err != nil {
 		return err
 	}
@@ -130,31 +162,27 @@ func RemoveOwnerSlot(ctx context.Context, st storage.Storage, id string) error {
 	if len(ids) == 1 {
 		return ErrLastSlot
 	}
-	if err := st.Delete(ctx, keysPrefix+id); err != nil {
+	if err := r.Storage.Delete(ctx, keysPrefix+id); err != nil {
 		return fmt.Errorf("remove owner key slot: %w", err)
 	}
 	return nil
 }
 
 // UnlockOwner opens the vault root's owner keys with pass.
-func UnlockOwner(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*keys.OwnerKeys, error) {
-	cfg, err := ReadConfig(ctx, st)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Owner == nil {
+func (r Root) UnlockOwner(ctx context.Context, pass keys.Passphrase) (*keys.OwnerKeys, error) {
+	if r.Owner == nil {
 		return nil, ErrNotOwnerVault
 	}
 	var owner *keys.OwnerKeys
-	err = eachSlot(ctx, st, func(slot *keys.Slot, slotID string) error {
+	err := eachSlot(ctx, r.Storage, func(slot *keys.Slot, slotID string) error {
 		var err error
-		owner, err = slot.UnlockOwner(cfg.ID, slotID, pass)
+		owner, err = slot.UnlockOwner(r.ID, slotID, pass)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if !owner.Public().Equal(*cfg.Owner) {
+	if !owner.Public().Equal(*r.Owner) {
 		return nil, ErrOwnerMismatch
 	}
 	return owner, nil
@@ -167,19 +195,18 @@ type CertMode struct {
 	Wrap Wrapper
 }
 
-// RegisterMachine creates machine name's area in the vault root st (whose
-// config is root) with a fresh key set wrapped under pass, and seals that key
+// RegisterMachine creates machine name's area with a fresh key set wrapped under pass, and seals that key
 // set to the owner so that the owner can check and prune it. With cert, the
 // key set is write-only and also wrapped to the certificate. Names are
 // unique: a taken name gives ErrMachineExists.
-func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name string, pass keys.Passphrase, kdf keys.KDF, cert *CertMode) (*Vault, error) {
+func (r Root) RegisterMachine(ctx context.Context, name string, pass keys.Passphrase, kdf keys.KDF, cert *CertMode) (*Vault, error) {
 	if err := CheckMachineName(name); err != nil {
 		return nil, err
 	}
-	if root.Owner == nil {
+	if r.Owner == nil {
 		return nil, ErrNotOwnerVault
 	}
-	area := MachineStorage(st, name)
+	area := r.MachineStorage(name)
 	// The escrow is stored before the config claims the name: a registered
 	// machine is always one the owner can open.
 	escrow := func(ks *keys.KeySet) error {
@@ -187,7 +214,7 @@ func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name 
 		if err != nil {
 			return err
 		}
-		sealed, err := root.Owner.SealToOwner(plain, escrowAD(root.ID, name))
+		sealed, err := r.Owner.SealToOwner(plain, escrowAD(r.ID, name))
 		if err != nil {
 			return err
 		}
@@ -206,7 +233,7 @@ func RegisterMachine(ctx context.Context, st storage.Storage, root Config, name 
 	if cert != nil {
 		certID = cert.ID
 	}
-	v, err := create(ctx, area, pass, kdf, Config{Vault: root.ID, Machine: name}, certID, escrow)
+	v, err := create(ctx, area, pass, kdf, Config{Vault: r.ID, Machine: name}, certID, escrow)
 	if errors.Is(err, ErrVaultExists) {
 		return nil, fmt.Errorf("%w: %s", ErrMachineExists, name)
 	}
@@ -222,17 +249,17 @@ func escrowAD(vaultID, machine string) []byte {
 // certificate changed, or a passphrase-mode machine of a vault that just
 // switched to certificate mode (one way: it keeps no data key). The epoch's
 // keys are stored wrapped to the certificate; it returns them.
-func RotateMachineKeys(ctx context.Context, st storage.Storage, name string, ks *keys.KeySet, cert CertMode) (*keys.KeySet, error) {
+func (r Root) RotateMachineKeys(ctx context.Context, name string, ks *keys.KeySet, cert CertMode) (*keys.KeySet, error) {
 	next := ks.Epoch(cert.ID)
-	if err := SaveCertKey(ctx, MachineStorage(st, name), next, cert.Wrap); err != nil {
+	if err := SaveCertKey(ctx, r.MachineStorage(name), next, cert.Wrap); err != nil {
 		return nil, err
 	}
 	return next, nil
 }
 
 // MachineExists reports whether machine name is registered.
-func MachineExists(ctx context.Context, st storage.Storage, name string) (bool, error) {
-	_, err := MachineStorage(st, name).Stat(ctx, configName)
+func (r Root) MachineExists(ctx context.Context, name string) (bool, error) {
+	_, err := r.MachineStorage(name).Stat(ctx, configName)
 	switch {
 	case err == nil:
 		return true, nil
@@ -242,15 +269,15 @@ func MachineExists(ctx context.Context, st storage.Storage, name string) (bool, 
 	return false, fmt.Errorf("machine %s: %w", name, err)
 }
 
-// Machines lists the names of the machines registered in the vault root st.
-func Machines(ctx context.Context, st storage.Storage) ([]string, error) {
-	return machineAreas(ctx, st, configName)
+// Machines lists the names of the machines registered in the vault.
+func (r Root) Machines(ctx context.Context) ([]string, error) {
+	return machineAreas(ctx, r.Storage, configName)
 }
 
 // NoMachine returns [ErrNoMachine] for name, naming the machines the vault
-// root st holds, so that a mistyped name finds the right one.
-func NoMachine(ctx context.Context, st storage.Storage, name string) error {
-	names, err := Machines(ctx, st)
+// holds, so that a mistyped name finds the right one.
+func (r Root) NoMachine(ctx context.Context, name string) error {
+	names, err := r.Machines(ctx)
 	switch {
 	case err != nil: // say what is known: the name is not there
 		return fmt.Errorf("%w: %s", ErrNoMachine, name)
@@ -268,43 +295,41 @@ const maxNamedMachines = 20
 
 // OpenMachine opens machine name's area with the machine's key set, which
 // must belong to it and to the vault root.
-func OpenMachine(ctx context.Context, st storage.Storage, root Config, name string, ks *keys.KeySet) (*Vault, error) {
-	area := MachineStorage(st, name)
-	v, err := Open(ctx, area, ks)
+func (r Root) OpenMachine(ctx context.Context, name string, ks *keys.KeySet) (*Vault, error) {
+	v, err := Open(ctx, r.MachineStorage(name), ks)
 	if errors.Is(err, ErrNoVault) {
-		return nil, NoMachine(ctx, st, name)
+		return nil, r.NoMachine(ctx, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if v.cfg.Vault != root.ID || v.cfg.Machine != name {
+	if v.cfg.Vault != r.ID || v.cfg.Machine != name {
 		return nil, fmt.Errorf("machine area %s: %w (it names vault %q, machine %q)", name, ErrDamaged, v.cfg.Vault, v.cfg.Machine)
 	}
 	return v, nil
 }
 
 // UnlockMachine opens machine name's area with that machine's passphrase.
-func UnlockMachine(ctx context.Context, st storage.Storage, root Config, name string, pass keys.Passphrase) (*Vault, error) {
+func (r Root) UnlockMachine(ctx context.Context, name string, pass keys.Passphrase) (*Vault, error) {
 	if err := CheckMachineName(name); err != nil {
 		return nil, err
 	}
-	area := MachineStorage(st, name)
-	ks, err := Unlock(ctx, area, pass)
+	ks, err := Unlock(ctx, r.MachineStorage(name), pass)
 	if errors.Is(err, ErrNoVault) {
-		return nil, NoMachine(ctx, st, name)
+		return nil, r.NoMachine(ctx, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return OpenMachine(ctx, st, root, name, ks)
+	return r.OpenMachine(ctx, name, ks)
 }
 
 // OpenMachineAsOwner opens machine name's area with the key set it sealed
 // to the owner at registration.
-func OpenMachineAsOwner(ctx context.Context, st storage.Storage, root Config, name string, owner *keys.OwnerKeys) (*Vault, error) {
-	ks, _, err := MachineKeysAsOwner(ctx, st, root.ID, name, owner)
+func (r Root) OpenMachineAsOwner(ctx context.Context, name string, owner *keys.OwnerKeys) (*Vault, error) {
+	ks, _, err := MachineKeysAsOwner(ctx, r.Storage, r.ID, name, owner)
 	if err != nil {
 		return nil, err
 	}
-	return OpenMachine(ctx, st, root, name, ks)
+	return r.OpenMachine(ctx, name, ks)
 }

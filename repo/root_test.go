@@ -19,16 +19,16 @@ func TestNoMachineNamesTheMachines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = repo.UnlockMachine(ctx, st, root, "web02", testPass)
+	_, err = root.UnlockMachine(ctx, "web02", testPass)
 	if !errors.Is(err, repo.ErrNoMachine) || !strings.Contains(err.Error(), "the vault holds no machine") {
 		t.Errorf("empty vault: %v", err)
 	}
 	for _, name := range []string{"web01", "db01"} {
-		if _, err := repo.RegisterMachine(ctx, st, root, name, testPass, cheapKDF, nil); err != nil {
+		if _, err := root.RegisterMachine(ctx, name, testPass, cheapKDF, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = repo.UnlockMachine(ctx, st, root, "web02", testPass)
+	_, err = root.UnlockMachine(ctx, "web02", testPass)
 	if !errors.Is(err, repo.ErrNoMachine) || !strings.HasSuffix(err.Error(), "web02 (the vault's machines: db01, web01)") {
 		t.Errorf("UnlockMachine(web02): %v", err)
 	}

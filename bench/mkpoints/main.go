@@ -58,11 +58,11 @@ func run(n int, every time.Duration, distinct bool) error {
 	if err != nil {
 		return err
 	}
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		return err
 	}
-	v, err := repo.OpenMachine(ctx, st, root, e.Machine, e.Keys)
+	v, err := root.OpenMachine(ctx, e.Machine, e.Keys)
 	if err != nil {
 		return err
 	}

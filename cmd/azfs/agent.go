@@ -98,7 +98,7 @@ func (r *agentRunner) Policy(ctx context.Context) (policy.Policy, error) {
 	if err != nil {
 		return policy.Policy{}, err
 	}
-	return policy.Current(ctx, o.Storage, o.Root, r.machine)
+	return policy.Current(ctx, o.VaultRoot(), r.machine)
 }
 
 func (r *agentRunner) Enabled() (bool, error) {

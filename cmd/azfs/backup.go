@@ -359,7 +359,7 @@ func startCertSession(ctx context.Context, o *open.Opened) error {
 	}
 	mode := open.CertMode(c)
 	if c.ID() != ks.Certificate {
-		next, err := repo.RotateMachineKeys(ctx, o.Storage, o.Machine, ks, *mode)
+		next, err := o.VaultRoot().RotateMachineKeys(ctx, o.Machine, ks, *mode)
 		if err != nil {
 			return err
 		}
@@ -367,7 +367,7 @@ func startCertSession(ctx context.Context, o *open.Opened) error {
 		if err := o.Ring.Save(); err != nil {
 			return err
 		}
-		if o.Vault, err = repo.OpenMachine(ctx, o.Storage, o.Root, o.Machine, next); err != nil {
+		if o.Vault, err = o.VaultRoot().OpenMachine(ctx, o.Machine, next); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())

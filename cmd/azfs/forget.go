@@ -74,7 +74,7 @@ func newForgetCmd() *cobra.Command {
 		if *pin == "" {
 			return fmt.Errorf("%w: forgetting points needs a security PIN from 'azfs vault pin' (--pin PIN); nothing was forgotten", access.ErrPIN)
 		}
-		if err := access.UsePIN(ctx, o.Storage, o.Root, *pin, time.Now()); err != nil {
+		if err := access.UsePIN(ctx, o.VaultRoot(), *pin, time.Now()); err != nil {
 			return err
 		}
 		now := time.Now()

@@ -8,7 +8,6 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/open"
 )
 
@@ -33,7 +32,7 @@ func newKeyListCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ids, err := repo.OwnerSlots(ctx, o.Storage)
+		ids, err := o.VaultRoot().OwnerSlots(ctx)
 		if err != nil {
 			return err
 		}
@@ -76,7 +75,7 @@ func newKeyAddCmd() *cobra.Command {
 		if err := saveGenerated(*genFile, pass); err != nil {
 			return err
 		}
-		if err := repo.AddOwnerSlot(ctx, o.Storage, owner, pass, keys.DefaultKDF); err != nil {
+		if err := o.VaultRoot().AddOwnerSlot(ctx, owner, pass, keys.DefaultKDF); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "owner key slot added ('azfs key list' shows the slots)")
@@ -103,7 +102,7 @@ func newKeyRemoveCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if err := repo.RemoveOwnerSlot(ctx, o.Storage, fs.Arg(0)); err != nil {
+		if err := o.VaultRoot().RemoveOwnerSlot(ctx, fs.Arg(0)); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "owner key slot %s removed\n", fs.Arg(0))

@@ -48,7 +48,7 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if o.Entry == nil || o.Entry.Keys == nil {
 			return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
 		}
-		area := repo.MachineStorage(o.Storage, o.Entry.Machine)
+		area := o.VaultRoot().MachineStorage(o.Entry.Machine)
 		// The old slots are deleted at the end: storage credentials that may
 		// not delete must stop it before the PIN is spent or a slot is added.
 		if err := repo.CanReplaceSlots(ctx, area); err != nil {
@@ -62,7 +62,7 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if err := access.UsePIN(ctx, o.Storage, o.Root, *pin, time.Now()); err != nil {
+		if err := access.UsePIN(ctx, o.VaultRoot(), *pin, time.Now()); err != nil {
 			return err
 		}
 		if err := saveGenerated(*genFile, pass); err != nil {
@@ -121,7 +121,7 @@ backups deduplicate against them; the passphrase stays as it was.`,
 			}
 			return printIf(*asJSON, newRegistrationJSON(o, "renewed", nil))
 		}
-		taken, err := repo.MachineExists(ctx, o.Storage, *name)
+		taken, err := o.VaultRoot().MachineExists(ctx, *name)
 		if err != nil {
 			return err
 		}

@@ -52,7 +52,7 @@ func newMachinesCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		list, err := machines.List(ctx, o.Storage, o.Root, owner)
+		list, err := machines.List(ctx, o.VaultRoot(), owner)
 		if err != nil {
 			return err
 		}

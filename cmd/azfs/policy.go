@@ -73,16 +73,16 @@ func newPolicyShowCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if ok, err := repo.MachineExists(ctx, o.Storage, name); err != nil {
+		if ok, err := o.VaultRoot().MachineExists(ctx, name); err != nil {
 			return err
 		} else if !ok {
-			return repo.NoMachine(ctx, o.Storage, name)
+			return o.VaultRoot().NoMachine(ctx, name)
 		}
-		p, err := policy.Current(ctx, o.Storage, o.Root, name)
+		p, err := policy.Current(ctx, o.VaultRoot(), name)
 		if err != nil {
 			return err
 		}
-		window, err := policy.Window(ctx, o.Storage, o.Root)
+		window, err := policy.Window(ctx, o.VaultRoot())
 		if err != nil {
 			return err
 		}
@@ -313,7 +313,7 @@ func newPolicySetCmd() *cobra.Command {
 			return err
 		}
 		now := time.Now()
-		curWindow, err := policy.Window(ctx, o.Storage, o.Root)
+		curWindow, err := policy.Window(ctx, o.VaultRoot())
 		if err != nil {
 			return err
 		}
@@ -324,7 +324,7 @@ func newPolicySetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cur, err := policy.Current(ctx, o.Storage, o.Root, name)
+			cur, err := policy.Current(ctx, o.VaultRoot(), name)
 			if err != nil {
 				return err
 			}
@@ -372,7 +372,7 @@ func newPolicySetCmd() *cobra.Command {
 		case !out.NeedsPIN && *pin != "":
 			fmt.Fprintln(os.Stderr, "the change forgets no point the current policy keeps and shortens no window: no PIN needed, and the PIN was not used")
 		}
-		saved, err := policy.Commit(ctx, o.Storage, o.Root, owner, req, func() error { return access.UsePIN(ctx, o.Storage, o.Root, *pin, now) }, now)
+		saved, err := policy.Commit(ctx, o.VaultRoot(), owner, req, func() error { return access.UsePIN(ctx, o.VaultRoot(), *pin, now) }, now)
 		if saved.Seq != 0 {
 			out.Saved = saved.Seq
 			fmt.Fprintf(os.Stderr, "policy %d of %s saved\n", saved.Seq, saved.Machine)

@@ -69,7 +69,7 @@ func newPruneCmd() *cobra.Command {
 			if t.PrivateKey != "" {
 				return cli.Usagef("with --private-key, name the machine to prune with --machine NAME")
 			}
-			if machines, err = repo.Machines(ctx, o.Storage); err != nil {
+			if machines, err = o.VaultRoot().Machines(ctx); err != nil {
 				return err
 			}
 		}
@@ -128,7 +128,7 @@ func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Vaul
 		return nil, err
 	}
 	opts.Backups = agent.HostBackups{Dir: dir, Prune: agent.Holder{PID: os.Getpid(), What: "azfs prune --no-backups-running"}}
-	state, err := policy.Load(ctx, policy.Machine{Root: o.Storage, Config: o.Root, Vault: v, Host: hoststate.Hostname()})
+	state, err := policy.Load(ctx, policy.Machine{Root: o.VaultRoot(), Vault: v, Host: hoststate.Hostname()})
 	if err != nil && !errors.Is(err, repo.ErrDamaged) {
 		return nil, err
 	}

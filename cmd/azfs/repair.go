@@ -74,7 +74,7 @@ func newRepairCmd() *cobra.Command {
 		var failed []string
 		lost := 0
 		for _, name := range machines {
-			rep, err := repair.Machine(ctx, o.Storage, o.Root, name, owner, opts)
+			rep, err := repair.Machine(ctx, o.VaultRoot(), name, owner, opts)
 			if err != nil {
 				if len(machines) == 1 {
 					return fmt.Errorf("machine %s: %w", name, err)

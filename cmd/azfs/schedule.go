@@ -49,7 +49,7 @@ func scheduleDisable(ctx context.Context, o *open.Opened, dir hoststate.Dir) err
 // scheduleEnable enables the scheduled backups of o's machine on this
 // host.
 func scheduleEnable(ctx context.Context, o *open.Opened, dir hoststate.Dir) error {
-	p, err := policy.Current(ctx, o.Storage, o.Root, o.Machine)
+	p, err := policy.Current(ctx, o.VaultRoot(), o.Machine)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
 	"github.com/azfs/azfs/repo/open"
 )
@@ -54,7 +53,7 @@ the size of the newest. It reads no content: sizes come from the points and a li
 		if err != nil {
 			return err
 		}
-		names, err := repo.Machines(ctx, o.Storage)
+		names, err := o.VaultRoot().Machines(ctx)
 		if err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ func newStatusCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		p, err := policy.Current(ctx, o.Storage, o.Root, o.Machine)
+		p, err := policy.Current(ctx, o.VaultRoot(), o.Machine)
 		if err != nil {
 			return err
 		}

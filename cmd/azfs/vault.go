@@ -288,7 +288,7 @@ func newVaultPINCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		pin, expires, err := access.IssuePIN(ctx, o.Storage, o.Root, owner, time.Now())
+		pin, expires, err := access.IssuePIN(ctx, o.VaultRoot(), owner, time.Now())
 		if err != nil {
 			return err
 		}

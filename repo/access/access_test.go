@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // testVault is a vault root in memory with its owner's keys.
 type testVault struct {
 	st    *mem.Store
-	root  repo.Config
+	root  repo.Root
 	owner *keys.OwnerKeys
 }
 
@@ -47,7 +47,7 @@ func newTestVault(t testing.TB) testVault {
 // impostor returns other owner keys and a config that claims v's vault ID
 // with them: what someone who can write the storage but does not hold the
 // owner's keys can sign with.
-func (v testVault) impostor(t testing.TB) (repo.Config, *keys.OwnerKeys) {
+func (v testVault) impostor(t testing.TB) (repo.Root, *keys.OwnerKeys) {
 	t.Helper()
 	other, err := keys.NewOwnerKeys(v.root.ID)
 	if err != nil {

@@ -88,8 +88,8 @@ type credentialsRecord struct {
 // The record holds a hash of the secret, never the secret: BLAKE3 in
 // derive-key mode with the context "azfs 2026 vault credentials secret v1".
 // Times are kept to the second.
-func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, location string, access Access, valid time.Duration, now time.Time) (*Credentials, error) {
-	if err := signed.CheckOwner(root, owner); err != nil {
+func Issue(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, location string, access Access, valid time.Duration, now time.Time) (*Credentials, error) {
+	if err := root.CheckOwner(owner); err != nil {
 		return nil, fmt.Errorf("issue vault credentials: %w", err)
 	}
 	if valid < time.Second {
@@ -114,7 +114,7 @@ func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *key
 		return nil, fmt.Errorf("issue vault credentials: %w", err)
 	}
 	rec := credentialsRecord{Vault: c.VaultID, ID: c.ID, Access: c.Access, Issued: c.Issued, Expires: c.Expires, SecretHash: secretHash(c.Secret)}
-	if err := signed.Save(ctx, st, credentialsPrefix+c.ID, owner, credentialsContext, rec); err != nil {
+	if err := signed.Save(ctx, root.Storage, credentialsPrefix+c.ID, owner, credentialsContext, rec); err != nil {
 		return nil, fmt.Errorf("issue vault credentials: %w", err)
 	}
 	return c, nil
@@ -178,12 +178,12 @@ func Verify(ctx context.Context, st storage.Storage, c *Credentials, need Access
 // sign, and those of other access, are left alone. A registered machine
 // never presents its credentials again: revoking them does not cut it off
 // (on a blob vault, deleting the SAS tokens' policies does).
-func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, access ...Access) (int, error) {
-	if err := signed.CheckOwner(root, owner); err != nil {
+func Revoke(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, access ...Access) (int, error) {
+	if err := root.CheckOwner(owner); err != nil {
 		return 0, fmt.Errorf("revoke vault credentials: %w", err)
 	}
 	var ids []string
-	err := st.List(ctx, credentialsPrefix, func(fi storage.Info) error {
+	err := root.Storage.List(ctx, credentialsPrefix, func(fi storage.Info) error {
 		if id := strings.TrimPrefix(fi.Name, credentialsPrefix); isID(id) {
 			ids = append(ids, id)
 		}
@@ -195,7 +195,7 @@ func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *ke
 	n := 0
 	for _, id := range ids {
 		var rec credentialsRecord
-		err := signed.Load(ctx, st, credentialsPrefix+id, owner.Public(), credentialsContext, &rec)
+		err := signed.Load(ctx, root.Storage, credentialsPrefix+id, owner.Public(), credentialsContext, &rec)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -205,7 +205,7 @@ func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *ke
 		if rec.ID != id || rec.Vault != root.ID || !slices.Contains(access, rec.Access) {
 			continue
 		}
-		if err := st.Delete(ctx, credentialsPrefix+id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := root.Storage.Delete(ctx, credentialsPrefix+id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return n, fmt.Errorf("revoke vault credentials %s: %w", id, err)
 		}
 		n++

@@ -55,7 +55,7 @@ func equalCredentials(a, b *Credentials) bool {
 
 func issue(t *testing.T, v testVault, access Access) *Credentials {
 	t.Helper()
-	c, err := Issue(context.Background(), v.st, v.root, v.owner, "/srv/backup/vault", access, 48*time.Hour, t0)
+	c, err := Issue(context.Background(), v.root, v.owner, "/srv/backup/vault", access, 48*time.Hour, t0)
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -201,15 +201,15 @@ func TestIssueRefuses(t *testing.T) {
 	ctx := context.Background()
 	v := newTestVault(t)
 	fake, other := v.impostor(t)
-	if _, err := Issue(ctx, v.st, v.root, other, "/v", AccessBackup, time.Hour, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
+	if _, err := Issue(ctx, v.root, other, "/v", AccessBackup, time.Hour, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
 		t.Errorf("Issue with other owner keys: %v, want ErrOwnerMismatch", err)
 	}
 	noOwner := v.root
 	noOwner.Owner = nil
-	if _, err := Issue(ctx, v.st, noOwner, v.owner, "/v", AccessBackup, time.Hour, t0); !errors.Is(err, repo.ErrNotOwnerVault) {
+	if _, err := Issue(ctx, noOwner, v.owner, "/v", AccessBackup, time.Hour, t0); !errors.Is(err, repo.ErrNotOwnerVault) {
 		t.Errorf("Issue for a vault without owner: %v, want ErrNotOwnerVault", err)
 	}
-	if _, err := Issue(ctx, v.st, fake, v.owner, "/v", AccessBackup, time.Hour, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
+	if _, err := Issue(ctx, fake, v.owner, "/v", AccessBackup, time.Hour, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
 		t.Errorf("Issue for a config naming other owner keys: %v, want ErrOwnerMismatch", err)
 	}
 	for _, tc := range []struct {
@@ -217,7 +217,7 @@ func TestIssueRefuses(t *testing.T) {
 		valid  time.Duration
 		loc    string
 	}{{"admin", time.Hour, "/v"}, {AccessBackup, 0, "/v"}, {AccessBackup, -time.Hour, "/v"}, {AccessBackup, time.Hour, ""}} {
-		if _, err := Issue(ctx, v.st, v.root, v.owner, tc.loc, tc.access, tc.valid, t0); err == nil {
+		if _, err := Issue(ctx, v.root, v.owner, tc.loc, tc.access, tc.valid, t0); err == nil {
 			t.Errorf("Issue(%q, %q, %v) succeeded", tc.loc, tc.access, tc.valid)
 		}
 	}
@@ -314,14 +314,14 @@ func TestRevoke(t *testing.T) {
 	v := newTestVault(t)
 	b1, b2, r := issue(t, v, AccessBackup), issue(t, v, AccessBackup), issue(t, v, AccessRestore)
 	fake, other := v.impostor(t)
-	forged, err := Issue(ctx, v.st, fake, other, "/srv/backup/vault", AccessBackup, 48*time.Hour, t0)
+	forged, err := Issue(ctx, fake, other, "/srv/backup/vault", AccessBackup, 48*time.Hour, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Revoke(ctx, v.st, v.root, other, AccessBackup); !errors.Is(err, repo.ErrOwnerMismatch) {
+	if _, err := Revoke(ctx, v.root, other, AccessBackup); !errors.Is(err, repo.ErrOwnerMismatch) {
 		t.Errorf("Revoke with other owner keys: %v, want ErrOwnerMismatch", err)
 	}
-	if n, err := Revoke(ctx, v.st, v.root, v.owner, AccessBackup); err != nil || n != 2 {
+	if n, err := Revoke(ctx, v.root, v.owner, AccessBackup); err != nil || n != 2 {
 		t.Fatalf("Revoke(backup) = %d, %v; want 2", n, err)
 	}
 	for _, c := range []*Credentials{b1, b2} {
@@ -335,7 +335,7 @@ func TestRevoke(t *testing.T) {
 	if _, err := v.st.Stat(ctx, credentialsPrefix+forged.ID); err != nil {
 		t.Errorf("Revoke touched a record the owner did not sign: %v", err)
 	}
-	if n, err := Revoke(ctx, v.st, v.root, v.owner, AccessBackup, AccessRestore); err != nil || n != 1 {
+	if n, err := Revoke(ctx, v.root, v.owner, AccessBackup, AccessRestore); err != nil || n != 1 {
 		t.Errorf("Revoke(backup, restore) = %d, %v; want 1", n, err)
 	}
 	if _, err := Verify(ctx, v.st, r, AccessRestore, t0); !errors.Is(err, ErrRevoked) {
@@ -353,7 +353,7 @@ func TestVerifyForeignVault(t *testing.T) {
 	// A vault that claims A's ID, with A's records copied in, but its own
 	// owner keys: the credentials' owner keys, not the storage, decide.
 	swapped := mem.New()
-	cfg := b.root
+	cfg := b.root.Config
 	cfg.ID = a.root.ID
 	saveJSON(t, swapped, "config", cfg)
 	rec, err := a.st.Load(ctx, credentialsPrefix+c.ID, 0, -1)
@@ -401,7 +401,7 @@ func TestVerifyForgedRecord(t *testing.T) {
 
 	// Credentials made up by someone who can write the vault: a record
 	// signed with other keys, a file naming the real owner's keys.
-	forged, err := Issue(ctx, v.st, fake, other, "/v", AccessBackup, time.Hour, t0)
+	forged, err := Issue(ctx, fake, other, "/v", AccessBackup, time.Hour, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

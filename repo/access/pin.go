@@ -54,8 +54,8 @@ type pinRecord struct {
 // record pins/<id>, which holds a salted Argon2id hash of the digits (one
 // pass over 64 MiB, one thread), so that a storage reader cannot try all
 // 10^8 PINs while one is valid.
-func IssuePIN(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, now time.Time) (pin string, expires time.Time, err error) {
-	if err := signed.CheckOwner(root, owner); err != nil {
+func IssuePIN(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, now time.Time) (pin string, expires time.Time, err error) {
+	if err := root.CheckOwner(owner); err != nil {
 		return "", time.Time{}, fmt.Errorf("issue security PIN: %w", err)
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
@@ -71,7 +71,7 @@ func IssuePIN(ctx context.Context, st storage.Storage, root repo.Config, owner *
 		return "", time.Time{}, fmt.Errorf("issue security PIN: read random: %w", err)
 	}
 	rec.Hash = hashPIN(digits, rec.Salt, rec.KDF)
-	if err := signed.Save(ctx, st, pinsPrefix+rec.ID, owner, pinContext, rec); err != nil {
+	if err := signed.Save(ctx, root.Storage, pinsPrefix+rec.ID, owner, pinContext, rec); err != nil {
 		return "", time.Time{}, fmt.Errorf("issue security PIN: %w", err)
 	}
 	return digits[:4] + "-" + digits[4:], rec.Expires, nil
@@ -88,7 +88,7 @@ func IssuePIN(ctx context.Context, st storage.Storage, root repo.Config, owner *
 // the last hour, are hashed, so the Argon2id work is bounded by how many
 // PINs the owner issued lately, not by what others planted. Older records
 // are deleted on the way, as far as the storage lets.
-func UsePIN(ctx context.Context, st storage.Storage, root repo.Config, pin string, now time.Time) error {
+func UsePIN(ctx context.Context, root repo.Root, pin string, now time.Time) error {
 	if root.Owner == nil {
 		return fmt.Errorf("use security PIN: %w", repo.ErrNotOwnerVault)
 	}
@@ -96,7 +96,7 @@ func UsePIN(ctx context.Context, st storage.Storage, root repo.Config, pin strin
 	if !ok {
 		return fmt.Errorf("%w: a security PIN is 8 digits, such as 1234-5678", ErrPIN)
 	}
-	live, used, expired, err := pinRecords(ctx, st, root, now)
+	live, used, expired, err := pinRecords(ctx, root, now)
 	if err != nil {
 		return fmt.Errorf("use security PIN: %w", err)
 	}
@@ -104,7 +104,7 @@ func UsePIN(ctx context.Context, st storage.Storage, root repo.Config, pin strin
 		if !rec.matches(digits) {
 			continue
 		}
-		err := st.Save(ctx, pinsPrefix+rec.ID+usedSuffix, []byte(now.UTC().Format(time.RFC3339Nano)))
+		err := root.Storage.Save(ctx, pinsPrefix+rec.ID+usedSuffix, []byte(now.UTC().Format(time.RFC3339Nano)))
 		if errors.Is(err, storage.ErrExists) {
 			return pinUsed()
 		}
@@ -134,10 +134,10 @@ func pinUsed() error {
 // ones, used ones and ones expired within pinGrace. Records that are not
 // the owner's, or that do not decode, are left alone; records expired for
 // longer are deleted, their marker first, ignoring failures.
-func pinRecords(ctx context.Context, st storage.Storage, root repo.Config, now time.Time) (live, used, expired []*pinRecord, err error) {
+func pinRecords(ctx context.Context, root repo.Root, now time.Time) (live, used, expired []*pinRecord, err error) {
 	var ids []string
 	marked := make(map[string]bool)
-	err = st.List(ctx, pinsPrefix, func(fi storage.Info) error {
+	err = root.Storage.List(ctx, pinsPrefix, func(fi storage.Info) error {
 		name, _ := strings.CutPrefix(fi.Name, pinsPrefix)
 		if id, ok := strings.CutSuffix(name, usedSuffix); ok {
 			marked[id] = true
@@ -151,7 +151,7 @@ func pinRecords(ctx context.Context, st storage.Storage, root repo.Config, now t
 	}
 	for _, id := range ids {
 		var rec pinRecord
-		err := signed.Load(ctx, st, pinsPrefix+id, *root.Owner, pinContext, &rec)
+		err := signed.Load(ctx, root.Storage, pinsPrefix+id, *root.Owner, pinContext, &rec)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -163,8 +163,8 @@ func pinRecords(ctx context.Context, st storage.Storage, root repo.Config, now t
 		}
 		switch {
 		case !now.Before(rec.Expires.Add(pinGrace)):
-			_ = st.Delete(ctx, pinsPrefix+id+usedSuffix)
-			_ = st.Delete(ctx, pinsPrefix+id)
+			_ = root.Storage.Delete(ctx, pinsPrefix+id+usedSuffix)
+			_ = root.Storage.Delete(ctx, pinsPrefix+id)
 		case marked[id]:
 			used = append(used, &rec)
 		case !now.Before(rec.Expires):

@@ -17,7 +17,7 @@ import (
 
 func issuePIN(t *testing.T, v testVault) string {
 	t.Helper()
-	pin, expires, err := IssuePIN(context.Background(), v.st, v.root, v.owner, t0)
+	pin, expires, err := IssuePIN(context.Background(), v.root, v.owner, t0)
 	if err != nil {
 		t.Fatalf("IssuePIN: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestPINDefaultCost(t *testing.T) {
 	t.Cleanup(func() { pinKDF = cheapKDF })
 	v := newTestVault(t)
 	pin := issuePIN(t, v)
-	if err := UsePIN(context.Background(), v.st, v.root, pin, t0); err != nil {
+	if err := UsePIN(context.Background(), v.root, pin, t0); err != nil {
 		t.Fatalf("UsePIN: %v", err)
 	}
 }
@@ -68,17 +68,17 @@ func TestPIN(t *testing.T) {
 	ctx := context.Background()
 	v := newTestVault(t)
 	pin := issuePIN(t, v)
-	if err := UsePIN(ctx, v.st, v.root, pin, t0.Add(PINValidity-time.Second)); err != nil {
+	if err := UsePIN(ctx, v.root, pin, t0.Add(PINValidity-time.Second)); err != nil {
 		t.Fatalf("UsePIN: %v", err)
 	}
-	wantPINError(t, UsePIN(ctx, v.st, v.root, pin, t0.Add(time.Minute)), "already used")
+	wantPINError(t, UsePIN(ctx, v.root, pin, t0.Add(time.Minute)), "already used")
 
 	for _, form := range []func(string) string{
 		func(p string) string { return strings.ReplaceAll(p, "-", "") },
 		func(p string) string { return " " + p + "\n" },
 	} {
 		p := issuePIN(t, v)
-		if err := UsePIN(ctx, v.st, v.root, form(p), t0); err != nil {
+		if err := UsePIN(ctx, v.root, form(p), t0); err != nil {
 			t.Errorf("UsePIN(%q): %v", form(p), err)
 		}
 	}
@@ -88,12 +88,12 @@ func TestPINWrong(t *testing.T) {
 	ctx := context.Background()
 	v := newTestVault(t)
 	pin := issuePIN(t, v)
-	wantPINError(t, UsePIN(ctx, v.st, v.root, wrongPIN(pin), t0), "it is wrong")
+	wantPINError(t, UsePIN(ctx, v.root, wrongPIN(pin), t0), "it is wrong")
 	for _, bad := range []string{"", "1234-567", "1234--5678", "12-345678", "abcd-efgh", "123456789", "１２３４５６７８"} {
-		wantPINError(t, UsePIN(ctx, v.st, v.root, bad, t0), "8 digits")
+		wantPINError(t, UsePIN(ctx, v.root, bad, t0), "8 digits")
 	}
 	// Wrong guesses do not use up the PIN.
-	if err := UsePIN(ctx, v.st, v.root, pin, t0); err != nil {
+	if err := UsePIN(ctx, v.root, pin, t0); err != nil {
 		t.Fatalf("UsePIN after wrong ones: %v", err)
 	}
 }
@@ -103,16 +103,16 @@ func TestPINExpired(t *testing.T) {
 	v := newTestVault(t)
 	pin := issuePIN(t, v)
 	used := issuePIN(t, v)
-	if err := UsePIN(ctx, v.st, v.root, used, t0); err != nil {
+	if err := UsePIN(ctx, v.root, used, t0); err != nil {
 		t.Fatal(err)
 	}
-	wantPINError(t, UsePIN(ctx, v.st, v.root, pin, t0.Add(PINValidity)), "expired at 2026-11-22 12:05:00 UTC")
-	wantPINError(t, UsePIN(ctx, v.st, v.root, pin, t0.Add(6*time.Minute)), "expired")
+	wantPINError(t, UsePIN(ctx, v.root, pin, t0.Add(PINValidity)), "expired at 2026-11-22 12:05:00 UTC")
+	wantPINError(t, UsePIN(ctx, v.root, pin, t0.Add(6*time.Minute)), "expired")
 	if n := countObjects(t, v.st, pinsPrefix); n != 3 {
 		t.Errorf("%d objects under pins/ within the grace period, want 3 (2 records, 1 marker)", n)
 	}
 	// Long after, the records and the marker are gone and the PIN is just wrong.
-	wantPINError(t, UsePIN(ctx, v.st, v.root, pin, t0.Add(2*time.Hour)), "it is wrong")
+	wantPINError(t, UsePIN(ctx, v.root, pin, t0.Add(2*time.Hour)), "it is wrong")
 	if n := countObjects(t, v.st, pinsPrefix); n != 0 {
 		t.Errorf("%d objects under pins/ left after expiry, want 0", n)
 	}
@@ -141,7 +141,7 @@ func TestPINConcurrentUse(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { errs[i] = UsePIN(context.Background(), st, v.root, pin, t0) })
+		wg.Go(func() { errs[i] = UsePIN(context.Background(), repo.Root{Storage: st, Config: v.root.Config}, pin, t0) })
 	}
 	wg.Wait()
 	won := 0
@@ -161,10 +161,10 @@ func TestPINOtherOwner(t *testing.T) {
 	ctx := context.Background()
 	v := newTestVault(t)
 	fake, other := v.impostor(t)
-	if _, _, err := IssuePIN(ctx, v.st, v.root, other, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
+	if _, _, err := IssuePIN(ctx, v.root, other, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
 		t.Fatalf("IssuePIN with other owner keys: %v, want ErrOwnerMismatch", err)
 	}
-	forged, _, err := IssuePIN(ctx, v.st, fake, other, t0)
+	forged, _, err := IssuePIN(ctx, fake, other, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,9 +177,9 @@ func TestPINOtherOwner(t *testing.T) {
 	}
 	real := issuePIN(t, v)
 	if forged != real {
-		wantPINError(t, UsePIN(ctx, v.st, v.root, forged, t0), "it is wrong")
+		wantPINError(t, UsePIN(ctx, v.root, forged, t0), "it is wrong")
 	}
-	if err := UsePIN(ctx, v.st, v.root, real, t0); err != nil {
+	if err := UsePIN(ctx, v.root, real, t0); err != nil {
 		t.Fatalf("UsePIN beside forged and junk records: %v", err)
 	}
 	if _, err := v.st.Stat(ctx, forgedName+usedSuffix); !errors.Is(err, storage.ErrNotFound) {

@@ -51,16 +51,16 @@ func CreateVault(ctx context.Context, st storage.Storage, location string, pass 
 			return nil, err
 		}
 	}
-	v, err := repo.RegisterMachine(ctx, st, root, machine, pass, kdf, certMode(c))
+	v, err := root.RegisterMachine(ctx, machine, pass, kdf, certMode(c))
 	if err != nil {
 		return nil, fmt.Errorf("register %s in the new vault: %w", machine, err)
 	}
 	// The configs are plaintext: their signed copies are what azfs repair
 	// rebuilds them from.
-	if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
+	if err := repair.SaveConfigCopy(ctx, st, root.Config, owner); err != nil {
 		return nil, err
 	}
-	if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, machine), v.Config(), owner); err != nil {
+	if err := repair.SaveConfigCopy(ctx, root.MachineStorage(machine), v.Config(), owner); err != nil {
 		return nil, err
 	}
 	return &keyring.Vault{ID: root.ID, Location: location, Machine: machine, Keys: v.Keys(), Owner: owner}, nil
@@ -102,7 +102,7 @@ func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *key
 			return Issued{}, fmt.Errorf("vault %s: credentials for a blob vault carry a SAS token: %w", location, err)
 		}
 	}
-	creds, err := access.Issue(ctx, st, root, owner, location, acc, valid, now)
+	creds, err := access.Issue(ctx, repo.Root{Storage: st, Config: root}, owner, location, acc, valid, now)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -131,7 +131,7 @@ func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *ke
 			return 0, err
 		}
 	}
-	return access.Revoke(ctx, st, root, owner, kinds...)
+	return access.Revoke(ctx, repo.Root{Storage: st, Config: root}, owner, kinds...)
 }
 
 // Entry returns the keyring entry of a host registered as machine name of
@@ -152,7 +152,7 @@ func Entry(root repo.Config, location, name string, ks *keys.KeySet, creds *acce
 // returns the host's keyring entry (Entry). A taken name gives
 // repo.ErrMachineExists (TakeUp takes it up).
 func Register(ctx context.Context, st storage.Storage, root repo.Config, location, name string, pass keys.Passphrase, kdf keys.KDF, c *cert.Certificate, creds *access.Credentials) (*keyring.Vault, error) {
-	v, err := repo.RegisterMachine(ctx, st, root, name, pass, kdf, certMode(c))
+	v, err := repo.Root{Storage: st, Config: root}.RegisterMachine(ctx, name, pass, kdf, certMode(c))
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func Register(ctx context.Context, st storage.Storage, root repo.Config, locatio
 // machine's points and deduplicate against them. A passphrase that is
 // neither gives an error wrapping repo.ErrMachineExists.
 func TakeUp(ctx context.Context, st storage.Storage, root repo.Config, name string, pass func(machine string) (keys.Passphrase, error)) (*keys.KeySet, error) {
-	v, _, err := unlock.Area(ctx, st, root, name, unlock.Keys{Passphrase: pass})
+	v, _, err := unlock.Area(ctx, repo.Root{Storage: st, Config: root}, name, unlock.Keys{Passphrase: pass})
 	if errors.Is(err, keys.ErrWrongPassphrase) {
 		return nil, fmt.Errorf("%w: %s, and the passphrase given is neither its nor the owner's (choose another name with --name)", repo.ErrMachineExists, name)
 	}

@@ -71,14 +71,14 @@ func TestCreateVault(t *testing.T) {
 	if root.ID != e.ID {
 		t.Errorf("root %s, entry %s", root.ID, e.ID)
 	}
-	if _, err := repo.OpenMachine(ctx, st, root, "owner", e.Keys); err != nil {
+	if _, err := (repo.Root{Storage: st, Config: root}).OpenMachine(ctx, "owner", e.Keys); err != nil {
 		t.Errorf("open the first machine with its keys: %v", err)
 	}
 	// The signed copies of the configs are there: repair would write none.
 	if _, rep, err := repair.RootConfig(ctx, st, e.Owner, false); err != nil || rep.CopyWritten || rep.State != "sound" {
 		t.Errorf("the root config and its signed copy: %+v, %v", rep, err)
 	}
-	if rep, err := repair.AreaConfig(ctx, st, root, "owner", e.Owner, false); err != nil || rep.CopyWritten || rep.State != "sound" {
+	if rep, err := repair.AreaConfig(ctx, repo.Root{Storage: st, Config: root}, "owner", e.Owner, false); err != nil || rep.CopyWritten || rep.State != "sound" {
 		t.Errorf("the machine's config and its signed copy: %+v, %v", rep, err)
 	}
 	if _, err := CreateVault(ctx, st, "/srv/vault", ownerPass, cheapKDF, "owner", nil); err == nil || !strings.Contains(err.Error(), "create vault at /srv/vault") {
@@ -127,7 +127,7 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 			t.Errorf("take up web01: %v", err)
 			continue
 		}
-		if _, err := repo.OpenMachine(ctx, st, root, "web01", ks); err != nil {
+		if _, err := (repo.Root{Storage: st, Config: root}).OpenMachine(ctx, "web01", ks); err != nil {
 			t.Errorf("the key set taken up does not open web01: %v", err)
 		}
 	}

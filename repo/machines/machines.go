@@ -12,7 +12,6 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/policy"
-	"github.com/azfs/azfs/repo/storage"
 )
 
 // Machine is one machine of a vault as its owner sees it.
@@ -48,22 +47,22 @@ type KeyState struct {
 // already checked against the owner keys the caller trusts), in name
 // order, as owner sees them. What cannot be read of one machine is its
 // Problem; only failing to list the machines is an error.
-func List(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys) ([]Machine, error) {
-	names, err := repo.Machines(ctx, st)
+func List(ctx context.Context, root repo.Root, owner *keys.OwnerKeys) ([]Machine, error) {
+	names, err := root.Machines(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
 	out := make([]Machine, 0, len(names))
 	for _, name := range names {
-		out = append(out, describe(ctx, st, root, owner, name))
+		out = append(out, describe(ctx, root, owner, name))
 	}
 	return out, nil
 }
 
 // describe reads what List says of machine name.
-func describe(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, name string) Machine {
+func describe(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, name string) Machine {
 	m := Machine{Name: name, LivePoints: -1}
-	area := repo.MachineStorage(st, name)
+	area := root.MachineStorage(name)
 	var problems []string
 	if cfg, err := repo.ReadConfig(ctx, area); err != nil {
 		problems = append(problems, "config: "+err.Error())
@@ -75,7 +74,7 @@ func describe(ctx context.Context, st storage.Storage, root repo.Config, owner *
 	} else {
 		m.Keys.Slots, m.Keys.Unparsable = len(all)-len(unparsable), len(unparsable)
 	}
-	v, err := repo.OpenMachineAsOwner(ctx, st, root, name, owner)
+	v, err := root.OpenMachineAsOwner(ctx, name, owner)
 	if err != nil {
 		m.Problem = strings.Join(append(problems, "escrow: "+err.Error()), "; ")
 		return m
@@ -84,7 +83,7 @@ func describe(ctx context.Context, st storage.Storage, root repo.Config, owner *
 	if v.Keys().WriteOnly() {
 		m.Keys.WriteOnly = true
 		problems = append(problems, "certificate mode: its points open with the certificate's private key only")
-	} else if s, err := policy.Load(ctx, policy.Machine{Root: st, Config: root, Vault: v}); err != nil {
+	} else if s, err := policy.Load(ctx, policy.Machine{Root: root, Vault: v}); err != nil {
 		problems = append(problems, "points: "+err.Error())
 	} else {
 		live := s.Live()

@@ -25,11 +25,11 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now().Add(-time.Minute)
-	web, err := repo.RegisterMachine(ctx, st, root, "web01", pass, cheapKDF, nil)
+	web, err := root.RegisterMachine(ctx, "web01", pass, cheapKDF, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.RegisterMachine(ctx, st, root, "db01", pass, cheapKDF, nil); err != nil {
+	if _, err := root.RegisterMachine(ctx, "db01", pass, cheapKDF, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, at := range []int64{1e9, 2e9} {
@@ -37,7 +37,7 @@ func TestList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := machines.List(ctx, st, root, owner)
+	got, err := machines.List(ctx, root, owner)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,9 @@ type Opened struct {
 	Vault       *repo.Vault    // that machine's area, once opened
 }
 
+// VaultRoot returns the vault root o opened.
+func (o *Opened) VaultRoot() repo.Root { return repo.Root{Storage: o.Storage, Config: o.Root} }
+
 // ErrNoDefault is the error of a Target naming no vault on a host with no
 // default vault: a usage error.
 var ErrNoDefault = errkind.New(errkind.Usage, "no vault given and no default vault on this machine: create one with 'azfs vault create PATH', or pass --vault PATH (or set AZFS_VAULT)")
@@ -341,7 +344,7 @@ func (o *Opened) openArea(ctx context.Context, t Target, owner *keys.OwnerKeys) 
 		}
 		k.PrivateKey = key
 	}
-	v, machine, err := unlock.Area(ctx, o.Storage, o.Root, t.Machine, k)
+	v, machine, err := unlock.Area(ctx, o.VaultRoot(), t.Machine, k)
 	switch {
 	case err == nil:
 		o.Machine, o.Vault = machine, v
@@ -380,7 +383,7 @@ func Owner(ctx context.Context, t Target) (*Opened, *keys.OwnerKeys, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	owner, err := repo.UnlockOwner(ctx, o.Storage, pass)
+	owner, err := o.VaultRoot().UnlockOwner(ctx, pass)
 	if errors.Is(err, keys.ErrWrongPassphrase) {
 		return nil, nil, fmt.Errorf("wrong owner passphrase for the vault at %s", o.Location)
 	}

@@ -48,7 +48,7 @@ func (g *given) Passphrase(whose string) (keys.Passphrase, error) {
 type fixture struct {
 	st    storage.Storage
 	dir   string // the vault's directory; "" in memory
-	root  repo.Config
+	root  repo.Root
 	owner *keys.OwnerKeys
 	web   *repo.Vault
 	ring  *keyring.Keyring
@@ -70,7 +70,7 @@ func newFixture(t *testing.T, st storage.Storage, dir string) *fixture {
 		name string
 		pass keys.Passphrase
 	}{{"web01", webPass}, {"db01", dbPass}} {
-		v, err := repo.RegisterMachine(ctx, st, root, m.name, m.pass, cheapKDF, nil)
+		v, err := root.RegisterMachine(ctx, m.name, m.pass, cheapKDF, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func (f *fixture) entry() *keyring.Vault { return f.ring.Vaults[f.root.ID] }
 // opened is the fixture's root as Root returns it, for tests on storage
 // no location names.
 func (f *fixture) opened() *Opened {
-	return &Opened{Root: f.root, Storage: f.st, Location: "mem", Ring: f.ring, Entry: f.entry()}
+	return &Opened{Root: f.root.Config, Storage: f.st, Location: "mem", Ring: f.ring, Entry: f.entry()}
 }
 
 // otherOwner returns the owner keys of another vault.
@@ -283,7 +283,7 @@ func TestCredentials(t *testing.T) {
 	}
 	issue := func(a access.Access, valid time.Duration) *access.Credentials {
 		t.Helper()
-		c, err := access.Issue(ctx, f.st, f.root, f.owner, f.dir, a, valid, now)
+		c, err := access.Issue(ctx, f.root, f.owner, f.dir, a, valid, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +315,7 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("expired credentials: %v, want ErrExpired", err)
 	}
 
-	if _, err := access.Revoke(ctx, f.st, f.root, f.owner, access.AccessBackup); err != nil {
+	if _, err := access.Revoke(ctx, f.root, f.owner, access.AccessBackup); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := WithCredentials(ctx, Target{Credentials: backup}, access.AccessBackup); !errors.Is(err, access.ErrRevoked) {
@@ -324,7 +324,7 @@ func TestCredentials(t *testing.T) {
 
 	// Credentials of another vault, pointed at this one.
 	g := inDir(t)
-	foreign, err := access.Issue(ctx, g.st, g.root, g.owner, f.dir, access.AccessRestore, time.Hour, now)
+	foreign, err := access.Issue(ctx, g.root, g.owner, f.dir, access.AccessRestore, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestCurrentCertificate(t *testing.T) {
 		t.Errorf("a certificate the owner did not sign: %v, %v; want ErrDamaged", c, err)
 	}
 	// ... and names its key in the root config: the pin still refuses it.
-	forged := f.root
+	forged := f.root.Config
 	pub := forger.Public()
 	forged.Owner = &pub
 	o.Root = forged

@@ -18,7 +18,7 @@ import (
 // PolicyMachine returns the machine area o has open as package policy
 // works on it, with cache (may be nil).
 func (o *Opened) PolicyMachine(cache repo.ObjectCache) policy.Machine {
-	return policy.Machine{Root: o.Storage, Config: o.Root, Vault: o.Vault, Cache: cache, Host: hoststate.Hostname()}
+	return policy.Machine{Root: o.VaultRoot(), Vault: o.Vault, Cache: cache, Host: hoststate.Hostname()}
 }
 
 // State reads what became of the points of the machine area o has open

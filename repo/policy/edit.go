@@ -12,7 +12,6 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
-	"github.com/azfs/azfs/repo/storage"
 )
 
 // ErrNoRuleLeft reports an edit that drops a retention's last rule: a
@@ -150,7 +149,7 @@ func (r Request) NeedsPIN() bool {
 // first; the caller has checked everything else that can refuse, so that
 // a refused change never costs the PIN. It returns the policy saved (zero
 // when r changes none), also with an error from saving the window.
-func Commit(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, r Request, spendPIN func() error, now time.Time) (Policy, error) {
+func Commit(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, r Request, spendPIN func() error, now time.Time) (Policy, error) {
 	if r.NeedsPIN() {
 		if err := spendPIN(); err != nil {
 			return Policy{}, err
@@ -159,12 +158,12 @@ func Commit(ctx context.Context, st storage.Storage, root repo.Config, owner *ke
 	var saved Policy
 	if r.Change != nil {
 		var err error
-		if saved, err = Set(ctx, st, root, owner, r.Change.Next, now); err != nil {
+		if saved, err = Set(ctx, root, owner, r.Change.Next, now); err != nil {
 			return Policy{}, err
 		}
 	}
 	if r.Window != nil {
-		if err := SetWindow(ctx, st, root, owner, r.Window.Next, now); err != nil {
+		if err := SetWindow(ctx, root, owner, r.Window.Next, now); err != nil {
 			return saved, err
 		}
 	}

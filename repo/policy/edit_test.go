@@ -95,22 +95,22 @@ func TestCommit(t *testing.T) {
 		t.Fatal("lowering keep-last and shortening the window needs no PIN")
 	}
 	refused := errors.New("wrong PIN")
-	if saved, err := Commit(ctx, f.st, f.root, f.owner, req, func() error { return refused }, t0); !errors.Is(err, refused) || saved.Seq != 0 {
+	if saved, err := Commit(ctx, f.root, f.owner, req, func() error { return refused }, t0); !errors.Is(err, refused) || saved.Seq != 0 {
 		t.Errorf("a refused PIN: saved %d, %v", saved.Seq, err)
 	}
-	if p, _ := Current(ctx, f.st, f.root, "web01"); p.Seq != cur.Seq {
+	if p, _ := Current(ctx, f.root, "web01"); p.Seq != cur.Seq {
 		t.Errorf("after a refused PIN the policy is %d, want %d", p.Seq, cur.Seq)
 	}
 	spent := 0
-	saved, err := Commit(ctx, f.st, f.root, f.owner, req, func() error { spent++; return nil }, t0)
+	saved, err := Commit(ctx, f.root, f.owner, req, func() error { spent++; return nil }, t0)
 	if err != nil || spent != 1 || saved.Seq != cur.Seq+1 || saved.Retention.KeepLast != 2 {
 		t.Errorf("Commit: saved %+v, PIN spent %d times, %v", saved, spent, err)
 	}
-	if w, err := Window(ctx, f.st, f.root); err != nil || w != DefaultWindow/2 {
+	if w, err := Window(ctx, f.root); err != nil || w != DefaultWindow/2 {
 		t.Errorf("window after Commit: %v, %v", w, err)
 	}
 	longer := Request{Window: &WindowChange{Current: DefaultWindow / 2, Next: DefaultWindow}}
-	if saved, err := Commit(ctx, f.st, f.root, f.owner, longer, func() error { t.Error("PIN asked for a longer window"); return nil }, t0.Add(time.Minute)); err != nil || saved.Seq != 0 {
+	if saved, err := Commit(ctx, f.root, f.owner, longer, func() error { t.Error("PIN asked for a longer window"); return nil }, t0.Add(time.Minute)); err != nil || saved.Seq != 0 {
 		t.Errorf("a longer window alone: saved %d, %v", saved.Seq, err)
 	}
 }

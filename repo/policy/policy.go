@@ -558,11 +558,11 @@ func listSeqs(ctx context.Context, st storage.Storage, prefix string) ([]int, er
 // does not decode or validate (written by a later azfs, say) is an error
 // wrapping ErrPolicy, not a reason to fall back to an older policy, which
 // may keep less.
-func Current(ctx context.Context, st storage.Storage, root repo.Config, name string) (Policy, error) {
+func Current(ctx context.Context, root repo.Root, name string) (Policy, error) {
 	if root.Owner == nil {
 		return Policy{}, repo.ErrNotOwnerVault
 	}
-	area := repo.MachineStorage(st, name)
+	area := root.MachineStorage(name)
 	seqs, err := listSeqs(ctx, area, policyPrefix)
 	if err != nil {
 		return Policy{}, fmt.Errorf("policy of %s: %w", name, err)
@@ -593,19 +593,19 @@ func Current(ctx context.Context, st storage.Storage, root repo.Config, name str
 // It checks that the machine is registered and that p is valid; the
 // caller decides beforehand whether the change needs the security PIN
 // (Shortens, State.Expired).
-func Set(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, p Policy, now time.Time) (Policy, error) {
-	if err := signed.CheckOwner(root, owner); err != nil {
+func Set(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, p Policy, now time.Time) (Policy, error) {
+	if err := root.CheckOwner(owner); err != nil {
 		return Policy{}, fmt.Errorf("set policy: %w", err)
 	}
 	if err := p.Validate(); err != nil {
 		return Policy{}, err
 	}
-	if ok, err := repo.MachineExists(ctx, st, p.Machine); err != nil {
+	if ok, err := root.MachineExists(ctx, p.Machine); err != nil {
 		return Policy{}, err
 	} else if !ok {
-		return Policy{}, fmt.Errorf("set policy: %w", repo.NoMachine(ctx, st, p.Machine))
+		return Policy{}, fmt.Errorf("set policy: %w", root.NoMachine(ctx, p.Machine))
 	}
-	area := repo.MachineStorage(st, p.Machine)
+	area := root.MachineStorage(p.Machine)
 	p.Set = now.UTC()
 	err := saveNext(ctx, area, policyPrefix, func(seq int) error {
 		p.Seq = seq

@@ -28,7 +28,7 @@ var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 // fixture is a vault root in memory with its owner and one machine.
 type fixture struct {
 	st    *mem.Store
-	root  repo.Config
+	root  repo.Root
 	owner *keys.OwnerKeys
 	v     *repo.Vault
 	clock time.Time // the storage's clock
@@ -48,7 +48,7 @@ func newFixture(t testing.TB) *fixture {
 	if f.root, f.owner, err = repo.CreateVault(ctx, f.st, testPass, cheapKDF); err != nil {
 		t.Fatal(err)
 	}
-	if f.v, err = repo.RegisterMachine(ctx, f.st, f.root, "web01", testPass, cheapKDF, nil); err != nil {
+	if f.v, err = f.root.RegisterMachine(ctx, "web01", testPass, cheapKDF, nil); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -61,7 +61,7 @@ func (f *fixture) setClock(t time.Time) {
 }
 
 func (f *fixture) machine() Machine {
-	return Machine{Root: f.st, Config: f.root, Vault: f.v, Host: "web01"}
+	return Machine{Root: f.root, Vault: f.v, Host: "web01"}
 }
 
 // addPoints saves one point per day for n days, the last at t0 - 1h.
@@ -82,7 +82,7 @@ func (f *fixture) setPolicy(t testing.TB, r retention.Retention) Policy {
 	t.Helper()
 	p := Default("web01")
 	p.Retention = r
-	p, err := Set(context.Background(), f.st, f.root, f.owner, p, t0)
+	p, err := Set(context.Background(), f.root, f.owner, p, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func short(points []*repo.Point) []string {
 
 func TestDefaultPolicy(t *testing.T) {
 	f := newFixture(t)
-	p, err := Current(context.Background(), f.st, f.root, "web01")
+	p, err := Current(context.Background(), f.root, "web01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,14 +140,14 @@ func TestSetAndCurrent(t *testing.T) {
 	ctx := context.Background()
 	p := Policy{Machine: "web01", TimeZone: "Europe/Berlin", Schedule: Schedule{At: []TimeOfDay{2 * 60, 14 * 60}},
 		Retention: retention.Retention{KeepLast: 3, KeepWithin: 14 * retention.Day}}
-	got, err := Set(ctx, f.st, f.root, f.owner, p, t0)
+	got, err := Set(ctx, f.root, f.owner, p, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Seq != 1 || !got.Set.Equal(t0) {
 		t.Errorf("first policy: seq %d, set %s", got.Seq, got.Set)
 	}
-	cur, err := Current(ctx, f.st, f.root, "web01")
+	cur, err := Current(ctx, f.root, "web01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,29 +155,29 @@ func TestSetAndCurrent(t *testing.T) {
 		t.Errorf("Current = %+v", cur)
 	}
 	p.Retention.KeepLast = 5
-	if _, err := Set(ctx, f.st, f.root, f.owner, p, t0.Add(time.Hour)); err != nil {
+	if _, err := Set(ctx, f.root, f.owner, p, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if cur, _ := Current(ctx, f.st, f.root, "web01"); cur.Seq != 2 || cur.Retention.KeepLast != 5 {
+	if cur, _ := Current(ctx, f.root, "web01"); cur.Seq != 2 || cur.Retention.KeepLast != 5 {
 		t.Errorf("after a second Set: %+v", cur)
 	}
 	// Refused: an unregistered machine, an invalid policy, keys that are
 	// not the owner's.
 	other := p
 	other.Machine = "nobody"
-	if _, err := Set(ctx, f.st, f.root, f.owner, other, t0); !errors.Is(err, repo.ErrNoMachine) {
+	if _, err := Set(ctx, f.root, f.owner, other, t0); !errors.Is(err, repo.ErrNoMachine) {
 		t.Errorf("Set for an unregistered machine: %v", err)
 	}
 	bad := p
 	bad.Schedule = Schedule{Every: 30 * time.Minute}
-	if _, err := Set(ctx, f.st, f.root, f.owner, bad, t0); !errors.Is(err, ErrPolicy) {
+	if _, err := Set(ctx, f.root, f.owner, bad, t0); !errors.Is(err, ErrPolicy) {
 		t.Errorf("Set of a 30-minute schedule: %v", err)
 	}
 	impostor, err := keys.NewOwnerKeys(f.root.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Set(ctx, f.st, f.root, impostor, p, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
+	if _, err := Set(ctx, f.root, impostor, p, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
 		t.Errorf("Set with other keys: %v", err)
 	}
 }
@@ -187,11 +187,11 @@ func TestSetAndCurrent(t *testing.T) {
 func TestPolicyForgery(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := repo.RegisterMachine(ctx, f.st, f.root, "db01", testPass, cheapKDF, nil); err != nil {
+	if _, err := f.root.RegisterMachine(ctx, "db01", testPass, cheapKDF, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.setPolicy(t, retention.Retention{KeepDaily: 30})
-	area := repo.MachineStorage(f.st, "web01")
+	area := f.root.MachineStorage("web01")
 
 	// Signed by other keys, under a higher number.
 	impostor, err := keys.NewOwnerKeys(f.root.ID)
@@ -207,11 +207,11 @@ func TestPolicyForgery(t *testing.T) {
 	// Signed by the owner for db01, copied to web01 under a higher number.
 	dbPolicy := Default("db01")
 	dbPolicy.Retention = retention.Retention{KeepLast: 1}
-	dbPolicy, err = Set(ctx, f.st, f.root, f.owner, dbPolicy, t0)
+	dbPolicy, err = Set(ctx, f.root, f.owner, dbPolicy, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := repo.MachineStorage(f.st, "db01").Load(ctx, seqName(policyPrefix, dbPolicy.Seq), 0, -1)
+	b, err := f.root.MachineStorage("db01").Load(ctx, seqName(policyPrefix, dbPolicy.Seq), 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestPolicyForgery(t *testing.T) {
 	if err := area.Save(ctx, seqName(policyPrefix, 5), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	cur, err := Current(ctx, f.st, f.root, "web01")
+	cur, err := Current(ctx, f.root, "web01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestPolicyForgery(t *testing.T) {
 		t.Errorf("Current took a forged policy: %+v", cur)
 	}
 	// The owner's next policy goes after the junk.
-	p, err := Set(ctx, f.st, f.root, f.owner, Default("web01"), t0)
+	p, err := Set(ctx, f.root, f.owner, Default("web01"), t0)
 	if err != nil || p.Seq != 6 {
 		t.Errorf("Set after planted records: seq %d, %v", p.Seq, err)
 	}
@@ -248,11 +248,11 @@ func TestSignedPolicyUnreadable(t *testing.T) {
 	f.setPolicy(t, retention.Retention{KeepLast: 1})
 	p := Default("web01")
 	p.Seq, p.Set, p.TimeZone = 2, t0, "Mars/Olympus_Mons"
-	area := repo.MachineStorage(f.st, "web01")
+	area := f.root.MachineStorage("web01")
 	if err := signed.Save(ctx, area, seqName(policyPrefix, 2), f.owner, policyContext, p.record(f.root.ID)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Current(ctx, f.st, f.root, "web01"); !errors.Is(err, ErrPolicy) {
+	if _, err := Current(ctx, f.root, "web01"); !errors.Is(err, ErrPolicy) {
 		t.Errorf("Current with an unreadable signed policy: %v", err)
 	}
 	if _, err := ApplyRetention(ctx, f.machine(), t0); !errors.Is(err, ErrPolicy) {
@@ -263,14 +263,14 @@ func TestSignedPolicyUnreadable(t *testing.T) {
 func TestWindow(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if d, err := Window(ctx, f.st, f.root); err != nil || d != DefaultWindow {
+	if d, err := Window(ctx, f.root); err != nil || d != DefaultWindow {
 		t.Fatalf("default window %s, %v", d, err)
 	}
 	for _, d := range []time.Duration{30 * retention.Day, 7 * retention.Day} {
-		if err := SetWindow(ctx, f.st, f.root, f.owner, d, t0); err != nil {
+		if err := SetWindow(ctx, f.root, f.owner, d, t0); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := Window(ctx, f.st, f.root); err != nil || got != d {
+		if got, err := Window(ctx, f.root); err != nil || got != d {
 			t.Errorf("window %s, %v; want %s", got, err, d)
 		}
 	}
@@ -278,17 +278,17 @@ func TestWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := SetWindow(ctx, f.st, f.root, impostor, 0, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
+	if err := SetWindow(ctx, f.root, impostor, 0, t0); !errors.Is(err, repo.ErrOwnerMismatch) {
 		t.Errorf("SetWindow with other keys: %v", err)
 	}
 	rec := windowRecord{Vault: f.root.ID, Seq: 3, Time: t0, Window: 0}
 	if err := signed.Save(ctx, f.st, seqName(windowPrefix, 3), impostor, windowContext, rec); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := Window(ctx, f.st, f.root); got != 7*retention.Day {
+	if got, _ := Window(ctx, f.root); got != 7*retention.Day {
 		t.Errorf("a forged window counts: %s", got)
 	}
-	if err := SetWindow(ctx, f.st, f.root, f.owner, -time.Hour, t0); !errors.Is(err, ErrPolicy) {
+	if err := SetWindow(ctx, f.root, f.owner, -time.Hour, t0); !errors.Is(err, ErrPolicy) {
 		t.Errorf("negative window: %v", err)
 	}
 }
@@ -561,7 +561,7 @@ func TestOwnerForgetUndelete(t *testing.T) {
 		t.Errorf("Forget with other keys: %v", err)
 	}
 	fake := ownerRecordBody{Vault: f.root.ID, Machine: "web01", ID: "0123456789abcdef0123456789abcdef", Action: ActionForget, Points: ids(points), Time: t0.Add(time.Hour)}
-	if err := signed.Save(ctx, repo.MachineStorage(f.st, "web01"), ownerPrefix+fake.ID, impostor, ownerContext, fake); err != nil {
+	if err := signed.Save(ctx, f.root.MachineStorage("web01"), ownerPrefix+fake.ID, impostor, ownerContext, fake); err != nil {
 		t.Fatal(err)
 	}
 	sameIDs(t, "live after a forged forget", f.load(t).Live(), points[3:])
@@ -670,12 +670,12 @@ func TestApplyWithCreateOnlyStorage(t *testing.T) {
 	ctx := context.Background()
 	points := f.addPoints(t, 5)
 	f.setPolicy(t, retention.Retention{KeepLast: 1})
-	root := createOnly{f.st}
-	v, err := repo.OpenMachine(ctx, root, f.root, "web01", f.v.Keys())
+	root := repo.Root{Storage: createOnly{f.st}, Config: f.root.Config}
+	v, err := root.OpenMachine(ctx, "web01", f.v.Keys())
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgotten, err := ApplyRetention(ctx, Machine{Root: root, Config: f.root, Vault: v}, t0)
+	forgotten, err := ApplyRetention(ctx, Machine{Root: root, Vault: v}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -729,7 +729,7 @@ func TestWriteOnly(t *testing.T) {
 	ctx := context.Background()
 	certID := fmt.Sprintf("%064x", 1)
 	wrap := func(secret, ad []byte) ([]byte, error) { return append([]byte{}, secret...), nil }
-	v, err := repo.RegisterMachine(ctx, f.st, f.root, "wo01", testPass, cheapKDF, &repo.CertMode{ID: certID, Wrap: wrap})
+	v, err := f.root.RegisterMachine(ctx, "wo01", testPass, cheapKDF, &repo.CertMode{ID: certID, Wrap: wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -739,10 +739,10 @@ func TestWriteOnly(t *testing.T) {
 	if err := v.SavePoint(ctx, &repo.Point{Machine: "wo01", Time: t0, Root: keys.ID{1}}); err != nil {
 		t.Fatal(err)
 	}
-	if v, err = repo.OpenMachine(ctx, f.st, f.root, "wo01", v.Keys()); err != nil {
+	if v, err = f.root.OpenMachine(ctx, "wo01", v.Keys()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ApplyRetention(ctx, Machine{Root: f.st, Config: f.root, Vault: v}, t0); !errors.Is(err, repo.ErrWriteOnly) {
+	if _, err := ApplyRetention(ctx, Machine{Root: f.root, Vault: v}, t0); !errors.Is(err, repo.ErrWriteOnly) {
 		t.Errorf("ApplyRetention on a write-only machine: %v", err)
 	}
 }

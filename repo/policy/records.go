@@ -119,11 +119,11 @@ func ownerRecords(ctx context.Context, area storage.Storage, root repo.Config, m
 
 // saveOwnerRecords stores owner-signed records of action on points, as
 // many as it takes.
-func saveOwnerRecords(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, machine, action string, points []keys.ID, now time.Time) error {
-	if err := signed.CheckOwner(root, owner); err != nil {
+func saveOwnerRecords(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, machine, action string, points []keys.ID, now time.Time) error {
+	if err := root.CheckOwner(owner); err != nil {
 		return fmt.Errorf("%s points: %w", action, err)
 	}
-	area := repo.MachineStorage(st, machine)
+	area := root.MachineStorage(machine)
 	for len(points) > 0 {
 		n := min(len(points), maxRecordPoints)
 		var raw [16]byte

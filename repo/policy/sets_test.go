@@ -38,11 +38,11 @@ func twoSets() Policy {
 func TestPolicyV2RoundTrip(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	p, err := Set(ctx, f.st, f.root, f.owner, twoSets(), t0)
+	p, err := Set(ctx, f.root, f.owner, twoSets(), t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur, err := Current(ctx, f.st, f.root, "web01")
+	cur, err := Current(ctx, f.root, "web01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestPolicyV2RoundTrip(t *testing.T) {
 		t.Errorf("Current = %+v\nwant %+v", cur, p)
 	}
 	var body map[string]json.RawMessage
-	if err := signed.Load(ctx, repo.MachineStorage(f.st, "web01"), seqName(policyPrefix, p.Seq), *f.root.Owner, policyContext, &body); err != nil {
+	if err := signed.Load(ctx, f.root.MachineStorage("web01"), seqName(policyPrefix, p.Seq), *f.root.Owner, policyContext, &body); err != nil {
 		t.Fatal(err)
 	}
 	if string(body["version"]) != "2" || body["schedule"] != nil || body["retention"] != nil || body["sets"] == nil {
@@ -77,11 +77,11 @@ func TestPolicyV1Record(t *testing.T) {
 		"schedule":  map[string]any{"at": []string{"02:00"}},
 		"retention": map[string]any{"last": 0, "hourly": 0, "daily": 7, "weekly": 4, "monthly": 0, "yearly": 3, "within": 0},
 	}
-	area := repo.MachineStorage(f.st, "web01")
+	area := f.root.MachineStorage("web01")
 	if err := signed.Save(ctx, area, seqName(policyPrefix, 1), f.owner, policyContext, old); err != nil {
 		t.Fatal(err)
 	}
-	cur, err := Current(ctx, f.st, f.root, "web01")
+	cur, err := Current(ctx, f.root, "web01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestPolicyV1Record(t *testing.T) {
 	if cur.RetentionOf("etc") != want {
 		t.Errorf("a set without an entry has retention %s, want the default's", cur.RetentionOf("etc"))
 	}
-	p, err := Set(ctx, f.st, f.root, f.owner, cur, t0)
+	p, err := Set(ctx, f.root, f.owner, cur, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestRetentionPerSetRules(t *testing.T) {
 	if _, err := f.v.SaveTombstone(ctx, plain); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Set(ctx, f.st, f.root, f.owner, twoSets(), t0); err != nil {
+	if _, err := Set(ctx, f.root, f.owner, twoSets(), t0); err != nil {
 		t.Fatal(err)
 	}
 	s := f.load(t)
@@ -199,7 +199,7 @@ func TestShortensPerSet(t *testing.T) {
 	cur := twoSets()
 	cur.Sets[0].Retention = retention.Retention{KeepLast: 6}
 	cur.Sets[1].Retention = retention.Retention{KeepLast: 6}
-	cur, err := Set(ctx, f.st, f.root, f.owner, cur, t0)
+	cur, err := Set(ctx, f.root, f.owner, cur, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestSetPolicyValidate(t *testing.T) {
 		"bad files":     {Name: "a", FilesFrom: []string{"/home/[x"}, Schedule: Schedule{Every: time.Hour}},
 		"no schedule":   {Name: "a"},
 	} {
-		if _, err := Set(context.Background(), f.st, f.root, f.owner, Default("web01").WithEntry(sp), t0); !errors.Is(err, ErrPolicy) {
+		if _, err := Set(context.Background(), f.root, f.owner, Default("web01").WithEntry(sp), t0); !errors.Is(err, ErrPolicy) {
 			t.Errorf("%s: %v, want ErrPolicy", name, err)
 		}
 	}

@@ -12,16 +12,14 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/retention"
-	"github.com/azfs/azfs/repo/storage"
 )
 
 // Machine is one machine's area as this package works on it.
 type Machine struct {
-	// Root is the vault root's storage and Config its config, whose owner
-	// keys verify policies and owner records: the caller has checked them
-	// against the keys it trusts (cmd/internal/cli.OpenRoot does).
-	Root   storage.Storage
-	Config repo.Config
+	// Root is the vault root, whose owner keys verify policies and owner
+	// records: the caller has checked them against the keys it trusts
+	// (repo/open.Root does).
+	Root repo.Root
 	// Vault is the machine's area, opened with keys that read its points.
 	Vault *repo.Vault
 	// Cache, when not nil, keeps sealed points and tombstones between
@@ -90,7 +88,7 @@ type storedTombstone struct {
 // older one could forget more or purge sooner.
 func Load(ctx context.Context, m Machine) (*State, error) {
 	name := m.name()
-	pol, err := Current(ctx, m.Root, m.Config, name)
+	pol, err := Current(ctx, m.Root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +96,7 @@ func Load(ctx context.Context, m Machine) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	window, err := Window(ctx, m.Root, m.Config)
+	window, err := Window(ctx, m.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +121,7 @@ func Load(ctx context.Context, m Machine) (*State, error) {
 		}
 		s.tombstones = append(s.tombstones, storedTombstone{id: o.ID, Tombstone: t, effective: eff})
 	}
-	if s.records, err = ownerRecords(ctx, repo.MachineStorage(m.Root, name), m.Config, name); err != nil {
+	if s.records, err = ownerRecords(ctx, m.Root.MachineStorage(name), m.Root.Config, name); err != nil {
 		return nil, err
 	}
 	s.decide(loc)
@@ -345,14 +343,14 @@ func (s *State) Apply(ctx context.Context, now time.Time) ([]*repo.Point, error)
 // Forget forgets points of machine m as the owner: an owner-signed record,
 // which every reader honours. The caller has asked for the security PIN.
 func Forget(ctx context.Context, m Machine, owner *keys.OwnerKeys, points []keys.ID, now time.Time) error {
-	return saveOwnerRecords(ctx, m.Root, m.Config, owner, m.name(), ActionForget, points, now)
+	return saveOwnerRecords(ctx, m.Root, owner, m.name(), ActionForget, points, now)
 }
 
 // Undelete brings forgotten points of machine m back as the owner: an
 // owner-signed record, after which they are live and retention never
 // forgets them again.
 func Undelete(ctx context.Context, m Machine, owner *keys.OwnerKeys, points []keys.ID, now time.Time) error {
-	return saveOwnerRecords(ctx, m.Root, m.Config, owner, m.name(), ActionUndelete, points, now)
+	return saveOwnerRecords(ctx, m.Root, owner, m.name(), ActionUndelete, points, now)
 }
 
 // Purge is what prune may delete of a machine's area at some time.

@@ -54,17 +54,17 @@ func DecodeWindow(body []byte, vaultID string, seq int) (time.Duration, error) {
 // record with the highest number, else DefaultWindow. As for policies,
 // records copied from elsewhere are skipped, and a signed record that does
 // not decode is an error, not a reason to fall back to an older one.
-func Window(ctx context.Context, st storage.Storage, root repo.Config) (time.Duration, error) {
+func Window(ctx context.Context, root repo.Root) (time.Duration, error) {
 	if root.Owner == nil {
 		return 0, repo.ErrNotOwnerVault
 	}
-	seqs, err := listSeqs(ctx, st, windowPrefix)
+	seqs, err := listSeqs(ctx, root.Storage, windowPrefix)
 	if err != nil {
 		return 0, fmt.Errorf("soft-delete window: %w", err)
 	}
 	for _, seq := range seqs {
 		var body json.RawMessage
-		err := signed.Load(ctx, st, seqName(windowPrefix, seq), *root.Owner, windowContext, &body)
+		err := signed.Load(ctx, root.Storage, seqName(windowPrefix, seq), *root.Owner, windowContext, &body)
 		if errors.Is(err, repo.ErrDamaged) || errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
@@ -82,16 +82,16 @@ func Window(ctx context.Context, st storage.Storage, root repo.Config) (time.Dur
 
 // SetWindow stores d as the vault's soft-delete window, signed by owner.
 // Shortening it is an owner's deletion: the caller asks for the PIN.
-func SetWindow(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, d time.Duration, now time.Time) error {
-	if err := signed.CheckOwner(root, owner); err != nil {
+func SetWindow(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, d time.Duration, now time.Time) error {
+	if err := root.CheckOwner(owner); err != nil {
 		return fmt.Errorf("set soft-delete window: %w", err)
 	}
 	if d < 0 {
 		return fmt.Errorf("%w: soft-delete window %s is negative", ErrPolicy, d)
 	}
-	err := saveNext(ctx, st, windowPrefix, func(seq int) error {
+	err := saveNext(ctx, root.Storage, windowPrefix, func(seq int) error {
 		rec := windowRecord{Vault: root.ID, Seq: seq, Time: now.UTC(), Window: int64(d / time.Second)}
-		return signed.Save(ctx, st, seqName(windowPrefix, seq), owner, windowContext, rec)
+		return signed.Save(ctx, root.Storage, seqName(windowPrefix, seq), owner, windowContext, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("set soft-delete window: %w", err)

@@ -75,12 +75,12 @@ func RootConfig(ctx context.Context, st storage.Storage, owner *keys.OwnerKeys, 
 // st whose config is root: the area's ID comes from the machine's escrow.
 // An area without a config that holds no index file, pack or point (its
 // registration stopped before the config was saved) is left alone.
-func AreaConfig(ctx context.Context, st storage.Storage, root repo.Config, name string, owner *keys.OwnerKeys, apply bool) (*ConfigReport, error) {
-	ks, escrow, err := repo.MachineKeysAsOwner(ctx, st, root.ID, name, owner)
+func AreaConfig(ctx context.Context, root repo.Root, name string, owner *keys.OwnerKeys, apply bool) (*ConfigReport, error) {
+	ks, escrow, err := repo.MachineKeysAsOwner(ctx, root.Storage, root.ID, name, owner)
 	if err != nil {
 		return nil, err
 	}
-	area := repo.MachineStorage(st, name)
+	area := root.MachineStorage(name)
 	sound := func(c repo.Config) bool {
 		return c.Format == repo.FormatVersion && c.ID == ks.Vault && c.Vault == root.ID && c.Machine == name && c.Owner == nil
 	}
@@ -222,8 +222,9 @@ func RootIDCandidates(ctx context.Context, st storage.Storage) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	root := repo.Root{Storage: st} // its config may be lost: only its storage is used
 	for _, name := range names {
-		if c, err := repo.ReadConfig(ctx, repo.MachineStorage(st, name)); err == nil {
+		if c, err := repo.ReadConfig(ctx, root.MachineStorage(name)); err == nil {
 			add(c.Vault)
 		}
 	}

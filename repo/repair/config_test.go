@@ -20,7 +20,7 @@ const testPass = "correct horse battery staple"
 
 type rootFixture struct {
 	st    *mem.Store
-	root  repo.Config
+	root  repo.Root
 	owner *keys.OwnerKeys
 	area  repo.Config
 }
@@ -35,7 +35,7 @@ func newRoot(t *testing.T, copies bool) *rootFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := repo.RegisterMachine(ctx, st, root, "m", testPass, cheapKDF, nil)
+	v, err := root.RegisterMachine(ctx, "m", testPass, cheapKDF, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +47,10 @@ func newRoot(t *testing.T, copies bool) *rootFixture {
 		t.Fatal(err)
 	}
 	if copies {
-		if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
+		if err := repair.SaveConfigCopy(ctx, st, root.Config, owner); err != nil {
 			t.Fatal(err)
 		}
-		if err := repair.SaveConfigCopy(ctx, repo.MachineStorage(st, "m"), v.Config(), owner); err != nil {
+		if err := repair.SaveConfigCopy(ctx, root.MachineStorage("m"), v.Config(), owner); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestRootConfigRebuilt(t *testing.T) {
 				t.Fatalf("ReadConfig after repair: %v", err)
 			}
 			if tc.copies {
-				sameConfig(t, "rebuilt config", got, f.root)
+				sameConfig(t, "rebuilt config", got, f.root.Config)
 			} else if got.ID != f.root.ID || !got.Owner.Equal(*f.root.Owner) || got.Created.IsZero() {
 				t.Errorf("rebuilt config %+v, want ID and owner of %+v", got, f.root)
 			}
@@ -136,7 +136,7 @@ func TestRootConfigRebuilt(t *testing.T) {
 			if _, rep, err := repair.RootConfig(ctx, f.st, f.owner, false); err != nil || rep.Acted() {
 				t.Errorf("after repair: %+v, %v; want nothing to do", rep, err)
 			}
-			if _, err := repo.UnlockOwner(ctx, f.st, testPass); err != nil {
+			if _, err := unlockOwner(ctx, f.st, testPass); err != nil {
 				t.Errorf("owner passphrase after repair: %v", err)
 			}
 		})
@@ -151,10 +151,10 @@ func TestAreaConfigRebuilt(t *testing.T) {
 	for _, copies := range []bool{true, false} {
 		f := newRoot(t, copies)
 		f.replace(t, "machines/m/config", nil)
-		if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", testPass); !errors.Is(err, repo.ErrConfigLost) {
+		if _, err := f.root.UnlockMachine(ctx, "m", testPass); !errors.Is(err, repo.ErrConfigLost) {
 			t.Errorf("copies %v: unlock a machine whose config is lost: %v, want ErrConfigLost", copies, err)
 		}
-		rep, err := repair.AreaConfig(ctx, f.st, f.root, "m", f.owner, true)
+		rep, err := repair.AreaConfig(ctx, f.root, "m", f.owner, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestAreaConfigRebuilt(t *testing.T) {
 		if rep.State != "missing" || rep.From != want {
 			t.Errorf("copies %v: %+v, want missing, rebuilt from %q", copies, rep, want)
 		}
-		got, err := repo.ReadConfig(ctx, repo.MachineStorage(f.st, "m"))
+		got, err := repo.ReadConfig(ctx, f.root.MachineStorage("m"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,18 +171,18 @@ func TestAreaConfigRebuilt(t *testing.T) {
 		} else if got.ID != f.area.ID || got.Chunker != f.area.Chunker || got.Vault != f.root.ID || got.Machine != "m" {
 			t.Errorf("area config rebuilt from the escrow: %+v, want %+v", got, f.area)
 		}
-		if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", testPass); err != nil {
+		if _, err := f.root.UnlockMachine(ctx, "m", testPass); err != nil {
 			t.Errorf("copies %v: unlock the machine after repair: %v", copies, err)
 		}
 	}
 
 	// A registration that stopped before its config: left alone.
 	f := newRoot(t, false)
-	if _, err := repo.RegisterMachine(ctx, f.st, f.root, "half", testPass, cheapKDF, nil); err != nil {
+	if _, err := f.root.RegisterMachine(ctx, "half", testPass, cheapKDF, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.replace(t, "machines/half/config", nil)
-	rep, err := repair.AreaConfig(ctx, f.st, f.root, "half", f.owner, true)
+	rep, err := repair.AreaConfig(ctx, f.root, "half", f.owner, true)
 	if err != nil || rep.Left == "" || rep.From != "" {
 		t.Errorf("half-registered area: %+v, %v; want it left alone", rep, err)
 	}
@@ -219,35 +219,44 @@ func TestRootIDCandidates(t *testing.T) {
 func TestNewMachineSlot(t *testing.T) {
 	ctx := context.Background()
 	f := newRoot(t, true)
-	slots, bad, err := repo.KeySlots(ctx, repo.MachineStorage(f.st, "m"))
+	slots, bad, err := repo.KeySlots(ctx, f.root.MachineStorage("m"))
 	if err != nil || len(slots) != 1 || len(bad) != 0 {
 		t.Fatalf("KeySlots: %q, %q, %v", slots, bad, err)
 	}
 	f.replace(t, "machines/m/keys/"+slots[0], []byte("{"))
-	if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", testPass); !errors.Is(err, repo.ErrDamaged) {
+	if _, err := f.root.UnlockMachine(ctx, "m", testPass); !errors.Is(err, repo.ErrDamaged) {
 		t.Fatalf("unlock with the only slot damaged: %v, want ErrDamaged", err)
 	}
 	const newPass = "a brand new passphrase of the machine"
 	opts := repair.Options{NewPassphrase: newPass, KDF: cheapKDF}
-	rep, err := repair.Machine(ctx, f.st, f.root, "m", f.owner, opts)
+	rep, err := repair.Machine(ctx, f.root, "m", f.owner, opts)
 	if err != nil || !rep.NewSlot || len(rep.Unparsable) != 1 {
 		t.Fatalf("dry run: %+v, %v", rep, err)
 	}
-	if _, err := repo.UnlockMachine(ctx, f.st, f.root, "m", newPass); err == nil {
+	if _, err := f.root.UnlockMachine(ctx, "m", newPass); err == nil {
 		t.Fatal("the dry run wrote a slot")
 	}
 	opts.Apply = true
-	if _, err := repair.Machine(ctx, f.st, f.root, "m", f.owner, opts); err != nil {
+	if _, err := repair.Machine(ctx, f.root, "m", f.owner, opts); err != nil {
 		t.Fatal(err)
 	}
-	v, err := repo.UnlockMachine(ctx, f.st, f.root, "m", newPass)
+	v, err := f.root.UnlockMachine(ctx, "m", newPass)
 	if err != nil {
 		t.Fatalf("unlock with the new passphrase: %v", err)
 	}
 	if points, err := v.Points(ctx); err != nil || len(points) != 1 {
 		t.Errorf("points with the new slot: %d, %v", len(points), err)
 	}
-	if all, _, _ := repo.KeySlots(ctx, repo.MachineStorage(f.st, "m")); len(all) != 2 {
+	if all, _, _ := repo.KeySlots(ctx, f.root.MachineStorage("m")); len(all) != 2 {
 		t.Errorf("slots after: %q, want the damaged one and the new one", all)
 	}
+}
+
+// unlockOwner opens the owner keys of the vault root st with pass.
+func unlockOwner(ctx context.Context, st storage.Storage, pass keys.Passphrase) (*keys.OwnerKeys, error) {
+	root, err := repo.OpenRoot(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return root.UnlockOwner(ctx, pass)
 }

@@ -20,7 +20,7 @@ func FuzzConfigCopy(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := repair.SaveConfigCopy(ctx, st, root, owner); err != nil {
+	if err := repair.SaveConfigCopy(ctx, st, root.Config, owner); err != nil {
 		f.Fatal(err)
 	}
 	copied, err := st.Load(ctx, repo.ConfigCopyName, 0, -1)
@@ -33,7 +33,7 @@ func FuzzConfigCopy(f *testing.F) {
 	}
 	f.Add(config, copied)
 	f.Add([]byte("{}"), []byte(`{"body":"e30=","sig":""}`))
-	slot, err := repo.OwnerSlots(ctx, st)
+	slot, err := root.OwnerSlots(ctx)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func FuzzConfigCopy(f *testing.F) {
 		if err != nil || got.ID != root.ID {
 			t.Fatalf("config after repair --apply: %+v, %v", got, err)
 		}
-		if _, err := repo.UnlockOwner(ctx, st, keys.Passphrase(testPass)); err != nil {
+		if _, err := unlockOwner(ctx, st, keys.Passphrase(testPass)); err != nil {
 			t.Fatalf("owner passphrase after repair --apply: %v", err)
 		}
 	})

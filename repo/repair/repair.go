@@ -85,8 +85,8 @@ const (
 // Machine repairs the area of machine name in the vault root st, whose
 // config is root, with the owner's keys: its config first (AreaConfig),
 // then, with a sound config, its index, junk and the check (Area).
-func Machine(ctx context.Context, st storage.Storage, root repo.Config, name string, owner *keys.OwnerKeys, opts Options) (*AreaReport, error) {
-	cfg, err := AreaConfig(ctx, st, root, name, owner, opts.Apply)
+func Machine(ctx context.Context, root repo.Root, name string, owner *keys.OwnerKeys, opts Options) (*AreaReport, error) {
+	cfg, err := AreaConfig(ctx, root, name, owner, opts.Apply)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func Machine(ctx context.Context, st storage.Storage, root repo.Config, name str
 	case cfg.From != "" && !opts.Apply:
 		return &AreaReport{Machine: name, Config: cfg, Skipped: "the rest is looked at once its config is rebuilt (--apply)"}, nil
 	}
-	v, err := repo.OpenMachineAsOwner(ctx, st, root, name, owner)
+	v, err := root.OpenMachineAsOwner(ctx, name, owner)
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
@@ -108,7 +108,7 @@ func Machine(ctx context.Context, st storage.Storage, root repo.Config, name str
 		return nil, err
 	}
 	rep.Config = cfg
-	area := repo.MachineStorage(st, name)
+	area := root.MachineStorage(name)
 	if rep.Slots, rep.Unparsable, err = repo.KeySlots(ctx, area); err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}

@@ -123,15 +123,3 @@ func DecodeUnverified(ctx context.Context, st storage.Storage, name string, body
 	}
 	return nil
 }
-
-// CheckOwner refuses owner keys that are not those of the vault root root,
-// before anything is signed with them.
-func CheckOwner(root repo.Config, owner *keys.OwnerKeys) error {
-	if root.Owner == nil {
-		return repo.ErrNotOwnerVault
-	}
-	if owner.Vault != root.ID || !owner.Public().Equal(*root.Owner) {
-		return repo.ErrOwnerMismatch
-	}
-	return nil
-}

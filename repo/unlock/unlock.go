@@ -17,7 +17,6 @@ import (
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/certs"
-	"github.com/azfs/azfs/repo/storage"
 )
 
 // Keys are the keys at hand for opening an area. Area tries them in the
@@ -53,15 +52,15 @@ var (
 	ErrOtherCertificate = errkind.New(errkind.Permission, "the private key belongs to none of the vault's certificates")
 )
 
-// Area opens machine's area of the vault root st (whose config is root)
-// with the first of k's keys that applies: the private key; this host's key
-// set, when machine is its own or none is named; the owner's escrow; the
+// Area opens machine's area of the vault root with the first of k's keys
+// that applies: the private key; this host's key set, when machine is its
+// own or none is named; the owner's escrow; the
 // machine's passphrase, else the owner's passphrase (the one asked for is
 // tried as either). It returns the area and the name of the machine it
 // opened. A private key of no certificate gives ErrOtherCertificate (which
 // names the vault's thumbprints) or certs.ErrNoCertificate in a vault
 // without any; a wrong passphrase gives keys.ErrWrongPassphrase.
-func Area(ctx context.Context, st storage.Storage, root repo.Config, machine string, k Keys) (*repo.Vault, string, error) {
+func Area(ctx context.Context, root repo.Root, machine string, k Keys) (*repo.Vault, string, error) {
 	own := k.Host != nil && (machine == "" || machine == k.HostMachine)
 	if machine == "" && k.HostMachine != "" && (own || k.PrivateKey != nil) {
 		machine = k.HostMachine
@@ -70,28 +69,28 @@ func Area(ctx context.Context, st storage.Storage, root repo.Config, machine str
 	case machine == "":
 		return nil, "", ErrNoMachine
 	case k.PrivateKey != nil:
-		v, err := withPrivateKey(ctx, st, root, machine, k.PrivateKey)
+		v, err := withPrivateKey(ctx, root, machine, k.PrivateKey)
 		return v, machine, err
 	case own:
-		v, err := repo.OpenMachine(ctx, st, root, machine, k.Host)
+		v, err := root.OpenMachine(ctx, machine, k.Host)
 		return v, machine, err
 	case k.Owner != nil:
 		if err := repo.CheckMachineName(machine); err != nil {
 			return nil, "", err
 		}
-		v, err := repo.OpenMachineAsOwner(ctx, st, root, machine, k.Owner)
+		v, err := root.OpenMachineAsOwner(ctx, machine, k.Owner)
 		return v, machine, err
 	case k.Passphrase != nil:
 		pass, err := k.Passphrase(machine)
 		if err != nil {
 			return nil, "", err
 		}
-		v, err := repo.UnlockMachine(ctx, st, root, machine, pass)
+		v, err := root.UnlockMachine(ctx, machine, pass)
 		if errors.Is(err, keys.ErrWrongPassphrase) {
 			// The owner's passphrase opens every machine's area, through
 			// the key set the machine escrowed to the owner.
-			if owner, oerr := repo.UnlockOwner(ctx, st, pass); oerr == nil {
-				v, err := repo.OpenMachineAsOwner(ctx, st, root, machine, owner)
+			if owner, oerr := root.UnlockOwner(ctx, pass); oerr == nil {
+				v, err := root.OpenMachineAsOwner(ctx, machine, owner)
 				return v, machine, err
 			}
 		}
@@ -102,11 +101,11 @@ func Area(ctx context.Context, st storage.Storage, root repo.Config, machine str
 
 // withPrivateKey opens machine's area with the vault's certificate that
 // key belongs to.
-func withPrivateKey(ctx context.Context, st storage.Storage, root repo.Config, machine string, key *cert.PrivateKey) (*repo.Vault, error) {
+func withPrivateKey(ctx context.Context, root repo.Root, machine string, key *cert.PrivateKey) (*repo.Vault, error) {
 	if root.Owner == nil {
 		return nil, repo.ErrNotOwnerVault
 	}
-	list, err := certs.List(ctx, st, *root.Owner)
+	list, err := certs.List(ctx, root.Storage, *root.Owner)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +113,7 @@ func withPrivateKey(ctx context.Context, st storage.Storage, root repo.Config, m
 	for _, c := range list {
 		thumbs = append(thumbs, c.Thumbprint())
 		if key.Matches(c.Certificate) {
-			return repo.OpenMachineWithCertificate(ctx, st, root, machine, c.ID(), key.Unwrap)
+			return root.OpenMachineWithCertificate(ctx, machine, c.ID(), key.Unwrap)
 		}
 	}
 	if len(thumbs) == 0 {

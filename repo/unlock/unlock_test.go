@@ -28,7 +28,7 @@ const (
 // db01, each with a point.
 type fixture struct {
 	st    *mem.Store
-	root  repo.Config
+	root  repo.Root
 	owner *keys.OwnerKeys
 	web   *keys.KeySet
 }
@@ -46,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 		name string
 		pass keys.Passphrase
 	}{{"web01", webPass}, {"db01", dbPass}} {
-		v, err := repo.RegisterMachine(ctx, st, root, m.name, m.pass, cheapKDF, nil)
+		v, err := root.RegisterMachine(ctx, m.name, m.pass, cheapKDF, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestArea(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var asks []string
-			v, machine, err := unlock.Area(ctx, f.st, f.root, c.machine, c.keys(&asks))
+			v, machine, err := unlock.Area(ctx, f.root, c.machine, c.keys(&asks))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +147,7 @@ func TestAreaRefuses(t *testing.T) {
 		{"bad name for the escrow", "../x", unlock.Keys{Owner: f.owner}, repo.ErrMachineName, errkind.Invalid},
 		{"unknown machine by escrow", "nosuch", unlock.Keys{Owner: f.owner}, repo.ErrNoMachine, errkind.NotFound},
 	} {
-		_, _, err := unlock.Area(ctx, f.st, f.root, c.machine, c.keys)
+		_, _, err := unlock.Area(ctx, f.root, c.machine, c.keys)
 		if !errors.Is(err, c.want) || errkind.Of(err) != c.kind {
 			t.Errorf("%s: %v (kind %v), want %v (kind %v)", c.name, err, errkind.Of(err), c.want, c.kind)
 		}
@@ -171,7 +171,7 @@ func TestAreaWithPrivateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unlock.Area(ctx, f.st, f.root, "web01", unlock.Keys{PrivateKey: ecKey, Host: f.web, HostMachine: "web01"}); !errors.Is(err, certs.ErrNoCertificate) {
+	if _, _, err := unlock.Area(ctx, f.root, "web01", unlock.Keys{PrivateKey: ecKey, Host: f.web, HostMachine: "web01"}); !errors.Is(err, certs.ErrNoCertificate) {
 		t.Errorf("private key in a passphrase-mode vault: %v, want ErrNoCertificate", err)
 	}
 
@@ -182,7 +182,7 @@ func TestAreaWithPrivateKey(t *testing.T) {
 	if err := certs.Add(ctx, f.st, f.owner, c); err != nil {
 		t.Fatal(err)
 	}
-	v, err := repo.RegisterMachine(ctx, f.st, f.root, "wo01", "wo01 passphrase, long enough", cheapKDF, &repo.CertMode{ID: c.ID(), Wrap: c.Wrap})
+	v, err := f.root.RegisterMachine(ctx, "wo01", "wo01 passphrase, long enough", cheapKDF, &repo.CertMode{ID: c.ID(), Wrap: c.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,14 +196,14 @@ func TestAreaWithPrivateKey(t *testing.T) {
 
 	// This host's own write-only keys do not read; the private key does,
 	// and is tried first, even for the host's own machine.
-	own, _, err := unlock.Area(ctx, f.st, f.root, "", unlock.Keys{Host: hostKeys, HostMachine: "wo01"})
+	own, _, err := unlock.Area(ctx, f.root, "", unlock.Keys{Host: hostKeys, HostMachine: "wo01"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := own.Points(ctx); !errors.Is(err, repo.ErrWriteOnly) {
 		t.Errorf("write-only host keys list points: %v", err)
 	}
-	withKey, machine, err := unlock.Area(ctx, f.st, f.root, "", unlock.Keys{PrivateKey: ecKey, Host: hostKeys, HostMachine: "wo01"})
+	withKey, machine, err := unlock.Area(ctx, f.root, "", unlock.Keys{PrivateKey: ecKey, Host: hostKeys, HostMachine: "wo01"})
 	if err != nil || machine != "wo01" {
 		t.Fatalf("private key: %q, %v", machine, err)
 	}
@@ -213,7 +213,7 @@ func TestAreaWithPrivateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := unlock.Area(ctx, f.st, f.root, "wo01", unlock.Keys{PrivateKey: rsaKey}); !errors.Is(err, unlock.ErrOtherCertificate) {
+	if _, _, err := unlock.Area(ctx, f.root, "wo01", unlock.Keys{PrivateKey: rsaKey}); !errors.Is(err, unlock.ErrOtherCertificate) {
 		t.Errorf("another certificate's key: %v, want ErrOtherCertificate", err)
 	}
 }
