@@ -23,6 +23,7 @@
 #   PROFILE_CORPUS=DIR             what to back up (default: $BENCH_DIR/corpus from bench.sh)
 #   BENCH_AZMOUNT_FLAGS="--cache-size 256MiB"   azmount flags
 #   PROFILE_PERF=0                 skip the perf runs
+#   PROFILE_PPROF=0                skip the pprof runs (perf only)
 #   BENCH_CP_DIR=DIR               where `cp -a` writes (default: the work dir)
 set -euo pipefail
 
@@ -108,33 +109,35 @@ mount_copy() {
 
 # ---------------------------------------------------------------- pprof
 
-fresh_vault
-sync
-run_timed "$OUTDIR/backup.json" "$OUTDIR/backup.err" \
-	env AZFS_CPUPROFILE="$OUTDIR/backup.cpu.pprof" AZFS_MEMPROFILE="$OUTDIR/backup.allocs.pprof" "$AZFS" backup --json "$CORPUS"
-((T_RC == 0)) || die "backup failed: $(errtail "$OUTDIR/backup.err")"
-{
-	echo "backup: $T_WALL s wall, $T_CPU s CPU ($(per_gb "$T_CPU") s/GB), peak RSS $T_RSS_MB MB, $((CORPUS_BYTES / 1000000)) MB"
-} | tee "$OUTDIR/summary.txt"
-summary backup "$OUTDIR/backup.cpu.pprof" samples
-summary backup "$OUTDIR/backup.allocs.pprof" alloc_space alloc_objects
+if [[ ${PROFILE_PPROF:-1} == 1 ]]; then
+	fresh_vault
+	sync
+	run_timed "$OUTDIR/backup.json" "$OUTDIR/backup.err" \
+		env AZFS_CPUPROFILE="$OUTDIR/backup.cpu.pprof" AZFS_MEMPROFILE="$OUTDIR/backup.allocs.pprof" "$AZFS" backup --json "$CORPUS"
+	((T_RC == 0)) || die "backup failed: $(errtail "$OUTDIR/backup.err")"
+	echo "backup: $T_WALL s wall, $T_CPU s CPU ($(per_gb "$T_CPU") s/GB), peak RSS $T_RSS_MB MB, $((CORPUS_BYTES / 1000000)) MB" | tee "$OUTDIR/summary.txt"
+	summary backup "$OUTDIR/backup.cpu.pprof" samples
+	summary backup "$OUTDIR/backup.allocs.pprof" alloc_space alloc_objects
 
-mount_copy env AZFS_CPUPROFILE="$OUTDIR/mount.cpu.pprof" AZFS_MEMPROFILE="$OUTDIR/mount.allocs.pprof"
-echo "mount: cp -a $T_WALL s ($(mbps "$T_WALL") MB/s), cp $T_CPU s CPU, mount server $MOUNT_CPU s CPU ($(per_gb "$MOUNT_CPU") s/GB)" | tee -a "$OUTDIR/summary.txt"
-[[ -s $OUTDIR/mount.cpu.pprof ]] || log "azmount wrote no CPU profile (it exited through os.Exit?)"
-summary mount "$OUTDIR/mount.cpu.pprof" samples
-summary mount "$OUTDIR/mount.allocs.pprof" alloc_space alloc_objects
+	mount_copy env AZFS_CPUPROFILE="$OUTDIR/mount.cpu.pprof" AZFS_MEMPROFILE="$OUTDIR/mount.allocs.pprof"
+	echo "mount: cp -a $T_WALL s ($(mbps "$T_WALL") MB/s), cp $T_CPU s CPU, mount server $MOUNT_CPU s CPU ($(per_gb "$MOUNT_CPU") s/GB)" | tee -a "$OUTDIR/summary.txt"
+	[[ -s $OUTDIR/mount.cpu.pprof ]] || log "azmount wrote no CPU profile (it exited through os.Exit?)"
+	summary mount "$OUTDIR/mount.cpu.pprof" samples
+	summary mount "$OUTDIR/mount.allocs.pprof" alloc_space alloc_objects
+fi
 
 # ---------------------------------------------------------------- perf: the kernel's share
 
-# perf_report NAME: the shares of samples by process and object (the kernel is
-# [kernel.kallsyms]) and by symbol, flat (no call graphs), from NAME.perf.data, then removes it.
+# perf_report NAME COMMS: the shares of the samples of the processes COMMS (comma-separated
+# names; other processes are left out, perf records the whole system for the copy) by process
+# and object (the kernel is [kernel.kallsyms]) and by symbol, flat, from NAME.perf.data, which
+# it then removes.
 perf_report() {
-	local d=$OUTDIR/$1.perf.data
-	perf report -i "$d" --no-children -g none --percent-limit 0.5 --sort comm,dso --stdio 2>/dev/null | grep '%' >"$OUTDIR/$1.perf.dso.txt" || true
-	perf report -i "$d" --no-children -g none --percent-limit 0.3 --sort comm,dso,sym --stdio 2>/dev/null | grep '%' >"$OUTDIR/$1.perf.sym.txt" || true
+	local d=$OUTDIR/$1.perf.data r=(perf report -i "$OUTDIR/$1.perf.data" --comms "$2" --percentage relative --no-children -g none --stdio)
+	"${r[@]}" --percent-limit 0.5 --sort comm,dso 2>/dev/null | grep '%' >"$OUTDIR/$1.perf.dso.txt" || true
+	"${r[@]}" --percent-limit 0.3 --sort comm,dso,sym 2>/dev/null | grep '%' >"$OUTDIR/$1.perf.sym.txt" || true
 	rm -f "$d"
-	echo "perf $1: samples by process and object ($OUTDIR/$1.perf.dso.txt):" | tee -a "$OUTDIR/summary.txt"
+	echo "perf $1: samples of $2 by process and object ($OUTDIR/$1.perf.dso.txt):" | tee -a "$OUTDIR/summary.txt"
 	head -12 "$OUTDIR/$1.perf.dso.txt" | tee -a "$OUTDIR/summary.txt"
 }
 
@@ -143,7 +146,7 @@ if [[ ${PROFILE_PERF:-1} == 1 ]] && command -v perf >/dev/null && perf record -q
 	sync
 	perf record -q -g -o "$OUTDIR/backup.perf.data" -- "$AZFS" backup -q "$CORPUS" >"$OUTDIR/perf-backup.log" 2>&1 ||
 		die "backup under perf failed: $(errtail "$OUTDIR/perf-backup.log")"
-	perf_report backup
+	perf_report backup azfs
 	# The whole system during the copy: the mount server, cp, and the kernel's work for both.
 	rm -rf "$COPY"
 	"$AZMOUNT" "${AZMOUNT_FLAGS[@]}" --point latest "$MNT" >"$OUTDIR/azmount-perf.log" 2>&1 &
@@ -154,7 +157,7 @@ if [[ ${PROFILE_PERF:-1} == 1 ]] && command -v perf >/dev/null && perf record -q
 	end_mount "$MPID" "$MNT"
 	MPID=
 	rm -rf "$COPY"
-	perf_report mount
+	perf_report mount azmount,cp
 else
 	log "perf is not usable here: no kernel share measured"
 fi
