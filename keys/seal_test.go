@@ -3,26 +3,18 @@ package keys_test
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 )
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
-}
 
 func TestSealOpenRoundTrip(t *testing.T) {
 	ks := fixedKeySet("v")
 	s := ks.NewSealer()
 	for _, size := range []int{0, 1, 57, 4096, 1 << 20} {
-		payload := randomBytes(size, uint64(size))
+		payload := testfiles.RandomBytes(size, uint64(size))
 		id := ks.ID(keys.KindData, payload)
 		sealed := s.Seal(nil, keys.KindData, id, payload)
 		if len(sealed) != size+keys.Overhead {
@@ -196,7 +188,7 @@ func TestSealerConcurrent(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				payload := randomBytes(100+i*37, uint64(g*1000+i))
+				payload := testfiles.RandomBytes(100+i*37, uint64(g*1000+i))
 				id := ks.ID(keys.KindData, payload)
 				sealed := s.Seal(nil, keys.KindData, id, payload)
 				plain, err := s.Open(nil, keys.KindData, id, sealed)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/azfs/azfs/cache/diskcache"
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
@@ -206,7 +207,7 @@ func BenchmarkLoadBlob(b *testing.B) {
 	v := newVault(b, st)
 	var blobs []testBlob
 	for i := range 64 {
-		p := randomBytes(1<<20, uint64(i))
+		p := testfiles.RandomBytes(1<<20, uint64(i))
 		blobs = append(blobs, testBlob{keys.KindData, v.Keys().ID(keys.KindData, p), p})
 	}
 	writeBlobs(b, v, blobs)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
@@ -38,7 +39,7 @@ func TestVerifyReusedStoresDamagedBlobAgain(t *testing.T) {
 	ctx := context.Background()
 	st := mem.New()
 	v := newVault(t, st)
-	plain := randomBytes(1<<20, 7)
+	plain := testfiles.RandomBytes(1<<20, 7)
 	id := v.Keys().ID(keys.KindData, plain)
 	writeBlobs(t, v, []testBlob{{kind: keys.KindData, id: id, plain: plain}})
 	loc, _ := v.Index().Lookup(id)

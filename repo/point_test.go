@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage/mem"
@@ -98,7 +99,7 @@ func TestPointsSkipsDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := keys.ID{0xde, 0xad}
-	if err := st.Save(ctx, "points/"+bad.String(), randomBytes(300, 1)); err != nil {
+	if err := st.Save(ctx, "points/"+bad.String(), testfiles.RandomBytes(300, 1)); err != nil {
 		t.Fatal(err)
 	}
 	points, err := v.Points(ctx)

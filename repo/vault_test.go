@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/storage"
@@ -43,14 +43,6 @@ func reopen(t testing.TB, v *repo.Vault) *repo.Vault {
 		t.Fatalf("LoadIndex: %v", err)
 	}
 	return fresh
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
 }
 
 // names lists the objects under prefix.
@@ -295,7 +287,7 @@ func TestLoadIndexSkipsDamagedFiles(t *testing.T) {
 	writeBlobs(t, v, blobs)
 	// A sealed-looking index file that does not authenticate.
 	bad := keys.ID{0x12, 0x34}
-	if err := st.Save(ctx, "index/"+bad.String(), randomBytes(200, 3)); err != nil {
+	if err := st.Save(ctx, "index/"+bad.String(), testfiles.RandomBytes(200, 3)); err != nil {
 		t.Fatal(err)
 	}
 	fresh, err := repo.Open(ctx, st, v.Keys())

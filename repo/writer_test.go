@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/pack"
@@ -30,7 +31,7 @@ type testBlob struct {
 func testBlobs(ks *keys.KeySet, big int) []testBlob {
 	var out []testBlob
 	for i := range big {
-		b := randomBytes(1<<20, uint64(i))
+		b := testfiles.RandomBytes(1<<20, uint64(i))
 		out = append(out, testBlob{keys.KindData, ks.ID(keys.KindData, b), b})
 	}
 	for i := range 30 {
@@ -274,7 +275,7 @@ func TestAdoptOrphanPacks(t *testing.T) {
 	deleteAll(t, st, "index/")
 	// A pack that does not authenticate is left alone.
 	junk := keys.ID{0xab, 1}
-	if err := st.Save(ctx, "data/ab/"+junk.String(), randomBytes(5000, 7)); err != nil {
+	if err := st.Save(ctx, "data/ab/"+junk.String(), testfiles.RandomBytes(5000, 7)); err != nil {
 		t.Fatal(err)
 	}
 

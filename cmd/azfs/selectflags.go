@@ -79,18 +79,11 @@ func (f *selectFlags) spec() (selection.Spec, error) {
 		flag  string
 		files []string
 	}{{&spec.Exclude, "exclude-file", *f.excludeFile}, {&spec.IExclude, "iexclude-file", *f.iexcludeFile}} {
-		for _, name := range list.files {
-			file, err := os.Open(name)
-			if err != nil {
-				return spec, cli.Usagef("--%s: %v", list.flag, err)
-			}
-			patterns, err := selection.ReadPatternFile(file, name)
-			file.Close()
-			if err != nil {
-				return spec, cli.Usagef("--%s: %v", list.flag, err)
-			}
-			*list.to = append(*list.to, patterns...)
+		patterns, err := selection.ReadPatternFiles(list.files)
+		if err != nil {
+			return spec, cli.Usagef("--%s: %v", list.flag, err)
 		}
+		*list.to = append(*list.to, patterns...)
 	}
 	if *f.largerThan != "" {
 		n, err := cli.ParseSize("exclude-larger-than", *f.largerThan)
@@ -139,26 +132,11 @@ func (f *selectFlags) listed(lines selection.ListFormat, warn func(string)) (fro
 		{"files-from-verbatim", *f.filesFromVerbatim, selection.Verbatim, &literal},
 		{"files-from-raw", *f.filesFromRaw, selection.Raw, &literal},
 	} {
-		for _, name := range list.files {
-			entries, err := readList(name, list.format, warn)
-			if err != nil {
-				return nil, nil, cli.Usagef("--%s: %v", list.flag, err)
-			}
-			*list.to = append(*list.to, entries...)
+		entries, err := selection.ReadListFiles(list.files, os.Stdin, list.format, warn)
+		if err != nil {
+			return nil, nil, cli.Usagef("--%s: %v", list.flag, err)
 		}
+		*list.to = append(*list.to, entries...)
 	}
 	return fromLines, literal, nil
-}
-
-// readList reads one --files-from list, name "-" from stdin.
-func readList(name string, format selection.ListFormat, warn func(string)) ([]string, error) {
-	if name == "-" {
-		return selection.ReadList(os.Stdin, "stdin", format, warn)
-	}
-	file, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
-	return selection.ReadList(file, name, format, warn)
 }

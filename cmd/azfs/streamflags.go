@@ -1,16 +1,14 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"io"
+	"errors"
 	"os"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 )
 
@@ -56,7 +54,7 @@ func (f *streamFlags) stream(ctx context.Context, fs *pflag.FlagSet, sel *select
 		if term.IsTerminal(int(os.Stdin.Fd())) {
 			return nil, cli.Usagef("--stdin: standard input is a terminal; pipe the data in")
 		}
-		s = &backup.Stream{Name: cmp.Or(*f.name, "stdin"), Data: io.NopCloser(os.Stdin)}
+		s = backup.Stdin(*f.name, os.Stdin)
 	} else {
 		if fs.NArg() == 0 || fs.ArgsLenAtDash() != 0 {
 			return nil, cli.Usagef("--stdin-from-command: name the command after --: azfs backup --stdin-from-command [--stdin-filename NAME] -- CMD ARGS...")
@@ -66,13 +64,11 @@ func (f *streamFlags) stream(ctx context.Context, fs *pflag.FlagSet, sel *select
 			return nil, err
 		}
 	}
-	if err := backup.CheckStreamName(s.Name); err != nil {
-		return nil, cli.Usagef("--stdin-filename: %v", err)
-	}
-	if !fs.Changed("set") {
-		if err := repo.CheckSetName(s.Name); err != nil {
-			return nil, cli.Usagef("--stdin-filename: a stream's point is in the set of its file name: %v; name its set with --set NAME", err)
+	if _, err := backup.StreamSet(s, fs.Lookup("set").Value.String()); err != nil {
+		if errors.Is(err, backup.ErrStreamName) {
+			return nil, cli.Usagef("--stdin-filename: %v", err)
 		}
+		return nil, cli.Usagef("--stdin-filename: %v; name its set with --set NAME", err)
 	}
 	return s, nil
 }

@@ -445,15 +445,11 @@ func sourcePaths(opts *Options, exclude exclusions) ([]string, error) {
 		if len(opts.Paths) > 0 {
 			return nil, errors.New("back up either a stream or paths, not both")
 		}
-		if err := CheckStreamName(s.Name); err != nil {
+		set, err := StreamSet(s, opts.Set)
+		if err != nil {
 			return nil, err
 		}
-		if opts.Set == "" {
-			if err := repo.CheckSetName(s.Name); err != nil {
-				return nil, fmt.Errorf("a stream's point is in the set of its file name unless a set is named: %w", err)
-			}
-			opts.Set = s.Name
-		}
+		opts.Set = set
 	}
 	if opts.Set != "" {
 		if err := repo.CheckSetName(opts.Set); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/internal/deeptree"
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -55,24 +55,6 @@ func loaded(t *testing.T, v *repo.Vault) *repo.Vault {
 		t.Fatalf("LoadIndex: %v", err)
 	}
 	return fresh
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // missingPrerequisite skips, except on CI where every test must run.
@@ -177,13 +159,13 @@ func TestBackupTree(t *testing.T) {
 	files := map[string][]byte{ // regular files with distinct inodes
 		"empty":              {},
 		"small":              []byte("hello, world\n"),
-		"big":                randomBytes(9<<20+12345, 1),
-		"hard1":              randomBytes(100<<10, 2),
+		"big":                testfiles.RandomBytes(9<<20+12345, 1),
+		"hard1":              testfiles.RandomBytes(100<<10, 2),
 		"bad\xffname\xfe":    []byte("a name that is not UTF-8"),
 		"sub/nested/deep.md": []byte("# deep\n"),
 	}
 	for name, data := range files {
-		writeFile(t, filepath.Join(dir, name), data)
+		testfiles.WriteFile(t, filepath.Join(dir, name), data)
 	}
 	if err := os.Chmod(filepath.Join(dir, "small"), 0o640); err != nil {
 		t.Fatal(err)
@@ -192,7 +174,7 @@ func TestBackupTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Sparse: 64 MiB with 1 MiB of data at 32 MiB.
-	sparseData := randomBytes(1<<20, 3)
+	sparseData := testfiles.RandomBytes(1<<20, 3)
 	f, err := os.Create(filepath.Join(dir, "sparse"))
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +202,7 @@ func TestBackupTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	unix.Close(sock)
-	writeFile(t, filepath.Join(dir, "xattr"), []byte("has an xattr"))
+	testfiles.WriteFile(t, filepath.Join(dir, "xattr"), []byte("has an xattr"))
 	xattrErr := unix.Setxattr(filepath.Join(dir, "xattr"), "user.azfs", []byte("value\x00\xff"), 0)
 	if xattrErr != nil && !errors.Is(xattrErr, unix.ENOTSUP) {
 		t.Fatalf("setxattr: %v", xattrErr)
@@ -427,11 +409,11 @@ func equalExtents(a, b []tree.Extent) bool {
 func TestBackupFileCache(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	big := randomBytes(6<<20, 10)
-	writeFile(t, filepath.Join(dir, "a"), []byte("small file"))
-	writeFile(t, filepath.Join(dir, "b"), big)
-	writeFile(t, filepath.Join(dir, "c"), nil)
-	writeFile(t, filepath.Join(dir, "sub", "d"), randomBytes(100<<10, 11))
+	big := testfiles.RandomBytes(6<<20, 10)
+	testfiles.WriteFile(t, filepath.Join(dir, "a"), []byte("small file"))
+	testfiles.WriteFile(t, filepath.Join(dir, "b"), big)
+	testfiles.WriteFile(t, filepath.Join(dir, "c"), nil)
+	testfiles.WriteFile(t, filepath.Join(dir, "sub", "d"), testfiles.RandomBytes(100<<10, 11))
 	total := uint64(len("small file") + len(big) + 100<<10)
 
 	cache, err := filecache.Open(t.TempDir())
@@ -472,7 +454,7 @@ func TestBackupFileCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tail := randomBytes(1000, 12)
+	tail := testfiles.RandomBytes(1000, 12)
 	if _, err := f.Write(tail); err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +496,7 @@ func TestBackupFileCache(t *testing.T) {
 func TestBackupPartial(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "ok.txt"), []byte("fine"))
+	testfiles.WriteFile(t, filepath.Join(dir, "ok.txt"), []byte("fine"))
 	// A directory that cannot be listed: reported, kept empty.
 	locked := filepath.Join(dir, "locked")
 	if err := os.Mkdir(locked, 0o755); err != nil {
@@ -607,8 +589,8 @@ func TestBackupPartial(t *testing.T) {
 // committed.
 func TestBackupStorageFailure(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "a"), randomBytes(1<<20, 1))
-	writeFile(t, filepath.Join(dir, "b"), []byte("b"))
+	testfiles.WriteFile(t, filepath.Join(dir, "a"), testfiles.RandomBytes(1<<20, 1))
+	testfiles.WriteFile(t, filepath.Join(dir, "b"), []byte("b"))
 	base := mem.New()
 	newVault(t, base)
 	failing := &storagetest.FailingSaves{Storage: base, Fail: func(name string) bool { return strings.HasPrefix(name, "data/") }}
@@ -636,9 +618,9 @@ func TestBackupStorageFailure(t *testing.T) {
 // lies inside one is refused before anything is stored.
 func TestBackupExclude(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "keep", "a"), []byte("a"))
-	writeFile(t, filepath.Join(dir, "vault", "config"), []byte("not backed up"))
-	writeFile(t, filepath.Join(dir, "secret"), []byte("keyring"))
+	testfiles.WriteFile(t, filepath.Join(dir, "keep", "a"), []byte("a"))
+	testfiles.WriteFile(t, filepath.Join(dir, "vault", "config"), []byte("not backed up"))
+	testfiles.WriteFile(t, filepath.Join(dir, "secret"), []byte("keyring"))
 	if err := os.Link(filepath.Join(dir, "secret"), filepath.Join(dir, "keep", "secret-link")); err != nil {
 		t.Fatal(err)
 	}
@@ -767,9 +749,9 @@ func TestBackupDeepTree(t *testing.T) {
 // are counted as vanished, not reported as errors: the point is whole.
 func TestBackupVanished(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "kept.txt"), []byte("kept"))
-	writeFile(t, filepath.Join(dir, "gone.txt"), []byte("gone"))
-	writeFile(t, filepath.Join(dir, "gonedir", "inner.txt"), []byte("inner"))
+	testfiles.WriteFile(t, filepath.Join(dir, "kept.txt"), []byte("kept"))
+	testfiles.WriteFile(t, filepath.Join(dir, "gone.txt"), []byte("gone"))
+	testfiles.WriteFile(t, filepath.Join(dir, "gonedir", "inner.txt"), []byte("inner"))
 	defer backup.SetListHook(func(path string) {
 		if path != dir {
 			return

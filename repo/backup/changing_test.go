@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
@@ -31,7 +32,7 @@ func changingRun(t *testing.T, change func(path string, attempt int, firstChunkE
 	t.Helper()
 	dir := t.TempDir()
 	path = filepath.Join(dir, "big")
-	writeFile(t, path, randomBytes(8<<20, 7))
+	testfiles.WriteFile(t, path, testfiles.RandomBytes(8<<20, 7))
 	var mu sync.Mutex
 	last := 0
 	defer backup.SetChunkHook(func(p string, attempt int, end uint64) {
@@ -71,7 +72,7 @@ func TestFileTruncatedWhileRead(t *testing.T) {
 			}
 		}
 	})
-	now := randomBytes(8<<20, 7)[:1024]
+	now := testfiles.RandomBytes(8<<20, 7)[:1024]
 	if res.err != nil || len(res.changed) != 0 || res.flagged || res.stat != 0 {
 		t.Errorf("Run = %v, OnChanged %q, flag %v, stat %d; want a clean run: the file settled", res.err, res.changed, res.flagged, res.stat)
 	}
@@ -91,14 +92,14 @@ func TestFileKeepsChangingWhileRead(t *testing.T) {
 		// Each read sees the file shrink to 1 KiB after its first chunk;
 		// the next read finds it rewritten at full size.
 		if attempt == 1 {
-			source = randomBytes(8<<20, 7)
+			source = testfiles.RandomBytes(8<<20, 7)
 		}
 		firstEnd = end
 		if err := os.Truncate(path, 1024); err != nil {
 			t.Error(err)
 		}
 		if attempt < 3 {
-			next := randomBytes(8<<20, uint64(100+attempt))
+			next := testfiles.RandomBytes(8<<20, uint64(100+attempt))
 			if err := os.WriteFile(path, next, 0o644); err != nil {
 				t.Error(err)
 			}

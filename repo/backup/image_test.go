@@ -14,6 +14,7 @@ import (
 
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/internal/loopdev/loopdevtest"
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage/mem"
@@ -23,7 +24,7 @@ import (
 // mbr is a first sector that marks a file as a disk image: the boot
 // signature of an MBR.
 func mbr(seed uint64) []byte {
-	b := randomBytes(512, seed)
+	b := testfiles.RandomBytes(512, seed)
 	b[510], b[511] = 0x55, 0xaa
 	return b
 }
@@ -123,9 +124,9 @@ func imageRun(t *testing.T, v *repo.Vault, opts backup.Options) *repo.Point {
 func TestZeroRunsAreHoles(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain")
-	writeFile(t, plain, slices.Concat(randomBytes(4<<20, 1), make([]byte, 16<<20), randomBytes(4<<20, 2)))
+	testfiles.WriteFile(t, plain, slices.Concat(testfiles.RandomBytes(4<<20, 1), make([]byte, 16<<20), testfiles.RandomBytes(4<<20, 2)))
 	img := filepath.Join(dir, "disk.img")
-	writeFile(t, img, slices.Concat(mbr(3), randomBytes(1<<20-512, 4), make([]byte, 8<<20), randomBytes(1<<20, 5), make([]byte, 3<<20)))
+	testfiles.WriteFile(t, img, slices.Concat(mbr(3), testfiles.RandomBytes(1<<20-512, 4), make([]byte, 8<<20), testfiles.RandomBytes(1<<20, 5), make([]byte, 3<<20)))
 	for _, path := range []string{plain, img} {
 		var st unix.Stat_t
 		if err := unix.Stat(path, &st); err != nil {
@@ -167,7 +168,7 @@ func changeBlocks(t *testing.T, path string, from, to, run, align int64, count i
 	rng := rand.New(rand.NewPCG(seed, 1))
 	offs := map[int64][]byte{}
 	for len(offs) < count {
-		offs[from+rng.Int64N((to-from-run)/align)*align] = randomBytes(int(run), rng.Uint64())
+		offs[from+rng.Int64N((to-from-run)/align)*align] = testfiles.RandomBytes(int(run), rng.Uint64())
 	}
 	writeAt(t, path, 0, offs)
 	return run * int64(count)
@@ -184,7 +185,7 @@ func TestSparseImage(t *testing.T) {
 	const size, region, regions = 100 << 30, 25 << 20, 8 // 8 × 25 MiB = 200 MiB
 	writes := map[int64][]byte{}
 	for i := range int64(regions) {
-		writes[i*12<<30] = randomBytes(region, uint64(10+i))
+		writes[i*12<<30] = testfiles.RandomBytes(region, uint64(10+i))
 	}
 	copy(writes[0], mbr(9))
 	writeAt(t, img, size, writes)
@@ -217,9 +218,9 @@ func TestImageScatteredWrites(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "disk.img")
 	const size = 32 << 20
-	data := randomBytes(size, 20)
+	data := testfiles.RandomBytes(size, 20)
 	copy(data, mbr(21))
-	writeFile(t, img, data)
+	testfiles.WriteFile(t, img, data)
 	v := newVault(t, mem.New())
 	imageRun(t, v, backup.Options{Paths: []string{img}})
 	for _, c := range []struct {
@@ -250,7 +251,7 @@ func TestFixedVHD(t *testing.T) {
 	}
 	dir := t.TempDir()
 	raw, vhdPath := filepath.Join(t.TempDir(), "disk.raw"), filepath.Join(dir, "disk.vhd")
-	writeAt(t, raw, 16<<20, map[int64][]byte{0: slices.Concat(mbr(30), randomBytes(12<<20-512, 31))})
+	writeAt(t, raw, 16<<20, map[int64][]byte{0: slices.Concat(mbr(30), testfiles.RandomBytes(12<<20-512, 31))})
 	convert := func() {
 		t.Helper()
 		os.Remove(vhdPath)
@@ -290,7 +291,7 @@ func TestFixedVHD(t *testing.T) {
 		t.Fatalf("last extent %d+%d; want the footer, %d+512", last.Offset, last.Length, size-512)
 	}
 
-	writeAt(t, raw, 0, map[int64][]byte{8 << 20: randomBytes(4096, 32)})
+	writeAt(t, raw, 0, map[int64][]byte{8 << 20: testfiles.RandomBytes(4096, 32)})
 	convert()
 	second := imageRun(t, v, opts)
 	sameAsFile(t, loaded(t, v), lookup(t, loaded(t, v), second, vhdPath), vhdPath)
@@ -307,8 +308,8 @@ func TestFixedVHD(t *testing.T) {
 func TestReadDevices(t *testing.T) {
 	imgDir := t.TempDir()
 	img := filepath.Join(imgDir, "disk.img")
-	data := slices.Concat(mbr(40), randomBytes(6<<20-512, 41), make([]byte, 2<<20))
-	writeFile(t, img, data)
+	data := slices.Concat(mbr(40), testfiles.RandomBytes(6<<20-512, 41), make([]byte, 2<<20))
+	testfiles.WriteFile(t, img, data)
 	dev := loopdevtest.Attach(t, img)
 	var st unix.Stat_t
 	if err := unix.Stat(dev, &st); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
@@ -20,7 +21,7 @@ func TestProgressInsideFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "big")
 	const size = 8 << 20
-	writeFile(t, path, randomBytes(size, 14))
+	testfiles.WriteFile(t, path, testfiles.RandomBytes(size, 14))
 	prog := &backup.Progress{}
 	var mu sync.Mutex
 	var seen []uint64 // BytesDone after each chunk of the file
@@ -61,8 +62,8 @@ func TestProgressInsideFiles(t *testing.T) {
 func TestProgressReadingParallel(t *testing.T) {
 	dir := t.TempDir()
 	small, big := filepath.Join(dir, "a-small"), filepath.Join(dir, "b-big")
-	writeFile(t, small, randomBytes(2<<20, 15))
-	writeFile(t, big, randomBytes(4<<20, 16))
+	testfiles.WriteFile(t, small, testfiles.RandomBytes(2<<20, 15))
+	testfiles.WriteFile(t, big, testfiles.RandomBytes(4<<20, 16))
 	prog := &backup.Progress{}
 	var mu sync.Mutex
 	var both []backup.FileRead

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/selection"
@@ -48,10 +49,10 @@ func TestBackupSelection(t *testing.T) {
 		"cache/CACHEDIR.TAG": 0, "cache/blob": 1, "notcache/CACHEDIR.TAG": 0, "notcache/blob": 1,
 		"private/.nobackup": 1, "private/secret": 1,
 	} {
-		writeFile(t, filepath.Join(dir, name), make([]byte, size))
+		testfiles.WriteFile(t, filepath.Join(dir, name), make([]byte, size))
 	}
-	writeFile(t, filepath.Join(dir, "cache/CACHEDIR.TAG"), []byte(selection.CacheTag.Content+"\n# a cache\n"))
-	writeFile(t, filepath.Join(dir, "notcache/CACHEDIR.TAG"), []byte("Signature: 0123"))
+	testfiles.WriteFile(t, filepath.Join(dir, "cache/CACHEDIR.TAG"), []byte(selection.CacheTag.Content+"\n# a cache\n"))
+	testfiles.WriteFile(t, filepath.Join(dir, "notcache/CACHEDIR.TAG"), []byte("Signature: 0123"))
 
 	sel := &selection.Selection{LargerThan: 4096, Tags: []selection.Tag{selection.CacheTag, {Name: ".nobackup"}}}
 	for _, p := range []string{"*.o", "node_modules/*", "!node_modules/keep"} {
@@ -94,7 +95,7 @@ func TestBackupFileSystems(t *testing.T) {
 		missingPrerequisite(t, "mounting a tmpfs and a proc needs root")
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "a"), []byte("a"))
+	testfiles.WriteFile(t, filepath.Join(dir, "a"), []byte("a"))
 	for _, m := range []struct{ at, fstype string }{{"tmp", "tmpfs"}, {"proc", "proc"}} {
 		at := filepath.Join(dir, m.at)
 		if err := os.Mkdir(at, 0o755); err != nil {
@@ -105,7 +106,7 @@ func TestBackupFileSystems(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = unix.Unmount(at, unix.MNT_DETACH) })
 	}
-	writeFile(t, filepath.Join(dir, "tmp", "t"), []byte("t"))
+	testfiles.WriteFile(t, filepath.Join(dir, "tmp", "t"), []byte("t"))
 	run := func(fs selection.FileSystems) []string {
 		v := newVault(t, mem.New())
 		p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Select: &selection.Selection{FileSystems: fs}})
@@ -149,7 +150,7 @@ func BenchmarkBackupPatterns(b *testing.B) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				b.Fatal(err)
 			}
-			if err := os.WriteFile(path, randomBytes(16<<10, uint64(d*100+f)), 0o644); err != nil {
+			if err := os.WriteFile(path, testfiles.RandomBytes(16<<10, uint64(d*100+f)), 0o644); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/chunker"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -51,6 +52,32 @@ func CheckStreamName(name string) error {
 		return fmt.Errorf("%w %q: use one file name (no '/'), not . or .., of at most 255 bytes", ErrStreamName, name)
 	}
 	return nil
+}
+
+// Stdin returns a Stream of r, standard input piped in ('azfs backup
+// --stdin'), called name in the point ("stdin" when name is empty). Run
+// reads it to its end and does not close r.
+func Stdin(name string, r io.Reader) *Stream {
+	if name == "" {
+		name = "stdin"
+	}
+	return &Stream{Name: name, Data: io.NopCloser(r)}
+}
+
+// StreamSet checks the name of s and returns the backup set its point is
+// in: set when that names one, else the stream's file name, which must
+// then be a valid set name (repo.CheckSetName).
+func StreamSet(s *Stream, set string) (string, error) {
+	if err := CheckStreamName(s.Name); err != nil {
+		return "", err
+	}
+	if set != "" {
+		return set, nil
+	}
+	if err := repo.CheckSetName(s.Name); err != nil {
+		return "", fmt.Errorf("a stream's point is in the set of its file name unless a set is named: %w", err)
+	}
+	return s.Name, nil
 }
 
 // ErrCommand reports a command whose output a run backs up that could not

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/storage"
@@ -38,7 +39,7 @@ func pointNames(t *testing.T, st storage.Storage) []string {
 // vault), owned by the running user, mode 0600, its mtime the run's
 // start; the point's paths are that file and its set is the file's name.
 func TestBackupStream(t *testing.T) {
-	data := randomBytes(5<<20+123, 7)
+	data := testfiles.RandomBytes(5<<20+123, 7)
 	v := newVault(t, mem.New())
 	before := time.Now().Add(-time.Second)
 	p, err := backup.Run(context.Background(), v, backup.Options{
@@ -102,8 +103,8 @@ var errDumpFailed = errors.New("pg_dump exited with status 1")
 // is committed and Run returns that error.
 func TestBackupStreamFails(t *testing.T) {
 	for name, data := range map[string]io.ReadCloser{
-		"close": failingClose{bytes.NewReader(randomBytes(3<<20, 1)), errDumpFailed},
-		"read":  io.NopCloser(io.MultiReader(bytes.NewReader(randomBytes(3<<20, 2)), iotestErrReader{errDumpFailed})),
+		"close": failingClose{bytes.NewReader(testfiles.RandomBytes(3<<20, 1)), errDumpFailed},
+		"read":  io.NopCloser(io.MultiReader(bytes.NewReader(testfiles.RandomBytes(3<<20, 2)), iotestErrReader{errDumpFailed})),
 	} {
 		st := mem.New()
 		v := newVault(t, st)
@@ -149,6 +150,31 @@ func TestBackupStreamRefused(t *testing.T) {
 	// A name that is no set name is fine with a set.
 	if _, err := backup.Run(context.Background(), v, backup.Options{Stream: stream("my dump.sql"), Set: "dump"}); err != nil {
 		t.Errorf("stream %q with set dump: %v", "my dump.sql", err)
+	}
+}
+
+// TestStreamSet: a stream's point is in the set named, else in the set of
+// its file name, which must then be a set name; a bad file name is
+// ErrStreamName either way. Stdin names its stream "stdin" by default.
+func TestStreamSet(t *testing.T) {
+	for _, tc := range []struct {
+		name, set, want string
+		err             error
+	}{
+		{"db.sql", "", "db.sql", nil},
+		{"my dump.sql", "dump", "dump", nil},
+		{"my dump.sql", "", "", repo.ErrSetName},
+		{"a/b", "dump", "", backup.ErrStreamName},
+		{"..", "", "", backup.ErrStreamName},
+	} {
+		got, err := backup.StreamSet(backup.Stdin(tc.name, strings.NewReader("x")), tc.set)
+		if got != tc.want || !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+			t.Errorf("StreamSet(%q, %q) = %q, %v; want %q, %v", tc.name, tc.set, got, err, tc.want, tc.err)
+		}
+	}
+	s := backup.Stdin("", strings.NewReader("data"))
+	if got, err := io.ReadAll(s.Data); s.Name != "stdin" || string(got) != "data" || err != nil {
+		t.Errorf("Stdin(\"\") = %q reading %q, %v", s.Name, got, err)
 	}
 }
 

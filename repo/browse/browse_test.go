@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -39,7 +40,7 @@ func newVault(t *testing.T) *vault {
 	st := storage.Count(mem.New(), counts)
 	v, err := repo.Create(context.Background(), st, "correct horse battery staple",
 		keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1})
-	must(t, err)
+	testfiles.Must(t, err)
 	return &vault{Vault: v, counts: counts}
 }
 
@@ -49,25 +50,18 @@ func (v *vault) backUp(t *testing.T, src string) *repo.Point {
 	t.Helper()
 	ctx := context.Background()
 	p, err := backup.Run(ctx, v.Vault, backup.Options{Paths: []string{src}, Machine: "m", Hostname: "h", Workers: 2})
-	must(t, err)
+	testfiles.Must(t, err)
 	fresh, err := repo.Open(ctx, v.Storage(), v.Keys())
-	must(t, err)
-	must(t, fresh.LoadIndex(ctx))
+	testfiles.Must(t, err)
+	testfiles.Must(t, fresh.LoadIndex(ctx))
 	v.Vault = fresh
 	return p
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func write(t *testing.T, path, content string) {
 	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	must(t, os.WriteFile(path, []byte(content), 0o644))
+	testfiles.Must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	testfiles.Must(t, os.WriteFile(path, []byte(content), 0o644))
 }
 
 // sourceTree makes a small tree: nested directories, a big file over
@@ -83,16 +77,16 @@ func sourceTree(t *testing.T) string {
 	for i := range big {
 		big[i] = byte(i * 7 / 5)
 	}
-	must(t, os.WriteFile(filepath.Join(src, "big.bin"), big, 0o600))
+	testfiles.Must(t, os.WriteFile(filepath.Join(src, "big.bin"), big, 0o600))
 	f, err := os.Create(filepath.Join(src, "sparse"))
-	must(t, err)
-	must(t, f.Truncate(8<<20))
+	testfiles.Must(t, err)
+	testfiles.Must(t, f.Truncate(8<<20))
 	_, err = f.WriteAt([]byte("middle"), 4<<20)
-	must(t, err)
-	must(t, f.Close())
-	must(t, os.Link(filepath.Join(src, "docs", "notes.txt"), filepath.Join(src, "notes-link")))
-	must(t, os.Symlink("docs/report.odt", filepath.Join(src, "latest")))
-	must(t, unix.Mkfifo(filepath.Join(src, "fifo"), 0o600))
+	testfiles.Must(t, err)
+	testfiles.Must(t, f.Close())
+	testfiles.Must(t, os.Link(filepath.Join(src, "docs", "notes.txt"), filepath.Join(src, "notes-link")))
+	testfiles.Must(t, os.Symlink("docs/report.odt", filepath.Join(src, "latest")))
+	testfiles.Must(t, unix.Mkfifo(filepath.Join(src, "fifo"), 0o600))
 	if err := unix.Setxattr(filepath.Join(src, "docs", "report.odt"), "user.tag", []byte("draft"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		t.Fatal(err)
 	}
@@ -121,14 +115,14 @@ func TestLookupAndWalk(t *testing.T) {
 		t.Errorf("Lookup through a file: %v, want ErrNotDir", err)
 	}
 	dir, err := browse.Lookup(ctx, v, p.Root, src)
-	must(t, err)
+	testfiles.Must(t, err)
 	var got []string
-	must(t, browse.Walk(ctx, v, "", dir, func(p string, n *tree.Node) error {
+	testfiles.Must(t, browse.Walk(ctx, v, "", dir, func(p string, n *tree.Node) error {
 		got = append(got, p)
 		return nil
 	}))
 	var want []string
-	must(t, filepath.Walk(src, func(p string, _ os.FileInfo, err error) error {
+	testfiles.Must(t, filepath.Walk(src, func(p string, _ os.FileInfo, err error) error {
 		rel, _ := filepath.Rel(src, p)
 		if rel == "." {
 			rel = ""
@@ -146,10 +140,10 @@ func TestFind(t *testing.T) {
 	src, v, p := backedUp(t)
 	find := func(pattern string, newer, older time.Time) []string {
 		q, err := browse.NewQuery(pattern, false)
-		must(t, err)
+		testfiles.Must(t, err)
 		q.Newer, q.Older = newer, older
 		var out []string
-		must(t, browse.Find(ctx, v, p.Root, q, func(e browse.Entry) error {
+		testfiles.Must(t, browse.Find(ctx, v, p.Root, q, func(e browse.Entry) error {
 			out = append(out, strings.TrimPrefix(e.Path, src))
 			return nil
 		}))
@@ -177,12 +171,12 @@ func TestDiff(t *testing.T) {
 	src := sourceTree(t)
 	v := newVault(t)
 	p1 := v.backUp(t, src)
-	must(t, os.Remove(filepath.Join(src, "photos", "x.jpg")))
+	testfiles.Must(t, os.Remove(filepath.Join(src, "photos", "x.jpg")))
 	write(t, filepath.Join(src, "docs", "new.txt"), "new")
 	write(t, filepath.Join(src, "docs", "report.odt"), "REPORT")
-	must(t, os.Chmod(filepath.Join(src, "big.bin"), 0o644))
-	must(t, os.Remove(filepath.Join(src, "latest")))
-	must(t, os.Mkdir(filepath.Join(src, "latest"), 0o755))
+	testfiles.Must(t, os.Chmod(filepath.Join(src, "big.bin"), 0o644))
+	testfiles.Must(t, os.Remove(filepath.Join(src, "latest")))
+	testfiles.Must(t, os.Mkdir(filepath.Join(src, "latest"), 0o755))
 	p2 := v.backUp(t, src)
 
 	before := v.counts.Tally().Loads
@@ -201,7 +195,7 @@ func TestDiff(t *testing.T) {
 		got = append(got, line)
 		return nil
 	})
-	must(t, err)
+	testfiles.Must(t, err)
 	loads := v.counts.Tally().Loads - before
 	want := []string{
 		"modified /big.bin mode",
@@ -234,7 +228,7 @@ func TestDumpTar(t *testing.T) {
 	src, v, p := backedUp(t)
 	var buf bytes.Buffer
 	var skipped []string
-	must(t, browse.Dump(ctx, v, p.Root, src, browse.Tar, &buf, func(p string) { skipped = append(skipped, p) }))
+	testfiles.Must(t, browse.Dump(ctx, v, p.Root, src, browse.Tar, &buf, func(p string) { skipped = append(skipped, p) }))
 	tr := tar.NewReader(&buf)
 	seen := map[string]bool{}
 	links := 0
@@ -243,12 +237,12 @@ func TestDumpTar(t *testing.T) {
 		if err == io.EOF {
 			break
 		}
-		must(t, err)
+		testfiles.Must(t, err)
 		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, "src"), "/")
 		seen[name] = true
 		path := filepath.Join(src, name)
 		var st unix.Stat_t
-		must(t, unix.Lstat(path, &st))
+		testfiles.Must(t, unix.Lstat(path, &st))
 		if h.Mode != int64(st.Mode&0o7777) || h.Uid != int(st.Uid) || h.Gid != int(st.Gid) {
 			t.Errorf("%q: mode %o owner %d:%d, want %o %d:%d", name, h.Mode, h.Uid, h.Gid, st.Mode&0o7777, st.Uid, st.Gid)
 		}
@@ -259,7 +253,7 @@ func TestDumpTar(t *testing.T) {
 		case tar.TypeReg:
 			want, _ := os.ReadFile(path)
 			got, err := io.ReadAll(tr)
-			must(t, err)
+			testfiles.Must(t, err)
 			if !bytes.Equal(got, want) {
 				t.Errorf("%q: content differs (%d bytes, want %d)", name, len(got), len(want))
 			}
@@ -282,7 +276,7 @@ func TestDumpTar(t *testing.T) {
 			}
 		}
 	}
-	must(t, filepath.Walk(src, func(p string, _ os.FileInfo, err error) error {
+	testfiles.Must(t, filepath.Walk(src, func(p string, _ os.FileInfo, err error) error {
 		name := strings.TrimPrefix(p, src)
 		if !seen[name] {
 			t.Errorf("%q not in the tar", name)
@@ -299,21 +293,21 @@ func TestDumpFileAndZip(t *testing.T) {
 	src, v, p := backedUp(t)
 	for _, name := range []string{"big.bin", "sparse"} {
 		var buf bytes.Buffer
-		must(t, browse.Dump(ctx, v, p.Root, src+"/"+name, browse.Tar, &buf, nil))
+		testfiles.Must(t, browse.Dump(ctx, v, p.Root, src+"/"+name, browse.Tar, &buf, nil))
 		if want, _ := os.ReadFile(filepath.Join(src, name)); !bytes.Equal(buf.Bytes(), want) {
 			t.Errorf("dump of %s: %d bytes differ from the source's %d", name, buf.Len(), len(want))
 		}
 	}
 	var buf bytes.Buffer
 	var skipped []string
-	must(t, browse.Dump(ctx, v, p.Root, src, browse.Zip, &buf, func(p string) { skipped = append(skipped, p) }))
+	testfiles.Must(t, browse.Dump(ctx, v, p.Root, src, browse.Zip, &buf, func(p string) { skipped = append(skipped, p) }))
 	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-	must(t, err)
+	testfiles.Must(t, err)
 	for _, f := range zr.File {
 		name := strings.TrimSuffix(strings.TrimPrefix(f.Name, "src"), "/")
 		if f.Mode().IsRegular() {
 			r, err := f.Open()
-			must(t, err)
+			testfiles.Must(t, err)
 			got, _ := io.ReadAll(r)
 			if want, _ := os.ReadFile(filepath.Join(src, name)); !bytes.Equal(got, want) {
 				t.Errorf("zip %q: content differs", name)
@@ -332,9 +326,9 @@ func TestStats(t *testing.T) {
 	v.backUp(t, src)
 	v.backUp(t, src)
 	points, err := v.Points(ctx)
-	must(t, err)
+	testfiles.Must(t, err)
 	m, err := browse.Machine(ctx, "m", v.Storage(), points)
-	must(t, err)
+	testfiles.Must(t, err)
 	if m.Points != 2 || len(m.Sets) != 1 || m.Sets[0].Points != 2 || m.Bytes != 2*points[0].Stats.Bytes {
 		t.Errorf("stats %+v", m)
 	}

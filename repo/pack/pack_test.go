@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/pack"
 )
@@ -25,14 +25,6 @@ func testKeys() *keys.KeySet {
 		ks.ChunkerSeed[i] = byte(0x80 + i)
 	}
 	return ks
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
 }
 
 type blob struct {
@@ -65,7 +57,7 @@ func TestPackRoundTrip(t *testing.T) {
 	s := ks.NewSealer()
 	var blobs []blob
 	for i, n := range []int{0, 1, 100, 4096, 200 << 10, 1 << 20} {
-		plain := randomBytes(n, uint64(i))
+		plain := testfiles.RandomBytes(n, uint64(i))
 		if i%2 == 1 {
 			plain = bytes.Repeat([]byte("compressible "), n/13+1)[:n]
 		}
@@ -273,7 +265,7 @@ func TestDecodeFooter(t *testing.T) {
 
 func TestPayloadCompression(t *testing.T) {
 	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 5000)) // 220 KB
-	random := randomBytes(1<<20, 99)
+	random := testfiles.RandomBytes(1<<20, 99)
 	for _, tc := range []struct {
 		name     string
 		plain    []byte
@@ -324,7 +316,7 @@ func TestDecodePayloadRejects(t *testing.T) {
 	if zeros[0] != 1 {
 		t.Fatalf("1 MiB of zeros was not compressed")
 	}
-	raw := pack.EncodePayload(nil, randomBytes(1000, 1))
+	raw := pack.EncodePayload(nil, testfiles.RandomBytes(1000, 1))
 	corrupt := bytes.Clone(zeros)
 	corrupt[len(corrupt)/2] ^= 0xff
 	for _, tc := range []struct {
@@ -363,7 +355,7 @@ func TestRegap(t *testing.T) {
 	w := pack.NewWriter()
 	var sealed [][]byte
 	for i := range 3 {
-		plain := randomBytes(1000+i, uint64(i))
+		plain := testfiles.RandomBytes(1000+i, uint64(i))
 		id := ks.ID(keys.KindData, plain)
 		b := sealer.Seal(nil, keys.KindData, id, pack.EncodePayload(nil, plain))
 		sealed = append(sealed, b)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -26,24 +26,6 @@ import (
 )
 
 var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // backedUp is a source tree backed up into a vault in memory whose
 // requests are counted.
@@ -59,60 +41,53 @@ type backedUp struct {
 // xattrs, odd modes and times, a name that is not UTF-8, a device as root.
 func makeTree(t *testing.T, dir string) {
 	t.Helper()
-	writeFile(t, filepath.Join(dir, "empty"), nil)
-	writeFile(t, filepath.Join(dir, "small"), []byte("hello, world\n"))
-	writeFile(t, filepath.Join(dir, "big"), randomBytes(9<<20+12345, 1))
-	writeFile(t, filepath.Join(dir, "sub", "hard1"), randomBytes(300<<10, 2))
-	writeFile(t, filepath.Join(dir, "bad\xffname"), []byte("not UTF-8"))
-	writeFile(t, filepath.Join(dir, "sub", "deep", "x.md"), []byte("# deep\n"))
-	must(t, os.Link(filepath.Join(dir, "sub", "hard1"), filepath.Join(dir, "hard2")))
+	testfiles.WriteFile(t, filepath.Join(dir, "empty"), nil)
+	testfiles.WriteFile(t, filepath.Join(dir, "small"), []byte("hello, world\n"))
+	testfiles.WriteFile(t, filepath.Join(dir, "big"), testfiles.RandomBytes(9<<20+12345, 1))
+	testfiles.WriteFile(t, filepath.Join(dir, "sub", "hard1"), testfiles.RandomBytes(300<<10, 2))
+	testfiles.WriteFile(t, filepath.Join(dir, "bad\xffname"), []byte("not UTF-8"))
+	testfiles.WriteFile(t, filepath.Join(dir, "sub", "deep", "x.md"), []byte("# deep\n"))
+	testfiles.Must(t, os.Link(filepath.Join(dir, "sub", "hard1"), filepath.Join(dir, "hard2")))
 	f, err := os.Create(filepath.Join(dir, "sparse"))
-	must(t, err)
-	must(t, f.Truncate(64<<20))
-	_, err = f.WriteAt(randomBytes(1<<20, 3), 32<<20)
-	must(t, err)
-	must(t, f.Close())
-	must(t, os.Symlink("small", filepath.Join(dir, "link")))
-	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o640))
+	testfiles.Must(t, err)
+	testfiles.Must(t, f.Truncate(64<<20))
+	_, err = f.WriteAt(testfiles.RandomBytes(1<<20, 3), 32<<20)
+	testfiles.Must(t, err)
+	testfiles.Must(t, f.Close())
+	testfiles.Must(t, os.Symlink("small", filepath.Join(dir, "link")))
+	testfiles.Must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o640))
 	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	must(t, err)
-	must(t, unix.Bind(sock, &unix.SockaddrUnix{Name: filepath.Join(dir, "sock")}))
+	testfiles.Must(t, err)
+	testfiles.Must(t, unix.Bind(sock, &unix.SockaddrUnix{Name: filepath.Join(dir, "sock")}))
 	unix.Close(sock)
 	if os.Geteuid() == 0 {
-		must(t, unix.Mknod(filepath.Join(dir, "null"), unix.S_IFCHR|0o620, int(unix.Mkdev(1, 3))))
-		must(t, os.Lchown(filepath.Join(dir, "small"), 1234, 5678))
+		testfiles.Must(t, unix.Mknod(filepath.Join(dir, "null"), unix.S_IFCHR|0o620, int(unix.Mkdev(1, 3))))
+		testfiles.Must(t, os.Lchown(filepath.Join(dir, "small"), 1234, 5678))
 	}
-	must(t, os.Chmod(filepath.Join(dir, "small"), 0o4750))
+	testfiles.Must(t, os.Chmod(filepath.Join(dir, "small"), 0o4750))
 	if err := unix.Setxattr(filepath.Join(dir, "small"), "user.azfs", []byte("value\x00\xff"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		t.Fatal(err)
 	}
 	ts := []unix.Timespec{{Sec: 1_000_000_000, Nsec: 123_456_789}, {Sec: -86_400, Nsec: 1}}
-	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dir, "sub"), ts, 0))
-	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dir, "link"), ts, unix.AT_SYMLINK_NOFOLLOW))
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
+	testfiles.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dir, "sub"), ts, 0))
+	testfiles.Must(t, unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dir, "link"), ts, unix.AT_SYMLINK_NOFOLLOW))
 }
 
 func backUp(t *testing.T, makeSrc func(t *testing.T, dir string)) *backedUp {
 	t.Helper()
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "src")
-	must(t, os.Mkdir(src, 0o755))
+	testfiles.Must(t, os.Mkdir(src, 0o755))
 	makeSrc(t, src)
 	counts := new(storage.Counts)
 	st := storage.Count(mem.New(), counts)
 	v, err := repo.Create(ctx, st, "correct horse battery staple", cheapKDF)
-	must(t, err)
+	testfiles.Must(t, err)
 	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{src}, Machine: "m", Hostname: "h", Workers: 2})
-	must(t, err)
+	testfiles.Must(t, err)
 	v, err = repo.Open(ctx, st, v.Keys())
-	must(t, err)
-	must(t, v.LoadIndex(ctx))
+	testfiles.Must(t, err)
+	testfiles.Must(t, v.LoadIndex(ctx))
 	return &backedUp{src: src, vault: v, point: p, counts: counts}
 }
 
@@ -129,12 +104,12 @@ func describe(t *testing.T, root string) []string {
 		}
 		rel, _ := filepath.Rel(root, p)
 		var st unix.Stat_t
-		must(t, unix.Lstat(p, &st))
+		testfiles.Must(t, unix.Lstat(p, &st))
 		d := fmt.Sprintf("%q mode %o owner %d:%d mtime %d.%09d", rel, st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec)
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			data, err := os.ReadFile(p)
-			must(t, err)
+			testfiles.Must(t, err)
 			d += fmt.Sprintf(" size %d sha %x %s", st.Size, sha256.Sum256(data), dataRegions(t, p))
 			if st.Nlink > 1 {
 				if first, ok := inodes[st.Ino]; ok {
@@ -145,7 +120,7 @@ func describe(t *testing.T, root string) []string {
 			}
 		case unix.S_IFLNK:
 			target, err := os.Readlink(p)
-			must(t, err)
+			testfiles.Must(t, err)
 			d += " -> " + target
 		case unix.S_IFCHR, unix.S_IFBLK:
 			d += fmt.Sprintf(" rdev %d", st.Rdev)
@@ -156,7 +131,7 @@ func describe(t *testing.T, root string) []string {
 		out = append(out, d)
 		return nil
 	})
-	must(t, err)
+	testfiles.Must(t, err)
 	return out
 }
 
@@ -164,7 +139,7 @@ func describe(t *testing.T, root string) []string {
 // SEEK_HOLE).
 func dataRegions(t *testing.T, p string) string {
 	f, err := os.Open(p)
-	must(t, err)
+	testfiles.Must(t, err)
 	defer f.Close()
 	var regions []string
 	var off int64
@@ -174,7 +149,7 @@ func dataRegions(t *testing.T, p string) string {
 			break
 		}
 		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
-		must(t, err)
+		testfiles.Must(t, err)
 		regions = append(regions, fmt.Sprintf("%d-%d", data, hole))
 		off = hole
 	}
@@ -256,20 +231,20 @@ func TestRestoreResumes(t *testing.T) {
 	b := backUp(t, makeTree)
 	got := filepath.Join(t.TempDir(), "target") // the source's contents, right in it
 	restorePath(t, b, b.src, got, restore.Options{})
-	must(t, os.Remove(filepath.Join(got, "small")))
-	must(t, os.Truncate(filepath.Join(got, "sub", "hard1"), 100<<10))
+	testfiles.Must(t, os.Remove(filepath.Join(got, "small")))
+	testfiles.Must(t, os.Truncate(filepath.Join(got, "sub", "hard1"), 100<<10))
 	f, err := os.OpenFile(filepath.Join(got, "big"), os.O_WRONLY, 0)
-	must(t, err)
+	testfiles.Must(t, err)
 	_, err = f.WriteAt([]byte("changed"), 5<<20)
-	must(t, err)
-	must(t, f.Close())
+	testfiles.Must(t, err)
+	testfiles.Must(t, f.Close())
 	f, err = os.OpenFile(filepath.Join(got, "sparse"), os.O_WRONLY, 0)
-	must(t, err)
+	testfiles.Must(t, err)
 	_, err = f.WriteAt([]byte("data in a hole"), 1<<20)
-	must(t, err)
-	must(t, f.Close())
-	must(t, os.Chmod(filepath.Join(got, "sub", "deep", "x.md"), 0o600))
-	must(t, os.Remove(filepath.Join(got, "link")))
+	testfiles.Must(t, err)
+	testfiles.Must(t, f.Close())
+	testfiles.Must(t, os.Chmod(filepath.Join(got, "sub", "deep", "x.md"), 0o600))
+	testfiles.Must(t, os.Remove(filepath.Join(got, "link")))
 
 	res, loads := restorePath(t, b, b.src, got, restore.Options{Verify: true})
 	if d := diffLines(describe(t, b.src), describe(t, got)); d != "" {
@@ -292,10 +267,10 @@ func TestRestoreOverwrite(t *testing.T) {
 	got := filepath.Join(target, b.src)
 	same := filepath.Join(got, "sub", "deep", "x.md") // same size, same mtime, other bytes
 	var st unix.Stat_t
-	must(t, unix.Stat(same, &st))
-	must(t, os.WriteFile(same, []byte("# DEEP\n"), 0o644))
-	must(t, unix.UtimesNano(same, []unix.Timespec{st.Atim, st.Mtim}))
-	must(t, os.Remove(filepath.Join(got, "empty")))
+	testfiles.Must(t, unix.Stat(same, &st))
+	testfiles.Must(t, os.WriteFile(same, []byte("# DEEP\n"), 0o644))
+	testfiles.Must(t, unix.UtimesNano(same, []unix.Timespec{st.Atim, st.Mtim}))
+	testfiles.Must(t, os.Remove(filepath.Join(got, "empty")))
 
 	res, _ := restoreAll(t, b, target, restore.Options{Overwrite: restore.Never})
 	if data, _ := os.ReadFile(same); string(data) != "# DEEP\n" || res.Skipped == 0 {
@@ -321,18 +296,18 @@ func TestRestoreSelect(t *testing.T) {
 	b := backUp(t, makeTree)
 	target := filepath.Join(t.TempDir(), "target")
 	inc, err := selection.ParsePattern("deep", false)
-	must(t, err)
+	testfiles.Must(t, err)
 	inc2, err := selection.ParsePattern("/hard1", false)
-	must(t, err)
+	testfiles.Must(t, err)
 	var exc selection.Patterns
-	must(t, exc.Add("*.md", false))
+	testfiles.Must(t, exc.Add("*.md", false))
 	res, err := restore.Run(context.Background(), b.vault, b.point.Root, b.src+"/sub", target,
 		restore.Options{Include: []selection.Pattern{inc, inc2}, Exclude: exc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	must(t, filepath.Walk(target, func(p string, _ os.FileInfo, err error) error {
+	testfiles.Must(t, filepath.Walk(target, func(p string, _ os.FileInfo, err error) error {
 		rel, _ := filepath.Rel(target, p)
 		names = append(names, rel)
 		return err
@@ -352,7 +327,7 @@ func TestRestoreErrors(t *testing.T) {
 	if !errors.Is(err, iofs.ErrNotExist) {
 		t.Errorf("missing path: %v, want ErrNotExist", err)
 	}
-	must(t, os.MkdirAll(filepath.Join(target, "small", "keep"), 0o755))
+	testfiles.Must(t, os.MkdirAll(filepath.Join(target, "small", "keep"), 0o755))
 	var reported []string
 	_, err = restore.Run(context.Background(), b.vault, b.point.Root, b.src, target, restore.Options{
 		OnError: func(path string, err error) { reported = append(reported, path+": "+err.Error()) },

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -82,4 +83,31 @@ func splitNUL(data []byte, atEOF bool) (advance int, token []byte, err error) {
 		return len(data), data, nil
 	}
 	return 0, nil, nil
+}
+
+// ReadListFiles returns the paths the lists in the files names name, in
+// order, each read in format as ReadList reads it; the name "-" is stdin.
+func ReadListFiles(names []string, stdin io.Reader, format ListFormat, warn func(msg string)) ([]string, error) {
+	var paths []string
+	for _, name := range names {
+		list, err := readListFile(name, stdin, format, warn)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, list...)
+	}
+	return paths, nil
+}
+
+// readListFile reads the one list file name ("-": stdin).
+func readListFile(name string, stdin io.Reader, format ListFormat, warn func(msg string)) ([]string, error) {
+	if name == "-" {
+		return ReadList(stdin, "stdin", format, warn)
+	}
+	file, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	return ReadList(file, name, format, warn)
 }

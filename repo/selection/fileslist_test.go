@@ -1,6 +1,8 @@
 package selection
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,5 +56,23 @@ func TestReadListPatterns(t *testing.T) {
 	}
 	if _, err := ReadList(strings.NewReader("/a\n/b[\n"), "list", LinePatterns, nil); err == nil || !strings.Contains(err.Error(), "list line 2") {
 		t.Errorf("malformed pattern: %v, want an error naming line 2", err)
+	}
+}
+
+// TestReadListFiles: the lists are read in order, "-" from stdin; a list
+// that does not open is an error naming it.
+func TestReadListFiles(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.list")
+	if err := os.WriteFile(a, []byte("/x\n\n/y z\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadListFiles([]string{a, "-"}, strings.NewReader("/from stdin\n"), Verbatim, nil)
+	if want := []string{"/x", "/y z", "/from stdin"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ReadListFiles = %q, %v; want %q", got, err, want)
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := ReadListFiles([]string{a, missing}, nil, Verbatim, nil); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("a missing list: %v", err)
 	}
 }

@@ -299,6 +299,25 @@ func ReadPatternFile(r io.Reader, name string) ([]string, error) {
 	return texts, nil
 }
 
+// ReadPatternFiles returns the patterns of the exclude files names, in
+// order, each read as ReadPatternFile reads it.
+func ReadPatternFiles(names []string) ([]string, error) {
+	var texts []string
+	for _, name := range names {
+		file, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		patterns, err := ReadPatternFile(file, name)
+		file.Close()
+		if err != nil {
+			return nil, err
+		}
+		texts = append(texts, patterns...)
+	}
+	return texts, nil
+}
+
 // ExcludedPath is Excluded for an absolute, clean path. Without
 // re-includes, it first checks the last name against each pattern's last
 // part, and splits the path only when one may match: most paths a walk

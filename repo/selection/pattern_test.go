@@ -2,6 +2,10 @@ package selection
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -231,5 +235,27 @@ func TestFileSystemsEntered(t *testing.T) {
 	}
 	if !(&FileSystems{Include: []string{"proc"}}).Enters("proc") {
 		t.Error("--include-fs proc does not enter proc")
+	}
+}
+
+// TestReadPatternFiles: the files' patterns in order; a bad line names its
+// file and line, a file that does not open is an error naming it.
+func TestReadPatternFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b, bad := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "bad")
+	for name, text := range map[string]string{a: "*.o\n# c\n", b: "/tmp\n", bad: "ok\n/a/[b\n"} {
+		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ReadPatternFiles([]string{a, b})
+	if want := []string{"*.o", "/tmp"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ReadPatternFiles = %q, %v; want %q", got, err, want)
+	}
+	if _, err := ReadPatternFiles([]string{a, bad}); !errors.Is(err, ErrBadPattern) || !strings.Contains(err.Error(), bad+" line 2") {
+		t.Errorf("bad line: %v", err)
+	}
+	if _, err := ReadPatternFiles([]string{filepath.Join(dir, "none")}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }
