@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	iofs "io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,8 +15,6 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
 	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/retention"
-	"github.com/azfs/azfs/repo/tree"
 )
 
 // jsonList writes a JSON array to stdout one element at a time, so that a
@@ -80,27 +78,12 @@ device, xattrs, stored_bytes), the shape documented in the README.`,
 		if err != nil {
 			return err
 		}
-		path := "/"
+		path := ""
 		if len(args) == 2 {
-			path = "/" + browse.CleanPath(args[1])
-		}
-		n, err := browse.Lookup(ctx, r.Vault, p.Root, path)
-		if err != nil {
-			return err
+			path = args[1]
 		}
 		out := newEntryPrinter(*asJSON, *long)
-		err = browse.Walk(ctx, r.Vault, path, n, func(q string, c *tree.Node) error {
-			if q == path && c.Type == tree.Dir {
-				return nil // list what it holds
-			}
-			if err := out.print(browse.EntryOf(q, c)); err != nil {
-				return err
-			}
-			if c.Type == tree.Dir && !*recursive {
-				return iofs.SkipDir
-			}
-			return nil
-		})
+		err = browse.List(ctx, r.Vault, p.Root, path, *recursive, func(e browse.Entry) error { return out.print(e) })
 		if cerr := out.close(); err == nil {
 			err = cerr
 		}
@@ -216,18 +199,9 @@ machine and time.`,
 		if err != nil {
 			return err
 		}
-		var points []*repo.Point
-		if *all {
-			live := r.State.Live()
-			for i := len(live) - 1; i >= 0; i-- {
-				points = append(points, live[i])
-			}
-		} else {
-			p, err := r.Point(*pointSel)
-			if err != nil {
-				return err
-			}
-			points = []*repo.Point{p}
+		points, err := r.Points(*pointSel, *all)
+		if err != nil {
+			return err
 		}
 		out := newEntryPrinter(*asJSON, *long)
 		for _, p := range points {
@@ -246,21 +220,14 @@ machine and time.`,
 	return cmd
 }
 
-// parseWhen reads --newer/--older: a date or time as points are named
-// (local time), RFC 3339, or a duration back from now.
+// parseWhen reads --newer/--older (browse.ParseWhen, in local time); a
+// value it does not read is a usage error.
 func parseWhen(flag, s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+	t, err := browse.ParseWhen(s, time.Now(), time.Local)
+	if err != nil {
+		return time.Time{}, cli.Usagef("--%s %v", flag, err)
 	}
-	if d, err := retention.ParseDuration(s, true); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, cli.Usagef("--%s %q: give a date (2026-12-01), a time (2026-12-01T10:30) or a duration back from now (7d)", flag, s)
+	return t, nil
 }
 
 func newDiffCmd() *cobra.Command {
@@ -307,18 +274,11 @@ them. --json prints {"changes": [{path, change, type, content, metadata}], "stat
 		}
 		w := bufio.NewWriter(os.Stdout)
 		stats, err := browse.Diff(ctx, r.Vault, a.Root, b.Root, func(c browse.Change) error {
-			mark := map[string]string{"added": "+", "removed": "-"}[c.What]
 			detail := ""
-			if c.What == "modified" {
-				mark = "U"
-				if c.Content {
-					mark = "M"
-				}
-				if len(c.Metadata) > 0 {
-					detail = fmt.Sprintf(" (%s)", joinComma(c.Metadata))
-				}
+			if len(c.Metadata) > 0 {
+				detail = " (" + strings.Join(c.Metadata, ", ") + ")"
 			}
-			_, err := fmt.Fprintf(w, "%s %s%s\n", mark, cli.QuoteNameIfNeeded(c.Path), detail)
+			_, err := fmt.Fprintf(w, "%s %s%s\n", c.Mark(), cli.QuoteNameIfNeeded(c.Path), detail)
 			return err
 		})
 		if err != nil {
@@ -329,17 +289,6 @@ them. --json prints {"changes": [{path, change, type, content, metadata}], "stat
 		return w.Flush()
 	}
 	return cmd
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
 
 func newDumpCmd() *cobra.Command {

@@ -58,21 +58,16 @@ func (v *vault) backUp(t *testing.T, src string) *repo.Point {
 	return p
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	testfiles.Must(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	testfiles.Must(t, os.WriteFile(path, []byte(content), 0o644))
-}
 
 // sourceTree makes a small tree: nested directories, a big file over
 // several chunks, a sparse file, hard links, a symlink, a FIFO, an xattr.
 func sourceTree(t *testing.T) string {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
-	write(t, filepath.Join(src, "docs", "report.odt"), "report")
-	write(t, filepath.Join(src, "docs", "notes.txt"), "notes")
-	write(t, filepath.Join(src, "same", "a", "b.txt"), "unchanged subtree")
-	write(t, filepath.Join(src, "photos", "x.jpg"), "jpeg")
+	testfiles.WriteFile(t, filepath.Join(src, "docs", "report.odt"), []byte("report"))
+	testfiles.WriteFile(t, filepath.Join(src, "docs", "notes.txt"), []byte("notes"))
+	testfiles.WriteFile(t, filepath.Join(src, "same", "a", "b.txt"), []byte("unchanged subtree"))
+	testfiles.WriteFile(t, filepath.Join(src, "photos", "x.jpg"), []byte("jpeg"))
 	big := make([]byte, 6<<20)
 	for i := range big {
 		big[i] = byte(i * 7 / 5)
@@ -172,8 +167,8 @@ func TestDiff(t *testing.T) {
 	v := newVault(t)
 	p1 := v.backUp(t, src)
 	testfiles.Must(t, os.Remove(filepath.Join(src, "photos", "x.jpg")))
-	write(t, filepath.Join(src, "docs", "new.txt"), "new")
-	write(t, filepath.Join(src, "docs", "report.odt"), "REPORT")
+	testfiles.WriteFile(t, filepath.Join(src, "docs", "new.txt"), []byte("new"))
+	testfiles.WriteFile(t, filepath.Join(src, "docs", "report.odt"), []byte("REPORT"))
 	testfiles.Must(t, os.Chmod(filepath.Join(src, "big.bin"), 0o644))
 	testfiles.Must(t, os.Remove(filepath.Join(src, "latest")))
 	testfiles.Must(t, os.Mkdir(filepath.Join(src, "latest"), 0o755))

@@ -30,6 +30,20 @@ type Change struct {
 	Metadata []string `json:"metadata,omitempty"`
 }
 
+// Mark is c's one-letter mark in azfs diff's listing: "+" added, "-"
+// removed, "M" modified in content, "U" modified in metadata only.
+func (c Change) Mark() string {
+	switch {
+	case c.What == "added":
+		return "+"
+	case c.What == "removed":
+		return "-"
+	case c.Content:
+		return "M"
+	}
+	return "U"
+}
+
 // DiffStats sums up a Diff.
 type DiffStats struct {
 	Added    uint64 `json:"added"`

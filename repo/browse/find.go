@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -61,4 +63,26 @@ func Find(ctx context.Context, src Source, root keys.ID, q Query, fn func(Entry)
 		}
 		return fn(EntryOf(p, n))
 	})
+}
+
+// ErrWhen reports a --newer or --older value ParseWhen does not read.
+var ErrWhen = errkind.New(errkind.Invalid, "give a date (2026-12-01), a time (2026-12-01T10:30) or a duration back from now (7d)")
+
+// ParseWhen reads a time as Query.Newer and Older take it from a user: a
+// date or time as points are named, in loc (2026-12-01, 2026-12-01T10:30,
+// "2026-12-01 10:30:05"), RFC 3339, or a duration back from now (7d,
+// 36h; retention.ParseDuration). "" is the zero time: no bound.
+func ParseWhen(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := retention.ParseDuration(s, true); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: %w", s, ErrWhen)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,4 +97,19 @@ func (r *Reading) Point(sel string) (*repo.Point, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// Points returns the points a command reads: the one sel selects (Point),
+// or with all every live point, newest first.
+func (r *Reading) Points(sel string, all bool) ([]*repo.Point, error) {
+	if !all {
+		p, err := r.Point(sel)
+		if err != nil {
+			return nil, err
+		}
+		return []*repo.Point{p}, nil
+	}
+	points := slices.Clone(r.Live)
+	slices.Reverse(points)
+	return points, nil
 }
