@@ -534,6 +534,7 @@ func TestJSONOutputsParse(t *testing.T) {
 		{[]string{"find", "--json", "--all", "a"}, "point"},
 		{[]string{"diff", "--json", first.Point, "latest"}, "changes"},
 		{[]string{"stats", "--json"}, "dedup_ratio"},
+		{[]string{"stats", "--all", "--json"}, "machines"},
 		{[]string{"restore", "--json", "latest", "--target", filepath.Join(e.dir, "restored")}, "result"},
 		{[]string{"vault", "credentials", "-o", filepath.Join(e.dir, "creds"), "--json"}, "expires"},
 	} {

@@ -53,22 +53,16 @@ the size of the newest. It reads no content: sizes come from the points and a li
 		if err != nil {
 			return err
 		}
-		names, err := o.VaultRoot().Machines(ctx)
+		var machines []browse.MachineStats
+		err = o.EachMachineAsOwner(ctx, t, owner, func() error {
+			m, err := machineStats(ctx, o)
+			machines = append(machines, m)
+			return err
+		}, func(name string, err error) {
+			warnf(fmt.Sprintf("machine %s left out: %s", name, cli.Message(err)))
+		})
 		if err != nil {
 			return err
-		}
-		var machines []browse.MachineStats
-		for _, name := range names {
-			t.Machine = name
-			if err := o.OpenAreaAsOwner(ctx, t, owner); err != nil {
-				warnf(fmt.Sprintf("machine %s left out: %s", name, cli.Message(err)))
-				continue
-			}
-			m, err := machineStats(ctx, o)
-			if err != nil {
-				return err
-			}
-			machines = append(machines, m)
 		}
 		return printStats(ctx, o, machines, *asJSON)
 	}
