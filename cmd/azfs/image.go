@@ -11,7 +11,6 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/diskimage/loopmount"
 	azfs "github.com/azfs/azfs/fs"
-	"github.com/azfs/azfs/repo/open"
 )
 
 func newImageMountCmd() *cobra.Command {
@@ -53,11 +52,7 @@ PATH is the image's path in the point.`,
 			return err
 		}
 		ctx := cmd.Context()
-		r, err := open.ForReading(ctx, target.target(), open.ReadOptions{Warn: warnf})
-		if err != nil {
-			return err
-		}
-		p, err := r.Point(sel)
+		r, p, err := openPoint(ctx, target, sel)
 		if err != nil {
 			return err
 		}
