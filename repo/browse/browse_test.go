@@ -58,7 +58,6 @@ func (v *vault) backUp(t *testing.T, src string) *repo.Point {
 	return p
 }
 
-
 // sourceTree makes a small tree: nested directories, a big file over
 // several chunks, a sparse file, hard links, a symlink, a FIFO, an xattr.
 func sourceTree(t *testing.T) string {
