@@ -443,7 +443,7 @@ func BenchmarkWriterSave(b *testing.B) {
 	ctx := context.Background()
 	v := newVault(b, mem.New())
 	chunk := make([]byte, 1<<20)
-	copy(chunk, randomBytes(len(chunk)/2, 1))
+	copy(chunk, testfiles.RandomBytes(len(chunk)/2, 1))
 	for i := len(chunk) / 2; i < len(chunk); i += 64 {
 		copy(chunk[i:], fmt.Sprintf("%063d\n", i*7919%100003))
 	}

@@ -390,7 +390,7 @@ func TestRegap(t *testing.T) {
 // is compressed; one sample in the middle stored it raw.
 func TestPayloadSampling(t *testing.T) {
 	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 10000))[:400<<10]
-	plain := append(append(bytes.Clone(text), randomBytes(200<<10, 7)...), text...)
+	plain := append(append(bytes.Clone(text), testfiles.RandomBytes(200<<10, 7)...), text...)
 	payload := pack.EncodePayload(nil, plain)
 	if payload[0] != 1 || len(payload) > len(plain)/2 {
 		t.Errorf("payload of %d bytes, encoding %d, for %d bytes of which 200 KiB in the middle are random: want it compressed", len(payload), payload[0], len(plain))

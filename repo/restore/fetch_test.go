@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
@@ -23,11 +24,11 @@ import (
 // content, and a file whose second half repeats its first (past the
 // chunker's maximum, so that the chunks after the first cut repeat).
 func sharedTree(t *testing.T, dir string) {
-	half := randomBytes(9<<20, 7)
-	writeFile(t, filepath.Join(dir, "twice"), append(append([]byte(nil), half...), half...))
-	same := randomBytes(200<<10, 8)
+	half := testfiles.RandomBytes(9<<20, 7)
+	testfiles.WriteFile(t, filepath.Join(dir, "twice"), append(append([]byte(nil), half...), half...))
+	same := testfiles.RandomBytes(200<<10, 8)
 	for _, name := range []string{"a", "b", "sub/c"} {
-		writeFile(t, filepath.Join(dir, name), same)
+		testfiles.WriteFile(t, filepath.Join(dir, name), same)
 	}
 	makeTree(t, filepath.Join(dir, "tree"))
 }
@@ -146,9 +147,9 @@ func (s *inFlight) Load(ctx context.Context, name string, off, length int64) ([]
 func TestRestoreBoundedFetches(t *testing.T) {
 	ctx := context.Background()
 	b := backUp(t, func(t *testing.T, dir string) {
-		writeFile(t, filepath.Join(dir, "big"), randomBytes(12<<20, 9))
+		testfiles.WriteFile(t, filepath.Join(dir, "big"), testfiles.RandomBytes(12<<20, 9))
 		for i := range 300 {
-			writeFile(t, filepath.Join(dir, "small", strconv.Itoa(i)), randomBytes(16<<10, uint64(100+i)))
+			testfiles.WriteFile(t, filepath.Join(dir, "small", strconv.Itoa(i)), testfiles.RandomBytes(16<<10, uint64(100+i)))
 		}
 	})
 	st := &inFlight{Storage: b.vault.Storage()}
