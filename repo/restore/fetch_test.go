@@ -37,7 +37,7 @@ func sharedTree(t *testing.T, dir string) {
 func lookup(t *testing.T, b *backedUp, p string) *tree.Node {
 	t.Helper()
 	n, err := browse.Lookup(context.Background(), b.vault, b.point.Root, p)
-	must(t, err)
+	testfiles.Must(t, err)
 	return n
 }
 
@@ -98,8 +98,8 @@ func TestRestoreDamagedChunk(t *testing.T) {
 	}
 	st := &damaging{Storage: b.vault.Storage(), pack: loc.Pack, at: int64(loc.Offset) + int64(loc.Length)/2}
 	v, err := repo.Open(ctx, st, b.vault.Keys())
-	must(t, err)
-	must(t, v.LoadIndex(ctx))
+	testfiles.Must(t, err)
+	testfiles.Must(t, v.LoadIndex(ctx))
 	target := filepath.Join(t.TempDir(), "target")
 	var mu sync.Mutex
 	failed := map[string]error{}
@@ -113,8 +113,8 @@ func TestRestoreDamagedChunk(t *testing.T) {
 	if !v.Index().IsBad(id, loc.Pack) {
 		t.Error("the damaged copy is not noted as bad")
 	}
-	must(t, os.Remove(filepath.Join(b.src, "small")))
-	must(t, os.Remove(filepath.Join(target, "small"))) // left behind, unfinished
+	testfiles.Must(t, os.Remove(filepath.Join(b.src, "small")))
+	testfiles.Must(t, os.Remove(filepath.Join(target, "small"))) // left behind, unfinished
 	if d := diffLines(describe(t, b.src)[1:], describe(t, target)[1:]); d != "" {
 		t.Errorf("the files that do not need the damaged chunk differ from the source:\n%s", d)
 	}
@@ -154,12 +154,12 @@ func TestRestoreBoundedFetches(t *testing.T) {
 	})
 	st := &inFlight{Storage: b.vault.Storage()}
 	v, err := repo.Open(ctx, st, b.vault.Keys()) // b.vault's storage counts the requests
-	must(t, err)
-	must(t, v.LoadIndex(ctx))
+	testfiles.Must(t, err)
+	testfiles.Must(t, v.LoadIndex(ctx))
 	const workers = 3
 	before := b.counts.Tally().Loads
 	res, err := restore.Run(ctx, v, b.point.Root, b.src, filepath.Join(t.TempDir(), "target"), restore.Options{Workers: workers})
-	must(t, err)
+	testfiles.Must(t, err)
 	loads := b.counts.Tally().Loads - before
 	const span = 4<<20 + 64<<10 // a span, or a chunk of at most 4 MiB sealed
 	if st.top > span || st.most > workers*span+maxTreeLoad {
