@@ -57,6 +57,7 @@ type Writer struct {
 	packPool sync.Pool
 	bufPool  sync.Pool
 	guard    PackGuard // nil: reuse whatever the index holds
+	compress pack.Compression
 	Stats    WriterStats
 
 	ctx      context.Context      // the context NewWriter was given, for verifying reads
@@ -77,6 +78,10 @@ type PackGuard interface {
 
 // SetGuard makes w consult g. Call it before the first Save.
 func (w *Writer) SetGuard(g PackGuard) { w.guard = g }
+
+// SetCompression sets how w compresses what it stores
+// (pack.CompressDefault unless set). Call it before the first Save.
+func (w *Writer) SetCompression(c pack.Compression) { w.compress = c }
 
 // reusable reports whether the vault already holds a copy of the blob not
 // known to be bad, in a pack the run may depend on (and, with
@@ -223,7 +228,7 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 	if need := 2 * (len(plain) + len(plain)/16 + keys.Overhead + 64); cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
-	payload := pack.EncodePayload((*bp)[:0], plain)
+	payload := pack.EncodePayload((*bp)[:0], plain, w.compress)
 	sealedStart := len(payload)
 	buf := sealer.Seal(payload, kind, id, payload)
 	sealed := buf[sealedStart:]

@@ -19,6 +19,7 @@ import (
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/open"
+	"github.com/azfs/azfs/repo/pack"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/location"
@@ -52,6 +53,7 @@ func newBackupCmd() *cobra.Command {
 	set := fs.String("set", "", "the backup set `NAME` of the point (letters, digits, '.', '_', '-'; default: the set of its paths): retention applies per set")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
 	tags := fs.StringArray("tag", nil, "label the point with the tag `T` (letters, digits, '.', '_', '-', ':', '='); repeatable")
+	compression := fs.String("compression", "default", "how hard chunks are compressed: default (zstd's default level) or fastest (about 40% less compression CPU, about 4% more stored)")
 	readDevices := fs.Bool("read-devices", false, "store each block device named or met (an LVM or ZFS snapshot, a disk) as a file of its content, not as a device node; read whole on every run")
 	selFlags := addSelectFlags(fs)
 	streamFlags := addStreamFlags(fs)
@@ -64,6 +66,10 @@ func newBackupCmd() *cobra.Command {
 		}
 		if _, err := repo.NormalizeTags(*tags); err != nil {
 			return cli.Usagef("--tag: %v", err)
+		}
+		compress, err := pack.ParseCompression(*compression)
+		if err != nil {
+			return cli.Usagef("--compression: %v", err)
 		}
 		sel, err := selFlags.selection()
 		if err != nil {
@@ -104,6 +110,7 @@ func newBackupCmd() *cobra.Command {
 			set:          *set,
 			uploads:      *uploads,
 			verifyReused: *verifyReused,
+			compression:  compress,
 			readDevices:  *readDevices,
 			selection:    sel,
 			onError: func(path string, err error) {
@@ -243,6 +250,8 @@ type backupRequest struct {
 	uploads int    // 0: the default for the vault's kind
 	// verifyReused authenticates every reused blob (backup.Options).
 	verifyReused bool
+	// compression trades CPU for stored bytes (backup.Options).
+	compression pack.Compression
 	// readDevices stores block devices as files of their content.
 	readDevices bool
 	// onImage, when set, is told of each disk image read.
@@ -307,6 +316,7 @@ func runBackup(ctx context.Context, o *open.Opened, req backupRequest) (*repo.Po
 
 		OnChanged:    req.onChanged,
 		VerifyReused: req.verifyReused,
+		Compression:  req.compression,
 		ReadDevices:  req.readDevices,
 		OnImage:      req.onImage,
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
+	"github.com/azfs/azfs/repo/pack"
 	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/storage/storagetest"
@@ -781,4 +783,39 @@ func TestBackupVanished(t *testing.T) {
 	if got := listing(t, r, lookup(t, r, p, dir)); !slices.Equal(got, []string{"kept.txt"}) {
 		t.Fatalf("the point lists %q, want only kept.txt", got)
 	}
+}
+
+// TestBackupCompression: Options.Compression reaches the writer: the
+// fastest level stores more bytes of text than the default, and both read
+// back.
+func TestBackupCompression(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := make([]string, 2000)
+	for i := range words {
+		words[i] = fmt.Sprintf("%x", rng.Uint64()>>uint(rng.IntN(48)))
+	}
+	var text strings.Builder
+	for text.Len() < 3<<20 {
+		text.WriteString(words[rng.IntN(len(words))])
+		text.WriteByte(" \n"[rng.IntN(2)])
+	}
+	testfiles.WriteFile(t, filepath.Join(dir, "words.txt"), []byte(text.String()))
+	stored := map[pack.Compression]uint64{}
+	for _, c := range []pack.Compression{pack.CompressDefault, pack.CompressFastest} {
+		v := newVault(t, mem.New())
+		p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Compression: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = loaded(t, v)
+		if got := content(t, v, lookup(t, v, p, filepath.Join(dir, "words.txt"))); string(got) != text.String() {
+			t.Fatalf("%s: the file reads back as %d bytes, want its %d", c, len(got), text.Len())
+		}
+		stored[c] = p.Stats.BytesStored
+	}
+	if stored[pack.CompressDefault] >= stored[pack.CompressFastest] {
+		t.Errorf("stored %d bytes at the default level, %d at the fastest: want fewer at the default", stored[pack.CompressDefault], stored[pack.CompressFastest])
+	}
+	t.Logf("3 MiB of words: %d bytes stored at the default level, %d at the fastest", stored[pack.CompressDefault], stored[pack.CompressFastest])
 }

@@ -40,7 +40,7 @@ func buildPack(t *testing.T, ks *keys.KeySet, blobs []blob) (keys.ID, []byte, []
 	w := pack.NewWriter()
 	size := 0
 	for i, b := range blobs {
-		payload := pack.EncodePayload(nil, b.plain)
+		payload := pack.EncodePayload(nil, b.plain, pack.CompressDefault)
 		sealed := s.Seal(nil, b.kind, b.id, payload)
 		w.Add(b.kind, b.id, sealed)
 		size += len(sealed)
@@ -279,7 +279,7 @@ func TestPayloadCompression(t *testing.T) {
 		{"random 1 MiB (sampled)", random, 0},
 		{"zeros 4 MiB", make([]byte, 4<<20), 1},
 	} {
-		payload := pack.EncodePayload(nil, tc.plain)
+		payload := pack.EncodePayload(nil, tc.plain, pack.CompressDefault)
 		if len(payload) == 0 || payload[0] != tc.encoding {
 			t.Errorf("%s: encoding byte %v, want %d", tc.name, payload[:min(1, len(payload))], tc.encoding)
 			continue
@@ -300,7 +300,7 @@ func TestPayloadCompression(t *testing.T) {
 		}
 		// Both append to dst.
 		prefix := []byte("dst")
-		withPrefix := pack.EncodePayload(bytes.Clone(prefix), tc.plain)
+		withPrefix := pack.EncodePayload(bytes.Clone(prefix), tc.plain, pack.CompressDefault)
 		if !bytes.Equal(withPrefix[:3], prefix) || !bytes.Equal(withPrefix[3:], payload) {
 			t.Errorf("%s: EncodePayload with a dst does not append the same payload", tc.name)
 		}
@@ -312,11 +312,11 @@ func TestPayloadCompression(t *testing.T) {
 }
 
 func TestDecodePayloadRejects(t *testing.T) {
-	zeros := pack.EncodePayload(nil, make([]byte, 1<<20))
+	zeros := pack.EncodePayload(nil, make([]byte, 1<<20), pack.CompressDefault)
 	if zeros[0] != 1 {
 		t.Fatalf("1 MiB of zeros was not compressed")
 	}
-	raw := pack.EncodePayload(nil, testfiles.RandomBytes(1000, 1))
+	raw := pack.EncodePayload(nil, testfiles.RandomBytes(1000, 1), pack.CompressDefault)
 	corrupt := bytes.Clone(zeros)
 	corrupt[len(corrupt)/2] ^= 0xff
 	for _, tc := range []struct {
@@ -357,7 +357,7 @@ func TestRegap(t *testing.T) {
 	for i := range 3 {
 		plain := testfiles.RandomBytes(1000+i, uint64(i))
 		id := ks.ID(keys.KindData, plain)
-		b := sealer.Seal(nil, keys.KindData, id, pack.EncodePayload(nil, plain))
+		b := sealer.Seal(nil, keys.KindData, id, pack.EncodePayload(nil, plain, pack.CompressDefault))
 		sealed = append(sealed, b)
 		w.Add(keys.KindData, id, b)
 	}
@@ -391,7 +391,7 @@ func TestRegap(t *testing.T) {
 func TestPayloadSampling(t *testing.T) {
 	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 10000))[:400<<10]
 	plain := append(append(bytes.Clone(text), testfiles.RandomBytes(200<<10, 7)...), text...)
-	payload := pack.EncodePayload(nil, plain)
+	payload := pack.EncodePayload(nil, plain, pack.CompressDefault)
 	if payload[0] != 1 || len(payload) > len(plain)/2 {
 		t.Errorf("payload of %d bytes, encoding %d, for %d bytes of which 200 KiB in the middle are random: want it compressed", len(payload), payload[0], len(plain))
 	}
@@ -405,7 +405,7 @@ func TestPayloadSampling(t *testing.T) {
 // before, still decode.
 func TestPayloadNoChecksum(t *testing.T) {
 	plain := []byte(strings.Repeat("compressible text, ", 1000))
-	payload := pack.EncodePayload(nil, plain)
+	payload := pack.EncodePayload(nil, plain, pack.CompressDefault)
 	var h zstd.Header
 	if err := h.Decode(payload[1:]); err != nil {
 		t.Fatal(err)
@@ -423,5 +423,18 @@ func TestPayloadNoChecksum(t *testing.T) {
 	}
 	if back, err := pack.DecodePayload(nil, withSum, len(plain)); err != nil || !bytes.Equal(back, plain) {
 		t.Errorf("DecodePayload of a payload with a checksum = %d bytes, %v", len(back), err)
+	}
+}
+
+func TestParseCompression(t *testing.T) {
+	for _, c := range []pack.Compression{pack.CompressDefault, pack.CompressFastest} {
+		if got, err := pack.ParseCompression(c.String()); err != nil || got != c {
+			t.Errorf("ParseCompression(%q) = %v, %v; want %v", c.String(), got, err, c)
+		}
+	}
+	for _, bad := range []string{"", "max", "Default", "off"} {
+		if _, err := pack.ParseCompression(bad); err == nil {
+			t.Errorf("ParseCompression(%q) accepted", bad)
+		}
 	}
 }
