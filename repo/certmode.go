@@ -218,3 +218,44 @@ func openSession(b []byte, areaID, certID string, keyID [8]byte, unwrap Unwrappe
 	}
 	return sealer, nil
 }
+
+// ErrNoCertificateForWriteOnly reports a write-only machine of a vault that
+// lists no certificate: it has nothing to encrypt a backup to.
+var ErrNoCertificateForWriteOnly = errors.New("this machine is write-only but the vault lists no certificate")
+
+// StartBackupSession prepares machine area v (of machine name) for a
+// backup under mode, the vault's current certificate (nil: the vault is in
+// passphrase mode, which needs nothing). When the certificate is not the
+// one v's key set is for (the owner rotated, or switched the vault to
+// certificate mode, since this machine's last backup), it moves the
+// machine to the certificate's key epoch for good: the epoch's keys are
+// stored wrapped to the certificate, handed to keep (which persists them,
+// in the machine's keyring) and the area is reopened under them. Then it
+// starts a session key wrapped to the certificate. It returns the area to
+// back up to and whether the machine moved to a new epoch.
+func (r Root) StartBackupSession(ctx context.Context, v *Vault, name string, mode *CertMode, keep func(*keys.KeySet) error) (*Vault, bool, error) {
+	ks := v.Keys()
+	if mode == nil {
+		if ks.WriteOnly() {
+			return nil, false, ErrNoCertificateForWriteOnly
+		}
+		return v, false, nil
+	}
+	moved := mode.ID != ks.Certificate
+	if moved {
+		next, err := r.RotateMachineKeys(ctx, name, ks, *mode)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := keep(next); err != nil {
+			return nil, false, err
+		}
+		if v, err = r.OpenMachine(ctx, name, next); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := v.StartSession(ctx, mode.Wrap); err != nil {
+		return nil, false, err
+	}
+	return v, moved, nil
+}

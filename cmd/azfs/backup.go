@@ -15,6 +15,7 @@ import (
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/internal/hoststate"
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -350,37 +351,32 @@ func runBackup(ctx context.Context, o *open.Opened, req backupRequest) (*repo.Po
 	return p, err
 }
 
-// startCertSession prepares a machine of a certificate-mode vault for a
-// backup: when the vault's certificate changed (or the vault just switched
-// to certificate mode), it moves the machine to that certificate's key
-// epoch, for good; then it starts a session key wrapped to the current
-// certificate. Passphrase-mode vaults need nothing.
+// startCertSession prepares the machine o has open for a backup under the
+// vault's current certificate, verified (repo.Root.StartBackupSession),
+// keeping a new key epoch in this host's keyring.
 func startCertSession(ctx context.Context, o *open.Opened) error {
-	ks := o.Vault.Keys()
 	c, err := o.CurrentCertificate(ctx)
 	if err != nil {
 		return err
 	}
-	if c == nil {
-		if ks.WriteOnly() {
-			return fmt.Errorf("vault at %s: this machine is write-only but the vault lists no certificate", o.Location)
-		}
-		return nil
+	var mode *repo.CertMode
+	if c != nil {
+		mode = open.CertMode(c)
 	}
-	mode := open.CertMode(c)
-	if c.ID() != ks.Certificate {
-		next, err := o.VaultRoot().RotateMachineKeys(ctx, o.Machine, ks, *mode)
-		if err != nil {
-			return err
-		}
+	keep := func(next *keys.KeySet) error {
 		o.Entry.Keys = next
-		if err := o.Ring.Save(); err != nil {
-			return err
-		}
-		if o.Vault, err = o.VaultRoot().OpenMachine(ctx, o.Machine, next); err != nil {
-			return err
-		}
+		return o.Ring.Save()
+	}
+	v, moved, err := o.VaultRoot().StartBackupSession(ctx, o.Vault, o.Machine, mode, keep)
+	if errors.Is(err, repo.ErrNoCertificateForWriteOnly) {
+		return fmt.Errorf("vault at %s: %w", o.Location, err)
+	}
+	if err != nil {
+		return err
+	}
+	o.Vault = v
+	if moved {
 		fmt.Fprintf(os.Stderr, "backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())
 	}
-	return o.Vault.StartSession(ctx, mode.Wrap)
+	return nil
 }

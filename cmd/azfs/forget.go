@@ -11,7 +11,6 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
@@ -49,12 +48,7 @@ func newForgetCmd() *cobra.Command {
 		// With --tag and no selectors, every live point with the tags.
 		points := live
 		if fs.NArg() > 0 {
-			points, err = selectPoints(live, fs.Args(), func(sel string) error {
-				if p, err := repo.SelectPoint(deletedPoints(s), sel, time.Local); err == nil {
-					return fmt.Errorf("point %s of %s is forgotten already ('azfs points --deleted')", p.ID.Short(), s.Machine)
-				}
-				return nil
-			})
+			points, err = s.SelectToForget(live, fs.Args(), time.Local)
 			if err != nil {
 				return err
 			}
@@ -78,7 +72,7 @@ func newForgetCmd() *cobra.Command {
 			return err
 		}
 		now := time.Now()
-		if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, ids(points), now); err != nil {
+		if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, policy.IDs(points), now); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -109,16 +103,11 @@ func newUndeleteCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		points, err := selectPoints(deletedPoints(s), fs.Args(), func(sel string) error {
-			if p, err := repo.SelectPoint(s.Live(), sel, time.Local); err == nil {
-				return fmt.Errorf("point %s of %s is not forgotten", p.ID.Short(), s.Machine)
-			}
-			return nil
-		})
+		points, err := s.SelectToUndelete(fs.Args(), time.Local)
 		if err != nil {
 			return err
 		}
-		if err := policy.Undelete(ctx, o.PolicyMachine(nil), owner, ids(points), time.Now()); err != nil {
+		if err := policy.Undelete(ctx, o.PolicyMachine(nil), owner, policy.IDs(points), time.Now()); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -150,43 +139,4 @@ func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags,
 		return nil, nil, nil, err
 	}
 	return o, owner, s, nil
-}
-
-// selectPoints resolves selectors (ID prefixes, dates, times, latest)
-// among points, each once, in the order given. A selector that matches
-// nothing there is explained by other when it returns an error (a point in
-// the other list), else by the selection's own error.
-func selectPoints(points []*repo.Point, sels []string, other func(sel string) error) ([]*repo.Point, error) {
-	var out []*repo.Point
-	seen := make(map[keys.ID]bool)
-	for _, sel := range sels {
-		p, err := repo.SelectPoint(points, sel, time.Local)
-		if err != nil {
-			if oerr := other(sel); oerr != nil {
-				return nil, oerr
-			}
-			return nil, err
-		}
-		if !seen[p.ID] {
-			seen[p.ID] = true
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-func deletedPoints(s *policy.State) []*repo.Point {
-	var out []*repo.Point
-	for _, d := range s.Deleted() {
-		out = append(out, d.Point)
-	}
-	return out
-}
-
-func ids(points []*repo.Point) []keys.ID {
-	out := make([]keys.ID, len(points))
-	for i, p := range points {
-		out[i] = p.ID
-	}
-	return out
 }

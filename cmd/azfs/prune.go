@@ -20,7 +20,6 @@ import (
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/prune"
-	"github.com/azfs/azfs/repo/storage"
 )
 
 // pruneGCPercent is prune's GOGC (the environment's overrides it).
@@ -116,12 +115,9 @@ func newPruneCmd() *cobra.Command {
 	return cmd
 }
 
-// pruneMachine prunes the area v of machine name, purging first the
-// forgotten points whose soft-delete window has passed, and after them the
-// tombstones and owner records that name only purged points (never before:
-// a record deleted first would bring its points back). It refuses an area
-// that has lost points this host saw: the packs of points a storage hides
-// would look unneeded.
+// pruneMachine prunes the area v of machine name under its policy state
+// (prune.RunWithPolicy). It refuses an area that has lost points this host
+// saw: the packs of points a storage hides would look unneeded.
 func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
 	dir, err := o.StateDirOf(name)
 	if err != nil {
@@ -140,23 +136,7 @@ func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Vaul
 	if err := o.NoticeRollback(name, state.All(), warnf); err != nil {
 		return nil, fmt.Errorf("%w; nothing pruned", err)
 	}
-	purge, err := state.Purgeable(ctx, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range purge.Points {
-		opts.Purge = append(opts.Purge, p.ID)
-	}
-	res, err := prune.Run(ctx, v, opts)
-	if err != nil || opts.DryRun {
-		return res, err
-	}
-	for _, name := range purge.Records {
-		if err := v.Storage().Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return res, fmt.Errorf("delete %s after purging its points: %w", name, err)
-		}
-	}
-	return res, nil
+	return prune.RunWithPolicy(ctx, v, state, opts, time.Now())
 }
 
 // openForPrune opens machine name's area with keys that read its points,
