@@ -6,12 +6,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/signed"
+	"github.com/azfs/azfs/repo/storage/local"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -213,4 +215,50 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("a certificate verifies under owner keys that never signed it")
 		}
 	})
+}
+
+// TestBaselineVault: a vault root written by azfs 8cf8197 (testdata/
+// baseline-vault, certificates in the legacy form) opens with today's
+// code: its certificate is current and verifies under its owner keys, and
+// a rotation by its owner appends a signed record after it.
+func TestBaselineVault(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "baseline-vault"))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := local.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := repo.OpenRoot(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	if c, err := Current(ctx, st, *root.Owner); err != nil || c.ID() != ec.ID() {
+		t.Fatalf("Current of the baseline vault: %v, %v; want the EC certificate", c, err)
+	}
+	pass, err := os.ReadFile(filepath.Join("testdata", "baseline-vault.passphrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := root.UnlockOwner(ctx, keys.Passphrase(strings.TrimRight(string(pass), "\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Add(ctx, st, owner, rsa); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Load(ctx, Prefix+"000002", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := signed.Decode(b); err != nil || rec.Body == nil {
+		t.Errorf("the rotation did not write a signed record: %s (%v)", b, err)
+	}
+	list, err := List(ctx, st, *root.Owner)
+	if err != nil || len(list) != 2 || list[0].ID() != ec.ID() || list[1].ID() != rsa.ID() {
+		t.Fatalf("List after the rotation: %+v, %v", list, err)
+	}
 }
