@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/enroll"
 	"github.com/azfs/azfs/repo/open"
+	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/location"
 )
 
@@ -48,28 +50,18 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if o.Entry == nil || o.Entry.Keys == nil {
 			return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
 		}
-		area := o.VaultRoot().MachineStorage(o.Entry.Machine)
-		// The old slots are deleted at the end: storage credentials that may
-		// not delete must stop it before the PIN is spent or a slot is added.
-		if err := repo.CanReplaceSlots(ctx, area); err != nil {
-			if o.Container != nil {
-				return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, location.ConnectionStringEnv)
-			}
-			return err
-		}
 		// Everything that can be refused is checked before the PIN is spent.
-		pass, err := newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
+		err = enroll.ChangePassphrase(ctx, o.Storage, o.Root, o.Entry.Machine, o.Entry.Keys, *pin,
+			func() (keys.Passphrase, error) {
+				return newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
+			},
+			func(pass keys.Passphrase) error { return saveGenerated(*genFile, pass) },
+			keys.DefaultKDF, time.Now())
+		if o.Container != nil && errors.Is(err, storage.ErrPermission) {
+			return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, location.ConnectionStringEnv)
+		}
 		if err != nil {
 			return err
-		}
-		if err := access.UsePIN(ctx, o.VaultRoot(), *pin, time.Now()); err != nil {
-			return err
-		}
-		if err := saveGenerated(*genFile, pass); err != nil {
-			return err
-		}
-		if err := repo.ReplacePassphraseSlots(ctx, area, o.Entry.Keys, pass, keys.DefaultKDF); err != nil {
-			return fmt.Errorf("change passphrase of %s: %w", o.Entry.Machine, err)
 		}
 		fmt.Fprintf(os.Stderr, "passphrase of machine %s changed: its key slots open with the new passphrase, no longer with the old one; no data was rewritten\n", o.Entry.Machine)
 		if o.Entry.Owner != nil {

@@ -198,3 +198,34 @@ func Renew(e *keyring.Vault, creds *access.Credentials, location, name string) e
 	e.SAS, e.SASExpires, e.Location = creds.SAS, creds.Expires, location
 	return nil
 }
+
+// ChangePassphrase replaces the passphrase of machine, whose key set ks
+// this host holds, in the vault root st (config root) by the one newPass
+// returns, with the owner's consent: pin, a security PIN, spent only once
+// nothing else can refuse. Storage credentials that may not delete the
+// old key slots (an error wrapping storage.ErrPermission) refuse before
+// newPass is asked or the PIN spent; keep, called once the PIN is spent
+// and before the slots change, keeps the new passphrase (the caller
+// writes a generated one to its file). No data is rewritten.
+func ChangePassphrase(ctx context.Context, st storage.Storage, root repo.Config, machine string, ks *keys.KeySet, pin string,
+	newPass func() (keys.Passphrase, error), keep func(keys.Passphrase) error, kdf keys.KDF, now time.Time) error {
+	vault := repo.Root{Storage: st, Config: root}
+	area := vault.MachineStorage(machine)
+	if err := repo.CanReplaceSlots(ctx, area); err != nil {
+		return err
+	}
+	pass, err := newPass()
+	if err != nil {
+		return err
+	}
+	if err := access.UsePIN(ctx, vault, pin, now); err != nil {
+		return err
+	}
+	if err := keep(pass); err != nil {
+		return err
+	}
+	if err := repo.ReplacePassphraseSlots(ctx, area, ks, pass, kdf); err != nil {
+		return fmt.Errorf("change passphrase of %s: %w", machine, err)
+	}
+	return nil
+}

@@ -174,3 +174,54 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 		t.Errorf("Issue on storage that cannot grant SAS tokens: %v", err)
 	}
 }
+
+// deleteRefused is storage whose credentials may not delete (a backup SAS
+// token).
+type deleteRefused struct{ storage.Storage }
+
+func (deleteRefused) Delete(context.Context, string) error { return storage.ErrPermission }
+
+// TestChangePassphrase: the new passphrase opens the machine and the old
+// one no longer does; a storage that may not delete refuses before the
+// new passphrase is asked or the PIN spent; a wrong PIN changes nothing
+// and keeps nothing.
+func TestChangePassphrase(t *testing.T) {
+	ctx := context.Background()
+	st, owner := newVault(t)
+	root, err := repo.ReadConfig(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := Register(ctx, st, root, "/srv/vault", "web01", webPass, cheapKDF, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newPass = keys.Passphrase("web01's new passphrase, long enough")
+	opens := func(pass keys.Passphrase) bool {
+		_, err := TakeUp(ctx, st, root, "web01", func(string) (keys.Passphrase, error) { return pass, nil })
+		return err == nil
+	}
+	pin, _, err := access.IssuePIN(ctx, repo.Root{Storage: st, Config: root}, owner.Owner, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := false
+	err = ChangePassphrase(ctx, deleteRefused{st}, root, "web01", web.Keys, pin,
+		func() (keys.Passphrase, error) { asked = true; return newPass, nil }, func(keys.Passphrase) error { return nil }, cheapKDF, now)
+	if !errors.Is(err, storage.ErrPermission) || asked {
+		t.Errorf("storage that may not delete: %v (new passphrase asked: %v)", err, asked)
+	}
+	kept := false
+	keep := func(p keys.Passphrase) error { kept = p == newPass; return nil }
+	err = ChangePassphrase(ctx, st, root, "web01", web.Keys, "0000-0000", func() (keys.Passphrase, error) { return newPass, nil }, keep, cheapKDF, now)
+	if !errors.Is(err, access.ErrPIN) || kept || !opens(webPass) || opens(newPass) {
+		t.Errorf("a wrong PIN: %v, kept %v", err, kept)
+	}
+	// The PIN refused nothing above: it is still good.
+	if err := ChangePassphrase(ctx, st, root, "web01", web.Keys, pin, func() (keys.Passphrase, error) { return newPass, nil }, keep, cheapKDF, now); err != nil || !kept {
+		t.Fatalf("ChangePassphrase: %v, kept %v", err, kept)
+	}
+	if !opens(newPass) || opens(webPass) {
+		t.Errorf("after the change: new opens %v, old opens %v; want only the new", opens(newPass), opens(webPass))
+	}
+}
