@@ -1,8 +1,10 @@
 package fs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -77,7 +79,9 @@ func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(start+uint64(len(dest)), f.node.Size)
-	f.pt.v.readAheadFor(&f.seq, &f.node, start, end)
+	if f.pt.v.readAheadFor(&f.seq, &f.node, start, end) {
+		f.readAheadSiblings()
+	}
 
 	exts := f.node.Extents
 	first := f.node.FindExtent(start)
@@ -134,13 +138,14 @@ const firstSequential = 64 << 10
 // readAheadFor notes a read of [start, end) of file node, whose readers are at
 // seq. If it continues a sequential run, it starts fetching the chunks of
 // the v.readAhead extents after the range that it has not started yet. A
-// file's first read starts a run only when it reads at least
-// firstSequential bytes from the start: a small read elsewhere loads no
-// more than the chunks it covers.
-func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) {
+// file's first read starts a run only when it reads the whole file or at
+// least firstSequential bytes from the start: a small read elsewhere loads
+// no more than the chunks it covers. It reports whether the read is the
+// first of a run from the file's start.
+func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) (fromStart bool) {
 	n := v.readAhead
 	if n == 0 {
-		return
+		return false
 	}
 	seq.mu.Lock()
 	defer seq.mu.Unlock()
@@ -148,11 +153,12 @@ func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) 
 	seq.end, seq.read = int64(end), true
 	sequential := int64(start) >= prev-seqWindow && int64(start) <= prev+seqWindow
 	if !started {
-		sequential = start == 0 && end-start >= firstSequential
+		fromStart = start == 0 && (end == node.Size || end-start >= firstSequential)
+		sequential = fromStart
 	}
 	if !sequential {
 		seq.ahead = 0
-		return
+		return false
 	}
 	exts := node.Extents
 	first := node.FindExtent(end)
@@ -163,9 +169,50 @@ func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) 
 	last := min(first+n, len(exts))
 	for j := max(first, seq.ahead); j < last; j++ {
 		if !v.prefetch(exts[j]) {
-			return
+			break
 		}
 		seq.ahead = j + 1
+	}
+	return !started
+}
+
+// readAheadSiblings starts loading the first chunks of the files listed
+// after f in its directory, up to the vault's read-ahead in chunks, as far
+// as the queue of read-ahead takes them: cp -a, tar and rsync read a
+// directory's files in listing order, one at a time, and each small file
+// would otherwise wait for its chunk to be fetched and decoded. It only
+// looks at the directory's part already cached (the lookup of f loaded
+// it), never loading one.
+func (f *fileNode) readAheadSiblings() {
+	name, parent := f.Parent()
+	if parent == nil {
+		return
+	}
+	d, ok := parent.Operations().(*dirNode)
+	if !ok {
+		return
+	}
+	m := d.meta.Load()
+	if m == nil || len(m.node.Parts) == 0 {
+		return
+	}
+	part, ok := d.pt.v.parts.cached(m.node.Parts[m.node.PartFor(name)].ID)
+	if !ok {
+		return
+	}
+	i, found := slices.BinarySearchFunc(part.Nodes, name, func(n tree.Node, name string) int { return cmp.Compare(n.Name, name) })
+	if !found {
+		return
+	}
+	for j, n := i+1, 0; j < len(part.Nodes) && n < f.pt.v.readAhead; j++ {
+		s := &part.Nodes[j]
+		if s.Type != tree.File || len(s.Extents) == 0 {
+			continue
+		}
+		n++
+		if !f.pt.v.prefetch(s.Extents[0]) {
+			return
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -445,5 +446,65 @@ func TestMountedDamagedPointRoot(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(mnt, "m/1970-01-01T00-00-00Z/f")); err != nil || string(got) != "ok" {
 		t.Errorf("intact point: %q, %v", got, err)
+	}
+}
+
+// TestMountedReadAheadSiblings: reading a small file whole through the
+// mount starts loading the first chunks of the next files in its directory
+// (as many as the read-ahead), skipping directories; a 4 KiB read in the
+// middle of a large file loads its one chunk and nothing else.
+func TestMountedReadAheadSiblings(t *testing.T) {
+	src := newFakeSource()
+	var entries []tree.Node
+	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		entries = append(entries, src.file(name, randomBytes(10<<10, uint64(name[0])), 64<<10))
+	}
+	entries = append(entries, src.dir("bsub", []tree.Node{src.file("inner", []byte("x"), 1024)}, 10))
+	big := randomBytes(8*mib, 3)
+	entries = append(entries, src.file("zbig", big, mib))
+	slices.SortFunc(entries, func(a, b tree.Node) int { return strings.Compare(a.Name, b.Name) })
+	root, err := NewPointRoot(src, src.point("m", fixtureTime, entries), Options{ReadAhead: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mountTest(t, root, Options{})
+	first := func(name string) keys.ID {
+		for _, e := range entries {
+			if e.Name == name {
+				return e.Extents[0].ID
+			}
+		}
+		t.Fatalf("no entry %q", name)
+		return keys.ID{}
+	}
+	fd, err := os.Open(filepath.Join(dir, "zbig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if err := unix.Fadvise(int(fd.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := fd.ReadAt(buf, 3*mib+8192); err != nil || !bytes.Equal(buf, big[3*mib+8192:3*mib+8192+4096]) {
+		t.Fatalf("read of zbig: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := src.chunkLoads(); n != 1 {
+		t.Errorf("a cold 4 KiB read in the middle of zbig loaded %d chunks, want 1", n)
+	}
+
+	if got, err := os.ReadFile(filepath.Join(dir, "b")); err != nil || len(got) != 10<<10 {
+		t.Fatalf("read b: %d bytes, %v", len(got), err)
+	}
+	// After b (bsub is a directory): c, d, e.
+	waitFor(t, "c, d and e loaded ahead", func() bool {
+		return src.loadCount(first("c")) == 1 && src.loadCount(first("d")) == 1 && src.loadCount(first("e")) == 1
+	})
+	time.Sleep(50 * time.Millisecond)
+	for _, name := range []string{"a", "f", "g"} {
+		if n := src.loadCount(first(name)); n != 0 {
+			t.Errorf("%s loaded %d times after reading b, want 0", name, n)
+		}
 	}
 }

@@ -34,6 +34,11 @@ func (c *partCache) get(ctx context.Context, id keys.ID) (*tree.Part, error) {
 	return p, nil
 }
 
+// cached returns the part id if the cache holds it, loading nothing.
+func (c *partCache) cached(id keys.ID) (*tree.Part, bool) {
+	return c.lru.Get(id)
+}
+
 // Sizes in memory of what a decoded part holds, for partBytes.
 const (
 	nodeBytes    = int64(unsafe.Sizeof(tree.Node{}))
