@@ -261,3 +261,46 @@ func TestImageContentsUnreadExt4(t *testing.T) {
 		t.Fatalf("want one line naming the image, the feature and azfs image mount, got:\n%s", logs.String())
 	}
 }
+
+// TestImageContentsMBRLogical: a logical partition of an MBR extended
+// partition (sfdisk's dos label) is p5, and its ext4 file system is
+// browsable; the extended partition itself is not listed.
+func TestImageContentsMBRLogical(t *testing.T) {
+	imagetest.Require(t, "sfdisk", "dd")
+	dir := t.TempDir()
+	files, ext4, disk := filepath.Join(dir, "files"), filepath.Join(dir, "ext4"), filepath.Join(dir, "disk.img")
+	imagetest.Source(t, files, false, 10)
+	imagetest.Ext4(t, ext4, files, 24)
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 28<<20); err != nil {
+		t.Fatal(err)
+	}
+	imagetest.Run(t, "label: dos\nsize=1MiB, type=83\ntype=5\nsize=24MiB, type=83\n", "sfdisk", "-q", disk)
+	var start string
+	for _, line := range strings.Split(imagetest.Run(t, "", "sfdisk", "-d", disk), "\n") {
+		if rest, ok := strings.CutPrefix(line, disk+"5 : start="); ok {
+			start, _, _ = strings.Cut(strings.TrimSpace(rest), ",")
+		}
+	}
+	if start == "" {
+		t.Fatal("sfdisk -d lists no partition 5")
+	}
+	imagetest.Run(t, "", "dd", "if="+ext4, "of="+disk, "bs=512", "seek="+start, "conv=notrunc", "status=none")
+	data, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newFakeSource()
+	pt := src.point("m", fixtureTime, []tree.Node{src.file("disk.img", data, 16<<10)})
+	root, err := NewPointRoot(src, pt, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := mountTest(t, root, Options{})
+	if got, want := dirNames(t, filepath.Join(mnt, "disk.img.contents")), []string{"p1", "p5", "p5.contents"}; !slices.Equal(got, want) {
+		t.Fatalf("disk.img.contents lists %q, want %q", got, want)
+	}
+	imagetest.CompareTree(t, files, imagetest.NewDir(filepath.Join(mnt, "disk.img.contents/p5.contents")), imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9})
+}
