@@ -547,7 +547,10 @@ func readResult(v *vault, readAt func([]byte, int64) (int, error), path string, 
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, v.report(err, path, "cannot read inside the image")
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	// A vector is written with writev: go-fuse would try to splice plain
+	// data through a pipe, which a 1 MiB read and its header overflow
+	// (a wasted attempt and a "trySplice" log line per read).
+	return fuse.ReadResultVector([][]byte{dest[:n]}), 0
 }
 
 // Statfs reports file system statistics.

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/azfs/azfs/diskimage/imagetest"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
@@ -303,4 +305,24 @@ func TestImageContentsMBRLogical(t *testing.T) {
 		t.Fatalf("disk.img.contents lists %q, want %q", got, want)
 	}
 	imagetest.CompareTree(t, files, imagetest.NewDir(filepath.Join(mnt, "disk.img.contents/p5.contents")), imagetest.Compare{Modes: true, Owners: true, MtimeGranularity: 1e9})
+}
+
+// vectorResult is what go-fuse writes with writev: its readResultVector.
+type vectorResult interface {
+	Slices() ([][]byte, fuse.Status)
+}
+
+// TestReadResultIsVector: a read inside an image answers with a vector,
+// which go-fuse writes with writev; it would try to splice plain data,
+// and fail and log a line for every 1 MiB read (the pipe holds 1 MiB, not
+// the read and its header).
+func TestReadResultIsVector(t *testing.T) {
+	dest := make([]byte, 1<<20)
+	res, errno := readResult(nil, func(p []byte, _ int64) (int, error) { return len(p), nil }, "x", dest, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	if _, ok := res.(vectorResult); !ok || res.Size() != len(dest) {
+		t.Fatalf("read result %T of %d bytes, want a vector of %d", res, res.Size(), len(dest))
+	}
 }
