@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -22,14 +22,6 @@ import (
 )
 
 var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0] = byte(seed)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
-}
 
 type fixture struct {
 	st    *mem.Store
@@ -45,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	dir := t.TempDir()
 	for name, data := range map[string][]byte{
 		"a":     []byte("a small file"),
-		"b":     randomBytes(2<<20, 1),
+		"b":     testfiles.RandomBytes(2<<20, 1),
 		"sub/c": []byte("another small file"),
 	} {
 		path := filepath.Join(dir, name)
@@ -305,7 +297,7 @@ func TestDamagedIndexFile(t *testing.T) {
 	if err := f.st.Delete(ctx, idx[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.Save(ctx, idx[0], randomBytes(500, 9)); err != nil {
+	if err := f.st.Save(ctx, idx[0], testfiles.RandomBytes(500, 9)); err != nil {
 		t.Fatal(err)
 	}
 	// The packs are adopted from their trailers, so only the index file

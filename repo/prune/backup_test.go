@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -63,13 +64,13 @@ func TestBackupRacingPrune(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	dir := t.TempDir()
-	files := map[string][]byte{"a": content(200<<10, 1), "b": content(200<<10, 2), "c": content(200<<10, 3)}
+	files := map[string][]byte{"a": testfiles.RandomBytes(200<<10, 1), "b": testfiles.RandomBytes(200<<10, 2), "c": testfiles.RandomBytes(200<<10, 3)}
 	writeTree(t, dir, files)
 	p1, err := backup.Run(ctx, f.open(), backup.Options{Paths: []string{dir}, Guard: guardOpts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	files["new"] = content(200<<10, 4) // the second run uploads one data pack
+	files["new"] = testfiles.RandomBytes(200<<10, 4) // the second run uploads one data pack
 	writeTree(t, dir, files)
 
 	var marked, decided *prune.Result
@@ -92,7 +93,7 @@ func TestBackupAfterMark(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	dir := t.TempDir()
-	files := map[string][]byte{"a": content(200<<10, 1), "b": content(200<<10, 2)}
+	files := map[string][]byte{"a": testfiles.RandomBytes(200<<10, 1), "b": testfiles.RandomBytes(200<<10, 2)}
 	writeTree(t, dir, files)
 	p1, err := backup.Run(ctx, f.open(), backup.Options{Paths: []string{dir}, Guard: guardOpts})
 	if err != nil {
@@ -192,9 +193,9 @@ func TestBackupBesideZeroMarginPrune(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	dir, other := t.TempDir(), t.TempDir()
-	files := map[string][]byte{"a": content(200<<10, 1), "b": content(200<<10, 2)}
+	files := map[string][]byte{"a": testfiles.RandomBytes(200<<10, 1), "b": testfiles.RandomBytes(200<<10, 2)}
 	writeTree(t, dir, files)
-	writeTree(t, other, map[string][]byte{"o": content(200<<10, 3)})
+	writeTree(t, other, map[string][]byte{"o": testfiles.RandomBytes(200<<10, 3)})
 	p0, err := backup.Run(ctx, f.open(), backup.Options{Paths: []string{other}, Guard: guardOpts})
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +204,7 @@ func TestBackupBesideZeroMarginPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files["new"] = content(200<<10, 4)
+	files["new"] = testfiles.RandomBytes(200<<10, 4)
 	writeTree(t, dir, files)
 
 	hooked := &onSave{Storage: f.st, prefix: "data/", fn: func() {

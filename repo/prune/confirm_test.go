@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/guard"
 	"github.com/azfs/azfs/repo/prune"
@@ -39,10 +40,10 @@ func TestGuardConfirmsPacksAfterNewMark(t *testing.T) {
 	ctx := context.Background()
 	st := &countLists{Storage: mem.New()}
 	f := newFixtureOn(t, st)
-	a, b := content(64<<10, 1), content(64<<10, 2)
+	a, b := testfiles.RandomBytes(64<<10, 1), testfiles.RandomBytes(64<<10, 2)
 	p1 := f.commit(map[string][]byte{"a": a})
 	p2 := f.commit(map[string][]byte{"b": b})
-	f.commit(map[string][]byte{"c": content(64<<10, 3)})
+	f.commit(map[string][]byte{"c": testfiles.RandomBytes(64<<10, 3)})
 	packA := f.packOf(blobID(f, a))
 
 	v, g, w := f.guardedWriter()
@@ -58,7 +59,7 @@ func TestGuardConfirmsPacksAfterNewMark(t *testing.T) {
 	if res := f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p2.ID}}); res.Marked != 2 {
 		t.Fatalf("prune with a margin: %+v", res)
 	}
-	p, err := store(ctx, v, w, map[string][]byte{"a": a, "x": content(1000, 4)})
+	p, err := store(ctx, v, w, map[string][]byte{"a": a, "x": testfiles.RandomBytes(1000, 4)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +83,8 @@ func TestGuardConfirmsNothingWithoutNewMark(t *testing.T) {
 	ctx := context.Background()
 	st := &countLists{Storage: mem.New()}
 	f := newFixtureOn(t, st)
-	a := content(64<<10, 1)
-	p1 := f.commit(map[string][]byte{"a": a, "b": content(64<<10, 2)})
+	a := testfiles.RandomBytes(64<<10, 1)
+	p1 := f.commit(map[string][]byte{"a": a, "b": testfiles.RandomBytes(64<<10, 2)})
 	f.commit(map[string][]byte{"a": a})
 	f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p1.ID}})
 

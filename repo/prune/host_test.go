@@ -10,6 +10,7 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/internal/hoststate"
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/prune"
 	"github.com/azfs/azfs/repo/storage/mem"
@@ -20,8 +21,8 @@ import (
 // backup, and changes nothing.
 func TestRefusesBesideHostBackup(t *testing.T) {
 	f := newFixture(t)
-	p1 := f.commit(map[string][]byte{"a": content(64<<10, 1)})
-	f.commit(map[string][]byte{"b": content(64<<10, 2)})
+	p1 := f.commit(map[string][]byte{"a": testfiles.RandomBytes(64<<10, 1)})
+	f.commit(map[string][]byte{"b": testfiles.RandomBytes(64<<10, 2)})
 	dir := hoststate.StateDir(t.TempDir(), "vault", "m")
 	bk, err := agent.TryLock(dir.BackupLock(), agent.Holder{PID: 4242, What: "azfs backup", Paths: []string{"/a"}})
 	if err != nil {
@@ -73,8 +74,8 @@ func TestHoldsHostBackupsWithShortMargin(t *testing.T) {
 			}
 		}}
 		f := newFixtureOn(t, st)
-		p1 := f.commit(map[string][]byte{"a": content(64<<10, 1)})
-		f.commit(map[string][]byte{"b": content(64<<10, 2)})
+		p1 := f.commit(map[string][]byte{"a": testfiles.RandomBytes(64<<10, 1)})
+		f.commit(map[string][]byte{"b": testfiles.RandomBytes(64<<10, 2)})
 		host := agent.HostBackups{Dir: dir, Prune: agent.Holder{PID: os.Getpid(), What: "azfs prune --no-backups-running"}}
 		f.prune(prune.Options{Margin: prune.MinMargin * time.Duration(c.margin), Purge: []keys.ID{p1.ID}, Backups: host})
 		if held != c.wantHeld || held && (during.PID != os.Getpid() || during.What != "azfs prune --no-backups-running") {

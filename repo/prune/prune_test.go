@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/check"
@@ -121,14 +121,6 @@ func (f *fixture) tryPrune(opts prune.Options) (*prune.Result, error) {
 		opts.MaxUnused = 1 // no repacking unless asked
 	}
 	return prune.RunAt(context.Background(), f.open(), opts, func() time.Time { return f.clock })
-}
-
-func content(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0], key[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
 }
 
 // commit stores files (one chunk each) as a point, the way a backup
@@ -296,7 +288,7 @@ func blobID(f *fixture, data []byte) keys.ID { return f.ks.ID(keys.KindData, dat
 
 func TestMarkThenDeleteAfterMargin(t *testing.T) {
 	f := newFixture(t)
-	a, b, c := content(64<<10, 1), content(64<<10, 2), content(64<<10, 3)
+	a, b, c := testfiles.RandomBytes(64<<10, 1), testfiles.RandomBytes(64<<10, 2), testfiles.RandomBytes(64<<10, 3)
 	keep := map[string][]byte{"a": a, "b": b}
 	p1 := f.commit(keep)
 	p2 := f.commit(map[string][]byte{"c": c})
@@ -346,7 +338,7 @@ func TestMarkThenDeleteAfterMargin(t *testing.T) {
 // that did not see it) needs a marked pack: the pack stays.
 func TestRescueNeededAgain(t *testing.T) {
 	f := newFixture(t)
-	a, b := content(64<<10, 1), content(64<<10, 2)
+	a, b := testfiles.RandomBytes(64<<10, 1), testfiles.RandomBytes(64<<10, 2)
 	f.commit(map[string][]byte{"a": a})
 	p2 := f.commit(map[string][]byte{"b": b})
 	packB := f.packOf(blobID(f, b))
@@ -372,7 +364,7 @@ func TestRescueNeededAgain(t *testing.T) {
 func TestKeepObject(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	a := content(64<<10, 1)
+	a := testfiles.RandomBytes(64<<10, 1)
 	p1 := f.commit(map[string][]byte{"a": a})
 	packA := f.packOf(blobID(f, a))
 
@@ -415,7 +407,7 @@ func TestKeepObject(t *testing.T) {
 func TestGuardStoresMarkedBlobsAgain(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	a := content(64<<10, 1)
+	a := testfiles.RandomBytes(64<<10, 1)
 	p1 := f.commit(map[string][]byte{"a": a})
 	packA := f.packOf(blobID(f, a))
 	f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p1.ID}})
@@ -484,7 +476,7 @@ func TestRepack(t *testing.T) {
 
 func TestZeroMarginDeletesInOneRun(t *testing.T) {
 	f := newFixture(t)
-	a, b := content(64<<10, 1), content(64<<10, 2)
+	a, b := testfiles.RandomBytes(64<<10, 1), testfiles.RandomBytes(64<<10, 2)
 	p1 := f.commit(map[string][]byte{"a": a})
 	p2 := f.commit(map[string][]byte{"b": b})
 	packB := f.packOf(blobID(f, b))
@@ -506,7 +498,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	p1 := f.commit(all)
 	f.commit(map[string][]byte{"f0": all["f0"]})
 	f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p1.ID}, MaxUnused: 1})
-	f.commit(map[string][]byte{"x": content(1000, 99)})
+	f.commit(map[string][]byte{"x": testfiles.RandomBytes(1000, 99)})
 	before := f.names("")
 	f.clock = f.clock.Add(margin)
 	res := f.prune(prune.Options{Margin: margin, DryRun: true, MaxUnused: 0.01})
@@ -521,8 +513,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 func TestRefusesUnreadablePoints(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	p1 := f.commit(map[string][]byte{"a": content(1000, 1)})
-	f.commit(map[string][]byte{"b": content(1000, 2)})
+	p1 := f.commit(map[string][]byte{"a": testfiles.RandomBytes(1000, 1)})
+	f.commit(map[string][]byte{"b": testfiles.RandomBytes(1000, 2)})
 	name := "points/" + p1.ID.String()
 	b, err := f.st.Load(ctx, name, 0, -1)
 	if err != nil {
@@ -547,7 +539,7 @@ func TestRefusesUnreadablePoints(t *testing.T) {
 func TestRefusesMissingBlobs(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	a := content(1000, 1)
+	a := testfiles.RandomBytes(1000, 1)
 	f.commit(map[string][]byte{"a": a})
 	if err := f.st.Delete(ctx, f.packOf(blobID(f, a))); err != nil {
 		t.Fatal(err)
@@ -560,7 +552,7 @@ func TestRefusesMissingBlobs(t *testing.T) {
 func TestLock(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	f.commit(map[string][]byte{"a": content(1000, 1)})
+	f.commit(map[string][]byte{"a": testfiles.RandomBytes(1000, 1)})
 	lock := func(at time.Time) {
 		t.Helper()
 		_ = f.st.Delete(ctx, prune.LockName)
@@ -590,7 +582,7 @@ func TestLock(t *testing.T) {
 func TestInvalidMarks(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	a := content(1000, 1)
+	a := testfiles.RandomBytes(1000, 1)
 	f.commit(map[string][]byte{"a": a})
 	pack := f.packOf(blobID(f, a))
 	id, _ := keys.ParseID(pack[len("data/xx/"):])
@@ -617,7 +609,7 @@ func TestInvalidMarks(t *testing.T) {
 func TestReadersTolerateSupersession(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	a, b := content(1000, 1), content(1000, 2)
+	a, b := testfiles.RandomBytes(1000, 1), testfiles.RandomBytes(1000, 2)
 	p1 := f.commit(map[string][]byte{"a": a})
 	p2 := f.commit(map[string][]byte{"b": b})
 	gone := keys.ID{0xab}
@@ -682,7 +674,7 @@ func (g *ghosts) List(ctx context.Context, prefix string, fn func(storage.Info) 
 func TestGuardLate(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	f.commit(map[string][]byte{"a": content(1000, 1)})
+	f.commit(map[string][]byte{"a": testfiles.RandomBytes(1000, 1)})
 	start := func(tol time.Duration) *guard.Guard {
 		g, err := guard.Start(ctx, f.open(), guard.Options{Every: time.Hour, Tolerance: tol}, func(error) {})
 		if err != nil {
@@ -755,7 +747,7 @@ func (s *slowList) List(ctx context.Context, prefix string, fn func(storage.Info
 // own margin and the prune's.
 func TestSmallerMarginActsOnOlderMarks(t *testing.T) {
 	f := newFixture(t)
-	a, b := content(1000, 1), content(1000, 2)
+	a, b := testfiles.RandomBytes(1000, 1), testfiles.RandomBytes(1000, 2)
 	p1 := f.commit(map[string][]byte{"a": a})
 	p2 := f.commit(map[string][]byte{"b": b})
 	f.prune(prune.Options{Margin: margin, Purge: []keys.ID{p2.ID}})
@@ -771,7 +763,7 @@ func TestSmallerMarginActsOnOlderMarks(t *testing.T) {
 func manyFiles(n, size int) map[string][]byte {
 	all := make(map[string][]byte, n)
 	for i := range n {
-		all[fmt.Sprintf("f%d", i)] = content(size, uint64(i))
+		all[fmt.Sprintf("f%d", i)] = testfiles.RandomBytes(size, uint64(i))
 	}
 	return all
 }

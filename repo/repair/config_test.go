@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -40,7 +41,7 @@ func newRoot(t *testing.T, copies bool) *rootFixture {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "f"), randomBytes(10<<10, 1), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "f"), testfiles.RandomBytes(10<<10, 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Machine: "m"}); err != nil {

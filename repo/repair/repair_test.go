@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -23,14 +23,6 @@ import (
 )
 
 var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
-
-func randomBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0] = byte(seed)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
-}
 
 type fixture struct {
 	st   *mem.Store
@@ -51,8 +43,8 @@ func newFixture(t *testing.T) *fixture {
 		dir := t.TempDir()
 		for name, data := range map[string][]byte{
 			"a":     []byte("a small file"),
-			"b":     randomBytes(2<<20, uint64(1+i)),
-			"sub/c": randomBytes(100<<10, uint64(10+i)),
+			"b":     testfiles.RandomBytes(2<<20, uint64(1+i)),
+			"sub/c": testfiles.RandomBytes(100<<10, uint64(10+i)),
 		} {
 			path := filepath.Join(dir, name)
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -130,7 +122,7 @@ func (f *fixture) repair(t *testing.T, apply bool) *repair.AreaReport {
 	return rep
 }
 
-func hex64(seed uint64) string { return hex.EncodeToString(randomBytes(32, seed)) }
+func hex64(seed uint64) string { return hex.EncodeToString(testfiles.RandomBytes(32, seed)) }
 
 // Finding 5: what a create-only credential can upload where azfs lists
 // (points/, index/, tombstones/) fails check and prune until repair moves
@@ -146,7 +138,7 @@ func TestQuarantineJunk(t *testing.T) {
 		"tombstones/" + hex64(102), // a tombstone that does not authenticate
 	}
 	for i, name := range junk {
-		f.save(t, name, randomBytes(300, uint64(200+i)))
+		f.save(t, name, testfiles.RandomBytes(300, uint64(200+i)))
 	}
 	// Another key's point: sealed under a key the area names (keyids/)
 	// but this reader lacks.
@@ -207,8 +199,8 @@ func TestQuarantineJunk(t *testing.T) {
 
 	// The same junk uploaded again goes to the same name; other bytes
 	// under that name get one of their own.
-	f.save(t, junk[0], randomBytes(300, 200))
-	f.save(t, junk[2], randomBytes(300, 999))
+	f.save(t, junk[0], testfiles.RandomBytes(300, 200))
+	f.save(t, junk[2], testfiles.RandomBytes(300, 999))
 	again := f.repair(t, true)
 	if got := movedNames(again); len(got) != 2 {
 		t.Fatalf("second repair moved %q", got)
@@ -252,7 +244,7 @@ func TestRebuildIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	staleID, err := v.SaveObject(ctx, repo.IndexPrefix, keys.KindIndex, (&index.File{Packs: []index.PackBlobs{
-		{Pack: keys.ID(randomBytes(32, 300)), Entries: []pack.Entry{{Kind: keys.KindData, ID: keys.ID(randomBytes(32, 301)), Offset: 0, Length: 100}}},
+		{Pack: keys.ID(testfiles.RandomBytes(32, 300)), Entries: []pack.Entry{{Kind: keys.KindData, ID: keys.ID(testfiles.RandomBytes(32, 301)), Offset: 0, Length: 100}}},
 		{Pack: packID(t, packs[0]), Entries: entries},
 	}}).Encode())
 	if err != nil {
