@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
+	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
@@ -218,7 +219,7 @@ func (f *policyFlags) apply(cur policy.Policy, name string, args []string) (poli
 
 // edit returns the change the flags and args ask for.
 func (f *policyFlags) edit(args []string) (policy.Edit, error) {
-	e := policy.Edit{FirstZone: cli.LocalZone(), Set: *f.set}
+	e := policy.Edit{FirstZone: hoststate.LocalZone(), Set: *f.set}
 	if f.fs.Changed("timezone") {
 		e.TimeZone = *f.zone
 	}

@@ -2,8 +2,9 @@
 // kept beside the keyring in the config directory (Dir): the lock files that
 // the agent and the commands share, whether automatic backups are disabled,
 // the last points a backup here committed, and the newest point this host
-// has seen the area show (package rollback). The agent, the commands and
-// cmd/internal/cli use it; it holds no vault keys.
+// has seen the area show (package rollback); and what it knows of this host
+// itself: its name (Hostname) and time zone (LocalZone). The agent, the
+// commands and cmd/internal/cli use it; it holds no vault keys.
 package hoststate
 
 import (
