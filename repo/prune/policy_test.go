@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/policy"
@@ -30,7 +31,7 @@ func TestRunWithPolicy(t *testing.T) {
 	}
 	var points []*repo.Point
 	for i := range 3 {
-		p, err := store(ctx, v, v.NewWriter(ctx, 1), map[string][]byte{"f": content(1000, uint64(i))})
+		p, err := store(ctx, v, v.NewWriter(ctx, 1), map[string][]byte{"f": testfiles.RandomBytes(1000, uint64(i))})
 		if err != nil {
 			t.Fatal(err)
 		}
