@@ -40,7 +40,7 @@ func buildPack(t *testing.T, ks *keys.KeySet, blobs []blob) (keys.ID, []byte, []
 	w := pack.NewWriter()
 	size := 0
 	for i, b := range blobs {
-		payload := pack.EncodePayload(nil, b.plain, pack.CompressDefault)
+		payload := pack.EncodePayload(nil, b.plain, pack.CompressFast)
 		sealed := s.Seal(nil, b.kind, b.id, payload)
 		w.Add(b.kind, b.id, sealed)
 		size += len(sealed)
@@ -279,7 +279,7 @@ func TestPayloadCompression(t *testing.T) {
 		{"random 1 MiB (sampled)", random, 0},
 		{"zeros 4 MiB", make([]byte, 4<<20), 1},
 	} {
-		payload := pack.EncodePayload(nil, tc.plain, pack.CompressDefault)
+		payload := pack.EncodePayload(nil, tc.plain, pack.CompressFast)
 		if len(payload) == 0 || payload[0] != tc.encoding {
 			t.Errorf("%s: encoding byte %v, want %d", tc.name, payload[:min(1, len(payload))], tc.encoding)
 			continue
@@ -300,7 +300,7 @@ func TestPayloadCompression(t *testing.T) {
 		}
 		// Both append to dst.
 		prefix := []byte("dst")
-		withPrefix := pack.EncodePayload(bytes.Clone(prefix), tc.plain, pack.CompressDefault)
+		withPrefix := pack.EncodePayload(bytes.Clone(prefix), tc.plain, pack.CompressFast)
 		if !bytes.Equal(withPrefix[:3], prefix) || !bytes.Equal(withPrefix[3:], payload) {
 			t.Errorf("%s: EncodePayload with a dst does not append the same payload", tc.name)
 		}
@@ -312,11 +312,11 @@ func TestPayloadCompression(t *testing.T) {
 }
 
 func TestDecodePayloadRejects(t *testing.T) {
-	zeros := pack.EncodePayload(nil, make([]byte, 1<<20), pack.CompressDefault)
+	zeros := pack.EncodePayload(nil, make([]byte, 1<<20), pack.CompressFast)
 	if zeros[0] != 1 {
 		t.Fatalf("1 MiB of zeros was not compressed")
 	}
-	raw := pack.EncodePayload(nil, testfiles.RandomBytes(1000, 1), pack.CompressDefault)
+	raw := pack.EncodePayload(nil, testfiles.RandomBytes(1000, 1), pack.CompressFast)
 	corrupt := bytes.Clone(zeros)
 	corrupt[len(corrupt)/2] ^= 0xff
 	for _, tc := range []struct {
@@ -357,7 +357,7 @@ func TestRegap(t *testing.T) {
 	for i := range 3 {
 		plain := testfiles.RandomBytes(1000+i, uint64(i))
 		id := ks.ID(keys.KindData, plain)
-		b := sealer.Seal(nil, keys.KindData, id, pack.EncodePayload(nil, plain, pack.CompressDefault))
+		b := sealer.Seal(nil, keys.KindData, id, pack.EncodePayload(nil, plain, pack.CompressFast))
 		sealed = append(sealed, b)
 		w.Add(keys.KindData, id, b)
 	}
@@ -391,7 +391,7 @@ func TestRegap(t *testing.T) {
 func TestPayloadSampling(t *testing.T) {
 	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 10000))[:400<<10]
 	plain := append(append(bytes.Clone(text), testfiles.RandomBytes(200<<10, 7)...), text...)
-	payload := pack.EncodePayload(nil, plain, pack.CompressDefault)
+	payload := pack.EncodePayload(nil, plain, pack.CompressFast)
 	if payload[0] != 1 || len(payload) > len(plain)/2 {
 		t.Errorf("payload of %d bytes, encoding %d, for %d bytes of which 200 KiB in the middle are random: want it compressed", len(payload), payload[0], len(plain))
 	}
@@ -405,7 +405,7 @@ func TestPayloadSampling(t *testing.T) {
 // before, still decode.
 func TestPayloadNoChecksum(t *testing.T) {
 	plain := []byte(strings.Repeat("compressible text, ", 1000))
-	payload := pack.EncodePayload(nil, plain, pack.CompressDefault)
+	payload := pack.EncodePayload(nil, plain, pack.CompressFast)
 	var h zstd.Header
 	if err := h.Decode(payload[1:]); err != nil {
 		t.Fatal(err)
@@ -427,7 +427,7 @@ func TestPayloadNoChecksum(t *testing.T) {
 }
 
 func TestParseCompression(t *testing.T) {
-	for _, c := range []pack.Compression{pack.CompressDefault, pack.CompressFastest} {
+	for _, c := range []pack.Compression{pack.CompressSmall, pack.CompressFast} {
 		if got, err := pack.ParseCompression(c.String()); err != nil || got != c {
 			t.Errorf("ParseCompression(%q) = %v, %v; want %v", c.String(), got, err, c)
 		}

@@ -20,16 +20,16 @@ const (
 type Compression uint8
 
 const (
-	// CompressDefault is zstd's default level (about 3): on the bench
-	// corpus about 4% fewer stored bytes than CompressFastest for about
-	// 1.7 times its compression CPU.
-	CompressDefault Compression = iota
-	// CompressFastest is zstd's fastest level.
-	CompressFastest
+	// CompressFast is zstd's fastest level, the default.
+	CompressFast Compression = iota
+	// CompressSmall is zstd's default level (about 3): on the bench corpus
+	// about 4% fewer stored bytes than CompressFast for about 1.6 times
+	// its compression CPU (1.6 times a whole first backup's CPU).
+	CompressSmall
 )
 
 // compressionNames are the names ParseCompression takes, by Compression.
-var compressionNames = [...]string{CompressDefault: "default", CompressFastest: "fastest"}
+var compressionNames = [...]string{CompressFast: "fast", CompressSmall: "small"}
 
 func (c Compression) String() string {
 	if int(c) < len(compressionNames) {
@@ -38,15 +38,14 @@ func (c Compression) String() string {
 	return fmt.Sprintf("compression(%d)", c)
 }
 
-// ParseCompression returns the Compression named s ("default" or
-// "fastest").
+// ParseCompression returns the Compression named s ("fast" or "small").
 func ParseCompression(s string) (Compression, error) {
 	for c, name := range compressionNames {
 		if s == name {
 			return Compression(c), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown compression %q: want default or fastest", s)
+	return 0, fmt.Errorf("unknown compression %q: want fast or small", s)
 }
 
 var (
@@ -61,9 +60,12 @@ func codecs() {
 		// EncodeAll runs at most "concurrency" encodings at once: one per
 		// core. The sealed payload is authenticated (AEAD), so zstd's own
 		// checksum would only cost an xxhash of every chunk written and read.
-		for c, level := range [...]zstd.EncoderLevel{CompressDefault: zstd.SpeedDefault, CompressFastest: zstd.SpeedFastest} {
+		// Entropy-coding the literals of blocks without matches (the
+		// default level's habit) saves about 0.5% at the fastest level on the
+		// bench corpus, for no measurable CPU.
+		for c, level := range [...]zstd.EncoderLevel{CompressFast: zstd.SpeedFastest, CompressSmall: zstd.SpeedDefault} {
 			var err error
-			encoders[c], err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false))
+			encoders[c], err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false), zstd.WithAllLitEntropyCompression(true))
 			if err != nil {
 				panic("zstd encoder: " + err.Error()) // only fails on invalid options
 			}
@@ -115,7 +117,7 @@ func compressible(plain []byte) bool {
 	out := (*bp)[:0]
 	for i := 1; i <= sampleCount; i++ {
 		at := len(plain)*i/(sampleCount+1) - sampleLen/2
-		out = encoders[CompressFastest].EncodeAll(plain[at:at+sampleLen], out)
+		out = encoders[CompressFast].EncodeAll(plain[at:at+sampleLen], out)
 	}
 	*bp = out
 	const all = sampleCount * sampleLen
