@@ -1,7 +1,9 @@
 package local
 
 import (
+	"errors"
 	"os"
+	"syscall"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -12,8 +14,7 @@ import (
 // resolving the name, stat, pread and close.
 const openFiles = 32
 
-// handle is an object kept open for reading, with its size: objects are
-// immutable, so the size found at open stays right.
+// handle is an object kept open for reading, with its size.
 type handle struct {
 	f    *os.File
 	size int64
@@ -46,6 +47,28 @@ func (h *handles) keep(name string, hd handle) handle {
 		return kept
 	}
 	return hd
+}
+
+// current returns h with its file's size now while that file is still the
+// object name, else it drops h. Objects are immutable, but another process
+// may delete one (a prune run elsewhere, or outside interference) or damage
+// it (truncation): a Load must then see what opening the object would, not
+// the file as it was. One fstat costs far less than opening again.
+func (h *handles) current(name string, hd handle) (handle, bool) {
+	fi, err := hd.f.Stat()
+	if errors.Is(err, os.ErrClosed) {
+		return handle{}, false // it left the cache meanwhile
+	}
+	if err != nil {
+		h.drop(name)
+		return handle{}, false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+		h.drop(name)
+		return handle{}, false
+	}
+	hd.size = fi.Size()
+	return hd, true
 }
 
 // drop closes name's handle, if kept: name was deleted.

@@ -3,12 +3,15 @@ package local_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/azfs/azfs/repo/storage"
 )
 
 // openBelow returns how many of this process's descriptors are open on
@@ -30,9 +33,8 @@ func openBelow(t *testing.T, dir string) int {
 }
 
 // TestLoadKeepsFilesOpen: Load reads an object again from the file it
-// opened before (an object replaced behind the vault's back still reads as
-// it was: objects are immutable), keeps a bounded number of files open,
-// and Close closes them all; Delete closes the object's file.
+// opened before, keeps a bounded number of files open, and Close closes
+// them all; Delete closes the object's file.
 func TestLoadKeepsFilesOpen(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -49,14 +51,6 @@ func TestLoadKeepsFilesOpen(t *testing.T) {
 	}
 	if n := openBelow(t, root); n != 1 {
 		t.Fatalf("after one Load, %d files open below the vault, want 1", n)
-	}
-	// Replace the object's file: the kept file still reads what was saved.
-	path := filepath.Join(root, filepath.FromSlash(name(0)))
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte("replaced"), 0o600); err != nil {
-		t.Fatal(err)
 	}
 	if b, err := d.Load(ctx, name(0), 8, 1); err != nil || string(b) != "0" {
 		t.Fatalf("Load from the kept file = %q, %v; want %q", b, err, "0")
@@ -84,9 +78,53 @@ func TestLoadKeepsFilesOpen(t *testing.T) {
 	if n := openBelow(t, root); n != 0 {
 		t.Errorf("after Close, %d files open below the vault, want 0", n)
 	}
-	// Still usable: the object now on disk is read.
-	if b, err := d.Load(ctx, name(0), 0, -1); err != nil || string(b) != "replaced" {
-		t.Errorf("Load after Close = %q, %v; want %q", b, err, "replaced")
+	// Still usable.
+	if b, err := d.Load(ctx, name(0), 0, -1); err != nil || string(b) != "content 0" {
+		t.Errorf("Load after Close = %q, %v; want %q", b, err, "content 0")
+	}
+}
+
+// TestLoadSeesOutsideChanges: a kept file answers as opening the object
+// would when another process changed the vault behind this one's back
+// (the heal loop's damage, a prune run elsewhere): a truncated object is
+// read at its new size, a deleted one is not found, a replaced one reads
+// its new content.
+func TestLoadSeesOutsideChanges(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d := newDir(t, root)
+	for _, n := range []string{"data/a", "data/b", "data/c"} {
+		if err := d.Save(ctx, n, []byte("0123456789")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Load(ctx, n, 0, -1); err != nil { // kept open
+			t.Fatal(err)
+		}
+	}
+	path := func(n string) string { return filepath.Join(root, filepath.FromSlash(n)) }
+	if err := os.Truncate(path("data/a"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.Load(ctx, "data/a", 0, -1); err != nil || string(b) != "0123" {
+		t.Errorf("Load of a truncated object = %q, %v; want %q", b, err, "0123")
+	}
+	if _, err := d.Load(ctx, "data/a", 6, 2); !errors.Is(err, storage.ErrRange) {
+		t.Errorf("Load beyond a truncated object's end: %v, want ErrRange", err)
+	}
+	if err := os.Remove(path("data/b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Load(ctx, "data/b", 0, -1); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Load of a deleted object: %v, want ErrNotFound", err)
+	}
+	if err := os.WriteFile(path("data/c")+".new", []byte("replaced"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path("data/c")+".new", path("data/c")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.Load(ctx, "data/c", 0, -1); err != nil || string(b) != "replaced" {
+		t.Errorf("Load of a replaced object = %q, %v; want %q", b, err, "replaced")
 	}
 }
 

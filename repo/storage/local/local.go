@@ -291,6 +291,9 @@ func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte,
 		return nil, err
 	}
 	h, ok := d.files.get(name)
+	if ok {
+		h, ok = d.files.current(name, h)
+	}
 	if !ok {
 		var err error
 		if h, err = d.openObject(name); err != nil {
