@@ -7,6 +7,11 @@ import (
 	"os"
 )
 
-func fadviseRandom(*os.File) error {
-	return errors.New("-fadvise-random is not supported on this platform")
+const (
+	fadvRandom   = 1
+	fadvDontNeed = 4
+)
+
+func fadvise(*os.File, uintptr) error {
+	return errors.New("-fadvise-random and -fadvise-dontneed are not supported on this platform")
 }

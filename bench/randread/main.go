@@ -1,12 +1,16 @@
 // Command randread measures the latency of random, block-aligned reads of
 // one file (used by bench/bench.sh to measure reads through a FUSE mount).
 //
-//	randread -file F [-n 200] [-size 4096] [-seed 0] [-fadvise-random]
+//	randread -file F [-n 200] [-size 4096] [-seed 0] [-fadvise-random] [-fadvise-dontneed]
 //
 // With -fadvise-random the file is opened with POSIX_FADV_RANDOM: the kernel
 // then does no read-ahead, so a page-cache miss costs exactly one small read
 // from the filesystem (without it, read-ahead of a few 100 KiB to MiB per miss
 // can turn most of the 200 reads into page-cache hits).
+//
+// With -fadvise-dontneed the file's pages are first dropped from the page
+// cache (POSIX_FADV_DONTNEED): every read then reaches the filesystem, whose
+// own caches a first pass may have warmed.
 //
 // It prints one line: "n=200 size=4096 p50_ms=0.123 p90_ms=0.456 max_ms=1.2".
 package main
@@ -27,6 +31,7 @@ func main() {
 	size := flag.Int("size", 4096, "read size in bytes; offsets are aligned to it")
 	seed := flag.Uint64("seed", 0, "random seed (0: time-based)")
 	advRandom := flag.Bool("fadvise-random", false, "posix_fadvise(POSIX_FADV_RANDOM): no kernel read-ahead")
+	advDontNeed := flag.Bool("fadvise-dontneed", false, "posix_fadvise(POSIX_FADV_DONTNEED) first: drop the file's cached pages")
 	flag.Parse()
 	if *file == "" || *n <= 0 || *size <= 0 {
 		flag.Usage()
@@ -41,8 +46,14 @@ func main() {
 		os.Exit(1)
 	}
 	defer f.Close()
+	if *advDontNeed {
+		if err := fadvise(f, fadvDontNeed); err != nil {
+			fmt.Fprintln(os.Stderr, "randread: fadvise:", err)
+			os.Exit(1)
+		}
+	}
 	if *advRandom {
-		if err := fadviseRandom(f); err != nil {
+		if err := fadvise(f, fadvRandom); err != nil {
 			fmt.Fprintln(os.Stderr, "randread: fadvise:", err)
 			os.Exit(1)
 		}
