@@ -94,6 +94,31 @@ safe_rm() {
 	done
 }
 
+# discard PATH...: sets a tree the harness wrote aside (a rename into .discarded beside it)
+# instead of deleting it between timed steps: on ext4 without a journal (as on the machines
+# here), creating files within about 30 s of deleting thousands scans past every recently
+# deleted inode (recently_deleted in the inode allocator), which made the step after an
+# `rm -rf` of the previous copy spend most of its time there (bench/restore.sh's note).
+# The set-aside trees are deleted when free space runs short (then 31 s pass before the
+# next step) and on exit.
+DISCARDED=()
+discard() {
+	local p d kb
+	for p; do
+		[[ -e $p || -L $p ]] || continue
+		d=$(dirname -- "$p")/.discarded
+		mkdir -p "$d"
+		mv -- "$p" "$(mktemp -u "$d/t.XXXXXX")"
+		[[ " ${DISCARDED[*]} " == *" $d "* ]] || DISCARDED+=("$d")
+		kb=$(df -Pk "$d" | awk 'NR == 2 { print $4 }')
+		if ((kb < 3 * ${CORPUS_BYTES:-1000000000} / 1024)); then
+			safe_rm "${DISCARDED[@]}"
+			sync
+			sleep 31
+		fi
+	done
+}
+
 unmount_dir() {
 	local mnt=$1
 	mountpoint -q "$mnt" 2>/dev/null || return 0
@@ -250,7 +275,7 @@ measure_references() {
 		add ref.cp_cpu "$T_CPU"
 		log "reference run $i: cat $cat_s s, cp -a $T_WALL s"
 		sync
-		safe_rm "$SCRATCH/ref-cp"
+		discard "$SCRATCH/ref-cp"
 	done
 }
 
@@ -386,7 +411,7 @@ mount_run() {
 	unmount_tool "$t"
 
 	start_mount "$t" "$i-cp" || return 0
-	safe_rm "$out"
+	discard "$out"
 	sync
 	cpu0=$(proc_cpu "$MPID")
 	run_timed /dev/null "$LOGS/$t-$i-cp.err" cp -a "$MTARGET" "$out"
@@ -402,7 +427,7 @@ mount_run() {
 	unmount_tool "$t"
 	sync
 	if ((i == 1)); then verify "$t" "$out"; fi
-	safe_rm "$out"
+	discard "$out"
 
 	for mode in plain fadv; do
 		if [[ $mode == plain ]]; then key=rr args=(); else key=rrf args=(-fadvise-random); fi
@@ -490,7 +515,7 @@ blob_mount_run() {
 	safe_rm "$XDG_CACHE_HOME" && mkdir -p "$XDG_CACHE_HOME" # cold: no on-disk cache yet
 	for c in cold warm; do
 		start_mount "$t" "$i-$c" || return 0
-		safe_rm "$out"
+		discard "$out"
 		sync
 		run_timed /dev/null "$LOGS/$t-$i-$c.err" cp -a "$MTARGET" "$out"
 		((T_RC == 0)) || contract "$t run $i: cp -a ($c) out of the mount failed (rc=$T_RC): $(errtail "$LOGS/$t-$i-$c.err")"
@@ -505,7 +530,7 @@ blob_mount_run() {
 				contract "cp -a out of $t's mount differs from the source (see $LOGS/$t-diff.txt)"
 		fi
 		sync
-		safe_rm "$out"
+		discard "$out"
 	done
 }
 
@@ -557,6 +582,7 @@ harness_cleanup() {
 	for pid in "${!ACTIVE[@]}"; do stop_mount "$pid"; done
 	for m in "${MOUNT_DIRS[@]}"; do unmount_dir "$m"; done
 	stop_azurite
+	safe_rm "${DISCARDED[@]}"
 	if [[ ${BENCH_KEEP_STATE:-0} == 1 ]]; then
 		safe_rm "$SCRATCH" "$BIN"
 		log "kept state in $WORK"

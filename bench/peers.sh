@@ -309,13 +309,13 @@ restore_run() {
 	local t=$1 i=$2 dir=$OUT/restore-$1
 	if dead "$t"; then return 0; fi
 	use_state "$t"
-	safe_rm "$dir" && mkdir -p "$dir"
+	discard "$dir" && mkdir -p "$dir"
 	restore_cmd "$t" "$dir"
 	if timed_step "$t" "$i" restore "${RCMD[@]}"; then
 		add "$t.restore_mbps" "$(mbps "$T_WALL")"
 		if ((i == 1)); then verify "$t-restore" "$RTARGET"; fi
 	fi
-	safe_rm "$dir"
+	discard "$dir"
 }
 
 # apply_edits ROUND: about 31 MB of changes to the tree: 24 regions of 1 MiB of big.bin
