@@ -11,6 +11,7 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
+	"github.com/azfs/azfs/keys/cert/certtest"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/signed"
 	"github.com/azfs/azfs/repo/storage/local"
@@ -34,19 +35,6 @@ func otherOwner() *keys.OwnerKeys {
 	return &keys.OwnerKeys{Version: 1, Vault: "fuzz-vault", SignSeed: seed(0x11), Escrow: seed(0x31)}
 }
 
-func testCert(t testing.TB, file string) *cert.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "keys", "cert", "testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cert.ParseCertificate(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestAddCurrent: the newest certificate the owner added is current, and
 // List returns every verified one in order.
 func TestAddCurrent(t *testing.T) {
@@ -56,7 +44,7 @@ func TestAddCurrent(t *testing.T) {
 	if _, err := Current(ctx, st, owner.Public()); !errors.Is(err, ErrNoCertificate) {
 		t.Fatalf("Current of a passphrase-mode vault: %v, want ErrNoCertificate", err)
 	}
-	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	ec, rsa := certtest.Certificate(t, "ec.crt"), certtest.Certificate(t, "rsa.crt")
 	for _, c := range []*cert.Certificate{ec, rsa} {
 		if err := Add(ctx, st, owner, c); err != nil {
 			t.Fatal(err)
@@ -88,7 +76,7 @@ func TestAddCurrent(t *testing.T) {
 func TestCurrentRefuses(t *testing.T) {
 	ctx := context.Background()
 	owner := testOwner()
-	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	ec, rsa := certtest.Certificate(t, "ec.crt"), certtest.Certificate(t, "rsa.crt")
 	planted, err := signed.Encode(otherOwner(), signContext, body{Seq: 2, ID: rsa.ID(), PEM: rsa.PEM()})
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +144,7 @@ func TestLegacyCertificates(t *testing.T) {
 	ctx := context.Background()
 	st := mem.New()
 	owner := testOwner()
-	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	ec, rsa := certtest.Certificate(t, "ec.crt"), certtest.Certificate(t, "rsa.crt")
 	if err := st.Save(ctx, Prefix+"000001", legacyObjectBytes(t, owner, 1, ec)); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +177,7 @@ func TestLegacyCertificates(t *testing.T) {
 // for its place, and it then holds the certificate its ID names.
 func FuzzDecode(f *testing.F) {
 	owner := testOwner()
-	c := testCert(f, "ec.crt")
+	c := certtest.Certificate(f, "ec.crt")
 	valid, err := signed.Encode(owner, signContext, body{Seq: 1, ID: c.ID(), PEM: c.PEM()})
 	if err != nil {
 		f.Fatal(err)
@@ -235,7 +223,7 @@ func TestBaselineVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, rsa := testCert(t, "ec.crt"), testCert(t, "rsa.crt")
+	ec, rsa := certtest.Certificate(t, "ec.crt"), certtest.Certificate(t, "rsa.crt")
 	if c, err := Current(ctx, st, *root.Owner); err != nil || c.ID() != ec.ID() {
 		t.Fatalf("Current of the baseline vault: %v, %v; want the EC certificate", c, err)
 	}

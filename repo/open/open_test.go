@@ -11,7 +11,7 @@ import (
 
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/keys/cert"
+	"github.com/azfs/azfs/keys/cert/certtest"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
@@ -333,20 +333,6 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
-// certificate reads a test certificate of package keys/cert.
-func certificate(t *testing.T, name string) *cert.Certificate {
-	t.Helper()
-	b, err := os.ReadFile("../../keys/cert/testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cert.ParseCertificate(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestCurrentCertificate: the vault's certificate is taken only when the
 // owner keys this host trusts signed it: a certificate another key signed
 // is refused, even with a root config naming that key, when this host
@@ -358,7 +344,7 @@ func TestCurrentCertificate(t *testing.T) {
 	if c, err := o.CurrentCertificate(ctx); c != nil || err != nil {
 		t.Fatalf("passphrase mode: %v, %v; want none", c, err)
 	}
-	ec := certificate(t, "ec.crt")
+	ec := certtest.Certificate(t, "ec.crt")
 	if err := certs.Add(ctx, f.st, f.owner, ec); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +354,7 @@ func TestCurrentCertificate(t *testing.T) {
 
 	// A storage adds its own certificate, signed by its own key.
 	forger := otherOwner(t)
-	rsa := certificate(t, "rsa.crt")
+	rsa := certtest.Certificate(t, "rsa.crt")
 	if err := certs.Add(ctx, f.st, forger, rsa); err != nil {
 		t.Fatal(err)
 	}
