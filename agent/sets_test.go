@@ -24,7 +24,7 @@ type vaultMachine struct {
 	clock *fakeClock
 	st    *mem.Store
 	root  repo.Root
-	v     *repo.Vault
+	v     *repo.Area
 
 	mu   sync.Mutex
 	jobs map[string][]policy.SetPolicy // the jobs each set's backups got
@@ -48,7 +48,7 @@ func newVaultMachine(t *testing.T, clock *fakeClock) (*vaultMachine, *keys.Owner
 }
 
 func (m *vaultMachine) area() policy.Machine {
-	return policy.Machine{Root: m.root, Vault: m.v, Host: "web01"}
+	return policy.Machine{Root: m.root, Area: m.v, Host: "web01"}
 }
 
 func (m *vaultMachine) Policy(ctx context.Context) (policy.Policy, error) {

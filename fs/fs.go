@@ -53,7 +53,7 @@ type Options struct {
 	// CacheBytes bounds the mount's caches in memory together (default
 	// 320 MiB when 0, azmount's --cache-size), shared as MemoryShares says: decrypted chunks and
 	// decoded tree parts here, and the pack segments of a source that
-	// reads through them (repo.Vault.FetchPackSegments, set by its opener).
+	// reads through them (repo.Area.FetchPackSegments, set by its opener).
 	CacheBytes int64
 	// ReadAhead is how many chunks are fetched ahead for sequential
 	// readers (default 4 when 0; negative disables read-ahead).

@@ -270,7 +270,7 @@ func ctUnreadableInProcess(t *testing.T, vault, machine string, ks *azkeys.KeySe
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(what string, v *repo.Vault, err error) {
+	check := func(what string, v *repo.Area, err error) {
 		t.Helper()
 		if err != nil {
 			t.Errorf("%s: open machine %s: %v", what, machine, err)

@@ -354,7 +354,7 @@ func checkNoBlobTwice(t *testing.T, e *env) {
 // ownerOpener returns a function that opens e's machine area in process
 // with the owner's keys (unlocked once, from e's passphrase), each time
 // anew, its index not loaded.
-func ownerOpener(t *testing.T, e *env) func() *repo.Vault {
+func ownerOpener(t *testing.T, e *env) func() *repo.Area {
 	t.Helper()
 	ctx := context.Background()
 	st, err := local.Open(e.disk())
@@ -373,7 +373,7 @@ func ownerOpener(t *testing.T, e *env) func() *repo.Vault {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func() *repo.Vault {
+	return func() *repo.Area {
 		t.Helper()
 		v, err := root.OpenMachineAsOwner(ctx, testMachine, owner)
 		if err != nil {

@@ -54,7 +54,7 @@ const healMountEvery = 4
 // checked too. Then:
 //
 //   - every readable file reads back with the content the source had when
-//     its point was taken, through Vault.LoadBlob (every copy tried) every
+//     its point was taken, through Area.LoadBlob (every copy tried) every
 //     round and through a real mount every healMountEvery rounds and in the
 //     last; a blob that is not good never reads (an error, never bytes);
 //   - check --read-data names every file that is not readable under every
@@ -142,7 +142,7 @@ type healLoop struct {
 	e    *env
 	rng  *rand.Rand
 	src  string
-	open func() *repo.Vault
+	open func() *repo.Area
 
 	points []*healPoint
 	// source holds the SHA-256 of every file the last backup read, and
@@ -427,7 +427,7 @@ func (h *healLoop) detect(round int) {
 
 // vaultTruth is what the vault holds, judged from its bytes.
 type vaultTruth struct {
-	v      *repo.Vault
+	v      *repo.Area
 	good   map[azkeys.ID]bool // blobs with a copy that authenticates
 	points map[string]*repo.Point
 	// loads remembers, per blob, whether LoadBlob returned it.

@@ -113,7 +113,7 @@ func pruneWhileBackingUp(t *testing.T, owner *env, st storage.Storage, timing pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(name string) (*repo.Vault, error) {
+	open := func(name string) (*repo.Area, error) {
 		return root.OpenMachineAsOwner(ctx, name, ownerKeys)
 	}
 
@@ -279,7 +279,7 @@ func pruneWhileBackingUp(t *testing.T, owner *env, st storage.Storage, timing pr
 }
 
 // oldPoints returns the points of v but the keep newest.
-func oldPoints(t *testing.T, v *repo.Vault, ids []azkeys.ID, keep int) []azkeys.ID {
+func oldPoints(t *testing.T, v *repo.Area, ids []azkeys.ID, keep int) []azkeys.ID {
 	t.Helper()
 	type pt struct {
 		id azkeys.ID

@@ -29,7 +29,7 @@ func (s *countingStorage) Load(ctx context.Context, name string, off, length int
 }
 
 // writeBlobs stores blobs in v and flushes them.
-func writeBlobs(t testing.TB, v *repo.Vault, blobs []testBlob) {
+func writeBlobs(t testing.TB, v *repo.Area, blobs []testBlob) {
 	t.Helper()
 	ctx := context.Background()
 	w := v.NewWriter(ctx, 1)
@@ -45,7 +45,7 @@ func writeBlobs(t testing.TB, v *repo.Vault, blobs []testBlob) {
 
 // openCached opens the vault in st afresh, as a new mount would, with the
 // disk cache in dir, and returns it with its index loaded, and the cache.
-func openCached(t *testing.T, st storage.Storage, ks *keys.KeySet, dir string) (*repo.Vault, *diskcache.Cache) {
+func openCached(t *testing.T, st storage.Storage, ks *keys.KeySet, dir string) (*repo.Area, *diskcache.Cache) {
 	t.Helper()
 	ctx := context.Background()
 	c, err := diskcache.Open(dir, diskcache.Options{MaxBytes: 64 << 20})
@@ -65,7 +65,7 @@ func openCached(t *testing.T, st storage.Storage, ks *keys.KeySet, dir string) (
 }
 
 // loadAll loads every blob through v and compares its content.
-func loadAll(t *testing.T, v *repo.Vault, blobs []testBlob) {
+func loadAll(t *testing.T, v *repo.Area, blobs []testBlob) {
 	t.Helper()
 	for i, b := range blobs {
 		got, err := v.LoadBlob(context.Background(), b.kind, b.id)
@@ -211,7 +211,7 @@ func BenchmarkLoadBlob(b *testing.B) {
 		blobs = append(blobs, testBlob{keys.KindData, v.Keys().ID(keys.KindData, p), p})
 	}
 	writeBlobs(b, v, blobs)
-	run := func(b *testing.B, v *repo.Vault) {
+	run := func(b *testing.B, v *repo.Area) {
 		b.SetBytes(1 << 20)
 		for i := 0; b.Loop(); i++ {
 			if _, err := v.LoadBlob(ctx, keys.KindData, blobs[i%len(blobs)].id); err != nil {

@@ -72,7 +72,7 @@ func SaveCertKey(ctx context.Context, area storage.Storage, ks *keys.KeySet, wra
 // OpenMachineWithCertificate opens machine name's area with a private key:
 // the area's keys wrapped to certificate certID, and every backup session
 // wrapped to it.
-func (r Root) OpenMachineWithCertificate(ctx context.Context, name, certID string, unwrap Unwrapper) (*Vault, error) {
+func (r Root) OpenMachineWithCertificate(ctx context.Context, name, certID string, unwrap Unwrapper) (*Area, error) {
 	area := r.MachineStorage(name)
 	cfg, err := ReadConfig(ctx, area)
 	if errors.Is(err, ErrNoVault) {
@@ -142,7 +142,7 @@ func sessionAD(areaID string, keyID [8]byte) []byte {
 // StartSession gives a write-only machine a fresh data key for one backup:
 // stored wrapped to its certificate, used to seal this run's content, and
 // gone with the process.
-func (v *Vault) StartSession(ctx context.Context, wrap Wrapper) error {
+func (v *Area) StartSession(ctx context.Context, wrap Wrapper) error {
 	if !v.keys.WriteOnly() {
 		return nil
 	}
@@ -170,7 +170,7 @@ func (v *Vault) StartSession(ctx context.Context, wrap Wrapper) error {
 
 // unlockSessions adds every session key wrapped to certID to the vault's
 // openers; sessions under other certificates are recorded as foreign.
-func (v *Vault) unlockSessions(ctx context.Context, certID string, unwrap Unwrapper) error {
+func (v *Area) unlockSessions(ctx context.Context, certID string, unwrap Unwrapper) error {
 	names, err := v.list(ctx, sessionsPrefix)
 	if err != nil {
 		return err
@@ -233,7 +233,7 @@ var ErrNoCertificateForWriteOnly = errors.New("this machine is write-only but th
 // in the machine's keyring) and the area is reopened under them. Then it
 // starts a session key wrapped to the certificate. It returns the area to
 // back up to and whether the machine moved to a new epoch.
-func (r Root) StartBackupSession(ctx context.Context, v *Vault, name string, mode *CertMode, keep func(*keys.KeySet) error) (*Vault, bool, error) {
+func (r Root) StartBackupSession(ctx context.Context, v *Area, name string, mode *CertMode, keep func(*keys.KeySet) error) (*Area, bool, error) {
 	ks := v.Keys()
 	if mode == nil {
 		if ks.WriteOnly() {

@@ -90,7 +90,7 @@ func ReplaceConfig(ctx context.Context, st storage.Storage, cfg Config) error {
 	old, err := st.Load(ctx, configName, 0, maxQuarantineCopy)
 	switch {
 	case err == nil:
-		area := &Vault{st: st}
+		area := &Area{st: st}
 		if _, err := area.saveQuarantined(ctx, configName, old); err != nil {
 			return err
 		}

@@ -43,20 +43,20 @@ type damageLog struct {
 // NoteBadCopy records that the copy of blob in packID is missing or
 // damaged: the index prefers its other copies, and SaveDamage remembers it
 // in the vault.
-func (v *Vault) NoteBadCopy(blob, packID keys.ID) {
+func (v *Area) NoteBadCopy(blob, packID keys.ID) {
 	if v.idx.MarkBad(blob, packID) {
 		v.logBad(index.BadCopy{Blob: blob, Pack: packID})
 	}
 }
 
 // notePackGone records that pack packID is gone from the storage.
-func (v *Vault) notePackGone(packID keys.ID) {
+func (v *Area) notePackGone(packID keys.ID) {
 	if v.idx.MarkPackBad(packID) {
 		v.logBad(index.BadCopy{Pack: packID})
 	}
 }
 
-func (v *Vault) logBad(c index.BadCopy) {
+func (v *Area) logBad(c index.BadCopy) {
 	v.damage.mu.Lock()
 	v.damage.unsaved = append(v.damage.unsaved, c)
 	start := v.damage.autosave && !v.damage.saving
@@ -73,7 +73,7 @@ func (v *Vault) logBad(c index.BadCopy) {
 // background as they find it, best effort (a restore-only credential may
 // not write). For long-lived readers such as a mount; others call
 // SaveDamage when they are done.
-func (v *Vault) SaveDamageAsFound() {
+func (v *Area) SaveDamageAsFound() {
 	v.damage.mu.Lock()
 	v.damage.autosave = true
 	v.damage.mu.Unlock()
@@ -82,7 +82,7 @@ func (v *Vault) SaveDamageAsFound() {
 // autosaveTimeout bounds a background save of damage findings.
 const autosaveTimeout = time.Minute
 
-func (v *Vault) autosaveDamage() {
+func (v *Area) autosaveDamage() {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), autosaveTimeout)
 		err := v.SaveDamage(ctx)
@@ -105,7 +105,7 @@ func (v *Vault) autosaveDamage() {
 // SaveDamage stores the copies this process found bad and has not saved
 // yet in a damage record. Nothing is written when there are none. It
 // returns once another save under way (in the background) has ended too.
-func (v *Vault) SaveDamage(ctx context.Context) error {
+func (v *Area) SaveDamage(ctx context.Context) error {
 	v.damage.saveMu.Lock()
 	defer v.damage.saveMu.Unlock()
 	v.damage.mu.Lock()
@@ -129,7 +129,7 @@ func (v *Vault) SaveDamage(ctx context.Context) error {
 // (LoadIndex does; for those who fill the index themselves, as prune). A
 // record that does not authenticate or decode is skipped: it is not
 // trusted, and it makes nothing worse than not having it.
-func (v *Vault) ApplyDamageRecords(ctx context.Context) error {
+func (v *Area) ApplyDamageRecords(ctx context.Context) error {
 	names, err := v.list(ctx, damagePrefix)
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func (v *Vault) ApplyDamageRecords(ctx context.Context) error {
 }
 
 // DamageRecords returns the names of the vault's damage records.
-func (v *Vault) DamageRecords(ctx context.Context) ([]string, error) {
+func (v *Area) DamageRecords(ctx context.Context) ([]string, error) {
 	return v.list(ctx, damagePrefix)
 }
 
@@ -164,7 +164,7 @@ func (v *Vault) DamageRecords(ctx context.Context) ([]string, error) {
 // packs stored shorter than the index says they are (sizes, from a
 // listing, by pack). A truncated pack is found by the listing alone,
 // without reading it.
-func (v *Vault) noteTruncatedPacks(sizes map[keys.ID]int64) {
+func (v *Area) noteTruncatedPacks(sizes map[keys.ID]int64) {
 	var short map[keys.ID]int64
 	for id, size := range sizes {
 		if end := v.idx.PackEnd(id); end > 0 && uint64(size) < end+pack.FooterLen {
@@ -193,7 +193,7 @@ func (v *Vault) noteTruncatedPacks(sizes map[keys.ID]int64) {
 // pack that exists (keeps says which do): a prune deleted those packs, and
 // the records say nothing any more. It returns how many it deleted. A
 // record that does not open is left for check and repair to report.
-func (v *Vault) DropStaleDamage(ctx context.Context, exists func(packID keys.ID) bool) (int, error) {
+func (v *Area) DropStaleDamage(ctx context.Context, exists func(packID keys.ID) bool) (int, error) {
 	names, err := v.list(ctx, damagePrefix)
 	if err != nil {
 		return 0, err

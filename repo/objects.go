@@ -21,7 +21,7 @@ import (
 // (index files, trailers, tombstones, damage records), else under the
 // area's data key (a write-only machine's session key). Saving an object that already exists is not an error: it is the
 // same content, if it has its size (see sized).
-func (v *Vault) SaveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
+func (v *Area) SaveObject(ctx context.Context, prefix string, kind keys.Kind, plain []byte) (keys.ID, error) {
 	id := v.keys.ID(kind, plain)
 	s, err := v.sealerFor(kind)
 	if err != nil {
@@ -41,12 +41,12 @@ func (v *Vault) SaveObject(ctx context.Context, prefix string, kind keys.Kind, p
 // LoadObject reads and opens the sealed object id of kind under prefix. One
 // that does not authenticate wraps ErrDamaged; one under a data key this
 // area lacks, keys.ErrOtherKey; one that is gone, storage.ErrNotFound.
-func (v *Vault) LoadObject(ctx context.Context, prefix string, kind keys.Kind, id keys.ID) ([]byte, error) {
+func (v *Area) LoadObject(ctx context.Context, prefix string, kind keys.Kind, id keys.ID) ([]byte, error) {
 	return v.loadObject(ctx, prefix+id.String(), kind, id)
 }
 
 // loadObject reads and opens a whole sealed object.
-func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
+func (v *Area) loadObject(ctx context.Context, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
 	sealed, err := v.st.Load(ctx, name, 0, -1)
 	if err != nil {
 		return nil, fmt.Errorf("load %s %s: %w", kind, id.Short(), err)
@@ -56,7 +56,7 @@ func (v *Vault) loadObject(ctx context.Context, name string, kind keys.Kind, id 
 
 // openObject authenticates and decrypts a whole sealed object into a new
 // slice, leaving sealed unchanged.
-func (v *Vault) openObject(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
+func (v *Area) openObject(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
 	var plain []byte
 	var err error
 	switch {
@@ -79,7 +79,7 @@ func (v *Vault) openObject(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, e
 // ObjectIDs returns the IDs of the objects under prefix, including those
 // that do not open with this area's keys. Names azfs never writes there
 // are left out.
-func (v *Vault) ObjectIDs(ctx context.Context, prefix string) ([]keys.ID, error) {
+func (v *Area) ObjectIDs(ctx context.Context, prefix string) ([]keys.ID, error) {
 	names, err := v.list(ctx, prefix)
 	if err != nil {
 		return nil, err
@@ -95,11 +95,11 @@ func (v *Vault) ObjectIDs(ctx context.Context, prefix string) ([]keys.ID, error)
 
 // DeleteObject deletes the object id under prefix; one already gone is not
 // an error. Only the owner's storage credentials may delete.
-func (v *Vault) DeleteObject(ctx context.Context, prefix string, id keys.ID) error {
+func (v *Area) DeleteObject(ctx context.Context, prefix string, id keys.ID) error {
 	return v.deleteObject(ctx, prefix+id.String())
 }
 
-func (v *Vault) deleteObject(ctx context.Context, name string) error {
+func (v *Area) deleteObject(ctx context.Context, name string) error {
 	if err := v.st.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}

@@ -13,7 +13,7 @@ import (
 // plaintext is appended to dst (a compressed blob decoded into dst's room,
 // grown only when that is too small), and with a nil dst it is OpenBlob.
 // sealed is overwritten: it is decrypted in place.
-func (v *Vault) OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
+func (v *Area) OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
 	if v.open.Len() == 0 {
 		return nil, ErrWriteOnly
 	}

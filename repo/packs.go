@@ -15,7 +15,7 @@ import (
 // owner's storage credentials may delete.
 
 // PackSizes calls fn with the ID and size of every pack in the storage.
-func (v *Vault) PackSizes(ctx context.Context, fn func(id keys.ID, size int64)) error {
+func (v *Area) PackSizes(ctx context.Context, fn func(id keys.ID, size int64)) error {
 	err := v.st.List(ctx, dataPrefix, func(fi storage.Info) error {
 		if id, err := parseObjectName(fi.Name); err == nil && fi.Name == dataName(id) {
 			fn(id, fi.Size)
@@ -31,13 +31,13 @@ func (v *Vault) PackSizes(ctx context.Context, fn func(id keys.ID, size int64)) 
 // SavePack finishes pw and stores it as a new pack (never relying on a pack
 // of the same bytes that exists already), and returns its name and
 // entries. It does not change the in-memory index.
-func (v *Vault) SavePack(ctx context.Context, pw *pack.Writer) (keys.ID, []pack.Entry, error) {
+func (v *Area) SavePack(ctx context.Context, pw *pack.Writer) (keys.ID, []pack.Entry, error) {
 	id, _, entries, err := v.savePack(ctx, pw, nil)
 	return id, entries, err
 }
 
 // LoadPackRange returns length bytes of pack id from off.
-func (v *Vault) LoadPackRange(ctx context.Context, id keys.ID, off, length int64) ([]byte, error) {
+func (v *Area) LoadPackRange(ctx context.Context, id keys.ID, off, length int64) ([]byte, error) {
 	b, err := v.st.Load(ctx, dataName(id), off, length)
 	if err != nil {
 		return nil, packRangeError("load pack range", id, err)
@@ -51,7 +51,7 @@ func (v *Vault) LoadPackRange(ctx context.Context, id keys.ID, off, length int64
 // AuthenticateBlob checks that sealed opens as blob (kind, id) under the
 // vault's keys, and leaves it unchanged. It decrypts into scratch, which
 // it returns, grown, for the next call.
-func (v *Vault) AuthenticateBlob(kind keys.Kind, id keys.ID, sealed, scratch []byte) ([]byte, error) {
+func (v *Area) AuthenticateBlob(kind keys.Kind, id keys.ID, sealed, scratch []byte) ([]byte, error) {
 	if v.open.Len() == 0 {
 		return scratch, ErrWriteOnly
 	}
@@ -63,6 +63,6 @@ func (v *Vault) AuthenticateBlob(kind keys.Kind, id keys.ID, sealed, scratch []b
 }
 
 // DeletePack deletes pack id; one already gone is not an error.
-func (v *Vault) DeletePack(ctx context.Context, id keys.ID) error {
+func (v *Area) DeletePack(ctx context.Context, id keys.ID) error {
 	return v.deleteObject(ctx, dataName(id))
 }

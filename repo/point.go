@@ -132,7 +132,7 @@ const pointVersion = 1
 
 // SavePoint commits a point. Call it only after every blob it references is
 // durable (Writer.Flush returned nil): a point is visible once it is saved.
-func (v *Vault) SavePoint(ctx context.Context, p *Point) error {
+func (v *Area) SavePoint(ctx context.Context, p *Point) error {
 	p.Version = pointVersion
 	plain, err := json.Marshal(p)
 	if err != nil {
@@ -176,7 +176,7 @@ type ObjectCache interface {
 // authenticate or decode are left out and reported in an error wrapping
 // ErrDamaged, returned together with the good points; any other error
 // returns no points.
-func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
+func (v *Area) Points(ctx context.Context) ([]*Point, error) {
 	return v.PointsFrom(ctx, nil)
 }
 
@@ -184,7 +184,7 @@ func (v *Vault) Points(ctx context.Context) ([]*Point, error) {
 // (and keeping there those it loads), and from the storage otherwise.
 // Points are immutable, so the storage is only listed; with a warm cache a
 // listing of 10,000 points costs one List and 10,000 authentications.
-func (v *Vault) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error) {
+func (v *Area) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error) {
 	names, err := v.list(ctx, PointsPrefix)
 	if err != nil {
 		return nil, err
@@ -221,11 +221,11 @@ func (v *Vault) PointsFrom(ctx context.Context, c ObjectCache) ([]*Point, error)
 }
 
 // LoadPoint reads point id.
-func (v *Vault) LoadPoint(ctx context.Context, id keys.ID) (*Point, error) {
+func (v *Area) LoadPoint(ctx context.Context, id keys.ID) (*Point, error) {
 	return v.loadPoint(ctx, PointsPrefix+id.String(), nil)
 }
 
-func (v *Vault) loadPoint(ctx context.Context, name string, c ObjectCache) (*Point, error) {
+func (v *Area) loadPoint(ctx context.Context, name string, c ObjectCache) (*Point, error) {
 	id, err := parseObjectName(name)
 	if err != nil {
 		return nil, fmt.Errorf("point %s: %w: bad name", name, ErrDamaged)
@@ -247,7 +247,7 @@ func (v *Vault) loadPoint(ctx context.Context, name string, c ObjectCache) (*Poi
 // (keeping it in c), and returns its plaintext. Objects of the index kinds
 // (index files, trailers, tombstones) open under the index key, the others
 // under the content keys. c may be nil.
-func (v *Vault) loadCached(ctx context.Context, c ObjectCache, key, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
+func (v *Area) loadCached(ctx context.Context, c ObjectCache, key, name string, kind keys.Kind, id keys.ID) ([]byte, error) {
 	if c == nil {
 		return v.loadObject(ctx, name, kind, id)
 	}

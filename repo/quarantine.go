@@ -36,7 +36,7 @@ type Junk struct {
 // An object sealed under a key this vault lacks (keys.ErrOtherKey: another
 // certificate's session) or that a write-only key set cannot open is not
 // junk: only its key's holder can tell. Storage errors stop the scan.
-func (v *Vault) FindJunk(ctx context.Context, fn func(Junk) error) error {
+func (v *Area) FindJunk(ctx context.Context, fn func(Junk) error) error {
 	type prefix struct {
 		name string
 		kind keys.Kind
@@ -67,7 +67,7 @@ func (v *Vault) FindJunk(ctx context.Context, fn func(Junk) error) error {
 
 // junk returns why the object fi under prefix, of kind, is junk, or nil
 // when it is not (or is gone).
-func (v *Vault) junk(ctx context.Context, fi storage.Info, prefix string, kind keys.Kind) (why, err error) {
+func (v *Area) junk(ctx context.Context, fi storage.Info, prefix string, kind keys.Kind) (why, err error) {
 	id, err := parseObjectName(fi.Name)
 	if err != nil || fi.Name != prefix+id.String() {
 		return fmt.Errorf("%w: a name azfs never writes under %s", ErrDamaged, prefix), nil
@@ -98,7 +98,7 @@ func (v *Vault) junk(ctx context.Context, fi storage.Info, prefix string, kind k
 // that name already. An object larger than anything azfs writes under the
 // prefixes FindJunk scans is deleted without a copy (the new name is then
 // empty).
-func (v *Vault) Quarantine(ctx context.Context, name string) (string, error) {
+func (v *Area) Quarantine(ctx context.Context, name string) (string, error) {
 	fi, err := v.st.Stat(ctx, name)
 	if err != nil {
 		return "", fmt.Errorf("quarantine %s: %w", name, err)
@@ -120,7 +120,7 @@ func (v *Vault) Quarantine(ctx context.Context, name string) (string, error) {
 }
 
 // saveQuarantined stores b, the content of name, under quarantine/.
-func (v *Vault) saveQuarantined(ctx context.Context, name string, b []byte) (string, error) {
+func (v *Area) saveQuarantined(ctx context.Context, name string, b []byte) (string, error) {
 	for n := 1; n <= 100; n++ {
 		to := quarantinePrefix + name
 		if n > 1 {
@@ -142,7 +142,7 @@ func (v *Vault) saveQuarantined(ctx context.Context, name string, b []byte) (str
 
 // Quarantined lists the objects under quarantine/, with their names in
 // the area.
-func (v *Vault) Quarantined(ctx context.Context) ([]storage.Info, error) {
+func (v *Area) Quarantined(ctx context.Context) ([]storage.Info, error) {
 	var out []storage.Info
 	err := v.st.List(ctx, quarantinePrefix, func(fi storage.Info) error {
 		out = append(out, fi)

@@ -48,7 +48,7 @@ func CheckMachineName(name string) error {
 // holds the owner's public keys. The owner's key slots, the certificates
 // (package repo/certs), credentials and PINs (repo/access) are at the
 // root; each registered machine has an area below it (MachineStorage),
-// opened as a Vault.
+// opened as an Area.
 type Root struct {
 	Storage storage.Storage
 	Config
@@ -199,7 +199,7 @@ type CertMode struct {
 // set to the owner so that the owner can check and prune it. With cert, the
 // key set is write-only and also wrapped to the certificate. Names are
 // unique: a taken name gives ErrMachineExists.
-func (r Root) RegisterMachine(ctx context.Context, name string, pass keys.Passphrase, kdf keys.KDF, cert *CertMode) (*Vault, error) {
+func (r Root) RegisterMachine(ctx context.Context, name string, pass keys.Passphrase, kdf keys.KDF, cert *CertMode) (*Area, error) {
 	if err := CheckMachineName(name); err != nil {
 		return nil, err
 	}
@@ -295,7 +295,7 @@ const maxNamedMachines = 20
 
 // OpenMachine opens machine name's area with the machine's key set, which
 // must belong to it and to the vault root.
-func (r Root) OpenMachine(ctx context.Context, name string, ks *keys.KeySet) (*Vault, error) {
+func (r Root) OpenMachine(ctx context.Context, name string, ks *keys.KeySet) (*Area, error) {
 	v, err := Open(ctx, r.MachineStorage(name), ks)
 	if errors.Is(err, ErrNoVault) {
 		return nil, r.NoMachine(ctx, name)
@@ -310,7 +310,7 @@ func (r Root) OpenMachine(ctx context.Context, name string, ks *keys.KeySet) (*V
 }
 
 // UnlockMachine opens machine name's area with that machine's passphrase.
-func (r Root) UnlockMachine(ctx context.Context, name string, pass keys.Passphrase) (*Vault, error) {
+func (r Root) UnlockMachine(ctx context.Context, name string, pass keys.Passphrase) (*Area, error) {
 	if err := CheckMachineName(name); err != nil {
 		return nil, err
 	}
@@ -326,7 +326,7 @@ func (r Root) UnlockMachine(ctx context.Context, name string, pass keys.Passphra
 
 // OpenMachineAsOwner opens machine name's area with the key set it sealed
 // to the owner at registration.
-func (r Root) OpenMachineAsOwner(ctx context.Context, name string, owner *keys.OwnerKeys) (*Vault, error) {
+func (r Root) OpenMachineAsOwner(ctx context.Context, name string, owner *keys.OwnerKeys) (*Area, error) {
 	ks, _, err := MachineKeysAsOwner(ctx, r.Storage, r.ID, name, owner)
 	if err != nil {
 		return nil, err

@@ -78,7 +78,7 @@ func TestStartBackupSession(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		v    *repo.Vault
+		v    *repo.Area
 	}{{"wo", wo}, {"pp", pp}} {
 		kept = nil
 		v, moved, err := root.StartBackupSession(ctx, c.v, c.name, &certB, keep)

@@ -42,7 +42,7 @@ const (
 // in memory (a cache/lru, under its rule: a fetch goes on while any reader
 // waits for it).
 type segments struct {
-	v    *Vault
+	v    *Area
 	kept *lru.Cache[segmentKey, *segment]
 }
 
@@ -66,7 +66,7 @@ type segment struct {
 // (see segments), kept in its cache when it has one (SetCache), and the
 // last ones read in at most memBytes of memory. It pays when requests are
 // dear: a vault over a network. Call it before any concurrent use.
-func (v *Vault) FetchPackSegments(memBytes int64) {
+func (v *Area) FetchPackSegments(memBytes int64) {
 	v.segments = &segments{v: v, kept: lru.New[segmentKey](memBytes, func(s *segment) int64 { return int64(len(s.data)) })}
 }
 

@@ -51,7 +51,7 @@ func smallBlobs(t *testing.T, ks *keys.KeySet, n, size int) []testBlob {
 
 // segmented opens st afresh with the disk cache in dir and pack segments
 // on, and resets st's counts. Close the cache before opening dir again.
-func segmented(t *testing.T, st *byteCounter, ks *keys.KeySet, dir string) (*repo.Vault, *diskcache.Cache) {
+func segmented(t *testing.T, st *byteCounter, ks *keys.KeySet, dir string) (*repo.Area, *diskcache.Cache) {
 	t.Helper()
 	v, c := openCached(t, st, ks, dir)
 	v.FetchPackSegments(16 << 20)

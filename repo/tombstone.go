@@ -32,7 +32,7 @@ type SealedObject struct {
 // area's index key, which every key set of the area holds, write-only ones
 // too, and stores it as tombstones/<id>; it returns the ID. Saving needs
 // only the right to create objects.
-func (v *Vault) SaveTombstone(ctx context.Context, plain []byte) (keys.ID, error) {
+func (v *Area) SaveTombstone(ctx context.Context, plain []byte) (keys.ID, error) {
 	return v.SaveObject(ctx, tombstonesPrefix, keys.KindTombstone, plain)
 }
 
@@ -40,7 +40,7 @@ func (v *Vault) SaveTombstone(ctx context.Context, plain []byte) (keys.ID, error
 // nil (tombstones are immutable). Tombstones that fail to authenticate are
 // left out and reported in an error wrapping ErrDamaged, returned with the
 // good ones; any other error returns none.
-func (v *Vault) Tombstones(ctx context.Context, c ObjectCache) ([]SealedObject, error) {
+func (v *Area) Tombstones(ctx context.Context, c ObjectCache) ([]SealedObject, error) {
 	var infos []storage.Info
 	err := v.st.List(ctx, tombstonesPrefix, func(fi storage.Info) error {
 		infos = append(infos, fi)

@@ -41,7 +41,7 @@ type WriterStats struct {
 // backpressure. Blobs become durable, and indexed, only after Flush returns
 // without error.
 type Writer struct {
-	v *Vault
+	v *Area
 
 	mu      sync.Mutex
 	pending map[keys.ID]struct{}
@@ -150,7 +150,7 @@ func (w *Writer) VerifyReused() {
 
 // NewWriter starts a Writer with uploaders concurrent pack uploads. The index
 // must be loaded first for deduplication against the vault.
-func (v *Vault) NewWriter(ctx context.Context, uploaders int) *Writer {
+func (v *Area) NewWriter(ctx context.Context, uploaders int) *Writer {
 	w := &Writer{
 		v:       v,
 		ctx:     ctx,
@@ -326,7 +326,7 @@ func (w *Writer) upload(ctx context.Context, pw *pack.Writer) error {
 // already: it is relied on only when guard (nil: never) says the run may
 // depend on it; otherwise the pack is made over with a gap of random bytes,
 // which gives it another name.
-func (v *Vault) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) (keys.ID, []byte, []pack.Entry, error) {
+func (v *Area) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) (keys.ID, []byte, []pack.Entry, error) {
 	id, b, entries := pw.Finish(v.keys, v.meta)
 	for attempt := 0; ; attempt++ {
 		if guard == nil || guard.Depend(id) {

@@ -51,7 +51,7 @@ func testBlobs(ks *keys.KeySet, big int) []testBlob {
 }
 
 // checkBlobs loads every blob through v and compares its content.
-func checkBlobs(t *testing.T, v *repo.Vault, blobs []testBlob) {
+func checkBlobs(t *testing.T, v *repo.Area, blobs []testBlob) {
 	t.Helper()
 	ctx := context.Background()
 	for i, b := range blobs {

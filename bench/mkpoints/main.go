@@ -125,7 +125,7 @@ func run(n int, every time.Duration, distinct bool) error {
 // returns its ID. The points saved with it are committed before the
 // writer's Flush makes the parts durable: mkpoints makes a benchmark
 // fixture, not a backup.
-func distinctRoot(ctx context.Context, v *repo.Vault, w *repo.Writer, root *tree.Part, t time.Time) (keys.ID, error) {
+func distinctRoot(ctx context.Context, v *repo.Area, w *repo.Writer, root *tree.Part, t time.Time) (keys.ID, error) {
 	part := tree.Part{Nodes: append([]tree.Node(nil), root.Nodes...)}
 	part.Nodes[0].MTime = tree.UnixTime(t.Unix(), int64(t.Nanosecond()))
 	b, err := part.Encode(nil)

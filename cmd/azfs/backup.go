@@ -280,10 +280,10 @@ func runBackup(ctx context.Context, o *open.Opened, req backupRequest) (*repo.Po
 	// A key epoch of its own (certificate mode) gets a cache of its own:
 	// chunk lists of one epoch must not be reused in another.
 	cacheName := "files-" + o.Machine
-	if c := o.Vault.Keys().Certificate; c != "" {
+	if c := o.Area.Keys().Certificate; c != "" {
 		cacheName += "-" + c[:16]
 	}
-	files, err := filecache.Open(filepath.Join(cacheDir, o.Vault.ID(), cacheName))
+	files, err := filecache.Open(filepath.Join(cacheDir, o.Area.ID(), cacheName))
 	if err != nil {
 		req.warn(fmt.Sprintf("%v; every file will be read", err))
 		files = nil
@@ -330,14 +330,14 @@ func runBackup(ctx context.Context, o *open.Opened, req backupRequest) (*repo.Po
 			opts.Uploads = blobUploads
 		}
 	}
-	if !o.Vault.Keys().WriteOnly() {
+	if !o.Area.Keys().WriteOnly() {
 		// A rolled-back vault is reported before this run's point makes
 		// it look current again (package rollback).
 		if _, err := o.State(ctx, req.warn); err != nil {
 			return nil, err
 		}
 	}
-	p, err := backup.Run(ctx, o.Vault, opts)
+	p, err := backup.Run(ctx, o.Area, opts)
 	if p != nil {
 		o.NoteCommitted(p, req.warn)
 		dir, derr := o.StateDir()
@@ -367,14 +367,14 @@ func startCertSession(ctx context.Context, o *open.Opened) error {
 		o.Entry.Keys = next
 		return o.Ring.Save()
 	}
-	v, moved, err := o.VaultRoot().StartBackupSession(ctx, o.Vault, o.Machine, mode, keep)
+	v, moved, err := o.VaultRoot().StartBackupSession(ctx, o.Area, o.Machine, mode, keep)
 	if errors.Is(err, repo.ErrNoCertificateForWriteOnly) {
 		return fmt.Errorf("vault at %s: %w", o.Location, err)
 	}
 	if err != nil {
 		return err
 	}
-	o.Vault = v
+	o.Area = v
 	if moved {
 		fmt.Fprintf(os.Stderr, "backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())
 	}

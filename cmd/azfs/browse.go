@@ -83,7 +83,7 @@ device, xattrs, stored_bytes), the shape documented in the README.`,
 			path = args[1]
 		}
 		out := newEntryPrinter(*asJSON, *long)
-		err = browse.List(ctx, r.Vault, p.Root, path, *recursive, func(e browse.Entry) error { return out.print(e) })
+		err = browse.List(ctx, r.Area, p.Root, path, *recursive, func(e browse.Entry) error { return out.print(e) })
 		if cerr := out.close(); err == nil {
 			err = cerr
 		}
@@ -205,7 +205,7 @@ machine and time.`,
 		}
 		out := newEntryPrinter(*asJSON, *long)
 		for _, p := range points {
-			err = browse.Find(ctx, r.Vault, p.Root, q, func(e browse.Entry) error {
+			err = browse.Find(ctx, r.Area, p.Root, q, func(e browse.Entry) error {
 				return out.print(foundEntry{p.ID.String(), p.Machine, p.Time.UTC(), e})
 			})
 			if err != nil {
@@ -262,7 +262,7 @@ them. --json prints {"changes": [{path, change, type, content, metadata}], "stat
 		if *asJSON {
 			os.Stdout.WriteString(`{"changes":`)
 			list := newJSONList()
-			stats, err := browse.Diff(ctx, r.Vault, a.Root, b.Root, func(c browse.Change) error { return list.add(c) })
+			stats, err := browse.Diff(ctx, r.Area, a.Root, b.Root, func(c browse.Change) error { return list.add(c) })
 			if err != nil {
 				return err
 			}
@@ -273,7 +273,7 @@ them. --json prints {"changes": [{path, change, type, content, metadata}], "stat
 			return list.close(`,"stats":` + string(st) + "}")
 		}
 		w := bufio.NewWriter(os.Stdout)
-		stats, err := browse.Diff(ctx, r.Vault, a.Root, b.Root, func(c browse.Change) error {
+		stats, err := browse.Diff(ctx, r.Area, a.Root, b.Root, func(c browse.Change) error {
 			detail := ""
 			if len(c.Metadata) > 0 {
 				detail = " (" + strings.Join(c.Metadata, ", ") + ")"
@@ -318,7 +318,7 @@ symlinks; entries zip cannot hold are left out and named on stderr).`,
 			return err
 		}
 		w := bufio.NewWriterSize(os.Stdout, 1<<20)
-		err = browse.Dump(ctx, r.Vault, p.Root, args[1], format, w, func(path string) {
+		err = browse.Dump(ctx, r.Area, p.Root, args[1], format, w, func(path string) {
 			warnf(fmt.Sprintf("%q left out: a %s archive cannot hold it", path, *archive))
 		})
 		saveDamage(r.Opened)

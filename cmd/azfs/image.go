@@ -60,7 +60,7 @@ PATH is the image's path in the point.`,
 		opts := azfs.Options{LUKSKeys: keys, Logger: logger}
 		pt := azfs.Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
 		m := azfs.ImageMount{Path: path, Partition: *partition, Mountpoint: args[1]}
-		return azfs.MountImage(ctx, r.Vault, pt, m, opts, func(mt *loopmount.Mounted) {
+		return azfs.MountImage(ctx, r.Area, pt, m, opts, func(mt *loopmount.Mounted) {
 			fmt.Fprintf(os.Stderr, "%q (%s) of point %s mounted read-only at %s from %s; Ctrl-C or SIGTERM unmounts\n",
 				path, mt.Type, p.ID.Short(), mt.Dir, mt.Dev)
 		})

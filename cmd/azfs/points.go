@@ -260,7 +260,7 @@ func newCheckCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		res, err := check.Run(ctx, o.Vault, check.Options{
+		res, err := check.Run(ctx, o.Area, check.Options{
 			ReadData: *readData,
 			Subset:   subset,
 			Problem:  func(p check.Problem) { fmt.Fprintln(os.Stderr, "damaged: "+cli.OneLine(p.String())) },

@@ -118,13 +118,13 @@ func newPruneCmd() *cobra.Command {
 // pruneMachine prunes the area v of machine name under its policy state
 // (prune.RunWithPolicy). It refuses an area that has lost points this host
 // saw: the packs of points a storage hides would look unneeded.
-func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Vault, opts prune.Options) (*prune.Result, error) {
+func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Area, opts prune.Options) (*prune.Result, error) {
 	dir, err := o.StateDirOf(name)
 	if err != nil {
 		return nil, err
 	}
 	opts.Backups = agent.HostBackups{Dir: dir, Prune: agent.Holder{PID: os.Getpid(), What: "azfs prune --no-backups-running"}}
-	state, err := policy.Load(ctx, policy.Machine{Root: o.VaultRoot(), Vault: v, Host: hoststate.Hostname()})
+	state, err := policy.Load(ctx, policy.Machine{Root: o.VaultRoot(), Area: v, Host: hoststate.Hostname()})
 	if err != nil && !errors.Is(err, repo.ErrDamaged) {
 		return nil, err
 	}
@@ -142,13 +142,13 @@ func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Vaul
 // openForPrune opens machine name's area with keys that read its points,
 // as OpenAreaAsOwner chooses them (package unlock): a certificate's private
 // key, this machine's own keys, else the owner's escrow.
-func openForPrune(ctx context.Context, o *open.Opened, owner *keys.OwnerKeys, t open.Target, name string) (*repo.Vault, error) {
+func openForPrune(ctx context.Context, o *open.Opened, owner *keys.OwnerKeys, t open.Target, name string) (*repo.Area, error) {
 	area := *o
 	t.Machine = name
 	if err := area.OpenAreaAsOwner(ctx, t, owner); err != nil {
 		return nil, err
 	}
-	return area.Vault, nil
+	return area.Area, nil
 }
 
 // parseMaxUnused reads "P%" (0 to 100) or "unlimited" as a fraction.

@@ -106,7 +106,7 @@ a file is reported, never deleted.`,
 			close(done)
 		}
 		start := time.Now()
-		res, err := restore.Run(ctx, r.Vault, p.Root, path, *dir, opts)
+		res, err := restore.Run(ctx, r.Area, p.Root, path, *dir, opts)
 		close(stop)
 		<-done
 		saveDamage(r.Opened)
@@ -169,7 +169,7 @@ func quotedPath(path string) string {
 func saveDamage(o *open.Opened) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := o.Vault.SaveDamage(ctx); err != nil && !errors.Is(err, storage.ErrPermission) {
+	if err := o.Area.SaveDamage(ctx); err != nil && !errors.Is(err, storage.ErrPermission) {
 		warnf("cannot remember the damage reads found in the vault; run azfs check to find it again: " + cli.Message(err))
 	}
 }

@@ -75,7 +75,7 @@ func machineStats(ctx context.Context, o *open.Opened) (browse.MachineStats, err
 	if err != nil {
 		return browse.MachineStats{}, err
 	}
-	return browse.Machine(ctx, o.Machine, o.Vault.Storage(), s.Live())
+	return browse.Machine(ctx, o.Machine, o.Area.Storage(), s.Live())
 }
 
 // printStats prints the vault's statistics with those of machines.

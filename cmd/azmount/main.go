@@ -157,7 +157,7 @@ files as ordinary read-only trees.`,
 			Prepare: func(o *open.Opened) {
 				// Copies of blobs that reads find damaged or missing are
 				// remembered in the vault, for the next backup to store again.
-				o.Vault.SaveDamageAsFound()
+				o.Area.SaveDamageAsFound()
 				if diskBytes < 0 {
 					diskBytes = 0
 					if location.IsBlob(o.Location) {
@@ -171,7 +171,7 @@ files as ordinary read-only trees.`,
 						return
 					}
 					closeCache = func() { closeDiskCache(dc, logger) }
-					o.Vault.SetCache(dc)
+					o.Area.SetCache(dc)
 				}
 			},
 			Warn: func(msg string) { logger.Warn(msg) },
@@ -210,9 +210,9 @@ files as ordinary read-only trees.`,
 			}
 		}
 		if *pointSel != "" {
-			root, err = azfs.NewPointRoot(o.Vault, fsPoints[0], opts)
+			root, err = azfs.NewPointRoot(o.Area, fsPoints[0], opts)
 		} else {
-			root, err = azfs.NewAllPointsRoot(o.Vault, fsPoints, opts)
+			root, err = azfs.NewAllPointsRoot(o.Area, fsPoints, opts)
 		}
 		if err != nil {
 			return err
@@ -221,7 +221,7 @@ files as ordinary read-only trees.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Vault.ID(), mountpoint)
+		fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Area.ID(), mountpoint)
 		go unmountOnSignal(ctx, stop, server, mountpoint, logger)
 		server.Wait()
 		// The vault's files kept open for reading.
@@ -230,7 +230,7 @@ files as ordinary read-only trees.`,
 		}
 		// Damage the reads found and the background save has not stored yet.
 		saveCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := o.Vault.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {
+		if err := o.Area.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {
 			logger.Warn("cannot remember the damage reads found in the vault; run azfs check to find it again", "err", cli.Message(err))
 		}
 		cancel()
@@ -249,7 +249,7 @@ func openDiskCache(o *open.Opened, maxBytes int64, logger *slog.Logger) (*diskca
 	if err != nil {
 		return nil, err
 	}
-	return diskcache.Open(filepath.Join(root, o.Vault.ID(), "blobs-"+o.Machine), diskcache.Options{
+	return diskcache.Open(filepath.Join(root, o.Area.ID(), "blobs-"+o.Machine), diskcache.Options{
 		MaxBytes: maxBytes,
 		OnPutError: func(err error) {
 			logger.Warn("disk cache: cannot store fetched data; reads go on without it (further failures are not logged)", "err", err)

@@ -83,7 +83,7 @@ func Mutate(t testing.TB, rng *rand.Rand, src string, run int) Snapshot {
 
 // ReadPoint returns the files of p as read through v: any error means a
 // point that references something unreadable.
-func ReadPoint(ctx context.Context, v *repo.Vault, p *repo.Point) (Snapshot, error) {
+func ReadPoint(ctx context.Context, v *repo.Area, p *repo.Point) (Snapshot, error) {
 	root, err := v.Part(ctx, p.Root)
 	if err != nil {
 		return nil, err

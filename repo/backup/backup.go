@@ -212,7 +212,7 @@ type sealJob struct {
 }
 
 type backuper struct {
-	v     *repo.Vault
+	v     *repo.Area
 	w     *repo.Writer
 	opts  Options
 	names *names
@@ -247,7 +247,7 @@ type backuper struct {
 // Run backs up opts.Paths into v and commits a recovery point. It returns the
 // point with a nil error, or with an error wrapping ErrPartial when some
 // entries were skipped; any other error means no point was committed.
-func Run(ctx context.Context, v *repo.Vault, opts Options) (*repo.Point, error) {
+func Run(ctx context.Context, v *repo.Area, opts Options) (*repo.Point, error) {
 	start := time.Now()
 	if opts.Stream != nil {
 		defer opts.Stream.Data.Close() // a no-op after streamRoot's

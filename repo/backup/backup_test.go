@@ -30,7 +30,7 @@ import (
 
 var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
 
-func newVault(t testing.TB, st storage.Storage) *repo.Vault {
+func newVault(t testing.TB, st storage.Storage) *repo.Area {
 	t.Helper()
 	v, err := repo.Create(context.Background(), st, "correct horse battery staple", cheapKDF)
 	if err != nil {
@@ -40,7 +40,7 @@ func newVault(t testing.TB, st storage.Storage) *repo.Vault {
 }
 
 // reopen opens the vault afresh, as the next run of azfs would.
-func reopen(t *testing.T, v *repo.Vault) *repo.Vault {
+func reopen(t *testing.T, v *repo.Area) *repo.Area {
 	t.Helper()
 	fresh, err := repo.Open(context.Background(), v.Storage(), v.Keys())
 	if err != nil {
@@ -50,7 +50,7 @@ func reopen(t *testing.T, v *repo.Vault) *repo.Vault {
 }
 
 // loaded is reopen with the index loaded, for reading a point back.
-func loaded(t *testing.T, v *repo.Vault) *repo.Vault {
+func loaded(t *testing.T, v *repo.Area) *repo.Area {
 	t.Helper()
 	fresh := reopen(t, v)
 	if err := fresh.LoadIndex(context.Background()); err != nil {
@@ -69,7 +69,7 @@ func missingPrerequisite(t *testing.T, msg string) {
 }
 
 // lookup walks a point's tree from its root to the absolute path.
-func lookup(t *testing.T, v *repo.Vault, p *repo.Point, path string) tree.Node {
+func lookup(t *testing.T, v *repo.Area, p *repo.Point, path string) tree.Node {
 	t.Helper()
 	ctx := context.Background()
 	root, err := v.Part(ctx, p.Root)
@@ -100,7 +100,7 @@ func lookup(t *testing.T, v *repo.Vault, p *repo.Point, path string) tree.Node {
 }
 
 // listing returns the names in a directory node, in order, across its parts.
-func listing(t *testing.T, v *repo.Vault, dir tree.Node) []string {
+func listing(t *testing.T, v *repo.Area, dir tree.Node) []string {
 	t.Helper()
 	var names []string
 	for _, ref := range dir.Parts {
@@ -119,7 +119,7 @@ func listing(t *testing.T, v *repo.Vault, dir tree.Node) []string {
 }
 
 // content rebuilds a file from its extents; holes read as zeros.
-func content(t *testing.T, v *repo.Vault, n tree.Node) []byte {
+func content(t *testing.T, v *repo.Area, n tree.Node) []byte {
 	t.Helper()
 	buf := make([]byte, n.Size)
 	var end uint64

@@ -53,7 +53,7 @@ func writeAt(t *testing.T, path string, size int64, writes map[int64][]byte) {
 // sameAsFile checks that node's extents hold the bytes of the file at
 // path at their offsets and that the holes between them are zeros there,
 // reading the file region by region (it may be huge and sparse).
-func sameAsFile(t *testing.T, v *repo.Vault, n tree.Node, path string) {
+func sameAsFile(t *testing.T, v *repo.Area, n tree.Node, path string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -109,7 +109,7 @@ func sameAsFile(t *testing.T, v *repo.Vault, n tree.Node, path string) {
 }
 
 // imageRun backs up paths into v and returns the point.
-func imageRun(t *testing.T, v *repo.Vault, opts backup.Options) *repo.Point {
+func imageRun(t *testing.T, v *repo.Area, opts backup.Options) *repo.Point {
 	t.Helper()
 	opts.Machine = "m"
 	p, err := backup.Run(context.Background(), reopen(t, v), opts)

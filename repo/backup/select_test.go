@@ -19,7 +19,7 @@ import (
 )
 
 // pointPaths lists every path below dir in the point, in walk order.
-func pointPaths(t *testing.T, v *repo.Vault, p *repo.Point, dir string) []string {
+func pointPaths(t *testing.T, v *repo.Area, p *repo.Point, dir string) []string {
 	t.Helper()
 	var out []string
 	var walk func(path string)

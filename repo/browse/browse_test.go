@@ -30,7 +30,7 @@ import (
 
 // vault is a vault in memory whose storage loads are counted.
 type vault struct {
-	*repo.Vault
+	*repo.Area
 	counts *storage.Counts
 }
 
@@ -41,7 +41,7 @@ func newVault(t *testing.T) *vault {
 	v, err := repo.Create(context.Background(), st, "correct horse battery staple",
 		keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1})
 	testfiles.Must(t, err)
-	return &vault{Vault: v, counts: counts}
+	return &vault{Area: v, counts: counts}
 }
 
 // backUp backs src up and returns the point, with the vault reopened and
@@ -49,12 +49,12 @@ func newVault(t *testing.T) *vault {
 func (v *vault) backUp(t *testing.T, src string) *repo.Point {
 	t.Helper()
 	ctx := context.Background()
-	p, err := backup.Run(ctx, v.Vault, backup.Options{Paths: []string{src}, Machine: "m", Hostname: "h", Workers: 2})
+	p, err := backup.Run(ctx, v.Area, backup.Options{Paths: []string{src}, Machine: "m", Hostname: "h", Workers: 2})
 	testfiles.Must(t, err)
 	fresh, err := repo.Open(ctx, v.Storage(), v.Keys())
 	testfiles.Must(t, err)
 	testfiles.Must(t, fresh.LoadIndex(ctx))
-	v.Vault = fresh
+	v.Area = fresh
 	return p
 }
 

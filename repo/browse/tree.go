@@ -27,7 +27,7 @@ import (
 	"github.com/azfs/azfs/repo/tree"
 )
 
-// Source supplies decoded, authenticated tree parts (*repo.Vault is one).
+// Source supplies decoded, authenticated tree parts (*repo.Area is one).
 type Source interface {
 	Part(ctx context.Context, id keys.ID) (*tree.Part, error)
 }

@@ -147,7 +147,7 @@ type Result struct {
 var ErrDamaged = fmt.Errorf("check found %w", repo.ErrDamaged)
 
 type checker struct {
-	v    *repo.Vault
+	v    *repo.Area
 	opts Options
 
 	// byPack groups every copy the index knows by pack, built once: what
@@ -205,7 +205,7 @@ func (c *checker) report(p Problem) {
 // those of index files and packs, sorted, then per point (oldest first)
 // the damaged listings and every file that needs a blob of which no good
 // copy is left, in tree order.
-func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
+func Run(ctx context.Context, v *repo.Area, opts Options) (*Result, error) {
 	c := &checker{v: v, opts: opts, missing: make(map[keys.ID]bool), badCopies: make(map[copyKey]error),
 		badPacks: make(map[keys.ID]error), listings: make(map[keys.ID][]Problem)}
 	// Points first: everything a listed point needs was indexed before the

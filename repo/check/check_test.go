@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // vault opens the fixture's vault afresh, as `azfs check` would.
-func (f *fixture) vault(t *testing.T) *repo.Vault {
+func (f *fixture) vault(t *testing.T) *repo.Area {
 	t.Helper()
 	v, err := repo.Open(context.Background(), f.st, f.keys)
 	if err != nil {
@@ -143,7 +143,7 @@ func (f *fixture) packOf(t *testing.T, blob keys.ID) (keys.ID, string) {
 }
 
 // runCheck runs the checker and checks that Problem saw what Result holds.
-func runCheck(t *testing.T, v *repo.Vault, readData bool) (*check.Result, error) {
+func runCheck(t *testing.T, v *repo.Area, readData bool) (*check.Result, error) {
 	t.Helper()
 	var mu sync.Mutex
 	var seen []check.Problem

@@ -56,7 +56,7 @@ type Options struct {
 // margin. Commit lists once more and commits the point within Tolerance.
 // It implements repo.PackGuard.
 type Guard struct {
-	v    *repo.Vault
+	v    *repo.Area
 	opts Options
 	fail func(error) // stops the run
 
@@ -80,7 +80,7 @@ var _ repo.PackGuard = (*Guard)(nil)
 // Start lists the marks of v's area and starts listing them every
 // opts.Every until Stop or Commit. fail is called, once, with an error
 // wrapping ErrLostMarks when the run must stop.
-func Start(ctx context.Context, v *repo.Vault, opts Options, fail func(error)) (*Guard, error) {
+func Start(ctx context.Context, v *repo.Area, opts Options, fail func(error)) (*Guard, error) {
 	if opts.Every <= 0 {
 		opts.Every = DefaultEvery
 	}

@@ -83,7 +83,7 @@ func describe(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, name s
 	if v.Keys().WriteOnly() {
 		m.Keys.WriteOnly = true
 		problems = append(problems, "certificate mode: its points open with the certificate's private key only")
-	} else if s, err := policy.Load(ctx, policy.Machine{Root: root, Vault: v}); err != nil {
+	} else if s, err := policy.Load(ctx, policy.Machine{Root: root, Area: v}); err != nil {
 		problems = append(problems, "points: "+err.Error())
 	} else {
 		live := s.Live()

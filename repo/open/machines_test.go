@@ -21,7 +21,7 @@ func TestEachMachineAsOwner(t *testing.T) {
 	each := func(fn func() error) error {
 		opened, skipped = nil, nil
 		return o.EachMachineAsOwner(ctx, Target{Vault: f.dir}, owner, func() error {
-			if o.Vault == nil || o.Machine == "" {
+			if o.Area == nil || o.Machine == "" {
 				t.Fatal("fn called without an open area")
 			}
 			opened = append(opened, o.Machine)

@@ -125,8 +125,8 @@ type Opened struct {
 	Credentials *access.Credentials
 	Ring        *keyring.Keyring
 	Entry       *keyring.Vault // what this host knows of the vault; nil if nothing
-	Machine     string         // the machine whose area Vault is
-	Vault       *repo.Vault    // that machine's area, once opened
+	Machine     string         // the machine whose area Area is
+	Area        *repo.Area     // that machine's area, once opened
 }
 
 // VaultRoot returns the vault root o opened.
@@ -347,7 +347,7 @@ func (o *Opened) openArea(ctx context.Context, t Target, owner *keys.OwnerKeys) 
 	v, machine, err := unlock.Area(ctx, o.VaultRoot(), t.Machine, k)
 	switch {
 	case err == nil:
-		o.Machine, o.Vault = machine, v
+		o.Machine, o.Area = machine, v
 		return nil
 	case passErr != nil:
 		return passErr

@@ -50,7 +50,7 @@ type fixture struct {
 	dir   string // the vault's directory; "" in memory
 	root  repo.Root
 	owner *keys.OwnerKeys
-	web   *repo.Vault
+	web   *repo.Area
 	ring  *keyring.Keyring
 }
 
@@ -229,7 +229,7 @@ func TestMachine(t *testing.T) {
 	ctx := context.Background()
 	f := inDir(t)
 	o, err := Machine(ctx, Target{Vault: f.dir})
-	if err != nil || o.Machine != "web01" || o.Vault == nil {
+	if err != nil || o.Machine != "web01" || o.Area == nil {
 		t.Fatalf("Machine of this host: %v", err)
 	}
 	o, err = Machine(ctx, Target{Vault: f.dir, Machine: "db01"})
@@ -382,7 +382,7 @@ func TestRollback(t *testing.T) {
 		t.Fatalf("open web01: %v", err)
 	}
 	newest := &repo.Point{Machine: "web01", Time: time.Unix(2e9, 0), Root: keys.ID{2}}
-	if err := o.Vault.SavePoint(ctx, newest); err != nil {
+	if err := o.Area.SavePoint(ctx, newest); err != nil {
 		t.Fatal(err)
 	}
 	var warned []string
@@ -415,7 +415,7 @@ func TestRollback(t *testing.T) {
 		if err := f.st.Save(ctx, name, b); err != nil {
 			t.Fatal(err)
 		}
-		points, err := o.Vault.Points(ctx)
+		points, err := o.Area.Points(ctx)
 		if err == nil && len(points) == 1 && points[0].ID != newest.ID {
 			older = points[0]
 			break

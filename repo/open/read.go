@@ -46,8 +46,8 @@ type ReadOptions struct {
 // (forgotten points are not served), the index (damaged index files
 // reported and their packs indexed from their trailers) and the orphan
 // packs, in memory only. Damage reads find is noted in the index; the
-// caller saves it (Vault.SaveDamage) when it is done, or asks for it to be
-// saved as found (Vault.SaveDamageAsFound).
+// caller saves it (Area.SaveDamage) when it is done, or asks for it to be
+// saved as found (Area.SaveDamageAsFound).
 func ForReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, error) {
 	o, err := Machine(ctx, t)
 	if err != nil {
@@ -60,7 +60,7 @@ func ForReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, erro
 		if opts.SegmentBytes <= 0 {
 			opts.SegmentBytes = 16 << 20
 		}
-		o.Vault.FetchPackSegments(opts.SegmentBytes)
+		o.Area.FetchPackSegments(opts.SegmentBytes)
 	}
 	if opts.Prepare != nil {
 		opts.Prepare(o)
@@ -70,13 +70,13 @@ func ForReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, erro
 		return nil, err
 	}
 	r := &Reading{Opened: o, State: state, Live: state.Live()}
-	if err := r.Vault.LoadIndex(ctx); err != nil {
+	if err := r.Area.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
 			return nil, err
 		}
 		opts.Warn("damaged index files; indexing their packs from the pack trailers: " + err.Error())
 	}
-	if _, err := r.Vault.AdoptOrphanPacks(ctx, false); err != nil {
+	if _, err := r.Area.AdoptOrphanPacks(ctx, false); err != nil {
 		return nil, err
 	}
 	return r, nil

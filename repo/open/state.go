@@ -18,7 +18,7 @@ import (
 // PolicyMachine returns the machine area o has open as package policy
 // works on it, with cache (may be nil).
 func (o *Opened) PolicyMachine(cache repo.ObjectCache) policy.Machine {
-	return policy.Machine{Root: o.VaultRoot(), Vault: o.Vault, Cache: cache, Host: hoststate.Hostname()}
+	return policy.Machine{Root: o.VaultRoot(), Area: o.Area, Cache: cache, Host: hoststate.Hostname()}
 }
 
 // State reads what became of the points of the machine area o has open
@@ -58,7 +58,7 @@ func (o *Opened) StateToChange(ctx context.Context, warn func(msg string)) (*pol
 func (o *Opened) loadState(ctx context.Context, warn func(msg string)) (*policy.State, error) {
 	var cache *objcache.Cache
 	if dir, err := keyring.CacheDir(); err == nil {
-		cache = objcache.Open(filepath.Join(dir, o.Vault.ID(), "objects-"+o.Machine))
+		cache = objcache.Open(filepath.Join(dir, o.Area.ID(), "objects-"+o.Machine))
 	}
 	m := o.PolicyMachine(nil)
 	if cache != nil {

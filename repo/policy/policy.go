@@ -19,7 +19,7 @@
 //     certificate's private key) applies the machine's policy and records
 //     the points it forgot in one retention tombstone,
 //     machines/<name>/tombstones/<id>, sealed under the area's index key
-//     (repo.Vault.SaveTombstone). Saving it needs only the right to create
+//     (repo.Area.SaveTombstone). Saving it needs only the right to create
 //     objects, so a machine whose storage credentials may not delete or
 //     overwrite (a blob vault's backup SAS) applies its own retention.
 //   - The owner ([Forget], [Undelete]): an owner-signed record

@@ -30,7 +30,7 @@ type fixture struct {
 	st    *mem.Store
 	root  repo.Root
 	owner *keys.OwnerKeys
-	v     *repo.Vault
+	v     *repo.Area
 	clock time.Time // the storage's clock
 	mu    sync.Mutex
 }
@@ -61,7 +61,7 @@ func (f *fixture) setClock(t time.Time) {
 }
 
 func (f *fixture) machine() Machine {
-	return Machine{Root: f.root, Vault: f.v, Host: "web01"}
+	return Machine{Root: f.root, Area: f.v, Host: "web01"}
 }
 
 // addPoints saves one point per day for n days, the last at t0 - 1h.
@@ -675,7 +675,7 @@ func TestApplyWithCreateOnlyStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forgotten, err := ApplyRetention(ctx, Machine{Root: root, Vault: v}, t0)
+	forgotten, err := ApplyRetention(ctx, Machine{Root: root, Area: v}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +742,7 @@ func TestWriteOnly(t *testing.T) {
 	if v, err = f.root.OpenMachine(ctx, "wo01", v.Keys()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ApplyRetention(ctx, Machine{Root: f.root, Vault: v}, t0); !errors.Is(err, repo.ErrWriteOnly) {
+	if _, err := ApplyRetention(ctx, Machine{Root: f.root, Area: v}, t0); !errors.Is(err, repo.ErrWriteOnly) {
 		t.Errorf("ApplyRetention on a write-only machine: %v", err)
 	}
 }

@@ -20,8 +20,8 @@ type Machine struct {
 	// records: the caller has checked them against the keys it trusts
 	// (repo/open.Root does).
 	Root repo.Root
-	// Vault is the machine's area, opened with keys that read its points.
-	Vault *repo.Vault
+	// Area is the machine's area, opened with keys that read its points.
+	Area *repo.Area
 	// Cache, when not nil, keeps sealed points and tombstones between
 	// processes.
 	Cache repo.ObjectCache
@@ -29,7 +29,7 @@ type Machine struct {
 	Host string
 }
 
-func (m Machine) name() string { return m.Vault.Config().Machine }
+func (m Machine) name() string { return m.Area.Config().Machine }
 
 // Status is the fate of one point.
 type Status struct {
@@ -100,11 +100,11 @@ func Load(ctx context.Context, m Machine) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	points, damaged := m.Vault.PointsFrom(ctx, m.Cache)
+	points, damaged := m.Area.PointsFrom(ctx, m.Cache)
 	if damaged != nil && !errors.Is(damaged, repo.ErrDamaged) {
 		return nil, damaged
 	}
-	sealed, damagedTS := m.Vault.Tombstones(ctx, m.Cache)
+	sealed, damagedTS := m.Area.Tombstones(ctx, m.Cache)
 	if damagedTS != nil && !errors.Is(damagedTS, repo.ErrDamaged) {
 		return nil, damagedTS
 	}
@@ -329,7 +329,7 @@ func (s *State) Apply(ctx context.Context, now time.Time) ([]*repo.Point, error)
 	if err != nil {
 		return nil, err
 	}
-	id, err := s.m.Vault.SaveTombstone(ctx, plain)
+	id, err := s.m.Area.SaveTombstone(ctx, plain)
 	if err != nil {
 		return nil, fmt.Errorf("apply retention of %s: %w", s.Machine, err)
 	}
@@ -356,7 +356,7 @@ func Undelete(ctx context.Context, m Machine, owner *keys.OwnerKeys, points []ke
 // Purge is what prune may delete of a machine's area at some time.
 type Purge struct {
 	// Points are the forgotten points whose soft-delete window has passed,
-	// oldest first. Delete their objects (repo.Vault.DeleteObject) before the
+	// oldest first. Delete their objects (repo.Area.DeleteObject) before the
 	// records below; the data only they reference may go with them.
 	Points []*repo.Point
 	// Records are the tombstones and owner records (names in the area)
@@ -379,7 +379,7 @@ func (s *State) Purgeable(ctx context.Context, now time.Time) (Purge, error) {
 		}
 	}
 	// Points in the storage, readable by this reader or not.
-	ids, err := s.m.Vault.ObjectIDs(ctx, repo.PointsPrefix)
+	ids, err := s.m.Area.ObjectIDs(ctx, repo.PointsPrefix)
 	if err != nil {
 		return Purge{}, err
 	}

@@ -167,7 +167,7 @@ func readBack(t *testing.T, f *fixture, p *repo.Point, dir string, files map[str
 }
 
 // lookupIn finds name in directory dir.
-func lookupIn(t *testing.T, v *repo.Vault, dir tree.Node, name string) (tree.Node, bool) {
+func lookupIn(t *testing.T, v *repo.Area, dir tree.Node, name string) (tree.Node, bool) {
 	t.Helper()
 	if len(dir.Parts) == 0 {
 		return tree.Node{}, false

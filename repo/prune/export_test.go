@@ -8,7 +8,7 @@ import (
 )
 
 // RunAt is Run with the test's clock.
-func RunAt(ctx context.Context, v *repo.Vault, opts Options, now func() time.Time) (*Result, error) {
+func RunAt(ctx context.Context, v *repo.Area, opts Options, now func() time.Time) (*Result, error) {
 	return run(ctx, v, opts, now)
 }
 

@@ -18,7 +18,7 @@ import (
 // purged points (a record deleted first would bring its points back). A
 // dry run deletes nothing. Points and records state could not read are
 // never purged (policy.State.Purgeable).
-func RunWithPolicy(ctx context.Context, v *repo.Vault, state *policy.State, opts Options, now time.Time) (*Result, error) {
+func RunWithPolicy(ctx context.Context, v *repo.Area, state *policy.State, opts Options, now time.Time) (*Result, error) {
 	purge, err := state.Purgeable(ctx, now)
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func TestRunWithPolicy(t *testing.T) {
 		}
 		points = append(points, p)
 	}
-	m := policy.Machine{Root: root, Vault: v, Host: "h"}
+	m := policy.Machine{Root: root, Area: v, Host: "h"}
 	t0 := time.Now()
 	if err := policy.Forget(ctx, m, owner, []keys.ID{points[0].ID}, t0); err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestRunWithPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		state, err := policy.Load(ctx, policy.Machine{Root: root, Vault: fresh, Host: "h"})
+		state, err := policy.Load(ctx, policy.Machine{Root: root, Area: fresh, Host: "h"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestRunWithPolicy(t *testing.T) {
 }
 
 // listNames lists every object of v's area.
-func listNames(t *testing.T, v *repo.Vault) []string {
+func listNames(t *testing.T, v *repo.Area) []string {
 	t.Helper()
 	var names []string
 	err := v.Storage().List(context.Background(), "", func(fi storage.Info) error {

@@ -127,7 +127,7 @@ type indexFile struct {
 }
 
 type pruner struct {
-	v     *repo.Vault
+	v     *repo.Area
 	st    storage.Storage
 	opts  Options
 	owner keys.OwnerPublic
@@ -155,14 +155,14 @@ type pruner struct {
 // keys that read every point: the owner's escrow in passphrase mode, a
 // certificate's private key in certificate mode. On error the result says
 // what was done before it.
-func Run(ctx context.Context, v *repo.Vault, opts Options) (*Result, error) {
+func Run(ctx context.Context, v *repo.Area, opts Options) (*Result, error) {
 	if opts.Owner == nil {
 		return nil, errors.New("prune: the owner's keys are needed")
 	}
 	return run(ctx, v, opts, time.Now)
 }
 
-func run(ctx context.Context, v *repo.Vault, opts Options, now func() time.Time) (res *Result, err error) {
+func run(ctx context.Context, v *repo.Area, opts Options, now func() time.Time) (res *Result, err error) {
 	p := &pruner{
 		v: v, st: v.Storage(), opts: opts, owner: opts.Owner.Public(), now: now,
 		markOf: make(map[keys.ID]*guard.Mark), purged: make(map[keys.ID]bool), walked: make(map[keys.ID]bool),

@@ -56,7 +56,7 @@ func newFixtureOn(t *testing.T, st storage.Storage) *fixture {
 }
 
 // open opens the area afresh, as the next process would.
-func (f *fixture) open() *repo.Vault {
+func (f *fixture) open() *repo.Area {
 	f.t.Helper()
 	v, err := repo.Open(context.Background(), f.st, f.ks)
 	if err != nil {
@@ -68,7 +68,7 @@ func (f *fixture) open() *repo.Vault {
 // guarded opens the area as a backup does: a guard started (listing the
 // marks hourly, so only Commit and the start list them; stopped when the
 // test ends), then the index loaded.
-func (f *fixture) guarded() (*repo.Vault, *guard.Guard) {
+func (f *fixture) guarded() (*repo.Area, *guard.Guard) {
 	f.t.Helper()
 	ctx := context.Background()
 	v := f.open()
@@ -84,7 +84,7 @@ func (f *fixture) guarded() (*repo.Vault, *guard.Guard) {
 }
 
 // guardedWriter is guarded, with a Writer that consults the guard.
-func (f *fixture) guardedWriter() (*repo.Vault, *guard.Guard, *repo.Writer) {
+func (f *fixture) guardedWriter() (*repo.Area, *guard.Guard, *repo.Writer) {
 	f.t.Helper()
 	v, g := f.guarded()
 	w := v.NewWriter(context.Background(), 1)
@@ -93,7 +93,7 @@ func (f *fixture) guardedWriter() (*repo.Vault, *guard.Guard, *repo.Writer) {
 }
 
 // reader opens the area with its index loaded, as a mount does.
-func (f *fixture) reader() *repo.Vault {
+func (f *fixture) reader() *repo.Area {
 	f.t.Helper()
 	ctx := context.Background()
 	v := f.open()
@@ -149,7 +149,7 @@ func (f *fixture) commit(files map[string][]byte) *repo.Point {
 
 // store writes files through w and flushes it, and returns the point to
 // commit.
-func store(ctx context.Context, v *repo.Vault, w *repo.Writer, files map[string][]byte) (*repo.Point, error) {
+func store(ctx context.Context, v *repo.Area, w *repo.Writer, files map[string][]byte) (*repo.Point, error) {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)

@@ -17,7 +17,7 @@ const walkers = 16
 // chunks). Parts already in reach are not loaded again, so a later walk of
 // new points only loads what they do not share. Memory: reach, and the IDs
 // of the parts still to load.
-func walk(ctx context.Context, v *repo.Vault, roots []keys.ID, reach map[keys.ID]struct{}) error {
+func walk(ctx context.Context, v *repo.Area, roots []keys.ID, reach map[keys.ID]struct{}) error {
 	w := &walker{v: v, reach: reach}
 	w.cond = sync.NewCond(&w.mu)
 	for _, r := range roots {
@@ -33,7 +33,7 @@ func walk(ctx context.Context, v *repo.Vault, roots []keys.ID, reach map[keys.ID
 }
 
 type walker struct {
-	v      *repo.Vault
+	v      *repo.Area
 	mu     sync.Mutex
 	cond   *sync.Cond
 	reach  map[keys.ID]struct{}

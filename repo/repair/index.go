@@ -67,7 +67,7 @@ type trailer struct {
 // names (from its trailer, else from a replaced index file), and then
 // deletes the replaced files. Index files that do not authenticate are
 // junk (see quarantine) and cover nothing.
-func rebuildIndex(ctx context.Context, v *repo.Vault, apply bool) (*IndexReport, error) {
+func rebuildIndex(ctx context.Context, v *repo.Area, apply bool) (*IndexReport, error) {
 	rep := &IndexReport{}
 	files, err := v.ObjectIDs(ctx, repo.IndexPrefix)
 	if err != nil {
@@ -211,7 +211,7 @@ func rebuildIndex(ctx context.Context, v *repo.Vault, apply bool) (*IndexReport,
 // uncoveredEntries returns the entries of pack id, which no kept index file
 // names: from its trailer t when it authenticates, else from one of the
 // stale index files that claim it; ok is false when neither can say.
-func uncoveredEntries(ctx context.Context, v *repo.Vault, id keys.ID, t *trailer, claims []claim, files []keys.ID) (entries []pack.Entry, ok bool, err error) {
+func uncoveredEntries(ctx context.Context, v *repo.Area, id keys.ID, t *trailer, claims []claim, files []keys.ID) (entries []pack.Entry, ok bool, err error) {
 	if !t.damaged {
 		if len(claims) == 0 {
 			return t.entries, true, nil

@@ -129,7 +129,7 @@ var ErrWriteOnlySlot = errkind.New(errkind.Permission, "the machine is in certif
 
 // Area repairs the area v of machine name, opened with keys that read its
 // index (the owner's escrow): index first, then junk, then the check.
-func Area(ctx context.Context, v *repo.Vault, name string, opts Options) (*AreaReport, error) {
+func Area(ctx context.Context, v *repo.Area, name string, opts Options) (*AreaReport, error) {
 	rep := &AreaReport{Machine: name, Applied: opts.Apply}
 	if opts.Apply {
 		fi, err := v.Storage().Stat(ctx, pruneLock)

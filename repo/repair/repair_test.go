@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{st: st, keys: v.Keys()}
 }
 
-func (f *fixture) vault(t *testing.T) *repo.Vault {
+func (f *fixture) vault(t *testing.T) *repo.Area {
 	t.Helper()
 	v, err := repo.Open(context.Background(), f.st, f.keys)
 	if err != nil {

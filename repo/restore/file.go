@@ -370,4 +370,4 @@ func verifyZeros(fd int, pos, end uint64) error {
 	return nil
 }
 
-var _ Source = (*repo.Vault)(nil)
+var _ Source = (*repo.Area)(nil)

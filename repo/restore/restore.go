@@ -39,7 +39,7 @@ import (
 	"github.com/azfs/azfs/repo/tree"
 )
 
-// Source supplies a point's tree parts and chunks (*repo.Vault is one) and
+// Source supplies a point's tree parts and chunks (*repo.Area is one) and
 // the key set whose keyed hashes name its chunks, with which content
 // already on disk is compared.
 type Source interface {

@@ -31,7 +31,7 @@ var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 
 // requests are counted.
 type backedUp struct {
 	src    string
-	vault  *repo.Vault
+	vault  *repo.Area
 	point  *repo.Point
 	counts *storage.Counts
 }

@@ -60,7 +60,7 @@ var (
 // opened. A private key of no certificate gives ErrOtherCertificate (which
 // names the vault's thumbprints) or certs.ErrNoCertificate in a vault
 // without any; a wrong passphrase gives keys.ErrWrongPassphrase.
-func Area(ctx context.Context, root repo.Root, machine string, k Keys) (*repo.Vault, string, error) {
+func Area(ctx context.Context, root repo.Root, machine string, k Keys) (*repo.Area, string, error) {
 	own := k.Host != nil && (machine == "" || machine == k.HostMachine)
 	if machine == "" && k.HostMachine != "" && (own || k.PrivateKey != nil) {
 		machine = k.HostMachine
@@ -101,7 +101,7 @@ func Area(ctx context.Context, root repo.Root, machine string, k Keys) (*repo.Va
 
 // withPrivateKey opens machine's area with the vault's certificate that
 // key belongs to.
-func withPrivateKey(ctx context.Context, root repo.Root, machine string, key *cert.PrivateKey) (*repo.Vault, error) {
+func withPrivateKey(ctx context.Context, root repo.Root, machine string, key *cert.PrivateKey) (*repo.Area, error) {
 	if root.Owner == nil {
 		return nil, repo.ErrNotOwnerVault
 	}

@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // readsPoints checks that v is machine's area and reads its point.
-func readsPoints(t *testing.T, v *repo.Vault, machine string) {
+func readsPoints(t *testing.T, v *repo.Area, machine string) {
 	t.Helper()
 	points, err := v.Points(context.Background())
 	if err != nil || len(points) != 1 || points[0].Machine != machine {

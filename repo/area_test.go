@@ -21,7 +21,7 @@ var cheapKDF = keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 
 
 const testPass keys.Passphrase = "correct horse battery staple"
 
-func newVault(t testing.TB, st storage.Storage) *repo.Vault {
+func newVault(t testing.TB, st storage.Storage) *repo.Area {
 	t.Helper()
 	v, err := repo.Create(context.Background(), st, testPass, cheapKDF)
 	if err != nil {
@@ -32,7 +32,7 @@ func newVault(t testing.TB, st storage.Storage) *repo.Vault {
 
 // reopen opens the vault in st afresh, as another process would, with its
 // index loaded.
-func reopen(t testing.TB, v *repo.Vault) *repo.Vault {
+func reopen(t testing.TB, v *repo.Area) *repo.Area {
 	t.Helper()
 	ctx := context.Background()
 	fresh, err := repo.Open(ctx, v.Storage(), v.Keys())

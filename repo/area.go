@@ -72,8 +72,8 @@ var (
 	ErrDamaged      = errkind.New(errkind.Damaged, "damaged vault data")
 )
 
-// Vault is an open vault with its keys.
-type Vault struct {
+// Area is one machine's area of a vault (format §2.2), open with its keys.
+type Area struct {
 	st     storage.Storage
 	cfg    Config
 	keys   *keys.KeySet
@@ -109,7 +109,7 @@ type BlobCache interface {
 // SetCache makes the vault look for blobs and index files in c before the
 // storage, and keep there what it loads from the storage. Call it before
 // LoadIndex and before any concurrent use.
-func (v *Vault) SetCache(c BlobCache) { v.cache = c }
+func (v *Area) SetCache(c BlobCache) { v.cache = c }
 
 // ReadConfig reads the vault's configuration.
 func ReadConfig(ctx context.Context, st storage.Storage) (Config, error) {
@@ -145,7 +145,7 @@ const maxChunkSize = 64 << 20
 var ChunkerParams = struct{ Min, Avg, Max int }{256 << 10, 1 << 20, 4 << 20}
 
 // Create makes a new vault in st, protected by pass, and returns it open.
-func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (*Vault, error) {
+func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF) (*Area, error) {
 	return create(ctx, st, pass, kdf, Config{}, "", nil)
 }
 
@@ -153,7 +153,7 @@ func Create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 // with a write-only key set for certificate certID when it is set.
 // beforeConfig, when set, runs with the new key set just before the config
 // is written.
-func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config, certID string, beforeConfig func(*keys.KeySet) error) (*Vault, error) {
+func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf keys.KDF, cfg Config, certID string, beforeConfig func(*keys.KeySet) error) (*Area, error) {
 	if err := pass.Check(); err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func create(ctx context.Context, st storage.Storage, pass keys.Passphrase, kdf k
 		}
 		return nil, fmt.Errorf("create vault: %w", err)
 	}
-	return newVault(st, cfg, ks), nil
+	return newArea(st, cfg, ks), nil
 }
 
 // AddPassphraseSlot stores a new key slot wrapping ks under pass.
@@ -334,7 +334,7 @@ func eachSlot(ctx context.Context, st storage.Storage, try func(slot *keys.Slot,
 }
 
 // Open opens the vault in st with its key set.
-func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, error) {
+func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Area, error) {
 	cfg, err := ReadConfig(ctx, st)
 	if err != nil {
 		return nil, err
@@ -345,7 +345,7 @@ func Open(ctx context.Context, st storage.Storage, ks *keys.KeySet) (*Vault, err
 	if ks.Vault != cfg.ID {
 		return nil, fmt.Errorf("%w (vault %s, keys for %s)", ErrForeignVault, cfg.ID, ks.Vault)
 	}
-	v := newVault(st, cfg, ks)
+	v := newArea(st, cfg, ks)
 	if err := v.noteForeignKeys(ctx); err != nil {
 		return nil, err
 	}
@@ -369,7 +369,7 @@ func noteKeyID(ctx context.Context, st storage.Storage, keyID [8]byte) error {
 // this vault does not hold (a machine switched to certificate mode has
 // points under its passphrase-mode key and under session keys): their
 // objects are skipped as another key's, not reported as damaged.
-func (v *Vault) noteForeignKeys(ctx context.Context) error {
+func (v *Area) noteForeignKeys(ctx context.Context) error {
 	for _, prefix := range []string{keyIDsPrefix, sessionsPrefix} {
 		names, err := v.list(ctx, prefix)
 		if err != nil {
@@ -388,8 +388,8 @@ func (v *Vault) noteForeignKeys(ctx context.Context) error {
 	return nil
 }
 
-func newVault(st storage.Storage, cfg Config, ks *keys.KeySet) *Vault {
-	v := &Vault{st: st, cfg: cfg, keys: ks, open: keys.NewOpeners(), meta: ks.NewIndexSealer(), idx: index.New()}
+func newArea(st storage.Storage, cfg Config, ks *keys.KeySet) *Area {
+	v := &Area{st: st, cfg: cfg, keys: ks, open: keys.NewOpeners(), meta: ks.NewIndexSealer(), idx: index.New()}
 	if !ks.WriteOnly() {
 		v.sealer = ks.NewSealer()
 		v.open.Add(v.sealer)
@@ -398,19 +398,19 @@ func newVault(st storage.Storage, cfg Config, ks *keys.KeySet) *Vault {
 }
 
 // Config returns the vault's configuration.
-func (v *Vault) Config() Config { return v.cfg }
+func (v *Area) Config() Config { return v.cfg }
 
 // ID returns the vault's ID.
-func (v *Vault) ID() string { return v.cfg.ID }
+func (v *Area) ID() string { return v.cfg.ID }
 
 // Keys returns the vault's key set.
-func (v *Vault) Keys() *keys.KeySet { return v.keys }
+func (v *Area) Keys() *keys.KeySet { return v.keys }
 
 // Storage returns the storage the vault lives in.
-func (v *Vault) Storage() storage.Storage { return v.st }
+func (v *Area) Storage() storage.Storage { return v.st }
 
 // Index returns the in-memory index (empty until LoadIndex).
-func (v *Vault) Index() *index.Index { return v.idx }
+func (v *Area) Index() *index.Index { return v.idx }
 
 // isIndexKind reports whether objects of kind are sealed under the index
 // key rather than a data key.
@@ -423,7 +423,7 @@ func isIndexKind(kind keys.Kind) bool {
 var ErrWriteOnly = errkind.New(errkind.Permission, "this machine holds only the vault's certificate: it can back up but not read points (recovery needs the certificate's private key)")
 
 // sealerFor returns the sealer that seals new objects of kind.
-func (v *Vault) sealerFor(kind keys.Kind) (*keys.Sealer, error) {
+func (v *Area) sealerFor(kind keys.Kind) (*keys.Sealer, error) {
 	if isIndexKind(kind) {
 		return v.meta, nil
 	}
@@ -454,7 +454,7 @@ var ioParallelism = max(8, 4*runtime.GOMAXPROCS(0))
 // index file that disappears between the listing and its load was
 // superseded by a prune, which saved its successor first: it is skipped,
 // and its packs are adopted like orphans.
-func (v *Vault) LoadIndex(ctx context.Context) error {
+func (v *Area) LoadIndex(ctx context.Context) error {
 	names, err := v.list(ctx, IndexPrefix)
 	if err != nil {
 		return err
@@ -491,11 +491,11 @@ func (v *Vault) LoadIndex(ctx context.Context) error {
 
 // ReadIndexFile reads and authenticates index file id. A file that fails is
 // ErrDamaged; one that is gone wraps storage.ErrNotFound.
-func (v *Vault) ReadIndexFile(ctx context.Context, id keys.ID) (*index.File, error) {
+func (v *Area) ReadIndexFile(ctx context.Context, id keys.ID) (*index.File, error) {
 	return v.readIndexFile(ctx, IndexPrefix+id.String())
 }
 
-func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, error) {
+func (v *Area) readIndexFile(ctx context.Context, name string) (*index.File, error) {
 	id, err := parseObjectName(name)
 	if err != nil {
 		return nil, fmt.Errorf("index file %s: %w: bad name", name, ErrDamaged)
@@ -512,7 +512,7 @@ func (v *Vault) readIndexFile(ctx context.Context, name string) (*index.File, er
 	return f, nil
 }
 
-func (v *Vault) list(ctx context.Context, prefix string) ([]string, error) {
+func (v *Area) list(ctx context.Context, prefix string) ([]string, error) {
 	return listNames(ctx, v.st, prefix)
 }
 
@@ -535,7 +535,7 @@ func listNames(ctx context.Context, st storage.Storage, prefix string) ([]string
 // kept of a failed attempt (Save is atomic only by contract), and relying
 // on it would commit data that did not land. A storage that refuses the
 // Stat (a create-only credential) is trusted as before.
-func (v *Vault) sized(ctx context.Context, name string, n int) bool {
+func (v *Area) sized(ctx context.Context, name string, n int) bool {
 	fi, err := v.st.Stat(ctx, name)
 	return err == nil && fi.Size == int64(n) || errors.Is(err, storage.ErrPermission)
 }
@@ -548,7 +548,7 @@ const maxTreePart = 64 << 20
 // copies in the index's order (see index.Index) and falls back to the next
 // on a copy that is missing or does not authenticate; such copies are noted
 // as bad (see damagePrefix). The blob is damaged only when every copy is.
-func (v *Vault) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte, error) {
+func (v *Area) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte, error) {
 	locs := v.idx.Locations(id)
 	if len(locs) == 0 {
 		return nil, fmt.Errorf("load %s %s: %w: not in the index", kind, id.Short(), ErrDamaged)
@@ -584,7 +584,7 @@ func isBadCopy(err error) bool {
 }
 
 // loadCopy returns the plaintext of the copy of a blob at loc.
-func (v *Vault) loadCopy(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
+func (v *Area) loadCopy(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
 	if v.segments != nil {
 		if plain, ok, err := v.segments.loadBlob(ctx, kind, id, loc); ok {
 			return plain, err
@@ -613,7 +613,7 @@ func (v *Vault) loadCopy(ctx context.Context, kind keys.Kind, id keys.ID, loc in
 // fetchBlob loads a blob from its pack in the storage and opens it; with
 // cache set, it keeps the sealed bytes in the vault's cache first (OpenBlob
 // overwrites them).
-func (v *Vault) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
+func (v *Area) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
 	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, packRangeError(fmt.Sprintf("load %s %s", kind, id.Short()), loc.Pack, err)
@@ -640,17 +640,17 @@ func packRangeError(what string, id keys.ID, err error) error {
 // OpenBlob authenticates a sealed blob read from a pack and returns its
 // plaintext. It decrypts in place: sealed is overwritten, and the plaintext
 // of a raw (uncompressed) blob is a subslice of it.
-func (v *Vault) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
+func (v *Area) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
 	return v.OpenBlobInto(nil, kind, id, sealed)
 }
 
 // Chunk returns the content of a chunk.
-func (v *Vault) Chunk(ctx context.Context, id keys.ID) ([]byte, error) {
+func (v *Area) Chunk(ctx context.Context, id keys.ID) ([]byte, error) {
 	return v.LoadBlob(ctx, keys.KindData, id)
 }
 
 // Part returns a decoded tree part.
-func (v *Vault) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
+func (v *Area) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
 	plain, err := v.LoadBlob(ctx, keys.KindTree, id)
 	if err != nil {
 		return nil, err
@@ -663,7 +663,7 @@ func (v *Vault) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
 }
 
 // LoadPack returns the whole pack id as stored.
-func (v *Vault) LoadPack(ctx context.Context, id keys.ID) ([]byte, error) {
+func (v *Area) LoadPack(ctx context.Context, id keys.ID) ([]byte, error) {
 	b, err := v.st.Load(ctx, dataName(id), 0, -1)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
@@ -672,7 +672,7 @@ func (v *Vault) LoadPack(ctx context.Context, id keys.ID) ([]byte, error) {
 }
 
 // PackTrailer reads and authenticates the trailer of the pack id.
-func (v *Vault) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int64, error) {
+func (v *Area) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int64, error) {
 	name := dataName(id)
 	fi, err := v.st.Stat(ctx, name)
 	if err != nil {
@@ -701,7 +701,7 @@ func (v *Vault) PackTrailer(ctx context.Context, id keys.ID) ([]pack.Entry, int6
 }
 
 // ListPacks returns the IDs of all packs in the storage.
-func (v *Vault) ListPacks(ctx context.Context) ([]keys.ID, error) {
+func (v *Area) ListPacks(ctx context.Context) ([]keys.ID, error) {
 	sizes, err := v.packSizes(ctx)
 	if err != nil {
 		return nil, err
@@ -715,7 +715,7 @@ func (v *Vault) ListPacks(ctx context.Context) ([]keys.ID, error) {
 }
 
 // packSizes lists the packs in the storage with their sizes.
-func (v *Vault) packSizes(ctx context.Context) (map[keys.ID]int64, error) {
+func (v *Area) packSizes(ctx context.Context) (map[keys.ID]int64, error) {
 	sizes := make(map[keys.ID]int64)
 	err := v.PackSizes(ctx, func(id keys.ID, size int64) { sizes[id] = size })
 	return sizes, err
@@ -728,7 +728,7 @@ func (v *Vault) packSizes(ctx context.Context) (map[keys.ID]int64, error) {
 // (for read-only users such as check and the mount). It returns how many
 // packs it adopted. Packs whose trailer does not authenticate, or that
 // disappear meanwhile (a prune deleted them), are left alone.
-func (v *Vault) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error) {
+func (v *Area) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error) {
 	n, _, err := v.AdoptOrphanPacksExcept(ctx, persist, nil)
 	return n, err
 }
@@ -742,7 +742,7 @@ func (v *Vault) AdoptOrphanPacks(ctx context.Context, persist bool) (int, error)
 // The listing also tells which indexed packs are gone or stored shorter
 // than indexed: their copies are noted as bad (see damagePrefix), so that
 // reads try other copies first and backups store the blobs again.
-func (v *Vault) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip func(keys.ID) bool) (adopted int, missing []keys.ID, err error) {
+func (v *Area) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip func(keys.ID) bool) (adopted int, missing []keys.ID, err error) {
 	sizes, err := v.packSizes(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -796,7 +796,7 @@ func (v *Vault) AdoptOrphanPacksExcept(ctx context.Context, persist bool, skip f
 	return len(file.Packs), missing, nil
 }
 
-func (v *Vault) saveIndexFile(ctx context.Context, f *index.File) error {
+func (v *Area) saveIndexFile(ctx context.Context, f *index.File) error {
 	if _, err := v.SaveObject(ctx, IndexPrefix, keys.KindIndex, f.Encode()); err != nil {
 		return err
 	}
