@@ -14,9 +14,9 @@
 #   BENCH_AZMOUNT_FLAGS="--cache-size 256MiB"   extra azmount flags
 #   BENCH_MOUNT_TIMEOUT=120        seconds to wait for a mount to show content
 #   BENCH_KEEP_STATE=1             keep vault/repo/state of the last run (for debugging)
-#   BENCH_CP_DIR=DIR               where `cp -a` out of the mounts writes (default: the work dir on
-#                                  disk); a tmpfs such as /dev/shm/azfs-bench measures the mounts
-#                                  without the destination disk's writeback, for both tools alike
+#   BENCH_CP_DIR=DIR               where the plain `cp -a` and the copies out of the mounts write
+#                                  (default: a directory of its own in /dev/shm when that tmpfs has
+#                                  room, else the work dir; see copy_dest in lib.sh)
 #   BENCH_SKIP_BLOB=1              skip the Azure Blob (Azurite) measurements
 #
 # Needs: go, restic (from PATH, else RESTIC=PATH, else 0.19.0 built once into
@@ -59,7 +59,6 @@ WORK=$BENCH_DIR/run.$STAMP.$$ # per-run work dir, removed on exit
 LOGS=$BENCH_DIR/logs/$STAMP    # kept
 STATE=$WORK/state
 SCRATCH=$WORK/scratch
-if [[ -n ${BENCH_CP_DIR:-} ]]; then mkdir -p "$BENCH_CP_DIR"; fi
 AZBIN_DIR=${BIN:+$(realpath -m "$BIN")} # `make bench` passes BIN= with freshly built azfs, azmount
 BIN=$WORK/bin
 MNT_AZ=$WORK/mnt-azfs
@@ -97,6 +96,7 @@ if [[ $BENCH_SKIP_AZFS != 1 ]]; then resolve_azfs "$AZBIN_DIR" "$BIN"; fi
 # ---------------------------------------------------------------- corpus
 
 build_corpus
+copy_dest bench "$CORPUS_BYTES" "$SCRATCH"
 log "corpus: $((CORPUS_BYTES / 1000000)) MB, $CORPUS_FILES files, $CORPUS_DIRS dirs, $CORPUS_LINKS symlinks; runs: $BENCH_RUNS; tools: ${TOOLS[*]}"
 
 measure_references

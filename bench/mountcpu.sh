@@ -5,7 +5,7 @@
 #
 # Backs the corpus up once with this azfs (both azmounts read the vault), then BENCH_RUNS
 # times, interleaved (plain copy, base, new; the order of base and new alternating):
-#   plain   cp -a of the corpus, disk to disk (the reference)
+#   plain   cp -a of the corpus (the reference), into the same destination as the others
 #   base    cp -a out of a fresh mount by the starting azmount
 #   new     cp -a out of a fresh mount by this azmount
 # For each mount: wall s, MB/s, the mount server's CPU s (user + system, /proc/PID/stat)
@@ -23,7 +23,9 @@
 #   BENCH_DIR=/var/tmp/azfs-bench  the corpus (made by bench.sh or peers.sh), results
 #   BENCH_RUNS=3                   runs; medians reported
 #   MOUNTCPU_CACHE=256MiB          azmount --cache-size
-#   BENCH_CP_DIR=DIR               where the copies go (default: the work dir, on disk)
+#   BENCH_CP_DIR=DIR               where the copies go, the plain one too (default: a directory
+#                                  of its own in /dev/shm when that tmpfs has room, else the work
+#                                  dir; see copy_dest in lib.sh)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,14 +42,16 @@ CORPUS=$BENCH_DIR/corpus
 [[ -x $BASE/azmount ]] || { echo "no starting azmount in $BASE (BENCH_BASELINE)" >&2; exit 2; }
 STAMP=$(date +%Y%m%d-%H%M%S)
 WORK=$BENCH_DIR/run-mountcpu.$STAMP.$$
-OUT=${BENCH_CP_DIR:-$WORK}/mountcpu-out
 MNT=$WORK/mnt
 RESULTS=$BENCH_DIR/results-mountcpu-$STAMP.md
 MPID=
+BYTES=$(find "$CORPUS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+copy_dest mountcpu "$BYTES" "$WORK"
+OUT=$CP_DIR/mountcpu-out
 mkdir -p "$WORK/bin" "$MNT" "$OUT"
 cleanup() {
 	end_mount "$MPID" "$MNT"
-	rm -rf "$WORK" "$OUT"
+	rm -rf "$WORK" "$OUT" $CP_DIR_OWN
 }
 trap cleanup EXIT
 if [[ -z ${BIN:-} ]]; then
@@ -59,7 +63,6 @@ export AZFS_CONFIG_DIR=$WORK/config AZFS_CACHE_DIR=$WORK/cache HOME=$WORK/home
 mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME"
 "$BIN/azfs" vault create "$WORK/vault" --generate-passphrase "$WORK/pass" >/dev/null 2>&1
 "$BIN/azfs" backup -q "$CORPUS"
-BYTES=$(find "$CORPUS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 BIG=$MNT$CORPUS/big.bin
 find "$CORPUS" -type f -exec cat {} + >/dev/null
 
@@ -146,7 +149,7 @@ cpugb=$(awk -v c="$(med new.cpu)" -v g="$gb" 'BEGIN { printf "%.2f", c / g }')
 {
 	echo "# azmount serving cp -a, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
 	echo
-	echo "Corpus \`$CORPUS\`, $((BYTES / 1000000)) MB of files; --cache-size $CACHE; medians of $BENCH_RUNS interleaved runs; base = \`$BASE/azmount\`, new = \`$BIN/azmount\`."
+	echo "Corpus \`$CORPUS\`, $((BYTES / 1000000)) MB of files; --cache-size $CACHE; copies into \`$OUT\` ($(stat -f -c %T "$OUT")); medians of $BENCH_RUNS interleaved runs; base = \`$BASE/azmount\`, new = \`$BIN/azmount\`."
 	echo
 	echo "| copy | wall s | MB/s | mount CPU s | CPU s/GB | VmHWM MiB | warm random 4 KiB p50 / p90 ms |"
 	echo "|---|---|---|---|---|---|---|"

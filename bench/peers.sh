@@ -22,7 +22,9 @@
 #   BENCH_SKIP_EDITS=1             no backup after ~31 MB of edits
 #   BENCH_AZMOUNT_FLAGS="--cache-size 256MiB"   azmount flags, for new and base alike
 #   BENCH_MOUNT_TIMEOUT=120        seconds for a mount to show the tree
-#   BENCH_CP_DIR=DIR               where `cp -a` and the restores write (default: the work dir)
+#   BENCH_CP_DIR=DIR               where the plain `cp -a`, the copies out of the mounts and the
+#                                  restores write (default: a directory of its own in /dev/shm when
+#                                  that tmpfs has room, else the work dir; see copy_dest in lib.sh)
 #   BENCH_KEEP_STATE=1             keep repositories and state of the last run in the work dir
 #   BENCH_LOCK_WAIT=0              seconds to wait for another bench.sh/peers.sh to finish
 #   RESTIC=PATH, KOPIA=PATH        peers to use instead of the builds under BENCH_DIR
@@ -73,7 +75,6 @@ WORK=$BENCH_DIR/peers.$STAMP.$$ # per-run work dir, removed on exit
 LOGS=$BENCH_DIR/logs/peers-$STAMP
 STATE=$WORK/state
 SCRATCH=$WORK/scratch
-OUT=${BENCH_CP_DIR:-$SCRATCH}
 NEW_DIR=${BIN:+$(realpath -m "$BIN")}
 BIN=$WORK/bin
 TREE=$WORK/tree
@@ -87,7 +88,7 @@ trap 'exit 143' TERM
 
 harness_lock
 remove_stale "$BENCH_DIR"/peers.*
-mkdir -p "$WORK" "$LOGS" "$STATE" "$SCRATCH" "$BIN" "$OUT" "${MOUNT_DIRS[@]}"
+mkdir -p "$WORK" "$LOGS" "$STATE" "$SCRATCH" "$BIN" "${MOUNT_DIRS[@]}"
 
 # ---------------------------------------------------------------- the tools
 
@@ -171,6 +172,9 @@ cp -a "$CORPUS" "$TREE"
 CORPUS=$TREE
 corpus_stats
 GB=$(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.3f", b / 1e9 }')
+copy_dest peers "$CORPUS_BYTES" "$SCRATCH"
+OUT=$CP_DIR
+log "copies and restores go to $OUT ($(stat -f -c %T "$OUT"))"
 log "tree: $((CORPUS_BYTES / 1000000)) MB, $CORPUS_FILES files, $CORPUS_DIRS dirs, $CORPUS_LINKS symlinks; runs: $BENCH_RUNS; tools: ${TOOLS[*]}"
 measure_references
 
