@@ -19,8 +19,8 @@ type Status struct {
 	VaultID string `json:"vault_id"`
 	Machine string `json:"machine"`
 	// ThisHost says the machine is the one this host is registered as.
-	ThisHost  bool       `json:"this_host"`
-	LastPoint *LastPoint `json:"last_point"` // null: none
+	ThisHost  bool              `json:"this_host"`
+	LastPoint *policy.LastPoint `json:"last_point"` // null: none
 	// LivePoints is null when this host cannot read the machine's points
 	// (certificate mode).
 	LivePoints *int `json:"live_points"`
@@ -46,27 +46,12 @@ type Status struct {
 // backup (null: it has no paths, or automatic backups are disabled) and
 // its last point.
 type SetStatus struct {
-	Name      string     `json:"name"`
-	Schedule  string     `json:"schedule"`
-	Retention string     `json:"retention"`
-	Paths     []string   `json:"paths"`
-	NextRun   *time.Time `json:"next_run"`
-	LastPoint *LastPoint `json:"last_point"`
-}
-
-// LastPoint is a machine's (or a set's) newest point.
-type LastPoint struct {
-	ID      string    `json:"id"`
-	Time    time.Time `json:"time"`
-	Partial bool      `json:"partial"`
-	// Source is "vault", or "this host" when the machine cannot read its
-	// points and this is the last point a backup on this host committed.
-	Source string `json:"source"`
-}
-
-// VaultPoint returns p as a LastPoint read from the vault.
-func VaultPoint(p *repo.Point) *LastPoint {
-	return &LastPoint{ID: p.ID.String(), Time: p.Time, Partial: p.Partial, Source: "vault"}
+	Name      string            `json:"name"`
+	Schedule  string            `json:"schedule"`
+	Retention string            `json:"retention"`
+	Paths     []string          `json:"paths"`
+	NextRun   *time.Time        `json:"next_run"`
+	LastPoint *policy.LastPoint `json:"last_point"`
 }
 
 // LockState says whether a lock's holder runs, and who it is.
@@ -123,12 +108,12 @@ func ReadStatus(src StatusSource, now time.Time) (Status, error) {
 		n := len(src.Live)
 		out.LivePoints = &n
 		if n > 0 {
-			out.LastPoint = VaultPoint(src.Live[n-1])
+			out.LastPoint = policy.VaultPoint(src.Live[n-1])
 		}
 		for i := range out.Sets {
 			for _, pt := range src.Live {
 				if pt.SetName == out.Sets[i].Name {
-					out.Sets[i].LastPoint = VaultPoint(pt)
+					out.Sets[i].LastPoint = policy.VaultPoint(pt)
 				}
 			}
 		}
@@ -162,7 +147,7 @@ func (out *Status) addHost(dir hoststate.Dir, warn func(error)) error {
 		if err != nil {
 			warn(err)
 		} else if ok {
-			out.LastPoint = &LastPoint{ID: last.Point, Time: last.Time, Partial: last.Partial, Source: "this host"}
+			out.LastPoint = &policy.LastPoint{ID: last.Point, Time: last.Time, Partial: last.Partial, Source: "this host"}
 		}
 		sets, err := dir.LoadLastOfSets()
 		if err != nil {
@@ -170,7 +155,7 @@ func (out *Status) addHost(dir hoststate.Dir, warn func(error)) error {
 		}
 		for i := range out.Sets {
 			if l, ok := sets[out.Sets[i].Name]; ok {
-				out.Sets[i].LastPoint = &LastPoint{ID: l.Point, Time: l.Time, Partial: l.Partial, Source: "this host"}
+				out.Sets[i].LastPoint = &policy.LastPoint{ID: l.Point, Time: l.Time, Partial: l.Partial, Source: "this host"}
 			}
 		}
 	}

@@ -5,33 +5,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/machines"
 	"github.com/azfs/azfs/repo/open"
 )
-
-// machineJSON is a machine as 'azfs machines --json' lists it.
-type machineJSON struct {
-	Name       string    `json:"name"`
-	Registered time.Time `json:"registered"`
-	// LivePoints and LastPoint are null when the owner cannot read the
-	// machine's points (certificate mode, or a problem).
-	LivePoints *int             `json:"live_points"`
-	LastPoint  *agent.LastPoint `json:"last_point"`
-	Keys       struct {
-		Slots      int  `json:"passphrase_slots"`
-		Unparsable int  `json:"unparsable_slots"`
-		Escrow     bool `json:"escrow"`
-		WriteOnly  bool `json:"write_only"`
-	} `json:"keys"`
-	Problem string `json:"problem,omitempty"`
-}
 
 func newMachinesCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -57,11 +38,7 @@ func newMachinesCmd() *cobra.Command {
 			return err
 		}
 		if *asJSON {
-			rows := make([]machineJSON, 0, len(list))
-			for _, m := range list {
-				rows = append(rows, machineRow(m))
-			}
-			return printJSON(rows)
+			return printJSON(list)
 		}
 		if len(list) == 0 {
 			fmt.Println("no machines registered")
@@ -108,17 +85,4 @@ func keyState(k machines.KeyState) string {
 		parts = append(parts, "write-only (certificate mode)")
 	}
 	return strings.Join(parts, ", ")
-}
-
-func machineRow(m machines.Machine) machineJSON {
-	out := machineJSON{Name: m.Name, Registered: m.Registered, Problem: m.Problem}
-	if m.LivePoints >= 0 {
-		n := m.LivePoints
-		out.LivePoints = &n
-	}
-	if p := m.LastPoint; p != nil {
-		out.LastPoint = agent.VaultPoint(p)
-	}
-	out.Keys.Slots, out.Keys.Unparsable, out.Keys.Escrow, out.Keys.WriteOnly = m.Keys.Slots, m.Keys.Unparsable, m.Keys.Escrow, m.Keys.WriteOnly
-	return out
 }

@@ -121,66 +121,17 @@ func tagsLabel(p *repo.Point) string {
 	return strings.Join(quoted, ",")
 }
 
-// pointJSON is a point as 'azfs points --json' lists it.
-type pointJSON struct {
-	ID      string    `json:"id"`
-	Machine string    `json:"machine"`
-	Time    time.Time `json:"time"`
-	Paths   []string  `json:"paths"`
-	// Set is the backup set's name; empty for the set of the paths.
-	Set string `json:"set"`
-	// Tags are the point's tags, sorted; [] for none.
-	Tags    []string `json:"tags"`
-	Files   uint64   `json:"files"`
-	Bytes   uint64   `json:"bytes"`
-	Partial bool     `json:"partial"`
-	// ChangedWhileRead counts the files stored as read while they kept
-	// changing (marked changed during backup).
-	ChangedWhileRead uint64 `json:"changed_while_read"`
-}
-
 // printPointsJSON prints points as 'points --json' does.
 func printPointsJSON(points []*repo.Point) error {
-	rows := make([]pointJSON, 0, len(points))
-	for _, p := range points {
-		rows = append(rows, pointRow(p))
-	}
-	return printJSON(rows)
-}
-
-func pointRow(p *repo.Point) pointJSON {
-	tags := p.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	return pointJSON{p.ID.String(), p.Machine, p.Time, p.Paths, p.SetName, tags, p.Stats.Files, p.Stats.Bytes, p.Partial, p.Stats.ChangedWhileRead}
+	return printJSON(policy.Summaries(points))
 }
 
 // listDeleted is 'azfs points --deleted': the forgotten points of s that
 // filter matches.
 func listDeleted(s *policy.State, filter repo.TagFilter, asJSON bool) error {
-	deleted := slices.DeleteFunc(s.Deleted(), func(d policy.Deleted) bool { return !filter.Match(d.Point) })
-	now := time.Now()
-	by := func(st policy.Status) string {
-		if st.ByOwner {
-			return "owner"
-		}
-		return fmt.Sprintf("policy %d", st.Policy)
-	}
+	deleted := s.DeletedMatching(filter, time.Now())
 	if asJSON {
-		type row struct {
-			pointJSON
-			Forgotten    time.Time `json:"forgotten"`
-			By           string    `json:"by"` // "owner", or "policy N"
-			Purgeable    time.Time `json:"purgeable"`
-			PurgeableNow bool      `json:"purgeable_now"`
-		}
-		rows := make([]row, 0, len(deleted))
-		for _, d := range deleted {
-			st := d.Status
-			rows = append(rows, row{pointRow(d.Point), st.At, by(st), st.PurgeableAt, !now.Before(st.PurgeableAt)})
-		}
-		return printJSON(rows)
+		return printJSON(deleted)
 	}
 	if len(deleted) == 0 {
 		fmt.Printf("no forgotten points (soft-delete window: %s)\n", retention.FormatDuration(s.Window))
@@ -190,43 +141,13 @@ func listDeleted(s *policy.State, filter repo.TagFilter, asJSON bool) error {
 	w := bufio.NewWriter(os.Stdout)
 	fmt.Fprintf(w, "%-8s  %-12s  %-25s  %-25s  %-10s  %s\n", "ID", "MACHINE", "TIME", "FORGOTTEN", "BY", "PURGEABLE")
 	for _, d := range deleted {
-		p, st := d.Point, d.Status
-		purge := st.PurgeableAt.Local().Format(layout)
-		if !now.Before(st.PurgeableAt) {
+		purge := d.Purgeable.Local().Format(layout)
+		if d.PurgeableNow {
 			purge += " (now)"
 		}
-		fmt.Fprintf(w, "%-8s  %-12s  %-25s  %-25s  %-10s  %s\n", p.ID.Short(), p.Machine, p.Time.Local().Format(layout), st.At.Local().Format(layout), by(st), purge)
+		fmt.Fprintf(w, "%-8s  %-12s  %-25s  %-25s  %-10s  %s\n", d.Point.ID.Short(), d.Machine, d.Time.Local().Format(layout), d.Forgotten.Local().Format(layout), d.By, purge)
 	}
 	return w.Flush()
-}
-
-// checkJSON is 'azfs check --json'.
-type checkJSON struct {
-	Packs      int                `json:"packs"`
-	Points     int                `json:"points"`
-	Trees      int                `json:"tree_parts"`
-	Chunks     int                `json:"chunks"`
-	PacksRead  int                `json:"packs_read"`
-	BytesRead  int64              `json:"bytes_read"`
-	Unreadable int                `json:"unreadable"` // sealed for another certificate
-	Redundant  int                `json:"redundant"`  // bad copies with a good one elsewhere
-	Remembered bool               `json:"damage_remembered"`
-	Problems   []checkProblemJSON `json:"problems"`
-}
-
-type checkProblemJSON struct {
-	What  string `json:"what"` // pack, index, point, tree, chunk, file
-	Name  string `json:"name"`
-	Error string `json:"error"`
-}
-
-func checkRow(res *check.Result) checkJSON {
-	out := checkJSON{Packs: res.Packs, Points: res.Points, Trees: res.Trees, Chunks: res.Chunks, PacksRead: res.PacksRead, BytesRead: res.BytesRead,
-		Unreadable: res.Unreadable, Redundant: res.Redundant, Remembered: res.Remembered, Problems: []checkProblemJSON{}}
-	for _, p := range res.Problems {
-		out.Problems = append(out.Problems, checkProblemJSON{What: p.What, Name: p.Name, Error: cli.Message(p.Err)})
-	}
-	return out
 }
 
 func newCheckCmd() *cobra.Command {
@@ -288,7 +209,7 @@ func newCheckCmd() *cobra.Command {
 			}
 		}
 		if res != nil && *asJSON {
-			if jerr := printJSON(checkRow(res)); jerr != nil {
+			if jerr := printJSON(res); jerr != nil {
 				return jerr
 			}
 		}

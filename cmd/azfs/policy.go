@@ -318,7 +318,9 @@ func newPolicySetCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := policyChangeJSON{Set: *pf.set, DryRun: *dryRun, Lowered: []string{}, Forgets: []pointJSON{}, Forgotten: []pointJSON{}}
+		if req.Window != nil {
+			req.Window.Current = curWindow
+		}
 		var state *policy.State // nil: the machine's points cannot be read here
 		if pf.anyChange {
 			name, err := machineName(o, *target.machine)
@@ -343,21 +345,19 @@ func newPolicySetCmd() *cobra.Command {
 				return err
 			}
 			req.Change = &change
-			if err := out.describe(change, curWindow, now); err != nil {
-				return err
-			}
-			if !*asJSON {
-				printChange(change, *pf.set)
-			}
 		}
-		if w := req.Window; w != nil {
-			w.Current = curWindow
-			out.SoftDelete = &windowChangeJSON{int64(w.Current / time.Second), int64(w.Next / time.Second)}
-			if !*asJSON {
+		out, err := req.Report(*pf.set, curWindow, *dryRun, now)
+		if err != nil {
+			return err
+		}
+		if !*asJSON {
+			if req.Change != nil {
+				printChange(*req.Change, *pf.set)
+			}
+			if w := req.Window; w != nil {
 				fmt.Printf("soft-delete window of the vault:\n  now: %s\n  new: %s\n", retention.FormatDuration(w.Current), retention.FormatDuration(w.Next))
 			}
 		}
-		out.NeedsPIN = req.NeedsPIN()
 		if *dryRun {
 			msg := "dry run: nothing changed"
 			if out.NeedsPIN {
@@ -401,69 +401,12 @@ func newPolicySetCmd() *cobra.Command {
 	return cmd
 }
 
-// policyChangeJSON is 'azfs policy set --json': the policy before and
-// after (null: the command changed only the soft-delete window), what the
-// change forgets, and what applying it forgot.
-type policyChangeJSON struct {
-	Machine string       `json:"machine,omitempty"`
-	Set     string       `json:"set,omitempty"` // the set whose rules changed
-	Current *policy.View `json:"current"`
-	New     *policy.View `json:"new"`
-	Lowered []string     `json:"lowered"` // the retention rules the change lowers
-	// LivePoints, Forgets and ForgetsAlso are null, [] and 0 when the
-	// machine's points cannot be read here (certificate mode).
-	LivePoints  *int        `json:"live_points"`
-	Forgets     []pointJSON `json:"forgets"` // live points the new policy forgets that the current one keeps
-	ForgetsAlso int         `json:"forgets_also"`
-	// SoftDelete is the vault's window before and after; null: unchanged.
-	SoftDelete *windowChangeJSON `json:"soft_delete"`
-	NeedsPIN   bool              `json:"needs_pin"`
-	DryRun     bool              `json:"dry_run"`
-	Saved      int               `json:"saved"`     // the new policy's number; 0: none saved
-	Forgotten  []pointJSON       `json:"forgotten"` // by applying the new policy now
-}
-
-type windowChangeJSON struct {
-	CurrentSeconds int64 `json:"current_seconds"`
-	NewSeconds     int64 `json:"new_seconds"`
-}
-
-// describe fills in c, a change of a machine's policy.
-func (out *policyChangeJSON) describe(c policy.Change, window time.Duration, now time.Time) error {
-	out.Machine = c.Next.Machine
-	for _, p := range []struct {
-		pol policy.Policy
-		to  **policy.View
-	}{{c.Current, &out.Current}, {c.Next, &out.New}} {
-		v, err := policy.NewView(p.pol, window, now)
-		if err != nil {
-			return err
-		}
-		*p.to = &v
-	}
-	out.Lowered = append(out.Lowered, c.Lowered...)
-	if c.Read {
-		out.LivePoints = &c.Live
-		out.Forgets, out.ForgetsAlso = pointRows(c.Newly), len(c.Already)
-	}
-	return nil
-}
-
 // printIf prints v as JSON when asJSON is set.
 func printIf(asJSON bool, v any) error {
 	if !asJSON {
 		return nil
 	}
 	return printJSON(v)
-}
-
-// pointRows returns points as 'points --json' lists them.
-func pointRows(points []*repo.Point) []pointJSON {
-	rows := make([]pointJSON, 0, len(points))
-	for _, p := range points {
-		rows = append(rows, pointRow(p))
-	}
-	return rows
 }
 
 // printChange prints a change of a machine's policy (of set's rules, when
@@ -603,53 +546,34 @@ func openPointsReader(ctx context.Context, t open.Target) (*open.Opened, error) 
 	return open.Machine(ctx, t)
 }
 
-// retentionRunJSON is 'azfs policy apply --json'.
-type retentionRunJSON struct {
-	Machine    string      `json:"machine"`
-	Policy     int         `json:"policy"` // its number; 0 for the default
-	Retention  string      `json:"retention"`
-	DryRun     bool        `json:"dry_run"`
-	LivePoints int         `json:"live_points"` // before
-	Forgotten  []pointJSON `json:"forgotten"`   // with --dry-run: to be
-	// RecoverableUntil is when the points forgotten become purgeable
-	// ('azfs undelete' until then); omitted when none were.
-	RecoverableUntil time.Time `json:"recoverable_until,omitzero"`
-}
-
 // applyRetention applies the policy of the machine o has open, or with
-// dryRun tells what it would forget; it prints the points unless asJSON,
-// and returns the run as 'policy apply --json' prints it.
-func applyRetention(ctx context.Context, o *open.Opened, dryRun, asJSON bool) (retentionRunJSON, error) {
+// dryRun tells what it would forget; it prints the points unless asJSON.
+func applyRetention(ctx context.Context, o *open.Opened, dryRun, asJSON bool) (policy.RetentionRun, error) {
 	s, err := o.StateToChange(ctx, warnf)
 	if err != nil {
-		return retentionRunJSON{}, err
+		return policy.RetentionRun{}, err
 	}
-	now := time.Now()
-	run := retentionRunJSON{Machine: s.Machine, Policy: s.Policy.Seq, Retention: s.Policy.DescribeRetention(), DryRun: dryRun, LivePoints: len(s.Live())}
-	show := func(verb string, points []*repo.Point) {
-		if run.Forgotten = pointRows(points); !asJSON {
-			printPoints(verb, points)
-		}
-	}
-	if dryRun {
-		expired := s.Expired(now)
-		fmt.Fprintf(os.Stderr, "%s (policy %d: %s) would forget %d of %d live points; dry run: nothing forgotten\n",
-			s.Machine, s.Policy.Seq, run.Retention, len(expired), run.LivePoints)
-		show("forget", expired)
-		return run, nil
-	}
-	forgotten, err := s.Apply(ctx, now)
+	run, err := s.RunRetention(ctx, time.Now(), dryRun)
 	if err != nil {
 		return run, err
 	}
-	show("forgot", forgotten)
-	if len(forgotten) == 0 {
-		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", s.Machine, s.Policy.Seq, run.Retention, run.LivePoints)
-		return run, nil
+	show := func(verb string) {
+		if !asJSON {
+			printPoints(verb, run.Points)
+		}
 	}
-	run.RecoverableUntil = now.Add(s.Window)
-	fmt.Fprintf(os.Stderr, "%s (policy %d: %s): forgot %d of %d points; they stay recoverable ('azfs undelete') until %s\n",
-		s.Machine, s.Policy.Seq, run.Retention, len(forgotten), run.LivePoints, run.RecoverableUntil.Local().Format("2006-01-02 15:04"))
+	switch {
+	case dryRun:
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s) would forget %d of %d live points; dry run: nothing forgotten\n",
+			run.Machine, run.Policy, run.Retention, len(run.Points), run.LivePoints)
+		show("forget")
+	case len(run.Points) == 0:
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): nothing to forget among %d live points\n", run.Machine, run.Policy, run.Retention, run.LivePoints)
+	default:
+		show("forgot")
+		fmt.Fprintf(os.Stderr, "%s (policy %d: %s): forgot %d of %d points; they stay recoverable ('azfs undelete') until %s\n",
+			run.Machine, run.Policy, run.Retention, len(run.Points), run.LivePoints, run.RecoverableUntil.Local().Format("2006-01-02 15:04"))
+	}
 	return run, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -113,31 +114,54 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s %s: %v", p.What, p.Name, p.Err)
 }
 
+// MarshalJSON gives the problem as 'azfs check --json' lists it: what,
+// name and the error's message (docs/cli.md).
+func (p Problem) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		What  string `json:"what"`
+		Name  string `json:"name"`
+		Error string `json:"error"`
+	}{p.What, p.Name, p.Err.Error()})
+}
+
 // Result summarises a check.
 type Result struct {
-	Packs, Points, Trees, Chunks int
+	Packs  int `json:"packs"`
+	Points int `json:"points"`
+	Trees  int `json:"tree_parts"`
+	Chunks int `json:"chunks"`
+	// PacksRead counts the packs whose bytes were read (with ReadData).
+	PacksRead int   `json:"packs_read"`
+	BytesRead int64 `json:"bytes_read"`
 	// Unreadable counts blobs sealed under keys the checker does not
 	// hold (another certificate's epoch); they are neither checked nor
 	// counted as damage.
-	Unreadable int
-	// PacksRead counts the packs whose bytes were read (with ReadData).
-	PacksRead int
-	BytesRead int64
+	Unreadable int `json:"unreadable"`
 	// Stale counts packs the index names that the storage no longer holds
 	// and that no point needs: a prune deleted them while the check ran,
 	// or an index file still names them after an interrupted prune (the
 	// next prune supersedes it). Not a problem.
-	Stale int
+	Stale int `json:"-"`
 	// Redundant counts copies of blobs found missing or damaged whose
 	// blob has a good copy elsewhere: nothing is lost, reads use the good
 	// copy, and the next prune drops the bad one. Not a problem.
-	Redundant int
+	Redundant int `json:"redundant"`
 	// Remembered is set when the check stored what it found damaged in
 	// the vault, for the next backup to store again (see repo's damage
 	// records); RememberErr says why it could not.
-	Remembered  bool
-	RememberErr error
-	Problems    []Problem
+	Remembered  bool      `json:"damage_remembered"`
+	RememberErr error     `json:"-"`
+	Problems    []Problem `json:"problems"`
+}
+
+// MarshalJSON gives the result as 'azfs check --json' prints it
+// (docs/cli.md): Problems is [] when there are none.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
+	return json.Marshal(plain(r))
 }
 
 // ErrDamaged is returned when the check found problems. It wraps

@@ -5,6 +5,7 @@ package machines
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -34,13 +35,35 @@ type Machine struct {
 type KeyState struct {
 	// Slots counts the passphrase key slots that parse, Unparsable those
 	// that do not (no passphrase opens them).
-	Slots, Unparsable int
+	Slots      int `json:"passphrase_slots"`
+	Unparsable int `json:"unparsable_slots"`
 	// Escrow says the owner opens the area through the key set the
 	// machine escrowed to it.
-	Escrow bool
+	Escrow bool `json:"escrow"`
 	// WriteOnly says the machine backs up to a certificate (certificate
 	// mode): its own keys, and the escrow, read none of its points.
-	WriteOnly bool
+	WriteOnly bool `json:"write_only"`
+}
+
+// MarshalJSON gives the machine as 'azfs machines --json' lists it
+// (docs/cli.md): live_points and last_point null when unknown, problem
+// omitted when none.
+func (m Machine) MarshalJSON() ([]byte, error) {
+	out := struct {
+		Name       string            `json:"name"`
+		Registered time.Time         `json:"registered"`
+		LivePoints *int              `json:"live_points"`
+		LastPoint  *policy.LastPoint `json:"last_point"`
+		Keys       KeyState          `json:"keys"`
+		Problem    string            `json:"problem,omitempty"`
+	}{Name: m.Name, Registered: m.Registered, Keys: m.Keys, Problem: m.Problem}
+	if m.LivePoints >= 0 {
+		out.LivePoints = &m.LivePoints
+	}
+	if m.LastPoint != nil {
+		out.LastPoint = policy.VaultPoint(m.LastPoint)
+	}
+	return json.Marshal(out)
 }
 
 // List returns the machines of the vault root st (whose config is root,

@@ -2,6 +2,8 @@ package machines_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +54,26 @@ func TestList(t *testing.T) {
 		if m.Registered.Before(before) || m.Keys != (machines.KeyState{Slots: 1, Escrow: true}) || m.Problem != "" {
 			t.Errorf("%s: registered %v, keys %+v, problem %q", m.Name, m.Registered, m.Keys, m.Problem)
 		}
+	}
+
+	// As 'azfs machines --json' lists them (docs/cli.md).
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{`"name":"db01"`, `"live_points":0,"last_point":null`, `"live_points":2,"last_point":{"id":"` + w.LastPoint.ID.String() + `","time":"2033-05-18T03:33:20Z","partial":false,"source":"vault"}`,
+		`"keys":{"passphrase_slots":1,"unparsable_slots":0,"escrow":true,"write_only":false}`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %s", s, want)
+		}
+	}
+	if strings.Contains(s, "problem") {
+		t.Errorf("%s: a problem given when there is none", s)
+	}
+	// Unknown points are null; a problem is given.
+	b, _ = json.Marshal(machines.Machine{Name: "x", LivePoints: -1, Problem: "escrow: gone"})
+	if s := string(b); !strings.Contains(s, `"live_points":null,"last_point":null`) || !strings.Contains(s, `"problem":"escrow: gone"`) {
+		t.Errorf("unknown points: %s", s)
 	}
 }
