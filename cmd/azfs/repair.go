@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -62,42 +61,34 @@ func newRepairCmd() *cobra.Command {
 		if !*asJSON {
 			printConfigRepair("vault root", rootCfg, *apply)
 		}
-		machines := []string{t.Machine}
-		if t.Machine == "" {
-			if machines, err = repo.MachineAreas(ctx, o.Storage); err != nil {
-				return err
+		var names []string
+		if t.Machine != "" {
+			if err := repo.CheckMachineName(t.Machine); err != nil {
+				return cli.Usagef("%v", err)
 			}
-		} else if err := repo.CheckMachineName(t.Machine); err != nil {
-			return cli.Usagef("%v", err)
+			names = []string{t.Machine}
 		}
-		var reports []*repair.AreaReport
-		var failed []string
-		lost := 0
-		for _, name := range machines {
-			rep, err := repair.Machine(ctx, o.VaultRoot(), name, owner, opts)
-			if err != nil {
-				if len(machines) == 1 {
-					return fmt.Errorf("machine %s: %w", name, err)
-				}
-				fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
-				failed = append(failed, name)
-				continue
-			}
-			reports = append(reports, rep)
-			lost += len(rep.Problems)
+		printed := func(r *repair.AreaReport) {
 			if !*asJSON {
-				printRepair(rep)
+				printRepair(r)
 			}
 		}
+		rep, err := repair.Machines(ctx, o.VaultRoot(), names, owner, opts, printed, func(name string, err error) {
+			fmt.Fprintf(os.Stderr, "azfs: machine %s: %s\n", name, cli.Message(err))
+		})
+		if rep == nil {
+			return err
+		}
+		rep.Config = rootCfg
 		if *asJSON {
-			if err := printJSON(repairJSON(rootCfg, reports)); err != nil {
+			if err := printJSON(rep); err != nil {
 				return err
 			}
 		}
-		if len(failed) > 0 {
-			return fmt.Errorf("repair failed for %d of %d machines: %s", len(failed), len(machines), strings.Join(failed, ", "))
+		if err != nil {
+			return err
 		}
-		if lost > 0 {
+		if lost := rep.Lost(); lost > 0 {
 			what := "remain after the repair"
 			if !*apply {
 				what = "found (run with --apply to repair what can be)"
@@ -200,112 +191,4 @@ func printRepair(r *repair.AreaReport) {
 	if !acted && len(r.Problems) == 0 {
 		fmt.Println("  nothing to repair")
 	}
-}
-
-// repairJSONOut is what 'azfs repair --json' prints.
-type repairJSONOut struct {
-	Config   configJSON         `json:"config"`
-	Machines []repairReportJSON `json:"machines"`
-}
-
-// configJSON is a repair.ConfigReport.
-type configJSON struct {
-	State       string `json:"state"`
-	From        string `json:"rebuilt_from,omitempty"`
-	Left        string `json:"left_alone,omitempty"`
-	CopyWritten bool   `json:"copy_written"`
-	CopyDamaged bool   `json:"copy_damaged"`
-}
-
-func configOf(c *repair.ConfigReport) configJSON {
-	return configJSON{State: c.State, From: c.From, Left: c.Left, CopyWritten: c.CopyWritten, CopyDamaged: c.CopyDamaged}
-}
-
-// repairReportJSON is one machine's report as 'azfs repair --json' prints it.
-type repairReportJSON struct {
-	Machine    string        `json:"machine"`
-	Applied    bool          `json:"applied"`
-	Config     configJSON    `json:"config"`
-	Skipped    string        `json:"skipped,omitempty"`
-	Slots      []string      `json:"key_slots"`
-	Unparsable []string      `json:"key_slots_unparsable"`
-	NewSlot    bool          `json:"new_key_slot"`
-	Index      *indexJSON    `json:"index,omitempty"`
-	Junk       []junkJSON    `json:"junk"`
-	Quarantine []objectJSON  `json:"quarantine"`
-	Unchecked  string        `json:"unchecked,omitempty"`
-	Problems   []problemJSON `json:"problems"`
-}
-
-type indexJSON struct {
-	Packs           int      `json:"packs"`
-	Files           int      `json:"index_files"`
-	Covered         int      `json:"covered"`
-	Written         string   `json:"written,omitempty"`
-	Stale           []string `json:"stale"`
-	DamagedTrailers []string `json:"damaged_trailers"`
-	Unindexed       []string `json:"unindexed"`
-}
-
-type junkJSON struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-	Why  string `json:"why"`
-	To   string `json:"to,omitempty"`
-}
-
-type objectJSON struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-}
-
-type problemJSON struct {
-	What string `json:"what"`
-	Name string `json:"name"`
-	Err  string `json:"error"`
-}
-
-func repairJSON(root *repair.ConfigReport, reports []*repair.AreaReport) repairJSONOut {
-	out := repairJSONOut{Config: configOf(root), Machines: make([]repairReportJSON, len(reports))}
-	for i, r := range reports {
-		j := &out.Machines[i]
-		j.Machine, j.Applied, j.Config, j.Skipped = r.Machine, r.Applied, configOf(r.Config), r.Skipped
-		j.Slots, j.Unparsable, j.NewSlot = append([]string{}, r.Slots...), append([]string{}, r.Unparsable...), r.NewSlot
-		if x := r.Index; x != nil { // nil when the area was skipped
-			j.Index = &indexJSON{}
-			j.Index.Packs, j.Index.Files, j.Index.Covered = x.Packs, x.Files, x.Covered
-			if !x.Written.IsZero() {
-				j.Index.Written = x.Written.String()
-			}
-			j.Index.Stale = make([]string, len(x.Stale))
-			for k, s := range x.Stale {
-				j.Index.Stale[k] = s.ID.String()
-			}
-			j.Index.DamagedTrailers, j.Index.Unindexed = idStrings(x.DamagedTrailers), idStrings(x.Unindexed)
-		}
-		j.Junk = make([]junkJSON, len(r.Junk))
-		for k, m := range r.Junk {
-			j.Junk[k] = junkJSON{Name: m.Name, Size: m.Size, Why: cli.Message(m.Why), To: m.To}
-		}
-		j.Quarantine = make([]objectJSON, len(r.Quarantine))
-		for k, fi := range r.Quarantine {
-			j.Quarantine[k] = objectJSON{Name: fi.Name, Size: fi.Size}
-		}
-		if r.Unchecked != nil {
-			j.Unchecked = cli.Message(r.Unchecked)
-		}
-		j.Problems = make([]problemJSON, len(r.Problems))
-		for k, p := range r.Problems {
-			j.Problems[k] = problemJSON{What: p.What, Name: p.Name, Err: cli.Message(p.Err)}
-		}
-	}
-	return out
-}
-
-func idStrings(ids []keys.ID) []string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = id.String()
-	}
-	return out
 }

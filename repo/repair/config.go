@@ -22,19 +22,19 @@ const configContext = "config"
 type ConfigReport struct {
 	// State is "sound", "missing", "damaged", or "differs from its signed
 	// copy".
-	State string
+	State string `json:"state"`
 	// From says where a config that is not sound is rebuilt from: "its
 	// signed copy", "the owner's keys" (root) or "the machine's escrow"
 	// (area); empty when it is left alone.
-	From string
+	From string `json:"rebuilt_from,omitempty"`
 	// Left says why a config that is not sound is left alone.
-	Left string
+	Left string `json:"left_alone,omitempty"`
 	// CopyWritten is set when the signed copy was missing or damaged and
 	// is (or would be) written.
-	CopyWritten bool
+	CopyWritten bool `json:"copy_written"`
 	// CopyDamaged is set when a signed copy is there that the owner did
 	// not sign, or that names another vault or machine.
-	CopyDamaged bool
+	CopyDamaged bool `json:"copy_damaged"`
 }
 
 // Acted reports whether the repair changes (or would change) something.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/azfs/azfs/internal/testfiles"
@@ -260,4 +261,43 @@ func unlockOwner(ctx context.Context, st storage.Storage, pass keys.Passphrase) 
 		return nil, err
 	}
 	return root.UnlockOwner(ctx, pass)
+}
+
+// TestMachines: 'azfs repair' without --machine repairs every machine in
+// turn; one that fails is told and the others go on, the error naming
+// it; with one machine named, its failure is the error.
+func TestMachines(t *testing.T) {
+	ctx := context.Background()
+	f := newRoot(t, true)
+	if _, err := f.root.RegisterMachine(ctx, "n", testPass, cheapKDF, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.root.RegisterMachine(ctx, "o", testPass, cheapKDF, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.root.MachineStorage("n").Delete(ctx, "escrow"); err != nil {
+		t.Fatal(err)
+	}
+	var done, failed []string
+	rep, err := repair.Machines(ctx, f.root, nil, f.owner, repair.Options{}, func(r *repair.AreaReport) { done = append(done, r.Machine) },
+		func(name string, err error) { failed = append(failed, name) })
+	if err == nil || err.Error() != "repair failed for 1 of 3 machines: n" {
+		t.Errorf("error %v, want one naming n", err)
+	}
+	if rep == nil || len(rep.Machines) != 2 || !slices.Equal(done, []string{"m", "o"}) || !slices.Equal(failed, []string{"n"}) {
+		t.Fatalf("report %+v, done %v, failed %v", rep, done, failed)
+	}
+	if rep.Lost() != 0 {
+		t.Errorf("lost %d in sound areas", rep.Lost())
+	}
+
+	rep, err = repair.Machines(ctx, f.root, []string{"n"}, f.owner, repair.Options{}, func(*repair.AreaReport) { t.Error("done called") },
+		func(string, error) { t.Error("failed called for the one machine named") })
+	if rep != nil || err == nil || !strings.HasPrefix(err.Error(), "machine n: ") {
+		t.Errorf("one machine failing: %+v, %v", rep, err)
+	}
+	rep, err = repair.Machines(ctx, f.root, []string{"o"}, f.owner, repair.Options{}, func(*repair.AreaReport) {}, nil)
+	if err != nil || len(rep.Machines) != 1 || rep.Machines[0].Machine != "o" {
+		t.Errorf("machine o alone: %+v, %v", rep, err)
+	}
 }

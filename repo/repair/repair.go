@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
@@ -81,6 +82,59 @@ const (
 	pruneLock      = "prune/lock"
 	pruneLockStale = 10 * time.Minute
 )
+
+// VaultReport is what the repair of a vault found and did: its root's
+// config and each machine's area. Its JSON is 'azfs repair --json'.
+type VaultReport struct {
+	// Config is the root config's report, the caller's: the root is
+	// repaired before anything else can be opened (repo/open's
+	// OwnerForRepair).
+	Config   *ConfigReport `json:"config"`
+	Machines []*AreaReport `json:"machines"`
+}
+
+// Lost counts the problems no copy in the vault recovers, over every
+// machine.
+func (r *VaultReport) Lost() int {
+	n := 0
+	for _, m := range r.Machines {
+		n += len(m.Problems)
+	}
+	return n
+}
+
+// Machines repairs the areas of the machines named, in turn, or of every
+// machine area of the vault when names is empty, calling done with each
+// report as it is made. With one machine, its failure is returned (and no
+// report); with more, failed is told of each failure, the others go on,
+// and the error names the machines that failed, returned with the report.
+func Machines(ctx context.Context, root repo.Root, names []string, owner *keys.OwnerKeys, opts Options, done func(*AreaReport), failed func(name string, err error)) (*VaultReport, error) {
+	if len(names) == 0 {
+		var err error
+		if names, err = repo.MachineAreas(ctx, root.Storage); err != nil {
+			return nil, err
+		}
+	}
+	out := &VaultReport{Machines: []*AreaReport{}}
+	var failedNames []string
+	for _, name := range names {
+		rep, err := Machine(ctx, root, name, owner, opts)
+		switch {
+		case err != nil && len(names) == 1:
+			return nil, fmt.Errorf("machine %s: %w", name, err)
+		case err != nil:
+			failed(name, err)
+			failedNames = append(failedNames, name)
+		default:
+			out.Machines = append(out.Machines, rep)
+			done(rep)
+		}
+	}
+	if len(failedNames) > 0 {
+		return out, fmt.Errorf("repair failed for %d of %d machines: %s", len(failedNames), len(names), strings.Join(failedNames, ", "))
+	}
+	return out, nil
+}
 
 // Machine repairs the area of machine name in the vault root st, whose
 // config is root, with the owner's keys: its config first (AreaConfig),
