@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/browse"
 	"github.com/azfs/azfs/repo/open"
 )
@@ -74,7 +72,7 @@ device, xattrs, stored_bytes), the shape documented in the README.`,
 	asJSON := fs.Bool("json", false, "print JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
-		r, p, err := openPoint(ctx, target, args[0])
+		r, p, err := open.ReadPoint(ctx, target.target(), open.ReadOptions{Warn: warnf}, args[0])
 		if err != nil {
 			return err
 		}
@@ -90,20 +88,6 @@ device, xattrs, stored_bytes), the shape documented in the README.`,
 		return err
 	}
 	return cmd
-}
-
-// openPoint opens the area target names for reading, and the point sel
-// selects in it.
-func openPoint(ctx context.Context, target *targetFlags, sel string) (*open.Reading, *repo.Point, error) {
-	r, err := open.ForReading(ctx, target.target(), open.ReadOptions{Warn: warnf})
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := r.Point(sel)
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, p, nil
 }
 
 // entryPrinter prints entries as ls and find do: a JSON array, ls -l
@@ -313,7 +297,7 @@ symlinks; entries zip cannot hold are left out and named on stderr).`,
 		if err != nil {
 			return err
 		}
-		r, p, err := openPoint(ctx, target, args[0])
+		r, p, err := open.ReadPoint(ctx, target.target(), open.ReadOptions{Warn: warnf}, args[0])
 		if err != nil {
 			return err
 		}

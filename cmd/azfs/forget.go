@@ -124,19 +124,11 @@ func newUndeleteCmd() *cobra.Command {
 }
 
 // openOwnerState checks that fs's arguments are at least one, unless
-// argsOptional (else usage), opens the machine target names with the
-// owner's keys and reads what became of its points.
+// argsOptional (else usage), and opens the machine target names with the
+// owner's keys and what became of its points (open.OwnerState).
 func openOwnerState(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, argsOptional bool, usage string) (*open.Opened, *keys.OwnerKeys, *policy.State, error) {
 	if fs.NArg() == 0 && !argsOptional {
 		return nil, nil, nil, cli.Usagef("%s", usage)
 	}
-	o, owner, err := open.OwnerMachine(ctx, target.target())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	s, err := o.StateToChange(ctx, warnf)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return o, owner, s, nil
+	return open.OwnerState(ctx, target.target(), warnf)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/diskimage/loopmount"
 	azfs "github.com/azfs/azfs/fs"
+	"github.com/azfs/azfs/repo/open"
 )
 
 func newImageMountCmd() *cobra.Command {
@@ -52,7 +53,7 @@ PATH is the image's path in the point.`,
 			return err
 		}
 		ctx := cmd.Context()
-		r, p, err := openPoint(ctx, target, sel)
+		r, p, err := open.ReadPoint(ctx, target.target(), open.ReadOptions{Warn: warnf}, sel)
 		if err != nil {
 			return err
 		}

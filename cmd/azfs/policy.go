@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/internal/hoststate"
-	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/open"
@@ -337,7 +335,7 @@ func newPolicySetCmd() *cobra.Command {
 			}
 			t := target.target()
 			t.Machine = name
-			if state, err = previewState(ctx, o, t, owner); err != nil {
+			if state, err = o.PreviewState(ctx, t, owner, warnf); err != nil {
 				return err
 			}
 			change, err := policy.PlanChange(state, cur, next, now)
@@ -482,21 +480,6 @@ func describeRules(sp policy.SetPolicy) string {
 	return strings.Join(append(parts, sp.Retention.String()), "; ")
 }
 
-// previewState returns the state of the machine t names, opened as the
-// owner, or nil with a warning when its points cannot be read here.
-func previewState(ctx context.Context, o *open.Opened, t open.Target, owner *keys.OwnerKeys) (*policy.State, error) {
-	err := o.OpenAreaAsOwner(ctx, t, owner)
-	var s *policy.State
-	if err == nil {
-		s, err = o.StateToChange(ctx, warnf)
-	}
-	if errors.Is(err, repo.ErrWriteOnly) {
-		warnf(fmt.Sprintf("cannot read the points of %s (certificate mode): what the policy forgets is not shown; pass the certificate's --private-key to see it", t.Machine))
-		return nil, nil
-	}
-	return s, err
-}
-
 func newPolicyApplyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -524,26 +507,12 @@ func newPolicyApplyCmd() *cobra.Command {
 }
 
 // argslessPointsReader checks that fs holds no argument (else usage), and
-// opens the machine target names with openPointsReader.
+// opens the machine target names with open.PointsReader.
 func argslessPointsReader(ctx context.Context, fs *pflag.FlagSet, target *targetFlags, usage string) (*open.Opened, error) {
 	if fs.NArg() != 0 {
 		return nil, cli.Usagef("%s", usage)
 	}
-	return openPointsReader(ctx, target.target())
-}
-
-// openPointsReader opens the area of the machine t names with whatever
-// reads its points here: this machine's keys, a private key, the owner's
-// escrow on the owner's machine, else the machine's passphrase.
-func openPointsReader(ctx context.Context, t open.Target) (*open.Opened, error) {
-	o, err := open.Root(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	if e := o.Entry; e != nil && e.Owner != nil && t.Machine != "" && t.Machine != e.Machine && t.PrivateKey == "" {
-		return o, o.OpenAreaAsOwner(ctx, t, e.Owner)
-	}
-	return open.Machine(ctx, t)
+	return open.PointsReader(ctx, target.target())
 }
 
 // applyRetention applies the policy of the machine o has open, or with

@@ -15,7 +15,6 @@ import (
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/internal/hoststate"
-	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
@@ -76,7 +75,7 @@ func newPruneCmd() *cobra.Command {
 		var failed []string
 		rows := make([]pruneJSON, 0, len(machines))
 		for _, name := range machines {
-			v, err := openForPrune(ctx, o, owner, t, name)
+			v, err := o.AreaAsOwner(ctx, t, owner, name)
 			var res *prune.Result
 			if err == nil {
 				res, err = pruneMachine(ctx, o, name, v, opts)
@@ -137,18 +136,6 @@ func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Area
 		return nil, fmt.Errorf("%w; nothing pruned", err)
 	}
 	return prune.RunWithPolicy(ctx, v, state, opts, time.Now())
-}
-
-// openForPrune opens machine name's area with keys that read its points,
-// as OpenAreaAsOwner chooses them (package unlock): a certificate's private
-// key, this machine's own keys, else the owner's escrow.
-func openForPrune(ctx context.Context, o *open.Opened, owner *keys.OwnerKeys, t open.Target, name string) (*repo.Area, error) {
-	area := *o
-	t.Machine = name
-	if err := area.OpenAreaAsOwner(ctx, t, owner); err != nil {
-		return nil, err
-	}
-	return area.Area, nil
 }
 
 // parseMaxUnused reads "P%" (0 to 100) or "unlimited" as a fraction.

@@ -89,7 +89,7 @@ a file is reported, never deleted.`,
 			}
 		}
 		status := cli.NewStatus(os.Stderr)
-		r, p, err := openPoint(ctx, target, sel)
+		r, p, err := open.ReadPoint(ctx, target.target(), open.ReadOptions{Warn: warnf}, sel)
 		if err != nil {
 			return err
 		}

@@ -113,3 +113,18 @@ func (r *Reading) Points(sel string, all bool) ([]*repo.Point, error) {
 	slices.Reverse(points)
 	return points, nil
 }
+
+// ReadPoint opens the area t names for reading ([ForReading]) and selects
+// the point sel names in it ([Reading.Point]): what 'azfs restore', 'ls',
+// 'dump' and 'image mount' read.
+func ReadPoint(ctx context.Context, t Target, opts ReadOptions, sel string) (*Reading, *repo.Point, error) {
+	r, err := ForReading(ctx, t, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := r.Point(sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, p, nil
+}
