@@ -13,7 +13,6 @@ import (
 	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
-	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/enroll"
@@ -51,7 +50,7 @@ func newPassphraseChangeCmd() *cobra.Command {
 			return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
 		}
 		// Everything that can be refused is checked before the PIN is spent.
-		err = enroll.ChangePassphrase(ctx, o.Storage, o.Root, o.Entry.Machine, o.Entry.Keys, *pin,
+		err = enroll.ChangePassphrase(ctx, o.VaultRoot(), o.Entry.Machine, o.Entry.Keys, *pin,
 			func() (keys.Passphrase, error) {
 				return newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
 			},
@@ -108,9 +107,15 @@ backups deduplicate against them; the passphrase stays as it was.`,
 			return err
 		}
 		if e := o.Entry; e != nil && e.Keys != nil {
-			if err := renew(o, fs.Changed("name"), *name); err != nil {
+			renewName := ""
+			if fs.Changed("name") {
+				renewName = *name
+			}
+			if err := enroll.RenewHost(o, renewName); err != nil {
 				return err
 			}
+			fmt.Fprintf(os.Stderr, "this machine is registered with vault %s as %s already: renewed its storage access until %s (its keys and passphrase are unchanged)\n",
+				o.Root.ID, o.Entry.Machine, o.Entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
 			return printIf(*asJSON, newRegistrationJSON(o, "renewed", nil))
 		}
 		taken, err := o.VaultRoot().MachineExists(ctx, *name)
@@ -130,21 +135,8 @@ backups deduplicate against them; the passphrase stays as it was.`,
 		if err != nil {
 			return err
 		}
-		// The credentials vouched for the owner's keys: pin them, so that this
-		// machine only ever encrypts to certificates that owner added.
-		o.Entry = &keyring.Vault{OwnerPublic: o.Root.Owner}
-		c, err := o.CurrentCertificate(ctx)
+		c, err := enroll.RegisterHost(ctx, o, *name, pass, keys.DefaultKDF, func(pass keys.Passphrase) error { return saveGenerated(*genFile, pass) })
 		if err != nil {
-			return err
-		}
-		if err := saveGenerated(*genFile, pass); err != nil {
-			return err
-		}
-		entry, err := enroll.Register(ctx, o.Storage, o.Root, o.Location, *name, pass, keys.DefaultKDF, c, o.Credentials)
-		if err != nil {
-			return err
-		}
-		if err := saveEntry(o, entry); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "registered as %s with vault %s at %s\n", *name, o.Root.ID, o.Location)
@@ -184,31 +176,20 @@ func newRegistrationJSON(o *open.Opened, action string, c *cert.Certificate) reg
 // takeUpName registers this host, reinstalled, as machine name, which the
 // vault o (opened with backup credentials) holds already: the machine's
 // passphrase, or the owner's, read from passFile or asked for, proves the
-// right to the name (enroll.TakeUp).
+// right to the name (enroll.TakeUpHost).
 func takeUpName(ctx context.Context, o *open.Opened, name, passFile string) error {
 	src := cli.PassphraseSource{File: passFile}
-	ks, err := enroll.TakeUp(ctx, o.Storage, o.Root, name, func(machine string) (keys.Passphrase, error) {
+	err := enroll.TakeUpHost(ctx, o, name, func(machine string) (keys.Passphrase, error) {
 		return src.Read("machine "+machine+" is registered already: to take up its name, its passphrase (or the vault owner's)",
 			fmt.Sprintf("Machine %s is registered already. To take up its name, its passphrase (or the vault owner's): ", machine))
 	})
 	if err != nil {
 		return err
 	}
-	if err := saveEntry(o, enroll.Entry(o.Root, o.Location, name, ks, o.Credentials)); err != nil {
-		return err
-	}
 	fmt.Fprintf(os.Stderr, "registered as %s again with vault %s at %s: this machine continues %s's points, and its backups deduplicate against them; its passphrase is unchanged\n",
 		name, o.Root.ID, o.Location, name)
 	tellSAS(o)
 	return nil
-}
-
-// saveEntry adds this host's entry of the vault o to its keyring (0600),
-// and saves it.
-func saveEntry(o *open.Opened, entry *keyring.Vault) error {
-	o.Ring.Add(entry, false)
-	o.Entry = entry
-	return o.Ring.Save()
 }
 
 // tellSAS says until when a machine registered with a blob vault's
@@ -218,21 +199,4 @@ func tellSAS(o *open.Opened) {
 		fmt.Fprintf(os.Stderr, "this machine reaches the vault with the credentials' SAS token until %s; then renew it with new backup credentials: 'azfs register --vault-credentials FILE'\n",
 			e.SASExpires.Local().Format("2006-01-02 15:04 MST"))
 	}
-}
-
-// renew gives a machine registered with the blob vault o the SAS token of
-// the credentials o was opened with (enroll.Renew).
-func renew(o *open.Opened, nameGiven bool, name string) error {
-	if !nameGiven {
-		name = ""
-	}
-	if err := enroll.Renew(o.Entry, o.Credentials, o.Location, name); err != nil {
-		return err
-	}
-	if err := o.Ring.Save(); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "this machine is registered with vault %s as %s already: renewed its storage access until %s (its keys and passphrase are unchanged)\n",
-		o.Root.ID, o.Entry.Machine, o.Entry.SASExpires.Local().Format("2006-01-02 15:04 MST"))
-	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
-	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/certs"
@@ -66,16 +65,7 @@ func newVaultCreateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		dir, err := keyring.ConfigDir()
-		if err != nil {
-			return err
-		}
-		ring, err := keyring.Load(dir)
-		if err != nil {
-			return err
-		}
-		ring.Add(entry, true)
-		if err := ring.Save(); err != nil {
+		if err := enroll.KeepDefault(entry); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", entry.ID, path, *machine)
@@ -167,7 +157,7 @@ func newVaultCredentialsCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		creds, err := enroll.Issue(ctx, o.Storage, o.Root, owner, o.Location, sasStore(o), acc, *valid, time.Now())
+		creds, err := enroll.Issue(ctx, o.VaultRoot(), owner, o.Location, enroll.SASStoreOf(o), acc, *valid, time.Now())
 		if err != nil {
 			return err
 		}
@@ -200,22 +190,13 @@ type credentialsJSON struct {
 	SASExpires time.Time `json:"sas_expires,omitzero"`
 }
 
-// parseAccess parses an --access flag.
+// parseAccess parses an --access flag (access.ParseAccess).
 func parseAccess(s string) (access.Access, error) {
-	acc := access.Access(s)
-	if acc != access.AccessBackup && acc != access.AccessRestore {
-		return "", cli.Usagef("--access must be backup or restore, not %q", s)
+	acc, err := access.ParseAccess(s)
+	if err != nil {
+		return "", cli.Usagef("--access %v", err)
 	}
 	return acc, nil
-}
-
-// sasStore returns the blob storage of the vault o, which enforces its
-// credentials' SAS tokens; nil for a vault that is no blob container.
-func sasStore(o *open.Opened) enroll.SASStore {
-	if o.Container == nil {
-		return nil
-	}
-	return o.Container
 }
 
 func newVaultCredentialsRevokeCmd() *cobra.Command {
@@ -250,7 +231,7 @@ func newVaultCredentialsRevokeCmd() *cobra.Command {
 		if len(kinds) == 2 {
 			what = "backup and restore"
 		}
-		n, err := enroll.Revoke(ctx, o.Storage, o.Root, owner, sasStore(o), kinds...)
+		n, err := enroll.Revoke(ctx, o.VaultRoot(), owner, enroll.SASStoreOf(o), kinds...)
 		if err != nil {
 			return err
 		}

@@ -61,6 +61,15 @@ func (a Access) Allows(need Access) bool {
 
 func (a Access) known() bool { return a == AccessBackup || a == AccessRestore }
 
+// ParseAccess reads a kind of access by its name (backup, restore), as
+// a command's --access flag gives it.
+func ParseAccess(s string) (Access, error) {
+	if a := Access(s); a.known() {
+		return a, nil
+	}
+	return "", fmt.Errorf("must be %s or %s, not %q", AccessBackup, AccessRestore, s)
+}
+
 // Errors that commands report to users; the wrapping error says what
 // exactly happened and what to do.
 var (

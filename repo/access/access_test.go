@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -57,6 +58,20 @@ func (v testVault) impostor(t testing.TB) (repo.Root, *keys.OwnerKeys) {
 	fake := v.root
 	fake.Owner = &pub
 	return fake, other
+}
+
+// TestParseAccess: the two kinds by name; anything else says what is.
+func TestParseAccess(t *testing.T) {
+	for _, s := range []Access{AccessBackup, AccessRestore} {
+		if a, err := ParseAccess(string(s)); a != s || err != nil {
+			t.Errorf("ParseAccess(%q) = %q, %v", s, a, err)
+		}
+	}
+	for _, s := range []string{"", "admin", "Backup"} {
+		if a, err := ParseAccess(s); a != "" || err == nil || err.Error() != fmt.Sprintf("must be backup or restore, not %q", s) {
+			t.Errorf("ParseAccess(%q) = %q, %v; want an error", s, a, err)
+		}
+	}
 }
 
 func TestAllows(t *testing.T) {

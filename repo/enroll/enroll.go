@@ -92,17 +92,17 @@ type Issued struct {
 }
 
 // Issue issues vault credentials of acc, valid from now for valid, for the
-// vault root st (config root, at location) of owner. sas is the vault's
+// vault root (at location) of owner. sas is the vault's
 // blob storage, nil for any other: the credentials then carry a SAS token
 // that allows what acc allows. Nothing is recorded when the storage cannot
 // grant one.
-func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, location string, sas SASStore, acc access.Access, valid time.Duration, now time.Time) (Issued, error) {
+func Issue(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, location string, sas SASStore, acc access.Access, valid time.Duration, now time.Time) (Issued, error) {
 	if sas != nil {
 		if err := sas.CanGrantSAS(); err != nil {
 			return Issued{}, fmt.Errorf("vault %s: credentials for a blob vault carry a SAS token: %w", location, err)
 		}
 	}
-	creds, err := access.Issue(ctx, repo.Root{Storage: st, Config: root}, owner, location, acc, valid, now)
+	creds, err := access.Issue(ctx, root, owner, location, acc, valid, now)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -118,10 +118,10 @@ func Issue(ctx context.Context, st storage.Storage, root repo.Config, owner *key
 }
 
 // Revoke revokes every credentials file of the kinds given that the owner
-// issued for the vault root st, and returns how many were on record. On a
+// issued for the vault root, and returns how many were on record. On a
 // blob vault (sas not nil) the storage's refusal of their SAS tokens comes
 // first: it is what binds a machine that does not play by the rules.
-func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *keys.OwnerKeys, sas SASStore, kinds ...access.Access) (int, error) {
+func Revoke(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, sas SASStore, kinds ...access.Access) (int, error) {
 	if sas != nil {
 		var tokens []azblob.Access
 		for _, k := range kinds {
@@ -131,7 +131,7 @@ func Revoke(ctx context.Context, st storage.Storage, root repo.Config, owner *ke
 			return 0, err
 		}
 	}
-	return access.Revoke(ctx, repo.Root{Storage: st, Config: root}, owner, kinds...)
+	return access.Revoke(ctx, root, owner, kinds...)
 }
 
 // Entry returns the keyring entry of a host registered as machine name of
@@ -146,27 +146,26 @@ func Entry(root repo.Config, location, name string, ks *keys.KeySet, creds *acce
 	return e
 }
 
-// Register registers a new machine name in the vault root st (config
-// root, at location) under pass, admitted by creds; with c, the vault's
+// Register registers a new machine name in the vault root (at location) under pass, admitted by creds; with c, the vault's
 // current certificate, the machine is write-only: it encrypts to c. It
 // returns the host's keyring entry (Entry). A taken name gives
 // repo.ErrMachineExists (TakeUp takes it up).
-func Register(ctx context.Context, st storage.Storage, root repo.Config, location, name string, pass keys.Passphrase, kdf keys.KDF, c *cert.Certificate, creds *access.Credentials) (*keyring.Vault, error) {
-	v, err := repo.Root{Storage: st, Config: root}.RegisterMachine(ctx, name, pass, kdf, certMode(c))
+func Register(ctx context.Context, root repo.Root, location, name string, pass keys.Passphrase, kdf keys.KDF, c *cert.Certificate, creds *access.Credentials) (*keyring.Vault, error) {
+	v, err := root.RegisterMachine(ctx, name, pass, kdf, certMode(c))
 	if err != nil {
 		return nil, err
 	}
-	return Entry(root, location, name, v.Keys(), creds), nil
+	return Entry(root.Config, location, name, v.Keys(), creds), nil
 }
 
 // TakeUp opens the key set of machine name, registered already in the
-// vault root st, for a reinstalled host that takes up its name: pass asks
+// vault root, for a reinstalled host that takes up its name: pass asks
 // for a passphrase, which proves the right to the name when it is the
 // machine's or the owner's (package unlock). Its backups then continue the
 // machine's points and deduplicate against them. A passphrase that is
 // neither gives an error wrapping repo.ErrMachineExists.
-func TakeUp(ctx context.Context, st storage.Storage, root repo.Config, name string, pass func(machine string) (keys.Passphrase, error)) (*keys.KeySet, error) {
-	v, _, err := unlock.Area(ctx, repo.Root{Storage: st, Config: root}, name, unlock.Keys{Passphrase: pass})
+func TakeUp(ctx context.Context, root repo.Root, name string, pass func(machine string) (keys.Passphrase, error)) (*keys.KeySet, error) {
+	v, _, err := unlock.Area(ctx, root, name, unlock.Keys{Passphrase: pass})
 	if errors.Is(err, keys.ErrWrongPassphrase) {
 		return nil, fmt.Errorf("%w: %s, and the passphrase given is neither its nor the owner's (choose another name with --name)", repo.ErrMachineExists, name)
 	}
@@ -200,17 +199,16 @@ func Renew(e *keyring.Vault, creds *access.Credentials, location, name string) e
 }
 
 // ChangePassphrase replaces the passphrase of machine, whose key set ks
-// this host holds, in the vault root st (config root) by the one newPass
+// this host holds, in the vault root by the one newPass
 // returns, with the owner's consent: pin, a security PIN, spent only once
 // nothing else can refuse. Storage credentials that may not delete the
 // old key slots (an error wrapping storage.ErrPermission) refuse before
 // newPass is asked or the PIN spent; keep, called once the PIN is spent
 // and before the slots change, keeps the new passphrase (the caller
 // writes a generated one to its file). No data is rewritten.
-func ChangePassphrase(ctx context.Context, st storage.Storage, root repo.Config, machine string, ks *keys.KeySet, pin string,
+func ChangePassphrase(ctx context.Context, root repo.Root, machine string, ks *keys.KeySet, pin string,
 	newPass func() (keys.Passphrase, error), keep func(keys.Passphrase) error, kdf keys.KDF, now time.Time) error {
-	vault := repo.Root{Storage: st, Config: root}
-	area := vault.MachineStorage(machine)
+	area := root.MachineStorage(machine)
 	if err := repo.CanReplaceSlots(ctx, area); err != nil {
 		return err
 	}
@@ -218,7 +216,7 @@ func ChangePassphrase(ctx context.Context, st storage.Storage, root repo.Config,
 	if err != nil {
 		return err
 	}
-	if err := access.UsePIN(ctx, vault, pin, now); err != nil {
+	if err := access.UsePIN(ctx, root, pin, now); err != nil {
 		return err
 	}
 	if err := keep(pass); err != nil {

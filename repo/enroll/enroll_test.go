@@ -64,21 +64,21 @@ func TestCreateVault(t *testing.T) {
 	if e.Owner == nil || e.Keys == nil || e.Machine != "owner" || e.Location != "/srv/vault" || len(e.ID) != 32 {
 		t.Fatalf("entry: %+v", e)
 	}
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if root.ID != e.ID {
 		t.Errorf("root %s, entry %s", root.ID, e.ID)
 	}
-	if _, err := (repo.Root{Storage: st, Config: root}).OpenMachine(ctx, "owner", e.Keys); err != nil {
+	if _, err := root.OpenMachine(ctx, "owner", e.Keys); err != nil {
 		t.Errorf("open the first machine with its keys: %v", err)
 	}
 	// The signed copies of the configs are there: repair would write none.
 	if _, rep, err := repair.RootConfig(ctx, st, e.Owner, false); err != nil || rep.CopyWritten || rep.State != "sound" {
 		t.Errorf("the root config and its signed copy: %+v, %v", rep, err)
 	}
-	if rep, err := repair.AreaConfig(ctx, repo.Root{Storage: st, Config: root}, "owner", e.Owner, false); err != nil || rep.CopyWritten || rep.State != "sound" {
+	if rep, err := repair.AreaConfig(ctx, root, "owner", e.Owner, false); err != nil || rep.CopyWritten || rep.State != "sound" {
 		t.Errorf("the machine's config and its signed copy: %+v, %v", rep, err)
 	}
 	if _, err := CreateVault(ctx, st, "/srv/vault", ownerPass, cheapKDF, "owner", nil); err == nil || !strings.Contains(err.Error(), "create vault at /srv/vault") {
@@ -93,11 +93,11 @@ func TestCreateVault(t *testing.T) {
 func TestIssueRegisterTakeUpRenew(t *testing.T) {
 	ctx := context.Background()
 	st, owner := newVault(t)
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := Issue(ctx, st, root, owner.Owner, "/srv/vault", nil, access.AccessBackup, time.Hour, now)
+	creds, err := Issue(ctx, root, owner.Owner, "/srv/vault", nil, access.AccessBackup, time.Hour, now)
 	if err != nil || creds.SAS != "" || !creds.SASExpires.IsZero() {
 		t.Fatalf("Issue without blob storage: %+v, %v", creds, err)
 	}
@@ -105,19 +105,19 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 		t.Fatalf("the credentials issued: %v", err)
 	}
 
-	web, err := Register(ctx, st, root, "/srv/vault", "web01", webPass, cheapKDF, nil, creds.Credentials)
+	web, err := Register(ctx, root, "/srv/vault", "web01", webPass, cheapKDF, nil, creds.Credentials)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if web.Machine != "web01" || web.Owner != nil || web.OwnerPublic == nil || !web.OwnerPublic.Equal(owner.Owner.Public()) || web.SAS != "" {
 		t.Errorf("a registered machine's entry: %+v", web)
 	}
-	if _, err := Register(ctx, st, root, "/srv/vault", "web01", webPass, cheapKDF, nil, creds.Credentials); !errors.Is(err, repo.ErrMachineExists) {
+	if _, err := Register(ctx, root, "/srv/vault", "web01", webPass, cheapKDF, nil, creds.Credentials); !errors.Is(err, repo.ErrMachineExists) {
 		t.Errorf("registering a taken name: %v, want ErrMachineExists", err)
 	}
 
 	for _, pass := range []keys.Passphrase{webPass, ownerPass} {
-		ks, err := TakeUp(ctx, st, root, "web01", func(machine string) (keys.Passphrase, error) {
+		ks, err := TakeUp(ctx, root, "web01", func(machine string) (keys.Passphrase, error) {
 			if machine != "web01" {
 				t.Errorf("asked for the passphrase of %q", machine)
 			}
@@ -127,22 +127,22 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 			t.Errorf("take up web01: %v", err)
 			continue
 		}
-		if _, err := (repo.Root{Storage: st, Config: root}).OpenMachine(ctx, "web01", ks); err != nil {
+		if _, err := root.OpenMachine(ctx, "web01", ks); err != nil {
 			t.Errorf("the key set taken up does not open web01: %v", err)
 		}
 	}
-	_, err = TakeUp(ctx, st, root, "web01", func(string) (keys.Passphrase, error) { return "neither the machine's nor the owner's", nil })
+	_, err = TakeUp(ctx, root, "web01", func(string) (keys.Passphrase, error) { return "neither the machine's nor the owner's", nil })
 	if !errors.Is(err, repo.ErrMachineExists) || !strings.Contains(err.Error(), "neither its nor the owner's") {
 		t.Errorf("a wrong passphrase: %v", err)
 	}
 
 	// A blob vault: the credentials carry a SAS token, which renews web01's.
 	sas := &fakeSAS{}
-	blob, err := Issue(ctx, st, root, owner.Owner, "azblob://acct/c", sas, access.AccessBackup, time.Hour, now)
+	blob, err := Issue(ctx, root, owner.Owner, "azblob://acct/c", sas, access.AccessBackup, time.Hour, now)
 	if err != nil || blob.SAS == "" || !blob.SASExpires.Equal(blob.Expires.Add(time.Hour)) || len(sas.granted) != 1 || sas.granted[0] != azblob.CreateOnly {
 		t.Fatalf("Issue on blob storage: %+v, granted %v, %v", blob, sas.granted, err)
 	}
-	if e := Entry(root, "azblob://acct/c", "web01", web.Keys, blob.Credentials); e.SAS != blob.SAS || !e.SASExpires.Equal(blob.Expires) {
+	if e := Entry(root.Config, "azblob://acct/c", "web01", web.Keys, blob.Credentials); e.SAS != blob.SAS || !e.SASExpires.Equal(blob.Expires) {
 		t.Errorf("an entry admitted by a SAS token: %+v", e)
 	}
 	if err := Renew(web, creds.Credentials, "/srv/vault", ""); err == nil || !strings.Contains(err.Error(), "already registered") {
@@ -161,7 +161,7 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 	}
 
 	// Revoking refuses the SAS tokens first, then the credentials.
-	n, err := Revoke(ctx, st, root, owner.Owner, sas, access.AccessBackup, access.AccessRestore)
+	n, err := Revoke(ctx, root, owner.Owner, sas, access.AccessBackup, access.AccessRestore)
 	if err != nil || n != 2 || len(sas.revoked) != 2 {
 		t.Errorf("Revoke: %d on record, revoked tokens %v, %v", n, sas.revoked, err)
 	}
@@ -170,7 +170,7 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 	}
 	// Storage that cannot grant a SAS token: nothing issued.
 	refusing := &fakeSAS{refuse: errors.New("no account key")}
-	if _, err := Issue(ctx, st, root, owner.Owner, "azblob://acct/c", refusing, access.AccessRestore, time.Hour, now); err == nil || !strings.Contains(err.Error(), "carry a SAS token") || len(refusing.granted) != 0 {
+	if _, err := Issue(ctx, root, owner.Owner, "azblob://acct/c", refusing, access.AccessRestore, time.Hour, now); err == nil || !strings.Contains(err.Error(), "carry a SAS token") || len(refusing.granted) != 0 {
 		t.Errorf("Issue on storage that cannot grant SAS tokens: %v", err)
 	}
 }
@@ -188,37 +188,37 @@ func (deleteRefused) Delete(context.Context, string) error { return storage.ErrP
 func TestChangePassphrase(t *testing.T) {
 	ctx := context.Background()
 	st, owner := newVault(t)
-	root, err := repo.ReadConfig(ctx, st)
+	root, err := repo.OpenRoot(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := Register(ctx, st, root, "/srv/vault", "web01", webPass, cheapKDF, nil, nil)
+	web, err := Register(ctx, root, "/srv/vault", "web01", webPass, cheapKDF, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const newPass = keys.Passphrase("web01's new passphrase, long enough")
 	opens := func(pass keys.Passphrase) bool {
-		_, err := TakeUp(ctx, st, root, "web01", func(string) (keys.Passphrase, error) { return pass, nil })
+		_, err := TakeUp(ctx, root, "web01", func(string) (keys.Passphrase, error) { return pass, nil })
 		return err == nil
 	}
-	pin, _, err := access.IssuePIN(ctx, repo.Root{Storage: st, Config: root}, owner.Owner, now)
+	pin, _, err := access.IssuePIN(ctx, root, owner.Owner, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	asked := false
-	err = ChangePassphrase(ctx, deleteRefused{st}, root, "web01", web.Keys, pin,
+	err = ChangePassphrase(ctx, repo.Root{Storage: deleteRefused{st}, Config: root.Config}, "web01", web.Keys, pin,
 		func() (keys.Passphrase, error) { asked = true; return newPass, nil }, func(keys.Passphrase) error { return nil }, cheapKDF, now)
 	if !errors.Is(err, storage.ErrPermission) || asked {
 		t.Errorf("storage that may not delete: %v (new passphrase asked: %v)", err, asked)
 	}
 	kept := false
 	keep := func(p keys.Passphrase) error { kept = p == newPass; return nil }
-	err = ChangePassphrase(ctx, st, root, "web01", web.Keys, "0000-0000", func() (keys.Passphrase, error) { return newPass, nil }, keep, cheapKDF, now)
+	err = ChangePassphrase(ctx, root, "web01", web.Keys, "0000-0000", func() (keys.Passphrase, error) { return newPass, nil }, keep, cheapKDF, now)
 	if !errors.Is(err, access.ErrPIN) || kept || !opens(webPass) || opens(newPass) {
 		t.Errorf("a wrong PIN: %v, kept %v", err, kept)
 	}
 	// The PIN refused nothing above: it is still good.
-	if err := ChangePassphrase(ctx, st, root, "web01", web.Keys, pin, func() (keys.Passphrase, error) { return newPass, nil }, keep, cheapKDF, now); err != nil || !kept {
+	if err := ChangePassphrase(ctx, root, "web01", web.Keys, pin, func() (keys.Passphrase, error) { return newPass, nil }, keep, cheapKDF, now); err != nil || !kept {
 		t.Fatalf("ChangePassphrase: %v, kept %v", err, kept)
 	}
 	if !opens(newPass) || opens(webPass) {

@@ -1,0 +1,93 @@
+package enroll
+
+import (
+	"context"
+
+	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/keys/cert"
+	"github.com/azfs/azfs/keys/keyring"
+	"github.com/azfs/azfs/repo/open"
+)
+
+// This file: the use cases of a host joining the vault it opened (package
+// open), which keep its entry in the host's keyring.
+
+// KeepDefault adds entry, this host's entry of a vault it created, to its
+// keyring (keyring.ConfigDir) as its default vault, and saves it (0600).
+func KeepDefault(entry *keyring.Vault) error {
+	dir, err := keyring.ConfigDir()
+	if err != nil {
+		return err
+	}
+	ring, err := keyring.Load(dir)
+	if err != nil {
+		return err
+	}
+	ring.Add(entry, true)
+	return ring.Save()
+}
+
+// keep adds entry, this host's entry of the vault o has open, to o's
+// keyring and saves it (0600); o.Entry is entry from then on.
+func keep(o *open.Opened, entry *keyring.Vault) error {
+	o.Ring.Add(entry, false)
+	o.Entry = entry
+	return o.Ring.Save()
+}
+
+// RegisterHost registers this host as the new machine name of the vault
+// o opened with backup credentials (open.WithCredentials), under pass, and
+// keeps its entry in o's keyring. The owner keys the credentials vouched
+// for are pinned first, so the vault's current certificate is taken only
+// when they signed it (open.Opened.CurrentCertificate): the machine then
+// encrypts to it, write-only, and RegisterHost returns it (nil: passphrase
+// mode). keepPass is called with pass once nothing before the
+// registration can refuse (the caller writes a generated passphrase to
+// its file), so a passphrase is never lost for a machine that exists.
+func RegisterHost(ctx context.Context, o *open.Opened, name string, pass keys.Passphrase, kdf keys.KDF, keepPass func(keys.Passphrase) error) (*cert.Certificate, error) {
+	o.Entry = &keyring.Vault{OwnerPublic: o.Root.Owner}
+	c, err := o.CurrentCertificate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := keepPass(pass); err != nil {
+		return nil, err
+	}
+	entry, err := Register(ctx, o.VaultRoot(), o.Location, name, pass, kdf, c, o.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	return c, keep(o, entry)
+}
+
+// TakeUpHost registers this host, reinstalled, as machine name, which the
+// vault o (opened with backup credentials) holds already (TakeUp: pass
+// asks for the machine's passphrase or the owner's), and keeps its entry
+// in o's keyring.
+func TakeUpHost(ctx context.Context, o *open.Opened, name string, pass func(machine string) (keys.Passphrase, error)) error {
+	ks, err := TakeUp(ctx, o.VaultRoot(), name, pass)
+	if err != nil {
+		return err
+	}
+	return keep(o, Entry(o.Root, o.Location, name, ks, o.Credentials))
+}
+
+// RenewHost gives this host, registered with the blob vault o has open,
+// the SAS token of the credentials o was opened with (Renew; name is the
+// machine name asked for, "" for none), and saves its keyring.
+func RenewHost(o *open.Opened, name string) error {
+	if err := Renew(o.Entry, o.Credentials, o.Location, name); err != nil {
+		return err
+	}
+	return o.Ring.Save()
+}
+
+// SASStoreOf returns the blob storage of the vault o has open, which
+// enforces its credentials' SAS tokens (Issue, Revoke); nil for a vault
+// that is no blob container.
+func SASStoreOf(o *open.Opened) SASStore {
+	if o.Container == nil {
+		return nil
+	}
+	return o.Container
+}
