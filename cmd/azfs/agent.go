@@ -12,8 +12,6 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/internal/hoststate"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
@@ -74,66 +72,17 @@ func newAgentCmd() *cobra.Command {
 		log.Info("agent started", "vault", o.Location, "paths", paths, "pid", os.Getpid())
 		t := target.target()
 		t.Vault = o.Location // the vault found now, whatever the default becomes
-		r := &agentRunner{target: t, machine: o.Machine, dir: dir, uploads: *uploads, log: log}
-		agent.Run(ctx, r, agent.Options{Paths: paths, Selection: spec, Log: log, Interval: *testInterval})
+		m := &agent.VaultMachine{Target: t, Machine: o.Machine, Dir: dir, Log: log,
+			BackupJob: func(ctx context.Context, job policy.SetPolicy) error { return backupJob(ctx, t, *uploads, log, job) }}
+		agent.Run(ctx, m, agent.Options{Paths: paths, Selection: spec, Log: log, Interval: *testInterval})
 		return nil
 	}
 	return cmd
 }
 
-// agentRunner is the agent's machine: every call opens the vault anew,
-// with the keyring as it is then (a renewed SAS token, a new key epoch).
-type agentRunner struct {
-	target  open.Target
-	machine string
-	dir     hoststate.Dir
-	uploads int
-	log     *slog.Logger
-}
-
-func (r *agentRunner) warn(msg string) { r.log.Warn(msg) }
-
-func (r *agentRunner) Policy(ctx context.Context) (policy.Policy, error) {
-	o, err := open.Root(ctx, r.target)
-	if err != nil {
-		return policy.Policy{}, err
-	}
-	return policy.Current(ctx, o.VaultRoot(), r.machine)
-}
-
-func (r *agentRunner) Enabled() (bool, error) {
-	_, disabled, err := r.dir.Disabled()
-	return !disabled, err
-}
-
-// LastBackup is the newest point of the set in the vault, or the last one
-// this host committed when later (or when the machine cannot read its
-// points: certificate mode).
-func (r *agentRunner) LastBackup(ctx context.Context, set string) (time.Time, error) {
-	var last time.Time
-	if sets, err := r.dir.LoadLastOfSets(); err != nil {
-		r.log.Warn("cannot read the last points recorded on this host", "err", err)
-	} else {
-		last = sets[set].Time
-	}
-	o, err := open.Machine(ctx, r.target)
-	if err != nil {
-		return time.Time{}, err
-	}
-	s, err := o.State(ctx, r.warn)
-	if errors.Is(err, repo.ErrWriteOnly) {
-		return last, nil
-	}
-	if err != nil {
-		return time.Time{}, err
-	}
-	return agent.LastOfSet(s.All(), set, last), nil
-}
-
-// Backup backs up one job: the agent's own paths, or a set of the
-// policy's.
-func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
-	log := r.log
+// backupJob backs up one job of the agent of the machine t names: the
+// agent's own paths, or a set of the policy's.
+func backupJob(ctx context.Context, t open.Target, uploads int, log *slog.Logger, job policy.SetPolicy) error {
 	if job.Name != "" {
 		log = log.With("set", job.Name)
 	}
@@ -145,7 +94,7 @@ func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
 	if err != nil {
 		return err
 	}
-	o, err := open.Machine(ctx, r.target)
+	o, err := open.Machine(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -161,7 +110,7 @@ func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
 		paths:     paths,
 		set:       job.Name,
 		selection: sel,
-		uploads:   r.uploads,
+		uploads:   uploads,
 		onError:   func(path string, err error) { log.Warn("skipped", "path", path, "err", err) },
 		onChanged: func(path string) {
 			log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
@@ -182,25 +131,4 @@ func (r *agentRunner) Backup(ctx context.Context, job policy.SetPolicy) error {
 		return nil
 	}
 	return err
-}
-
-func (r *agentRunner) ApplyRetention(ctx context.Context, now time.Time) error {
-	o, err := open.Machine(ctx, r.target)
-	if err != nil {
-		return err
-	}
-	s, err := o.StateToChange(ctx, r.warn)
-	if errors.Is(err, repo.ErrWriteOnly) {
-		r.log.Info("retention not applied: this machine cannot read its points (certificate mode); apply it with the certificate's private key ('azfs policy apply --machine NAME --private-key FILE')")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	forgotten, err := s.Apply(ctx, now)
-	if err != nil {
-		return err
-	}
-	r.log.Info("retention applied", "policy", s.Policy.Seq, "retention", s.Policy.DescribeRetention(), "forgot", len(forgotten), "live", len(s.Live()))
-	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/policy"
 )
 
 // Automatic backups are enabled or disabled on the machine itself, in its
@@ -49,16 +48,12 @@ func scheduleDisable(ctx context.Context, o *open.Opened, dir hoststate.Dir) err
 // scheduleEnable enables the scheduled backups of o's machine on this
 // host.
 func scheduleEnable(ctx context.Context, o *open.Opened, dir hoststate.Dir) error {
-	p, err := policy.Current(ctx, o.VaultRoot(), o.Machine)
+	e, err := agent.EnableMachine(ctx, o.VaultRoot(), o.Machine, dir, time.Now())
 	if err != nil {
 		return err
 	}
-	next, agentRuns, err := agent.EnableSchedule(dir, p, time.Now())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are enabled: %s, the next at %s\n", o.Machine, p.Schedule, next.Format("2006-01-02 15:04 MST"))
-	if !agentRuns {
+	fmt.Fprintf(os.Stderr, "automatic backups of machine %s are enabled: %s, the next at %s\n", o.Machine, e.Schedule, e.Next.Format("2006-01-02 15:04 MST"))
+	if !e.AgentRuns {
 		fmt.Fprintln(os.Stderr, "no agent runs on this host: start one ('azfs agent PATH...', or the azfs-agent service)")
 	}
 	return nil

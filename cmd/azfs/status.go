@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -9,8 +8,6 @@ import (
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/policy"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -29,29 +26,7 @@ func newStatusCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		p, err := policy.Current(ctx, o.VaultRoot(), o.Machine)
-		if err != nil {
-			return err
-		}
-		src := agent.StatusSource{Vault: o.Location, VaultID: o.Root.ID, Machine: o.Machine, Policy: p, Readable: true,
-			Warn: func(err error) { warnf(cli.Message(err)) }}
-		s, err := o.State(ctx, warnf)
-		switch {
-		case errors.Is(err, repo.ErrWriteOnly):
-			src.Readable = false
-		case err != nil:
-			return err
-		default:
-			src.Live = s.Live()
-		}
-		if o.Entry != nil && o.Entry.Machine == o.Machine {
-			dir, err := o.StateDir()
-			if err != nil {
-				return err
-			}
-			src.Host = &dir
-		}
-		out, err := agent.ReadStatus(src, time.Now())
+		out, err := agent.MachineStatus(ctx, o, warnf, time.Now())
 		if err != nil {
 			return err
 		}
