@@ -41,17 +41,9 @@ func newForgetCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		live, err := filter.Matching(s.Live())
+		points, err := s.SelectToForget(filter, fs.Args(), time.Local)
 		if err != nil {
 			return err
-		}
-		// With --tag and no selectors, every live point with the tags.
-		points := live
-		if fs.NArg() > 0 {
-			points, err = s.SelectToForget(live, fs.Args(), time.Local)
-			if err != nil {
-				return err
-			}
 		}
 		if !*asJSON {
 			printPoints("forget", points)

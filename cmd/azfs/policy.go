@@ -72,20 +72,7 @@ func newPolicyShowCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if ok, err := o.VaultRoot().MachineExists(ctx, name); err != nil {
-			return err
-		} else if !ok {
-			return o.VaultRoot().NoMachine(ctx, name)
-		}
-		p, err := policy.Current(ctx, o.VaultRoot(), name)
-		if err != nil {
-			return err
-		}
-		window, err := policy.Window(ctx, o.VaultRoot())
-		if err != nil {
-			return err
-		}
-		v, err := policy.NewView(p, window, time.Now())
+		p, v, err := policy.Show(ctx, o.VaultRoot(), name, time.Now())
 		if err != nil {
 			return err
 		}
@@ -100,7 +87,7 @@ func newPolicyShowCmd() *cobra.Command {
 		fmt.Printf("  schedule     %s (next: %s)\n", p.Schedule, v.NextRun.Format("2006-01-02 15:04 MST"))
 		fmt.Printf("  retention    %s\n", p.Retention)
 		fmt.Printf("  time zone    %s\n", p.TimeZone)
-		fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(window))
+		fmt.Printf("  soft delete  %s (vault-wide): forgotten points stay recoverable that long\n", retention.FormatDuration(time.Duration(v.SoftDeleteSeconds)*time.Second))
 		printSets(p, v)
 		return nil
 	}

@@ -8,12 +8,17 @@ import (
 	"github.com/azfs/azfs/repo"
 )
 
-// SelectToForget returns the points of live (the machine's live points,
-// or those of them a tag filter kept) that sels name: ID prefixes, dates,
-// times or latest (repo.SelectPoint, times in loc), each point once, in
-// the order given. A selector that names a point forgotten already says
-// so.
-func (s *State) SelectToForget(live []*repo.Point, sels []string, loc *time.Location) ([]*repo.Point, error) {
+// SelectToForget returns the live points that filter matches and sels
+// name: ID prefixes, dates, times or latest (repo.SelectPoint, times in
+// loc), each point once, in the order given; without sels, every live
+// point filter matches (a filter that matches none is an error, as
+// repo.TagFilter.Matching says). A selector that names a point forgotten
+// already says so.
+func (s *State) SelectToForget(filter repo.TagFilter, sels []string, loc *time.Location) ([]*repo.Point, error) {
+	live, err := filter.Matching(s.Live())
+	if err != nil || len(sels) == 0 {
+		return live, err
+	}
 	deleted := s.deletedPoints()
 	return selectPoints(live, sels, loc, func(sel string) error {
 		if p, err := repo.SelectPoint(deleted, sel, loc); err == nil {

@@ -2,11 +2,13 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 )
 
@@ -21,11 +23,11 @@ func TestSelectToForgetUndelete(t *testing.T) {
 	}
 	s := f.load(t)
 	short := func(i int) string { return points[i].ID.String()[:12] }
-	got, err := s.SelectToForget(s.Live(), []string{short(2), "latest", short(1)}, time.UTC)
+	got, err := s.SelectToForget(repo.TagFilter{}, []string{short(2), "latest", short(1)}, time.UTC)
 	if err != nil || !slices.Equal(IDs(got), IDs([]*repo.Point{points[2], points[1]})) {
 		t.Errorf("SelectToForget: %v, %v; want the last point, then the second", IDs(got), err)
 	}
-	if _, err := s.SelectToForget(s.Live(), []string{short(0)}, time.UTC); err == nil || !strings.Contains(err.Error(), "forgotten already") {
+	if _, err := s.SelectToForget(repo.TagFilter{}, []string{short(0)}, time.UTC); err == nil || !strings.Contains(err.Error(), "forgotten already") {
 		t.Errorf("forgetting a forgotten point: %v, want 'forgotten already'", err)
 	}
 	got, err = s.SelectToUndelete([]string{short(0)}, time.UTC)
@@ -37,5 +39,27 @@ func TestSelectToForgetUndelete(t *testing.T) {
 	}
 	if _, err := s.SelectToUndelete([]string{"ffffffffffff"}, time.UTC); err == nil {
 		t.Error("undeleting a point that does not exist succeeded")
+	}
+
+	// With a tag filter: the live points with the tags, or those of them
+	// the selectors name; a filter no live point matches is an error.
+	tagged := &repo.Point{Machine: "web01", Time: t0, Root: keys.ID{1}, Paths: []string{"/"}, Tags: []string{"db"}}
+	if err := f.v.SavePoint(context.Background(), tagged); err != nil {
+		t.Fatal(err)
+	}
+	s = f.load(t)
+	db, _ := repo.ParseTagFilter([]string{"db"})
+	if got, err := s.SelectToForget(db, nil, time.UTC); err != nil || !slices.Equal(IDs(got), IDs([]*repo.Point{tagged})) {
+		t.Errorf("--tag db without selectors: %v, %v", IDs(got), err)
+	}
+	if got, err := s.SelectToForget(repo.TagFilter{}, nil, time.UTC); err != nil || len(got) != 3 {
+		t.Errorf("no filter, no selectors: %v, %v; want every live point", IDs(got), err)
+	}
+	if _, err := s.SelectToForget(db, []string{short(1)}, time.UTC); !errors.Is(err, repo.ErrUnknownPoint) {
+		t.Errorf("--tag db naming an untagged point: %v, want ErrUnknownPoint", err)
+	}
+	web, _ := repo.ParseTagFilter([]string{"web"})
+	if _, err := s.SelectToForget(web, nil, time.UTC); !errors.Is(err, repo.ErrUnknownPoint) {
+		t.Errorf("--tag web, which no point has: %v, want ErrUnknownPoint", err)
 	}
 }

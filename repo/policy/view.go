@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"context"
 	"time"
+
+	"github.com/azfs/azfs/repo"
 
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
@@ -74,6 +77,27 @@ func NewView(p Policy, window time.Duration, now time.Time) (View, error) {
 		v.Sets = append(v.Sets, set)
 	}
 	return v, nil
+}
+
+// Show returns machine's current policy and its view at now under the
+// vault's soft-delete window: what 'azfs policy show' shows. A machine the
+// vault does not hold is an error wrapping repo.ErrNoMachine.
+func Show(ctx context.Context, root repo.Root, machine string, now time.Time) (Policy, View, error) {
+	if ok, err := root.MachineExists(ctx, machine); err != nil {
+		return Policy{}, View{}, err
+	} else if !ok {
+		return Policy{}, View{}, root.NoMachine(ctx, machine)
+	}
+	p, err := Current(ctx, root, machine)
+	if err != nil {
+		return Policy{}, View{}, err
+	}
+	window, err := Window(ctx, root)
+	if err != nil {
+		return Policy{}, View{}, err
+	}
+	v, err := NewView(p, window, now)
+	return p, v, err
 }
 
 func scheduleView(s Schedule) ScheduleView {

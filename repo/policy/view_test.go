@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/retention"
 )
 
@@ -42,5 +45,26 @@ func TestNewView(t *testing.T) {
 	p.TimeZone = "Nowhere/Nothing"
 	if _, err := NewView(p, 0, now); err == nil {
 		t.Error("a policy in an unknown zone: no error")
+	}
+}
+
+// TestShow: 'azfs policy show' of a machine: its current policy under the
+// vault's window; a machine the vault does not hold is ErrNoMachine.
+func TestShow(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p, v, err := Show(ctx, f.root, "web01", t0)
+	if err != nil || !p.IsDefault() || !v.Default || v.SoftDeleteSeconds != int64(DefaultWindow/time.Second) {
+		t.Errorf("default policy: %+v, %+v, %v", p, v, err)
+	}
+	f.setPolicy(t, retention.Retention{KeepLast: 3})
+	if err := SetWindow(ctx, f.root, f.owner, time.Hour, t0); err != nil {
+		t.Fatal(err)
+	}
+	if p, v, err := Show(ctx, f.root, "web01", t0); err != nil || p.Seq != 1 || v.Retention.KeepLast != 3 || v.SoftDeleteSeconds != 3600 {
+		t.Errorf("after set: %+v, %+v, %v", p, v, err)
+	}
+	if _, _, err := Show(ctx, f.root, "db01", t0); !errors.Is(err, repo.ErrNoMachine) || !strings.Contains(err.Error(), "web01") {
+		t.Errorf("unknown machine: %v, want ErrNoMachine naming web01", err)
 	}
 }
