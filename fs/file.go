@@ -16,9 +16,13 @@ import (
 	"github.com/azfs/azfs/repo/tree"
 )
 
-// seqWindow is how far a read may start from the end of the previous one
-// and still count as sequential: the kernel's read-ahead sends several
-// requests at once, and they may arrive out of order.
+// seqWindow is how far a read of at least firstSequential bytes may start
+// from the end of the previous one and still count as sequential: the
+// kernel's read-ahead sends several such requests at once, and they may
+// arrive out of order. A smaller read is sequential only where the previous
+// one ended: random 4 KiB reads a few MiB apart are not a reader to read
+// ahead for (each would start chunk loads that the next random read then
+// waits behind).
 const seqWindow = 8 << 20
 
 // fileNode is a regular file. It has no file handles: OPEN is answered
@@ -68,8 +72,9 @@ func (f *fileNode) Flush(context.Context, gofs.FileHandle) syscall.Errno {
 
 // Read reads len(dest) bytes at off, fetching only the chunks the range
 // covers. Holes read as zeros; the result is short at the end of the file.
-// The result points into the cached chunks, which are never modified, so
-// that go-fuse writes them to the kernel without copying them.
+// The result points into the cached chunks, pinned until go-fuse has
+// written it to the kernel (reply.Done), so that it is written without a
+// copy and their buffers are not reused meanwhile.
 func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if off < 0 {
 		return nil, syscall.EINVAL
@@ -89,45 +94,37 @@ func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 	for i := first + 1; i < len(exts) && exts[i].Offset < end; i++ {
 		f.pt.v.prefetch(exts[i])
 	}
-	var vec [][]byte
+	r := newReply(f.pt.v.free)
 	pos := start
 	for i := first; i < len(exts) && exts[i].Offset < end; i++ {
 		e := exts[i]
 		if e.Offset > pos {
-			vec = appendZeros(vec, e.Offset-pos)
+			addZeros(r, e.Offset-pos)
 			pos = e.Offset
 		}
-		data, errno := f.chunk(ctx, e)
-		if errno != 0 {
-			return nil, errno
+		c, err := f.pt.v.pinChunk(ctx, e)
+		if err != nil {
+			r.Done()
+			return nil, f.pt.v.fail(err, "chunk", e.ID, f.path)
 		}
 		n := min(end, e.Offset+uint64(e.Length)) - pos
-		vec = append(vec, data[pos-e.Offset:pos-e.Offset+n])
+		r.add(c, c.data[pos-e.Offset:pos-e.Offset+n])
 		pos += n
 	}
-	return fuse.ReadResultVector(appendZeros(vec, end-pos)), 0
+	addZeros(r, end-pos)
+	return r, 0
 }
 
 // zeros is the content of holes. It is never written.
 var zeros [1 << 20]byte
 
-// appendZeros appends n zero bytes to vec.
-func appendZeros(vec [][]byte, n uint64) [][]byte {
+// addZeros appends n zero bytes to r.
+func addZeros(r *reply, n uint64) {
 	for n > 0 {
 		k := min(n, uint64(len(zeros)))
-		vec = append(vec, zeros[:k])
+		r.add(nil, zeros[:k])
 		n -= k
 	}
-	return vec
-}
-
-// chunk returns the content of extent e, reporting a failure as an errno.
-func (f *fileNode) chunk(ctx context.Context, e tree.Extent) ([]byte, syscall.Errno) {
-	data, err := f.pt.v.chunk(ctx, e)
-	if err != nil {
-		return nil, f.pt.v.fail(err, "chunk", e.ID, f.path)
-	}
-	return data, 0
 }
 
 // firstSequential is the least a file's first read asks for, from its
@@ -151,7 +148,8 @@ func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) 
 	defer seq.mu.Unlock()
 	prev, started := seq.end, seq.read
 	seq.end, seq.read = int64(end), true
-	sequential := int64(start) >= prev-seqWindow && int64(start) <= prev+seqWindow
+	near := int64(start) >= prev-seqWindow && int64(start) <= prev+seqWindow
+	sequential := int64(start) == prev || near && end-start >= firstSequential
 	if !started {
 		fromStart = start == 0 && (end == node.Size || end-start >= firstSequential)
 		sequential = fromStart
@@ -239,18 +237,59 @@ func (f *fileNode) Lseek(_ context.Context, _ gofs.FileHandle, off uint64, whenc
 }
 
 // chunk returns the content of extent e through the chunk cache, checking
-// its length.
+// its length. The data stays the caller's: its buffer is never recycled.
 func (v *vault) chunk(ctx context.Context, e tree.Extent) ([]byte, error) {
-	data, err := v.chunks.GetOrLoad(ctx, e.ID, v.chunkLoader(e.ID))
+	c, err := v.pinChunk(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	return data, checkChunkLength(e, data)
+	return c.data, nil
 }
 
-// loadChunk loads chunk id from the source, not through the cache.
+// pinnedTries is how often pinChunk takes a chunk from the cache before it
+// loads it alone: each failure means the chunk was evicted and recycled
+// between the cache's answer and the pin.
+const pinnedTries = 3
+
+// pinChunk returns extent e's chunk, checked against e's length, through
+// the chunk cache, pinned for the caller, who unpins it.
+func (v *vault) pinChunk(ctx context.Context, e tree.Extent) (*chunk, error) {
+	c, err := v.cachedChunk(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkChunkLength(e, c.data); err != nil {
+		c.unpin(v.free)
+		return nil, err
+	}
+	return c, nil
+}
+
+// cachedChunk returns extent e's chunk through the cache, pinned; when the
+// cache lets go of it before it can be pinned pinnedTries times over (a
+// cache too small for the loads in flight), it loads it alone.
+func (v *vault) cachedChunk(ctx context.Context, e tree.Extent) (*chunk, error) {
+	for range pinnedTries {
+		c, err := v.chunks.GetOrLoad(ctx, e.ID, v.chunkLoader(e))
+		if err != nil {
+			return nil, err
+		}
+		if c.pin() {
+			return c, nil
+		}
+	}
+	return v.chunkLoader(e)(ctx)
+}
+
+// loadChunk loads chunk id from the source into a new buffer, not through
+// the cache.
 func (v *vault) loadChunk(ctx context.Context, id keys.ID) ([]byte, error) {
-	data, err := v.src.Chunk(ctx, id)
+	return v.loadChunkInto(ctx, nil, id)
+}
+
+// loadChunkInto appends chunk id, loaded from the source, to dst.
+func (v *vault) loadChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error) {
+	data, err := v.src.ChunkInto(ctx, dst, id)
 	if err != nil {
 		return nil, fmt.Errorf("load chunk %s: %w", id.Short(), err)
 	}
@@ -265,9 +304,21 @@ func checkChunkLength(e tree.Extent, data []byte) error {
 	return nil
 }
 
-// chunkLoader returns loadChunk of id, for the chunk cache.
-func (v *vault) chunkLoader(id keys.ID) func(context.Context) ([]byte, error) {
-	return func(ctx context.Context) ([]byte, error) { return v.loadChunk(ctx, id) }
+// chunkLoader returns the load of extent e's chunk for the chunk cache: into
+// a recycled buffer of its size.
+func (v *vault) chunkLoader(e tree.Extent) func(context.Context) (*chunk, error) {
+	return func(ctx context.Context) (*chunk, error) {
+		buf := v.free.get(int(e.Length))
+		data, err := v.loadChunkInto(ctx, buf, e.ID)
+		if err != nil {
+			v.free.put(buf)
+			return nil, err
+		}
+		if cap(buf) > 0 && cap(data) != cap(buf) {
+			v.free.put(buf) // not used: the chunk is longer than its extent says
+		}
+		return newChunk(data), nil
+	}
 }
 
 // prefetch starts loading extent e's chunk into the cache in the
@@ -276,5 +327,5 @@ func (v *vault) chunkLoader(id keys.ID) func(context.Context) ([]byte, error) {
 // failure is not reported here: the read that needs the chunk loads it
 // again and reports.
 func (v *vault) prefetch(e tree.Extent) bool {
-	return v.chunks.Prefetch(context.Background(), e.ID, v.chunkLoader(e.ID))
+	return v.chunks.Prefetch(context.Background(), e.ID, v.chunkLoader(e))
 }

@@ -132,6 +132,7 @@ func readNode(t testing.TB, n gofs.InodeEmbedder, off int64, size int) ([]byte, 
 		return nil, errno
 	}
 	data, st := res.Bytes(make([]byte, size))
+	res.Done() // as go-fuse once the reply is written
 	if !st.Ok() {
 		t.Fatalf("read result: %v", st)
 	}

@@ -31,9 +31,10 @@ import (
 type Source interface {
 	// Part returns a decoded tree part.
 	Part(ctx context.Context, id keys.ID) (*tree.Part, error)
-	// Chunk returns a decrypted, decompressed chunk; errors wrapping
-	// keys.ErrAuth mean damaged data.
-	Chunk(ctx context.Context, id keys.ID) ([]byte, error)
+	// ChunkInto appends a decrypted, decompressed chunk to dst, decoding
+	// into dst's room when that suffices (the mount recycles its chunk
+	// buffers); errors wrapping keys.ErrAuth mean damaged data.
+	ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error)
 }
 
 // Point is one recovery point to serve.
@@ -84,10 +85,19 @@ const (
 // MemoryShares divides a mount's memory bound (Options.CacheBytes) among
 // its caches: a twentieth for pack segments, a tenth for decoded tree
 // parts, the rest for decrypted chunks; of the default 320 MiB, 16 MiB (four
-// segments), 32 MiB and 272 MiB. It is the one place that bound is divided.
+// segments), 32 MiB and 272 MiB. Of the chunks' share, a sixteenth holds
+// the buffers of evicted chunks kept for the next loads (chunkShares). It
+// is the one place that bound is divided.
 func MemoryShares(total int64) (chunks, parts, segments int64) {
 	segments, parts = total/20, total/10
 	return total - segments - parts, parts, segments
+}
+
+// chunkShares divides the chunks' share of the memory bound between the
+// cache of decrypted chunks and the buffers of evicted ones kept for reuse
+// (a sixteenth).
+func chunkShares(chunks int64) (cached, kept int64) {
+	return chunks - chunks/4, chunks / 4
 }
 
 // loadsInFlight is the most chunk loads a mount runs at once, for readers
@@ -103,7 +113,8 @@ var errBadRoot = errkind.New(errkind.Damaged, "malformed point root")
 // vault is what all nodes of one mount share.
 type vault struct {
 	src       Source
-	chunks    *lru.Cache[keys.ID, []byte]
+	chunks    *lru.Cache[keys.ID, *chunk]
+	free      *buffers // buffers of chunks the cache let go, for the next loads
 	parts     *partCache
 	readAhead int
 	// fetches bounds the background loads of disk images' windows
@@ -131,11 +142,17 @@ func newVault(src Source, opts Options) *vault {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	chunks := lru.NewBytes[keys.ID](chunkBytes)
+	cached, kept := chunkShares(chunkBytes)
+	free := newBuffers(kept)
+	// A buffer counts for its capacity, which a recycled one may have in
+	// excess of the chunk (sizeClass).
+	chunks := lru.New[keys.ID](cached, func(c *chunk) int64 { return int64(cap(c.data)) })
+	chunks.OnEvict(func(c *chunk) { c.unpin(free) })
 	chunks.LimitLoads(loadsInFlight(readAhead))
 	return &vault{
 		src:       src,
 		chunks:    chunks,
+		free:      free,
 		parts:     newPartCache(src, partCacheBytes),
 		readAhead: max(readAhead, 0),
 		fetches:   make(chan struct{}, loadsInFlight(readAhead)),

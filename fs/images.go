@@ -194,7 +194,7 @@ func (f *pointFile) loadWindow(k uint64) {
 			continue
 		}
 		if data, err := f.v.loadChunk(context.Background(), e.ID); err == nil && checkChunkLength(e, data) == nil {
-			f.v.chunks.Add(e.ID, data)
+			f.v.chunks.Add(e.ID, newChunk(data))
 		}
 	}
 }

@@ -549,6 +549,14 @@ const maxTreePart = 64 << 20
 // on a copy that is missing or does not authenticate; such copies are noted
 // as bad (see damagePrefix). The blob is damaged only when every copy is.
 func (v *Area) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte, error) {
+	return v.LoadBlobInto(ctx, nil, kind, id)
+}
+
+// LoadBlobInto is LoadBlob for a reader that recycles its buffers (the
+// mount's chunk cache): the plaintext is appended to dst, decoded into its
+// room when that suffices, as OpenBlobInto does; with a nil dst it is
+// LoadBlob.
+func (v *Area) LoadBlobInto(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID) ([]byte, error) {
 	locs := v.idx.Locations(id)
 	if len(locs) == 0 {
 		return nil, fmt.Errorf("load %s %s: %w: not in the index", kind, id.Short(), ErrDamaged)
@@ -560,7 +568,7 @@ func (v *Area) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte
 	}
 	var failed []error
 	for _, loc := range locs {
-		plain, err := v.loadCopy(ctx, kind, id, loc)
+		plain, err := v.loadCopy(ctx, dst, kind, id, loc)
 		if !isBadCopy(err) {
 			return plain, err
 		}
@@ -583,37 +591,38 @@ func isBadCopy(err error) bool {
 	return errors.Is(err, ErrDamaged) || errors.Is(err, storage.ErrNotFound)
 }
 
-// loadCopy returns the plaintext of the copy of a blob at loc.
-func (v *Area) loadCopy(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
+// loadCopy appends the plaintext of the copy of a blob at loc to dst (as
+// OpenBlobInto).
+func (v *Area) loadCopy(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
 	if v.segments != nil {
-		if plain, ok, err := v.segments.loadBlob(ctx, kind, id, loc); ok {
+		if plain, ok, err := v.segments.loadBlob(ctx, dst, kind, id, loc); ok {
 			return plain, err
 		}
 	}
 	if v.cache == nil {
-		return v.fetchBlob(ctx, kind, id, loc, false)
+		return v.fetchBlob(ctx, dst, kind, id, loc, false)
 	}
 	key := id.String()
 	if sealed, ok := v.cache.Get(key); ok {
 		if len(sealed) == int(loc.Length) {
-			plain, err := v.OpenBlob(kind, id, sealed)
+			plain, err := v.OpenBlobInto(dst, kind, id, sealed)
 			if !errors.Is(err, ErrDamaged) {
 				return plain, err // opened, or not this reader's (another key)
 			}
 		}
 		v.cache.Remove(key) // truncated or damaged: the storage's copy instead
 	}
-	plain, err := v.fetchBlob(ctx, kind, id, loc, true)
+	plain, err := v.fetchBlob(ctx, dst, kind, id, loc, true)
 	if errors.Is(err, ErrDamaged) {
 		v.cache.Remove(key)
 	}
 	return plain, err
 }
 
-// fetchBlob loads a blob from its pack in the storage and opens it; with
-// cache set, it keeps the sealed bytes in the vault's cache first (OpenBlob
-// overwrites them).
-func (v *Area) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
+// fetchBlob loads a blob from its pack in the storage and opens it into dst
+// (as OpenBlobInto); with cache set, it keeps the sealed bytes in the
+// vault's cache first (opening overwrites them).
+func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
 	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, packRangeError(fmt.Sprintf("load %s %s", kind, id.Short()), loc.Pack, err)
@@ -624,7 +633,7 @@ func (v *Area) fetchBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc in
 	if cache {
 		v.cache.Put(id.String(), sealed)
 	}
-	return v.OpenBlob(kind, id, sealed)
+	return v.OpenBlobInto(dst, kind, id, sealed)
 }
 
 // packRangeError wraps err, from loading a range of pack id for what: a
@@ -647,6 +656,12 @@ func (v *Area) OpenBlob(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, erro
 // Chunk returns the content of a chunk.
 func (v *Area) Chunk(ctx context.Context, id keys.ID) ([]byte, error) {
 	return v.LoadBlob(ctx, keys.KindData, id)
+}
+
+// ChunkInto appends the content of a chunk to dst, decoding it into dst's
+// room when that suffices (LoadBlobInto).
+func (v *Area) ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error) {
+	return v.LoadBlobInto(ctx, dst, keys.KindData, id)
 }
 
 // Part returns a decoded tree part.

@@ -79,12 +79,13 @@ func segmentOf(loc index.Location) (key segmentKey, rel int64, ok bool) {
 	return key, rel, length <= segmentedBlob && rel+length <= segmentSize
 }
 
-// loadBlob returns the plaintext of the small blob at loc through its
-// segment, or ok false for a blob read alone (larger, or straddling its
-// segment's end). When the segment cannot be had, or the blob in the
-// storage's copy of it does not authenticate, the blob is fetched alone,
-// and not cached: its segment is, once it can be had.
-func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc index.Location) (plain []byte, ok bool, err error) {
+// loadBlob appends the plaintext of the small blob at loc to dst (as
+// OpenBlobInto) through its segment, or reports ok false for a blob read
+// alone (larger, or straddling its segment's end). When the segment cannot
+// be had, or the blob in the storage's copy of it does not authenticate,
+// the blob is fetched alone, and not cached: its segment is, once it can
+// be had.
+func (s *segments) loadBlob(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location) (plain []byte, ok bool, err error) {
 	key, rel, ok := segmentOf(loc)
 	if !ok {
 		return nil, false, nil
@@ -96,7 +97,7 @@ func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc
 			break
 		}
 		if end <= int64(len(seg.data)) {
-			plain, err = s.v.OpenBlob(kind, id, append([]byte(nil), seg.data[rel:end]...))
+			plain, err = s.v.OpenBlobInto(dst, kind, id, append([]byte(nil), seg.data[rel:end]...))
 			if !errors.Is(err, ErrDamaged) {
 				return plain, true, err
 			}
@@ -109,7 +110,7 @@ func (s *segments) loadBlob(ctx context.Context, kind keys.Kind, id keys.ID, loc
 		}
 		s.drop(seg)
 	}
-	plain, err = s.v.fetchBlob(ctx, kind, id, loc, false)
+	plain, err = s.v.fetchBlob(ctx, dst, kind, id, loc, false)
 	return plain, true, err
 }
 

@@ -32,6 +32,7 @@ import (
 type Cache[K comparable, V any] struct {
 	maxBytes int64
 	size     func(V) int64
+	evicted  func(V) // OnEvict's; called with mu held
 
 	mu       sync.Mutex
 	lru      *simplelru.LRU[K, V]
@@ -64,6 +65,9 @@ func New[K comparable, V any](maxBytes int64, size func(V) int64) *Cache[K, V] {
 	// The entry count is effectively unbounded; Add enforces the byte bound.
 	l, err := simplelru.NewLRU(math.MaxInt, func(_ K, v V) {
 		c.bytes -= size(v)
+		if c.evicted != nil {
+			c.evicted(v)
+		}
 	})
 	if err != nil { // NewLRU only fails for a non-positive size.
 		panic(fmt.Sprintf("lru: %v", err))
@@ -75,6 +79,18 @@ func New[K comparable, V any](maxBytes int64, size func(V) int64) *Cache[K, V] {
 // NewBytes returns a Cache of byte slices, each counted by its length.
 func NewBytes[K comparable](maxBytes int64) *Cache[K, []byte] {
 	return New[K](maxBytes, func(b []byte) int64 { return int64(len(b)) })
+}
+
+// OnEvict makes the cache call f with each value that leaves it: evicted,
+// replaced (Add) or dropped (Discard). It is not called for a value that
+// was never cached (too large, or a cache that caches nothing). f runs with
+// the cache locked: it must be quick and must not use the cache. Values
+// with an owner that recycles them (the mount's chunk buffers) are handed
+// back this way. Call it before any other use.
+func (c *Cache[K, V]) OnEvict(f func(V)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evicted = f
 }
 
 // Get returns the value cached for key, marking it as most recently used.

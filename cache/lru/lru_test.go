@@ -475,3 +475,25 @@ func TestDiscard(t *testing.T) {
 	}
 	close(release)
 }
+
+// TestOnEvict: every value that leaves the cache (evicted, replaced,
+// discarded) is handed to OnEvict's function once; a value the cache never
+// held (larger than its bound) is not.
+func TestOnEvict(t *testing.T) {
+	c := NewBytes[string](10)
+	var gone []string
+	c.OnEvict(func(b []byte) { gone = append(gone, string(b)) })
+	c.Add("a", []byte("aaaa"))
+	c.Add("b", []byte("bbbb"))
+	c.Add("c", []byte("cccc")) // evicts a
+	c.Add("b", []byte("BB"))   // replaces b
+	c.Add("x", []byte("xxxxxxxxxxxx"))
+	c.Discard("c", func([]byte) bool { return true })
+	if _, err := c.GetOrLoad(context.Background(), "d", func(context.Context) ([]byte, error) { return []byte("dddd"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"aaaa", "bbbb", "cccc"}
+	if fmt.Sprint(gone) != fmt.Sprint(want) {
+		t.Errorf("handed back %q, want %q", gone, want)
+	}
+}

@@ -1,0 +1,207 @@
+package fs
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Chunk buffers are recycled: a chunk is decoded into the buffer of one the
+// cache evicted, so that copying a point out of the mount does not allocate
+// a fresh plaintext per chunk (about as many bytes as it copies), whose
+// garbage drove the collector and the process's memory beyond the cache's
+// bound. A READ's reply points into the cached chunks, and go-fuse writes it
+// to the kernel after Read has returned, so a buffer is reused only once
+// nothing can still read it: each chunk counts its holders (the cache while
+// it keeps the chunk, and each reply being written), and the last to let go
+// hands the buffer back.
+
+// chunk is a decrypted chunk in the mount's cache.
+type chunk struct {
+	data []byte
+	// refs counts the chunk's holders: the cache while it keeps it, each
+	// reply not yet written, and each reader that took the data for good
+	// (vault.chunk). At zero the buffer is handed back; refs never rises
+	// from zero again.
+	refs atomic.Int32
+}
+
+// newChunk returns a chunk of data held once: by the cache that it is added
+// to, or by the caller that loaded it alone.
+func newChunk(data []byte) *chunk {
+	c := &chunk{data: data}
+	c.refs.Store(1)
+	return c
+}
+
+// pin adds a holder, unless the last one has already let go (the chunk
+// left the cache and its buffer may be in use for another).
+func (c *chunk) pin() bool {
+	for {
+		n := c.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// unpin drops a holder; the last hands the buffer to free.
+func (c *chunk) unpin(free *buffers) {
+	switch n := c.refs.Add(-1); {
+	case n == 0:
+		free.put(c.data)
+		c.data = nil
+	case n < 0:
+		panic("fs: chunk unpinned more often than pinned")
+	}
+}
+
+// Buffers of fewer than minPooled or more than maxPooled bytes are not
+// recycled: small ones cost the allocator little, and a larger one is no
+// chunk of a sane vault (chunks are at most 4 MiB), so its length, from a
+// tree, is not trusted to size an allocation.
+const (
+	minPooled = 32 << 10
+	maxPooled = 16 << 20
+	// classesUp is how many size classes get tries, from n's up.
+	classesUp = 3
+)
+
+// sizeClass returns the capacity of the buffers that hold n bytes: n
+// rounded up to a quarter of the power of two below it (at most 25% more),
+// so that a buffer serves chunks of about its size, not only of its
+// length. Sizes outside the pooled range are their own class.
+func sizeClass(n int) int {
+	if n <= minPooled || n > maxPooled {
+		return n
+	}
+	step := 1 << (bits.Len(uint(n-1)) - 3)
+	return (n + step - 1) &^ (step - 1)
+}
+
+// buffers keeps the buffers of chunks that left the cache for the next
+// loads, by size class, up to max bytes in all; beyond that a buffer is
+// left to the collector.
+type buffers struct {
+	max int64
+
+	mu    sync.Mutex
+	free  map[int][][]byte // by capacity (a size class)
+	bytes int64
+}
+
+func newBuffers(max int64) *buffers {
+	return &buffers{max: max, free: make(map[int][][]byte)}
+}
+
+// get returns an empty buffer with room for n bytes: a kept one of n's
+// size class or the next, else a new one; or nil for a size not pooled
+// (the decoder then allocates what it needs).
+func (b *buffers) get(n int) []byte {
+	if n < minPooled || n > maxPooled {
+		return nil
+	}
+	class := sizeClass(n)
+	b.mu.Lock()
+	for c, k := class, 0; k < classesUp && c <= maxPooled; c, k = sizeClass(c+1), k+1 {
+		if l := b.free[c]; len(l) > 0 {
+			buf := l[len(l)-1]
+			l[len(l)-1] = nil
+			b.free[c] = l[:len(l)-1]
+			b.bytes -= int64(c)
+			b.mu.Unlock()
+			return buf[:0]
+		}
+	}
+	b.mu.Unlock()
+	return make([]byte, 0, class)
+}
+
+// put keeps buf for a later get, if it is of a size class and there is room.
+func (b *buffers) put(buf []byte) {
+	c := cap(buf)
+	if c < minPooled || c > maxPooled || c != sizeClass(c) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bytes+int64(c) > b.max {
+		return
+	}
+	b.free[c] = append(b.free[c], buf[:0])
+	b.bytes += int64(c)
+}
+
+// kept returns the bytes of the buffers kept.
+func (b *buffers) kept() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bytes
+}
+
+// reply is a READ's answer: slices of pinned chunks (and of zeros for
+// holes), written by go-fuse with writev; Done, called once it is written
+// (or dropped), unpins the chunks.
+type reply struct {
+	free   *buffers
+	vec    [][]byte
+	pinned []*chunk
+}
+
+var replies = sync.Pool{New: func() any { return new(reply) }}
+
+// newReply returns an empty reply whose chunks go back to free.
+func newReply(free *buffers) *reply {
+	r := replies.Get().(*reply)
+	r.free = free
+	return r
+}
+
+// add appends data, a part of c, which the reply takes a pin of, or of
+// the zeros when c is nil.
+func (r *reply) add(c *chunk, data []byte) {
+	if c != nil {
+		r.pinned = append(r.pinned, c)
+	}
+	r.vec = append(r.vec, data)
+}
+
+// Size returns the reply's length.
+func (r *reply) Size() int {
+	n := 0
+	for _, b := range r.vec {
+		n += len(b)
+	}
+	return n
+}
+
+// Bytes returns the reply in one slice, copied into buf's room.
+func (r *reply) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, b := range r.vec {
+		buf = append(buf, b...)
+	}
+	return buf, fuse.OK
+}
+
+// Slices returns the reply's parts; go-fuse writes them with writev
+// instead of copying them into one buffer.
+func (r *reply) Slices() ([][]byte, fuse.Status) {
+	return r.vec, fuse.OK
+}
+
+// Done unpins the reply's chunks: the kernel holds its copy now.
+func (r *reply) Done() {
+	for _, c := range r.pinned {
+		c.unpin(r.free)
+	}
+	clear(r.pinned)
+	clear(r.vec)
+	r.pinned, r.vec, r.free = r.pinned[:0], r.vec[:0], nil
+	replies.Put(r)
+}

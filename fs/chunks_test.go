@@ -1,0 +1,134 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/azfs/azfs/repo/tree"
+)
+
+// readReply reads len(dest) bytes at off of node through Read and returns
+// the reply unfinished (not Done), as go-fuse holds it until it is written.
+func readReply(t testing.TB, node *fileNode, off int64, dest []byte) fuse.ReadResult {
+	t.Helper()
+	res, errno := node.Read(context.Background(), nil, dest, off)
+	if errno != 0 {
+		t.Errorf("read %d bytes at %d: %v", len(dest), off, errno)
+		return nil
+	}
+	return res
+}
+
+// replyBytes returns what go-fuse writes of res: its slices, joined.
+func replyBytes(t testing.TB, res fuse.ReadResult) []byte {
+	t.Helper()
+	vec, st := res.(interface {
+		Slices() ([][]byte, fuse.Status)
+	}).Slices()
+	if !st.Ok() {
+		t.Fatalf("reply slices: %v", st)
+	}
+	return bytes.Join(vec, nil)
+}
+
+// TestRecycledBuffersUnderConcurrentReadsAndEvictions: readers of a cache
+// far too small for the files evict and recycle chunk buffers all the
+// time; a reply not yet written (not Done) still holds its chunks' bytes,
+// whatever the other readers load meanwhile (run with -race: a buffer
+// reused under a reply is also a race between the decoder and the writer).
+func TestRecycledBuffersUnderConcurrentReadsAndEvictions(t *testing.T) {
+	src := newFakeSource()
+	const chunkSize = 64 << 10
+	var files []tree.Node
+	var datas [][]byte
+	for i := range 4 {
+		data := randomBytes(2*mib, uint64(100+i))
+		datas = append(datas, data)
+		files = append(files, src.file(fmt.Sprintf("f%d", i), data, chunkSize))
+	}
+	// About 20 chunks cached, 7 kept for reuse, of 128.
+	root := newTestRoot(t, src, src.point("m", fixtureTime, files), Options{CacheBytes: 2 * mib})
+	var nodes []*fileNode
+	for i := range files {
+		n, _ := lookup(t, root, fmt.Sprintf("f%d", i))
+		nodes = append(nodes, n.(*fileNode))
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			var held []fuse.ReadResult
+			var want [][]byte
+			for range 200 {
+				f := rng.IntN(len(nodes))
+				size := 1 + rng.IntN(3*chunkSize)
+				off := rng.Int64N(int64(len(datas[f]) - size))
+				res := readReply(t, nodes[f], off, make([]byte, size))
+				if res == nil {
+					return
+				}
+				held, want = append(held, res), append(want, datas[f][off:off+int64(size)])
+				// Replies are written a while after Read returned,
+				// while other reads load chunks.
+				if len(held) == 4 || rng.IntN(4) == 0 {
+					for i, r := range held {
+						if got := replyBytes(t, r); !bytes.Equal(got, want[i]) {
+							t.Errorf("a reply changed before it was written (%d bytes)", len(got))
+						}
+						r.Done()
+					}
+					held, want = held[:0], want[:0]
+				}
+			}
+			for _, r := range held {
+				r.Done()
+			}
+		})
+	}
+	wg.Wait()
+	if nodes[0].pt.v.free.kept() == 0 {
+		t.Error("no evicted chunk buffer was kept for reuse")
+	}
+}
+
+// TestReadsRecycleChunkBuffers: reading a file many times the size of the
+// chunk cache allocates a small fraction of the bytes read: chunks are
+// decoded into the buffers of evicted ones (before, a fresh buffer per
+// chunk: as many bytes allocated as read).
+func TestReadsRecycleChunkBuffers(t *testing.T) {
+	src := newFakeSource()
+	data := randomBytes(16*mib, 5)
+	root := newTestRoot(t, src, src.point("m", fixtureTime, []tree.Node{src.file("f", data, 256<<10)}), Options{CacheBytes: 4 * mib})
+	node, _ := lookup(t, root, "f")
+	fn := node.(*fileNode)
+	dest := make([]byte, 128<<10) // go-fuse's, which the reply does not use
+	pass := func() {
+		for off := int64(0); off < int64(len(data)); off += int64(len(dest)) {
+			res := readReply(t, fn, off, dest)
+			if res == nil {
+				t.FailNow()
+			}
+			res.Done()
+		}
+		waitFor(t, "read-ahead to end", func() bool { return fn.pt.v.chunks.Loads() == 0 })
+	}
+	pass() // fills the cache and the kept buffers
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const passes = 3
+	for range passes {
+		pass()
+	}
+	runtime.ReadMemStats(&after)
+	read := uint64(passes * len(data))
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > read/8 {
+		t.Errorf("reading %d MiB allocated %d MiB, want at most an eighth", read>>20, alloc>>20)
+	}
+}
