@@ -60,11 +60,9 @@ func newForgetCmd() *cobra.Command {
 		if *pin == "" {
 			return fmt.Errorf("%w: forgetting points needs a security PIN from 'azfs vault pin' (--pin PIN); nothing was forgotten", access.ErrPIN)
 		}
-		if err := access.UsePIN(ctx, o.VaultRoot(), *pin, time.Now()); err != nil {
-			return err
-		}
 		now := time.Now()
-		if err := policy.Forget(ctx, o.PolicyMachine(nil), owner, policy.IDs(points), now); err != nil {
+		until, err := s.ForgetSelected(ctx, owner, points, func() error { return access.UsePIN(ctx, o.VaultRoot(), *pin, now) }, now)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
@@ -73,7 +71,7 @@ func newForgetCmd() *cobra.Command {
 			}
 		}
 		fmt.Fprintf(os.Stderr, "forgot %s of %s: hidden now, recoverable with 'azfs undelete' until %s, then prune may delete them\n",
-			cli.Count(len(points), "point"), s.Machine, now.Add(s.Window).Local().Format("2006-01-02 15:04"))
+			cli.Count(len(points), "point"), s.Machine, until.Local().Format("2006-01-02 15:04"))
 		return nil
 	}
 	return cmd

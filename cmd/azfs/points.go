@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -58,10 +57,11 @@ func newPointsCmd() *cobra.Command {
 		if *deleted {
 			return listDeleted(s, filter, *asJSON)
 		}
-		points := filter.Select(s.Live())
+		var inSet *string
 		if fs.Changed("set") {
-			points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
+			inSet = set
 		}
+		points := s.LiveMatching(filter, inSet)
 		if *asJSON {
 			return printPointsJSON(points)
 		}

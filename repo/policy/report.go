@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/azfs/azfs/repo"
@@ -44,6 +45,17 @@ func Summaries(points []*repo.Point) []PointSummary {
 		out = append(out, Summarize(p))
 	}
 	return out
+}
+
+// LiveMatching returns the live points that filter matches, oldest
+// first; with set not nil, only those of the backup set named *set ("":
+// the set of its paths): what 'azfs points' lists.
+func (s *State) LiveMatching(filter repo.TagFilter, set *string) []*repo.Point {
+	points := filter.Select(s.Live())
+	if set != nil {
+		points = slices.DeleteFunc(points, func(p *repo.Point) bool { return p.SetName != *set })
+	}
+	return points
 }
 
 // By names who forgot a point: "owner", or "policy N" for the retention

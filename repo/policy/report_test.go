@@ -179,3 +179,36 @@ func TestRequestReport(t *testing.T) {
 		t.Errorf("window alone: %+v, %v", out, err)
 	}
 }
+
+// TestLiveMatching: 'azfs points' with --tag and --set: the live points
+// of the set ("" is the set of the paths) that the filter matches.
+func TestLiveMatching(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	points := f.addPoints(t, 2)
+	db := &repo.Point{Machine: "web01", Time: t0.Add(-time.Minute), Root: keys.ID{1}, Paths: []string{"/db"}, SetName: "db", Tags: []string{"pg"}}
+	if err := f.v.SavePoint(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := Forget(ctx, f.machine(), f.owner, []keys.ID{points[0].ID}, t0); err != nil {
+		t.Fatal(err)
+	}
+	s := f.load(t)
+	paths, dbSet, none := "", "db", "etc"
+	pg, _ := repo.ParseTagFilter([]string{"pg"})
+	for _, c := range []struct {
+		what   string
+		filter repo.TagFilter
+		set    *string
+		want   []*repo.Point
+	}{
+		{"every live point", repo.TagFilter{}, nil, []*repo.Point{points[1], db}},
+		{"the set of the paths", repo.TagFilter{}, &paths, points[1:]},
+		{"set db", repo.TagFilter{}, &dbSet, []*repo.Point{db}},
+		{"a set without points", repo.TagFilter{}, &none, nil},
+		{"tag pg", pg, nil, []*repo.Point{db}},
+		{"tag pg in the set of the paths", pg, &paths, nil},
+	} {
+		sameIDs(t, c.what, s.LiveMatching(c.filter, c.set), c.want)
+	}
+}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -26,6 +27,20 @@ func (s *State) SelectToForget(filter repo.TagFilter, sels []string, loc *time.L
 		}
 		return nil
 	})
+}
+
+// ForgetSelected forgets points of the machine as its owner (Forget), once
+// spendPIN has spent the owner's security PIN, which forgetting always
+// needs: a refused PIN forgets nothing. It returns when the points become
+// purgeable ('azfs undelete' brings them back until then).
+func (s *State) ForgetSelected(ctx context.Context, owner *keys.OwnerKeys, points []*repo.Point, spendPIN func() error, now time.Time) (time.Time, error) {
+	if err := spendPIN(); err != nil {
+		return time.Time{}, err
+	}
+	if err := Forget(ctx, s.m, owner, IDs(points), now); err != nil {
+		return time.Time{}, err
+	}
+	return now.Add(s.Window), nil
 }
 
 // SelectToUndelete returns the forgotten points sels name, as

@@ -63,3 +63,27 @@ func TestSelectToForgetUndelete(t *testing.T) {
 		t.Errorf("--tag web, which no point has: %v, want ErrUnknownPoint", err)
 	}
 }
+
+// TestForgetSelected: forgetting spends the PIN first; a refused PIN
+// forgets nothing; the points stay recoverable for the window.
+func TestForgetSelected(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	points := f.addPoints(t, 2)
+	s := f.load(t)
+	refused := errors.New("PIN refused")
+	if _, err := s.ForgetSelected(ctx, f.owner, points[:1], func() error { return refused }, t0); !errors.Is(err, refused) {
+		t.Errorf("refused PIN: %v", err)
+	}
+	sameIDs(t, "live after a refused PIN", f.load(t).Live(), points)
+	spent := false
+	until, err := s.ForgetSelected(ctx, f.owner, points[:1], func() error { spent = true; return nil }, t0)
+	if err != nil || !spent || !until.Equal(t0.Add(DefaultWindow)) {
+		t.Errorf("ForgetSelected = %v, %v (PIN spent %v)", until, err, spent)
+	}
+	s = f.load(t)
+	sameIDs(t, "live after forgetting", s.Live(), points[1:])
+	if st, _ := s.Status(points[0].ID); !st.ByOwner {
+		t.Errorf("status %+v, want forgotten by the owner", st)
+	}
+}
