@@ -117,11 +117,15 @@ func (p Problem) String() string {
 // MarshalJSON gives the problem as 'azfs check --json' lists it: what,
 // name and the error's message (docs/cli.md).
 func (p Problem) MarshalJSON() ([]byte, error) {
+	msg := ""
+	if p.Err != nil {
+		msg = p.Err.Error()
+	}
 	return json.Marshal(struct {
 		What  string `json:"what"`
 		Name  string `json:"name"`
 		Error string `json:"error"`
-	}{p.What, p.Name, p.Err.Error()})
+	}{p.What, p.Name, msg})
 }
 
 // Result summarises a check.

@@ -43,6 +43,10 @@ func TestResultJSON(t *testing.T) {
 	if p := withProblem.Problems; len(p) != 1 || p[0]["what"] != "file" || p[0]["name"] != "/a\nb" || p[0]["error"] != "chunk 1234 damaged" || len(p[0]) != 3 {
 		t.Errorf("problem as JSON: %v", p)
 	}
+	// A problem without an error marshals, with an empty one.
+	if b, err := json.Marshal(check.Problem{What: "pack", Name: "x"}); err != nil || string(b) != `{"what":"pack","name":"x","error":""}` {
+		t.Errorf("problem without an error: %s, %v", b, err)
+	}
 }
 
 func decode(t *testing.T, v, into any) {

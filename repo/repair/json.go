@@ -62,12 +62,16 @@ func (x *IndexReport) MarshalJSON() ([]byte, error) {
 
 // MarshalJSON gives a junk object as 'azfs repair --json' lists it.
 func (m Moved) MarshalJSON() ([]byte, error) {
+	why := ""
+	if m.Why != nil {
+		why = m.Why.Error()
+	}
 	return json.Marshal(struct {
 		Name string `json:"name"`
 		Size int64  `json:"size"`
 		Why  string `json:"why"`
 		To   string `json:"to,omitempty"`
-	}{m.Name, m.Size, m.Why.Error(), m.To})
+	}{m.Name, m.Size, why, m.To})
 }
 
 // nonNil returns s, or an empty slice for nil: [] in JSON.

@@ -61,6 +61,9 @@ func TestVaultReportJSON(t *testing.T) {
 	if full.Index.DamagedTrailers == nil || full.Index.Unindexed != nil {
 		t.Error("marshalling changed the report")
 	}
+	if s := marshal(t, Moved{Junk: repo.Junk{Name: "index/y"}}); s != `{"name":"index/y","size":0,"why":""}` {
+		t.Errorf("junk without a reason: %s", s)
+	}
 	// A dry run writes no index file: no "written".
 	if s := marshal(t, &IndexReport{}); strings.Contains(s, "written") {
 		t.Errorf("%s: written without an index file", s)
