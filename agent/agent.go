@@ -1,6 +1,7 @@
 // Package agent runs one machine's scheduled backups: the loop of
-// 'azfs agent', and the locks that keep two backups of a machine apart on
-// this host. The state it shares with the other commands here (those lock
+// 'azfs agent', the locks that keep two backups of a machine apart on
+// this host, and one backup of this host ([Backup], under [LockBackup]),
+// which 'azfs backup' runs too. The state it shares with the other commands here (those lock
 // files, whether automatic backups are enabled, the last point of each
 // backup set committed here) is package hoststate's Dir.
 //

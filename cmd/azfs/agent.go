@@ -50,7 +50,7 @@ func newAgentCmd() *cobra.Command {
 		if len(paths) == 0 && selFlags.given() {
 			return cli.Usagef("the selection flags are for the agent's own PATHs: give them (a set's selection is in the policy: 'azfs policy set --set NAME')")
 		}
-		setBackupMemoryLimit()
+		agent.SetMemoryLimit()
 		o, err := open.Machine(ctx, target.target())
 		if err != nil {
 			return err
@@ -99,24 +99,23 @@ func backupJob(ctx context.Context, t open.Target, uploads int, log *slog.Logger
 		return err
 	}
 	holder := agent.Holder{PID: os.Getpid(), What: "scheduled backup (azfs agent)", Paths: paths}
-	lock, err := lockBackup(ctx, o, holder, true, func(h agent.Holder) {
+	lock, err := agent.LockBackup(ctx, o, holder, true, func(h agent.Holder) {
 		log.Info("waiting for the backup that is running to end", "holder", h.String())
 	})
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	p, err := runBackup(ctx, o, backupRequest{
-		paths:     paths,
-		set:       job.Name,
-		selection: sel,
-		uploads:   uploads,
-		onError:   func(path string, err error) { log.Warn("skipped", "path", path, "err", err) },
-		onChanged: func(path string) {
+	p, err := agent.Backup(ctx, o, agent.Request{Options: backup.Options{
+		Paths:   paths,
+		Set:     job.Name,
+		Select:  sel,
+		Uploads: uploads,
+		OnError: func(path string, err error) { log.Warn("skipped", "path", path, "err", err) },
+		OnChanged: func(path string) {
 			log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
 		},
-		warn: func(msg string) { log.Warn(msg) },
-	})
+	}, Warn: func(msg string) { log.Warn(msg) }, Tell: func(msg string) { log.Info(msg) }})
 	if p == nil {
 		return err
 	}

@@ -1,37 +1,20 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/agent"
-	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/internal/hoststate"
-	"github.com/azfs/azfs/keys"
-	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/pack"
-	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/location"
 )
-
-// backupMemoryLimit is the backup's soft heap limit (GOMEMLIMIT overrides it).
-const backupMemoryLimit = 192 << 20
-
-// blobUploads is the default number of concurrent pack uploads to a blob
-// vault: enough to hide a network round trip behind the others.
-const blobUploads = 8
 
 func newBackupCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -91,43 +74,42 @@ func newBackupCmd() *cobra.Command {
 		if len(paths) == 0 {
 			return cli.Usagef("usage: azfs backup [--vault PATH] [--json] [--wait] [--set NAME] [--tag T...] [--exclude PATTERN...] [--files-from FILE] PATH... | --stdin [--stdin-filename NAME] | --stdin-from-command [--stdin-filename NAME] -- CMD ARGS...")
 		}
-		setBackupMemoryLimit()
+		agent.SetMemoryLimit()
 		o, err := open.Machine(ctx, target.target())
 		if err != nil {
 			return err
 		}
 		holder := agent.Holder{PID: os.Getpid(), What: "azfs backup", Paths: paths}
-		lock, err := lockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
+		lock, err := agent.LockBackup(ctx, o, holder, *wait, func(h agent.Holder) {
 			fmt.Fprintf(os.Stderr, "waiting for the backup of machine %s that is running: %s\n", o.Machine, cli.OneLine(h.String()))
 		})
 		if err != nil {
 			return err
 		}
 		defer lock.Unlock()
-		req := backupRequest{
-			paths:        paths,
-			stream:       stream,
-			tags:         *tags,
-			set:          *set,
-			uploads:      *uploads,
-			verifyReused: *verifyReused,
-			compression:  compress,
-			readDevices:  *readDevices,
-			selection:    sel,
-			onError: func(path string, err error) {
+		req := agent.Request{Options: backup.Options{
+			Paths:        paths,
+			Stream:       stream,
+			Tags:         *tags,
+			Set:          *set,
+			Uploads:      *uploads,
+			VerifyReused: *verifyReused,
+			Compression:  compress,
+			ReadDevices:  *readDevices,
+			Select:       sel,
+			OnError: func(path string, err error) {
 				// A file the interruption stopped is not skipped: the
 				// backup stops, and says so once.
 				if ctx.Err() == nil {
 					status.Printf("azfs: skipped %s\n", cli.NamedError(path, err))
 				}
 			},
-			warn: warn,
-			onChanged: func(path string) {
+			OnChanged: func(path string) {
 				status.Printf("azfs: warning: %q kept changing while it was read; the point holds what the last read saw, marked changed during backup\n", path)
 			},
-		}
+		}, Warn: warn, Tell: func(msg string) { fmt.Fprintln(os.Stderr, msg) }}
 		if *verbose {
-			req.onImage = func(path string, img backup.Image) { status.Printf("azfs: %s\n", imageLine(path, img)) }
+			req.OnImage = func(path string, img backup.Image) { status.Printf("azfs: %s\n", imageLine(path, img)) }
 		}
 		stop := make(chan struct{})
 		done := make(chan struct{})
@@ -136,12 +118,12 @@ func newBackupCmd() *cobra.Command {
 			if !status.Terminal() {
 				interval = 10 * time.Second
 			}
-			req.progress = &backup.Progress{}
-			go func() { status.ShowProgress(req.progress, interval, stop); close(done) }()
+			req.Progress = &backup.Progress{}
+			go func() { status.ShowProgress(req.Progress, interval, stop); close(done) }()
 		} else {
 			close(done)
 		}
-		p, err := runBackup(ctx, o, req)
+		p, err := agent.Backup(ctx, o, req)
 		close(stop)
 		<-done
 		if p == nil {
@@ -207,176 +189,4 @@ func imageLine(path string, img backup.Image) string {
 		what = fmt.Sprintf("a fixed VHD (a %s disk and its footer)", cli.FormatBytes(img.DataSize))
 	}
 	return fmt.Sprintf("%q: %s of %s, in blocks of %s", path, what, cli.FormatBytes(img.Size), cli.FormatBytes(img.Block))
-}
-
-// setBackupMemoryLimit sets the backup's soft heap limit, unless
-// GOMEMLIMIT is set.
-func setBackupMemoryLimit() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// The pipeline's memory is mostly short-lived, pointer-free pack and
-		// chunk buffers: a soft limit has the collector reclaim them before
-		// the heap doubles, at little CPU cost.
-		debug.SetMemoryLimit(backupMemoryLimit)
-	}
-}
-
-// lockBackup takes the lock that keeps two backups of the machine o has
-// open apart on this host: at once, or with wait after the running one
-// (calling waiting if it has to wait).
-func lockBackup(ctx context.Context, o *open.Opened, h agent.Holder, wait bool, waiting func(agent.Holder)) (*agent.Lock, error) {
-	dir, err := o.StateDir()
-	if err != nil {
-		return nil, err
-	}
-	var lock *agent.Lock
-	if wait {
-		lock, err = agent.WaitLock(ctx, dir.BackupLock(), h, time.Second, waiting)
-	} else {
-		lock, err = agent.TryLock(dir.BackupLock(), h)
-	}
-	var locked *agent.LockedError
-	if errors.As(err, &locked) {
-		return nil, fmt.Errorf("a backup of machine %s is running: %s; wait for it to end, or pass --wait", o.Machine, locked.Holder)
-	}
-	return lock, err
-}
-
-// backupRequest is one backup, on demand or scheduled.
-type backupRequest struct {
-	paths []string
-	// stream, when set, is backed up instead of paths (backup.Options).
-	stream  *backup.Stream
-	tags    []string
-	set     string // the backup set's name; empty: the set of the paths
-	uploads int    // 0: the default for the vault's kind
-	// verifyReused authenticates every reused blob (backup.Options).
-	verifyReused bool
-	// compression trades CPU for stored bytes (backup.Options).
-	compression pack.Compression
-	// readDevices stores block devices as files of their content.
-	readDevices bool
-	// onImage, when set, is told of each disk image read.
-	onImage func(path string, img backup.Image)
-	// selection is what to leave out (nil: the defaults, see backup.Options).
-	selection *selection.Selection
-	// progress, when set, is updated as the run goes.
-	progress *backup.Progress
-	onError  func(path string, err error) // a file or directory skipped
-	// onChanged is called for a file that kept changing while read.
-	onChanged func(path string)
-	warn      func(msg string)
-}
-
-// runBackup backs up the machine o has open, whose backup lock the caller
-// holds, and records the point it commits in this host's state.
-func runBackup(ctx context.Context, o *open.Opened, req backupRequest) (*repo.Point, error) {
-	if err := startCertSession(ctx, o); err != nil {
-		return nil, err
-	}
-	cacheDir, err := keyring.CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	// A key epoch of its own (certificate mode) gets a cache of its own:
-	// chunk lists of one epoch must not be reused in another.
-	cacheName := "files-" + o.Machine
-	if c := o.Area.Keys().Certificate; c != "" {
-		cacheName += "-" + c[:16]
-	}
-	files, err := filecache.Open(filepath.Join(cacheDir, o.Area.ID(), cacheName))
-	if err != nil {
-		req.warn(fmt.Sprintf("%v; every file will be read", err))
-		files = nil
-	}
-	if files != nil {
-		defer files.Close()
-	}
-	configDir, err := keyring.ConfigDir()
-	if err != nil {
-		return nil, err
-	}
-	// azfs's own state is never backed up: the config dir (keyring, this
-	// host's state) and the keyring file itself (another hard link of it
-	// too), the cache, and a vault on local disk.
-	exclude := []string{cacheDir, configDir, filepath.Join(configDir, keyring.FileName)}
-	if location.IsLocal(o.Location) {
-		exclude = append(exclude, o.Location)
-	}
-	opts := backup.Options{
-		Exclude:  exclude,
-		Select:   req.selection,
-		Stream:   req.stream,
-		Tags:     req.tags,
-		Set:      req.set,
-		Machine:  o.Machine,
-		Hostname: hoststate.Hostname(),
-		Files:    files,
-		Uploads:  req.uploads,
-		Progress: req.progress,
-		OnError:  req.onError,
-
-		OnChanged:    req.onChanged,
-		VerifyReused: req.verifyReused,
-		Compression:  req.compression,
-		ReadDevices:  req.readDevices,
-		OnImage:      req.onImage,
-	}
-	if req.stream == nil {
-		opts.Paths = req.paths
-	}
-	if opts.Uploads <= 0 {
-		opts.Uploads = 2
-		if location.IsBlob(o.Location) {
-			opts.Uploads = blobUploads
-		}
-	}
-	if !o.Area.Keys().WriteOnly() {
-		// A rolled-back vault is reported before this run's point makes
-		// it look current again (package rollback).
-		if _, err := o.State(ctx, req.warn); err != nil {
-			return nil, err
-		}
-	}
-	p, err := backup.Run(ctx, o.Area, opts)
-	if p != nil {
-		o.NoteCommitted(p, req.warn)
-		dir, derr := o.StateDir()
-		if derr == nil {
-			derr = dir.SaveLast(hoststate.Last{Point: p.ID.String(), Time: p.Time, Partial: p.Partial, Set: p.SetName})
-		}
-		if derr != nil {
-			req.warn("cannot record the point in this host's state: " + cli.Message(derr))
-		}
-	}
-	return p, err
-}
-
-// startCertSession prepares the machine o has open for a backup under the
-// vault's current certificate, verified (repo.Root.StartBackupSession),
-// keeping a new key epoch in this host's keyring.
-func startCertSession(ctx context.Context, o *open.Opened) error {
-	c, err := o.CurrentCertificate(ctx)
-	if err != nil {
-		return err
-	}
-	var mode *repo.CertMode
-	if c != nil {
-		mode = open.CertMode(c)
-	}
-	keep := func(next *keys.KeySet) error {
-		o.Entry.Keys = next
-		return o.Ring.Save()
-	}
-	v, moved, err := o.VaultRoot().StartBackupSession(ctx, o.Area, o.Machine, mode, keep)
-	if errors.Is(err, repo.ErrNoCertificateForWriteOnly) {
-		return fmt.Errorf("vault at %s: %w", o.Location, err)
-	}
-	if err != nil {
-		return err
-	}
-	o.Area = v
-	if moved {
-		fmt.Fprintf(os.Stderr, "backing up to the vault's certificate %s from now on: new points open with its private key\n", c.Thumbprint())
-	}
-	return nil
 }

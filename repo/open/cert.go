@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/certs"
@@ -70,4 +71,39 @@ func loadPrivateKey(t Target) (*cert.PrivateKey, error) {
 		return nil, fmt.Errorf("private key %s: %w", t.PrivateKey, err)
 	}
 	return key, nil
+}
+
+// StartBackupSession prepares the machine area o has open for a backup
+// under the vault's current certificate, verified ([Opened.CurrentCertificate]):
+// repo.Root.StartBackupSession decides (a write-only machine in a vault
+// without a certificate is refused; a machine behind the current
+// certificate moves to its key epoch), and a new key set is kept in this
+// host's keyring entry. o.Area is the area the backup writes to from then
+// on. It returns the certificate the machine moved to, nil when it did not
+// move.
+func (o *Opened) StartBackupSession(ctx context.Context) (moved *cert.Certificate, err error) {
+	c, err := o.CurrentCertificate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mode *repo.CertMode
+	if c != nil {
+		mode = CertMode(c)
+	}
+	keep := func(next *keys.KeySet) error {
+		o.Entry.Keys = next
+		return o.Ring.Save()
+	}
+	v, didMove, err := o.VaultRoot().StartBackupSession(ctx, o.Area, o.Machine, mode, keep)
+	if errors.Is(err, repo.ErrNoCertificateForWriteOnly) {
+		return nil, fmt.Errorf("vault at %s: %w", o.Location, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.Area = v
+	if !didMove {
+		return nil, nil
+	}
+	return c, nil
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert/certtest"
+	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/certs"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -127,5 +129,56 @@ func TestReadPoint(t *testing.T) {
 	}
 	if _, _, err := ReadPoint(ctx, Target{Vault: f.dir}, ReadOptions{}, "1999-01-01"); err == nil {
 		t.Error("a date before every point selected one")
+	}
+}
+
+// TestStartBackupSession: in passphrase mode nothing moves; a certificate
+// the owner added moves the machine to its key epoch, kept in the
+// keyring; one another key planted is refused; a write-only machine in a
+// vault without a certificate is refused, naming the vault.
+func TestStartBackupSession(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, mem.New(), "")
+	o := f.opened()
+	if err := o.openArea(ctx, Target{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := o.StartBackupSession(ctx); moved != nil || err != nil {
+		t.Fatalf("passphrase mode: %v, %v", moved, err)
+	}
+	wo, err := f.root.RegisterMachine(ctx, "wo", webPass, cheapKDF, &repo.CertMode{ID: strings.Repeat("a", 64), Wrap: certtest.Certificate(t, "ec.crt").Wrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := f.opened()
+	other.Machine, other.Area = "wo", wo
+	if _, err := other.StartBackupSession(ctx); !errors.Is(err, repo.ErrNoCertificateForWriteOnly) || !strings.HasPrefix(err.Error(), "vault at mem: ") {
+		t.Errorf("write-only without a certificate: %v", err)
+	}
+
+	ec := certtest.Certificate(t, "ec.crt")
+	if err := certs.Add(ctx, f.st, f.owner, ec); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := o.StartBackupSession(ctx)
+	if err != nil || moved == nil || moved.ID() != ec.ID() || o.Area.Keys().Certificate != ec.ID() {
+		t.Fatalf("to the owner's certificate: %v, %v", moved, err)
+	}
+	configDir, err := keyring.ConfigDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.Load(configDir)
+	if err != nil || ring.Vaults[f.root.ID].Keys.Certificate != ec.ID() {
+		t.Errorf("the keyring kept: %v", err)
+	}
+	if moved, err := o.StartBackupSession(ctx); moved != nil || err != nil {
+		t.Errorf("on its certificate already: %v, %v", moved, err)
+	}
+	if err := certs.Add(ctx, f.st, otherOwner(t), certtest.Certificate(t, "rsa.crt")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.StartBackupSession(ctx); !errors.Is(err, repo.ErrDamaged) {
+		t.Errorf("a certificate the owner did not sign: %v, want ErrDamaged", err)
 	}
 }
