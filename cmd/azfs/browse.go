@@ -305,7 +305,7 @@ symlinks; entries zip cannot hold are left out and named on stderr).`,
 		err = browse.Dump(ctx, r.Area, p.Root, args[1], format, w, func(path string) {
 			warnf(fmt.Sprintf("%q left out: a %s archive cannot hold it", path, *archive))
 		})
-		saveDamage(r.Opened)
+		r.SaveDamage()
 		if ferr := w.Flush(); err == nil {
 			err = ferr
 		}

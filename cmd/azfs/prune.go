@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -15,9 +13,7 @@ import (
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/internal/hoststate"
-	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/policy"
 	"github.com/azfs/azfs/repo/prune"
 )
 
@@ -75,11 +71,7 @@ func newPruneCmd() *cobra.Command {
 		var failed []string
 		rows := make([]pruneJSON, 0, len(machines))
 		for _, name := range machines {
-			v, err := o.AreaAsOwner(ctx, t, owner, name)
-			var res *prune.Result
-			if err == nil {
-				res, err = pruneMachine(ctx, o, name, v, opts)
-			}
+			res, err := agent.Prune(ctx, o, t, owner, name, opts, warnf)
 			switch {
 			case *asJSON:
 				row := pruneJSON{Machine: name, DryRun: opts.DryRun}
@@ -112,30 +104,6 @@ func newPruneCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
-}
-
-// pruneMachine prunes the area v of machine name under its policy state
-// (prune.RunWithPolicy). It refuses an area that has lost points this host
-// saw: the packs of points a storage hides would look unneeded.
-func pruneMachine(ctx context.Context, o *open.Opened, name string, v *repo.Area, opts prune.Options) (*prune.Result, error) {
-	dir, err := o.StateDirOf(name)
-	if err != nil {
-		return nil, err
-	}
-	opts.Backups = agent.HostBackups{Dir: dir, Prune: agent.Holder{PID: os.Getpid(), What: "azfs prune --no-backups-running"}}
-	state, err := policy.Load(ctx, policy.Machine{Root: o.VaultRoot(), Area: v, Host: hoststate.Hostname()})
-	if err != nil && !errors.Is(err, repo.ErrDamaged) {
-		return nil, err
-	}
-	if err != nil {
-		// Damaged points and tombstones are never purged, nor are the
-		// records that name them; prune itself refuses unreadable points.
-		fmt.Fprintf(os.Stderr, "azfs: warning: %s\n", cli.Message(err))
-	}
-	if err := o.NoticeRollback(name, state.All(), warnf); err != nil {
-		return nil, fmt.Errorf("%w; nothing pruned", err)
-	}
-	return prune.RunWithPolicy(ctx, v, state, opts, time.Now())
 }
 
 // parseMaxUnused reads "P%" (0 to 100) or "unlimited" as a fraction.

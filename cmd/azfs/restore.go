@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -14,9 +12,7 @@ import (
 	"github.com/azfs/azfs/cmd/internal/cli"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/restore"
-	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/location"
 )
 
 func newRestoreCmd() *cobra.Command {
@@ -63,39 +59,13 @@ a file is reported, never deleted.`,
 		if opts.Overwrite, err = restore.ParseOverwrite(*overwrite); err != nil {
 			return err
 		}
-		for _, l := range []struct {
-			texts []string
-			fold  bool
-		}{{*include, false}, {*iinclude, true}} {
-			for _, s := range l.texts {
-				p, err := selection.ParsePattern(s, l.fold)
-				if err != nil {
-					return err
-				}
-				if p.Negated() {
-					return fmt.Errorf("%w %q: --include takes no re-include (!); use --exclude", selection.ErrBadPattern, s)
-				}
-				opts.Include = append(opts.Include, p)
-			}
-		}
-		for _, s := range *exclude {
-			if err := opts.Exclude.Add(s, false); err != nil {
-				return err
-			}
-		}
-		for _, s := range *iexclude {
-			if err := opts.Exclude.Add(s, true); err != nil {
-				return err
-			}
+		if err := opts.Select(*include, *iinclude, *exclude, *iexclude); err != nil {
+			return err
 		}
 		status := cli.NewStatus(os.Stderr)
 		r, p, err := open.ReadPoint(ctx, target.target(), open.ReadOptions{Warn: warnf}, sel)
 		if err != nil {
 			return err
-		}
-		if opts.Workers == 0 && location.IsBlob(r.Location) {
-			// Each fetch is a round trip: more of them hide the latency.
-			opts.Workers = max(32, 4*runtime.GOMAXPROCS(0))
 		}
 		opts.OnError = func(path string, err error) { status.Printf("azfs: cannot restore %s\n", cli.NamedError(path, err)) }
 		stop, done := make(chan struct{}), make(chan struct{})
@@ -106,10 +76,9 @@ a file is reported, never deleted.`,
 			close(done)
 		}
 		start := time.Now()
-		res, err := restore.Run(ctx, r.Area, p.Root, path, *dir, opts)
+		res, err := r.Restore(ctx, p, path, *dir, opts)
 		close(stop)
 		<-done
-		saveDamage(r.Opened)
 		if err != nil && !errors.Is(err, restore.ErrIncomplete) {
 			return err
 		}
@@ -161,15 +130,4 @@ func quotedPath(path string) string {
 		return ""
 	}
 	return ":" + cli.QuoteNameIfNeeded(path)
-}
-
-// saveDamage remembers in the vault what the reads of o found damaged, for
-// the next backup to store again; best effort (restore credentials may not
-// write).
-func saveDamage(o *open.Opened) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := o.Area.SaveDamage(ctx); err != nil && !errors.Is(err, storage.ErrPermission) {
-		warnf("cannot remember the damage reads found in the vault; run azfs check to find it again: " + cli.Message(err))
-	}
 }

@@ -40,7 +40,7 @@ the size of the newest. It reads no content: sizes come from the points and a li
 			if err != nil {
 				return err
 			}
-			m, err := machineStats(ctx, o)
+			m, err := o.MachineStats(ctx, warnf)
 			if err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ the size of the newest. It reads no content: sizes come from the points and a li
 		}
 		var machines []browse.MachineStats
 		err = o.EachMachineAsOwner(ctx, t, owner, func() error {
-			m, err := machineStats(ctx, o)
+			m, err := o.MachineStats(ctx, warnf)
 			machines = append(machines, m)
 			return err
 		}, func(name string, err error) {
@@ -67,15 +67,6 @@ the size of the newest. It reads no content: sizes come from the points and a li
 		return printStats(ctx, o, machines, *asJSON)
 	}
 	return cmd
-}
-
-// machineStats returns the statistics of the machine area o has open.
-func machineStats(ctx context.Context, o *open.Opened) (browse.MachineStats, error) {
-	s, err := o.State(ctx, warnf)
-	if err != nil {
-		return browse.MachineStats{}, err
-	}
-	return browse.Machine(ctx, o.Machine, o.Area.Storage(), s.Live())
 }
 
 // printStats prints the vault's statistics with those of machines.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo/browse"
 )
 
 // EachMachineAsOwner opens the area of every machine of the vault in turn
@@ -28,4 +29,15 @@ func (o *Opened) EachMachineAsOwner(ctx context.Context, t Target, owner *keys.O
 		}
 	}
 	return nil
+}
+
+// MachineStats returns the statistics of the machine area o has open
+// (browse.Machine over its live points, read as [Opened.State] reads
+// them, warning through warn): what 'azfs stats' shows of a machine.
+func (o *Opened) MachineStats(ctx context.Context, warn func(msg string)) (browse.MachineStats, error) {
+	s, err := o.State(ctx, warn)
+	if err != nil {
+		return browse.MachineStats{}, err
+	}
+	return browse.Machine(ctx, o.Machine, o.Area.Storage(), s.Live())
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // TestEachMachineAsOwner: every machine's area is open in turn, in name
-// order; one whose escrow is gone is skipped with its error; fn's error
+// order (its MachineStats counting its point); one whose escrow is gone is skipped with its error; fn's error
 // stops the walk.
 func TestEachMachineAsOwner(t *testing.T) {
 	ctx := context.Background()
@@ -23,6 +23,9 @@ func TestEachMachineAsOwner(t *testing.T) {
 		return o.EachMachineAsOwner(ctx, Target{Vault: f.dir}, owner, func() error {
 			if o.Area == nil || o.Machine == "" {
 				t.Fatal("fn called without an open area")
+			}
+			if m, err := o.MachineStats(ctx, func(msg string) { t.Errorf("warned %q", msg) }); err != nil || m.Machine != o.Machine || m.Points != 1 {
+				t.Errorf("MachineStats of %s: %+v, %v; want its one point", o.Machine, m, err)
 			}
 			opened = append(opened, o.Machine)
 			return fn()

@@ -3,15 +3,20 @@ package open
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert/certtest"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/certs"
+	"github.com/azfs/azfs/repo/restore"
 	"github.com/azfs/azfs/repo/storage/mem"
 )
 
@@ -180,5 +185,28 @@ func TestStartBackupSession(t *testing.T) {
 	}
 	if _, err := o.StartBackupSession(ctx); !errors.Is(err, repo.ErrDamaged) {
 		t.Errorf("a certificate the owner did not sign: %v, want ErrDamaged", err)
+	}
+}
+
+// TestReadingRestore: a point backed up is restored through the Reading
+// that selected it, and nothing is warned of.
+func TestReadingRestore(t *testing.T) {
+	ctx := context.Background()
+	f := inDir(t)
+	src := t.TempDir()
+	testfiles.WriteFile(t, filepath.Join(src, "a.txt"), []byte("restored"))
+	if _, err := backup.Run(ctx, f.web, backup.Options{Paths: []string{src}, Machine: "web01"}); err != nil {
+		t.Fatal(err)
+	}
+	r, p, err := ReadPoint(ctx, Target{Vault: f.dir}, ReadOptions{Warn: func(msg string) { t.Errorf("warned %q", msg) }}, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	if res, err := r.Restore(ctx, p, src, dst, restore.Options{}); err != nil || res.Files != 1 {
+		t.Fatalf("Restore: %+v, %v", res, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "a.txt")); err != nil || string(b) != "restored" {
+		t.Errorf("restored a.txt: %q, %v", b, err)
 	}
 }

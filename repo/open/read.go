@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/policy"
+	"github.com/azfs/azfs/repo/restore"
+	"github.com/azfs/azfs/repo/storage"
 	"github.com/azfs/azfs/repo/storage/location"
 )
 
@@ -23,6 +26,7 @@ type Reading struct {
 	// Live are the points Point selects among: the live ones, which the
 	// caller may narrow (azmount --tag).
 	Live []*repo.Point
+	warn func(msg string) // ReadOptions.Warn
 }
 
 // ReadOptions tune ForReading.
@@ -69,7 +73,7 @@ func ForReading(ctx context.Context, t Target, opts ReadOptions) (*Reading, erro
 	if err != nil {
 		return nil, err
 	}
-	r := &Reading{Opened: o, State: state, Live: state.Live()}
+	r := &Reading{Opened: o, State: state, Live: state.Live(), warn: opts.Warn}
 	if err := r.Area.LoadIndex(ctx); err != nil {
 		if !errors.Is(err, repo.ErrDamaged) {
 			return nil, err
@@ -127,4 +131,34 @@ func ReadPoint(ctx context.Context, t Target, opts ReadOptions, sel string) (*Re
 		return nil, nil, err
 	}
 	return r, p, nil
+}
+
+// blobRestoreWorkers is the least number of pack spans a restore from a
+// blob vault fetches at once: each fetch is a round trip, and more of them
+// hide the latency.
+const blobRestoreWorkers = 32
+
+// Restore writes the point p, or its path, into dir (restore.Run, with
+// opts; from a blob vault with at least 32 fetches at once, 4 per core,
+// unless opts.Workers says), then remembers what the reads found damaged
+// ([Reading.SaveDamage]).
+func (r *Reading) Restore(ctx context.Context, p *repo.Point, path, dir string, opts restore.Options) (restore.Result, error) {
+	if opts.Workers == 0 && location.IsBlob(r.Location) {
+		opts.Workers = max(blobRestoreWorkers, 4*runtime.GOMAXPROCS(0))
+	}
+	res, err := restore.Run(ctx, r.Area, p.Root, path, dir, opts)
+	r.SaveDamage()
+	return res, err
+}
+
+// SaveDamage remembers in the vault what the reads of r found damaged,
+// for the next backup to store again (repo.Area.SaveDamage). It is best
+// effort, within 30 seconds even after ctx of the reads ended: restore
+// credentials may not write, and another failure is warned of.
+func (r *Reading) SaveDamage() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Area.SaveDamage(ctx); err != nil && !errors.Is(err, storage.ErrPermission) && r.warn != nil {
+		r.warn("cannot remember the damage reads found in the vault; run azfs check to find it again: " + err.Error())
+	}
 }

@@ -87,6 +87,38 @@ func ParseOverwrite(s string) (Overwrite, error) {
 	return 0, fmt.Errorf("%w %q: use always, if-changed or never", ErrOverwrite, s)
 }
 
+// Select sets o's Include and Exclude from patterns as restore's flags
+// give them (restic's syntax; the i variants ignore case). An include
+// pattern may not re-include ("!"): that is what exclude patterns do.
+func (o *Options) Select(include, iinclude, exclude, iexclude []string) error {
+	for _, l := range []struct {
+		texts []string
+		fold  bool
+	}{{include, false}, {iinclude, true}} {
+		for _, s := range l.texts {
+			p, err := selection.ParsePattern(s, l.fold)
+			if err != nil {
+				return err
+			}
+			if p.Negated() {
+				return fmt.Errorf("%w %q: --include takes no re-include (!); use --exclude", selection.ErrBadPattern, s)
+			}
+			o.Include = append(o.Include, p)
+		}
+	}
+	for _, l := range []struct {
+		texts []string
+		fold  bool
+	}{{exclude, false}, {iexclude, true}} {
+		for _, s := range l.texts {
+			if err := o.Exclude.Add(s, l.fold); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (o Overwrite) String() string {
 	return [...]string{"always", "if-changed", "never"}[o]
 }

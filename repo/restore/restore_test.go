@@ -318,6 +318,26 @@ func TestRestoreSelect(t *testing.T) {
 	}
 }
 
+// TestOptionsSelect: include and exclude patterns as restore's flags give
+// them, case folded for the i variants; an include that re-includes, or a
+// pattern that does not parse, is refused.
+func TestOptionsSelect(t *testing.T) {
+	var o restore.Options
+	testfiles.Must(t, o.Select([]string{"deep"}, []string{"/HARD1"}, []string{"*.md"}, []string{"*.TXT"}))
+	if len(o.Include) != 2 || !o.Include[1].Match("/hard1") || o.Include[0].Match("/hard1") {
+		t.Errorf("includes %v: want deep, and /HARD1 ignoring case", o.Include)
+	}
+	if !o.Exclude.ExcludedPath("/a/read.md") || !o.Exclude.ExcludedPath("/a/notes.txt") || o.Exclude.ExcludedPath("/a/notes.odt") {
+		t.Errorf("excludes %v: want *.md, and *.TXT ignoring case", o.Exclude)
+	}
+	if err := new(restore.Options).Select([]string{"!deep"}, nil, nil, nil); !errors.Is(err, selection.ErrBadPattern) || !strings.Contains(err.Error(), "--include takes no re-include") {
+		t.Errorf("a re-include: %v, want ErrBadPattern", err)
+	}
+	if err := new(restore.Options).Select(nil, nil, []string{"[x"}, nil); !errors.Is(err, selection.ErrBadPattern) {
+		t.Errorf("a bad exclude: %v, want ErrBadPattern", err)
+	}
+}
+
 // TestRestoreErrors: a path not in the point, and a directory in the way
 // of a file, are clear errors; nothing in the way is deleted.
 func TestRestoreErrors(t *testing.T) {
