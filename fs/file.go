@@ -33,6 +33,8 @@ type fileNode struct {
 	gofs.Inode
 	leaf
 	seq sequence
+	// blocks reads a disk image's blocks by windows (imagewindows.go).
+	blocks blockFile
 }
 
 // sequence is where a file's readers are: what read-ahead needs to know.
@@ -82,6 +84,9 @@ func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 	start := uint64(off)
 	if start >= f.node.Size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
+	}
+	if b := f.blocks.reader(f.pt.v, &f.node, f.path); b != nil {
+		return readBlocks(b, dest, off)
 	}
 	end := min(start+uint64(len(dest)), f.node.Size)
 	if f.pt.v.readAheadFor(&f.seq, &f.node, start, end) {

@@ -117,10 +117,7 @@ type vault struct {
 	free      *buffers // buffers of chunks the cache let go, for the next loads
 	parts     *partCache
 	readAhead int
-	// fetches bounds the background loads of disk images' windows
-	// (pointFile).
-	fetches chan struct{}
-	log     *slog.Logger
+	log       *slog.Logger
 	// damaged holds the IDs of damaged objects already logged.
 	damaged sync.Map
 	images  *images
@@ -142,7 +139,10 @@ func newVault(src Source, opts Options) *vault {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cached, kept := chunkShares(chunkBytes)
+	// Disk images' windows of blocks (imageWindow) are decrypted chunks
+	// too: an eighth of their share.
+	windowBytes := chunkBytes / 8
+	cached, kept := chunkShares(chunkBytes - windowBytes)
 	free := newBuffers(kept)
 	// A buffer counts for its capacity, which a recycled one may have in
 	// excess of the chunk (sizeClass).
@@ -155,9 +155,8 @@ func newVault(src Source, opts Options) *vault {
 		free:      free,
 		parts:     newPartCache(src, partCacheBytes),
 		readAhead: max(readAhead, 0),
-		fetches:   make(chan struct{}, loadsInFlight(readAhead)),
 		log:       logger,
-		images:    newImages(opts),
+		images:    newImages(opts, windowBytes, loadsInFlight(readAhead)),
 	}
 }
 

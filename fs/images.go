@@ -12,10 +12,7 @@ import (
 	"sync"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
-	hlru "github.com/hashicorp/golang-lru/v2"
-
+	"github.com/azfs/azfs/cache/lru"
 	"github.com/azfs/azfs/diskimage"
 	"github.com/azfs/azfs/diskimage/ext4"
 	"github.com/azfs/azfs/diskimage/fat"
@@ -23,6 +20,9 @@ import (
 	"github.com/azfs/azfs/diskimage/partition"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	hlru "github.com/hashicorp/golang-lru/v2"
 )
 
 // minImageSize is the smallest file looked into: no partitioned disk,
@@ -39,6 +39,8 @@ type images struct {
 	// kinds remembers what images hold by their first chunk, which
 	// covers the bytes Detect looks at.
 	kinds *hlru.Cache[keys.ID, diskimage.Kind]
+	// windows holds windows of images' blocks (see imageWindow).
+	windows *lru.Cache[windowKey, *window]
 
 	mu sync.Mutex
 	// unlocks holds each LUKS volume's unlocking, by the hash of its
@@ -56,35 +58,24 @@ type unlocking struct {
 	err  error
 }
 
-func newImages(opts Options) *images {
+// newImages returns what a mount knows about disk images, its windows
+// held in windowBytes, at most loads of them loading at once.
+func newImages(opts Options, windowBytes int64, loads int) *images {
 	kinds, err := hlru.New[keys.ID, diskimage.Kind](detectCacheSize)
 	if err != nil {
 		panic(fmt.Sprintf("image kind cache: %v", err)) // only for a size ≤ 0
 	}
-	return &images{off: opts.NoImageContents, keys: opts.LUKSKeys, kinds: kinds, unlocks: make(map[[32]byte]*unlocking)}
+	return &images{off: opts.NoImageContents, keys: opts.LUKSKeys, kinds: kinds, windows: newWindowCache(windowBytes, loads),
+		unlocks: make(map[[32]byte]*unlocking)}
 }
 
-// pointFile reads a point's file through the chunk cache: the bottom of
-// every image's stack of readers. Images are stored in small fixed blocks
-// (16 KiB for an image of up to 16 GiB), and loading each block on its own
-// through the cache costs more than the block (a goroutine and a wait per
-// 16 KiB), so a point file's chunks are loaded by aligned windows of
-// imageWindow bytes: a window's missing chunks one after the other on one
-// goroutine, straight from the source into the chunk cache, once however
-// many reads want the window at the same time. The windows of a read load
-// in parallel, a sequential reader's next imageReadAhead windows in the
-// background; a read then copies its chunks out of the cache (loading
-// there any a window could not: a damaged chunk fails only the reads that
-// need it).
+// pointFile reads a point's file by windows of its blocks (see
+// imageWindow): the bottom of every image's stack of readers.
 type pointFile struct {
 	v    *vault
 	node *tree.Node
 	path string
 	seq  windowSeq
-
-	mu sync.Mutex
-	// loading holds the windows being loaded, each closed when done.
-	loading map[uint64]chan struct{}
 }
 
 // windowSeq is where a point file's readers are, in windows: what read-ahead
@@ -97,14 +88,6 @@ type windowSeq struct {
 	// sequential run.
 	ahead uint64
 }
-
-const (
-	// imageWindow is the span of a point file whose chunks load together.
-	imageWindow = 1 << 20
-	// imageReadAhead is how many windows past a sequential read are
-	// loaded ahead of it.
-	imageReadAhead = 8
-)
 
 // ReadAt reads len(p) bytes at off; holes read as zeros. A chunk that fails
 // to load is logged as fileNode.Read logs it.
@@ -122,13 +105,11 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	first, last := start/imageWindow, (end-1)/imageWindow
 	f.readAhead(first, last)
+	// The read's later windows load in parallel with its first.
 	for k := first + 1; k <= last; k++ {
 		f.prefetchWindow(k)
 	}
-	for k := first; k <= last; k++ {
-		f.loadWindow(k)
-	}
-	if err := f.readChunks(p[:end-start], start); err != nil {
+	if err := f.v.readWindows(context.Background(), f.node, f.path, p[:end-start], start); err != nil {
 		return 0, err
 	}
 	n := int(end - start)
@@ -138,87 +119,73 @@ func (f *pointFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// readChunks fills p with the file's bytes from start on, from the chunk
-// cache, loading there the chunks it lacks. Holes read as zeros.
-func (f *pointFile) readChunks(p []byte, start uint64) error {
+// readWindows fills p with the bytes of the file node (at path) from start
+// on, window by window, loading each block a window lacks alone through
+// the chunk cache. Holes read as zeros.
+func (v *vault) readWindows(ctx context.Context, node *tree.Node, path string, p []byte, start uint64) error {
 	end := start + uint64(len(p))
 	pos := start
-	exts := f.node.Extents
-	for i := f.node.FindExtent(start); i < len(exts) && exts[i].Offset < end; i++ {
+	exts := node.Extents
+	var w *window
+	k, first := ^uint64(0), 0
+	for i := node.FindExtent(start); i < len(exts) && exts[i].Offset < end; i++ {
 		e := exts[i]
 		if e.Offset > pos {
 			clear(p[pos-start : e.Offset-start])
 			pos = e.Offset
 		}
-		data, err := f.v.chunk(context.Background(), e)
+		if e.Offset/imageWindow != k {
+			k = e.Offset / imageWindow
+			w, first = v.window(ctx, node, k)
+		}
+		if w != nil && w.chunks[i-first] != nil {
+			pos += uint64(copy(p[pos-start:], w.chunks[i-first][pos-e.Offset:]))
+			continue
+		}
+		c, err := v.pinChunk(ctx, e)
 		if err != nil {
-			f.v.fail(err, "chunk", e.ID, f.path)
+			v.fail(err, "chunk", e.ID, path)
 			return err
 		}
-		pos += uint64(copy(p[pos-start:], data[pos-e.Offset:]))
+		pos += uint64(copy(p[pos-start:], c.data[pos-e.Offset:]))
+		c.unpin(v.free)
 	}
 	clear(p[pos-start:])
 	return nil
 }
 
-// loadWindow loads the chunks of window k (the file's bytes from
-// k*imageWindow, imageWindow of them) that the chunk cache lacks, or waits
-// for the load of the window already under way. A chunk that fails to
-// load is left out: the read that needs it loads it again and reports.
-func (f *pointFile) loadWindow(k uint64) {
-	f.mu.Lock()
-	if done, ok := f.loading[k]; ok {
-		f.mu.Unlock()
-		<-done
-		return
+// window returns window k of the file node, loaded or from the cache of
+// windows, and the index in node.Extents of its first extent; a nil window
+// when none of its blocks loaded.
+func (v *vault) window(ctx context.Context, node *tree.Node, k uint64) (*window, int) {
+	i, j := windowExtents(node, k)
+	exts := node.Extents[i:j]
+	w, err := v.images.windows.GetOrLoad(ctx, keyOf(exts, k*imageWindow), func(ctx context.Context) (*window, error) {
+		return v.loadWindow(ctx, exts)
+	})
+	if err != nil {
+		return nil, i
 	}
-	if f.loading == nil {
-		f.loading = make(map[uint64]chan struct{})
-	}
-	done := make(chan struct{})
-	f.loading[k] = done
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.loading, k)
-		f.mu.Unlock()
-		close(done)
-	}()
-
-	lo := k * imageWindow
-	hi := min(lo+imageWindow, f.node.Size)
-	exts := f.node.Extents
-	for i := f.node.FindExtent(lo); i < len(exts) && exts[i].Offset < hi; i++ {
-		e := exts[i]
-		if _, ok := f.v.chunks.Get(e.ID); ok {
-			continue
-		}
-		if data, err := f.v.loadChunk(context.Background(), e.ID); err == nil && checkChunkLength(e, data) == nil {
-			f.v.chunks.Add(e.ID, newChunk(data))
-		}
-	}
+	return w, i
 }
 
-// prefetchWindow starts loading window k in the background unless the
-// vault's pool of background fetches is full. It reports false when the
-// pool is full.
+// prefetchWindow starts loading window k in the background, behind the
+// windows readers wait for, unless it is cached or loading. It reports
+// false when the queue of read-ahead is full.
 func (f *pointFile) prefetchWindow(k uint64) bool {
-	select {
-	case f.v.fetches <- struct{}{}:
-	default:
-		return false
+	i, j := windowExtents(f.node, k)
+	if i == j {
+		return true // a hole
 	}
-	go func() {
-		defer func() { <-f.v.fetches }()
-		f.loadWindow(k)
-	}()
-	return true
+	exts := f.node.Extents[i:j]
+	return f.v.images.windows.Prefetch(context.Background(), keyOf(exts, k*imageWindow), func(ctx context.Context) (*window, error) {
+		return f.v.loadWindow(ctx, exts)
+	})
 }
 
 // readAhead notes a read of windows first to last: when it continues a
 // sequential run, it starts loading the imageReadAhead windows after last
-// that it has not started yet, as many as the vault's pool of background
-// fetches takes.
+// that it has not started yet, as many as the queue of read-ahead takes.
 func (f *pointFile) readAhead(first, last uint64) {
 	seq := &f.seq
 	seq.mu.Lock()
