@@ -85,9 +85,10 @@ const (
 // MemoryShares divides a mount's memory bound (Options.CacheBytes) among
 // its caches: a twentieth for pack segments, a tenth for decoded tree
 // parts, the rest for decrypted chunks; of the default 320 MiB, 16 MiB (four
-// segments), 32 MiB and 272 MiB. Of the chunks' share, a sixteenth holds
-// the buffers of evicted chunks kept for the next loads (chunkShares). It
-// is the one place that bound is divided.
+// segments), 32 MiB and 272 MiB. Of the chunks' share, an eighth holds disk
+// images' windows of blocks (imageWindow; 34 MiB of the default), and of
+// the rest a sixteenth holds the buffers of evicted chunks kept for the
+// next loads (chunkShares). It is the one place that bound is divided.
 func MemoryShares(total int64) (chunks, parts, segments int64) {
 	segments, parts = total/20, total/10
 	return total - segments - parts, parts, segments
@@ -139,9 +140,7 @@ func newVault(src Source, opts Options) *vault {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// Disk images' windows of blocks (imageWindow) are decrypted chunks
-	// too: an eighth of their share.
-	windowBytes := chunkBytes / 8
+	windowBytes := chunkBytes / 8 // see MemoryShares
 	cached, kept := chunkShares(chunkBytes - windowBytes)
 	free := newBuffers(kept)
 	// A buffer counts for its capacity, which a recycled one may have in
