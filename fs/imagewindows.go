@@ -245,9 +245,10 @@ func sharesEnd(plain, sealed []byte) bool {
 
 // maxWindowedBlock bounds the average extent of a file read by windows
 // (blockFile): package backup stores disk images and devices in blocks of
-// 16 KiB up to this size (images of up to 128 GiB), FastCDC's chunks are
-// at least 256 KiB but a file's last.
-const maxWindowedBlock = 128 << 10
+// 16 KiB up to this size (images of up to 32 GiB; a larger image's larger
+// blocks cost less each), FastCDC's chunks are at least 256 KiB but a
+// file's last.
+const maxWindowedBlock = 32 << 10
 
 // blockFile reads a regular file of a mount by windows when it is stored
 // in small blocks (a backed-up disk image, read as the file itself), as
