@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
+	"github.com/azfs/azfs/internal/freelist"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/index"
 	"github.com/azfs/azfs/repo/pack"
@@ -45,7 +47,7 @@ type Writer struct {
 
 	mu      sync.Mutex
 	pending map[keys.ID]struct{}
-	open    map[keys.Kind]*pack.Writer
+	open    map[keys.Kind]*openPack
 	landed  []index.PackBlobs
 
 	uploads chan *pack.Writer
@@ -54,15 +56,29 @@ type Writer struct {
 	errOnce sync.Once
 	err     error
 
-	packPool sync.Pool
-	bufPool  sync.Pool
-	guard    PackGuard // nil: reuse whatever the index holds
-	compress pack.Compression
-	Stats    WriterStats
+	// packs holds pack writers whose upload is done, for new packs to
+	// reuse their 17 MiB buffers, and payloads the buffers of payloads (a
+	// blob compressed, before it is sealed into its pack): free lists,
+	// which keep them across garbage collections.
+	packs       *freelist.List[*pack.Writer]
+	payloads    *freelist.List[*[]byte]
+	treeHashers sync.Pool // *keys.Hasher of tree parts, for SavePart
+	guard       PackGuard // nil: reuse whatever the index holds
+	compress    pack.Compression
+	Stats       WriterStats
 
 	ctx      context.Context      // the context NewWriter was given, for verifying reads
 	verify   bool                 // authenticate reused blobs (VerifyReused)
 	verified map[keys.ID]struct{} // reused blobs verified so far; under mu
+}
+
+// openPack is a pack that Saves seal blobs into: writers counts the Saves
+// sealing into it now; once full it takes no more blobs, and its last
+// writer queues it for upload.
+type openPack struct {
+	pw      *pack.Writer
+	writers int
+	full    bool
 }
 
 // PackGuard decides which packs a backup may depend on while a prune may be
@@ -155,12 +171,17 @@ func (v *Area) NewWriter(ctx context.Context, uploaders int) *Writer {
 		v:       v,
 		ctx:     ctx,
 		pending: make(map[keys.ID]struct{}),
-		open:    make(map[keys.Kind]*pack.Writer),
+		open:    make(map[keys.Kind]*openPack),
 		uploads: make(chan *pack.Writer, 1), // each queued pack holds 16 MiB
 		failed:  make(chan struct{}),
+		// Enough for the packs uploading, the one queued and one more
+		// waiting to be queued, so that a long run allocates no pack
+		// buffer after its first few; and a payload buffer for every
+		// core's Save, with room for the tree parts saved beside them.
+		packs:    freelist.New(uploaders+2, pack.NewWriter),
+		payloads: freelist.New(2*runtime.GOMAXPROCS(0), func() *[]byte { return new([]byte) }),
 	}
-	w.packPool.New = func() any { return pack.NewWriter() }
-	w.bufPool.New = func() any { return new([]byte) }
+	w.treeHashers.New = func() any { return v.keys.NewHasher(keys.KindTree) }
 	for range uploaders {
 		w.wg.Add(1)
 		go w.uploader(ctx)
@@ -215,8 +236,6 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 	w.pending[id] = struct{}{}
 	w.mu.Unlock()
 
-	// One pooled buffer holds the payload and, after it, its sealed form;
-	// it is sized for this blob, so small tree parts take small buffers.
 	sealer, err := w.v.sealerFor(kind)
 	if err != nil {
 		w.mu.Lock()
@@ -224,46 +243,81 @@ func (w *Writer) Save(ctx context.Context, kind keys.Kind, id keys.ID, plain []b
 		w.mu.Unlock()
 		return false, err
 	}
-	bp := w.bufPool.Get().(*[]byte)
-	if need := 2 * (len(plain) + len(plain)/16 + keys.Overhead + 64); cap(*bp) < need {
+	// The payload goes to a buffer sized for this blob (small tree parts
+	// take small buffers) and is sealed from there straight into the room
+	// reserved for it in its pack, under no lock.
+	bp := w.payloads.Get()
+	if need := len(plain) + len(plain)/16 + 64; cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
 	payload := pack.EncodePayload((*bp)[:0], plain, w.compress)
-	sealedStart := len(payload)
-	buf := sealer.Seal(payload, kind, id, payload)
-	sealed := buf[sealedStart:]
-
-	full := w.add(kind, id, sealed)
-	*bp = buf[:0]
-	w.bufPool.Put(bp)
+	op, room, retired := w.reserve(kind, id, len(payload)+keys.Overhead)
+	if sealed := sealer.Seal(room[:0], kind, id, payload); len(sealed) != len(room) || &sealed[0] != &room[0] {
+		panic("repo: a sealed blob did not fill the room reserved for it") // cannot happen: Overhead is exact
+	}
+	*bp = payload[:0]
+	w.payloads.Put(bp)
+	full := w.release(op)
 
 	w.Stats.BlobsNew.Add(1)
 	if w.v.idx.Has(id) {
 		w.Stats.BlobsStoredAgain.Add(1)
 	}
 	w.Stats.BytesPlain.Add(uint64(len(plain)))
-	if full != nil {
-		return true, w.queue(ctx, full)
+	for _, pw := range [...]*pack.Writer{retired, full} {
+		if pw != nil {
+			if err := w.queue(ctx, pw); err != nil {
+				return true, err
+			}
+		}
 	}
 	return true, nil
 }
 
-// add appends a sealed blob to the open pack of its kind and returns that
-// pack when it is full (to be queued), else nil.
-func (w *Writer) add(kind keys.Kind, id keys.ID, sealed []byte) *pack.Writer {
+// reserve makes room for a sealed blob of n bytes in the open pack of
+// kind and returns that pack, counted as written to until release. A pack
+// that reaches pack.TargetSize, or has no room for a blob, takes no more
+// blobs; the last Save writing to it queues it. When that is nobody (the
+// blob did not fit in a pack nobody was sealing into), reserve returns
+// the pack as retired, for its caller to queue.
+func (w *Writer) reserve(kind keys.Kind, id keys.ID, n int) (op *openPack, room []byte, retired *pack.Writer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	pw := w.open[kind]
-	if pw == nil {
-		pw = w.packPool.Get().(*pack.Writer)
-		w.open[kind] = pw
+	op = w.open[kind]
+	if op != nil {
+		room = op.pw.Reserve(kind, id, n)
 	}
-	pw.Add(kind, id, sealed)
-	if pw.Size() < pack.TargetSize {
-		return nil
+	if room == nil {
+		if op != nil {
+			op.full = true
+			if op.writers == 0 {
+				retired = op.pw
+			}
+		}
+		op = &openPack{pw: w.packs.Get()}
+		w.open[kind] = op
+		room = op.pw.Reserve(kind, id, n) // an empty pack takes any blob
 	}
-	delete(w.open, kind)
-	return pw
+	op.writers++
+	if op.pw.Size() >= pack.TargetSize {
+		op.full = true
+	}
+	if op.full {
+		delete(w.open, kind)
+	}
+	return op, room, retired
+}
+
+// release ends a Save's writing to op and returns op's pack when it is
+// full and that Save was its last writer, for the caller to queue.
+func (w *Writer) release(op *openPack) *pack.Writer {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	op.writers--
+	if op.full && op.writers == 0 {
+		return op.pw
+	}
+	return nil
 }
 
 // SavePart encodes and stores a tree part and returns its ID.
@@ -272,7 +326,9 @@ func (w *Writer) SavePart(ctx context.Context, p *tree.Part) (keys.ID, error) {
 	if err != nil {
 		return keys.ID{}, err
 	}
-	id := w.v.keys.ID(keys.KindTree, plain)
+	h := w.treeHashers.Get().(*keys.Hasher)
+	id := h.Sum(plain)
+	w.treeHashers.Put(h)
 	_, err = w.Save(ctx, keys.KindTree, id, plain)
 	return id, err
 }
@@ -315,7 +371,7 @@ func (w *Writer) upload(ctx context.Context, pw *pack.Writer) error {
 	}
 	w.mu.Unlock()
 	pw.Reset()
-	w.packPool.Put(pw)
+	w.packs.Put(pw)
 	if batch != nil {
 		return w.v.saveIndexFile(ctx, &index.File{Packs: batch})
 	}
@@ -356,8 +412,8 @@ func (v *Area) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) (
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	var rest []*pack.Writer
-	for kind, pw := range w.open {
-		rest = append(rest, pw)
+	for kind, op := range w.open {
+		rest = append(rest, op.pw) // no Save runs with Flush: nobody writes to it
 		delete(w.open, kind)
 	}
 	w.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,6 +225,49 @@ func TestWriterConcurrent(t *testing.T) {
 	}
 }
 
+// TestWriterBlobsThatDoNotFit: blobs of 3 MiB saved concurrently, so
+// that a pack often has no room left for the next one while other Saves
+// are still sealing into it: each pack is finished once every blob in it
+// is sealed, none exceeds its buffer, and every blob reads back.
+func TestWriterBlobsThatDoNotFit(t *testing.T) {
+	ctx := context.Background()
+	v := newVault(t, mem.New())
+	var blobs []testBlob
+	for i := range 16 {
+		b := testfiles.RandomBytes(3<<20+i*1000, uint64(100+i))
+		blobs = append(blobs, testBlob{keys.KindData, v.Keys().ID(keys.KindData, b), b})
+	}
+	w := v.NewWriter(ctx, 2)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := g; i < len(blobs); i += 4 {
+				if _, err := w.Save(ctx, blobs[i].kind, blobs[i].id, blobs[i].plain); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh := reopen(t, v)
+	checkBlobs(t, fresh, blobs)
+	packs := 0
+	if err := fresh.PackSizes(ctx, func(id keys.ID, size int64) {
+		packs++
+		if size > pack.TargetSize+1<<20 {
+			t.Errorf("pack %s holds %d bytes, more than its buffer", id.Short(), size)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := 16 * 3 / 15; packs < want {
+		t.Errorf("%d packs for 48 MiB of incompressible blobs, want at least %d", packs, want)
+	}
+}
+
 func TestSavePart(t *testing.T) {
 	ctx := context.Background()
 	v := newVault(t, mem.New())
@@ -435,30 +479,103 @@ func TestWriterRemakesExistingPack(t *testing.T) {
 	}
 }
 
-// BenchmarkWriterSave measures the per-chunk cost of Writer.Save (compress,
-// seal, pack, upload to memory) on 1 MiB chunks that compress about as the
-// bench corpus's binaries do (half text, half random), from as many
-// goroutines as cores; allocs/op is its allocations per chunk.
-func BenchmarkWriterSave(b *testing.B) {
-	ctx := context.Background()
-	v := newVault(b, mem.New())
+// discardPacks is a storage that drops the bytes of packs (and keeps
+// everything else): it measures the writer, not a copy of its packs.
+type discardPacks struct{ *mem.Store }
+
+func (d discardPacks) Save(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "data/") {
+		return nil
+	}
+	return d.Store.Save(ctx, name, data)
+}
+
+// benchChunk returns a 1 MiB chunk that compresses about as the bench
+// corpus's binaries do (half random, half text).
+func benchChunk() []byte {
 	chunk := make([]byte, 1<<20)
 	copy(chunk, testfiles.RandomBytes(len(chunk)/2, 1))
 	for i := len(chunk) / 2; i < len(chunk); i += 64 {
 		copy(chunk[i:], fmt.Sprintf("%063d\n", i*7919%100003))
 	}
+	return chunk
+}
+
+// chunkSaver saves copies of a chunk through w, each made new by a count
+// shared between savers.
+type chunkSaver struct {
+	w      *repo.Writer
+	chunk  []byte
+	hasher *keys.Hasher
+	n      *atomic.Uint64
+}
+
+func newChunkSaver(v *repo.Area, w *repo.Writer, chunk []byte, n *atomic.Uint64) *chunkSaver {
+	return &chunkSaver{w: w, chunk: bytes.Clone(chunk), hasher: v.Keys().NewHasher(keys.KindData), n: n}
+}
+
+func (c *chunkSaver) save(tb testing.TB) {
+	binary.LittleEndian.PutUint64(c.chunk, c.n.Add(1))
+	if _, err := c.w.Save(context.Background(), keys.KindData, c.hasher.Sum(c.chunk), c.chunk); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestWriterAllocsPerChunk: once warm, Save allocates a few small objects
+// per chunk however many packs it fills and however often the garbage
+// collector runs: no sealed copy of the chunk, no new pack buffer per pack
+// (a bounded free list keeps them across collections, which empty a
+// sync.Pool), no new payload buffer.
+func TestWriterAllocsPerChunk(t *testing.T) {
+	ctx := context.Background()
+	v := newVault(t, discardPacks{mem.New()})
 	w := v.NewWriter(ctx, 2)
+	c := newChunkSaver(v, w, benchChunk(), new(atomic.Uint64))
+	for range 32 { // two packs begun: the buffers made
+		c.save(t)
+	}
+	const chunks = 96 // three packs and more
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range chunks {
+		c.save(t)
+		if i%4 == 3 {
+			runtime.GC()
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objects := (after.Mallocs - before.Mallocs) / chunks
+	bytes := (after.TotalAlloc - before.TotalAlloc) / chunks
+	t.Logf("per 1 MiB chunk: %d allocations, %d bytes", objects, bytes)
+	// A pack buffer per pack would be about 600 KiB per chunk, a sealed
+	// copy or a payload buffer about 1 MiB; a stray buffer of the zstd
+	// encoder's (rare) about 130 KiB.
+	if bytes > 256<<10 || objects > 64 {
+		t.Errorf("per 1 MiB chunk: %d allocations, %d bytes; want at most 64 and 256 KiB", objects, bytes)
+	}
+}
+
+// BenchmarkWriterSave measures the per-chunk cost of Writer.Save (compress,
+// seal, pack; packs are dropped, not stored) on 1 MiB chunks that compress
+// about as the bench corpus's binaries do (half text, half random), from as
+// many goroutines as cores; allocs/op is its allocations per chunk.
+func BenchmarkWriterSave(b *testing.B) {
+	ctx := context.Background()
+	v := newVault(b, discardPacks{mem.New()})
+	w := v.NewWriter(ctx, 2)
+	chunk := benchChunk()
 	var n atomic.Uint64
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		c := bytes.Clone(chunk)
-		hasher := v.Keys().NewHasher(keys.KindData)
+		c := newChunkSaver(v, w, chunk, &n)
 		for pb.Next() {
-			binary.LittleEndian.PutUint64(c, n.Add(1)) // a new chunk each time
-			if _, err := w.Save(ctx, keys.KindData, hasher.Sum(c), c); err != nil {
-				b.Fatal(err)
-			}
+			c.save(b)
 		}
 	})
 	if err := w.Flush(ctx); err != nil {

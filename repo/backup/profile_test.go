@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // peak; with AZFS_PROFILE_OUT=DIR it writes heap profiles taken at the
 // peaks (heap-first.pprof, heap-second.pprof), a CPU profile of each run
 // (cpu-first.pprof, cpu-second.pprof) and the allocations of the first
-// (allocs-first.pprof) for go tool pprof.
+// (allocs-first.pprof) for go tool pprof, and an execution trace of the
+// first (trace-first.out, for go tool trace: how busy each core is).
 //
 //	AZFS_PROFILE_TREE=/var/tmp/azfs-bench/scale-tree AZFS_PROFILE_OUT=/tmp \
 //	  go test -count=1 -timeout 60m -run TestProfileTree -v ./repo/backup
@@ -55,12 +57,19 @@ func TestProfileTree(t *testing.T) {
 				_ = pprof.StartCPUProfile(f)
 				defer f.Close()
 			}
+			if run == "first" {
+				if f, err := os.Create(filepath.Join(out, "trace-first.out")); err == nil {
+					_ = trace.Start(f)
+					defer f.Close()
+				}
+			}
 		}
 		start := time.Now()
 		p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{tree}, Machine: "m", Files: files})
 		close(stop)
 		peak := <-done
 		pprof.StopCPUProfile()
+		trace.Stop()
 		if out != "" && run == "first" {
 			if f, err := os.Create(filepath.Join(out, "allocs-first.pprof")); err == nil {
 				_ = pprof.Lookup("allocs").WriteTo(f, 0)

@@ -44,58 +44,6 @@ type Entry struct {
 // ErrFormat reports pack bytes that do not parse.
 var ErrFormat = errkind.New(errkind.Damaged, "malformed pack")
 
-// Writer accumulates sealed blobs into one pack in memory.
-type Writer struct {
-	buf     []byte
-	entries []Entry
-	dataLen int // bytes before the trailer, once finished
-}
-
-// NewWriter returns an empty pack writer.
-func NewWriter() *Writer { return &Writer{buf: make([]byte, 0, TargetSize+(1<<20))} }
-
-// Add appends a sealed blob.
-func (w *Writer) Add(kind keys.Kind, id keys.ID, sealed []byte) {
-	w.entries = append(w.entries, Entry{Kind: kind, ID: id, Offset: uint32(len(w.buf)), Length: uint32(len(sealed))})
-	w.buf = append(w.buf, sealed...)
-}
-
-// Size returns the bytes added so far.
-func (w *Writer) Size() int { return len(w.buf) }
-
-// Count returns the number of blobs added so far.
-func (w *Writer) Count() int { return len(w.entries) }
-
-// Finish appends the trailer, sealed with the index sealer, and the footer,
-// and returns the pack's name, bytes and entries. The writer must not be used
-// again before Reset.
-func (w *Writer) Finish(ks *keys.KeySet, sealer *keys.Sealer) (keys.ID, []byte, []Entry) {
-	w.dataLen = len(w.buf)
-	trailer := EncodeTrailer(w.entries)
-	tid := ks.ID(keys.KindTrailer, trailer)
-	start := len(w.buf)
-	w.buf = sealer.Seal(w.buf, keys.KindTrailer, tid, trailer)
-	w.buf = append(w.buf, tid[:]...)
-	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(w.buf)-start-len(tid)))
-	w.buf = append(w.buf, footerMagic...)
-	return Name(w.buf), w.buf, w.entries
-}
-
-// Regap makes a finished pack over again with gap (random bytes) before
-// its first blob, and returns it as Finish does: the same blobs under
-// another name, for when a pack of the same bytes exists already and may
-// not be relied on (a prune is deleting it). Readers accept gaps between
-// blobs.
-func (w *Writer) Regap(ks *keys.KeySet, sealer *keys.Sealer, gap []byte) (keys.ID, []byte, []Entry) {
-	buf := make([]byte, 0, len(gap)+cap(w.buf))
-	buf = append(append(buf, gap...), w.buf[:w.dataLen]...)
-	for i := range w.entries {
-		w.entries[i].Offset += uint32(len(gap))
-	}
-	w.buf = buf
-	return w.Finish(ks, sealer)
-}
-
 // Name returns the name of a pack with the given bytes.
 func Name(b []byte) keys.ID { return keys.ID(blake3.Sum256(b)) }
 
@@ -190,10 +138,4 @@ func OpenTrailer(sealer *keys.Sealer, f Footer, sealed []byte, packSize int64) (
 		return nil, err
 	}
 	return DecodeTrailer(plain, uint32(packSize-FooterLen-int64(f.TrailerLen)))
-}
-
-// Reset empties the writer for reuse, keeping its buffer.
-func (w *Writer) Reset() {
-	w.buf = w.buf[:0]
-	w.entries = nil
 }
