@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/azfs/azfs/internal/hoststate"
 	"github.com/azfs/azfs/repo"
+	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/policy"
 )
@@ -24,8 +26,9 @@ type VaultMachine struct {
 	// Dir is this host's state of the machine.
 	Dir hoststate.Dir
 	Log *slog.Logger
-	// BackupJob is Machine.Backup: the caller's backup of one job.
-	BackupJob func(ctx context.Context, job policy.SetPolicy) error
+	// Uploads is backup.Options.Uploads of each backup (0: the vault
+	// kind's default).
+	Uploads int
 }
 
 // Policy returns the machine's current policy.
@@ -67,9 +70,60 @@ func (m *VaultMachine) LastBackup(ctx context.Context, set string) (time.Time, e
 	return LastOfSet(s.All(), set, last), nil
 }
 
-// Backup backs up job through BackupJob.
+// Backup backs up one job (the agent's own paths, or a set of the
+// policy's) as a scheduled backup: it waits for a backup of the machine
+// running on this host to end, then backs up (Backup) and logs what it
+// skipped and committed. A partial point is a success: the files it
+// skipped are logged.
 func (m *VaultMachine) Backup(ctx context.Context, job policy.SetPolicy) error {
-	return m.BackupJob(ctx, job)
+	log := m.Log
+	if job.Name != "" {
+		log = log.With("set", job.Name)
+	}
+	paths, err := job.BackupPaths(func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return err
+	}
+	sel, err := job.Selection.Selection()
+	if err != nil {
+		return err
+	}
+	o, err := open.Machine(ctx, m.Target)
+	if err != nil {
+		return err
+	}
+	holder := Holder{PID: os.Getpid(), What: "scheduled backup (azfs agent)", Paths: paths}
+	lock, err := LockBackup(ctx, o, holder, true, func(h Holder) {
+		log.Info("waiting for the backup that is running to end", "holder", h.String())
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	p, err := Backup(ctx, o, Request{Options: backup.Options{
+		Paths:   paths,
+		Set:     job.Name,
+		Select:  sel,
+		Uploads: m.Uploads,
+		OnError: func(path string, err error) { log.Warn("skipped", "path", path, "err", err) },
+		OnChanged: func(path string) {
+			log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
+		},
+	}, Warn: func(msg string) { log.Warn(msg) }, Tell: func(msg string) { log.Info(msg) }})
+	if p == nil {
+		return err
+	}
+	s := p.Stats
+	log.Info("backup committed", "point", p.ID.Short(), "partial", p.Partial, "files", s.Files, "new", s.FilesNew,
+		"changed", s.FilesChanged, "unchanged", s.FilesUnchanged, "bytes", s.Bytes, "read", s.BytesRead, "stored", s.BytesStored,
+		"duration", s.Duration.Round(time.Millisecond))
+	if errors.Is(err, backup.ErrPartial) {
+		if p.Partial {
+			log.Warn("the point is partial: the files logged as skipped are not in it")
+		}
+		return nil
+	}
+	return err
 }
 
 // ApplyRetention applies the machine's retention at now. A machine that

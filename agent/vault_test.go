@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -202,5 +203,44 @@ func TestEnableMachine(t *testing.T) {
 	}
 	if _, disabled, err := dir.Disabled(); disabled || err != nil {
 		t.Errorf("still disabled: %v", err)
+	}
+}
+
+// TestVaultMachineBackup: a scheduled backup of a job through the vault
+// commits a point of the job's set, logs it, and is what LastBackup sees.
+func TestVaultMachineBackup(t *testing.T) {
+	ctx := context.Background()
+	f := newVaultFixture(t)
+	dir, err := f.opened(t).StateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a"), []byte("some data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	m := &VaultMachine{Target: open.Target{Vault: f.dir}, Machine: "web01", Dir: dir, Log: slog.New(slog.NewTextHandler(&logged, nil)), Uploads: 1}
+	before := time.Now().Add(-time.Second)
+	if err := m.Backup(ctx, policy.SetPolicy{Name: "etc", Paths: []string{src}}); err != nil {
+		t.Fatalf("Backup: %v; log %s", err, logged.String())
+	}
+	s, err := f.opened(t).State(ctx, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := s.Live()
+	if len(live) != 1 || live[0].SetName != "etc" || live[0].Stats.Files != 1 || live[0].Time.Before(before) {
+		t.Fatalf("points after the backup: %+v", live)
+	}
+	if last, err := m.LastBackup(ctx, "etc"); err != nil || !last.Equal(live[0].Time) {
+		t.Errorf("LastBackup(etc) = %v, %v; want %v", last, err, live[0].Time)
+	}
+	if out := logged.String(); !strings.Contains(out, "backup committed") || !strings.Contains(out, "set=etc") || !strings.Contains(out, live[0].ID.Short()) {
+		t.Errorf("log: %s", out)
+	}
+	// A job whose paths are gone fails, and commits nothing.
+	if err := m.Backup(ctx, policy.SetPolicy{Paths: []string{filepath.Join(src, "gone")}}); err == nil {
+		t.Error("a backup of a path that does not exist succeeded")
 	}
 }

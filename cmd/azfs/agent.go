@@ -1,20 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/azfs/azfs/agent"
 	"github.com/azfs/azfs/cmd/internal/cli"
-	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/policy"
 )
 
 // newAgentCmd returns 'azfs agent [PATH...]': this machine's scheduled
@@ -72,62 +67,9 @@ func newAgentCmd() *cobra.Command {
 		log.Info("agent started", "vault", o.Location, "paths", paths, "pid", os.Getpid())
 		t := target.target()
 		t.Vault = o.Location // the vault found now, whatever the default becomes
-		m := &agent.VaultMachine{Target: t, Machine: o.Machine, Dir: dir, Log: log,
-			BackupJob: func(ctx context.Context, job policy.SetPolicy) error { return backupJob(ctx, t, *uploads, log, job) }}
+		m := &agent.VaultMachine{Target: t, Machine: o.Machine, Dir: dir, Log: log, Uploads: *uploads}
 		agent.Run(ctx, m, agent.Options{Paths: paths, Selection: spec, Log: log, Interval: *testInterval})
 		return nil
 	}
 	return cmd
-}
-
-// backupJob backs up one job of the agent of the machine t names: the
-// agent's own paths, or a set of the policy's.
-func backupJob(ctx context.Context, t open.Target, uploads int, log *slog.Logger, job policy.SetPolicy) error {
-	if job.Name != "" {
-		log = log.With("set", job.Name)
-	}
-	paths, err := job.BackupPaths(func(msg string) { log.Warn(msg) })
-	if err != nil {
-		return err
-	}
-	sel, err := job.Selection.Selection()
-	if err != nil {
-		return err
-	}
-	o, err := open.Machine(ctx, t)
-	if err != nil {
-		return err
-	}
-	holder := agent.Holder{PID: os.Getpid(), What: "scheduled backup (azfs agent)", Paths: paths}
-	lock, err := agent.LockBackup(ctx, o, holder, true, func(h agent.Holder) {
-		log.Info("waiting for the backup that is running to end", "holder", h.String())
-	})
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	p, err := agent.Backup(ctx, o, agent.Request{Options: backup.Options{
-		Paths:   paths,
-		Set:     job.Name,
-		Select:  sel,
-		Uploads: uploads,
-		OnError: func(path string, err error) { log.Warn("skipped", "path", path, "err", err) },
-		OnChanged: func(path string) {
-			log.Warn("kept changing while read; stored as read, marked changed during backup", "path", path)
-		},
-	}, Warn: func(msg string) { log.Warn(msg) }, Tell: func(msg string) { log.Info(msg) }})
-	if p == nil {
-		return err
-	}
-	s := p.Stats
-	log.Info("backup committed", "point", p.ID.Short(), "partial", p.Partial, "files", s.Files, "new", s.FilesNew,
-		"changed", s.FilesChanged, "unchanged", s.FilesUnchanged, "bytes", s.Bytes, "read", s.BytesRead, "stored", s.BytesStored,
-		"duration", s.Duration.Round(time.Millisecond))
-	if errors.Is(err, backup.ErrPartial) {
-		if p.Partial {
-			log.Warn("the point is partial: the files logged as skipped are not in it")
-		}
-		return nil
-	}
-	return err
 }
