@@ -94,6 +94,24 @@ func MemoryShares(total int64) (chunks, parts, segments int64) {
 	return total - segments - parts, parts, segments
 }
 
+// heapOverhead is the heap a mount allows itself beyond its caches'
+// bound (MemoryLimit): chunks being loaded, FUSE requests, inodes, the
+// index, and the garbage the collector has not freed yet. With the chunk
+// buffers recycled (chunks.go) little garbage is made, and the process's
+// peak resident memory stays within the bound plus 64 MiB (the binary and
+// the runtime's own take the rest).
+const heapOverhead = 48 << 20
+
+// MemoryLimit returns the soft limit of the Go heap (debug.SetMemoryLimit)
+// of a mount whose caches are bounded by cacheBytes (Options.CacheBytes):
+// that bound plus heapOverhead.
+func MemoryLimit(cacheBytes int64) int64 {
+	if cacheBytes == 0 {
+		cacheBytes = defaultCacheBytes
+	}
+	return cacheBytes + heapOverhead
+}
+
 // chunkShares divides the chunks' share of the memory bound between the
 // cache of decrypted chunks and the buffers of evicted ones kept for reuse
 // (a sixteenth).

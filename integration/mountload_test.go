@@ -29,8 +29,8 @@ import (
 // mlCacheFlag is smaller than the large files together (72 MiB), so the LRU
 // evicts all the time while the readers run.
 //
-// mlRSSSlack: azmount sets a soft Go heap limit of --cache-size + 128 MiB
-// (mountOverhead in cmd/azmount/main.go) for the decrypted chunks in the
+// mlRSSSlack: azmount sets a soft Go heap limit of --cache-size + 48 MiB
+// (fs.MemoryLimit; it was + 128 MiB when this was measured) for the decrypted chunks in the
 // LRU, the loads in flight (sealed + payload + plaintext of the chunks of
 // every concurrent READ and of read-ahead, docs/architecture.md §3.1, not
 // byte-bounded), FUSE buffers, tree parts and the index. Beyond the heap

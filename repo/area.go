@@ -622,8 +622,23 @@ func (v *Area) loadCopy(ctx context.Context, dst []byte, kind keys.Kind, id keys
 // fetchBlob loads a blob from its pack in the storage and opens it into dst
 // (as OpenBlobInto); with cache set, it keeps the sealed bytes in the
 // vault's cache first (opening overwrites them).
+//
+// With dst set (a reader that recycles its buffers) and no cache, the
+// sealed bytes are read into a buffer of sealedBuffers, which the plaintext
+// never points into then, and handed back after opening.
 func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
-	sealed, err := v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	var sealed []byte
+	var err error
+	if dst != nil && !cache {
+		bp := sealedBuffers.Get().(*[]byte)
+		defer func() { sealedBuffers.Put(bp) }()
+		sealed, err = storage.LoadInto(ctx, v.st, (*bp)[:0], dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+		if cap(sealed) > cap(*bp) {
+			*bp = sealed // grown: keep the larger one
+		}
+	} else {
+		sealed, err = v.st.Load(ctx, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	}
 	if err != nil {
 		return nil, packRangeError(fmt.Sprintf("load %s %s", kind, id.Short()), loc.Pack, err)
 	}
@@ -635,6 +650,10 @@ func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id key
 	}
 	return v.OpenBlobInto(dst, kind, id, sealed)
 }
+
+// sealedBuffers holds the buffers fetchBlob reads sealed blobs into for a
+// reader that recycles its plaintext buffers.
+var sealedBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // packRangeError wraps err, from loading a range of pack id for what: a
 // range beyond the pack's end means a pack shorter than its index or

@@ -48,11 +48,6 @@ func main() {
 	}
 }
 
-// mountOverhead is the heap azmount allows itself beyond --cache-size (the
-// caches' bound, shared by fs.MemoryShares): chunks being fetched and read
-// ahead, FUSE request buffers, the index.
-const mountOverhead = 128 << 20
-
 // blobDiskCache is --disk-cache for a vault in a blob container. A vault in
 // a directory gets none by default: the cache would copy local files.
 const blobDiskCache = 4 << 30
@@ -100,7 +95,7 @@ files as ordinary read-only trees.`,
 	privPass := fs.String("private-key-password-file", "", "read the .pfx password from `FILE`")
 	pointSel := fs.String("point", "", "mount one point: a date (its last point), a time, an ID prefix or 'latest'; default: all points as <machine>/<time>")
 	tags := cli.AddTagFilterFlag(fs, "serve only the points (with --point: select among the points)")
-	cacheSize := fs.String("cache-size", "320MiB", "memory for the mount's caches: decrypted chunks, tree parts, pack segments (the process stays within about this plus 128 MiB)")
+	cacheSize := fs.String("cache-size", "320MiB", "memory for the mount's caches: decrypted chunks, tree parts, pack segments (the process stays within about this plus 64 MiB)")
 	diskSize := fs.String("disk-cache", "", "disk for fetched chunks and index files, kept encrypted across mounts under the azfs cache directory; 0 disables (default 4GiB for a blob vault, 0 for a directory vault)")
 	readAhead := fs.Int("read-ahead", 4, "chunks fetched ahead for sequential readers")
 	allowOther := fs.Bool("allow-other", false, "let other users read the mount, each file as its mode allows (restored home directories for their owners); as a user other than root this needs user_allow_other in /etc/fuse.conf")
@@ -135,9 +130,9 @@ files as ordinary read-only trees.`,
 			}
 		}
 		if os.Getenv("GOMEMLIMIT") == "" {
-			// Decrypting a chunk allocates as much as the chunk: without a
-			// limit the collector would let the heap grow to twice the cache.
-			debug.SetMemoryLimit(cacheBytes + mountOverhead)
+			// Without a limit the collector would let the heap grow to
+			// twice the caches.
+			debug.SetMemoryLimit(azfs.MemoryLimit(cacheBytes))
 		}
 		level := slog.LevelInfo
 		if *debugLog {

@@ -69,6 +69,16 @@ func (s *counted) Load(ctx context.Context, name string, off, length int64) ([]b
 	return b, err
 }
 
+// LoadInto is Load into dst's room when the counted storage can ([LoadInto]).
+func (s *counted) LoadInto(ctx context.Context, dst []byte, name string, off, length int64) ([]byte, error) {
+	s.c.Loads.Add(1)
+	b, err := LoadInto(ctx, s.st, dst, name, off, length)
+	if err == nil {
+		s.c.BytesDown.Add(uint64(len(b) - len(dst)))
+	}
+	return b, err
+}
+
 func (s *counted) Stat(ctx context.Context, name string) (Info, error) {
 	s.c.Stats.Add(1)
 	return s.st.Stat(ctx, name)

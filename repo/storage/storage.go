@@ -198,6 +198,28 @@ func ClampRange(size, off, length int64) (int64, error) {
 	return length, nil
 }
 
+// LoaderInto is a Storage that can read into a caller's buffer (a local
+// directory): LoadInto appends what Load would return to dst, reading into
+// dst's room when that suffices. Readers that recycle their buffers (the
+// mount's chunk loads) use it through [LoadInto].
+type LoaderInto interface {
+	LoadInto(ctx context.Context, dst []byte, name string, off, length int64) ([]byte, error)
+}
+
+// LoadInto is st.Load appending to dst, into dst's room, when st is a
+// [LoaderInto] (the wrappers of this package pass it on); otherwise it
+// returns Load's bytes as they are when dst is empty, else appended to it.
+func LoadInto(ctx context.Context, st Storage, dst []byte, name string, off, length int64) ([]byte, error) {
+	if l, ok := st.(LoaderInto); ok {
+		return l.LoadInto(ctx, dst, name, off, length)
+	}
+	b, err := st.Load(ctx, name, off, length)
+	if err != nil || len(dst) == 0 {
+		return b, err
+	}
+	return append(dst, b...), nil
+}
+
 // Close releases what st holds between calls, such as the files a local
 // directory keeps open for reading, when st implements io.Closer; the
 // wrappers of this package pass it on. The storage stays usable.

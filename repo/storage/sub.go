@@ -40,6 +40,16 @@ func (s *sub) Load(ctx context.Context, name string, off, length int64) ([]byte,
 	return b, s.rel(err)
 }
 
+// LoadInto is Load into dst's room when the whole storage can ([LoadInto]).
+func (s *sub) LoadInto(ctx context.Context, dst []byte, name string, off, length int64) ([]byte, error) {
+	full, err := s.name("load", name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := LoadInto(ctx, s.st, dst, full, off, length)
+	return b, s.rel(err)
+}
+
 func (s *sub) Stat(ctx context.Context, name string) (Info, error) {
 	full, err := s.name("stat", name)
 	if err != nil {

@@ -37,6 +37,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -287,6 +288,12 @@ func (d *Dir) syncDir(dir int, rel string) error {
 // object's file kept open from an earlier Load when it is among the last
 // few read (see handles).
 func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte, error) {
+	return d.LoadInto(ctx, nil, name, off, length)
+}
+
+// LoadInto is Load appending to dst: the range is read into dst's room
+// when that suffices (storage.LoaderInto).
+func (d *Dir) LoadInto(ctx context.Context, dst []byte, name string, off, length int64) ([]byte, error) {
 	if err := storage.Check(ctx, "load", name); err != nil {
 		return nil, err
 	}
@@ -301,7 +308,7 @@ func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte,
 		}
 		h = d.files.keep(name, h)
 	}
-	buf, err := readRange(h, off, length)
+	buf, err := readRange(h, dst, off, length)
 	if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.ESTALE) {
 		// Closed by a Load keeping other files open, or deleted by
 		// another NFS client: open it again, for this read alone.
@@ -311,7 +318,7 @@ func (d *Dir) Load(ctx context.Context, name string, off, length int64) ([]byte,
 		if h, err = d.openObject(name); err != nil {
 			return nil, &storage.Error{Op: "load", Name: name, Err: err}
 		}
-		buf, err = readRange(h, off, length)
+		buf, err = readRange(h, dst, off, length)
 		h.f.Close()
 	}
 	if err != nil {
@@ -344,15 +351,15 @@ func (d *Dir) openObject(name string) (handle, error) {
 	return handle{f: f, size: fi.Size()}, nil
 }
 
-// readRange reads length bytes at off (to the end when length < 0) of the
-// object open as h.
-func readRange(h handle, off, length int64) ([]byte, error) {
+// readRange appends length bytes at off (to the end when length < 0) of the
+// object open as h to dst, reading into its room when that suffices.
+func readRange(h handle, dst []byte, off, length int64) ([]byte, error) {
 	n, err := storage.ClampRange(h.size, off, length)
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n)
-	if got, err := h.f.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && int64(got) == n) {
+	buf := slices.Grow(dst, int(n))[:len(dst)+int(n)]
+	if got, err := h.f.ReadAt(buf[len(dst):], off); err != nil && !(errors.Is(err, io.EOF) && int64(got) == n) {
 		if errors.Is(err, io.EOF) {
 			// Objects are immutable, so this means outside interference.
 			err = fmt.Errorf("file shrank while reading (%d of %d bytes at offset %d): %w", got, n, off, io.ErrUnexpectedEOF)
