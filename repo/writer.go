@@ -174,11 +174,12 @@ func (v *Area) NewWriter(ctx context.Context, uploaders int) *Writer {
 		open:    make(map[keys.Kind]*openPack),
 		uploads: make(chan *pack.Writer, 1), // each queued pack holds 16 MiB
 		failed:  make(chan struct{}),
-		// Enough for the packs uploading, the one queued and one more
-		// waiting to be queued, so that a long run allocates no pack
-		// buffer after its first few; and a payload buffer for every
+		// Enough for every pack a run holds at once, so that a long run
+		// allocates no pack buffer after its first few: those uploading,
+		// the one queued, a full one for each core's Save waiting to
+		// queue it, and one filling; and a payload buffer for every
 		// core's Save, with room for the tree parts saved beside them.
-		packs:    freelist.New(uploaders+2, pack.NewWriter),
+		packs:    freelist.New(uploaders+1+runtime.GOMAXPROCS(0)+1, pack.NewWriter),
 		payloads: freelist.New(2*runtime.GOMAXPROCS(0), func() *[]byte { return new([]byte) }),
 	}
 	w.treeHashers.New = func() any { return v.keys.NewHasher(keys.KindTree) }

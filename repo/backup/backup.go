@@ -32,6 +32,7 @@ import (
 
 	"github.com/azfs/azfs/cache/filecache"
 	"github.com/azfs/azfs/internal/errkind"
+	"github.com/azfs/azfs/internal/freelist"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/chunker"
@@ -222,7 +223,10 @@ type backuper struct {
 	files chan fileJob
 	seals chan sealJob
 
-	bufs sync.Pool // *[]byte chunk buffers
+	// bufs holds chunk buffers: a free list, which keeps them across
+	// garbage collections (a sync.Pool lost them at each, to be made and
+	// grown again).
+	bufs *freelist.List[*[]byte]
 
 	rules *walkRules
 
@@ -324,8 +328,9 @@ func Run(ctx context.Context, v *repo.Area, opts Options) (*repo.Point, error) {
 		defer b.batch.Cancel()
 	}
 	// Chunk buffers grow to the chunks they carry (about 1 MiB), not to the
-	// 4 MiB maximum.
-	b.bufs.New = func() any { return new([]byte) }
+	// 4 MiB maximum. One for each file worker and sealer, and each chunk
+	// the sealers' queue holds.
+	b.bufs = freelist.New(4*opts.Workers, func() *[]byte { return new([]byte) })
 
 	var fileWG, sealWG sync.WaitGroup
 	for range opts.Workers {
@@ -1033,7 +1038,7 @@ func (b *backuper) readImage(ctx context.Context, f *os.File, path string, attem
 			off += n // a hole
 			continue
 		}
-		bp := b.bufs.Get().(*[]byte)
+		bp := b.bufs.Get()
 		block, err := readBlock(f, *bp, off, n)
 		*bp = block
 		if err != nil {
@@ -1094,7 +1099,7 @@ func (b *backuper) chunkInto(ctx context.Context, ch *chunker.Chunker, off uint6
 		if err := ctx.Err(); err != nil {
 			return off, err
 		}
-		bp := b.bufs.Get().(*[]byte)
+		bp := b.bufs.Get()
 		chunk, err := ch.Next((*bp)[:0])
 		if err == io.EOF {
 			b.bufs.Put(bp)

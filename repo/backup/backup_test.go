@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/pack"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/local"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/storage/storagetest"
 	"github.com/azfs/azfs/repo/tree"
@@ -818,4 +821,53 @@ func TestBackupCompression(t *testing.T) {
 		t.Errorf("stored %d bytes with small compression, %d with fast: want fewer with small", stored[pack.CompressSmall], stored[pack.CompressFast])
 	}
 	t.Logf("3 MiB of words: %d bytes stored with small compression, %d with fast", stored[pack.CompressSmall], stored[pack.CompressFast])
+}
+
+// TestBackupAllocsPerByte: what a first backup allocates grows by a small
+// fraction of the bytes it reads, however often the garbage collector runs
+// (every few milliseconds here): chunk, payload and pack buffers are reused
+// from free lists, not made again for every chunk or pack as when sync.Pools
+// held them (about a byte per byte read).
+func TestBackupAllocsPerByte(t *testing.T) {
+	ctx := context.Background()
+	allocated := func(size int) uint64 {
+		src := t.TempDir()
+		for i := range size / (8 << 20) {
+			testfiles.WriteFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), testfiles.RandomBytes(8<<20, uint64(size+i)))
+		}
+		st, err := local.Create(filepath.Join(t.TempDir(), "vault"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := newVault(t, st)
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+					runtime.GC()
+				}
+			}
+		}()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err = backup.Run(ctx, v, backup.Options{Paths: []string{src}, Machine: "m"})
+		runtime.ReadMemStats(&after)
+		close(stop)
+		<-stopped
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	const small, large = 64 << 20, 192 << 20
+	a, b := allocated(small), allocated(large)
+	perByte := (float64(b) - float64(a)) / (large - small)
+	t.Logf("allocated %d MB backing up %d MiB, %d MB backing up %d MiB: %.3f bytes per byte more", a>>20, small>>20, b>>20, large>>20, perByte)
+	if perByte > 0.4 {
+		t.Errorf("a first backup allocates %.3f bytes per byte read more; want at most 0.4", perByte)
+	}
 }
