@@ -427,18 +427,19 @@ func printChange(c policy.Change, set string) {
 // lowers, the points it forgets that the current policy keeps (listed
 // before, unless as JSON), a shorter soft-delete window.
 func shortening(r policy.Request, asJSON bool) string {
+	reasons := r.PINReasons()
 	var why []string
-	if c := r.Change; c != nil && len(c.Lowered) > 0 {
-		why = append(why, "lowers retention ("+strings.Join(c.Lowered, ", ")+")")
+	if len(reasons.Lowered) > 0 {
+		why = append(why, "lowers retention ("+strings.Join(reasons.Lowered, ", ")+")")
 	}
-	if c := r.Change; c != nil && len(c.Newly) > 0 {
+	if reasons.Forgets > 0 {
 		listed := " (listed above)"
 		if asJSON {
 			listed = " ('policy set --dry-run' lists them)"
 		}
-		why = append(why, fmt.Sprintf("forgets %s the current policy keeps%s", cli.Count(len(c.Newly), "point"), listed))
+		why = append(why, fmt.Sprintf("forgets %s the current policy keeps%s", cli.Count(reasons.Forgets, "point"), listed))
 	}
-	if r.Window.Shortens() {
+	if reasons.WindowShortens {
 		why = append(why, "shortens the soft-delete window")
 	}
 	return strings.Join(why, " and ")

@@ -139,9 +139,31 @@ func (w *WindowChange) Shortens() bool { return w != nil && w.Next < w.Current }
 
 // NeedsPIN reports whether r needs the owner's security PIN: its policy
 // change lowers a rule or forgets a point the current policy keeps, or
-// the window gets shorter.
-func (r Request) NeedsPIN() bool {
-	return (r.Change != nil && r.Change.NeedsPIN()) || r.Window.Shortens()
+// the window gets shorter (PINReasons).
+func (r Request) NeedsPIN() bool { return r.PINReasons().Any() }
+
+// PINReasons are why a request needs the owner's security PIN.
+type PINReasons struct {
+	// Lowered names the retention rules the change lowers.
+	Lowered []string
+	// Forgets counts the live points the change forgets that the current
+	// policy keeps.
+	Forgets int
+	// WindowShortens says the soft-delete window gets shorter.
+	WindowShortens bool
+}
+
+// Any reports whether there is a reason: the PIN is needed.
+func (p PINReasons) Any() bool { return len(p.Lowered) > 0 || p.Forgets > 0 || p.WindowShortens }
+
+// PINReasons returns why r needs the owner's security PIN; none: it does
+// not.
+func (r Request) PINReasons() PINReasons {
+	out := PINReasons{WindowShortens: r.Window.Shortens()}
+	if c := r.Change; c != nil {
+		out.Lowered, out.Forgets = c.Lowered, len(c.Newly)
+	}
+	return out
 }
 
 // Commit stores what r asks for at now, signed by owner: the machine's

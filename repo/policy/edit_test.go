@@ -94,6 +94,12 @@ func TestCommit(t *testing.T) {
 	if !req.NeedsPIN() {
 		t.Fatal("lowering keep-last and shortening the window needs no PIN")
 	}
+	if r := req.PINReasons(); len(r.Lowered) != 1 || r.Forgets != 2 || !r.WindowShortens {
+		t.Errorf("reasons for the PIN: %+v, want keep-last lowered, 2 points forgotten, the window shortened", r)
+	}
+	if r := (Request{Window: &WindowChange{Current: DefaultWindow, Next: 2 * DefaultWindow}}).PINReasons(); r.Any() {
+		t.Errorf("a longer window: reasons %+v, want none", r)
+	}
 	refused := errors.New("wrong PIN")
 	if saved, err := Commit(ctx, f.root, f.owner, req, func() error { return refused }, t0); !errors.Is(err, refused) || saved.Seq != 0 {
 		t.Errorf("a refused PIN: saved %d, %v", saved.Seq, err)

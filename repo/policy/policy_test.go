@@ -799,7 +799,7 @@ func TestPlanChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Read || c.Live != 6 || len(c.Lowered) != 1 || !c.NeedsPIN() {
+	if !c.Read || c.Live != 6 || len(c.Lowered) != 1 || !(Request{Change: &c}).NeedsPIN() {
 		t.Errorf("lowering keep-last 4 to 3: %+v", c)
 	}
 	sameIDs(t, "newly", c.Newly, points[2:3])
@@ -807,14 +807,14 @@ func TestPlanChange(t *testing.T) {
 
 	raised := cur
 	raised.Retention = retention.Retention{KeepLast: 5}
-	if c, err := PlanChange(s, cur, raised, t0); err != nil || c.NeedsPIN() || len(c.Newly) != 0 || len(c.Already) != 1 {
+	if c, err := PlanChange(s, cur, raised, t0); err != nil || (Request{Change: &c}).NeedsPIN() || len(c.Newly) != 0 || len(c.Already) != 1 {
 		t.Errorf("raising keep-last to 5: %+v, %v", c, err)
 	}
 	// Points that cannot be read: only the rules decide.
-	if c, err := PlanChange(nil, cur, next, t0); err != nil || c.Read || !c.NeedsPIN() || c.Newly != nil {
+	if c, err := PlanChange(nil, cur, next, t0); err != nil || c.Read || !(Request{Change: &c}).NeedsPIN() || c.Newly != nil {
 		t.Errorf("without the points: %+v, %v", c, err)
 	}
-	if c, _ := PlanChange(nil, cur, raised, t0); c.NeedsPIN() {
+	if c, _ := PlanChange(nil, cur, raised, t0); (Request{Change: &c}).NeedsPIN() {
 		t.Errorf("raising without the points needs no PIN: %+v", c)
 	}
 }

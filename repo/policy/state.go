@@ -438,7 +438,3 @@ func PlanChange(s *State, cur, next Policy, now time.Time) (Change, error) {
 	c.Read, c.Live = true, len(s.Live())
 	return c, nil
 }
-
-// NeedsPIN reports whether the change needs the owner's security PIN: it
-// lowers a retention rule or forgets a point the current policy keeps.
-func (c Change) NeedsPIN() bool { return len(c.Lowered) > 0 || len(c.Newly) > 0 }
