@@ -41,6 +41,11 @@ type images struct {
 	kinds *hlru.Cache[keys.ID, diskimage.Kind]
 	// windows holds windows of images' blocks (see imageWindow).
 	windows *lru.Cache[windowKey, *window]
+	// readAhead is how many windows past a sequential read are loaded
+	// ahead of it: imageReadAhead, or what half the cache of windows
+	// holds when that is fewer (a window loaded ahead must still be
+	// there when its read comes).
+	readAhead uint64
 
 	mu sync.Mutex
 	// unlocks holds each LUKS volume's unlocking, by the hash of its
@@ -58,6 +63,16 @@ type unlocking struct {
 	err  error
 }
 
+// imageReadAheadFor returns images.readAhead for a mount whose read-ahead
+// option is readAhead (negative: none) and whose windows are held in
+// windowBytes.
+func imageReadAheadFor(readAhead int, windowBytes int64) uint64 {
+	if readAhead < 0 {
+		return 0
+	}
+	return uint64(min(imageReadAhead, max(windowBytes, 0)/imageWindow/2))
+}
+
 // newImages returns what a mount knows about disk images, its windows
 // held in windowBytes, at most loads of them loading at once.
 func newImages(opts Options, windowBytes int64, loads int) *images {
@@ -66,7 +81,7 @@ func newImages(opts Options, windowBytes int64, loads int) *images {
 		panic(fmt.Sprintf("image kind cache: %v", err)) // only for a size ≤ 0
 	}
 	return &images{off: opts.NoImageContents, keys: opts.LUKSKeys, kinds: kinds, windows: newWindowCache(windowBytes, loads),
-		unlocks: make(map[[32]byte]*unlocking)}
+		readAhead: imageReadAheadFor(opts.ReadAhead, windowBytes), unlocks: make(map[[32]byte]*unlocking)}
 }
 
 // pointFile reads a point's file by windows of its blocks (see
@@ -184,7 +199,7 @@ func (f *pointFile) prefetchWindow(k uint64) bool {
 }
 
 // readAhead notes a read of windows first to last: when it continues a
-// sequential run, it starts loading the imageReadAhead windows after last
+// sequential run, it starts loading the images.readAhead windows after last
 // that it has not started yet, as many as the queue of read-ahead takes.
 func (f *pointFile) readAhead(first, last uint64) {
 	seq := &f.seq
@@ -197,7 +212,7 @@ func (f *pointFile) readAhead(first, last uint64) {
 		return
 	}
 	windows := (f.node.Size + imageWindow - 1) / imageWindow
-	for k := max(last+1, seq.ahead); k < min(last+1+imageReadAhead, windows); k++ {
+	for k := max(last+1, seq.ahead); k < min(last+1+f.v.images.readAhead, windows); k++ {
 		if !f.prefetchWindow(k) {
 			return
 		}

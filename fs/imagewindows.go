@@ -45,7 +45,8 @@ const (
 	// the most one storage request of a window loads.
 	imageWindow = 1 << 20
 	// imageReadAhead is how many windows past a sequential read are
-	// loaded ahead of it.
+	// loaded ahead of it, when the cache of windows holds twice as many
+	// (images.readAhead).
 	imageReadAhead = 8
 )
 

@@ -272,3 +272,28 @@ func TestImageFileReadsByWindows(t *testing.T) {
 		t.Error("a file in ordinary chunks is read by windows")
 	}
 }
+
+// TestImageWindowsReadAheadFitsTheCache: with a cache of windows too small
+// for the read-ahead, a sequential read still loads each window once: no
+// window loaded ahead is evicted before its read comes.
+func TestImageWindowsReadAheadFitsTheCache(t *testing.T) {
+	b := backUpImage(t, 6)
+	f := &pointFile{v: newVault(b.area, Options{CacheBytes: 16 << 20}), node: b.node, path: "disk.img"}
+	got := make([]byte, len(b.disk))
+	for off := 0; off < len(got); off += 128 << 10 {
+		if _, err := f.ReadAt(got[off:min(off+128<<10, len(got))], int64(off)); err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if !bytes.Equal(got, b.disk) {
+		t.Fatal("the image read differs from the source")
+	}
+	waitFor(t, "read-ahead to finish", func() bool { return f.v.images.windows.Loads() == 0 })
+	loaded := 0
+	for _, n := range b.st.loads() {
+		loaded += n
+	}
+	if loaded > len(b.disk)*11/10 {
+		t.Errorf("%d bytes of packs loaded for an image of %d", loaded, len(b.disk))
+	}
+}
