@@ -5,32 +5,25 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
+
 	// Policies name time zones: every machine must find them, whatever
 	// its system holds.
 	_ "time/tzdata"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/cobra"
 
-	"github.com/azfs/azfs/cache/diskcache"
 	"github.com/azfs/azfs/cmd/internal/cli"
 	azfs "github.com/azfs/azfs/fs"
+	"github.com/azfs/azfs/fs/vaultmount"
 	"github.com/azfs/azfs/internal/profile"
-	"github.com/azfs/azfs/keys/keyring"
-	"github.com/azfs/azfs/repo"
-	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/location"
 )
 
 func main() {
@@ -47,10 +40,6 @@ func main() {
 		os.Exit(cli.ExitCode(err))
 	}
 }
-
-// blobDiskCache is --disk-cache for a vault in a blob container. A vault in
-// a directory gets none by default: the cache would copy local files.
-const blobDiskCache = 4 << 30
 
 // newRootCmd returns the azmount command.
 func newRootCmd() *cobra.Command {
@@ -142,124 +131,28 @@ files as ordinary read-only trees.`,
 
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		closeCache := func() {}
-		defer func() { closeCache() }()
-		_, _, segmentBytes := azfs.MemoryShares(cacheBytes)
 		target := cli.NewTarget(*vaultPath, cli.PassphraseSource{File: *passFile, Command: *passCmd})
 		target.Machine, target.Credentials, target.PrivateKey, target.PrivateKeyPassFile, target.ConnectionStringFile = *machine, *creds, *privKey, *privPass, *connFile
-		r, err := open.ForReading(ctx, target, open.ReadOptions{
-			SegmentBytes: segmentBytes,
-			Prepare: func(o *open.Opened) {
-				// Copies of blobs that reads find damaged or missing are
-				// remembered in the vault, for the next backup to store again.
-				o.Area.SaveDamageAsFound()
-				if diskBytes < 0 {
-					diskBytes = 0
-					if location.IsBlob(o.Location) {
-						diskBytes = blobDiskCache
-					}
-				}
-				if diskBytes > 0 {
-					dc, err := openDiskCache(o, diskBytes, logger)
-					if err != nil {
-						logger.Warn("mounting without a disk cache", "err", err)
-						return
-					}
-					closeCache = func() { closeDiskCache(dc, logger) }
-					o.Area.SetCache(dc)
-				}
-			},
-			Warn: func(msg string) { logger.Warn(msg) },
-		})
-		if err != nil {
-			return err
-		}
-		o := r.Opened
-		// Points without the tags asked for are not served.
-		if r.Live, err = filter.Matching(r.Live); err != nil {
-			return err
-		}
-		opts := azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, AllowOther: *allowOther, Logger: logger,
-			NoImageContents: *noContents, LUKSKeys: luksKeys}
 		mountpoint := args[0]
-		var served []*repo.Point
-		var root gofs.InodeEmbedder
-		if *pointSel != "" {
-			p, err := r.Point(*pointSel)
-			if err != nil {
-				return err
-			}
-			if p.ID.String() != *pointSel && *pointSel != "latest" {
-				fmt.Fprintf(os.Stderr, "azmount: %q is point %s (%s, %s)\n", *pointSel, p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
-			}
-			served = []*repo.Point{p}
-		} else {
-			served = r.Live
-		}
-		opts.NoXattrs = true
-		fsPoints := make([]azfs.Point, len(served))
-		for i, p := range served {
-			fsPoints[i] = azfs.Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
-			if p.Stats.Xattrs > 0 {
-				opts.NoXattrs = false
-			}
-		}
-		if *pointSel != "" {
-			root, err = azfs.NewPointRoot(o.Area, fsPoints[0], opts)
-		} else {
-			root, err = azfs.NewAllPointsRoot(o.Area, fsPoints, opts)
-		}
+		m, err := vaultmount.Mount(ctx, mountpoint, vaultmount.Options{Target: target, Point: *pointSel, Tags: filter, DiskBytes: diskBytes,
+			FS: azfs.Options{CacheBytes: cacheBytes, ReadAhead: *readAhead, AllowOther: *allowOther, Logger: logger, NoImageContents: *noContents, LUKSKeys: luksKeys}})
 		if err != nil {
 			return err
 		}
-		server, err := azfs.Mount(mountpoint, root, opts)
-		if err != nil {
-			return err
+		if *pointSel != "" && *pointSel != "latest" && m.Points[0].ID.String() != *pointSel {
+			p := m.Points[0]
+			fmt.Fprintf(os.Stderr, "azmount: %q is point %s (%s, %s)\n", *pointSel, p.ID.Short(), p.Machine, p.Time.Local().Format("2006-01-02 15:04:05"))
 		}
-		fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(served), o.Area.ID(), mountpoint)
-		go unmountOnSignal(ctx, stop, server, mountpoint, logger)
-		server.Wait()
-		// The vault's files kept open for reading.
-		if err := storage.Close(o.Storage); err != nil {
-			logger.Warn("closing the vault", "err", err)
-		}
-		// Damage the reads found and the background save has not stored yet.
-		saveCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := o.Area.SaveDamage(saveCtx); err != nil && !errors.Is(err, storage.ErrPermission) {
-			logger.Warn("cannot remember the damage reads found in the vault; run azfs check to find it again", "err", cli.Message(err))
-		}
-		cancel()
+		fmt.Fprintf(os.Stderr, "azmount: %d point(s) of vault %s mounted read-only at %s; Ctrl-C or SIGTERM unmounts\n", len(m.Points), m.Reading.Area.ID(), mountpoint)
+		go unmountOnSignal(ctx, stop, m.Server, mountpoint, logger)
+		m.Wait()
+		m.Close()
 		t := cli.Requests.Tally()
 		logger.Info("unmounted", "mountpoint", mountpoint, "requests", t.Requests, "loads", t.Loads, "bytes_down", t.BytesDown)
 		return nil
 
 	}
 	return cmd
-}
-
-// openDiskCache opens the disk cache of the machine area o has open:
-// <azfs cache dir>/<area id>/blobs-<machine>, beside the backups' file cache.
-func openDiskCache(o *open.Opened, maxBytes int64, logger *slog.Logger) (*diskcache.Cache, error) {
-	root, err := keyring.CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	return diskcache.Open(filepath.Join(root, o.Area.ID(), "blobs-"+o.Machine), diskcache.Options{
-		MaxBytes: maxBytes,
-		OnPutError: func(err error) {
-			logger.Warn("disk cache: cannot store fetched data; reads go on without it (further failures are not logged)", "err", err)
-		},
-	})
-}
-
-// closeDiskCache closes dc and logs what it did.
-func closeDiskCache(dc *diskcache.Cache, logger *slog.Logger) {
-	s := dc.Stats()
-	logger.Debug("disk cache", "hits", s.Hits, "misses", s.Misses, "stored", s.Puts, "evicted", s.Evictions,
-		"store_errors", s.PutErrors, "objects", s.Objects, "bytes", s.Bytes)
-	if err := dc.Close(); err != nil {
-		logger.Warn("disk cache", "err", err)
-	}
 }
 
 // unmountOnSignal unmounts after the first SIGINT or SIGTERM, retrying for a
