@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -17,8 +16,6 @@ import (
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/enroll"
 	"github.com/azfs/azfs/repo/open"
-	"github.com/azfs/azfs/repo/storage"
-	"github.com/azfs/azfs/repo/storage/location"
 )
 
 func newPassphraseChangeCmd() *cobra.Command {
@@ -44,21 +41,13 @@ func newPassphraseChangeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		// The machine holds its own keys, so the old passphrase is not needed:
-		// the PIN is the proof that the owner agrees.
-		if o.Entry == nil || o.Entry.Keys == nil {
-			return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
-		}
 		// Everything that can be refused is checked before the PIN is spent.
-		err = enroll.ChangePassphrase(ctx, o.VaultRoot(), o.Entry.Machine, o.Entry.Keys, *pin,
+		err = enroll.ChangeHostPassphrase(ctx, o, *pin,
 			func() (keys.Passphrase, error) {
 				return newPassphrase(*newFile, *genFile, "New passphrase (16+ characters): ")
 			},
 			func(pass keys.Passphrase) error { return saveGenerated(*genFile, pass) },
 			keys.DefaultKDF, time.Now())
-		if o.Container != nil && errors.Is(err, storage.ErrPermission) {
-			return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, location.ConnectionStringEnv)
-		}
 		if err != nil {
 			return err
 		}

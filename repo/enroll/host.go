@@ -2,11 +2,16 @@ package enroll
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/keys/cert"
 	"github.com/azfs/azfs/keys/keyring"
 	"github.com/azfs/azfs/repo/open"
+	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/location"
 )
 
 // This file: the use cases of a host joining the vault it opened (package
@@ -90,4 +95,21 @@ func SASStoreOf(o *open.Opened) SASStore {
 		return nil
 	}
 	return o.Container
+}
+
+// ChangeHostPassphrase replaces the passphrase of this host's machine in
+// the vault root o has open (ChangePassphrase, with the key set this host
+// holds: the old passphrase is not needed, the owner's PIN is the proof
+// that the owner agrees). A host that is not registered with the vault is
+// refused, and so, with an explanation, are a blob vault's storage
+// credentials that may not delete the old key slots.
+func ChangeHostPassphrase(ctx context.Context, o *open.Opened, pin string, newPass func() (keys.Passphrase, error), keepPass func(keys.Passphrase) error, kdf keys.KDF, now time.Time) error {
+	if o.Entry == nil || o.Entry.Keys == nil {
+		return fmt.Errorf("this machine is not registered with the vault at %s: a passphrase can be changed only on the machine it protects", o.Location)
+	}
+	err := ChangePassphrase(ctx, o.VaultRoot(), o.Entry.Machine, o.Entry.Keys, pin, newPass, keepPass, kdf, now)
+	if o.Container != nil && errors.Is(err, storage.ErrPermission) {
+		return fmt.Errorf("%w: a passphrase change deletes the old key slots: run it with the vault owner's connection string (%s or --connection-string-file)", err, location.ConnectionStringEnv)
+	}
+	return err
 }

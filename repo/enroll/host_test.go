@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/azfs/azfs/repo/certs"
 	"github.com/azfs/azfs/repo/open"
 	"github.com/azfs/azfs/repo/storage/mem"
+	"github.com/azfs/azfs/repo/unlock"
 )
 
 // hostOpened is the vault root as open.WithCredentials returns it to a new
@@ -145,5 +147,35 @@ func TestKeepDefault(t *testing.T) {
 	ring, err := keyring.Load(dir)
 	if err != nil || ring.Default != e.ID || ring.Vaults[e.ID] == nil || ring.Vaults[e.ID].Owner == nil {
 		t.Errorf("keyring after KeepDefault: %+v, %v", ring, err)
+	}
+}
+
+// TestChangeHostPassphrase: a host not registered with the vault is
+// refused before anything is asked; a registered one changes its
+// machine's passphrase with the owner's PIN.
+func TestChangeHostPassphrase(t *testing.T) {
+	ctx := context.Background()
+	st, e := newVault(t)
+	root, err := repo.OpenRoot(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := false
+	newPass := func() (keys.Passphrase, error) { asked = true; return "a new passphrase, long enough", nil }
+	keepPass := func(keys.Passphrase) error { return nil }
+	o, _ := hostOpened(t, root, e.Owner)
+	if err := ChangeHostPassphrase(ctx, o, "0000-0000", newPass, keepPass, cheapKDF, now); err == nil || !strings.Contains(err.Error(), "this machine is not registered") || asked {
+		t.Fatalf("an unregistered host: %v (asked %v)", err, asked)
+	}
+	pin, _, err := access.IssuePIN(ctx, root, e.Owner, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Entry = e
+	if err := ChangeHostPassphrase(ctx, o, pin, newPass, keepPass, cheapKDF, now); err != nil || !asked {
+		t.Fatalf("ChangeHostPassphrase: %v", err)
+	}
+	if _, _, err := unlock.Area(ctx, root, "owner", unlock.Keys{Passphrase: func(string) (keys.Passphrase, error) { return "a new passphrase, long enough", nil }}); err != nil {
+		t.Errorf("the new passphrase does not open the machine: %v", err)
 	}
 }
