@@ -114,7 +114,7 @@ func (p *entryPrinter) print(v any) error {
 	switch v := v.(type) {
 	case browse.Entry:
 		e = v
-	case foundEntry:
+	case browse.Found:
 		e, prefix = v.Entry, v.Point[:8]+"  "+v.Time.Format("2006-01-02 15:04:05")+"  "
 	}
 	if p.long {
@@ -130,14 +130,6 @@ func (p *entryPrinter) close() error {
 		return p.json.close("")
 	}
 	return p.w.Flush()
-}
-
-// foundEntry is an entry azfs find found, with its point.
-type foundEntry struct {
-	Point   string    `json:"point"`
-	Machine string    `json:"machine"`
-	Time    time.Time `json:"time"`
-	browse.Entry
 }
 
 func newFindCmd() *cobra.Command {
@@ -188,14 +180,7 @@ machine and time.`,
 			return err
 		}
 		out := newEntryPrinter(*asJSON, *long)
-		for _, p := range points {
-			err = browse.Find(ctx, r.Area, p.Root, q, func(e browse.Entry) error {
-				return out.print(foundEntry{p.ID.String(), p.Machine, p.Time.UTC(), e})
-			})
-			if err != nil {
-				break
-			}
-		}
+		err = browse.FindIn(ctx, r.Area, points, q, func(f browse.Found) error { return out.print(f) })
 		if cerr := out.close(); err == nil {
 			err = cerr
 		}

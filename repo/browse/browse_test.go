@@ -158,6 +158,18 @@ func TestFind(t *testing.T) {
 	if _, err := browse.NewQuery("!x", false); err == nil {
 		t.Error("NewQuery accepts a re-include")
 	}
+
+	// FindIn: in each point in turn, each entry with its point.
+	q, err := browse.NewQuery("notes.txt", false)
+	testfiles.Must(t, err)
+	var found []browse.Found
+	testfiles.Must(t, browse.FindIn(ctx, v, []*repo.Point{p, p}, q, func(f browse.Found) error {
+		found = append(found, f)
+		return nil
+	}))
+	if len(found) != 2 || found[1].Point != p.ID.String() || found[1].Machine != p.Machine || !found[1].Time.Equal(p.Time) || found[1].Time.Location() != time.UTC || found[1].Path != src+"/docs/notes.txt" {
+		t.Errorf("FindIn in the point twice: %+v", found)
+	}
 }
 
 func TestDiff(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/azfs/azfs/internal/errkind"
 	"github.com/azfs/azfs/keys"
+	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/retention"
 	"github.com/azfs/azfs/repo/selection"
 	"github.com/azfs/azfs/repo/tree"
@@ -39,6 +40,29 @@ func NewQuery(pattern string, fold bool) (Query, error) {
 		return Query{}, err
 	}
 	return q, nil
+}
+
+// Found is an entry Find found in one of several points, with that
+// point: the shape of 'azfs find --json'.
+type Found struct {
+	Point   string    `json:"point"` // its ID
+	Machine string    `json:"machine"`
+	Time    time.Time `json:"time"` // UTC
+	Entry
+}
+
+// FindIn calls fn for every entry q matches in each point of points in
+// turn (Find), each with its point.
+func FindIn(ctx context.Context, src Source, points []*repo.Point, q Query, fn func(Found) error) error {
+	for _, p := range points {
+		err := Find(ctx, src, p.Root, q, func(e Entry) error {
+			return fn(Found{Point: p.ID.String(), Machine: p.Machine, Time: p.Time.UTC(), Entry: e})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Find calls fn for every entry of the point whose root part is root that q
