@@ -122,16 +122,33 @@ func (b *buffers) get(n int) []byte {
 	return make([]byte, 0, class)
 }
 
-// put keeps buf for a later get, if it is of a size class and there is room.
+// put keeps buf for a later get, if it is of a size class. When that
+// exceeds the bound, buffers of the class holding the most bytes go to the
+// collector first (buf itself if that is its class): the chunks evicted
+// come from a part of the tree read long before, whose sizes need not be
+// those loaded now, and a bound taken by one class would leave the others
+// nothing to reuse.
 func (b *buffers) put(buf []byte) {
 	c := cap(buf)
-	if c < minPooled || c > maxPooled || c != sizeClass(c) {
+	if c < minPooled || c > maxPooled || c != sizeClass(c) || int64(c) > b.max {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.bytes+int64(c) > b.max {
-		return
+	for b.bytes+int64(c) > b.max {
+		most, mostBytes := c, int64(len(b.free[c])+1)*int64(c)
+		for k, l := range b.free {
+			if n := int64(len(l)) * int64(k); n > mostBytes {
+				most, mostBytes = k, n
+			}
+		}
+		if most == c {
+			return
+		}
+		l := b.free[most]
+		l[len(l)-1] = nil
+		b.free[most] = l[:len(l)-1]
+		b.bytes -= int64(most)
 	}
 	b.free[c] = append(b.free[c], buf[:0])
 	b.bytes += int64(c)

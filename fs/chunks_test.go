@@ -132,3 +132,31 @@ func TestReadsRecycleChunkBuffers(t *testing.T) {
 		t.Errorf("reading %d MiB allocated %d MiB, want at most an eighth", read>>20, alloc>>20)
 	}
 }
+
+// TestKeptBuffersMakeRoomAcrossClasses: with the bound reached, a buffer of
+// a class with few kept displaces one of the class holding the most bytes,
+// so that every size loaded finds some to reuse; one of that class itself
+// is dropped.
+func TestKeptBuffersMakeRoomAcrossClasses(t *testing.T) {
+	const big, small = 1 << 20, 64 << 10
+	b := newBuffers(3 * big)
+	for range 4 {
+		b.put(make([]byte, 0, big))
+	}
+	if b.kept() != 3*big {
+		t.Fatalf("kept %d bytes, want %d", b.kept(), 3*big)
+	}
+	b.put(make([]byte, 0, small))
+	if got := len(b.free[small]); got != 1 {
+		t.Errorf("%d buffers of %d bytes kept, want 1", got, small)
+	}
+	if got := len(b.free[big]); got != 2 {
+		t.Errorf("%d buffers of %d bytes kept, want 2", got, big)
+	}
+	if b.kept() > 3*big {
+		t.Errorf("kept %d bytes, over the bound %d", b.kept(), 3*big)
+	}
+	if buf := b.get(small - 1000); cap(buf) != small {
+		t.Errorf("get of %d bytes: capacity %d, want the kept %d", small-1000, cap(buf), small)
+	}
+}
