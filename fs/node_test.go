@@ -460,27 +460,6 @@ func TestReadAhead(t *testing.T) {
 			t.Errorf("chunk %d fetched after a random read", i)
 		}
 	}
-
-	// Nor do small random reads a few MiB apart (FADV_RANDOM readers, a
-	// database's pages): only reads where the previous ended, or large
-	// ones nearby (the kernel's read-ahead), are sequential.
-	if _, errno := readNode(t, node, 12*mib+4096, 4096); errno != 0 {
-		t.Fatal(errno)
-	}
-	if _, errno := readNode(t, node, 10*mib, 4096); errno != 0 {
-		t.Fatal(errno)
-	}
-	time.Sleep(20 * time.Millisecond)
-	for _, i := range []int{11, 13, 14} {
-		if loaded(i) {
-			t.Errorf("chunk %d fetched after small random reads nearby", i)
-		}
-	}
-	// A small read where the previous one ended reads ahead.
-	if _, errno := readNode(t, node, 10*mib+4096, 4096); errno != 0 {
-		t.Fatal(errno)
-	}
-	waitFor(t, "chunks 11-13 after a small sequential read", func() bool { return loaded(11) && loaded(12) && loaded(13) })
 }
 
 // TestColdSmallReadLoadsOneChunk: a file's first read, of 4 KiB, loads
