@@ -2,6 +2,10 @@
 GO      ?= go
 BIN     ?= $(CURDIR)/bin
 FUZZTIME ?= 1m
+# Chunks are compressed with C zstd (cgo, gcc): a build without a C compiler
+# fails here instead of falling back to the slower pure-Go codec unnoticed;
+# CGO_ENABLED=0 make build builds that one on purpose (README, Build).
+export CGO_ENABLED ?= 1
 
 .PHONY: all build man test vet demo bench bench-peers profile scale fuzz torture clean
 
@@ -27,6 +31,7 @@ vet:
 # no test may skip for a missing prerequisite.
 test: vet
 	$(GO) test -race -count=1 -timeout 19m ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./repo/pack
 
 # The long forms: the crash loop (TORTURE backups of a changing tree, most
 # killed with SIGKILL at a random moment, then every point mounted and
@@ -57,6 +62,7 @@ demo: build
 # (see bench/README.md).
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./repo/chunker ./fs ./repo/retention ./repo/policy
+	AZFS_CODEC_CORPUS=$${AZFS_CODEC_CORPUS:-/var/tmp/azfs-bench/corpus} $(GO) test -run XXX -bench CodecCorpus -benchtime 1x -timeout 60m -v ./repo/pack
 	BIN=$(BIN) bash bench/bench.sh
 	BIN=$(BIN) bash bench/backupcpu.sh
 	BIN=$(BIN) bash bench/points.sh

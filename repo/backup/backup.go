@@ -110,9 +110,8 @@ type Options struct {
 	// OnImage, when set, is called for each file or device cut as a disk
 	// image (see Image).
 	OnImage func(path string, img Image)
-	// Compression trades CPU for stored bytes (pack.CompressFast when
-	// zero; pack.CompressSmall stores about 4% less for about 1.6 times
-	// the CPU).
+	// Compression trades CPU for stored bytes (pack.CompressDefault when
+	// zero).
 	Compression pack.Compression
 }
 

@@ -85,35 +85,53 @@ func FuzzDecodeFooter(f *testing.F) {
 	})
 }
 
+// FuzzDecodePayload decodes the same bytes with every codec of the build
+// (C and pure-Go zstd in a cgo build): each either fails with ErrFormat or
+// returns at most maxLen bytes that re-encode and decode back, and two
+// codecs that both succeed return the same bytes. (They may disagree on
+// acceptance: C zstd checks an old frame's checksum, which the pure-Go
+// decoder skips because the seal authenticates the payload.)
 func FuzzDecodePayload(f *testing.F) {
 	f.Add(pack.EncodePayload(nil, nil, pack.CompressSmall))
 	f.Add(pack.EncodePayload(nil, []byte("raw"), pack.CompressSmall))
 	f.Add(pack.EncodePayload(nil, []byte(strings.Repeat("compress me ", 100)), pack.CompressSmall))
 	f.Add(pack.EncodePayload(nil, make([]byte, 5<<20), pack.CompressSmall)) // beyond maxLen once decompressed
+	for _, z := range pack.PayloadCodecs {
+		f.Add(z.EncodePayload(nil, []byte(strings.Repeat("both codecs ", 30)), pack.CompressFast))
+		f.Add(z.EncodePayload(nil, []byte(strings.Repeat("both codecs, small ", 30)), pack.CompressSmall))
+	}
 	f.Add([]byte{2, 0})
 	f.Add([]byte{1, 0x28, 0xb5, 0x2f, 0xfd})
 
 	const maxLen = 4 << 20
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		plain, err := pack.DecodePayload(nil, payload, maxLen)
-		if err != nil {
-			if !errors.Is(err, pack.ErrFormat) {
-				t.Fatalf("error %v does not wrap ErrFormat", err)
+		var first []byte
+		var firstBy string
+		for _, z := range pack.PayloadCodecs {
+			plain, err := z.DecodePayload(nil, payload, maxLen)
+			if err != nil {
+				if !errors.Is(err, pack.ErrFormat) {
+					t.Fatalf("%s: error %v does not wrap ErrFormat", z.Name, err)
+				}
+				if plain != nil {
+					t.Fatalf("%s: failed decode returned %d bytes", z.Name, len(plain))
+				}
+				continue
 			}
-			if plain != nil {
-				t.Fatalf("failed decode returned %d bytes", len(plain))
+			if len(plain) > maxLen {
+				t.Fatalf("%s: decoded %d bytes, beyond maxLen %d", z.Name, len(plain), maxLen)
 			}
-			return
-		}
-		if len(plain) > maxLen {
-			t.Fatalf("decoded %d bytes, beyond maxLen %d", len(plain), maxLen)
-		}
-		if payload[0] == 0 && !bytes.Equal(plain, payload[1:]) {
-			t.Fatalf("raw payload decoded to different bytes")
-		}
-		back, err := pack.DecodePayload(nil, pack.EncodePayload(nil, plain, pack.CompressSmall), maxLen)
-		if err != nil || !bytes.Equal(back, plain) {
-			t.Fatalf("re-encoded payload decodes to %d bytes, %v; want the %d bytes back", len(back), err, len(plain))
+			if payload[0] == 0 && !bytes.Equal(plain, payload[1:]) {
+				t.Fatalf("%s: raw payload decoded to different bytes", z.Name)
+			}
+			if firstBy != "" && !bytes.Equal(plain, first) {
+				t.Fatalf("%s decodes %d bytes, %s %d other bytes", z.Name, len(plain), firstBy, len(first))
+			}
+			first, firstBy = plain, z.Name
+			back, err := z.DecodePayload(nil, z.EncodePayload(nil, plain, pack.CompressSmall), maxLen)
+			if err != nil || !bytes.Equal(back, plain) {
+				t.Fatalf("%s: re-encoded payload decodes to %d bytes, %v; want the %d bytes back", z.Name, len(back), err, len(plain))
+			}
 		}
 	})
 }

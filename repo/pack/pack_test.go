@@ -279,35 +279,45 @@ func TestPayloadCompression(t *testing.T) {
 		{"random 1 MiB (sampled)", random, 0},
 		{"zeros 4 MiB", make([]byte, 4<<20), 1},
 	} {
-		payload := pack.EncodePayload(nil, tc.plain, pack.CompressFast)
-		if len(payload) == 0 || payload[0] != tc.encoding {
-			t.Errorf("%s: encoding byte %v, want %d", tc.name, payload[:min(1, len(payload))], tc.encoding)
-			continue
+		for _, z := range pack.PayloadCodecs {
+			testPayloadEncoding(t, z, tc.name, tc.plain, tc.encoding)
 		}
-		switch tc.encoding {
-		case 0:
-			if !bytes.Equal(payload[1:], tc.plain) {
-				t.Errorf("%s: raw payload is not the plaintext", tc.name)
-			}
-		case 1:
-			if len(payload) >= len(tc.plain) {
-				t.Errorf("%s: compressed payload %d bytes for %d of plaintext", tc.name, len(payload), len(tc.plain))
-			}
+	}
+}
+
+// testPayloadEncoding checks that codec z encodes plain as encoding (raw 0
+// or zstd 1), appending to a dst, and decodes it back.
+func testPayloadEncoding(t *testing.T, z pack.PayloadCodec, name string, plain []byte, encoding byte) {
+	t.Helper()
+	name = z.Name + ": " + name
+	payload := z.EncodePayload(nil, plain, pack.CompressFast)
+	if len(payload) == 0 || payload[0] != encoding {
+		t.Errorf("%s: encoding byte %v, want %d", name, payload[:min(1, len(payload))], encoding)
+		return
+	}
+	switch encoding {
+	case 0:
+		if !bytes.Equal(payload[1:], plain) {
+			t.Errorf("%s: raw payload is not the plaintext", name)
 		}
-		plain, err := pack.DecodePayload(nil, payload, 4<<20)
-		if err != nil || !bytes.Equal(plain, tc.plain) {
-			t.Errorf("%s: DecodePayload = %d bytes, %v; want the plaintext back", tc.name, len(plain), err)
+	case 1:
+		if len(payload) >= len(plain) {
+			t.Errorf("%s: compressed payload %d bytes for %d of plaintext", name, len(payload), len(plain))
 		}
-		// Both append to dst.
-		prefix := []byte("dst")
-		withPrefix := pack.EncodePayload(bytes.Clone(prefix), tc.plain, pack.CompressFast)
-		if !bytes.Equal(withPrefix[:3], prefix) || !bytes.Equal(withPrefix[3:], payload) {
-			t.Errorf("%s: EncodePayload with a dst does not append the same payload", tc.name)
-		}
-		out, err := pack.DecodePayload(bytes.Clone(prefix), payload, 4<<20)
-		if err != nil || !bytes.Equal(out, append(bytes.Clone(prefix), tc.plain...)) {
-			t.Errorf("%s: DecodePayload with a dst = %d bytes, %v", tc.name, len(out), err)
-		}
+	}
+	back, err := z.DecodePayload(nil, payload, 4<<20)
+	if err != nil || !bytes.Equal(back, plain) {
+		t.Errorf("%s: DecodePayload = %d bytes, %v; want the plaintext back", name, len(back), err)
+	}
+	// Both append to dst.
+	prefix := []byte("dst")
+	withPrefix := z.EncodePayload(bytes.Clone(prefix), plain, pack.CompressFast)
+	if !bytes.Equal(withPrefix[:3], prefix) || !bytes.Equal(withPrefix[3:], payload) {
+		t.Errorf("%s: EncodePayload with a dst does not append the same payload", name)
+	}
+	out, err := z.DecodePayload(bytes.Clone(prefix), payload, 4<<20)
+	if err != nil || !bytes.Equal(out, append(bytes.Clone(prefix), plain...)) {
+		t.Errorf("%s: DecodePayload with a dst = %d bytes, %v", name, len(out), err)
 	}
 }
 
@@ -333,17 +343,23 @@ func TestDecodePayloadRejects(t *testing.T) {
 		{"not zstd", []byte{1, 'n', 'o', 't', ' ', 'z', 's', 't', 'd'}, 100},
 		{"truncated zstd", zeros[:len(zeros)/2], 4 << 20},
 		{"corrupt zstd", corrupt, 4 << 20},
+		{"skippable frame", []byte{1, 0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0}, 100},
+		{"legacy zstd v0.7 magic", []byte{1, 0x27, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0}, 100},
 	} {
-		if out, err := pack.DecodePayload(nil, tc.payload, tc.maxLen); !errors.Is(err, pack.ErrFormat) {
-			t.Errorf("%s: DecodePayload = %d bytes, %v; want ErrFormat", tc.name, len(out), err)
+		for _, z := range pack.PayloadCodecs {
+			if out, err := z.DecodePayload(nil, tc.payload, tc.maxLen); !errors.Is(err, pack.ErrFormat) {
+				t.Errorf("%s: %s: DecodePayload = %d bytes, %v; want ErrFormat", z.Name, tc.name, len(out), err)
+			}
 		}
 	}
 	// The limits are inclusive.
-	if out, err := pack.DecodePayload(nil, zeros, 1<<20); err != nil || len(out) != 1<<20 {
-		t.Errorf("compressed at exactly maxLen: %d bytes, %v", len(out), err)
-	}
-	if out, err := pack.DecodePayload(nil, raw, 1000); err != nil || len(out) != 1000 {
-		t.Errorf("raw at exactly maxLen: %d bytes, %v", len(out), err)
+	for _, z := range pack.PayloadCodecs {
+		if out, err := z.DecodePayload(nil, zeros, 1<<20); err != nil || len(out) != 1<<20 {
+			t.Errorf("%s: compressed at exactly maxLen: %d bytes, %v", z.Name, len(out), err)
+		}
+		if out, err := z.DecodePayload(nil, raw, 1000); err != nil || len(out) != 1000 {
+			t.Errorf("%s: raw at exactly maxLen: %d bytes, %v", z.Name, len(out), err)
+		}
 	}
 }
 
@@ -391,38 +407,83 @@ func TestRegap(t *testing.T) {
 func TestPayloadSampling(t *testing.T) {
 	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 10000))[:400<<10]
 	plain := append(append(bytes.Clone(text), testfiles.RandomBytes(200<<10, 7)...), text...)
-	payload := pack.EncodePayload(nil, plain, pack.CompressFast)
-	if payload[0] != 1 || len(payload) > len(plain)/2 {
-		t.Errorf("payload of %d bytes, encoding %d, for %d bytes of which 200 KiB in the middle are random: want it compressed", len(payload), payload[0], len(plain))
-	}
-	if back, err := pack.DecodePayload(nil, payload, len(plain)); err != nil || !bytes.Equal(back, plain) {
-		t.Errorf("DecodePayload = %d bytes, %v; want the plaintext back", len(back), err)
+	for _, z := range pack.PayloadCodecs {
+		payload := z.EncodePayload(nil, plain, pack.CompressFast)
+		if payload[0] != 1 || len(payload) > len(plain)/2 {
+			t.Errorf("%s: payload of %d bytes, encoding %d, for %d bytes of which 200 KiB in the middle are random: want it compressed", z.Name, len(payload), payload[0], len(plain))
+		}
+		if back, err := z.DecodePayload(nil, payload, len(plain)); err != nil || !bytes.Equal(back, plain) {
+			t.Errorf("%s: DecodePayload = %d bytes, %v; want the plaintext back", z.Name, len(back), err)
+		}
 	}
 }
 
 // TestPayloadNoChecksum: zstd frames carry no checksum of their own (the
-// seal authenticates the payload), and payloads written with one, as
-// before, still decode.
+// seal authenticates the payload), and payloads written with one by the
+// starting binary's writer (pure-Go zstd, fastest level, checksum, lower
+// encoder memory) still decode with every codec.
 func TestPayloadNoChecksum(t *testing.T) {
 	plain := []byte(strings.Repeat("compressible text, ", 1000))
-	payload := pack.EncodePayload(nil, plain, pack.CompressFast)
-	var h zstd.Header
-	if err := h.Decode(payload[1:]); err != nil {
-		t.Fatal(err)
-	}
-	if h.HasCheckSum {
-		t.Error("the zstd frame of a payload carries a checksum")
-	}
-	old, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true))
+	old, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	withSum := old.EncodeAll(plain, []byte{1})
+	var h zstd.Header
 	if err := h.Decode(withSum[1:]); err != nil || !h.HasCheckSum {
 		t.Fatalf("the old writer's frame: %v, checksum %v", err, h.HasCheckSum)
 	}
-	if back, err := pack.DecodePayload(nil, withSum, len(plain)); err != nil || !bytes.Equal(back, plain) {
-		t.Errorf("DecodePayload of a payload with a checksum = %d bytes, %v", len(back), err)
+	for _, z := range pack.PayloadCodecs {
+		for _, c := range []pack.Compression{pack.CompressFast, pack.CompressSmall} {
+			payload := z.EncodePayload(nil, plain, c)
+			if err := h.Decode(payload[1:]); err != nil {
+				t.Fatal(err)
+			}
+			if h.HasCheckSum {
+				t.Errorf("%s: the zstd frame of a %s payload carries a checksum", z.Name, c)
+			}
+			if !h.HasFCS || h.FrameContentSize != uint64(len(plain)) {
+				t.Errorf("%s: the zstd frame of a %s payload states its size as %d (%v), want %d", z.Name, c, h.FrameContentSize, h.HasFCS, len(plain))
+			}
+		}
+		if back, err := z.DecodePayload(nil, withSum, len(plain)); err != nil || !bytes.Equal(back, plain) {
+			t.Errorf("%s: DecodePayload of a payload with a checksum = %d bytes, %v", z.Name, len(back), err)
+		}
+	}
+}
+
+// TestPayloadCodecsInterchange: the C and pure-Go codecs write the same
+// format: what one encodes, at every Compression, the other decodes, into
+// a caller's buffer with room (no reallocation) or without.
+func TestPayloadCodecsInterchange(t *testing.T) {
+	if len(pack.PayloadCodecs) < 2 {
+		t.Skip("one codec in a build without cgo")
+	}
+	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 30000))
+	mixed := append(append(bytes.Clone(text[:300<<10]), testfiles.RandomBytes(300<<10, 3)...), text[:300<<10]...)
+	inputs := map[string][]byte{
+		"empty": nil, "short text": text[:100], "text 1.3 MB": text, "zeros 4 MiB": make([]byte, 4<<20),
+		"random 64 KiB": testfiles.RandomBytes(64<<10, 5), "text, random, text": mixed,
+	}
+	for name, plain := range inputs {
+		for _, enc := range pack.PayloadCodecs {
+			for _, c := range []pack.Compression{pack.CompressFast, pack.CompressSmall} {
+				payload := enc.EncodePayload(nil, plain, c)
+				for _, dec := range pack.PayloadCodecs {
+					// A frame stating no size (the Go encoder's, below 256
+					// bytes) is decoded into room for its window (1 KiB).
+					buf := make([]byte, 3, 3+max(len(plain), 1<<10))
+					out, err := dec.DecodePayload(buf, payload, 4<<20)
+					if err != nil || !bytes.Equal(out[3:], plain) {
+						t.Errorf("%s at %s by %s, read by %s: %d bytes, %v", name, c, enc.Name, dec.Name, len(out), err)
+						continue
+					}
+					if len(plain) > 0 && &out[0] != &buf[0] {
+						t.Errorf("%s at %s by %s, read by %s: decoded into a new buffer although dst had room", name, c, enc.Name, dec.Name)
+					}
+				}
+			}
+		}
 	}
 }
 

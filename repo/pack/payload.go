@@ -2,10 +2,7 @@ package pack
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // A blob's payload (what is sealed) is one byte naming its encoding followed
@@ -16,20 +13,25 @@ const (
 )
 
 // Compression is how hard EncodePayload compresses: a trade of CPU for
-// stored bytes. Readers need not know it.
+// stored bytes. Readers need not know it. The levels each is, with C zstd
+// and with the pure-Go codec, are in docs/performance.md §2.2.
 type Compression uint8
 
 const (
-	// CompressFast is zstd's fastest level, the default.
-	CompressFast Compression = iota
-	// CompressSmall is zstd's default level (about 3): on the bench corpus
-	// about 4% fewer stored bytes than CompressFast for about 1.6 times
-	// its compression CPU (1.6 times a whole first backup's CPU).
+	// CompressDefault stores the bench corpus in no more than restic does
+	// (at zstd's default level) for as little CPU as measured: C zstd's
+	// level 3 with smaller match tables.
+	CompressDefault Compression = iota
+	// CompressFast is the least CPU (zstd's level 1): about 6% more stored
+	// than CompressDefault for 60% of its compression CPU.
+	CompressFast
+	// CompressSmall (C zstd's level 5) stores about 4% less than
+	// CompressDefault for about 2.7 times its compression CPU.
 	CompressSmall
 )
 
 // compressionNames are the names ParseCompression takes, by Compression.
-var compressionNames = [...]string{CompressFast: "fast", CompressSmall: "small"}
+var compressionNames = [...]string{CompressDefault: "default", CompressFast: "fast", CompressSmall: "small"}
 
 func (c Compression) String() string {
 	if int(c) < len(compressionNames) {
@@ -38,56 +40,33 @@ func (c Compression) String() string {
 	return fmt.Sprintf("compression(%d)", c)
 }
 
-// ParseCompression returns the Compression named s ("fast" or "small").
+// ParseCompression returns the Compression named s ("default", "fast" or
+// "small").
 func ParseCompression(s string) (Compression, error) {
 	for c, name := range compressionNames {
 		if s == name {
 			return Compression(c), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown compression %q: want fast or small", s)
+	return 0, fmt.Errorf("unknown compression %q: want default, fast or small", s)
 }
 
-var (
-	encoderOnce sync.Once
-	encoders    [len(compressionNames)]*zstd.Encoder // by Compression
-	decoder     *zstd.Decoder
-	samples     = sync.Pool{New: func() any { return new([]byte) }}
-)
-
-func codecs() {
-	encoderOnce.Do(func() {
-		// EncodeAll runs at most "concurrency" encodings at once: one per
-		// core. The sealed payload is authenticated (AEAD), so zstd's own
-		// checksum would only cost an xxhash of every chunk written and read.
-		// Entropy-coding the literals of blocks without matches (the
-		// default level's habit) saves about 0.5% at the fastest level on the
-		// bench corpus, for no measurable CPU.
-		for c, level := range [...]zstd.EncoderLevel{CompressFast: zstd.SpeedFastest, CompressSmall: zstd.SpeedDefault} {
-			var err error
-			encoders[c], err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false), zstd.WithAllLitEntropyCompression(true))
-			if err != nil {
-				panic("zstd encoder: " + err.Error()) // only fails on invalid options
-			}
-		}
-		var err error
-		decoder, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20), zstd.IgnoreChecksum(true))
-		if err != nil {
-			panic("zstd decoder: " + err.Error())
-		}
-	})
-}
+// samples holds the scratch buffers of compressible's trials.
+var samples = sync.Pool{New: func() any { return new([]byte) }}
 
 // EncodePayload appends the payload for plain to dst: zstd-compressed as c
 // says when that saves at least 1/32 of the size, raw otherwise.
 // Incompressible data costs one fast trial on samples, not a full
 // compression.
 func EncodePayload(dst, plain []byte, c Compression) []byte {
-	codecs()
+	return encodePayload(defaultCodec, dst, plain, c)
+}
+
+func encodePayload(z zstdCodec, dst, plain []byte, c Compression) []byte {
 	start := len(dst)
-	if compressible(plain) {
+	if compressible(z, plain) {
 		dst = append(dst, payloadZstd)
-		dst = encoders[c].EncodeAll(plain, dst)
+		dst = z.encode(dst, plain, codecLevel(c))
 		if len(dst)-start-1 <= len(plain)-len(plain)/32 {
 			return dst
 		}
@@ -108,27 +87,30 @@ const (
 // compressible guesses from samples spread over plain, compressed at zstd's
 // fastest level, whether zstd will save 1/64 of it; small inputs are always
 // tried.
-func compressible(plain []byte) bool {
+func compressible(z zstdCodec, plain []byte) bool {
 	if len(plain) <= sampleFrom {
 		return true
 	}
 	bp := samples.Get().(*[]byte)
 	defer samples.Put(bp)
-	out := (*bp)[:0]
+	size := 0
 	for i := 1; i <= sampleCount; i++ {
 		at := len(plain)*i/(sampleCount+1) - sampleLen/2
-		out = encoders[CompressFast].EncodeAll(plain[at:at+sampleLen], out)
+		*bp = z.encode((*bp)[:0], plain[at:at+sampleLen], levelSample)
+		size += len(*bp)
 	}
-	*bp = out
 	const all = sampleCount * sampleLen
-	return len(out) < all-all/64
+	return size < all-all/64
 }
 
 // DecodePayload appends the data of a payload to dst. maxLen bounds the
 // decompressed size. With a nil dst, the data of a raw payload is returned
 // as a subslice of payload, without a copy.
 func DecodePayload(dst, payload []byte, maxLen int) ([]byte, error) {
-	codecs()
+	return decodePayload(defaultCodec, dst, payload, maxLen)
+}
+
+func decodePayload(z zstdCodec, dst, payload []byte, maxLen int) ([]byte, error) {
 	if len(payload) == 0 {
 		return nil, fmt.Errorf("%w: empty payload", ErrFormat)
 	}
@@ -142,15 +124,7 @@ func DecodePayload(dst, payload []byte, maxLen int) ([]byte, error) {
 		}
 		return append(dst, payload[1:]...), nil
 	case payloadZstd:
-		start := len(dst)
-		out, err := decoder.DecodeAll(payload[1:], dst)
-		if err != nil {
-			return nil, fmt.Errorf("%w: zstd: %w", ErrFormat, err)
-		}
-		if len(out)-start > maxLen {
-			return nil, fmt.Errorf("%w: payload decompresses beyond %d bytes", ErrFormat, maxLen)
-		}
-		return out, nil
+		return z.decode(dst, payload[1:], maxLen)
 	}
 	return nil, fmt.Errorf("%w: unknown payload encoding %d", ErrFormat, payload[0])
 }
