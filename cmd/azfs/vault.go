@@ -231,21 +231,16 @@ func newVaultCredentialsRevokeCmd() *cobra.Command {
 		if len(kinds) == 2 {
 			what = "backup and restore"
 		}
-		n, err := enroll.Revoke(ctx, o.VaultRoot(), owner, enroll.SASStoreOf(o), kinds...)
+		r, err := enroll.Revoke(ctx, o.VaultRoot(), owner, enroll.SASStoreOf(o), kinds...)
 		if err != nil {
 			return err
 		}
-		if o.Container != nil {
-			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): the storage refuses their SAS tokens from now on (Azure: within 30 seconds), also those of the machines registered with them, which need new credentials ('azfs register --vault-credentials FILE' on each)\n", what, o.Root.ID, n)
+		if r.StorageRefuses {
+			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): the storage refuses their SAS tokens from now on (Azure: within 30 seconds), also those of the machines registered with them, which need new credentials ('azfs register --vault-credentials FILE' on each)\n", what, r.VaultID, r.Revoked)
 		} else {
-			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, o.Root.ID, n)
+			fmt.Fprintf(os.Stderr, "revoked every %s credentials file of vault %s (%d on record): azfs refuses them from now on; machines already registered are not affected (a directory enforces nothing)\n", what, r.VaultID, r.Revoked)
 		}
-		return printIf(*asJSON, struct {
-			VaultID        string          `json:"vault_id"`
-			Access         []access.Access `json:"access"`
-			Revoked        int             `json:"revoked"`         // credentials files on record
-			StorageRefuses bool            `json:"storage_refuses"` // a blob vault's storage refuses their SAS tokens
-		}{o.Root.ID, kinds, n, o.Container != nil})
+		return printIf(*asJSON, r)
 	}
 	return cmd
 }

@@ -117,21 +117,36 @@ func Issue(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, location 
 	return out, nil
 }
 
+// Revoked is what Revoke did: the shape of 'azfs vault credentials revoke
+// --json'.
+type Revoked struct {
+	VaultID string          `json:"vault_id"`
+	Access  []access.Access `json:"access"`  // the kinds revoked
+	Revoked int             `json:"revoked"` // credentials files on record
+	// StorageRefuses says a blob vault's storage refuses their SAS tokens
+	// from now on.
+	StorageRefuses bool `json:"storage_refuses"`
+}
+
 // Revoke revokes every credentials file of the kinds given that the owner
-// issued for the vault root, and returns how many were on record. On a
-// blob vault (sas not nil) the storage's refusal of their SAS tokens comes
+// issued for the vault root, and says how many were on record. On a blob
+// vault (sas not nil) the storage's refusal of their SAS tokens comes
 // first: it is what binds a machine that does not play by the rules.
-func Revoke(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, sas SASStore, kinds ...access.Access) (int, error) {
+func Revoke(ctx context.Context, root repo.Root, owner *keys.OwnerKeys, sas SASStore, kinds ...access.Access) (Revoked, error) {
 	if sas != nil {
 		var tokens []azblob.Access
 		for _, k := range kinds {
 			tokens = append(tokens, sasAccess(k))
 		}
 		if _, err := sas.RevokeSAS(ctx, root.ID, tokens...); err != nil {
-			return 0, err
+			return Revoked{}, err
 		}
 	}
-	return access.Revoke(ctx, root, owner, kinds...)
+	n, err := access.Revoke(ctx, root, owner, kinds...)
+	if err != nil {
+		return Revoked{}, err
+	}
+	return Revoked{VaultID: root.ID, Access: kinds, Revoked: n, StorageRefuses: sas != nil}, nil
 }
 
 // Entry returns the keyring entry of a host registered as machine name of

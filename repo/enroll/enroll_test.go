@@ -161,9 +161,9 @@ func TestIssueRegisterTakeUpRenew(t *testing.T) {
 	}
 
 	// Revoking refuses the SAS tokens first, then the credentials.
-	n, err := Revoke(ctx, root, owner.Owner, sas, access.AccessBackup, access.AccessRestore)
-	if err != nil || n != 2 || len(sas.revoked) != 2 {
-		t.Errorf("Revoke: %d on record, revoked tokens %v, %v", n, sas.revoked, err)
+	r, err := Revoke(ctx, root, owner.Owner, sas, access.AccessBackup, access.AccessRestore)
+	if err != nil || r.Revoked != 2 || len(sas.revoked) != 2 || !r.StorageRefuses || r.VaultID != root.ID || len(r.Access) != 2 {
+		t.Errorf("Revoke: %+v, revoked tokens %v, %v", r, sas.revoked, err)
 	}
 	if _, err := access.Verify(ctx, st, creds.Credentials, access.AccessBackup, now.Add(time.Minute)); err == nil {
 		t.Error("revoked credentials still verify")
