@@ -52,22 +52,15 @@ func newVaultCreateCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		st, path, err := location.Create(fs.Arg(0), cli.StorageOptions(location.Auth{ConnectionStringFile: connectionStringFile(fs)}))
+		// The one passphrase protects both the owner's keys and this machine's;
+		// a generated one is written before the vault exists, so its key is
+		// never unrecoverable.
+		entry, err := enroll.CreateVaultAt(ctx, fs.Arg(0), cli.StorageOptions(location.Auth{ConnectionStringFile: connectionStringFile(fs)}),
+			pass, keys.DefaultKDF, *machine, c, func(pass keys.Passphrase) error { return saveGenerated(*genFile, pass) })
 		if err != nil {
 			return err
 		}
-		// Written before the vault exists, so its key is never unrecoverable.
-		if err := saveGenerated(*genFile, pass); err != nil {
-			return err
-		}
-		// The one passphrase protects both the owner's keys and this machine's.
-		entry, err := enroll.CreateVault(ctx, st, path, pass, keys.DefaultKDF, *machine, c)
-		if err != nil {
-			return err
-		}
-		if err := enroll.KeepDefault(entry); err != nil {
-			return err
-		}
+		path := entry.Location
 		fmt.Fprintf(os.Stderr, "created vault %s at %s; this machine is its owner and is registered as %s (the default vault here)\n", entry.ID, path, *machine)
 		if *genFile != "" {
 			fmt.Fprintf(os.Stderr, "passphrase written to %s: keep a copy away from this machine; it is needed to recover elsewhere\n", *genFile)

@@ -17,19 +17,37 @@ import (
 // This file: the use cases of a host joining the vault it opened (package
 // open), which keep its entry in the host's keyring.
 
-// KeepDefault adds entry, this host's entry of a vault it created, to its
-// keyring (keyring.ConfigDir) as its default vault, and saves it (0600).
-func KeepDefault(entry *keyring.Vault) error {
+// CreateVaultAt creates a vault at location (package location: a
+// directory, an SMB share or a blob container, reached with opts), whose
+// owner and first machine, machine, this host becomes under pass
+// (CreateVault, c for certificate mode), and keeps its entry in this
+// host's keyring (keyring.ConfigDir) as its default vault. keepPass is
+// called with pass once the storage is there and before the vault is
+// written (the caller writes a generated passphrase to its file), so that
+// a vault's key is never unrecoverable. It returns the entry, whose
+// Location is the vault's canonical location.
+func CreateVaultAt(ctx context.Context, where string, opts location.Options, pass keys.Passphrase, kdf keys.KDF, machine string, c *cert.Certificate, keepPass func(keys.Passphrase) error) (*keyring.Vault, error) {
+	st, path, err := location.Create(where, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := keepPass(pass); err != nil {
+		return nil, err
+	}
+	entry, err := CreateVault(ctx, st, path, pass, kdf, machine, c)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := keyring.ConfigDir()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ring, err := keyring.Load(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ring.Add(entry, true)
-	return ring.Save()
+	return entry, ring.Save()
 }
 
 // keep adds entry, this host's entry of the vault o has open, to o's

@@ -3,6 +3,8 @@ package enroll
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/azfs/azfs/repo/access"
 	"github.com/azfs/azfs/repo/certs"
 	"github.com/azfs/azfs/repo/open"
+	"github.com/azfs/azfs/repo/storage/location"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/unlock"
 )
@@ -136,17 +139,35 @@ func TestTakeUpRenewHost(t *testing.T) {
 	}
 }
 
-// TestKeepDefault: a created vault's entry becomes this host's default.
-func TestKeepDefault(t *testing.T) {
+// TestCreateVaultAt: a vault created in a directory becomes this host's
+// default, the passphrase kept before the vault is written; a directory
+// in use is refused before the passphrase is kept.
+func TestCreateVaultAt(t *testing.T) {
+	ctx := context.Background()
 	t.Setenv("AZFS_CONFIG_DIR", t.TempDir())
-	_, e := newVault(t)
-	if err := KeepDefault(e); err != nil {
+	dir := filepath.Join(t.TempDir(), "vault")
+	var kept []keys.Passphrase
+	keepPass := func(p keys.Passphrase) error {
+		if _, err := os.Stat(filepath.Join(dir, "config")); err == nil {
+			t.Error("the passphrase is kept after the vault was written")
+		}
+		kept = append(kept, p)
+		return nil
+	}
+	e, err := CreateVaultAt(ctx, dir, location.Options{}, ownerPass, cheapKDF, "owner", nil, keepPass)
+	if err != nil || len(kept) != 1 || e.Location != dir || e.Owner == nil {
+		t.Fatalf("CreateVaultAt: %+v, %v, kept %d", e, err, len(kept))
+	}
+	configDir, err := keyring.ConfigDir()
+	if err != nil {
 		t.Fatal(err)
 	}
-	dir, _ := keyring.ConfigDir()
-	ring, err := keyring.Load(dir)
-	if err != nil || ring.Default != e.ID || ring.Vaults[e.ID] == nil || ring.Vaults[e.ID].Owner == nil {
-		t.Errorf("keyring after KeepDefault: %+v, %v", ring, err)
+	ring, err := keyring.Load(configDir)
+	if err != nil || ring.Default != e.ID || ring.Vaults[e.ID] == nil {
+		t.Errorf("keyring after CreateVaultAt: %+v, %v", ring, err)
+	}
+	if _, err := CreateVaultAt(ctx, dir, location.Options{}, ownerPass, cheapKDF, "owner", nil, keepPass); err == nil || len(kept) != 1 {
+		t.Errorf("a directory in use: %v, kept %d", err, len(kept))
 	}
 }
 
