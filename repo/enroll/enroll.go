@@ -4,8 +4,10 @@
 // tokens of a blob vault's storage), registers a new machine with backup
 // credentials, takes up the name of a reinstalled machine, and renews a
 // registered machine's storage access. What a host keeps of a vault is a
-// keyring entry (keys/keyring.Vault): these functions return or update
-// it, and the caller adds it to its keyring and saves it.
+// keyring entry (keys/keyring.Vault): the functions on a vault root return
+// or update it; those on a root package open opened for this host
+// (CreateVaultAt, RegisterHost, TakeUpHost, RenewHost,
+// ChangeHostPassphrase) also keep it in the host's keyring.
 package enroll
 
 import (

@@ -1,9 +1,11 @@
 // Package open opens a vault as a command needs it: as its owner
-// ([Owner], [OwnerMachine], [OwnerForRepair]), as one of its machines with
-// the keys this host holds or a machine's passphrase ([Machine]), with a
+// ([Owner], [OwnerMachine], [OwnerState], [OwnerForRepair],
+// [Opened.AreaAsOwner]), as one of its machines with the keys this host
+// holds or a machine's passphrase ([Machine], [PointsReader]), with a
 // vault credentials file ([WithCredentials]) or a certificate's private key
-// (Target.PrivateKey), and for reading points ([ForReading]). It makes
-// every trust check on the way:
+// (Target.PrivateKey), and for reading points ([ForReading], [ReadPoint]).
+// Commands decide nothing about keys themselves. It makes every trust
+// check on the way:
 //
 //   - owner-key pinning: a root config naming other owner keys than those
 //     this host's keyring pinned when it joined the vault is refused
@@ -13,7 +15,8 @@
 //     and allow the operation (access.Verify); restore credentials write
 //     nothing;
 //   - the vault's current certificate must be signed by the owner keys this
-//     host trusts ([Opened.CurrentCertificate]);
+//     host trusts ([Opened.CurrentCertificate]; a backup takes it only so,
+//     [Opened.StartBackupSession]);
 //   - an area that lost points this host saw it show is noticed
 //     ([Opened.NoticeRollback]): listed with a warning, refused to commands
 //     that forget or purge ([Opened.StateToChange]).
