@@ -104,8 +104,8 @@ func TestRecycledBuffersUnderConcurrentReadsAndEvictions(t *testing.T) {
 // chunk: as many bytes allocated as read).
 func TestReadsRecycleChunkBuffers(t *testing.T) {
 	src := newFakeSource()
-	data := randomBytes(16*mib, 5)
-	root := newTestRoot(t, src, src.point("m", fixtureTime, []tree.Node{src.file("f", data, 256<<10)}), Options{CacheBytes: 4 * mib})
+	data := randomBytes(24*mib, 5)
+	root := newTestRoot(t, src, src.point("m", fixtureTime, []tree.Node{src.file("f", data, 256<<10)}), Options{CacheBytes: 8 * mib})
 	node, _ := lookup(t, root, "f")
 	fn := node.(*fileNode)
 	dest := make([]byte, 128<<10) // go-fuse's, which the reply does not use
