@@ -37,7 +37,7 @@ func newBackupCmd() *cobra.Command {
 	set := fs.String("set", "", "the backup set `NAME` of the point (letters, digits, '.', '_', '-'; default: the set of its paths): retention applies per set")
 	verifyReused := fs.Bool("verify-reused", false, "read back and authenticate every chunk the backup reuses from the vault; a damaged one is stored again from the source")
 	tags := fs.StringArray("tag", nil, "label the point with the tag `T` (letters, digits, '.', '_', '-', ':', '='); repeatable")
-	compression := fs.String("compression", pack.CompressDefault.String(), "how hard chunks are compressed: default (about restic's size for little CPU), fast (the least CPU: about 6% more stored) or small (about 4% less stored for about 2.7 times default's compression CPU)")
+	compression := fs.String("compression", pack.CompressDefault.String(), "how hard chunks are compressed: default (about restic's size for little CPU), fast (the least CPU: about 6% more stored) or small (about 3% less stored for about 2.5 times default's compression CPU)")
 	readDevices := fs.Bool("read-devices", false, "store each block device named or met (an LVM or ZFS snapshot, a disk) as a file of its content, not as a device node; read whole on every run")
 	selFlags := addSelectFlags(fs)
 	streamFlags := addStreamFlags(fs)

@@ -53,6 +53,9 @@ type codecVariant struct {
 	dec  zstdCodec
 }
 
+// zstdMinMatch is ZSTD_c_minMatch of zstd.h.
+const zstdMinMatch = 105
+
 // cWith compresses with C zstd as s says.
 func cWith(s ...int32) func(dst, src []byte) []byte {
 	return func(dst, src []byte) []byte { return cZstd.encodeWith(dst[:0], src, s) }
@@ -93,7 +96,9 @@ func codecCorpus(b *testing.B, dir string) string {
 		{"C 1 (cCodec fast)", viaCodec(cZstd, codecLevel(CompressFast)), cZstd},
 		{"C 2", cWith(zstdLevel, 2), cZstd},
 		{"C 2, minMatch 5", cWith(zstdLevel, 2, zstdMinMatch, 5), cZstd},
-		{"C 3, hashLog 15, chainLog 15 (cCodec default)", viaCodec(cZstd, codecLevel(CompressDefault)), cZstd},
+		{"C 3, hashLog 15, chainLog 15", cWith(zstdLevel, 3, zstdHashLog, 15, zstdChainLog, 15), cZstd},
+		{"C 3, hashLog 14, chainLog 16", cWith(zstdLevel, 3, zstdHashLog, 14, zstdChainLog, 16), cZstd},
+		{"C 3, hashLog 15, chainLog 16 (cCodec default)", viaCodec(cZstd, codecLevel(CompressDefault)), cZstd},
 		{"C 3, hashLog 16, chainLog 15", cWith(zstdLevel, 3, zstdHashLog, 16, zstdChainLog, 15), cZstd},
 		{"C 3", cWith(zstdLevel, 3), cZstd},
 		{"C 4", cWith(zstdLevel, 4), cZstd},
@@ -103,7 +108,7 @@ func codecCorpus(b *testing.B, dir string) string {
 		{"Go fastest, read by C", viaCodec(goZstd, codecLevel(CompressFast)), cZstd},
 	}
 	// The trial's table compresses at cCodec's levels (variants' rows).
-	fast, def, small := 5, 8, 12
+	fast, def, small := 5, 10, 14
 	trials := []struct {
 		name string
 		enc  func(dst, src []byte) []byte

@@ -9,7 +9,7 @@ import (
 )
 
 // goCodec is klauspost/compress's pure-Go zstd: the codec of builds
-// without cgo, about 1.5 times C zstd's CPU per byte at the same level
+// without cgo, about twice C zstd's CPU per byte at the same level
 // (docs/performance.md §2.2). Its encoders and decoder are made on first
 // use, each shared by all callers (EncodeAll and DecodeAll run one call
 // per core at once on reused state).
