@@ -531,7 +531,7 @@ func TestWriterAllocsPerChunk(t *testing.T) {
 	v := newVault(t, discardPacks{mem.New()})
 	w := v.NewWriter(ctx, 2)
 	c := newChunkSaver(v, w, benchChunk(), new(atomic.Uint64))
-	for range 32 { // two packs begun: the buffers made
+	for range 64 { // two packs and more: the buffers made
 		c.save(t)
 	}
 	const chunks = 96 // three packs and more
