@@ -3,7 +3,6 @@ package fs
 import (
 	"math/bits"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -25,39 +24,26 @@ type chunk struct {
 	// reply not yet written, and each reader that took the data for good
 	// (vault.chunk). At zero the buffer is handed back; refs never rises
 	// from zero again.
-	refs atomic.Int32
+	refs holders
 }
 
 // newChunk returns a chunk of data held once: by the cache that it is added
 // to, or by the caller that loaded it alone.
 func newChunk(data []byte) *chunk {
 	c := &chunk{data: data}
-	c.refs.Store(1)
+	c.refs.first()
 	return c
 }
 
 // pin adds a holder, unless the last one has already let go (the chunk
 // left the cache and its buffer may be in use for another).
-func (c *chunk) pin() bool {
-	for {
-		n := c.refs.Load()
-		if n <= 0 {
-			return false
-		}
-		if c.refs.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
+func (c *chunk) pin() bool { return c.refs.hold() }
 
 // unpin drops a holder; the last hands the buffer to free.
 func (c *chunk) unpin(free *buffers) {
-	switch n := c.refs.Add(-1); {
-	case n == 0:
+	if c.refs.release("chunk") {
 		free.put(c.data)
 		c.data = nil
-	case n < 0:
-		panic("fs: chunk unpinned more often than pinned")
 	}
 }
 

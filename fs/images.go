@@ -41,6 +41,8 @@ type images struct {
 	kinds *hlru.Cache[keys.ID, diskimage.Kind]
 	// windows holds windows of images' blocks (see imageWindow).
 	windows *lru.Cache[windowKey, *window]
+	// spans keeps the span buffers of windows the cache let go.
+	spans *spanBuffers
 	// readAhead is how many windows past a sequential read are loaded
 	// ahead of it: imageReadAhead, or what half the cache of windows
 	// holds when that is fewer (a window loaded ahead must still be
@@ -80,8 +82,9 @@ func newImages(opts Options, windowBytes int64, loads int) *images {
 	if err != nil {
 		panic(fmt.Sprintf("image kind cache: %v", err)) // only for a size ≤ 0
 	}
-	return &images{off: opts.NoImageContents, keys: opts.LUKSKeys, kinds: kinds, windows: newWindowCache(windowBytes, loads),
-		readAhead: imageReadAheadFor(opts.ReadAhead, windowBytes), unlocks: make(map[[32]byte]*unlocking)}
+	windows, spans := newWindowCache(windowBytes, loads)
+	return &images{off: opts.NoImageContents, keys: opts.LUKSKeys, kinds: kinds, windows: windows, spans: spans,
+		readAhead: imageReadAheadFor(opts.ReadAhead, windowBytes*3/4), unlocks: make(map[[32]byte]*unlocking)}
 }
 
 // pointFile reads a point's file by windows of its blocks (see
@@ -141,7 +144,12 @@ func (v *vault) readWindows(ctx context.Context, node *tree.Node, path string, p
 	end := start + uint64(len(p))
 	pos := start
 	exts := node.Extents
-	var w *window
+	var w *window // pinned while its blocks are copied
+	defer func() {
+		if w != nil {
+			w.unpin(v.images.spans)
+		}
+	}()
 	k, first := ^uint64(0), 0
 	for i := node.FindExtent(start); i < len(exts) && exts[i].Offset < end; i++ {
 		e := exts[i]
@@ -150,6 +158,9 @@ func (v *vault) readWindows(ctx context.Context, node *tree.Node, path string, p
 			pos = e.Offset
 		}
 		if e.Offset/imageWindow != k {
+			if w != nil {
+				w.unpin(v.images.spans)
+			}
 			k = e.Offset / imageWindow
 			w, first = v.window(ctx, node, k)
 		}
@@ -170,18 +181,26 @@ func (v *vault) readWindows(ctx context.Context, node *tree.Node, path string, p
 }
 
 // window returns window k of the file node, loaded or from the cache of
-// windows, and the index in node.Extents of its first extent; a nil window
-// when none of its blocks loaded.
+// windows, pinned for the caller, who unpins it, and the index in
+// node.Extents of its first extent; a nil window when none of its blocks
+// loaded, or when the cache lets go of it before it can be pinned
+// pinnedTries times over (a cache too small for the loads in flight).
 func (v *vault) window(ctx context.Context, node *tree.Node, k uint64) (*window, int) {
 	i, j := windowExtents(node, k)
 	exts := node.Extents[i:j]
-	w, err := v.images.windows.GetOrLoad(ctx, keyOf(exts, k*imageWindow), func(ctx context.Context) (*window, error) {
-		return v.loadWindow(ctx, exts)
-	})
-	if err != nil {
-		return nil, i
+	key := keyOf(exts, k*imageWindow)
+	for range pinnedTries {
+		w, err := v.images.windows.GetOrLoad(ctx, key, func(ctx context.Context) (*window, error) {
+			return v.loadWindow(ctx, exts)
+		})
+		if err != nil {
+			return nil, i
+		}
+		if w.pin() {
+			return w, i
+		}
 	}
-	return w, i
+	return nil, i
 }
 
 // prefetchWindow starts loading window k in the background, behind the

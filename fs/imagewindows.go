@@ -57,8 +57,9 @@ const (
 type packReader interface {
 	// Index places blobs in packs.
 	Index() *index.Index
-	// LoadPackRange returns length bytes of pack from off.
-	LoadPackRange(ctx context.Context, pack keys.ID, off, length int64) ([]byte, error)
+	// LoadPackRangeInto appends length bytes of pack from off to dst,
+	// into dst's room when that suffices.
+	LoadPackRangeInto(ctx context.Context, dst []byte, pack keys.ID, off, length int64) ([]byte, error)
 	// OpenBlobInto authenticates sealed, opening it in place; with a nil
 	// dst, the content of an uncompressed blob is a subslice of sealed.
 	OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error)
@@ -74,6 +75,60 @@ type window struct {
 	// bytes is the memory the window holds: its spans' buffers and the
 	// contents decoded outside them.
 	bytes int64
+	// spans are the buffers its blocks lie in, handed back for the next
+	// windows when the last holder lets go.
+	spans [][]byte
+	// refs counts the window's holders: the cache while it keeps it, and
+	// each read copying out of it.
+	refs holders
+}
+
+// pin adds a holder, unless the last one has let go (the window left the
+// cache and its buffers may hold another's blocks).
+func (w *window) pin() bool { return w.refs.hold() }
+
+// unpin drops a holder; the last hands the span buffers to free.
+func (w *window) unpin(free *spanBuffers) {
+	if w.refs.release("window") {
+		for _, b := range w.spans {
+			free.put(b)
+		}
+	}
+}
+
+// spanBufferCap is the capacity of a recycled span buffer: a window's
+// blobs and their sealing (just over imageWindow) and a few gaps.
+const spanBufferCap = imageWindow + imageWindow/4
+
+// spanBuffers keeps the span buffers of windows the cache let go, for the
+// next windows' loads: reading into memory already mapped and cleared costs
+// far less than a fresh buffer per window.
+type spanBuffers struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int // buffers kept at most
+}
+
+// get returns an empty buffer of spanBufferCap bytes of room.
+func (s *spanBuffers) get() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.free); n > 0 {
+		b := s.free[n-1]
+		s.free = s.free[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, spanBufferCap)
+}
+
+// put keeps b for a later get, if it is of the size get returns and
+// fewer than max are kept.
+func (s *spanBuffers) put(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cap(b) == spanBufferCap && len(s.free) < s.max {
+		s.free = append(s.free, b)
+	}
 }
 
 // windowKey names a window by its extents (offsets from the window's
@@ -81,12 +136,15 @@ type window struct {
 // the same image seen as a file and as a partition's base, is loaded once.
 type windowKey [sha256.Size]byte
 
-// newWindowCache returns the cache of windows, holding at most maxBytes,
-// with at most loads windows loading at once.
-func newWindowCache(maxBytes int64, loads int) *lru.Cache[windowKey, *window] {
-	c := lru.New[windowKey](maxBytes, func(w *window) int64 { return w.bytes })
+// newWindowCache returns the cache of windows and the free list of their
+// span buffers, holding at most maxBytes together (a quarter of it for the
+// free list), with at most loads windows loading at once.
+func newWindowCache(maxBytes int64, loads int) (*lru.Cache[windowKey, *window], *spanBuffers) {
+	free := &spanBuffers{max: int(max(maxBytes, 0) / 4 / spanBufferCap)}
+	c := lru.New[windowKey](maxBytes-int64(free.max)*spanBufferCap, func(w *window) int64 { return w.bytes })
+	c.OnEvict(func(w *window) { w.unpin(free) })
 	c.LimitLoads(loads)
-	return c
+	return c, free
 }
 
 // windowExtents returns the extents of node that start in window k (the
@@ -129,8 +187,9 @@ var errWindowUnread = errors.New("no block of the window loaded")
 // else one by one.
 func (v *vault) loadWindow(ctx context.Context, exts []tree.Extent) (*window, error) {
 	w := &window{chunks: make([][]byte, len(exts))}
+	w.refs.first() // the cache's
 	if pr, ok := v.src.(packReader); ok {
-		w.loadSpans(ctx, pr, exts)
+		w.loadSpans(ctx, pr, exts, v.images.spans)
 	} else {
 		for i, e := range exts {
 			if data, err := v.loadChunk(ctx, e.ID); err == nil && checkChunkLength(e, data) == nil {
@@ -144,6 +203,7 @@ func (v *vault) loadWindow(ctx context.Context, exts []tree.Extent) (*window, er
 			return w, nil
 		}
 	}
+	w.unpin(v.images.spans)
 	return nil, fmt.Errorf("load window of %d blocks: %w", len(exts), errWindowUnread)
 }
 
@@ -170,7 +230,7 @@ type windowBlob struct {
 // at most maxSpan bytes, each opened in place in the span's buffer. A
 // block whose blob the index does not place, whose span does not load, or
 // that does not authenticate or has not its extent's length, is left out.
-func (w *window) loadSpans(ctx context.Context, pr packReader, exts []tree.Extent) {
+func (w *window) loadSpans(ctx context.Context, pr packReader, exts []tree.Extent, free *spanBuffers) {
 	idx := pr.Index()
 	blobs := make([]windowBlob, 0, len(exts))
 	for i, e := range exts {
@@ -198,18 +258,24 @@ func (w *window) loadSpans(ctx context.Context, pr packReader, exts []tree.Exten
 			}
 			end = max(end, next)
 		}
-		w.loadSpan(ctx, pr, exts, blobs[:n], start, end)
+		w.loadSpan(ctx, pr, exts, blobs[:n], start, end, free)
 		blobs = blobs[n:]
 	}
 }
 
 // loadSpan loads bytes start to end of the pack of blobs, which lie there,
-// and opens each blob in place.
-func (w *window) loadSpan(ctx context.Context, pr packReader, exts []tree.Extent, blobs []windowBlob, start, end int64) {
-	data, err := pr.LoadPackRange(ctx, blobs[0].loc.Pack, start, end-start)
+// into a buffer from free, and opens each blob in place.
+func (w *window) loadSpan(ctx context.Context, pr packReader, exts []tree.Extent, blobs []windowBlob, start, end int64, free *spanBuffers) {
+	buf := free.get()
+	data, err := pr.LoadPackRangeInto(ctx, buf, blobs[0].loc.Pack, start, end-start)
 	if err != nil {
+		free.put(buf)
 		return // each loaded alone by its reader, trying other copies
 	}
+	if cap(data) != cap(buf) {
+		free.put(buf) // a span larger than the buffer: read elsewhere
+	}
+	w.spans = append(w.spans, data)
 	w.bytes += int64(cap(data))
 	for k, b := range blobs {
 		if k > 0 && blobs[k-1].loc == b.loc {

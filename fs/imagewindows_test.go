@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,6 +25,7 @@ import (
 	"github.com/azfs/azfs/repo/backup"
 	"github.com/azfs/azfs/repo/browse"
 	"github.com/azfs/azfs/repo/storage"
+	"github.com/azfs/azfs/repo/storage/local"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -302,5 +304,61 @@ func TestImageWindowsReadAheadFitsTheCache(t *testing.T) {
 	}
 	if loaded > len(b.disk)*11/10 {
 		t.Errorf("%d bytes of packs loaded for an image of %d", loaded, len(b.disk))
+	}
+}
+
+// TestImageWindowsRecycledUnderConcurrentReads: readers of a cache of
+// windows far too small for the image, on a local vault (which reads into
+// the recycled span buffers), evict and recycle span buffers all the time;
+// every read still gets its bytes (run with -race).
+func TestImageWindowsRecycledUnderConcurrentReads(t *testing.T) {
+	ctx := context.Background()
+	b := backUpImage(t, 6)
+	// The same vault on a local directory, which loads into a caller's
+	// buffer.
+	dir := t.TempDir()
+	st, err := local.Open(dir)
+	testfiles.Must(t, err)
+	testfiles.Must(t, b.st.Storage.List(ctx, "", func(fi storage.Info) error {
+		data, err := b.st.Storage.Load(ctx, fi.Name, 0, -1)
+		if err != nil {
+			return err
+		}
+		return st.Save(ctx, fi.Name, data)
+	}))
+	v, err := repo.Open(ctx, st, b.area.Keys())
+	testfiles.Must(t, err)
+	testfiles.Must(t, v.LoadIndex(ctx))
+	// About 6 MiB for windows: 4.7 MiB cached (4 windows), 1 buffer kept.
+	vt := newVault(v, Options{CacheBytes: 56 << 20})
+	if vt.images.spans.max == 0 {
+		t.Fatal("no span buffer is kept for reuse")
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			f := &pointFile{v: vt, node: b.node, path: "disk.img"}
+			rng := rand.New(rand.NewPCG(uint64(g), 16))
+			for range 60 {
+				size := 1 + rng.IntN(3<<20)
+				off := rng.IntN(len(b.disk) - size)
+				got := make([]byte, size)
+				if _, err := f.ReadAt(got, int64(off)); err != nil {
+					t.Errorf("read of %d at %d: %v", size, off, err)
+					return
+				}
+				if !bytes.Equal(got, b.disk[off:off+size]) {
+					t.Errorf("read of %d at %d differs from the image", size, off)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	vt.images.spans.mu.Lock()
+	kept := len(vt.images.spans.free)
+	vt.images.spans.mu.Unlock()
+	if kept == 0 {
+		t.Error("no evicted window's span buffer was kept for reuse")
 	}
 }

@@ -38,11 +38,18 @@ func (v *Area) SavePack(ctx context.Context, pw *pack.Writer) (keys.ID, []pack.E
 
 // LoadPackRange returns length bytes of pack id from off.
 func (v *Area) LoadPackRange(ctx context.Context, id keys.ID, off, length int64) ([]byte, error) {
-	b, err := v.st.Load(ctx, dataName(id), off, length)
+	return v.LoadPackRangeInto(ctx, nil, id, off, length)
+}
+
+// LoadPackRangeInto is LoadPackRange appending to dst, reading into dst's
+// room when that suffices and the storage can (storage.LoadInto): for a
+// reader that recycles its buffers (the mount's windows of disk images).
+func (v *Area) LoadPackRangeInto(ctx context.Context, dst []byte, id keys.ID, off, length int64) ([]byte, error) {
+	b, err := storage.LoadInto(ctx, v.st, dst, dataName(id), off, length)
 	if err != nil {
 		return nil, packRangeError("load pack range", id, err)
 	}
-	if int64(len(b)) != length {
+	if int64(len(b)-len(dst)) != length {
 		return nil, fmt.Errorf("pack %s: %w: truncated", id.Short(), ErrDamaged)
 	}
 	return b, nil
