@@ -42,11 +42,7 @@ func main() {
 
 func run(n int, every time.Duration, distinct bool) error {
 	ctx := context.Background()
-	dir, err := keyring.ConfigDir()
-	if err != nil {
-		return err
-	}
-	ring, err := keyring.Load(dir)
+	ring, err := keyring.LoadHost()
 	if err != nil {
 		return err
 	}

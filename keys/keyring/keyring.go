@@ -89,6 +89,15 @@ func CacheDir() (string, error) {
 	return filepath.Join(d, "azfs"), nil
 }
 
+// LoadHost loads this host's keyring, the one in ConfigDir.
+func LoadHost() (*Keyring, error) {
+	dir, err := ConfigDir()
+	if err != nil {
+		return nil, err
+	}
+	return Load(dir)
+}
+
 // Load reads the keyring in dir; a missing keyring is empty.
 func Load(dir string) (*Keyring, error) {
 	k := &Keyring{path: filepath.Join(dir, FileName), Vaults: make(map[string]*Vault)}

@@ -38,11 +38,7 @@ func CreateVaultAt(ctx context.Context, where string, opts location.Options, pas
 	if err != nil {
 		return nil, err
 	}
-	dir, err := keyring.ConfigDir()
-	if err != nil {
-		return nil, err
-	}
-	ring, err := keyring.Load(dir)
+	ring, err := keyring.LoadHost()
 	if err != nil {
 		return nil, err
 	}

@@ -272,11 +272,7 @@ func WithCredentials(ctx context.Context, t Target, need access.Access) (*Opened
 // loadKeyring loads this host's keyring, handing its problems to
 // t.KeyringProblems.
 func loadKeyring(t Target) (*keyring.Keyring, error) {
-	dir, err := keyring.ConfigDir()
-	if err != nil {
-		return nil, err
-	}
-	ring, err := keyring.Load(dir)
+	ring, err := keyring.LoadHost()
 	if err != nil {
 		return nil, err
 	}
