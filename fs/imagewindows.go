@@ -266,14 +266,20 @@ func (w *window) loadSpans(ctx context.Context, pr packReader, exts []tree.Exten
 // loadSpan loads bytes start to end of the pack of blobs, which lie there,
 // into a buffer from free, and opens each blob in place.
 func (w *window) loadSpan(ctx context.Context, pr packReader, exts []tree.Extent, blobs []windowBlob, start, end int64, free *spanBuffers) {
-	buf := free.get()
+	// A span of most of a window goes into a recycled buffer; a smaller
+	// one (blocks scattered in the packs, a window of few blocks) into
+	// one of its size.
+	var buf []byte
+	if length := end - start; length > spanBufferCap/2 && length <= spanBufferCap {
+		buf = free.get()
+	}
 	data, err := pr.LoadPackRangeInto(ctx, buf, blobs[0].loc.Pack, start, end-start)
 	if err != nil {
 		free.put(buf)
 		return // each loaded alone by its reader, trying other copies
 	}
-	if cap(data) != cap(buf) {
-		free.put(buf) // a span larger than the buffer: read elsewhere
+	if buf != nil && cap(data) != cap(buf) {
+		free.put(buf) // not read into: the storage cannot
 	}
 	w.spans = append(w.spans, data)
 	w.bytes += int64(cap(data))
