@@ -48,7 +48,7 @@ func TestHelpAndUsageExitCodes(t *testing.T) {
 		{azfsBin, []string{"vault", "bogus"}, "azfs: usage: azfs vault create PATH"},
 		{azfsBin, []string{"points", "--bogus"}, "azfs: unknown flag: --bogus"},
 		{azfsBin, []string{"key", "remove"}, "azfs: usage: azfs key remove SLOT-ID"},
-		{azfsBin, []string{"backup", "--compression", "max", "/tmp"}, `azfs: --compression: unknown compression "max": want default, fast or small`},
+		{azfsBin, []string{"backup", "--compression", "max", "/tmp"}, `azfs: --compression: unknown compression "max": want fast, balanced or small`},
 		{azmountBin, nil, "azmount: name exactly one mountpoint"},
 		{azmountBin, []string{"--bogus", "x"}, "azmount: unknown flag: --bogus"},
 	} {

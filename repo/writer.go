@@ -96,7 +96,7 @@ type PackGuard interface {
 func (w *Writer) SetGuard(g PackGuard) { w.guard = g }
 
 // SetCompression sets how w compresses what it stores
-// (pack.CompressDefault unless set). Call it before the first Save.
+// (pack.CompressFast unless set). Call it before the first Save.
 func (w *Writer) SetCompression(c pack.Compression) { w.compress = c }
 
 // reusable reports whether the vault already holds a copy of the blob not

@@ -110,7 +110,7 @@ type Options struct {
 	// OnImage, when set, is called for each file or device cut as a disk
 	// image (see Image).
 	OnImage func(path string, img Image)
-	// Compression trades CPU for stored bytes (pack.CompressDefault when
+	// Compression trades CPU for stored bytes (pack.CompressFast when
 	// zero).
 	Compression pack.Compression
 }

@@ -89,7 +89,7 @@ func codecCorpus(b *testing.B, dir string) string {
 
 	variants := []codecVariant{
 		{"Go fastest (goCodec fast)", viaCodec(goZstd, codecLevel(CompressFast)), goZstd},
-		{"Go default (goCodec default)", viaCodec(goZstd, codecLevel(CompressDefault)), goZstd},
+		{"Go default (goCodec balanced)", viaCodec(goZstd, codecLevel(CompressBalanced)), goZstd},
 		{"Go better (goCodec small)", viaCodec(goZstd, codecLevel(CompressSmall)), goZstd},
 		{"C --fast=3", cWith(zstdLevel, -3), cZstd},
 		{"C --fast=1", cWith(zstdLevel, -1), cZstd},
@@ -98,7 +98,7 @@ func codecCorpus(b *testing.B, dir string) string {
 		{"C 2, minMatch 5", cWith(zstdLevel, 2, zstdMinMatch, 5), cZstd},
 		{"C 3, hashLog 15, chainLog 15", cWith(zstdLevel, 3, zstdHashLog, 15, zstdChainLog, 15), cZstd},
 		{"C 3, hashLog 14, chainLog 16", cWith(zstdLevel, 3, zstdHashLog, 14, zstdChainLog, 16), cZstd},
-		{"C 3, hashLog 15, chainLog 16 (cCodec default)", viaCodec(cZstd, codecLevel(CompressDefault)), cZstd},
+		{"C 3, hashLog 15, chainLog 16 (cCodec balanced)", viaCodec(cZstd, codecLevel(CompressBalanced)), cZstd},
 		{"C 3, hashLog 16, chainLog 15", cWith(zstdLevel, 3, zstdHashLog, 16, zstdChainLog, 15), cZstd},
 		{"C 3", cWith(zstdLevel, 3), cZstd},
 		{"C 4", cWith(zstdLevel, 4), cZstd},

@@ -85,10 +85,10 @@ type cSetting []int32
 // cSettings are cCodec's settings by codecLevel (chosen with
 // BenchmarkCodecCorpus; docs/performance.md §2.2).
 var cSettings = [...]cSetting{
-	CompressDefault: {zstdLevel, 3, zstdHashLog, 15, zstdChainLog, 16},
-	CompressFast:    {zstdLevel, 1},
-	CompressSmall:   {zstdLevel, 5},
-	levelSample:     {zstdLevel, -1},
+	CompressBalanced: {zstdLevel, 3, zstdHashLog, 15, zstdChainLog, 16},
+	CompressFast:     {zstdLevel, 1},
+	CompressSmall:    {zstdLevel, 5},
+	levelSample:      {zstdLevel, -1},
 }
 
 func (c *cCodec) encode(dst, src []byte, level codecLevel) []byte {

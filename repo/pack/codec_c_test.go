@@ -17,13 +17,13 @@ import (
 func TestCgoPayloadCodec(t *testing.T) {
 	text := []byte(strings.Repeat("All work and no play makes Jack a dull boy. ", 20000))
 	plain := append(append(bytes.Clone(text[:400<<10]), testfiles.RandomBytes(200<<10, 1)...), text[:400<<10]...)
-	payload := EncodePayload(nil, plain, CompressDefault)
-	if want := encodePayload(cZstd, nil, plain, CompressDefault); !bytes.Equal(payload, want) {
+	payload := EncodePayload(nil, plain, CompressBalanced)
+	if want := encodePayload(cZstd, nil, plain, CompressBalanced); !bytes.Equal(payload, want) {
 		t.Errorf("EncodePayload wrote %d bytes, C zstd %d: the cgo build does not use C zstd", len(payload), len(want))
 	}
 	enc := make([]byte, 0, 2*len(plain))
 	dec := make([]byte, 0, len(plain))
-	for _, c := range []Compression{CompressDefault, CompressFast, CompressSmall} {
+	for _, c := range []Compression{CompressBalanced, CompressFast, CompressSmall} {
 		if n := testing.AllocsPerRun(5, func() { enc = EncodePayload(enc[:0], plain, c) }); n != 0 {
 			t.Errorf("%s: %.1f allocations per EncodePayload, want 0", c, n)
 		}

@@ -26,10 +26,10 @@ var goZstd = new(goCodec)
 
 // goLevels are goCodec's encoder levels by codecLevel.
 var goLevels = [...]zstd.EncoderLevel{
-	CompressDefault: zstd.SpeedDefault,
-	CompressFast:    zstd.SpeedFastest,
-	CompressSmall:   zstd.SpeedBetterCompression,
-	levelSample:     zstd.SpeedFastest,
+	CompressBalanced: zstd.SpeedDefault,
+	CompressFast:     zstd.SpeedFastest,
+	CompressSmall:    zstd.SpeedBetterCompression,
+	levelSample:      zstd.SpeedFastest,
 }
 
 func (g *goCodec) encode(dst, src []byte, level codecLevel) []byte {

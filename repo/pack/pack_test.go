@@ -488,12 +488,12 @@ func TestPayloadCodecsInterchange(t *testing.T) {
 }
 
 func TestParseCompression(t *testing.T) {
-	for _, c := range []pack.Compression{pack.CompressSmall, pack.CompressFast} {
+	for _, c := range []pack.Compression{pack.CompressSmall, pack.CompressFast, pack.CompressBalanced} {
 		if got, err := pack.ParseCompression(c.String()); err != nil || got != c {
 			t.Errorf("ParseCompression(%q) = %v, %v; want %v", c.String(), got, err, c)
 		}
 	}
-	for _, bad := range []string{"", "max", "Default", "off"} {
+	for _, bad := range []string{"", "max", "Default", "default", "off"} {
 		if _, err := pack.ParseCompression(bad); err == nil {
 			t.Errorf("ParseCompression(%q) accepted", bad)
 		}

@@ -18,20 +18,23 @@ const (
 type Compression uint8
 
 const (
-	// CompressDefault stores the bench corpus in no more than restic does
-	// (at zstd's default level) for as little CPU as measured: C zstd's
-	// level 3 with smaller match tables.
-	CompressDefault Compression = iota
-	// CompressFast is the least CPU (zstd's level 1): about 6% more stored
-	// than CompressDefault for about 56% of its compression CPU.
-	CompressFast
+	// CompressFast is the default: the least CPU (zstd's level 1). It
+	// stores the bench corpus in about 5% more than restic does (at zstd's
+	// default level) for about 56% of CompressBalanced's compression CPU,
+	// and keeps a first backup faster than the binary issue 15 started
+	// from (CompressBalanced made it 0.83-0.90x; docs/performance.md §2.2).
+	CompressFast Compression = iota
+	// CompressBalanced stores the bench corpus in no more than restic does
+	// for as little CPU as measured: C zstd's level 3 with smaller match
+	// tables.
+	CompressBalanced
 	// CompressSmall (C zstd's level 5) stores about 3% less than
-	// CompressDefault for about 2.5 times its compression CPU.
+	// CompressBalanced for about 2.5 times its compression CPU.
 	CompressSmall
 )
 
 // compressionNames are the names ParseCompression takes, by Compression.
-var compressionNames = [...]string{CompressDefault: "default", CompressFast: "fast", CompressSmall: "small"}
+var compressionNames = [...]string{CompressFast: "fast", CompressBalanced: "balanced", CompressSmall: "small"}
 
 func (c Compression) String() string {
 	if int(c) < len(compressionNames) {
@@ -40,7 +43,7 @@ func (c Compression) String() string {
 	return fmt.Sprintf("compression(%d)", c)
 }
 
-// ParseCompression returns the Compression named s ("default", "fast" or
+// ParseCompression returns the Compression named s ("fast", "balanced" or
 // "small").
 func ParseCompression(s string) (Compression, error) {
 	for c, name := range compressionNames {
@@ -48,7 +51,7 @@ func ParseCompression(s string) (Compression, error) {
 			return Compression(c), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown compression %q: want default, fast or small", s)
+	return 0, fmt.Errorf("unknown compression %q: want fast, balanced or small", s)
 }
 
 // samples holds the scratch buffers of compressible's trials.
