@@ -376,16 +376,26 @@ func (v *Area) noteForeignKeys(ctx context.Context) error {
 			return err
 		}
 		for _, n := range names {
-			raw, err := hex.DecodeString(path.Base(n))
-			if err != nil || len(raw) != 8 {
+			id, ok := keyIDOf(n)
+			if !ok {
 				continue
 			}
-			if id := [8]byte(raw); !v.open.Has(id) {
+			if !v.open.Has(id) {
 				v.open.AddForeign(id)
 			}
 		}
 	}
 	return nil
+}
+
+// keyIDOf returns the key ID an object under keyIDsPrefix or sessionsPrefix
+// is named by (16 hex digits), and false for any other name.
+func keyIDOf(name string) ([8]byte, bool) {
+	raw, err := hex.DecodeString(path.Base(name))
+	if err != nil || len(raw) != 8 {
+		return [8]byte{}, false
+	}
+	return [8]byte(raw), true
 }
 
 func newArea(st storage.Storage, cfg Config, ks *keys.KeySet) *Area {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/storage"
@@ -176,11 +175,10 @@ func (v *Area) unlockSessions(ctx context.Context, certID string, unwrap Unwrapp
 		return err
 	}
 	for _, n := range names {
-		raw, err := hex.DecodeString(path.Base(n))
-		if err != nil || len(raw) != 8 {
+		keyID, ok := keyIDOf(n)
+		if !ok {
 			continue
 		}
-		keyID := [8]byte(raw)
 		b, err := v.st.Load(ctx, n, 0, -1)
 		if err != nil {
 			return fmt.Errorf("read session %x: %w", keyID, err)
