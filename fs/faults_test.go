@@ -22,6 +22,7 @@ import (
 
 	"github.com/azfs/azfs/cache/diskcache"
 	"github.com/azfs/azfs/integration/faulttrial"
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/backup"
@@ -80,7 +81,7 @@ var faultReadRates = faults.Rates{Fail: 0.1, Delay: 0.1, Truncate: 0.1, Corrupt:
 // way (the mount's chunk and tree part caches, the vault's pack segments
 // and disk cache) kept a bad result.
 func TestMountedReadsUnderFaults(t *testing.T) {
-	requireFUSE(t)
+	testfiles.RequireFUSE(t)
 	ctx := context.Background()
 	raw := mem.New()
 	v, err := repo.Create(ctx, raw, "correct horse battery staple", keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1})

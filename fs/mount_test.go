@@ -21,27 +21,16 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
-
-// requireFUSE skips the test when the machine has no FUSE, except on CI,
-// where that is a failure.
-func requireFUSE(t testing.TB) {
-	t.Helper()
-	if _, err := os.Stat(fuseDevice); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no %s on CI: %v", fuseDevice, err)
-		}
-		t.Skipf("no %s: %v", fuseDevice, err)
-	}
-}
 
 // mountTest mounts root in a temporary directory, unmounted when the test
 // ends.
 func mountTest(t testing.TB, root gofs.InodeEmbedder, opts Options) string {
 	t.Helper()
-	requireFUSE(t)
+	testfiles.RequireFUSE(t)
 	dir := t.TempDir()
 	server, err := Mount(dir, root, opts)
 	if err != nil {
@@ -294,7 +283,7 @@ func TestMountedPoint(t *testing.T) {
 }
 
 func TestMountedRequests(t *testing.T) {
-	requireFUSE(t)
+	testfiles.RequireFUSE(t)
 	f := newFixture(t)
 	root, err := NewPointRoot(f.src, f.point, Options{})
 	if err != nil {

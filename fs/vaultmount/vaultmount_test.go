@@ -53,12 +53,7 @@ func vaultWithPoint(t *testing.T, content string) (string, *repo.Area) {
 // directory; a tag filter serves only its points; a tag or a selector
 // naming no point mounts nothing.
 func TestMount(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no /dev/fuse on CI: %v", err)
-		}
-		t.Skipf("no /dev/fuse: %v", err)
-	}
+	testfiles.RequireFUSE(t)
 	ctx := context.Background()
 	src, v := vaultWithPoint(t, "mounted content")
 	opts := Options{Target: open.Target{}, Point: "latest", DiskBytes: 1 << 20, FS: azfs.Options{CacheBytes: 32 << 20}}

@@ -1,6 +1,7 @@
 // Package testfiles holds the helpers tests share for making the files
-// they back up, restore and compare: deterministic content and files
-// written with their parent directories. Tests only import it.
+// they back up, restore and compare: deterministic content, files written
+// with their parent directories, and the check that FUSE is there. Tests
+// only import it.
 package testfiles
 
 import (
@@ -38,5 +39,18 @@ func Must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// RequireFUSE skips the test when the machine has no /dev/fuse, except on
+// CI (CI=true), where that is a failure: a test that needs a real mount
+// must not pass there without one.
+func RequireFUSE(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no /dev/fuse on CI: %v", err)
+		}
+		t.Skipf("no /dev/fuse: %v", err)
 	}
 }
