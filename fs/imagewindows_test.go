@@ -115,16 +115,7 @@ func backUpImage(t *testing.T, partMiB int) *backedUpImage {
 func TestImageWindowsLoadSpans(t *testing.T) {
 	b := backUpImage(t, 6)
 	f := &pointFile{v: newVault(b.area, Options{}), node: b.node, path: "disk.img"}
-	got := make([]byte, len(b.disk))
-	for off := 0; off < len(got); off += 128 << 10 {
-		if _, err := f.ReadAt(got[off:min(off+128<<10, len(got))], int64(off)); err != nil {
-			t.Fatalf("read at %d: %v", off, err)
-		}
-	}
-	if !bytes.Equal(got, b.disk) {
-		t.Fatal("the image read differs from the source")
-	}
-	waitFor(t, "read-ahead to finish", func() bool { return f.v.images.windows.Loads() == 0 })
+	readSequentially(t, f, b.disk)
 	loads := b.st.loads()
 	blocks := len(b.node.Extents)
 	t.Logf("%d pack loads for %d blocks", len(loads), blocks)
@@ -288,16 +279,7 @@ func TestImageFileReadsByWindows(t *testing.T) {
 func TestImageWindowsReadAheadFitsTheCache(t *testing.T) {
 	b := backUpImage(t, 6)
 	f := &pointFile{v: newVault(b.area, Options{CacheBytes: 16 << 20}), node: b.node, path: "disk.img"}
-	got := make([]byte, len(b.disk))
-	for off := 0; off < len(got); off += 128 << 10 {
-		if _, err := f.ReadAt(got[off:min(off+128<<10, len(got))], int64(off)); err != nil {
-			t.Fatalf("read at %d: %v", off, err)
-		}
-	}
-	if !bytes.Equal(got, b.disk) {
-		t.Fatal("the image read differs from the source")
-	}
-	waitFor(t, "read-ahead to finish", func() bool { return f.v.images.windows.Loads() == 0 })
+	readSequentially(t, f, b.disk)
 	loaded := 0
 	for _, n := range b.st.loads() {
 		loaded += n
@@ -370,4 +352,21 @@ func TestImageWindowsRecycledUnderConcurrentReads(t *testing.T) {
 	if kept == 0 {
 		t.Error("no evicted window's span buffer was kept for reuse")
 	}
+}
+
+// readSequentially reads f from start to end in 128 KiB reads, as the
+// kernel's read-ahead asks, checks it holds want, and waits for the
+// read-ahead it started to finish.
+func readSequentially(t *testing.T, f *pointFile, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
+	for off := 0; off < len(got); off += 128 << 10 {
+		if _, err := f.ReadAt(got[off:min(off+128<<10, len(got))], int64(off)); err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the image read differs from the source")
+	}
+	waitFor(t, "read-ahead to finish", func() bool { return f.v.images.windows.Loads() == 0 })
 }
