@@ -57,6 +57,9 @@ else
 	tar -C "$REPO" --exclude=./.git --exclude=./node_modules -c . | tar -x -C "$WORK/src"
 fi
 for c in azfs azmount; do
+	# A command that starts the profiles itself (internal/profile) needs no wrapper: both
+	# would start the CPU profile, and the second fails.
+	grep -q 'profile.FromEnv()' "$WORK/src/cmd/$c/main.go" && continue
 	sed -i 's/^func main() {$/func profiledMain() {/' "$WORK/src/cmd/$c/main.go"
 	grep -q '^func profiledMain() {$' "$WORK/src/cmd/$c/main.go" || die "cmd/$c/main.go has no func main() to wrap"
 	sed '/^\/\/go:build ignore$/d' "$REPO/bench/profile/profile_main.go" >"$WORK/src/cmd/$c/profile_main.go"
