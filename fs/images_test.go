@@ -2,6 +2,7 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -324,5 +326,44 @@ func TestReadResultIsVector(t *testing.T) {
 	}
 	if _, ok := res.(vectorResult); !ok || res.Size() != len(dest) {
 		t.Fatalf("read result %T of %d bytes, want a vector of %d", res, res.Size(), len(dest))
+	}
+}
+
+// TestListingDetectsImagesFromTheFirstChunk: listing a directory detects
+// whether each file that could be a disk image is one by reading its first
+// chunk alone, through the chunk cache: nothing is read ahead for the
+// detection, and a copy that then reads the file finds the chunk cached.
+func TestListingDetectsImagesFromTheFirstChunk(t *testing.T) {
+	src := newFakeSource()
+	data := randomBytes(8*mib, 12) // a candidate: a multiple of 512 bytes
+	f := src.file("f.bin", data, mib)
+	root := newTestRoot(t, src, src.point("m", fixtureTime, []tree.Node{f}), Options{})
+	ds, errno := root.Readdir(context.Background())
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	var names []string
+	for ds.HasNext() {
+		e, errno := ds.Next()
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		names = append(names, e.Name)
+	}
+	ds.Close()
+	if !slices.Equal(names, []string{"f.bin"}) {
+		t.Fatalf("listed %q", names)
+	}
+	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "loads to end", func() bool { return root.pt.v.chunks.Loads() == 0 && root.pt.v.images.windows.Loads() == 0 })
+	if n := src.chunkLoads(); n != 1 {
+		t.Errorf("listing loaded %d chunks, want 1 (the first chunk of f.bin)", n)
+	}
+	fn, _ := lookup(t, root, "f.bin")
+	if got, errno := readNode(t, fn, 0, 4096); errno != 0 || !bytes.Equal(got, data[:4096]) {
+		t.Fatalf("read: errno %v", errno)
+	}
+	if n := src.loadCount(f.Extents[0].ID); n != 1 {
+		t.Errorf("the first chunk was loaded %d times, want once: the read after the listing should find it cached", n)
 	}
 }
