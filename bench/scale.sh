@@ -1,204 +1,330 @@
 #!/usr/bin/env bash
-# Measures azfs at scale (issue 6, item 6): a synthetic tree of about two
-# million files (bench/mkscale: one directory of 500,000 entries, a chain of
-# 200 directories, 1,500 directories of 1,000 small and empty files) and a
-# sparse 1 TiB file with a few KiB of data, of which the last byte:
+# bench/scale.sh: azfs at scale (issue 6, item 6), and issue 15's "no regression" for it:
+# azfs as built now ("new") against the binary issue 15 starts from ("base"), runs
+# interleaved (the order of base and new alternating from run to run), on a synthetic tree of
+# about two million files (bench/mkscale: one directory of 500,000 entries, a chain of 200
+# directories, 1,500 directories of 1,000 small and empty files) and a sparse 1 TiB file
+# with a few KiB of data, of which the last byte 0x5a.
 #
-#   - first backup into a fresh local vault: wall time, files/s, peak RSS;
-#   - second backup, nothing changed: wall time, peak RSS;
-#   - a mount of the point: ls -f of the 500,000-entry directory (its count
-#     checked), the mount's requests, bytes fetched and peak RSS (VmHWM);
-#   - a mount that reads nothing (what mounting alone fetches: the index
-#     and the root), then a fresh mount: the last byte of the sparse file (dd with skip), its
-#     value checked, and what the mount fetched for it (azmount's exit line:
-#     requests, loads, bytes_down), which must be KiB, not the file;
-#   - restic beside it when installed (SCALE_SKIP_RESTIC=1 skips it): first
-#     and second backup, wall time and peak RSS. restic reads the holes of a
-#     sparse file (1 TiB of zeros), so its runs exclude sparse.img.
+# Usage: bench/scale.sh [-h]       (or: make scale)
 #
-#   BIN=bin bash bench/scale.sh           # make scale; BIN must hold azfs, azmount
+# Each of BENCH_RUNS runs, for base and new in turn, into a fresh local vault:
+#   1. first backup: wall s, files/s, CPU s (user + system, /usr/bin/time), peak RSS, MB up;
+#      then the vault's size
+#   2. second backup, nothing changed: wall s, CPU s, peak RSS
+#   3. a fresh mount (time until the tree shows): `ls -f` of the 500,000-entry directory
+#      (its count checked), the mount server's CPU s during it (/proc/PID/stat), its VmHWM,
+#      and its requests and bytes fetched (azmount's exit line)
+#   4. a fresh mount that reads nothing (what mounting alone fetches: the index and the root):
+#      VmHWM, requests, bytes fetched
+#   5. a fresh mount: the last byte of sparse.img (dd with skip; its value checked), then
+#      4 KiB at 1 GiB compared with the source: wall s; VmHWM, requests, bytes fetched (KiB,
+#      not the file)
+# Before the runs every file is read once (the page cache warm for both binaries alike).
+# After the runs, unless SCALE_SKIP_RESTIC=1: restic's first and second backup of the tree
+# without sparse.img (restic reads the holes of a sparse file: 1 TiB of zeros), once.
+# Prints a table of medians, new / base ratios (median of each, and per run) and the load
+# average at each step; the table goes to $BENCH_DIR/scale-<date>-<time>.md.
 #
-# Knobs: BENCH_DIR (/var/tmp/azfs-bench); SCALE_TREE ($BENCH_DIR/scale-tree:
-# made by mkscale when it lacks the .mkscale marker, reused otherwise; it
-# takes about 2.3 million inodes and 1 GB, and is kept unless SCALE_CLEAN=1);
-# SCALE_ARGS (mkscale flags, e.g. "-wide 100000 -broad 200000" for a smaller
-# run; the ls check follows -wide); SCALE_SKIP_RESTIC=1. Peak RSS comes from
-# /usr/bin/time %M, else from polling VmHWM. The results table goes to
-# stdout and to $BENCH_DIR/scale-<date>-<time>.md, logs to the work directory
-# (removed at the end unless SCALE_KEEP_WORK=1).
+# Environment knobs:
+#   BIN=DIR                        new is DIR/azfs and DIR/azmount (make passes bin); otherwise
+#                                  built from the repo into the work dir
+#   BENCH_BASELINE=DIR             base is DIR/azfs and DIR/azmount (default
+#                                  $BENCH_DIR/baseline-8cf8197; when missing, new is measured alone)
+#   SCALE_SKIP_BASE=1              new alone
+#   BENCH_RUNS=3                   runs of each binary; medians reported
+#   BENCH_DIR=/var/tmp/azfs-bench  the tree, results, logs/scale-<time>/
+#   SCALE_TREE=DIR                 the tree ($BENCH_DIR/scale-tree): made by mkscale when it lacks
+#                                  the .mkscale marker, reused otherwise (2.3 million inodes,
+#                                  2.3 GB); kept unless SCALE_CLEAN=1
+#   SCALE_ARGS="-wide N -broad M"  mkscale flags for a smaller tree (with another SCALE_TREE);
+#                                  the ls check follows -wide
+#   SCALE_AZMOUNT_FLAGS=           azmount flags, for new and base alike (default: none, each
+#                                  binary's own defaults)
+#   SCALE_SKIP_RESTIC=1            no restic (RESTIC=PATH, else $BENCH_DIR/restic-0.19.0/restic,
+#                                  else restic on PATH)
+#   SCALE_CLEAN=1                  delete the tree at the end
+#   BENCH_KEEP_STATE=1             keep the last run's vaults in the work dir
+#   BENCH_MOUNT_TIMEOUT=120        seconds for a mount to show the tree
+#   BENCH_LOCK_WAIT=0              seconds to wait for another bench.sh/peers.sh/scale.sh
+#
+# Needs: go, jq, /usr/bin/time, fusermount3 and /dev/fuse (the mount steps), about 2.3 GB
+# and 2.3 million inodes for the tree, 1.2 GB per vault (two at a time).
+# Exit status: 0 when both binaries were measured, 1 when one could not be.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_DIR=${BENCH_DIR:-/var/tmp/azfs-bench}
-TREE=${SCALE_TREE:-$BENCH_DIR/scale-tree}
-ARGS=${SCALE_ARGS:-}
-mkdir -p "$BENCH_DIR"
-work=$(mktemp -d "$BENCH_DIR/scale.XXXXXX")
-mnt=$work/mnt
-log=$work/log
-mount_pid=
-restic_pid=
-
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
+. "$REPO/bench/lib.sh"
+bench_start "${BASH_SOURCE[0]}" "${1:-}"
+BENCH_RUNS=${BENCH_RUNS:-3}
+check_runs
+BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
+read -ra AZMOUNT_FLAGS <<<"${SCALE_AZMOUNT_FLAGS:-}"
+TREE=$(realpath -m "${SCALE_TREE:-$BENCH_DIR/scale-tree}")
+BASE_DIR=${BENCH_BASELINE:-$BENCH_DIR/baseline-8cf8197}
 
-cleanup() {
-	end_mount "$mount_pid" "$mnt"
-	if [ "${SCALE_KEEP_WORK:-0}" = 1 ]; then
-		echo "work directory kept: $work" >&2
+TOOLS=(new)
+if [[ ${SCALE_SKIP_BASE:-0} != 1 ]]; then
+	if [[ -x $BASE_DIR/azfs && -x $BASE_DIR/azmount ]]; then
+		TOOLS+=(base)
 	else
-		rm -rf "$work"
+		echo "scale: no starting binary in $BASE_DIR (BENCH_BASELINE): new alone" >&2
 	fi
-	if [ "${SCALE_CLEAN:-0}" = 1 ]; then rm -rf "$TREE"; fi
-}
-trap cleanup EXIT
-
-if [ -z "${BIN:-}" ]; then
-	BIN=$work/bin
-	(cd "$root" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount ./bench/mkscale)
-elif [ ! -x "$BIN/mkscale" ]; then
-	(cd "$root" && go build -o "$BIN/" ./bench/mkscale)
 fi
-BIN=$(cd "$BIN" && pwd)
-export AZFS_CONFIG_DIR=$work/config AZFS_CACHE_DIR=$work/cache HOME=$work/home
-mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME" "$mnt"
 
-now_ns() { date +%s%N; }
-elapsed() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; } # KiB -> MB (MiB)
-declare -a rows
-row() { rows+=("| $1 | $2 |"); }
+STAMP=$(date +%Y%m%d-%H%M%S)
+mkdir -p "$BENCH_DIR"
+WORK=$BENCH_DIR/scale.$STAMP.$$ # per-run work dir, removed on exit
+LOGS=$BENCH_DIR/logs/scale-$STAMP
+STATE=$WORK/state
+SCRATCH=$WORK/scratch
+NEW_DIR=${BIN:+$(realpath -m "$BIN")}
+BIN=$WORK/bin
+RESULTS=$BENCH_DIR/scale-$STAMP.md
+LOG_TAG=scale
+MOUNT_DIRS=("$WORK/mnt-azfs")
 
-# measured OUT CMD...: runs CMD with stdout to OUT, stderr to the log; sets
-# T_WALL (s), T_RSS (MB, peak) and T_RC.
-measured() {
-	local out=$1 t0 hwm=0 h pid
-	shift
-	T_RC=0
-	t0=$(now_ns)
-	if [ -x /usr/bin/time ]; then
-		/usr/bin/time -f '%M' -o "$work/.time" "$@" >"$out" 2>>"$log" || T_RC=$?
-		T_WALL=$(elapsed "$t0")
-		T_RSS=$(mb "$(tail -1 "$work/.time")")
-	else
-		"$@" >"$out" 2>>"$log" &
-		pid=$!
-		while kill -0 "$pid" 2>/dev/null; do
-			h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-			[ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
-			sleep 0.1
-		done
-		wait "$pid" || T_RC=$?
-		T_WALL=$(elapsed "$t0")
-		T_RSS="$(mb "$hwm") (polled)"
-	fi
+# scale_cleanup: SCALE_CLEAN's removal of the tree, then harness_cleanup (which exits with
+# the script's status).
+scale_cleanup() {
+	local rc=$?
+	if [[ ${SCALE_CLEAN:-0} == 1 ]]; then safe_rm "$TREE"; fi
+	(exit "$rc")
+	harness_cleanup
 }
+trap scale_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# The tree.
-if [ -f "$TREE/.mkscale" ]; then
-	row "tree" "reused: $TREE ($(cat "$TREE/.mkscale"))"
+harness_lock
+remove_stale "$BENCH_DIR"/scale.*
+mkdir -p "$WORK" "$LOGS" "$STATE" "$SCRATCH" "$BIN" "${MOUNT_DIRS[@]}"
+
+for c in go jq /usr/bin/time; do command -v "$c" >/dev/null || die "missing $c"; done
+FUSE=1
+if [[ ! -e /dev/fuse ]] || ! command -v fusermount3 >/dev/null; then
+	FUSE=0
+	log "no FUSE here: the mount steps are not measured"
+fi
+keep_go_env
+resolve_azfs "$NEW_DIR" "$BIN"
+NEW_AZFS=$AZFS NEW_AZMOUNT=$AZMOUNT
+
+azfs_of() { if [[ $1 == base ]]; then AZFS=$BASE_DIR/azfs AZMOUNT=$BASE_DIR/azmount; else AZFS=$NEW_AZFS AZMOUNT=$NEW_AZMOUNT; fi; }
+# The harness's hooks (lib.sh): every tool's state has its own HOME and XDG dirs.
+tool_env() { :; }
+mount_cmd() {
+	azfs_of "$1"
+	MNT=$WORK/mnt-azfs
+	MCMD=("$AZMOUNT" "${AZMOUNT_FLAGS[@]}" --point latest "$MNT")
+	MTARGET=$MNT$TREE
+}
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+# ---------------------------------------------------------------- the tree
+
+if [[ -f $TREE/.mkscale ]]; then
+	log "reusing the tree $TREE ($(cat "$TREE/.mkscale"))"
+	MADE=""
 else
-	rm -rf "$TREE"
-	echo "scale: making the tree in $TREE ($(df -i "$BENCH_DIR" | awk 'NR == 2 { print $4 }') inodes free)" >&2
-	# shellcheck disable=SC2086 # ARGS are flags
-	"$BIN/mkscale" $ARGS "$TREE" | tee -a "$log" >&2
-	row "make the tree (mkscale, not azfs)" "$(tail -1 "$log" | sed 's/^mkscale: //')"
+	safe_rm "$TREE"
+	(cd "$REPO" && go build -o "$BIN/" ./bench/mkscale) || die "bench/mkscale does not build"
+	log "making the tree in $TREE ($(df -i "$BENCH_DIR" | awk 'NR == 2 { print $4 }') inodes free)"
+	# shellcheck disable=SC2086 # SCALE_ARGS are flags
+	"$BIN/mkscale" ${SCALE_ARGS:-} "$TREE" | tee "$LOGS/mkscale.log" >&2
+	MADE=$(tail -1 "$LOGS/mkscale.log" | sed 's/^mkscale: //')
 fi
-wide=$(sed -n 's/.*wide=\([0-9]*\).*/\1/p' "$TREE/.mkscale")
+WIDE=$(sed -n 's/.*wide=\([0-9]*\).*/\1/p' "$TREE/.mkscale")
+log "warming the page cache: every file but sparse.img read once"
 sync
+run_timed /dev/null "$LOGS/warm.err" find "$TREE" -type f ! -name sparse.img -exec cat -- {} +
+WARM="every file read once in $(fmt "$T_WALL" 1) s ($(fmt "$T_CPU" 1) s CPU)"
 
-# azfs: first and second backup.
-"$BIN/azfs" vault create "$work/vault" --generate-passphrase "$work/pass" --machine scale 2>>"$log"
-for k in first second; do
+# ---------------------------------------------------------------- steps
+
+# backup TOOL RUN STEP: a backup of the tree with TOOL's azfs into its vault; adds
+# STEP_s, STEP_cpu, STEP_rss, STEP_fps (files/s), STEP_up_mb, STEP_load.
+backup() {
+	local t=$1 i=$2 k=$3 out=$LOGS/$1-$2-$3 files
+	azfs_of "$t"
 	sync
-	measured "$work/backup-$k.json" "$BIN/azfs" backup --json "$TREE"
-	[ "$T_RC" = 0 ] || { echo "azfs backup ($k) exited $T_RC; see $log" >&2; tail -5 "$log" >&2; exit 1; }
-	files=$(jq .stats.files "$work/backup-$k.json")
-	dirs=$(jq .stats.dirs "$work/backup-$k.json")
-	up=$(jq '.storage.bytes_up // 0' "$work/backup-$k.json")
-	rate=$(awk -v n="$files" -v s="$T_WALL" 'BEGIN { printf "%.0f", n / s }')
-	[ $k = first ] && what="first backup ($files files, $dirs dirs, $(jq .stats.bytes_read "$work/backup-$k.json") bytes read)" ||
-		what="second backup, nothing changed ($(jq .stats.files_unchanged "$work/backup-$k.json") unchanged)"
-	row "azfs $what" "$T_WALL s, $rate files/s, peak RSS $T_RSS MB, $((up / 1000000)) MB up"
-	eval "azfs_${k}_s=\$T_WALL azfs_${k}_rss=\"\$T_RSS\""
-done
-row "vault size" "$(du -sm "$work/vault" | cut -f1) MB"
-
-# mount_start: mounts the latest point on $mnt in the background.
-mount_start() {
-	: >"$work/mount.err"
-	"$BIN/azmount" --point latest "$mnt" 2>"$work/mount.err" &
-	mount_pid=$!
-	until mountpoint -q "$mnt"; do
-		kill -0 "$mount_pid" 2>/dev/null || { echo "azmount exited; see $work/mount.err" >&2; cat "$work/mount.err" >&2; exit 1; }
-		sleep 0.02
-	done
-}
-# mount_stop: prints the mount's peak RSS (MB) and its exit line's counters,
-# and unmounts. It runs in a subshell ($(mount_stop)): end_mount waits for
-# azmount to be gone, so its exit line is in mount.err.
-mount_stop() {
-	local hwm
-	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$mount_pid/status")
-	end_mount "$mount_pid" "$mnt"
-	mount_pid=
-	cat "$work/mount.err" >>"$log"
-	printf '%s MB; %s\n' "$(mb "$hwm")" "$(grep -o 'requests=[0-9]* loads=[0-9]* bytes_down=[0-9]*' "$work/mount.err" | tail -1)"
+	add "$t.${k}_load" "$(load)"
+	run_timed "$out.json" "$out.err" "$AZFS" backup --json "$TREE"
+	if ((T_RC != 0)); then
+		kill_tool "$t" "$t run $i: $k backup exited $T_RC: $(errtail "$out.err")"
+		return 1
+	fi
+	files=$(jq .stats.files "$out.json")
+	add "$t.${k}_s" "$T_WALL"
+	add "$t.${k}_cpu" "$T_CPU"
+	add "$t.${k}_rss" "$T_RSS_MB"
+	add "$t.${k}_fps" "$(awk -v n="$files" -v s="$T_WALL" 'BEGIN { printf "%.0f", n / s }')"
+	add "$t.${k}_up_mb" "$(jq '(.storage.bytes_up // 0) / 1e6' "$out.json")"
+	add "$t.${k}_files" "$files"
+	[[ $k == second ]] && add "$t.second_unchanged" "$(jq .stats.files_unchanged "$out.json")"
+	log "$t run $i: $k backup $T_WALL s, $T_CPU s CPU, peak RSS $T_RSS_MB MB ($files files)"
 }
 
-if [ -e /dev/fuse ] && { [ "$(id -u)" -eq 0 ] || command -v fusermount3 >/dev/null; }; then
-	t0=$(now_ns)
-	mount_start
-	row "azmount: mounted" "$(elapsed "$t0") s"
-	t0=$(now_ns)
-	n=$(ls -f "$mnt$TREE/wide" | wc -l)
-	t=$(elapsed "$t0")
-	# ls -f lists what readdir returns: the entries, and . and .. when
-	# the file system returns them.
-	case $n in
-	$((wide + 2))) row "\`ls -f | wc -l\` of wide/ ($n entries incl. . and ..)" "$t s" ;;
-	"$wide") row "\`ls -f | wc -l\` of wide/ ($n entries: the mount's readdir returns no . and ..)" "$t s" ;;
-	*) echo "ls -f of wide/: $n entries, want $((wide + 2))" >&2; exit 1 ;;
-	esac
-	row "... mount peak RSS; counters at unmount" "$(mount_stop)"
+# mount_end TOOL KEY: the mount server's VmHWM (KEY_rss), then stops it and adds its exit
+# line's requests and bytes fetched (KEY_req, KEY_down_mb).
+mount_end() {
+	local t=$1 k=$2 line
+	add "$t.${k}_rss" "$(vmhwm_mb "$MPID")"
+	unmount_tool "$t"
+	line=$(grep -o 'requests=[0-9]* loads=[0-9]* bytes_down=[0-9]*' "$MLOG" | tail -1)
+	if [[ -n $line ]]; then
+		add "$t.${k}_req" "$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")"
+		add "$t.${k}_down_mb" "$(sed 's/.*bytes_down=\([0-9]*\).*/\1/' <<<"$line" | awk '{ printf "%.2f", $1 / 1e6 }')"
+	fi
+}
 
-	mount_start
-	row "a fresh mount, nothing read: peak RSS; counters at unmount (index, root)" "$(mount_stop)"
-	mount_start
-	t0=$(now_ns)
-	last=$(dd if="$mnt$TREE/sparse.img" bs=1 skip=$(((1 << 40) - 1)) count=1 status=none | od -An -tx1 | tr -d ' \n')
-	row "last byte of sparse.img (1 TiB) on a fresh mount" "$(elapsed "$t0") s, 0x$last"
-	[ "$last" = 5a ] || { echo "last byte of sparse.img: 0x$last, want 0x5a" >&2; exit 1; }
-	t0=$(now_ns)
-	cmp <(dd if="$mnt$TREE/sparse.img" bs=4096 skip=$((1 << 18)) count=1 status=none) \
-		<(dd if="$TREE/sparse.img" bs=4096 skip=$((1 << 18)) count=1 status=none)
-	row "... then 4 KiB at 1 GiB, compared with the source" "$(elapsed "$t0") s, equal"
-	row "... mount peak RSS; counters at unmount (sparse reads only)" "$(mount_stop)"
-else
-	row "mount" "not measured: no FUSE here"
-fi
+# mounts TOOL RUN: the three fresh mounts of the latest point.
+mounts() {
+	local t=$1 i=$2 cpu0 n last
+	start_mount "$t" "$i-ls" || return 0
+	sync
+	add "$t.ls_load" "$(load)"
+	cpu0=$(proc_cpu "$MPID")
+	run_timed "$SCRATCH/ls.out" "$LOGS/$t-$i-ls.err" ls -f "$MTARGET/wide"
+	add "$t.ls_mount_cpu" "$(awk -v a="$cpu0" -v b="$(proc_cpu "$MPID")" 'BEGIN { printf "%.2f", b - a }')"
+	n=$(wc -l <"$SCRATCH/ls.out")
+	# ls -f lists what readdir returns: the entries, and . and .. when the file system
+	# returns them (azmount does not).
+	if ((T_RC != 0)) || ((n != WIDE && n != WIDE + 2)); then
+		contract "$t run $i: ls -f of wide/ listed $n entries (rc=$T_RC), want $WIDE: $(errtail "$LOGS/$t-$i-ls.err")"
+	fi
+	add "$t.ls_s" "$T_WALL"
+	add "$t.ls_n" "$n"
+	mount_end "$t" ls
+	log "$t run $i: ls -f of wide/ $T_WALL s, $n entries"
 
-# restic beside, on the tree without sparse.img.
-if [ "${SCALE_SKIP_RESTIC:-0}" != 1 ] && command -v restic >/dev/null; then
-	export RESTIC_REPOSITORY=$work/restic RESTIC_PASSWORD=azfs-scale-bench
-	restic init >>"$log" 2>&1
-	for k in first second; do
+	start_mount "$t" "$i-idle" || return 0
+	mount_end "$t" idle
+
+	start_mount "$t" "$i-sparse" || return 0
+	run_timed "$SCRATCH/last.out" "$LOGS/$t-$i-sparse.err" \
+		dd if="$MTARGET/sparse.img" bs=1 skip=$(((1 << 40) - 1)) count=1 status=none
+	add "$t.sparse_s" "$T_WALL"
+	last=$(od -An -tx1 "$SCRATCH/last.out" | tr -d ' \n')
+	[[ $last == 5a ]] || contract "$t run $i: last byte of sparse.img through the mount 0x$last, want 0x5a"
+	run_timed "$SCRATCH/4k.out" "$LOGS/$t-$i-sparse4k.err" \
+		dd if="$MTARGET/sparse.img" bs=4096 skip=$((1 << 18)) count=1 status=none
+	add "$t.sparse4k_s" "$T_WALL"
+	dd if="$TREE/sparse.img" bs=4096 skip=$((1 << 18)) count=1 status=none | cmp -s - "$SCRATCH/4k.out" ||
+		contract "$t run $i: 4 KiB at 1 GiB of sparse.img through the mount differs from the source"
+	mount_end "$t" sparse
+}
+
+# ---------------------------------------------------------------- measure (runs interleaved)
+
+for ((i = 1; i <= BENCH_RUNS; i++)); do
+	order=("${TOOLS[@]}")
+	if ((i % 2 == 0 && ${#TOOLS[@]} == 2)); then order=("${TOOLS[1]}" "${TOOLS[0]}"); fi
+	for t in "${order[@]}"; do
+		dead "$t" && continue
+		reset_state "$t"
+		azfs_of "$t"
+		"$AZFS" vault create "$STATE/$t/vault" --generate-passphrase "$STATE/$t/passphrase" \
+			>"$LOGS/$t-$i-create.out" 2>"$LOGS/$t-$i-create.err" ||
+			{ kill_tool "$t" "$t run $i: vault create failed: $(errtail "$LOGS/$t-$i-create.err")"; continue; }
+		backup "$t" "$i" first || continue
 		sync
-		measured "$work/restic-$k.out" restic backup --exclude "$TREE/sparse.img" "$TREE"
-		[ "$T_RC" = 0 ] || row "restic $k backup" "exited $T_RC (see log)"
-		r="restic_${k}_s"
-		eval "$r=\$T_WALL restic_${k}_rss=\"\$T_RSS\""
+		add "$t.vault_mb" "$(du -sb "$STATE/$t/vault" | awk '{ printf "%.0f", $1 / 1e6 }')"
+		backup "$t" "$i" second || continue
+		if ((FUSE)); then mounts "$t" "$i"; fi
 	done
-	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-	row "restic $(restic version | cut -d' ' -f2) first backup (no sparse.img)" "$restic_first_s s, peak RSS $restic_first_rss MB (azfs/restic: time $(ratio "$azfs_first_s" "$restic_first_s"), RSS $(ratio "${azfs_first_rss%% *}" "${restic_first_rss%% *}"))"
-	row "restic second backup, nothing changed" "$restic_second_s s, peak RSS $restic_second_rss MB (azfs/restic: time $(ratio "$azfs_second_s" "$restic_second_s"), RSS $(ratio "${azfs_second_rss%% *}" "${restic_second_rss%% *}"))"
-	row "restic repository size" "$(du -sm "$RESTIC_REPOSITORY" | cut -f1) MB"
+done
+
+RESTIC_LINE=""
+if [[ ${SCALE_SKIP_RESTIC:-0} != 1 ]]; then
+	RESTIC=${RESTIC:-$BENCH_DIR/restic-0.19.0/restic}
+	[[ -x $RESTIC ]] || RESTIC=$(command -v restic || true)
+	if [[ -n $RESTIC ]]; then
+		reset_state restic
+		export RESTIC_REPOSITORY=$STATE/restic/repo RESTIC_PASSWORD=azfs-scale-bench
+		"$RESTIC" init >"$LOGS/restic-init.out" 2>&1 || die "restic init failed: $(errtail "$LOGS/restic-init.out")"
+		for k in first second; do
+			sync
+			run_timed "$LOGS/restic-$k.out" "$LOGS/restic-$k.err" "$RESTIC" backup --exclude "$TREE/sparse.img" "$TREE"
+			((T_RC == 0)) || contract "restic $k backup exited $T_RC: $(errtail "$LOGS/restic-$k.err")"
+			add "restic.${k}_s" "$T_WALL"
+			add "restic.${k}_cpu" "$T_CPU"
+			add "restic.${k}_rss" "$T_RSS_MB"
+		done
+		add restic.vault_mb "$(du -sb "$RESTIC_REPOSITORY" | awk '{ printf "%.0f", $1 / 1e6 }')"
+		RESTIC_LINE="$("$RESTIC" version | cut -d' ' -f1-2), once, the tree without sparse.img"
+	else
+		log "no restic: left out"
+	fi
 fi
 
-out=$BENCH_DIR/scale-$(date +%Y%m%d-%H%M%S).md
-{
-	echo "| scale, $(date -u +%Y-%m-%d), $(nproc) CPUs, local vault | result |"
-	echo "|---|---|"
-	printf '%s\n' "${rows[@]}"
-} | tee "$out"
-echo "written to $out" >&2
+# ---------------------------------------------------------------- report
+
+# row TITLE KEY DIGITS: medians of new and base, new / base of the medians, paired per run.
+row() {
+	local line="| $1 | $(cell "new.$2" "$3") |"
+	if [[ " ${TOOLS[*]} " == *" base "* ]]; then
+		line+=" $(cell "base.$2" "$3") | $(x "$(ratio "$(med "new.$2")" "$(med "base.$2")")") | $(paired "new.$2" "base.$2") |"
+	fi
+	if [[ -n $RESTIC_LINE ]]; then line+=" $(fmt "$(med "restic.$2")" "$3") |"; fi
+	echo "$line"
+}
+
+report() {
+	local hdr="| step (medians) | new |" sep="|---|---|"
+	if [[ " ${TOOLS[*]} " == *" base "* ]]; then
+		hdr+=" base | new / base | paired per run |"
+		sep+="---|---|---|"
+	fi
+	if [[ -n $RESTIC_LINE ]]; then
+		hdr+=" restic |"
+		sep+="---|"
+	fi
+	echo "# scale: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, local vault"
+	echo
+	echo "Tree \`$TREE\`: $(med new.first_files) files ($(cat "$TREE/.mkscale"))${MADE:+; made by mkscale: $MADE}; $WARM before the runs."
+	echo "Medians of $BENCH_RUNS interleaved run(s) (order of base and new alternating); fresh vault each run."
+	echo "new: \`$NEW_AZFS\` ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ", with uncommitted changes")); base: \`$BASE_DIR/azfs\`${AZMOUNT_FLAGS[*]:+; azmount flags \`${AZMOUNT_FLAGS[*]}\`}${RESTIC_LINE:+; restic: $RESTIC_LINE}."
+	echo "CPU is user + system seconds (of the backup, or of the mount server during \`ls -f\`); time ratios below 1 are faster."
+	echo "Load average (1 min) at the start of each step, new / base: first backup $(R_load first), second $(R_load second), ls $(R_load ls); at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo
+	echo "$hdr"
+	echo "$sep"
+	row "first backup: wall s" first_s 2
+	row "first backup: CPU s" first_cpu 1
+	row "first backup: peak RSS MB" first_rss 0
+	row "first backup: files/s" first_fps 0
+	row "first backup: MB up" first_up_mb 0
+	row "vault size MB" vault_mb 0
+	row "second backup, nothing changed: wall s" second_s 2
+	row "second backup: CPU s" second_cpu 1
+	row "second backup: peak RSS MB" second_rss 0
+	if ((FUSE)); then
+		row "mount until the tree shows: s" mount_s 2
+		row "\`ls -f\` of wide/ ($WIDE entries): wall s" ls_s 2
+		row "... mount server CPU s during it" ls_mount_cpu 2
+		row "... mount VmHWM MB" ls_rss 0
+		row "... requests" ls_req 0
+		row "... MB fetched" ls_down_mb 1
+		row "fresh mount, nothing read: VmHWM MB" idle_rss 0
+		row "... requests" idle_req 0
+		row "... MB fetched (index, root)" idle_down_mb 2
+		row "last byte of sparse.img (1 TiB), fresh mount: s" sparse_s 3
+		row "... then 4 KiB at 1 GiB: s" sparse4k_s 3
+		row "... mount VmHWM MB" sparse_rss 0
+		row "... requests (both reads and mounting)" sparse_req 0
+		row "... MB fetched" sparse_down_mb 2
+	fi
+	echo
+	echo "<details><summary>per-run values</summary>"
+	echo
+	per_run_values
+	report_end
+}
+R_load() {
+	local s=${R[new.$1_load]:-}
+	if [[ " ${TOOLS[*]} " == *" base "* ]]; then s="${s% } / ${R[base.$1_load]:-}"; fi
+	printf '%s' "${s% }"
+}
+publish report
