@@ -49,6 +49,10 @@
 #   4. (rounds after all runs) ~31 MB of edits to the tree (24 MiB rewritten in big.bin,
 #      64 KiB appended to 100 files), then a backup by every tool into its last repository
 # References in the same run: `cat` of the tree from page cache, plain `cp -a` disk to disk.
+# The report ends with issue 15's "no regression elsewhere" table, new against base with
+# new / base ratios (medians and per run): the unchanged rerun, `ls -lR`, the backup after
+# edits, the restore, the blob vault's first backup and `cp -a` cold and warm, and the ratios
+# of the newest bench/scale.sh results in BENCH_DIR (the scale run is a run of its own).
 # Exit status: 0 when every tool was measured (targets may FAIL), 1 when one could not be.
 set -euo pipefail
 
@@ -407,6 +411,75 @@ B() { med "base.$1"; }
 # target LABEL VALUE OP LIMIT [DETAIL]: a row of the target table.
 target() { echo "| $1 | $(fmt "$2" 2)${5:+ ($5)} | $3 $4 | $(check "$2" "$3" "$4") |"; }
 
+# seconds_of KEY_MBPS KEY_S: KEY_S's per-run values, the corpus's seconds at KEY_MBPS's
+# throughputs (the blob vault steps record MB/s only).
+seconds_of() {
+	local v
+	for v in ${R[$1]:-}; do add "$2" "$(awk -v b="$CORPUS_BYTES" -v r="$v" 'BEGIN { if (r > 0) printf "%.3f", b / 1e6 / r }')"; done
+}
+
+# scale_ratios: the new / base ratios of the newest bench/scale.sh results in BENCH_DIR
+# (a run of its own, maybe of other binaries: its file and binaries are named), or how to
+# get them.
+scale_ratios() {
+	local f kv r out=""
+	f=$(grep -l '| new / base |' "$BENCH_DIR"/scale-*.md 2>/dev/null | sort | tail -n 1)
+	if [[ -z $f ]]; then
+		printf 'not in this harness: `SCALE_SKIP_RESTIC=1 BIN=%s bash bench/scale.sh` measures new against base' "${NEW_DIR:-bin}"
+		return
+	fi
+	# LABEL=ROW: ROW starts a row of scale.sh's table "| ROW... | new | base | new / base | paired |"
+	for kv in "first backup=first backup: wall s" "its CPU=first backup: CPU s" \
+		"second backup=second backup, nothing changed: wall s" "its CPU=second backup: CPU s" \
+		"\`ls -f\` of wide/=\`ls -f\` of wide/" "mount CPU=... mount server CPU s during it"; do
+		r=$(awk -F' [|] ' -v k="| ${kv#*=}" 'index($1, k) == 1 { print $4; exit }' "$f")
+		out+="${out:+, }${kv%%=*} ${r:-n/a}"
+	done
+	printf '%s (`%s`, %s)' "$out" "$f" "$(sed -n 's/^\(new: .*\)\.$/\1/p' "$f" | head -n 1)"
+}
+
+# no_regression_row TITLE NEW_KEY BASE_KEY DIGITS: a row of no_regression's table.
+no_regression_row() {
+	echo "| $1 | $(fmt "$(med "$2")" "$4") | $(fmt "$(med "$3")" "$4") | $(x "$(ratio "$(med "$2")" "$(med "$3")")") | $(paired "$2" "$3") |"
+}
+
+# no_regression: issue 15's "no regression elsewhere" table: each step of new against base,
+# medians and the ratio of the medians (time and CPU: below 1 is better), and the per-run ratios.
+no_regression() {
+	local k
+	seconds_of newblob.first_mbps newblob.first_s
+	seconds_of baseblob.first_mbps baseblob.first_s
+	for k in cold warm; do
+		seconds_of "newblob.cp_${k}_mbps" "newblob.cp_${k}_s"
+		seconds_of "baseblob.cp_${k}_mbps" "baseblob.cp_${k}_s"
+	done
+	echo "No regression elsewhere (issue 15): new against base; time and CPU ratios new / base below 1 are better, within noise is about 1.25 on a loaded machine:"
+	echo
+	echo "| step | new | base | new / base | paired per run |"
+	echo "|---|---|---|---|---|"
+	no_regression_row "backup, nothing changed: wall s" new.second_s base.second_s 2
+	no_regression_row "backup, nothing changed: CPU s" new.second_cpu base.second_cpu 2
+	if [[ ${BENCH_SKIP_EDITS:-0} != 1 ]]; then
+		no_regression_row "backup after ~31 MB of edits: wall s" new.edits_s base.edits_s 2
+		no_regression_row "backup after ~31 MB of edits: CPU s" new.edits_cpu base.edits_cpu 2
+	fi
+	no_regression_row "mount until the tree shows: s" new.mount_s base.mount_s 2
+	no_regression_row "\`ls -lR\` of a fresh mount: wall s" new.ls_s base.ls_s 2
+	no_regression_row "\`ls -lR\`: mount server CPU s" new.ls_mount_cpu base.ls_mount_cpu 2
+	no_regression_row "native restore: wall s" new.restore_s base.restore_s 2
+	no_regression_row "native restore: CPU s" new.restore_cpu base.restore_cpu 2
+	if ((BLOB)); then
+		no_regression_row "blob vault, first backup: wall s" newblob.first_s baseblob.first_s 2
+		no_regression_row "blob vault, first backup: CPU s per GB" newblob.first_cpu_gb baseblob.first_cpu_gb 2
+		no_regression_row "blob vault, first backup: peak RSS MB" newblob.first_rss baseblob.first_rss 0
+		no_regression_row "blob vault, \`cp -a\` out of a fresh mount, empty on-disk cache: wall s" newblob.cp_cold_s baseblob.cp_cold_s 2
+		no_regression_row "blob vault, \`cp -a\` out of a remount, warm on-disk cache: wall s" newblob.cp_warm_s baseblob.cp_warm_s 2
+	else
+		echo "| blob vault | not measured (BENCH_SKIP_BLOB=1, or Azurite missing: see the failures) | | | |"
+	fi
+	echo "| the 2-million-file scale run, new / base | $(scale_ratios) | | | |"
+}
+
 report() {
 	local t hdr="| step |" sep="|---|" ref_cp ref_cat
 	ref_cp=$(med ref.cp_s)
@@ -458,14 +531,7 @@ report() {
 	target "random 4 KiB read p50, warm mount, new (ms)" "$(N rr_p50)" "<" 1
 	target "… with POSIX_FADV_RANDOM (ms)" "$(N rrf_p50)" "<" 1
 	echo
-	echo "No regression (new / base, time: within noise is about 1.25 here; the scale run is bench/scale.sh, see bench/README.md):"
-	echo
-	echo "| step | new / base | paired per run |"
-	echo "|---|---|---|"
-	local k
-	for k in second_s edits_s ls_s mount_s restore_s; do
-		echo "| $k | $(x "$(ratio "$(N "$k")" "$(B "$k")")") | $(paired "new.$k" "base.$k") |"
-	done
+	no_regression
 	if ((BLOB)); then
 		for t in $(blob_tools); do
 			echo
@@ -473,10 +539,6 @@ report() {
 			echo
 			blob_rows "$t-blob" "$t"
 		done
-		if have base; then
-			echo
-			echo "Blob vault, new / base: first backup $(x "$(ratio "$(med newblob.first_mbps)" "$(med baseblob.first_mbps)")"), \`cp -a\` cold $(x "$(ratio "$(med newblob.cp_cold_mbps)" "$(med baseblob.cp_cold_mbps)")"), warm $(x "$(ratio "$(med newblob.cp_warm_mbps)" "$(med baseblob.cp_warm_mbps)")") (throughput)."
-		fi
 	fi
 	echo
 	echo "<details><summary>per-run values</summary>"
