@@ -381,7 +381,20 @@ type decoder struct {
 	b   []byte
 	v1  bool // an "AZT1" part: times in nanoseconds
 	err error
+	// user and group are the owner names decoded last: a part's nodes
+	// mostly share them, and share their strings then.
+	user, group string
+	// extents is room for the extents of the nodes still to decode,
+	// allocated a block at a time (see extentBlock).
+	extents []Extent
 }
+
+// extentBlock is how many extents the decoder allocates at once for the
+// files of a part with few extents each (one allocation instead of one per
+// file). A node's extents are a slice of the block, capped at their
+// number, so the block lives as long as any node decoded into it; a file
+// with more extents than a quarter block gets a slice of its own.
+const extentBlock = 256
 
 func (d *decoder) fail(what string) {
 	if d.err == nil {
@@ -440,17 +453,49 @@ func (d *decoder) uint32(what string) uint32 {
 }
 
 func (d *decoder) bytes(what string) string {
+	b := d.raw(what)
+	if len(b) == 0 {
+		return ""
+	}
+	return string(b)
+}
+
+// raw reads a length and returns that many bytes of the input.
+func (d *decoder) raw(what string) []byte {
 	n := d.uvarint(what)
 	if d.err != nil {
-		return ""
+		return nil
 	}
 	if n > uint64(len(d.b)) {
 		d.fail(what)
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	b := d.b[:n]
 	d.b = d.b[n:]
-	return s
+	return b
+}
+
+// shared reads a string like bytes, returning *last instead of a new
+// string when the bytes are the same, and keeping the result in *last.
+func (d *decoder) shared(what string, last *string) string {
+	b := d.raw(what)
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
+}
+
+// extentRoom returns an empty slice with room for n extents.
+func (d *decoder) extentRoom(n int) []Extent {
+	if n > extentBlock/4 {
+		return make([]Extent, 0, n)
+	}
+	if cap(d.extents)-len(d.extents) < n {
+		d.extents = make([]Extent, 0, extentBlock)
+	}
+	room := d.extents[len(d.extents) : len(d.extents) : len(d.extents)+n]
+	d.extents = d.extents[:len(d.extents)+n]
+	return room
 }
 
 func (d *decoder) id(what string) (id keys.ID) {
@@ -558,8 +603,8 @@ func (d *decoder) node() Node {
 	n.Device = d.uvarint("device")
 	n.Links = d.uint32("links")
 	if flags&flagOwnerNames != 0 {
-		n.User = d.bytes("user")
-		n.Group = d.bytes("group")
+		n.User = d.shared("user", &d.user)
+		n.Group = d.shared("group", &d.group)
 	}
 	if flags&flagRdev != 0 {
 		n.Rdev = d.uvarint("rdev")
@@ -580,7 +625,7 @@ func (d *decoder) node() Node {
 			d.fail("extents on a non-file")
 		}
 		c := d.count("extent count", 34)
-		n.Extents = make([]Extent, 0, c)
+		n.Extents = d.extentRoom(c)
 		var end uint64
 		for range c {
 			gap := d.uvarint("extent gap")

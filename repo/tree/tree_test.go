@@ -466,3 +466,46 @@ func TestTypeString(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAllocsPerNode: decoding a part of files with one owner and a
+// few extents each allocates about one object per node (its name): owner
+// names are shared between nodes, extents allocated a block at a time.
+func TestDecodeAllocsPerNode(t *testing.T) {
+	p := &tree.Part{}
+	for i := range 1000 {
+		n := tree.Node{Name: string(rune('a'+i/100)) + string(rune('a'+i/10%10)) + string(rune('a'+i%10)) + ".go",
+			Type: tree.File, Mode: 0o644, User: "root", Group: "staff", Size: 3 << 20, Links: 1}
+		for j := range 1 + i%3 {
+			n.Extents = append(n.Extents, tree.Extent{Offset: uint64(j) << 20, Length: 1 << 20, ID: cid(byte(i + j))})
+		}
+		p.Nodes = append(p.Nodes, n)
+	}
+	b, err := p.Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *tree.Part
+	allocs := testing.AllocsPerRun(10, func() {
+		if got, err = tree.DecodePart(b); err != nil {
+			t.Fatal(err)
+		}
+	}) / float64(len(p.Nodes))
+	if !reflect.DeepEqual(normalize(got), normalize(p)) {
+		t.Fatal("decoded part differs")
+	}
+	if allocs > 1.1 {
+		t.Errorf("%.2f allocations per node, want at most 1.1", allocs)
+	}
+	// Each node's extents have no room beyond their own: appending to
+	// one never writes into another's.
+	for _, n := range got.Nodes {
+		if cap(n.Extents) != len(n.Extents) {
+			t.Fatalf("%q: %d extents with room for %d", n.Name, len(n.Extents), cap(n.Extents))
+		}
+	}
+	before := got.Nodes[1].Extents[0]
+	_ = append(got.Nodes[0].Extents, tree.Extent{Offset: 9 << 20, Length: 1, ID: cid(99)})
+	if got.Nodes[1].Extents[0] != before {
+		t.Fatal("appending to a node's extents changed the next node's")
+	}
+}
