@@ -66,3 +66,5 @@ require (
 )
 
 replace github.com/cloudsoda/go-smb2 => ./third_party/go-smb2
+
+replace github.com/hanwen/go-fuse/v2 => ./third_party/go-fuse
