@@ -78,32 +78,43 @@ func encodePayload(z zstdCodec, dst, plain []byte, c Compression) []byte {
 	return append(dst, plain...)
 }
 
-// Above sampleFrom bytes, compressible tries sampleCount samples of
+// Above sampleFrom bytes, compressible tries up to sampleCount samples of
 // sampleLen bytes spread over the input: one sample in the middle misjudges
 // files such as archives whose members are stored and deflated by turns.
 const (
 	sampleFrom  = 128 << 10
 	sampleCount = 4
 	sampleLen   = 16 << 10
+	// sampleBound is the most bytes a sample's frame can take, whatever
+	// the codec: zstd's ZSTD_COMPRESSBOUND of sampleLen (an encoder stores
+	// a block raw rather than let it grow).
+	sampleBound = sampleLen + sampleLen>>8 + (128<<10-sampleLen)>>11
 )
 
 // compressible guesses from samples spread over plain, compressed at zstd's
 // fastest level, whether zstd will save 1/64 of it; small inputs are always
-// tried.
+// tried. The guess is that the samples' frames together take less than
+// 63/64 of the samples' bytes; it stops trying samples as soon as the
+// frames so far settle that whatever the rest would take (at most
+// sampleBound each): on compressible data after the first, which a chunk
+// that compresses cost four trials (docs/performance.md §2.3).
 func compressible(z zstdCodec, plain []byte) bool {
 	if len(plain) <= sampleFrom {
 		return true
 	}
 	bp := samples.Get().(*[]byte)
 	defer samples.Put(bp)
+	const all = sampleCount * sampleLen
 	size := 0
 	for i := 1; i <= sampleCount; i++ {
 		at := len(plain)*i/(sampleCount+1) - sampleLen/2
 		*bp = z.encode((*bp)[:0], plain[at:at+sampleLen], levelSample)
 		size += len(*bp)
+		if size+(sampleCount-i)*sampleBound < all-all/64 {
+			return true
+		}
 	}
-	const all = sampleCount * sampleLen
-	return size < all-all/64
+	return false
 }
 
 // DecodePayload appends the data of a payload to dst. maxLen bounds the
