@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/azfs/azfs/internal/errkind"
+	"github.com/azfs/azfs/internal/freelist"
 	"github.com/azfs/azfs/internal/par"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/index"
@@ -665,6 +666,19 @@ func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id key
 // reader that recycles its plaintext buffers.
 var sealedBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
+// partBuffers holds the buffers Part decodes tree parts' plaintexts into,
+// one per core, none larger than maxKeptPartBuffer. They start with room
+// (a non-nil buffer is what makes LoadBlobInto decode into it) for the
+// parts of most directories.
+var partBuffers = freelist.New(runtime.GOMAXPROCS(0), func() *[]byte {
+	b := make([]byte, 0, 64<<10)
+	return &b
+})
+
+// maxKeptPartBuffer is the largest buffer partBuffers keeps: the rare
+// larger part (up to maxTreePart) allocates its own.
+const maxKeptPartBuffer = 1 << 20
+
 // packRangeError wraps err, from loading a range of pack id for what: a
 // range beyond the pack's end means a pack shorter than its index or
 // trailer says, which is damage, not a failure of the storage.
@@ -693,9 +707,22 @@ func (v *Area) ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, e
 	return v.LoadBlobInto(ctx, dst, keys.KindData, id)
 }
 
-// Part returns a decoded tree part.
+// Part returns a decoded tree part. Its plaintext is decoded into a
+// buffer of partBuffers (and, as LoadBlobInto does for a reader that
+// recycles its buffers, the sealed bytes read into one of sealedBuffers):
+// DecodePart copies what it keeps, so a mount listing a tree allocates
+// neither per part.
 func (v *Area) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
-	plain, err := v.LoadBlob(ctx, keys.KindTree, id)
+	bp := partBuffers.Get()
+	plain, err := v.LoadBlobInto(ctx, (*bp)[:0], keys.KindTree, id)
+	if cap(plain) > cap(*bp) {
+		*bp = plain // grown: keep the larger one
+	}
+	defer func() {
+		if cap(*bp) <= maxKeptPartBuffer {
+			partBuffers.Put(bp)
+		}
+	}()
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo"
 	"github.com/azfs/azfs/repo/pack"
+	"github.com/azfs/azfs/repo/storage/local"
 	"github.com/azfs/azfs/repo/storage/mem"
 	"github.com/azfs/azfs/repo/storage/storagetest"
 	"github.com/azfs/azfs/repo/tree"
@@ -580,5 +581,57 @@ func BenchmarkWriterSave(b *testing.B) {
 	})
 	if err := w.Flush(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestPartAllocs: reading a tree part from a vault directory allocates
+// little beyond the decoded part itself: the sealed bytes and the plaintext
+// go into reused buffers (a mount reads one part per directory it lists).
+func TestPartAllocs(t *testing.T) {
+	ctx := context.Background()
+	st, err := local.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVault(t, st)
+	w := v.NewWriter(ctx, 1)
+	p := &tree.Part{}
+	for i := range 1000 {
+		p.Nodes = append(p.Nodes, tree.Node{Name: fmt.Sprintf("file-%04d.go", i), Type: tree.File, Mode: 0o644, Size: 100, Links: 1,
+			Extents: []tree.Extent{{Length: 100, ID: keys.ID{byte(i), byte(i >> 8)}}}})
+	}
+	id, err := w.SavePart(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v = reopen(t, v)
+	enc, _ := p.Encode(nil)
+	allocated := func(f func()) uint64 {
+		const runs = 20
+		f()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range runs {
+			f()
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / runs
+	}
+	decode := allocated(func() {
+		if _, err := tree.DecodePart(enc); err != nil {
+			t.Fatal(err)
+		}
+	})
+	load := allocated(func() {
+		if _, err := v.Part(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("Part: %d bytes allocated, DecodePart alone %d, encoding %d bytes", load, decode, len(enc))
+	if load > decode+uint64(len(enc))/4 {
+		t.Errorf("Part allocated %d bytes, %d beyond decoding the part (its encoding is %d bytes)", load, load-decode, len(enc))
 	}
 }
