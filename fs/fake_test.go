@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type fakeSource struct {
 	nextID  uint64
 	// inflight counts chunk loads in progress; maxInflight is its peak.
 	inflight, maxInflight int
+	// partCalls counts the calls of Part, before they take mu.
+	partCalls atomic.Int32
 }
 
 func newFakeSource() *fakeSource {
@@ -46,6 +49,7 @@ func newFakeSource() *fakeSource {
 }
 
 func (f *fakeSource) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
+	f.partCalls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.loads[id]++

@@ -651,6 +651,37 @@ func TestPartCacheMergesLoads(t *testing.T) {
 	}
 }
 
+// TestPartCacheLoadsOnFewGoroutines: tree parts load on at most partLoads
+// goroutines however many directories are looked into at once (goroutines
+// that stay for the next load, whose stacks have grown).
+func TestPartCacheLoadsOnFewGoroutines(t *testing.T) {
+	src := newFakeSource()
+	c := newPartCache(src, 1<<20)
+	var ids []keys.ID
+	for i := range 3 * partLoads {
+		ids = append(ids, src.addPart([]tree.Node{{Name: fmt.Sprint(i), Type: tree.File}}))
+	}
+	src.mu.Lock() // hold loads until all callers wait
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			if _, err := c.get(context.Background(), id); err != nil {
+				t.Errorf("get: %v", err)
+			}
+		})
+	}
+	waitFor(t, "loads to start", func() bool { return src.partCalls.Load() >= partLoads })
+	time.Sleep(20 * time.Millisecond)
+	if n := src.partCalls.Load(); n != partLoads {
+		t.Errorf("%d part loads at once, want %d", n, partLoads)
+	}
+	src.mu.Unlock()
+	wg.Wait()
+	if n := src.partCalls.Load(); n != int32(len(ids)) {
+		t.Errorf("%d part loads, want %d", n, len(ids))
+	}
+}
+
 // TestPartCacheByteBound: decoded parts are bounded by their bytes, not
 // their count: parts of many nodes evict each other sooner.
 func TestPartCacheByteBound(t *testing.T) {

@@ -18,8 +18,16 @@ type partCache struct {
 	lru *lru.Cache[keys.ID, *tree.Part]
 }
 
+// partLoads is how many tree parts load at once. The loads run on
+// goroutines that stay for the next one (cache/lru's LimitLoads), so that
+// a listing of many directories, one part each, grows the deep stack of a
+// load (read, decrypt, decompress, decode) once, not for every part.
+const partLoads = 16
+
 func newPartCache(src Source, maxBytes int64) *partCache {
-	return &partCache{src: src, lru: lru.New[keys.ID](maxBytes, partBytes)}
+	c := lru.New[keys.ID](maxBytes, partBytes)
+	c.LimitLoads(partLoads)
+	return &partCache{src: src, lru: c}
 }
 
 // get returns the part id from the cache or loads it. A caller whose ctx
