@@ -96,8 +96,8 @@ const (
 // tried. The guess is that the samples' frames together take less than
 // 63/64 of the samples' bytes; it stops trying samples as soon as the
 // frames so far settle that whatever the rest would take (at most
-// sampleBound each): on compressible data after the first, which a chunk
-// that compresses cost four trials (docs/performance.md §2.3).
+// sampleBound each): on compressible data after the first sample, where it
+// took all four (docs/performance.md §2.3).
 func compressible(z zstdCodec, plain []byte) bool {
 	if len(plain) <= sampleFrom {
 		return true
