@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -540,17 +541,14 @@ func DecodePart(b []byte) (*Part, error) {
 		return nil, fmt.Errorf("%w: bad magic", ErrFormat)
 	}
 	count := d.count("node count", 14)
-	p := &Part{Nodes: make([]Node, 0, count)}
+	p := &Part{Nodes: make([]Node, count)}
 	for i := 0; i < count && d.err == nil; i++ {
-		n := d.node()
-		if d.err != nil {
-			break
-		}
-		if i > 0 && n.Name <= p.Nodes[i-1].Name {
+		// Decoded in place: a Node is a few hundred bytes.
+		n := &p.Nodes[i]
+		d.node(n)
+		if d.err == nil && i > 0 && n.Name <= p.Nodes[i-1].Name {
 			d.err = fmt.Errorf("%w: names not sorted at %q", ErrFormat, n.Name)
-			break
 		}
-		p.Nodes = append(p.Nodes, n)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrFormat, len(d.b))
@@ -561,23 +559,23 @@ func DecodePart(b []byte) (*Part, error) {
 	return p, nil
 }
 
-func (d *decoder) node() Node {
-	var n Node
+// node decodes a node into n, which is zero.
+func (d *decoder) node(n *Node) {
 	n.Name = d.bytes("name")
-	if d.err == nil && (n.Name == "" || n.Name == "." || n.Name == ".." || bytes.ContainsAny([]byte(n.Name), "/\x00")) {
+	if d.err == nil && (n.Name == "" || n.Name == "." || n.Name == ".." || strings.ContainsAny(n.Name, "/\x00")) {
 		d.err = fmt.Errorf("%w: invalid name %q", ErrFormat, n.Name)
-		return n
+		return
 	}
 	if d.err == nil {
 		if len(d.b) == 0 {
 			d.fail("type")
-			return n
+			return
 		}
 		n.Type = Type(d.b[0])
 		d.b = d.b[1:]
 		if n.Type < File || n.Type > Socket {
 			d.fail("type")
-			return n
+			return
 		}
 	}
 	flags := d.uvarint("flags")
@@ -658,5 +656,4 @@ func (d *decoder) node() Node {
 		}
 		n.Entries = d.uvarint("entries")
 	}
-	return n
 }
