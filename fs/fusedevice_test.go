@@ -2,14 +2,20 @@ package fs
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/trace"
 	"strings"
 	"testing"
 	"time"
+
+	xtrace "golang.org/x/exp/trace"
+	"golang.org/x/sys/unix"
 
 	"github.com/azfs/azfs/internal/testfiles"
 )
@@ -107,4 +113,86 @@ func requestReaders() (waiting, blocked int) {
 		}
 	}
 	return waiting, blocked
+}
+
+// TestMountedRepliesEnterNoSyscall: serving READs of chunks already at
+// hand, the goroutines of go-fuse read requests and write replies without
+// entering a system call as the runtime counts them (the execution trace
+// shows no goroutine of the FUSE device's in the syscall state). Each such
+// entry wakes the runtime's monitor when the process was idle, as a server
+// is between requests, and the monitor then polls every 20µs for a while
+// (third_party/go-fuse/AZFS-PATCH.md).
+func TestMountedRepliesEnterNoSyscall(t *testing.T) {
+	f := newFixture(t)
+	root, err := NewPointRoot(f.src, f.point, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mountTest(t, root, Options{})
+	names := []string{"big", "sparse", "hard1", "xattrs", "old"}
+	// Load every chunk into the cache, then drop the kernel's pages so
+	// that the reads below reach the mount again.
+	for _, name := range names {
+		readAndDropPages(t, filepath.Join(dir, name))
+	}
+
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		readAndDropPages(t, filepath.Join(dir, name))
+	}
+	trace.Stop()
+
+	r, err := xtrace.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscalls := map[string]int{}
+	for {
+		ev, err := r.ReadEvent()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind() != xtrace.EventStateTransition {
+			continue
+		}
+		st := ev.StateTransition()
+		if st.Resource.Kind != xtrace.ResourceGoroutine {
+			continue
+		}
+		if _, to := st.Goroutine(); to != xtrace.GoSyscall {
+			continue
+		}
+		for frame := range st.Stack.Frames() {
+			if strings.Contains(frame.Func, "go-fuse/v2/fuse.(*fuseFD)") {
+				syscalls[frame.Func]++
+				break
+			}
+		}
+	}
+	if len(syscalls) > 0 {
+		t.Errorf("system calls entered by the FUSE device's goroutines, by function: %v", syscalls)
+	}
+}
+
+// readAndDropPages reads the file at path whole, then drops its pages from
+// the kernel's cache.
+func readAndDropPages(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -51,12 +51,13 @@ func (p *bufferPool) getPool(pageCount int, delta int) *sync.Pool {
 // AllocBuffer creates a buffer of at least the given size. After use,
 // it should be deallocated with FreeBuffer().
 func (p *bufferPool) AllocBuffer(size uint32) []byte {
-	sz := max(int(size), pageSize)
-
-	if sz%pageSize != 0 {
-		sz += pageSize
+	// azfs patch: a power of two of pages, so that a buffer serves
+	// requests of other sizes of its class; upstream pools each page
+	// count apart, and READs of files of all sizes reused few buffers.
+	pages := 1
+	for pages*pageSize < int(size) {
+		pages *= 2
 	}
-	pages := sz / pageSize
 
 	b := p.getPool(pages, 1).Get().([]byte)
 	return b[:size]

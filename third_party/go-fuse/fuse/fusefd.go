@@ -104,6 +104,21 @@ func (r *fuseFD) writevFD(iov [][]byte) (int, error) {
 	return n, err
 }
 
+// writeReplyFD writes the reply iov as writevFD does, but without
+// entering a system call as far as the runtime knows (azfs patch, see
+// rawWritev): each entry of a system call wakes the runtime's monitor when
+// the process was idle, as a server is between requests.
+func (r *fuseFD) writeReplyFD(iov [][]byte) (int, error) {
+	var n int
+	var err error
+	if cerr := r.withFD(func(fd int) {
+		n, err = rawWritev(fd, iov)
+	}); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
 // readRequest reads one request from the kernel. Returns nil, OK if
 // there are too many concurrent readers or insufficient request-bytes
 // budget.
@@ -170,15 +185,16 @@ func (r *fuseFD) readRequest() (req *requestAlloc, code Status) {
 // and keeps polling every 20µs while requests come and go. The fd is
 // non-blocking (newFuseFD): a read that finds no request (EAGAIN) parks
 // the goroutine in the poller, holding no thread, until /dev/fuse polls
-// readable. When the poller fails instead (the connection is gone: the
-// device polls EPOLLERR alone, which the poller reports as an error of its
-// own), the read is done as upstream does it, waiting in poll(2): it fails
-// with the device's error (ENODEV) at once.
+// readable. The read itself never waits, so it is made without entering a
+// system call as far as the runtime knows (rawRead). When the poller fails
+// instead (the connection is gone: the device polls EPOLLERR alone, which
+// the poller reports as an error of its own), the read is retried waiting
+// in poll(2): it fails with the device's error (ENODEV) at once.
 func (r *fuseFD) readFD(dest []byte) (int, error) {
 	var n int
 	var err error
 	read := func(fd uintptr) bool {
-		n, err = syscall.Read(int(fd), dest)
+		n, err = rawRead(int(fd), dest)
 		return err != syscall.EAGAIN
 	}
 	if perr := r.conn.Read(read); perr == nil {
@@ -283,6 +299,6 @@ func (r *fuseFD) writeWithSlice(req *request, ws withSlice) Status {
 	bufs := make([][]byte, 0, 2+len(slices))
 	bufs = append(bufs, req.outHeaderBuf, req.outDataBuf)
 	bufs = append(bufs, slices...)
-	_, err := r.writevFD(bufs)
+	_, err := r.writeReplyFD(bufs)
 	return ToStatus(err)
 }

@@ -9,7 +9,7 @@ const useSingleReader = false
 func (r *fuseFD) write(req *request) Status {
 	if req.outPayloadSize() == 0 {
 		err := handleEINTR(func() error {
-			_, err := r.writevFD([][]byte{req.outHeaderBuf, req.outDataBuf})
+			_, err := r.writeReplyFD([][]byte{req.outHeaderBuf, req.outDataBuf})
 			return err
 		})
 		return ToStatus(err)
@@ -38,6 +38,6 @@ func (r *fuseFD) write(req *request) Status {
 		req.serializeHeader(len(req.outPayload))
 	}
 
-	_, err := r.writevFD([][]byte{req.outHeaderBuf, req.outDataBuf, req.outPayload})
+	_, err := r.writeReplyFD([][]byte{req.outHeaderBuf, req.outDataBuf, req.outPayload})
 	return ToStatus(err)
 }
