@@ -371,9 +371,13 @@ func (s *dirStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 // entry just listed, without searching the directory again.
 type dirHandle struct {
 	s *dirStream
+	// entry is the entry Readdirent returned last: go-fuse copies it
+	// before it asks for the next (one allocation per entry less).
+	entry fuse.DirEntry
 }
 
-// Readdirent returns the next entry, or nil at the end.
+// Readdirent returns the next entry, or nil at the end. The entry is the
+// handle's until the next call.
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	if !h.s.hasNext(ctx) {
 		return nil, 0
@@ -382,7 +386,8 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	if errno != 0 {
 		return nil, errno
 	}
-	return &e, 0
+	h.entry = e
+	return &h.entry, 0
 }
 
 // Seekdir repositions the listing.
