@@ -20,7 +20,8 @@
 #   5. a fresh mount: the last byte of sparse.img (dd with skip; its value checked), then
 #      4 KiB at 1 GiB compared with the source: wall s; VmHWM, requests, bytes fetched (KiB,
 #      not the file)
-# Before the runs every file is read once (the page cache warm for both binaries alike).
+# Before the runs every file is read once (the page cache warm for both binaries alike; 5
+# minutes on a loaded machine, SCALE_WARM=0 leaves it out when the cache is warm already).
 # After the runs, unless SCALE_SKIP_RESTIC=1: restic's first and second backup of the tree
 # without sparse.img (restic reads the holes of a sparse file: 1 TiB of zeros), once.
 # Prints a table of medians, new / base ratios (median of each, and per run) and the load
@@ -32,6 +33,7 @@
 #   BENCH_BASELINE=DIR             base is DIR/azfs and DIR/azmount (default
 #                                  $BENCH_DIR/baseline-8cf8197; when missing, new is measured alone)
 #   SCALE_SKIP_BASE=1              new alone
+#   SCALE_WARM=0                   do not read the tree before the runs
 #   BENCH_RUNS=3                   runs of each binary; medians reported
 #   BENCH_DIR=/var/tmp/azfs-bench  the tree, results, logs/scale-<time>/
 #   SCALE_TREE=DIR                 the tree ($BENCH_DIR/scale-tree): made by mkscale when it lacks
@@ -136,10 +138,14 @@ else
 	MADE=$(tail -1 "$LOGS/mkscale.log" | sed 's/^mkscale: //')
 fi
 WIDE=$(sed -n 's/.*wide=\([0-9]*\).*/\1/p' "$TREE/.mkscale")
-log "warming the page cache: every file but sparse.img read once"
-sync
-run_timed /dev/null "$LOGS/warm.err" find "$TREE" -type f ! -name sparse.img -exec cat -- {} +
-WARM="every file read once in $(fmt "$T_WALL" 1) s ($(fmt "$T_CPU" 1) s CPU)"
+if [[ ${SCALE_WARM:-1} == 1 ]]; then
+	log "warming the page cache: every file but sparse.img read once"
+	sync
+	run_timed /dev/null "$LOGS/warm.err" find "$TREE" -type f ! -name sparse.img -exec cat -- {} +
+	WARM="every file read once in $(fmt "$T_WALL" 1) s ($(fmt "$T_CPU" 1) s CPU) before the runs"
+else
+	WARM="not read before the runs (SCALE_WARM=0)"
+fi
 
 # ---------------------------------------------------------------- steps
 
@@ -283,9 +289,9 @@ report() {
 	fi
 	echo "# scale: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, local vault"
 	echo
-	echo "Tree \`$TREE\`: $(med new.first_files) files ($(cat "$TREE/.mkscale"))${MADE:+; made by mkscale: $MADE}; $WARM before the runs."
+	echo "Tree \`$TREE\`: $(med new.first_files) files ($(cat "$TREE/.mkscale"))${MADE:+; made by mkscale: $MADE}; $WARM."
 	echo "Medians of $BENCH_RUNS interleaved run(s) (order of base and new alternating); fresh vault each run."
-	echo "new: \`$NEW_AZFS\` ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ", with uncommitted changes")); base: \`$BASE_DIR/azfs\`${AZMOUNT_FLAGS[*]:+; azmount flags \`${AZMOUNT_FLAGS[*]}\`}${RESTIC_LINE:+; restic: $RESTIC_LINE}."
+	echo "new: \`$NEW_AZFS\` (the scripts at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ", with uncommitted changes")); base: \`$BASE_DIR/azfs\`${AZMOUNT_FLAGS[*]:+; azmount flags \`${AZMOUNT_FLAGS[*]}\`}${RESTIC_LINE:+; restic: $RESTIC_LINE}."
 	echo "CPU is user + system seconds (of the backup, or of the mount server during \`ls -f\`); time ratios below 1 are faster."
 	echo "Load average (1 min) at the start of each step, new / base: first backup $(R_load first), second $(R_load second), ls $(R_load ls); at the end $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
