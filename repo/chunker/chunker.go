@@ -41,8 +41,9 @@ const gearContext = "azfs 2025-01-01 repo/chunker FastCDC gear table v1"
 
 // Reads from the underlying reader go straight into the chunk's buffer, so a
 // chunk's bytes are copied only when a read ran past its end (the rest is
-// kept for the next chunk). The read size starts at minReadSize and doubles,
-// up to maxReadSize, whenever a read fills it, so that chunking a tiny file
+// kept for the next chunk). The read size starts at minReadSize (or at the
+// input's size, up to maxReadSize, when the reader states it: firstReadSize)
+// and doubles, up to maxReadSize, whenever a read fills it, so that chunking a tiny file
 // costs only a tiny buffer; a reader at full size reads a chunk's first Min
 // bytes, which are never hashed, in the same call as the next maxReadSize.
 const (
@@ -103,7 +104,7 @@ func New(r io.Reader, seed [32]byte, p Params) *Chunker {
 		maskS: ^uint64(0) << (64 - min(avgBits+2, 64)),
 		maskL: ^uint64(0) << (64 - max(avgBits-2, 0)),
 		r:     r,
-		step:  minReadSize,
+		step:  firstReadSize(r),
 	}
 }
 
@@ -112,9 +113,21 @@ func New(r io.Reader, seed [32]byte, p Params) *Chunker {
 func (c *Chunker) Reset(r io.Reader) {
 	c.r = r
 	c.carry = c.carry[:0]
-	c.step = minReadSize
+	c.step = firstReadSize(r)
 	c.eof = false
 	c.err = nil
+}
+
+// firstReadSize is the size of the first read from r: minReadSize, or
+// when r states its size (an io.SectionReader of a file does), that size
+// up to maxReadSize, so that a small file takes one read, not one per
+// doubling.
+func firstReadSize(r io.Reader) int {
+	sized, ok := r.(interface{ Size() int64 })
+	if !ok {
+		return minReadSize
+	}
+	return int(min(max(sized.Size(), minReadSize), maxReadSize))
 }
 
 // Next reads the next chunk into buf (grown when cap(buf) is smaller than

@@ -332,6 +332,62 @@ func TestRollMatchesBytewiseHash(t *testing.T) {
 	}
 }
 
+// countingReaderAt counts the reads made of it.
+type countingReaderAt struct {
+	r     io.ReaderAt
+	reads int
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	return c.r.ReadAt(p, off)
+}
+
+// TestSizedInputFirstRead: a file read through an io.SectionReader (as the
+// backup reads files) takes its first read at its size, up to the largest
+// read (and a chunk's unhashed first Min bytes), so a small one takes one
+// read: it took one per doubling from 4 KiB, four for 40 KiB and five for
+// 300 KiB. The chunks are the same.
+func TestSizedInputFirstRead(t *testing.T) {
+	for _, tc := range []struct{ size, reads int }{
+		{0, 0},
+		{100, 1},
+		{40 << 10, 1},
+		{maxReadSize, 1},
+		{maxReadSize + 1, 1}, // with the unhashed first Min bytes
+		{300 << 10, 1},
+	} {
+		data := randomData(tc.size, 21)
+		src := &countingReaderAt{r: bytes.NewReader(data)}
+		c := New(nil, testSeed, DefaultParams)
+		c.Reset(io.NewSectionReader(src, 0, int64(len(data))))
+		got := allChunks(t, c)
+		if src.reads != tc.reads {
+			t.Errorf("%d bytes: %d reads, want %d", tc.size, src.reads, tc.reads)
+		}
+		want := allChunks(t, New(iotest.OneByteReader(bytes.NewReader(data)), testSeed, DefaultParams))
+		if len(got) != len(want) || !bytes.Equal(bytes.Join(got, nil), data) {
+			t.Errorf("%d bytes: %d chunks, want %d, reassembling the input", tc.size, len(got), len(want))
+		}
+	}
+}
+
+// allChunks returns every chunk c cuts, each in its own buffer.
+func allChunks(t *testing.T, c *Chunker) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for {
+		chunk, err := c.Next(nil)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, chunk)
+	}
+}
+
 func TestNewPanicsOnInvalidParams(t *testing.T) {
 	for _, p := range []Params{
 		{Min: -1, Avg: 2, Max: 4},
