@@ -19,18 +19,23 @@ import (
 
 // chunk is a decrypted chunk in the mount's cache.
 type chunk struct {
+	// data is the chunk's content, somewhere in buf's room (a source may
+	// read an uncompressed chunk's sealed bytes into buf and open them in
+	// place: sealedRoom).
 	data []byte
-	// refs counts the chunk's holders: the cache while it keeps it, each
-	// reply not yet written, and each reader that took the data for good
-	// (vault.chunk). At zero the buffer is handed back; refs never rises
-	// from zero again.
+	// buf is the buffer the chunk lies in, recycled when the last holder
+	// lets go.
+	buf []byte
+	// refs counts the chunk's holders: the cache while it keeps it, and
+	// each reply not yet written. At zero the buffer is handed back; refs
+	// never rises from zero again.
 	refs holders
 }
 
-// newChunk returns a chunk of data held once: by the cache that it is added
-// to, or by the caller that loaded it alone.
-func newChunk(data []byte) *chunk {
-	c := &chunk{data: data}
+// newChunk returns a chunk of data, lying in buf, held once: by the cache
+// that it is added to, or by the caller that loaded it alone.
+func newChunk(data, buf []byte) *chunk {
+	c := &chunk{data: data, buf: buf}
 	c.refs.first()
 	return c
 }
@@ -42,8 +47,8 @@ func (c *chunk) pin() bool { return c.refs.hold() }
 // unpin drops a holder; the last hands the buffer to free.
 func (c *chunk) unpin(free *buffers) {
 	if c.refs.release("chunk") {
-		free.put(c.data)
-		c.data = nil
+		free.put(c.buf)
+		c.data, c.buf = nil, nil
 	}
 }
 
@@ -56,6 +61,11 @@ const (
 	maxPooled = 16 << 20
 	// classesUp is how many size classes get tries, from n's up.
 	classesUp = 3
+	// sealedRoom is the room a chunk's buffer has beyond its length, for a
+	// source to read an uncompressed chunk's sealed form into it (a
+	// header, the payload's encoding byte and the tag: keys.Overhead + 1
+	// bytes) and open it in place, with no copy.
+	sealedRoom = 64
 )
 
 // sizeClass returns the capacity of the buffers that hold n bytes: n
@@ -85,10 +95,11 @@ func newBuffers(max int64) *buffers {
 	return &buffers{max: max, free: make(map[int][][]byte)}
 }
 
-// get returns an empty buffer with room for n bytes: a kept one of n's
-// size class or the next, else a new one; or nil for a size not pooled
-// (the decoder then allocates what it needs).
+// get returns an empty buffer with room for n bytes and sealedRoom: a
+// kept one of its size class or the next, else a new one; or nil for a
+// size not pooled (the decoder then allocates what it needs).
 func (b *buffers) get(n int) []byte {
+	n += sealedRoom
 	if n < minPooled || n > maxPooled {
 		return nil
 	}
@@ -138,6 +149,12 @@ func (b *buffers) put(buf []byte) {
 	}
 	b.free[c] = append(b.free[c], buf[:0])
 	b.bytes += int64(c)
+}
+
+// inRoom reports whether data lies in buf's room (ends where buf's room
+// ends: a source appends to buf or opens the chunk in place there).
+func inRoom(data, buf []byte) bool {
+	return cap(data) > 0 && cap(buf) > 0 && &data[:cap(data)][cap(data)-1] == &buf[:cap(buf)][cap(buf)-1]
 }
 
 // kept returns the bytes of the buffers kept.

@@ -241,16 +241,6 @@ func (f *fileNode) Lseek(_ context.Context, _ gofs.FileHandle, off uint64, whenc
 	return 0, syscall.EINVAL
 }
 
-// chunk returns the content of extent e through the chunk cache, checking
-// its length. The data stays the caller's: its buffer is never recycled.
-func (v *vault) chunk(ctx context.Context, e tree.Extent) ([]byte, error) {
-	c, err := v.pinChunk(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	return c.data, nil
-}
-
 // pinnedTries is how often pinChunk takes a chunk from the cache before it
 // loads it alone: each failure means the chunk was evicted and recycled
 // between the cache's answer and the pin.
@@ -319,10 +309,13 @@ func (v *vault) chunkLoader(e tree.Extent) func(context.Context) (*chunk, error)
 			v.free.put(buf)
 			return nil, err
 		}
-		if cap(buf) > 0 && cap(data) != cap(buf) {
-			v.free.put(buf) // not used: the chunk is longer than its extent says
+		if !inRoom(data, buf) {
+			// Not decoded into buf: a size not pooled, or a chunk longer
+			// than its extent says.
+			v.free.put(buf)
+			buf = data
 		}
-		return newChunk(data), nil
+		return newChunk(data, buf), nil
 	}
 }
 

@@ -33,7 +33,9 @@ type Source interface {
 	Part(ctx context.Context, id keys.ID) (*tree.Part, error)
 	// ChunkInto appends a decrypted, decompressed chunk to dst, decoding
 	// into dst's room when that suffices (the mount recycles its chunk
-	// buffers); errors wrapping keys.ErrAuth mean damaged data.
+	// buffers); with an empty dst the chunk may lie anywhere in its room
+	// (an uncompressed chunk opened in place where its sealed bytes were
+	// read: sealedRoom). Errors wrapping keys.ErrAuth mean damaged data.
 	ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error)
 }
 
@@ -168,7 +170,7 @@ func newVault(src Source, opts Options) *vault {
 	free := newBuffers(kept)
 	// A buffer counts for its capacity, which a recycled one may have in
 	// excess of the chunk (sizeClass).
-	chunks := lru.New[keys.ID](cached, func(c *chunk) int64 { return int64(cap(c.data)) })
+	chunks := lru.New[keys.ID](cached, func(c *chunk) int64 { return int64(cap(c.buf)) })
 	chunks.OnEvict(func(c *chunk) { c.unpin(free) })
 	chunks.LimitLoads(loadsInFlight(readAhead))
 	return &vault{

@@ -38,7 +38,7 @@ import (
 // A block that does not load in its window (its span's request failed, it
 // does not authenticate there, or the index does not place it in a pack)
 // is left out of the window, and the reader that needs it loads it alone
-// through the chunk cache (vault.chunk), which tries the block's other
+// through the chunk cache (vault.pinChunk), which tries the block's other
 // copies and reports: a damaged block fails only the reads that need it.
 const (
 	// imageWindow is the span of a file whose blocks load together, and
