@@ -636,10 +636,15 @@ func (v *Area) loadCopy(ctx context.Context, dst []byte, kind keys.Kind, id keys
 //
 // With dst set (a reader that recycles its buffers) and no cache, the
 // sealed bytes are read into a buffer of sealedBuffers, which the plaintext
-// never points into then, and handed back after opening.
+// never points into then, and handed back after opening; or, when dst's
+// room holds them and the blob is likely uncompressed, into dst's room
+// (fetchInPlace).
 func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
 	var sealed []byte
 	var err error
+	if len(dst) == 0 && cap(dst) >= int(loc.Length) && 2*int(loc.Length) > cap(dst) && !cache {
+		return v.fetchInPlace(ctx, dst, kind, id, loc)
+	}
 	if dst != nil && !cache {
 		bp := sealedBuffers.Get().(*[]byte)
 		defer func() { sealedBuffers.Put(bp) }()
@@ -660,6 +665,33 @@ func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id key
 		v.cache.Put(id.String(), sealed)
 	}
 	return v.OpenBlobInto(dst, kind, id, sealed)
+}
+
+// fetchInPlace is fetchBlob reading the sealed bytes into the room of dst
+// (empty, with room for them) and opening them there: the plaintext of an
+// uncompressed blob (most of a blob's size when it fills most of dst: the
+// chunks of data that does not compress) is then a subslice of dst's room,
+// neither copied nor allocated; a compressed one is copied out into a
+// buffer of sealedBuffers and decoded into dst.
+func (v *Area) fetchInPlace(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
+	sealed, err := storage.LoadInto(ctx, v.st, dst, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		return nil, packRangeError(fmt.Sprintf("load %s %s", kind, id.Short()), loc.Pack, err)
+	}
+	if len(sealed) != int(loc.Length) {
+		return nil, fmt.Errorf("load %s %s: %w: pack %s is truncated", kind, id.Short(), ErrDamaged, loc.Pack.Short())
+	}
+	payload, err := v.openSealed(kind, id, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if pack.Uncompressed(payload) {
+		return v.decodePayload(nil, kind, id, payload)
+	}
+	bp := sealedBuffers.Get().(*[]byte)
+	defer sealedBuffers.Put(bp)
+	*bp = append((*bp)[:0], payload...)
+	return v.decodePayload(dst, kind, id, *bp)
 }
 
 // sealedBuffers holds the buffers fetchBlob reads sealed blobs into for a

@@ -14,6 +14,16 @@ import (
 // grown only when that is too small), and with a nil dst it is OpenBlob.
 // sealed is overwritten: it is decrypted in place.
 func (v *Area) OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
+	payload, err := v.openSealed(kind, id, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return v.decodePayload(dst, kind, id, payload)
+}
+
+// openSealed authenticates sealed and decrypts it in place, returning the
+// payload.
+func (v *Area) openSealed(kind keys.Kind, id keys.ID, sealed []byte) ([]byte, error) {
 	if v.open.Len() == 0 {
 		return nil, ErrWriteOnly
 	}
@@ -24,6 +34,12 @@ func (v *Area) OpenBlobInto(dst []byte, kind keys.Kind, id keys.ID, sealed []byt
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
+	return payload, nil
+}
+
+// decodePayload appends the data of an opened blob's payload to dst (a
+// subslice of payload with a nil dst, for an uncompressed one).
+func (v *Area) decodePayload(dst []byte, kind keys.Kind, id keys.ID, payload []byte) ([]byte, error) {
 	limit := maxTreePart
 	if kind == keys.KindData {
 		limit = v.cfg.Chunker.Max

@@ -117,6 +117,10 @@ func compressible(z zstdCodec, plain []byte) bool {
 	return false
 }
 
+// Uncompressed reports whether payload holds its data as is: DecodePayload
+// with a nil dst returns a subslice of it.
+func Uncompressed(payload []byte) bool { return len(payload) > 0 && payload[0] == payloadRaw }
+
 // DecodePayload appends the data of a payload to dst. maxLen bounds the
 // decompressed size. With a nil dst, the data of a raw payload is returned
 // as a subslice of payload, without a copy.
