@@ -88,10 +88,11 @@ bench-peers: build
 profile:
 	bash bench/profile.sh
 
-# Scale (issue 6): about 2 million files and a sparse 1 TiB file (made once by bench/mkscale
-# in /var/tmp/azfs-bench/scale-tree, ~2.3M inodes, ~2.5 GB); backups' time and peak RSS,
-# ls of a 500,000-entry directory and the sparse file's last byte through a mount; restic
-# beside (see bench/README.md). Takes about 15 minutes.
+# Scale (issue 6; issue 15's "no regression"): about 2 million files and a sparse 1 TiB file
+# (made once by bench/mkscale in /var/tmp/azfs-bench/scale-tree, ~2.3M inodes, ~2.5 GB);
+# backups' time, CPU and peak RSS, ls of a 500,000-entry directory and the sparse file's last
+# byte through a mount, this build against issue 15's starting binary in BENCH_RUNS (3)
+# interleaved runs; restic beside (see bench/README.md). About 10 minutes per binary and run.
 scale: build
 	BIN=$(BIN) bash bench/scale.sh
 
