@@ -2,7 +2,9 @@ package fs
 
 import (
 	"math/bits"
+	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -81,23 +83,93 @@ func sizeClass(n int) int {
 }
 
 // buffers keeps the buffers of chunks that left the cache for the next
-// loads, by size class, up to max bytes in all; beyond that a buffer is
-// left to the collector.
+// loads, by size class, up to max bytes in all. The buffers it makes lie
+// outside the Go heap on Linux (mapChunkBuffer): one not kept is unmapped
+// at once, its pages back to the kernel and no garbage for the collector,
+// so the chunk cache needs no room for the collector within the bound
+// (chunkShares). A buffer is put back only by the last holder of its chunk
+// (chunk.unpin), so nothing reads it once it is unmapped.
 type buffers struct {
 	max int64
 
 	mu    sync.Mutex
 	free  map[int][][]byte // by capacity (a size class)
 	bytes int64
+	// mapped holds every buffer get made and put has not dropped, by its
+	// first byte: put takes back only those (a chunk decoded outside its
+	// buffer lies in the decoder's own, from the heap), and release
+	// unmaps them.
+	mapped *mappedBuffers
+}
+
+// mappedBuffers is the set of a buffers' mapped buffers.
+type mappedBuffers struct {
+	mu    sync.Mutex
+	bufs  map[*byte][]byte
+	bytes int64
 }
 
 func newBuffers(max int64) *buffers {
-	return &buffers{max: max, free: make(map[int][][]byte)}
+	b := &buffers{max: max, free: make(map[int][][]byte), mapped: &mappedBuffers{bufs: make(map[*byte][]byte)}}
+	// Once b is unreachable so is every holder of its chunks (each unpins
+	// into b: the cache's eviction, replies, readers), and nothing can read
+	// the buffers still mapped.
+	runtime.AddCleanup(b, (*mappedBuffers).unmapAll, b.mapped)
+	return b
+}
+
+// add records buf, just mapped.
+func (m *mappedBuffers) add(buf []byte) {
+	m.mu.Lock()
+	m.bufs[&buf[:1][0]] = buf[:cap(buf)]
+	m.bytes += int64(cap(buf))
+	m.mu.Unlock()
+}
+
+// owns reports whether buf is one of m's.
+func (m *mappedBuffers) owns(buf []byte) bool {
+	if cap(buf) == 0 {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.bufs[&buf[:1][0]]
+	return ok
+}
+
+// drop unmaps buf, one of m's that nothing holds any more.
+func (m *mappedBuffers) drop(buf []byte) {
+	m.mu.Lock()
+	delete(m.bufs, &buf[:1][0])
+	m.bytes -= int64(cap(buf))
+	m.mu.Unlock()
+	if err := unmapChunkBuffer(buf); err != nil {
+		panic("fs: unmap chunk buffer: " + err.Error())
+	}
+}
+
+// unmapAll unmaps every buffer of m.
+func (m *mappedBuffers) unmapAll() {
+	m.mu.Lock()
+	bufs := m.bufs
+	m.bufs, m.bytes = make(map[*byte][]byte), 0
+	m.mu.Unlock()
+	for _, buf := range bufs {
+		_ = unmapChunkBuffer(buf) // nothing to report to
+	}
+}
+
+// mappedBytes returns the bytes of the buffers mapped and not unmapped.
+func (b *buffers) mappedBytes() int64 {
+	b.mapped.mu.Lock()
+	defer b.mapped.mu.Unlock()
+	return b.mapped.bytes
 }
 
 // get returns an empty buffer with room for n bytes and sealedRoom: a
 // kept one of its size class or the next, else a new one; or nil for a
-// size not pooled (the decoder then allocates what it needs).
+// size not pooled (the decoder then allocates what it needs) or when no
+// memory can be mapped.
 func (b *buffers) get(n int) []byte {
 	n += sealedRoom
 	if n < minPooled || n > maxPooled {
@@ -116,22 +188,31 @@ func (b *buffers) get(n int) []byte {
 		}
 	}
 	b.mu.Unlock()
-	return make([]byte, 0, class)
+	buf, err := mapChunkBuffer(class)
+	if err != nil {
+		return nil
+	}
+	b.mapped.add(buf)
+	return buf[:0]
 }
 
-// put keeps buf for a later get, if it is of a size class. When that
-// exceeds the bound, buffers of the class holding the most bytes go to the
-// collector first (buf itself if that is its class): the chunks evicted
+// put keeps buf, from get, for a later get, or unmaps it. When the kept
+// exceed the bound, buffers of the class holding the most bytes are
+// unmapped first (buf itself if that is its class): the chunks evicted
 // come from a part of the tree read long before, whose sizes need not be
 // those loaded now, and a bound taken by one class would leave the others
-// nothing to reuse.
+// nothing to reuse. A buffer get did not make is left to the collector.
 func (b *buffers) put(buf []byte) {
-	c := cap(buf)
-	if c < minPooled || c > maxPooled || c != sizeClass(c) || int64(c) > b.max {
+	if !b.mapped.owns(buf) {
 		return
 	}
+	c := cap(buf)
+	if int64(c) > b.max {
+		b.mapped.drop(buf)
+		return
+	}
+	var drop [][]byte
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	for b.bytes+int64(c) > b.max {
 		most, mostBytes := c, int64(len(b.free[c])+1)*int64(c)
 		for k, l := range b.free {
@@ -140,21 +221,37 @@ func (b *buffers) put(buf []byte) {
 			}
 		}
 		if most == c {
+			b.mu.Unlock()
+			b.mapped.drop(buf)
+			for _, d := range drop {
+				b.mapped.drop(d)
+			}
 			return
 		}
 		l := b.free[most]
+		drop = append(drop, l[len(l)-1])
 		l[len(l)-1] = nil
 		b.free[most] = l[:len(l)-1]
 		b.bytes -= int64(most)
 	}
 	b.free[c] = append(b.free[c], buf[:0])
 	b.bytes += int64(c)
+	b.mu.Unlock()
+	for _, d := range drop {
+		b.mapped.drop(d)
+	}
 }
 
-// inRoom reports whether data lies in buf's room (ends where buf's room
-// ends: a source appends to buf or opens the chunk in place there).
+// inRoom reports whether data lies in buf's room (a source appends to buf
+// or opens the chunk in place there), so that buf is not handed back while
+// data is in use.
 func inRoom(data, buf []byte) bool {
-	return cap(data) > 0 && cap(buf) > 0 && &data[:cap(data)][cap(data)-1] == &buf[:cap(buf)][cap(buf)-1]
+	if cap(data) == 0 || cap(buf) == 0 {
+		return false
+	}
+	d := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return d >= start && d < start+uintptr(cap(buf))
 }
 
 // kept returns the bytes of the buffers kept.

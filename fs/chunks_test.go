@@ -95,8 +95,14 @@ func TestRecycledBuffersUnderConcurrentReadsAndEvictions(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if nodes[0].pt.v.free.kept() == 0 {
+	v := nodes[0].pt.v
+	if v.free.kept() == 0 {
 		t.Error("no evicted chunk buffer was kept for reuse")
+	}
+	// With every reply written, the buffers mapped are those cached and
+	// kept: the others were unmapped (a read of one would have faulted).
+	if mapped, held := v.free.mappedBytes(), v.chunks.Bytes()+v.free.kept(); chunkBuffersOffHeap && mapped != held {
+		t.Errorf("%d bytes of chunk buffers mapped, want %d: those cached and kept", mapped, held)
 	}
 }
 
@@ -142,13 +148,17 @@ func TestReadsRecycleChunkBuffers(t *testing.T) {
 func TestKeptBuffersMakeRoomAcrossClasses(t *testing.T) {
 	const big, small = 1 << 20, 64 << 10
 	b := newBuffers(3 * big)
+	var bigs [][]byte
 	for range 4 {
-		b.put(make([]byte, 0, big))
+		bigs = append(bigs, b.get(big-sealedRoom))
+	}
+	for _, buf := range bigs {
+		b.put(buf)
 	}
 	if b.kept() != 3*big {
 		t.Fatalf("kept %d bytes, want %d", b.kept(), 3*big)
 	}
-	b.put(make([]byte, 0, small))
+	b.put(b.get(small - sealedRoom))
 	if got := len(b.free[small]); got != 1 {
 		t.Errorf("%d buffers of %d bytes kept, want 1", got, small)
 	}
@@ -160,5 +170,8 @@ func TestKeptBuffersMakeRoomAcrossClasses(t *testing.T) {
 	}
 	if buf := b.get(small - 1000); cap(buf) != small {
 		t.Errorf("get of %d bytes: capacity %d, want the kept %d", small-1000, cap(buf), small)
+	}
+	if got, want := b.mappedBytes(), b.kept()+small; got != want {
+		t.Errorf("%d bytes mapped, want %d: the kept and the one taken, the dropped unmapped", got, want)
 	}
 }

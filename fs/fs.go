@@ -90,7 +90,7 @@ const (
 // segments), 32 MiB and 272 MiB. Of the chunks' share, an eighth holds disk
 // images' windows of blocks (imageWindow; 34 MiB of the default), and of
 // the rest an eighth holds the buffers of evicted chunks kept for the next
-// loads and a quarter is the collector's room (chunkShares). It is the one
+// loads and three quarters the chunks cached (chunkShares). It is the one
 // place that bound is divided.
 func MemoryShares(total int64) (chunks, parts, segments int64) {
 	segments, parts = total/20, total/10
@@ -107,23 +107,40 @@ const heapOverhead = 48 << 20
 
 // MemoryLimit returns the soft limit of the Go heap (debug.SetMemoryLimit)
 // of a mount whose caches are bounded by cacheBytes (Options.CacheBytes):
-// that bound plus heapOverhead.
+// that bound plus heapOverhead, less the chunk cache's and its kept
+// buffers' shares where the chunk buffers lie outside the heap
+// (chunkBuffersOffHeap): those are bounded exactly by the cache.
 func MemoryLimit(cacheBytes int64) int64 {
 	if cacheBytes == 0 {
 		cacheBytes = defaultCacheBytes
 	}
-	return cacheBytes + heapOverhead
+	limit := cacheBytes + heapOverhead
+	if chunkBuffersOffHeap {
+		cached, kept, _ := chunkShares(cacheBytes)
+		limit -= cached + kept
+	}
+	return limit
 }
 
-// chunkShares divides the chunks' share of the memory bound: five eighths
-// for the cache of decrypted chunks, an eighth for the buffers of evicted
-// ones kept for reuse, and a quarter left free, the heap's room for garbage
-// within MemoryLimit (sealed bytes, plaintexts of small chunks, FUSE
-// request buffers). A cp -a of the bench corpus at --cache-size 256MiB ran
-// 26 collections against the limit so, 43 with three quarters cached and a
-// quarter kept (and VmHWM 327 MiB, over the bound + 64 MiB).
-func chunkShares(chunks int64) (cached, kept int64) {
-	return chunks * 5 / 8, chunks / 8
+// chunkShares divides the chunks' share of the memory bound cacheBytes
+// (MemoryShares): an eighth for disk images' windows, and of the rest an
+// eighth for the buffers of evicted chunks kept for reuse and the cache of
+// decrypted chunks. Where the chunk buffers lie outside the Go heap, the
+// cache takes three quarters, and the heap's limit leaves both out
+// (MemoryLimit): a dropped buffer is unmapped, no garbage. Else the cache
+// takes five eighths and a quarter is left free, the heap's room for
+// garbage within MemoryLimit: a cp -a of the bench corpus at --cache-size
+// 256MiB ran 26 collections against the limit so, 43 with three quarters
+// cached and a quarter kept on the heap (and VmHWM 327 MiB, over the
+// bound + 64 MiB).
+func chunkShares(cacheBytes int64) (cached, kept, windows int64) {
+	chunks, _, _ := MemoryShares(cacheBytes)
+	windows = chunks / 8
+	rest := chunks - windows
+	if chunkBuffersOffHeap {
+		return rest * 3 / 4, rest / 8, windows
+	}
+	return rest * 5 / 8, rest / 8, windows
 }
 
 // loadsInFlight is the most chunk loads a mount runs at once, for readers
@@ -156,7 +173,7 @@ func newVault(src Source, opts Options) *vault {
 	if cacheBytes == 0 {
 		cacheBytes = defaultCacheBytes
 	}
-	chunkBytes, partCacheBytes, _ := MemoryShares(cacheBytes)
+	_, partCacheBytes, _ := MemoryShares(cacheBytes)
 	readAhead := opts.ReadAhead
 	if readAhead == 0 {
 		readAhead = defaultReadAhead
@@ -165,8 +182,7 @@ func newVault(src Source, opts Options) *vault {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	windowBytes := chunkBytes / 8 // see MemoryShares
-	cached, kept := chunkShares(chunkBytes - windowBytes)
+	cached, kept, windowBytes := chunkShares(cacheBytes)
 	free := newBuffers(kept)
 	// A buffer counts for its capacity, which a recycled one may have in
 	// excess of the chunk (sizeClass).

@@ -497,3 +497,54 @@ func TestMountedReadAheadSiblings(t *testing.T) {
 		}
 	}
 }
+
+// TestMountedChunkCacheHoldsFileOfItsShare: a file of 16 MiB, read once
+// through a mount bounded at 32 MiB, stays in the chunk cache (17.8 MiB of
+// the bound where the chunk buffers lie outside the Go heap; it was 14.9
+// MiB, five eighths of the chunks' share, the rest the collector's room):
+// random 4 KiB reads then load no chunk. The chunk buffers mapped are
+// exactly those the cache and its free list hold.
+func TestMountedChunkCacheHoldsFileOfItsShare(t *testing.T) {
+	if !chunkBuffersOffHeap {
+		t.Skip("chunk buffers on the Go heap on this system")
+	}
+	src := newFakeSource()
+	const chunkSize = mib - sealedRoom // a buffer of exactly 1 MiB (sizeClass)
+	data := randomBytes(16*chunkSize, 5)
+	root, err := NewPointRoot(src, src.point("m", fixtureTime, []tree.Node{src.file("big", data, chunkSize)}), Options{CacheBytes: 32 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := mountTest(t, root, Options{})
+	fd, err := os.Open(filepath.Join(dir, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if got, err := io.ReadAll(fd); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read big: %d bytes, %v", len(got), err)
+	}
+	// Drop the kernel's copy: reads go to the mount.
+	if err := unix.Fadvise(int(fd.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(fd.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	loaded := src.chunkLoads()
+	rng := rand.New(rand.NewPCG(5, 15))
+	buf := make([]byte, 4096)
+	for range 200 {
+		off := rng.Int64N(int64(len(data) - len(buf)))
+		if _, err := fd.ReadAt(buf, off); err != nil || !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
+			t.Fatalf("read 4 KiB at %d: %v", off, err)
+		}
+	}
+	if n := src.chunkLoads() - loaded; n != 0 {
+		t.Errorf("200 random 4 KiB reads of a file read once loaded %d chunks, want 0", n)
+	}
+	v := root.(*dirNode).pt.v
+	if mapped, held := v.free.mappedBytes(), v.chunks.Bytes()+v.free.kept(); mapped != held {
+		t.Errorf("%d bytes of chunk buffers mapped, want %d: those cached and kept", mapped, held)
+	}
+}
