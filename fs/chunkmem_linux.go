@@ -19,3 +19,10 @@ func mapChunkBuffer(n int) ([]byte, error) {
 func unmapChunkBuffer(b []byte) error {
 	return unix.Munmap(b[:cap(b)])
 }
+
+// remapChunkBuffer resizes b, returned by mapChunkBuffer, to n bytes,
+// moving it if need be: the pages it keeps stay in memory, with no fault
+// to touch them again. b may not be used afterwards.
+func remapChunkBuffer(b []byte, n int) ([]byte, error) {
+	return unix.Mremap(b[:cap(b)], n, unix.MREMAP_MAYMOVE)
+}

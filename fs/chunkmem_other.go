@@ -11,3 +11,7 @@ func mapChunkBuffer(n int) ([]byte, error) { return make([]byte, n), nil }
 
 // unmapChunkBuffer leaves b to the collector.
 func unmapChunkBuffer([]byte) error { return nil }
+
+// remapChunkBuffer returns a new buffer of n bytes, b left to the
+// collector.
+func remapChunkBuffer(_ []byte, n int) ([]byte, error) { return make([]byte, n), nil }

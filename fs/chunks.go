@@ -148,6 +148,25 @@ func (m *mappedBuffers) drop(buf []byte) {
 	}
 }
 
+// resize returns buf, one of m's that nothing holds, resized to n bytes
+// (remapChunkBuffer), or nil if it cannot be (buf is then unmapped).
+func (m *mappedBuffers) resize(buf []byte, n int) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.bufs, &buf[:1][0])
+	m.bytes -= int64(cap(buf))
+	resized, err := remapChunkBuffer(buf, n)
+	if err != nil {
+		if err := unmapChunkBuffer(buf); err != nil {
+			panic("fs: unmap chunk buffer: " + err.Error())
+		}
+		return nil
+	}
+	m.bufs[&resized[:1][0]] = resized
+	m.bytes += int64(n)
+	return resized
+}
+
 // unmapAll unmaps every buffer of m.
 func (m *mappedBuffers) unmapAll() {
 	m.mu.Lock()
@@ -167,7 +186,8 @@ func (b *buffers) mappedBytes() int64 {
 }
 
 // get returns an empty buffer with room for n bytes and sealedRoom: a
-// kept one of its size class or the next, else a new one; or nil for a
+// kept one of its size class or the next, else a kept one of another class
+// resized, else a new one; or nil for a
 // size not pooled (the decoder then allocates what it needs) or when no
 // memory can be mapped.
 func (b *buffers) get(n int) []byte {
@@ -187,7 +207,28 @@ func (b *buffers) get(n int) []byte {
 			return buf[:0]
 		}
 	}
-	b.mu.Unlock()
+	// None of its classes: a kept buffer of the class holding the most
+	// bytes is resized, its pages already in memory (a new mapping faults
+	// each page in, zeroed, when first touched).
+	most, mostBytes := 0, int64(0)
+	for c, l := range b.free {
+		if n := int64(len(l)) * int64(c); n > mostBytes {
+			most, mostBytes = c, n
+		}
+	}
+	if most != 0 {
+		l := b.free[most]
+		buf := l[len(l)-1]
+		l[len(l)-1] = nil
+		b.free[most] = l[:len(l)-1]
+		b.bytes -= int64(most)
+		b.mu.Unlock()
+		if buf = b.mapped.resize(buf, class); buf != nil {
+			return buf[:0]
+		}
+	} else {
+		b.mu.Unlock()
+	}
 	buf, err := mapChunkBuffer(class)
 	if err != nil {
 		return nil

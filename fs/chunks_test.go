@@ -152,13 +152,14 @@ func TestKeptBuffersMakeRoomAcrossClasses(t *testing.T) {
 	for range 4 {
 		bigs = append(bigs, b.get(big-sealedRoom))
 	}
+	smallBuf := b.get(small - sealedRoom)
 	for _, buf := range bigs {
 		b.put(buf)
 	}
 	if b.kept() != 3*big {
 		t.Fatalf("kept %d bytes, want %d", b.kept(), 3*big)
 	}
-	b.put(b.get(small - sealedRoom))
+	b.put(smallBuf)
 	if got := len(b.free[small]); got != 1 {
 		t.Errorf("%d buffers of %d bytes kept, want 1", got, small)
 	}
@@ -173,5 +174,29 @@ func TestKeptBuffersMakeRoomAcrossClasses(t *testing.T) {
 	}
 	if got, want := b.mappedBytes(), b.kept()+small; got != want {
 		t.Errorf("%d bytes mapped, want %d: the kept and the one taken, the dropped unmapped", got, want)
+	}
+}
+
+// TestBuffersResizeKeptOfOtherClass: a get whose classes have none kept
+// takes a kept buffer of another class, resized, rather than mapping a
+// new one (whose pages would fault in again).
+func TestBuffersResizeKeptOfOtherClass(t *testing.T) {
+	if !chunkBuffersOffHeap {
+		t.Skip("chunk buffers on the Go heap on this system: none resized")
+	}
+	const big, small = 1 << 20, 64 << 10
+	b := newBuffers(4 * big)
+	buf := b.get(big - sealedRoom)
+	copy(buf[:big], "kept")
+	b.put(buf)
+	got := b.get(small - sealedRoom)
+	if cap(got) != small {
+		t.Fatalf("get of %d bytes: capacity %d, want %d", small-sealedRoom, cap(got), small)
+	}
+	if string(got[:4]) != "kept" {
+		t.Error("get mapped a new buffer, want the kept one resized")
+	}
+	if b.kept() != 0 || b.mappedBytes() != small {
+		t.Errorf("kept %d, mapped %d bytes; want 0 and %d", b.kept(), b.mappedBytes(), small)
 	}
 }
