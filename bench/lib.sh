@@ -25,6 +25,20 @@ help_if_asked() {
 	esac
 }
 
+# work_dirs NAME: the directories of one run of harness NAME: WORK (per run, removed on exit),
+# LOGS, STATE, SCRATCH, and STAMP, the run's time; NEW_DIR, the BIN given (made absolute), and
+# BIN, where the run builds its helpers.
+work_dirs() {
+	STAMP=$(date +%Y%m%d-%H%M%S)
+	mkdir -p "$BENCH_DIR"
+	WORK=$BENCH_DIR/$1.$STAMP.$$
+	LOGS=$BENCH_DIR/logs/$1-$STAMP
+	STATE=$WORK/state
+	SCRATCH=$WORK/scratch
+	NEW_DIR=${BIN:+$(realpath -m "$BIN")}
+	BIN=$WORK/bin
+}
+
 # bench_start SCRIPT ARG: what every bench script does first: C locale, --help, BENCH_DIR
 # (default /var/tmp/azfs-bench) made absolute.
 bench_start() {

@@ -75,14 +75,7 @@ TOOLS=(new)
 [[ ${BENCH_SKIP_KOPIA:-0} == 1 ]] || TOOLS+=(kopia)
 declare -A TITLE=([new]="azfs new" [base]="azfs base" [restic]="restic" [borg]="borg" [kopia]="kopia")
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-mkdir -p "$BENCH_DIR"
-WORK=$BENCH_DIR/peers.$STAMP.$$ # per-run work dir, removed on exit
-LOGS=$BENCH_DIR/logs/peers-$STAMP
-STATE=$WORK/state
-SCRATCH=$WORK/scratch
-NEW_DIR=${BIN:+$(realpath -m "$BIN")}
-BIN=$WORK/bin
+work_dirs peers
 TREE=$WORK/tree
 RESULTS=$BENCH_DIR/results-peers-$STAMP.md
 LOG_TAG=peers

@@ -75,14 +75,7 @@ if [[ ${SCALE_SKIP_BASE:-0} != 1 ]]; then
 	fi
 fi
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-mkdir -p "$BENCH_DIR"
-WORK=$BENCH_DIR/scale.$STAMP.$$ # per-run work dir, removed on exit
-LOGS=$BENCH_DIR/logs/scale-$STAMP
-STATE=$WORK/state
-SCRATCH=$WORK/scratch
-NEW_DIR=${BIN:+$(realpath -m "$BIN")}
-BIN=$WORK/bin
+work_dirs scale
 RESULTS=$BENCH_DIR/scale-$STAMP.md
 LOG_TAG=scale
 MOUNT_DIRS=("$WORK/mnt-azfs")
