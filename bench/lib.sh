@@ -39,6 +39,13 @@ work_dirs() {
 	BIN=$WORK/bin
 }
 
+# starting_azmount: sets BASE to the directory of the binaries issue 15 starts from
+# (BENCH_BASELINE, default $BENCH_DIR/baseline-8cf8197) and exits 2 unless its azmount is there.
+starting_azmount() {
+	BASE=${BENCH_BASELINE:-$BENCH_DIR/baseline-8cf8197}
+	[[ -x $BASE/azmount ]] || { echo "no starting azmount in $BASE (BENCH_BASELINE)" >&2; exit 2; }
+}
+
 # bench_start SCRIPT ARG: what every bench script does first: C locale, --help, BENCH_DIR
 # (default /var/tmp/azfs-bench) made absolute.
 bench_start() {

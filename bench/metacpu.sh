@@ -28,9 +28,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench_start "${BASH_SOURCE[0]}" "${1:-}"
 BENCH_RUNS=${BENCH_RUNS:-5}
 check_runs
-BASE=${BENCH_BASELINE:-$BENCH_DIR/baseline-8cf8197}
 CORPORA=${METACPU_CORPORA:-corpus-quick corpus}
-[[ -x $BASE/azmount ]] || { echo "no base azmount in $BASE (BENCH_BASELINE)" >&2; exit 2; }
+starting_azmount
 found=
 for c in $CORPORA; do
 	if [[ -d $BENCH_DIR/$c ]]; then found+="$c "; else echo "no corpus in $BENCH_DIR/$c (BENCH_QUICK=1 bash bench/peers.sh makes corpus-quick, bench/bench.sh corpus): left out" >&2; fi

@@ -39,10 +39,9 @@ BENCH_RUNS=${BENCH_RUNS:-3}
 check_runs
 CACHE=${MOUNTCPU_CACHE:-256MiB}
 CACHE_MIB=$(numfmt --from=iec-i --to-unit=1Mi "${CACHE%B}")
-BASE=${BENCH_BASELINE:-$BENCH_DIR/baseline-8cf8197}
 CORPUS=$BENCH_DIR/corpus
 [[ -d $CORPUS ]] || { echo "no corpus in $CORPUS: run bench/bench.sh or bench/peers.sh once" >&2; exit 2; }
-[[ -x $BASE/azmount ]] || { echo "no starting azmount in $BASE (BENCH_BASELINE)" >&2; exit 2; }
+starting_azmount
 STAMP=$(date +%Y%m%d-%H%M%S)
 WORK=$BENCH_DIR/run-mountcpu.$STAMP.$$
 MNT=$WORK/mnt
