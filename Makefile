@@ -71,6 +71,7 @@ bench: build
 	BIN=$(BIN) bash bench/restore.sh
 	BIN=$(BIN) bash bench/mountcpu.sh
 	BIN=$(BIN) bash bench/metacpu.sh
+	BIN=$(BIN) bash bench/widels.sh
 	BIN=$(BIN) bash bench/images.sh
 	BIN=$(BIN) bash bench/imageread.sh
 	BIN=$(BIN) bash bench/exclude.sh

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -121,7 +120,7 @@ files as ordinary read-only trees.`,
 		if os.Getenv("GOMEMLIMIT") == "" {
 			// Without a limit the collector would let the heap grow to
 			// twice the caches.
-			debug.SetMemoryLimit(azfs.MemoryLimit(cacheBytes))
+			azfs.LimitHeap(cacheBytes)
 		}
 		level := slog.LevelInfo
 		if *debugLog {
