@@ -410,6 +410,13 @@ func (v *Area) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) (
 // Flush uploads every open pack, waits for all uploads and writes the index
 // of what landed. After Flush the Writer is finished; on success every blob
 // Save accepted is durable and indexed.
+//
+// The packs left when Flush starts, those still open and the one queued,
+// upload at once beside those the uploaders have under way, each in a
+// goroutine of its own, rather than one after another through the
+// uploaders: the end of a run waits for their writes and fsyncs, which
+// the storage serves concurrently (a disk syncs several files in about
+// the time of the largest). They hold no more memory than they did.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	var rest []*pack.Writer
@@ -418,12 +425,23 @@ func (w *Writer) Flush(ctx context.Context) error {
 		delete(w.open, kind)
 	}
 	w.mu.Unlock()
-	for _, pw := range rest {
-		if err := w.queue(ctx, pw); err != nil {
-			break
-		}
+	close(w.uploads) // no Save runs with Flush: nobody queues
+	for range len(w.uploads) {
+		w.wg.Add(1)
+		go w.uploader(ctx) // the queued pack starts now, not after an upload under way
 	}
-	close(w.uploads)
+	for _, pw := range rest {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			if ctx.Err() != nil || w.Err() != nil {
+				return // Flush returns the error
+			}
+			if err := w.upload(ctx, pw); err != nil {
+				w.fail(err)
+			}
+		}()
+	}
 	w.wg.Wait()
 	if err := w.Err(); err != nil {
 		return err

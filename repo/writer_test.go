@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/azfs/azfs/internal/testfiles"
 	"github.com/azfs/azfs/keys"
@@ -633,5 +634,60 @@ func TestPartAllocs(t *testing.T) {
 	t.Logf("Part: %d bytes allocated, DecodePart alone %d, encoding %d bytes", load, decode, len(enc))
 	if load > decode+uint64(len(enc))/4 {
 		t.Errorf("Part allocated %d bytes, %d beyond decoding the part (its encoding is %d bytes)", load, load-decode, len(enc))
+	}
+}
+
+// TestFlushUploadsAtOnce: the packs left when Flush starts (the one queued
+// behind the upload under way, the open data pack and the open tree pack)
+// upload together with the one under way, not one after another through
+// the single uploader; and the index is saved only once every pack's Save
+// has returned.
+func TestFlushUploadsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	isPack := func(name string) bool { return strings.HasPrefix(name, "data/") }
+	st := &storagetest.RecordingSaves{Storage: mem.New(), Match: isPack, Want: 4, Patience: 10 * time.Second}
+	v := newVault(t, st)
+	blobs := testBlobs(v.Keys(), 40) // two full data packs, an open one, and a tree pack
+	w := v.NewWriter(ctx, 1)
+	for _, b := range blobs {
+		if _, err := w.Save(ctx, b.kind, b.id, b.plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.MostAtOnce(); got != 4 {
+		t.Errorf("at most %d pack uploads under way at once, want all 4", got)
+	}
+	checkDurableOrder(t, st.Events(), isPack, func(name string) bool { return strings.Contains(name, "index/") })
+	checkBlobs(t, reopen(t, v), blobs)
+}
+
+// checkDurableOrder fails unless every Save of a name later selects
+// starts after every Save of a name first selects has returned, and at
+// least one of each was made.
+func checkDurableOrder(t *testing.T, events []storagetest.SaveEvent, first, later func(string) bool) {
+	t.Helper()
+	pending, firsts, laters := 0, 0, 0
+	for _, e := range events {
+		switch {
+		case first(e.Name) && !e.Done:
+			pending++
+			firsts++
+		case first(e.Name) && e.Done:
+			pending--
+		case later(e.Name) && !e.Done:
+			laters++
+			if pending > 0 {
+				t.Errorf("%s saved while %d saves it depends on were under way", e.Name, pending)
+			}
+			if firsts == 0 {
+				t.Errorf("%s saved before any save it depends on", e.Name)
+			}
+		}
+	}
+	if firsts == 0 || laters == 0 {
+		t.Errorf("%d saves depended on, %d depending: want some of each", firsts, laters)
 	}
 }

@@ -871,3 +871,56 @@ func TestBackupAllocsPerByte(t *testing.T) {
 		t.Errorf("a first backup allocates %.3f bytes per byte read more; want at most 0.4", perByte)
 	}
 }
+
+// TestBackupDurableOrder: a run's point is saved only once the index that
+// names its packs is durable, and that index only once every pack it
+// names is: a crash at any moment leaves no point whose data is missing.
+// The packs left at the end upload together (RecordingSaves waits for 3).
+func TestBackupDurableOrder(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 40 {
+		testfiles.WriteFile(t, filepath.Join(dir, fmt.Sprintf("f%02d", i)), testfiles.RandomBytes(1<<20, uint64(i)))
+	}
+	isPack := func(name string) bool { return strings.HasPrefix(name, "data/") }
+	isIndex := func(name string) bool { return strings.HasPrefix(name, repo.IndexPrefix) }
+	isPoint := func(name string) bool { return strings.HasPrefix(name, repo.PointsPrefix) }
+	st := &storagetest.RecordingSaves{Storage: mem.New(), Match: isPack, Want: 3, Patience: 10 * time.Second}
+	v := newVault(t, st)
+	p, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Machine: "m", Uploads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := st.Events()
+	var packs, indexes int
+	pending := map[string]bool{}
+	for _, e := range events {
+		switch {
+		case !e.Done && (isIndex(e.Name) || isPoint(e.Name)):
+			for name := range pending {
+				if isPack(name) || isIndex(name) && isPoint(e.Name) {
+					t.Errorf("%s saved while %s, which it depends on, was being saved", e.Name, name)
+				}
+			}
+			if isIndex(e.Name) && packs == 0 || isPoint(e.Name) && indexes == 0 {
+				t.Errorf("%s saved before what it depends on", e.Name)
+			}
+		case e.Done && isPack(e.Name):
+			packs++
+		case e.Done && isIndex(e.Name):
+			indexes++
+		}
+		pending[e.Name] = !e.Done
+		if e.Done {
+			delete(pending, e.Name)
+		}
+	}
+	if packs < 3 || indexes == 0 {
+		t.Errorf("%d packs and %d index files saved, want at least 3 and 1", packs, indexes)
+	}
+	if got := st.MostAtOnce(); got < 3 {
+		t.Errorf("at most %d pack uploads under way at once at the end of the run, want 3", got)
+	}
+	if _, err := loaded(t, v).Part(context.Background(), p.Root); err != nil {
+		t.Fatal(err)
+	}
+}
