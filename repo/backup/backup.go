@@ -347,25 +347,32 @@ func Run(ctx context.Context, v *repo.Area, opts Options) (*repo.Point, error) {
 	}
 	close(b.files)
 	fileWG.Wait()
+	// Every record is put: the file cache writes them while the last
+	// packs, the index and the point are stored (flushCache).
+	cached := b.flushCache()
 	close(b.seals)
 	sealWG.Wait()
 	<-rootFut.done
 
 	if err := b.fatal(); err != nil {
 		_ = b.w.Flush(ctx)
+		<-cached
 		return nil, stopped(ctx, err)
 	}
 	if err := ctx.Err(); err != nil {
 		_ = b.w.Flush(ctx)
+		<-cached
 		return nil, stopped(ctx, err)
 	}
 	root := rootFut.node
 	root.Name = repo.RootName
 	rootID, err := b.w.SavePart(ctx, &tree.Part{Nodes: []tree.Node{root}})
 	if err != nil {
+		<-cached
 		return nil, err
 	}
 	if err := b.w.Flush(ctx); err != nil {
+		<-cached
 		return nil, fmt.Errorf("store data: %w", stopped(ctx, err))
 	}
 	p := &repo.Point{
@@ -400,17 +407,12 @@ func Run(ctx context.Context, v *repo.Area, opts Options) (*repo.Point, error) {
 	}
 	p.Stats.Duration = time.Since(start)
 	late := guard.Commit(ctx, func(ctx context.Context) error { return v.SavePoint(ctx, p) })
+	cacheErr := <-cached
 	if p.ID.IsZero() {
 		return nil, fmt.Errorf("commit point: %w", stopped(ctx, late))
 	}
-	if b.batch != nil {
-		err := b.cacheErr()
-		if err == nil {
-			err = b.batch.Flush()
-		}
-		if err != nil && opts.OnError != nil {
-			opts.OnError("(file cache)", err)
-		}
+	if cacheErr != nil && opts.OnError != nil {
+		opts.OnError("(file cache)", cacheErr)
 	}
 	// What the run found missing or damaged (the listing, verified
 	// reuses) is remembered for readers and later runs.
@@ -878,6 +880,30 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 		b.batchErr.CompareAndSwap(nil, &err)
 	}
 	return nil
+}
+
+// flushCache writes the file cache batch's records, unless a failed write
+// stopped it, in a goroutine of its own, and returns where its error (or
+// nil) will be sent: the caller receives it before it returns, whether the
+// run commits a point or not. The records go in while the run stores its
+// last packs, index and point, not after them: a record is used only when
+// every chunk it names is in the vault's index (allKnown), so one written
+// by a run that then fails to store its data costs the next run a read of
+// the file, never a wrong extent.
+func (b *backuper) flushCache() <-chan error {
+	done := make(chan error, 1)
+	if b.batch == nil {
+		done <- nil
+		return done
+	}
+	go func() {
+		err := b.cacheErr()
+		if err == nil {
+			err = b.batch.Flush()
+		}
+		done <- err
+	}()
+	return done
 }
 
 // cacheErr returns the error that stopped the file cache batch, if any.

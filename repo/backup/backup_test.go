@@ -924,3 +924,50 @@ func TestBackupDurableOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// beforeSave calls before with each name a Save is given, then saves.
+type beforeSave struct {
+	storage.Storage
+	before func(name string)
+}
+
+func (s *beforeSave) Save(ctx context.Context, name string, data []byte) error {
+	s.before(name)
+	return s.Storage.Save(ctx, name, data)
+}
+
+// TestBackupFileCacheBesideCommit: the file cache's records are written
+// while the run stores its last packs, index and point, not after the
+// point: when the point is saved they can be read back (the hook waits
+// for them, at most 10 s, so a slow machine does not fail it).
+func TestBackupFileCacheBesideCommit(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a")
+	testfiles.WriteFile(t, file, testfiles.RandomBytes(1<<20, 1))
+	cache, err := filecache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cache.Close() })
+	var atPoint bool
+	st := &beforeSave{Storage: mem.New(), before: func(name string) {
+		if !strings.HasPrefix(name, repo.PointsPrefix) {
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, atPoint = cache.Get(file); atPoint {
+				return
+			}
+		}
+	}}
+	v := newVault(t, st)
+	if _, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Files: cache, Machine: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if !atPoint {
+		t.Error("the file cache's record was not written when the point was saved")
+	}
+	if _, ok := cache.Get(file); !ok {
+		t.Error("no file cache record after the run")
+	}
+}
