@@ -37,10 +37,12 @@ func listPlus(t testing.TB, raw fuse.RawFileSystem, buf []byte) int {
 
 // TestReaddirPlusAllocsPerEntry: serving READDIRPLUS of a directory whose
 // part is cached (listing an entry and creating its node: the per-file
-// work of ls -lR and cp -a, go-fuse's included) allocates about ten
-// objects per entry: azfs's are the node and its path; go-fuse's (v2.12.1)
-// are its inode registration, the name it keeps and, for locking parent and
-// child in order, four in sort.Slice.
+// work of ls -lR and cp -a, go-fuse's included) allocates about four
+// objects per entry: azfs's are the node and its path; go-fuse's are its
+// inode registration and the name it keeps. Upstream go-fuse v2.12.1 made
+// six more in lockNodes/unlockNodes, which sorted parent and child with
+// sort.Slice (its swapper, its closure, and the variadic slice that then
+// escaped): 10.2 per entry before the azfs patch of sortNodes.
 func TestReaddirPlusAllocsPerEntry(t *testing.T) {
 	src := newFakeSource()
 	const files = 1000
@@ -63,7 +65,7 @@ func TestReaddirPlusAllocsPerEntry(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(5, list) / files
 	t.Logf("%.2f allocations per entry", allocs)
-	if allocs > 10.5 {
-		t.Errorf("%.2f allocations per entry of READDIRPLUS, want at most 10.5", allocs)
+	if allocs > 4.5 {
+		t.Errorf("%.2f allocations per entry of READDIRPLUS, want at most 4.5", allocs)
 	}
 }
