@@ -26,6 +26,10 @@ type dirNode struct {
 	// whose node is loaded on first use; zero otherwise.
 	root keys.ID
 	meta atomic.Pointer[dirMeta]
+	// siblingsAhead is where the read-ahead of its files' first chunks
+	// (fileNode.readAheadSiblings) last ended, as packSiblingsAhead packs
+	// it; 0 until then.
+	siblingsAhead atomic.Uint64
 }
 
 // dirMeta is a directory's tree node and attributes.

@@ -69,3 +69,54 @@ func TestReaddirPlusAllocsPerEntry(t *testing.T) {
 		t.Errorf("%.2f allocations per entry of READDIRPLUS, want at most 4.5", allocs)
 	}
 }
+
+// TestReadAheadSiblingsOnePrefetchPerFile: reading a directory's files in
+// listing order, each file's first read starts read-ahead only for the file
+// that enters its window (ReadAhead files after it), not for the whole
+// window again: with every chunk already cached that is one closure (the
+// chunk's loader) per file; it was ReadAhead (4) before siblingsAhead, a
+// loader and a look-up in the chunk cache under its lock for each.
+func TestReadAheadSiblingsOnePrefetchPerFile(t *testing.T) {
+	src := newFakeSource()
+	const files = 64
+	nodes := make([]tree.Node, files)
+	for i := range nodes {
+		nodes[i] = src.file(fmt.Sprintf("file%04d.go", i), []byte(fmt.Sprintf("package p%d\n", i)), mib)
+	}
+	root, err := NewPointRoot(src, src.point("m", fixtureTime, nodes), Options{ReadAhead: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := listPlus(t, gofs.NewNodeFS(root, &gofs.Options{}), make([]byte, 1<<20)); n != files {
+		t.Fatalf("listed %d entries, want %d", n, files)
+	}
+	fileNodes := make([]*fileNode, files)
+	for i, n := range nodes {
+		c := root.EmbeddedInode().GetChild(n.Name)
+		if c == nil {
+			t.Fatalf("no node for %q after the listing", n.Name)
+		}
+		fileNodes[i] = c.Operations().(*fileNode)
+	}
+	v := fileNodes[0].pt.v
+	inOrder := func() {
+		for _, f := range fileNodes {
+			f.readAheadSiblings()
+		}
+	}
+	for _, f := range fileNodes { // each file's load done before the next
+		f.readAheadSiblings()
+		waitFor(t, "the read-ahead loaded", func() bool { return v.chunks.Loads() == 0 })
+	}
+	if n := src.chunkLoads(); n != files-1 {
+		t.Fatalf("read-ahead loaded %d chunks, want %d (every file's but the first's)", n, files-1)
+	}
+	perFile := testing.AllocsPerRun(5, inOrder) / files
+	t.Logf("%.2f allocations per file", perFile)
+	if perFile > 1.2 {
+		t.Errorf("%.2f allocations per file's read-ahead of its siblings, want at most 1.2 (one prefetch)", perFile)
+	}
+	if n := src.chunkLoads(); n != files-1 {
+		t.Errorf("%d chunk loads, want %d: cached chunks loaded again", n, files-1)
+	}
+}

@@ -185,7 +185,11 @@ func (v *vault) readAheadFor(seq *sequence, node *tree.Node, start, end uint64) 
 // directory's files in listing order, one at a time, and each small file
 // would otherwise wait for its chunk to be fetched and decoded. It only
 // looks at the directory's part already cached (the lookup of f loaded
-// it), never loading one.
+// it), never loading one. Of those files, it leaves out the ones up to
+// where the read of a file listed shortly before already started read-ahead
+// (dirNode.siblingsAhead): a reader in listing order then starts one load
+// per file, not ReadAhead (each a closure and a look-up in the chunk
+// cache under its lock).
 func (f *fileNode) readAheadSiblings() {
 	name, parent := f.Parent()
 	if parent == nil {
@@ -199,7 +203,8 @@ func (f *fileNode) readAheadSiblings() {
 	if m == nil || len(m.node.Parts) == 0 {
 		return
 	}
-	part, ok := d.pt.v.parts.cached(m.node.Parts[m.node.PartFor(name)].ID)
+	pi := m.node.PartFor(name)
+	part, ok := d.pt.v.parts.cached(m.node.Parts[pi].ID)
 	if !ok {
 		return
 	}
@@ -207,16 +212,57 @@ func (f *fileNode) readAheadSiblings() {
 	if !found {
 		return
 	}
+	// The window: up to the ReadAhead-th file after f.
+	end := -1
 	for j, n := i+1, 0; j < len(part.Nodes) && n < f.pt.v.readAhead; j++ {
-		s := &part.Nodes[j]
-		if s.Type != tree.File || len(s.Extents) == 0 {
-			continue
-		}
-		n++
-		if !f.pt.v.prefetch(s.Extents[0]) {
-			return
+		if hasChunks(&part.Nodes[j]) {
+			n++
+			end = j
 		}
 	}
+	if end < 0 {
+		return
+	}
+	// Started already: up to the end of an earlier read's window that ends
+	// within this one (a reader further on in the directory covered other
+	// files).
+	done := i
+	if p, j := unpackSiblingsAhead(d.siblingsAhead.Load()); p == pi && j > i && j <= end {
+		done = j
+	}
+	last := done
+	for j := done + 1; j <= end; j++ {
+		if !hasChunks(&part.Nodes[j]) {
+			continue
+		}
+		if !f.pt.v.prefetch(part.Nodes[j].Extents[0]) {
+			break
+		}
+		last = j
+	}
+	if last > done {
+		d.siblingsAhead.Store(packSiblingsAhead(pi, last))
+	}
+}
+
+// hasChunks reports whether n is a file with content to read ahead.
+func hasChunks(n *tree.Node) bool {
+	return n.Type == tree.File && len(n.Extents) > 0
+}
+
+// packSiblingsAhead packs the position of an entry of a directory, entry j
+// of its part pi, for dirNode.siblingsAhead; 0 is no entry.
+func packSiblingsAhead(pi, j int) uint64 {
+	return uint64(pi)<<32 | uint64(j+1)
+}
+
+// unpackSiblingsAhead returns the position packSiblingsAhead packed into
+// p, or part -1 for none.
+func unpackSiblingsAhead(p uint64) (pi, j int) {
+	if p == 0 {
+		return -1, -1
+	}
+	return int(p >> 32), int(p&(1<<32-1)) - 1
 }
 
 // Lseek finds data and holes (SEEK_DATA, SEEK_HOLE) from the extents.
