@@ -346,10 +346,18 @@ func checkChunkLength(e tree.Extent, data []byte) error {
 }
 
 // chunkLoader returns the load of extent e's chunk for the chunk cache: into
-// a recycled buffer of its size.
+// a recycled buffer of its size, or for a chunk smaller than those
+// (minPooled) a new one of its size from the heap. Either way the source
+// decodes into the buffer given and reads the sealed bytes into a buffer
+// of its own pool (or, for a chunk stored uncompressed, into the buffer's
+// room): with no buffer it read them into a new one too, garbage at once,
+// for every small file read.
 func (v *vault) chunkLoader(e tree.Extent) func(context.Context) (*chunk, error) {
 	return func(ctx context.Context) (*chunk, error) {
 		buf := v.free.get(int(e.Length))
+		if buf == nil && int(e.Length)+sealedRoom < minPooled {
+			buf = make([]byte, 0, int(e.Length)+sealedRoom)
+		}
 		data, err := v.loadChunkInto(ctx, buf, e.ID)
 		if err != nil {
 			v.free.put(buf)

@@ -610,17 +610,7 @@ func TestPartAllocs(t *testing.T) {
 	}
 	v = reopen(t, v)
 	enc, _ := p.Encode(nil)
-	allocated := func(f func()) uint64 {
-		const runs = 20
-		f()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for range runs {
-			f()
-		}
-		runtime.ReadMemStats(&after)
-		return (after.TotalAlloc - before.TotalAlloc) / runs
-	}
+	allocated := func(f func()) uint64 { return testfiles.BytesAllocated(20, f) }
 	decode := allocated(func() {
 		if _, err := tree.DecodePart(enc); err != nil {
 			t.Fatal(err)

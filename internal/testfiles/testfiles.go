@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -20,6 +21,19 @@ func RandomBytes(n int, seed uint64) []byte {
 	b := make([]byte, n)
 	_, _ = rand.NewChaCha8(key).Read(b)
 	return b
+}
+
+// BytesAllocated returns the bytes f allocates per call, on average over
+// runs calls after a first one (which may fill pools and caches).
+func BytesAllocated(runs int, f func()) uint64 {
+	f()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
 }
 
 // WriteFile writes data to path (mode 0644), creating its parent
