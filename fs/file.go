@@ -308,12 +308,17 @@ func (v *vault) pinChunk(ctx context.Context, e tree.Extent) (*chunk, error) {
 
 // cachedChunk returns extent e's chunk through the cache, pinned; when the
 // cache lets go of it before it can be pinned pinnedTries times over (a
-// cache too small for the loads in flight), it loads it alone.
+// cache too small for the loads in flight), it loads it alone. A chunk the
+// cache holds (most READs find theirs loaded ahead) costs no loader: that
+// closure is an allocation.
 func (v *vault) cachedChunk(ctx context.Context, e tree.Extent) (*chunk, error) {
 	for range pinnedTries {
-		c, err := v.chunks.GetOrLoad(ctx, e.ID, v.chunkLoader(e))
-		if err != nil {
-			return nil, err
+		c, ok := v.chunks.Get(e.ID)
+		if !ok {
+			var err error
+			if c, err = v.chunks.GetOrLoad(ctx, e.ID, v.chunkLoader(e)); err != nil {
+				return nil, err
+			}
 		}
 		if c.pin() {
 			return c, nil
