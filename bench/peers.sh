@@ -54,7 +54,7 @@
 # The report ends with issue 15's "no regression elsewhere" table, new against base with
 # new / base ratios (medians and per run): the unchanged rerun, `ls -lR`, the backup after
 # edits, the restore, the blob vault's first backup and `cp -a` cold and warm, and the ratios
-# of the newest bench/scale.sh results in BENCH_DIR (the scale run is a run of its own).
+# of the newest bench/scale.sh and bench/widels.sh results in BENCH_DIR (runs of their own).
 # Exit status: 0 when every tool was measured (targets may FAIL), 1 when one could not be.
 set -euo pipefail
 
@@ -434,6 +434,22 @@ scale_ratios() {
 	printf '%s (`%s`, %s)' "$out" "$f" "$(sed -n 's/^\(new: .*\)\.$/\1/p' "$f" | head -n 1)"
 }
 
+# widels_ratios: the new / base ratios per run of the newest bench/widels.sh results in
+# BENCH_DIR (the 500,000-entry listing alone, a run of its own), or how to get them.
+widels_ratios() {
+	local f k r out=""
+	f=$(grep -l '| new/base (per run) |' "$BENCH_DIR"/results-widels-*.md 2>/dev/null | sort | tail -n 1)
+	if [[ -z $f ]]; then
+		printf 'not in this harness: `BIN=%s bash bench/widels.sh` measures new against base' "${NEW_DIR:-bin}"
+		return
+	fi
+	for k in "mount CPU s" "mount VmHWM MiB" "collections during ls -f"; do
+		r=$(awk -F'|' -v k="$k" '{ g = $2; gsub(/^ +| +$/, "", g) } g == k { r = $5; gsub(/^ +| +$/, "", r); print r; exit }' "$f")
+		out+="${out:+; }$k ${r:-n/a}"
+	done
+	printf '%s (`%s`)' "$out" "$f"
+}
+
 # no_regression_row TITLE NEW_KEY BASE_KEY DIGITS: a row of no_regression's table.
 no_regression_row() {
 	echo "| $1 | $(fmt "$(med "$2")" "$4") | $(fmt "$(med "$3")" "$4") | $(x "$(ratio "$(med "$2")" "$(med "$3")")") | $(paired "$2" "$3") |"
@@ -474,6 +490,7 @@ no_regression() {
 		echo "| blob vault | not measured (BENCH_SKIP_BLOB=1, or Azurite missing: see the failures) | | | |"
 	fi
 	echo "| the 2-million-file scale run, new / base | $(scale_ratios) | | | |"
+	echo "| \`ls -f\` of 500,000 entries (bench/widels.sh), new / base per run | $(widels_ratios) | | | |"
 }
 
 report() {
