@@ -62,6 +62,7 @@ demo: build
 # (see bench/README.md).
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./repo/chunker ./fs ./repo/retention ./repo/policy
+	$(GO) test -run XXX -bench DecodeChunk -benchtime 200x ./repo/pack
 	AZFS_CODEC_CORPUS=$${AZFS_CODEC_CORPUS:-/var/tmp/azfs-bench/corpus} $(GO) test -run XXX -bench CodecCorpus -benchtime 1x -timeout 60m -v ./repo/pack
 	BIN=$(BIN) bash bench/bench.sh
 	BIN=$(BIN) bash bench/backupcpu.sh
@@ -70,6 +71,7 @@ bench: build
 	BIN=$(BIN) bash bench/verify.sh
 	BIN=$(BIN) bash bench/restore.sh
 	BIN=$(BIN) bash bench/mountcpu.sh
+	BIN=$(BIN) bash bench/randread.sh
 	BIN=$(BIN) bash bench/metacpu.sh
 	BIN=$(BIN) bash bench/widels.sh
 	BIN=$(BIN) bash bench/images.sh

@@ -46,6 +46,20 @@ starting_azmount() {
 	[[ -x $BASE/azmount ]] || { echo "no starting azmount in $BASE (BENCH_BASELINE)" >&2; exit 2; }
 }
 
+# bench_vault: builds azfs and azmount into WORK/bin unless BIN names them, and
+# bench/randread there; points azfs's config, cache and HOME into WORK and creates a vault in
+# WORK/vault (passphrase file WORK/pass).
+bench_vault() {
+	if [[ -z ${BIN:-} ]]; then
+		BIN=$WORK/bin
+		(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount)
+	fi
+	(cd "$REPO" && go build -o "$WORK/bin/randread" ./bench/randread)
+	export AZFS_CONFIG_DIR=$WORK/config AZFS_CACHE_DIR=$WORK/cache HOME=$WORK/home
+	mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME"
+	"$BIN/azfs" vault create "$WORK/vault" --generate-passphrase "$WORK/pass" >/dev/null 2>&1
+}
+
 # bench_start SCRIPT ARG: what every bench script does first: C locale, --help, BENCH_DIR
 # (default /var/tmp/azfs-bench) made absolute.
 bench_start() {

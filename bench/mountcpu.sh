@@ -56,14 +56,7 @@ cleanup() {
 	rm -rf "$WORK" "$OUT" $CP_DIR_OWN
 }
 trap cleanup EXIT
-if [[ -z ${BIN:-} ]]; then
-	BIN=$WORK/bin
-	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount)
-fi
-(cd "$REPO" && go build -o "$WORK/bin/randread" ./bench/randread)
-export AZFS_CONFIG_DIR=$WORK/config AZFS_CACHE_DIR=$WORK/cache HOME=$WORK/home
-mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME"
-"$BIN/azfs" vault create "$WORK/vault" --generate-passphrase "$WORK/pass" >/dev/null 2>&1
+bench_vault
 "$BIN/azfs" backup -q "$CORPUS"
 BIG=$MNT$CORPUS/big.bin
 find "$CORPUS" -type f -exec cat {} + >/dev/null

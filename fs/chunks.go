@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -32,6 +33,59 @@ type chunk struct {
 	// each reply not yet written. At zero the buffer is handed back; refs
 	// never rises from zero again.
 	refs holders
+	// decoding is set for a chunk handed out while it is decoded
+	// (chunkLoader): how much of data is final.
+	decoding *decoding
+}
+
+// decoding is how far a chunk handed out early has been decoded.
+type decoding struct {
+	// ready is how many bytes of the chunk's data are final.
+	ready atomic.Int64
+	mu    sync.Mutex
+	cond  *sync.Cond // on mu; made by the first reader that waits
+	err   error      // why decoding stopped short
+}
+
+// advance notes that the chunk's first n bytes are final.
+func (d *decoding) advance(n int) {
+	d.mu.Lock()
+	d.ready.Store(int64(n))
+	if d.cond != nil {
+		d.cond.Broadcast()
+	}
+	d.mu.Unlock()
+}
+
+// fail notes that decoding stopped short with err.
+func (d *decoding) fail(err error) {
+	d.mu.Lock()
+	d.err = err
+	if d.cond != nil {
+		d.cond.Broadcast()
+	}
+	d.mu.Unlock()
+}
+
+// await waits until the chunk's first n bytes are decoded, or returns
+// why they will not be. A chunk loaded whole does not wait.
+func (c *chunk) await(n int) error {
+	d := c.decoding
+	if d == nil || d.ready.Load() >= int64(n) {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cond == nil {
+		d.cond = sync.NewCond(&d.mu)
+	}
+	for d.ready.Load() < int64(n) && d.err == nil {
+		d.cond.Wait()
+	}
+	if d.ready.Load() >= int64(n) {
+		return nil
+	}
+	return d.err
 }
 
 // newChunk returns a chunk of data, lying in buf, held once: by the cache

@@ -46,7 +46,15 @@ func replyBytes(t testing.TB, res fuse.ReadResult) []byte {
 // also when the source opens a chunk in place after its sealed header
 // (before, such a buffer went back to the free list at once).
 func TestRecycledBuffersUnderConcurrentReadsAndEvictions(t *testing.T) {
+	// Chunks loaded whole, and handed out as they are decoded.
+	for _, steps := range []bool{false, true} {
+		t.Run(fmt.Sprintf("steps=%v", steps), func(t *testing.T) { recycledBuffersUnderConcurrentReads(t, steps) })
+	}
+}
+
+func recycledBuffersUnderConcurrentReads(t *testing.T, steps bool) {
 	src := newFakeSource()
+	src.steps = steps
 	const chunkSize = 60 << 10 // not a size class: room for the source to open it in place
 	var files []tree.Node
 	var datas [][]byte

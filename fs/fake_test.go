@@ -36,6 +36,10 @@ type fakeSource struct {
 	inflight, maxInflight int
 	// partCalls counts the calls of Part, before they take mu.
 	partCalls atomic.Int32
+	// steps makes chunks decode into an empty dst with room for them in
+	// two steps, handing decoded the first half in between, as a real
+	// source decodes a compressed chunk (repo.Area.ChunkIntoSteps).
+	steps bool
 }
 
 func newFakeSource() *fakeSource {
@@ -65,7 +69,7 @@ func (f *fakeSource) Part(ctx context.Context, id keys.ID) (*tree.Part, error) {
 	return p, nil
 }
 
-func (f *fakeSource) ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error) {
+func (f *fakeSource) ChunkIntoSteps(ctx context.Context, dst []byte, id keys.ID, decoded func(prefix []byte)) ([]byte, error) {
 	f.mu.Lock()
 	f.loads[id]++
 	data, ok := f.chunks[id]
@@ -92,6 +96,11 @@ func (f *fakeSource) ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]b
 		return nil, errUnreachable
 	case !ok:
 		return nil, fmt.Errorf("no chunk %s", id.Short())
+	}
+	if f.steps && decoded != nil && len(dst) == 0 && cap(dst) >= len(data) {
+		half := append(dst, data[:len(data)/2]...)
+		decoded(half)
+		return append(half, data[len(data)/2:]...), nil
 	}
 	// A real Source decodes into dst's room, and opens an uncompressed
 	// chunk in place where it read its sealed bytes: after their header.

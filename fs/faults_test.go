@@ -68,6 +68,23 @@ func writeFaultTree(t *testing.T, dir string) map[string][]byte {
 	return files
 }
 
+// backUpInMemory backs dir up into a new vault in memory and returns its
+// storage, the vault and the point.
+func backUpInMemory(t *testing.T, dir string) (*mem.Store, *repo.Area, Point) {
+	t.Helper()
+	ctx := context.Background()
+	raw := mem.New()
+	v, err := repo.Create(ctx, raw, "correct horse battery staple", keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{dir}, Machine: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, v, Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
+}
+
 // faultReadRates are the faults the storage injects into the reads of a
 // mount: failed, slow, short and corrupt loads.
 var faultReadRates = faults.Rates{Fail: 0.1, Delay: 0.1, Truncate: 0.1, Corrupt: 0.1, MaxDelay: 2 * time.Millisecond}
@@ -83,18 +100,9 @@ var faultReadRates = faults.Rates{Fail: 0.1, Delay: 0.1, Truncate: 0.1, Corrupt:
 func TestMountedReadsUnderFaults(t *testing.T) {
 	testfiles.RequireFUSE(t)
 	ctx := context.Background()
-	raw := mem.New()
-	v, err := repo.Create(ctx, raw, "correct horse battery staple", keys.KDF{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := t.TempDir()
 	files := writeFaultTree(t, src)
-	p, err := backup.Run(ctx, v, backup.Options{Paths: []string{src}, Machine: "m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pt := Point{ID: p.ID, Machine: p.Machine, Time: p.Time, Root: p.Root}
+	raw, v, pt := backUpInMemory(t, src)
 	budget := faulttrial.Budget(t, 5*time.Second, time.Second)
 	// As azmount serves a local vault, and a blob vault: small blobs
 	// through pack segments, and a disk cache.

@@ -12,6 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/azfs/azfs/cache/lru"
 	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
@@ -108,12 +109,12 @@ func (f *fileNode) Read(ctx context.Context, _ gofs.FileHandle, dest []byte, off
 			addZeros(r, e.Offset-pos)
 			pos = e.Offset
 		}
-		c, err := f.pt.v.pinChunk(ctx, e)
+		n := min(end, e.Offset+uint64(e.Length)) - pos
+		c, err := f.pt.v.pinChunkUpTo(ctx, e, int(pos-e.Offset+n))
 		if err != nil {
 			r.Done()
 			return nil, f.pt.v.fail(err, "chunk", e.ID, f.path)
 		}
-		n := min(end, e.Offset+uint64(e.Length)) - pos
 		r.add(c, c.data[pos-e.Offset:pos-e.Offset+n])
 		pos += n
 	}
@@ -293,13 +294,25 @@ func (f *fileNode) Lseek(_ context.Context, _ gofs.FileHandle, off uint64, whenc
 const pinnedTries = 3
 
 // pinChunk returns extent e's chunk, checked against e's length, through
-// the chunk cache, pinned for the caller, who unpins it.
+// the chunk cache, pinned for the caller, who unpins it, once it is
+// decoded whole.
 func (v *vault) pinChunk(ctx context.Context, e tree.Extent) (*chunk, error) {
+	return v.pinChunkUpTo(ctx, e, int(e.Length))
+}
+
+// pinChunkUpTo is pinChunk for a reader of the chunk's first n bytes: it
+// returns as soon as they are decoded (a chunk is handed out as it is
+// decoded: chunkLoader).
+func (v *vault) pinChunkUpTo(ctx context.Context, e tree.Extent, n int) (*chunk, error) {
 	c, err := v.cachedChunk(ctx, e)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkChunkLength(e, c.data); err != nil {
+		c.unpin(v.free)
+		return nil, err
+	}
+	if err := c.await(n); err != nil {
 		c.unpin(v.free)
 		return nil, err
 	}
@@ -330,12 +343,13 @@ func (v *vault) cachedChunk(ctx context.Context, e tree.Extent) (*chunk, error) 
 // loadChunk loads chunk id from the source into a new buffer, not through
 // the cache.
 func (v *vault) loadChunk(ctx context.Context, id keys.ID) ([]byte, error) {
-	return v.loadChunkInto(ctx, nil, id)
+	return v.loadChunkInto(ctx, nil, id, nil)
 }
 
-// loadChunkInto appends chunk id, loaded from the source, to dst.
-func (v *vault) loadChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error) {
-	data, err := v.src.ChunkInto(ctx, dst, id)
+// loadChunkInto appends chunk id, loaded from the source, to dst, handing
+// decoded its prefixes unless it is nil (Source.ChunkIntoSteps).
+func (v *vault) loadChunkInto(ctx context.Context, dst []byte, id keys.ID, decoded func(prefix []byte)) ([]byte, error) {
+	data, err := v.src.ChunkIntoSteps(ctx, dst, id, decoded)
 	if err != nil {
 		return nil, fmt.Errorf("load chunk %s: %w", id.Short(), err)
 	}
@@ -356,14 +370,51 @@ func checkChunkLength(e tree.Extent, data []byte) error {
 // decodes into the buffer given and reads the sealed bytes into a buffer
 // of its own pool (or, for a chunk stored uncompressed, into the buffer's
 // room): with no buffer it read them into a new one too, garbage at once,
-// for every small file read.
+// for every small file read. A chunk the source decodes by steps
+// (Source.ChunkIntoSteps) is handed to the cache and its readers after the
+// first step (lru.Publisher), and its readers wait only for the bytes they
+// read (chunk.await): a read of 4 KiB at a random offset of a 1 MiB chunk
+// then waits for the blocks up to its range, on average half the decoding
+// (docs/performance.md §3.9). The bytes handed out are authenticated: the
+// source verified the chunk's tag before decoding any.
 func (v *vault) chunkLoader(e tree.Extent) func(context.Context) (*chunk, error) {
 	return func(ctx context.Context) (*chunk, error) {
 		buf := v.free.get(int(e.Length))
 		if buf == nil && int(e.Length)+sealedRoom < minPooled {
 			buf = make([]byte, 0, int(e.Length)+sealedRoom)
 		}
-		data, err := v.loadChunkInto(ctx, buf, e.ID)
+		var early *chunk
+		var decoded func(prefix []byte)
+		if publish, ok := lru.Publisher[*chunk](ctx); ok && buf != nil {
+			decoded = func(prefix []byte) {
+				if early != nil {
+					early.decoding.advance(len(prefix))
+					return
+				}
+				if !inRoom(prefix, buf) || cap(prefix) < int(e.Length) {
+					return // not decoded into buf: handed out once whole
+				}
+				early = newChunk(prefix[:e.Length], buf)
+				early.decoding = &decoding{}
+				early.decoding.advance(len(prefix))
+				early.pin() // the load's, until it is decoded
+				publish(early)
+			}
+		}
+		data, err := v.loadChunkInto(ctx, buf, e.ID, decoded)
+		if early != nil {
+			if err == nil && (len(data) != len(early.data) || !inRoom(data, buf)) {
+				err = fmt.Errorf("chunk %s: %w: %d bytes decoded, extent has %d", e.ID.Short(), errChunkSize, len(data), e.Length)
+			}
+			if err != nil {
+				early.decoding.fail(err)
+				v.chunks.Discard(e.ID, func(c *chunk) bool { return c == early })
+			} else {
+				early.decoding.advance(len(data))
+			}
+			early.unpin(v.free)
+			return early, err
+		}
 		if err != nil {
 			v.free.put(buf)
 			return nil, err

@@ -31,12 +31,16 @@ import (
 type Source interface {
 	// Part returns a decoded tree part.
 	Part(ctx context.Context, id keys.ID) (*tree.Part, error)
-	// ChunkInto appends a decrypted, decompressed chunk to dst, decoding
-	// into dst's room when that suffices (the mount recycles its chunk
-	// buffers); with an empty dst the chunk may lie anywhere in its room
-	// (an uncompressed chunk opened in place where its sealed bytes were
-	// read: sealedRoom). Errors wrapping keys.ErrAuth mean damaged data.
-	ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error)
+	// ChunkIntoSteps appends a decrypted, decompressed chunk to dst,
+	// decoding into dst's room when that suffices (the mount recycles its
+	// chunk buffers); with an empty dst the chunk may lie anywhere in its
+	// room (an uncompressed chunk opened in place where its sealed bytes
+	// were read: sealedRoom). Errors wrapping keys.ErrAuth mean damaged
+	// data. Unless decoded is nil, it may call it, once the chunk is
+	// authenticated, with each longer prefix of the result that is final
+	// as it decodes the rest into the same room (repo.Area.ChunkIntoSteps),
+	// and may fail after.
+	ChunkIntoSteps(ctx context.Context, dst []byte, id keys.ID, decoded func(prefix []byte)) ([]byte, error)
 }
 
 // Point is one recovery point to serve.

@@ -568,6 +568,14 @@ func (v *Area) LoadBlob(ctx context.Context, kind keys.Kind, id keys.ID) ([]byte
 // room when that suffices, as OpenBlobInto does; with a nil dst it is
 // LoadBlob.
 func (v *Area) LoadBlobInto(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID) ([]byte, error) {
+	return v.loadBlobInto(ctx, dst, kind, id, nil)
+}
+
+// loadBlobInto is LoadBlobInto; with decoded set, a compressed blob's
+// plaintext is handed to decoded by prefixes as it is decoded into dst's
+// room, once the copy it comes from is authenticated
+// (pack.DecodePayloadSteps).
+func (v *Area) loadBlobInto(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, decoded func(prefix []byte)) ([]byte, error) {
 	locs := v.idx.Locations(id)
 	if len(locs) == 0 {
 		return nil, fmt.Errorf("load %s %s: %w: not in the index", kind, id.Short(), ErrDamaged)
@@ -579,7 +587,7 @@ func (v *Area) LoadBlobInto(ctx context.Context, dst []byte, kind keys.Kind, id 
 	}
 	var failed []error
 	for _, loc := range locs {
-		plain, err := v.loadCopy(ctx, dst, kind, id, loc)
+		plain, err := v.loadCopy(ctx, dst, kind, id, loc, decoded)
 		if !isBadCopy(err) {
 			return plain, err
 		}
@@ -603,27 +611,28 @@ func isBadCopy(err error) bool {
 }
 
 // loadCopy appends the plaintext of the copy of a blob at loc to dst (as
-// OpenBlobInto).
-func (v *Area) loadCopy(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
+// OpenBlobInto), handing decoded its prefixes (loadBlobInto) unless
+// decoded is nil.
+func (v *Area) loadCopy(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, decoded func(prefix []byte)) ([]byte, error) {
 	if v.segments != nil {
 		if plain, ok, err := v.segments.loadBlob(ctx, dst, kind, id, loc); ok {
 			return plain, err
 		}
 	}
 	if v.cache == nil {
-		return v.fetchBlob(ctx, dst, kind, id, loc, false)
+		return v.fetchBlob(ctx, dst, kind, id, loc, false, decoded)
 	}
 	key := id.String()
 	if sealed, ok := v.cache.Get(key); ok {
 		if len(sealed) == int(loc.Length) {
-			plain, err := v.OpenBlobInto(dst, kind, id, sealed)
+			plain, err := v.openBlobInto(dst, kind, id, sealed, decoded)
 			if !errors.Is(err, ErrDamaged) {
 				return plain, err // opened, or not this reader's (another key)
 			}
 		}
 		v.cache.Remove(key) // truncated or damaged: the storage's copy instead
 	}
-	plain, err := v.fetchBlob(ctx, dst, kind, id, loc, true)
+	plain, err := v.fetchBlob(ctx, dst, kind, id, loc, true, decoded)
 	if errors.Is(err, ErrDamaged) {
 		v.cache.Remove(key)
 	}
@@ -638,12 +647,13 @@ func (v *Area) loadCopy(ctx context.Context, dst []byte, kind keys.Kind, id keys
 // sealed bytes are read into a buffer of sealedBuffers, which the plaintext
 // never points into then, and handed back after opening; or, when dst's
 // room holds them and the blob is likely uncompressed, into dst's room
-// (fetchInPlace).
-func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, cache bool) ([]byte, error) {
+// (fetchInPlace). decoded, when set, gets the plaintext's prefixes
+// (loadBlobInto).
+func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, cache bool, decoded func(prefix []byte)) ([]byte, error) {
 	var sealed []byte
 	var err error
 	if len(dst) == 0 && cap(dst) >= int(loc.Length) && 2*int(loc.Length) > cap(dst) && !cache {
-		return v.fetchInPlace(ctx, dst, kind, id, loc)
+		return v.fetchInPlace(ctx, dst, kind, id, loc, decoded)
 	}
 	if dst != nil && !cache {
 		bp := sealedBuffers.Get().(*[]byte)
@@ -664,7 +674,7 @@ func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id key
 	if cache {
 		v.cache.Put(id.String(), sealed)
 	}
-	return v.OpenBlobInto(dst, kind, id, sealed)
+	return v.openBlobInto(dst, kind, id, sealed, decoded)
 }
 
 // fetchInPlace is fetchBlob reading the sealed bytes into the room of dst
@@ -673,7 +683,7 @@ func (v *Area) fetchBlob(ctx context.Context, dst []byte, kind keys.Kind, id key
 // chunks of data that does not compress) is then a subslice of dst's room,
 // neither copied nor allocated; a compressed one is copied out into a
 // buffer of sealedBuffers and decoded into dst.
-func (v *Area) fetchInPlace(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location) ([]byte, error) {
+func (v *Area) fetchInPlace(ctx context.Context, dst []byte, kind keys.Kind, id keys.ID, loc index.Location, decoded func(prefix []byte)) ([]byte, error) {
 	sealed, err := storage.LoadInto(ctx, v.st, dst, dataName(loc.Pack), int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, packRangeError(fmt.Sprintf("load %s %s", kind, id.Short()), loc.Pack, err)
@@ -686,12 +696,12 @@ func (v *Area) fetchInPlace(ctx context.Context, dst []byte, kind keys.Kind, id 
 		return nil, err
 	}
 	if pack.Uncompressed(payload) {
-		return v.decodePayload(nil, kind, id, payload)
+		return v.decodePayload(nil, kind, id, payload, nil)
 	}
 	bp := sealedBuffers.Get().(*[]byte)
 	defer sealedBuffers.Put(bp)
 	*bp = append((*bp)[:0], payload...)
-	return v.decodePayload(dst, kind, id, *bp)
+	return v.decodePayload(dst, kind, id, *bp, decoded)
 }
 
 // sealedBuffers holds the buffers fetchBlob reads sealed blobs into for a
@@ -737,6 +747,19 @@ func (v *Area) Chunk(ctx context.Context, id keys.ID) ([]byte, error) {
 // room when that suffices (LoadBlobInto).
 func (v *Area) ChunkInto(ctx context.Context, dst []byte, id keys.ID) ([]byte, error) {
 	return v.LoadBlobInto(ctx, dst, keys.KindData, id)
+}
+
+// ChunkIntoSteps is ChunkInto for a reader that serves a chunk as it is
+// decoded (the mount): once the chunk is authenticated, a compressed one
+// is decoded into dst's room block by block, and decoded gets each longer
+// prefix of the result that is final (pack.DecodePayloadSteps), so that a
+// read of a few KiB waits for the blocks up to its range, not for the
+// whole chunk. decoded may not be called at all (an uncompressed or small
+// chunk, one read through a pack segment), and an error may follow its
+// calls (a frame that fails to decode after its tag verified: only a
+// faulty writer makes one).
+func (v *Area) ChunkIntoSteps(ctx context.Context, dst []byte, id keys.ID, decoded func(prefix []byte)) ([]byte, error) {
+	return v.loadBlobInto(ctx, dst, keys.KindData, id, decoded)
 }
 
 // Part returns a decoded tree part. Its plaintext is decoded into a

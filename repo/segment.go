@@ -110,7 +110,7 @@ func (s *segments) loadBlob(ctx context.Context, dst []byte, kind keys.Kind, id 
 		}
 		s.drop(seg)
 	}
-	plain, err = s.v.fetchBlob(ctx, dst, kind, id, loc, false)
+	plain, err = s.v.fetchBlob(ctx, dst, kind, id, loc, false, nil)
 	return plain, true, err
 }
 

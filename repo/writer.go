@@ -135,7 +135,7 @@ func (w *Writer) usable(id keys.ID, loc index.Location) bool {
 	if done {
 		return true
 	}
-	if _, err := w.v.loadCopy(w.ctx, nil, loc.Kind, id, loc); err != nil {
+	if _, err := w.v.loadCopy(w.ctx, nil, loc.Kind, id, loc, nil); err != nil {
 		switch {
 		case isBadCopy(err):
 			w.v.NoteBadCopy(id, loc.Pack)

@@ -55,6 +55,9 @@ type call[K comparable, V any] struct {
 	ctx    context.Context
 	load   func(context.Context) (V, error)
 	queued bool
+	// published is set once the load handed its value out early
+	// (Publisher); guarded by Cache.mu.
+	published bool
 }
 
 // New returns a Cache holding values of at most maxBytes bytes in total, a
@@ -158,7 +161,7 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Co
 	case <-ctx.Done():
 		c.mu.Lock()
 		cl.waiters--
-		if cl.waiters == 0 {
+		if cl.waiters == 0 && !cl.published {
 			// Nobody wants the result any more. Later callers start afresh
 			// instead of joining a cancelled load.
 			cl.cancel()
@@ -198,13 +201,48 @@ func (c *Cache[K, V]) Loads() int {
 // newCall registers a load of key; c.mu must be held.
 func (c *Cache[K, V]) newCall(ctx context.Context, key K, load func(context.Context) (V, error)) *call[K, V] {
 	loadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	cl := &call[K, V]{done: make(chan struct{}), cancel: cancel, key: key, ctx: loadCtx, load: load}
+	cl := &call[K, V]{done: make(chan struct{}), cancel: cancel, key: key, load: load}
+	cl.ctx = context.WithValue(loadCtx, publishKey[V]{}, func(v V) { c.publish(cl, v) })
 	c.inflight[key] = cl
 	return cl
 }
 
-// runLoad runs load for cl and publishes its result. A load whose waiters
-// all gave up before it started is not run.
+// publishKey is the key of the function a load's context carries to
+// publish its value early (Publisher).
+type publishKey[V any] struct{}
+
+// Publisher returns, when ctx is the context of a load GetOrLoad or
+// Prefetch runs for a Cache of values of type V, the function that hands
+// the load's value out early: to the callers waiting for it and to the
+// cache at once, while the load goes on. A value handed out so must be
+// usable as it is (its owner makes its readers wait for what is not yet
+// ready: the mount's chunks as they are decoded), and what the load
+// returns after is dropped: a failure after publishing is the load's to
+// handle (Discard). The load keeps its place among LimitLoads' until it
+// returns. Calls after the first do nothing.
+func Publisher[V any](ctx context.Context) (publish func(V), ok bool) {
+	publish, ok = ctx.Value(publishKey[V]{}).(func(V))
+	return publish, ok
+}
+
+// publish hands v out as cl's value (Publisher).
+func (c *Cache[K, V]) publish(cl *call[K, V], v V) {
+	c.mu.Lock()
+	if cl.published {
+		c.mu.Unlock()
+		return
+	}
+	cl.published = true
+	c.forget(cl.key, cl)
+	cl.value = v
+	c.add(cl.key, v)
+	c.mu.Unlock()
+	close(cl.done)
+}
+
+// runLoad runs load for cl and publishes its result, unless it published
+// one early (Publisher). A load whose waiters all gave up before it
+// started is not run.
 func (c *Cache[K, V]) runLoad(cl *call[K, V]) {
 	var value V
 	err := cl.ctx.Err()
@@ -214,6 +252,10 @@ func (c *Cache[K, V]) runLoad(cl *call[K, V]) {
 	cl.cancel()
 
 	c.mu.Lock()
+	if cl.published {
+		c.mu.Unlock()
+		return
+	}
 	c.forget(cl.key, cl)
 	cl.value, cl.err = value, err
 	if err == nil {

@@ -497,3 +497,54 @@ func TestOnEvict(t *testing.T) {
 		t.Errorf("handed back %q, want %q", gone, want)
 	}
 }
+
+// TestPublisherHandsValueOutEarly: a load that publishes its value early
+// (Publisher) answers its waiters and fills the cache while it goes on;
+// what it returns afterwards, even an error, is dropped; it keeps its slot
+// among LimitLoads' until it returns; outside a load there is no publisher.
+func TestPublisherHandsValueOutEarly(t *testing.T) {
+	if _, ok := Publisher[[]byte](context.Background()); ok {
+		t.Fatal("Publisher outside a load")
+	}
+	c := NewBytes[string](1 << 20)
+	c.LimitLoads(1)
+	published, finish, returned := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	load := func(ctx context.Context) ([]byte, error) {
+		defer close(returned)
+		publish, ok := Publisher[[]byte](ctx)
+		if !ok {
+			return nil, errors.New("no publisher in a load's context")
+		}
+		publish([]byte("early"))
+		publish([]byte("twice"))
+		close(published)
+		<-finish
+		return []byte("late"), errors.New("failed after publishing")
+	}
+	got, err := c.GetOrLoad(context.Background(), "k", load)
+	if err != nil || string(got) != "early" {
+		t.Fatalf("GetOrLoad = %q, %v; want the value published early", got, err)
+	}
+	<-published
+	if v, ok := c.Get("k"); !ok || string(v) != "early" {
+		t.Errorf("cache holds %q, %v while the load goes on; want the published value", v, ok)
+	}
+	// The one loader is still busy: a prefetch waits behind it.
+	other := make(chan struct{})
+	c.Prefetch(context.Background(), "other", func(context.Context) ([]byte, error) { close(other); return []byte("o"), nil })
+	select {
+	case <-other:
+		t.Error("a second load ran while the publishing load held the only slot")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(finish)
+	<-returned
+	<-other
+	if err := waitUntil("the other load is cached", func() bool { _, ok := c.Get("other"); return ok }); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.Get("k"); !ok || string(v) != "early" {
+		t.Errorf("after the load returned, cache holds %q, %v; want the published value", v, ok)
+	}
+	checkInvariants(t, c)
+}

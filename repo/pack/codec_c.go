@@ -21,6 +21,11 @@ size_t ZSTD_freeDCtx(ZSTD_DCtx* dctx);
 unsigned long long ZSTD_decompressBound(const void* src, size_t srcSize);
 size_t ZSTD_decompressDCtx(ZSTD_DCtx* dctx, void* dst, size_t dstCapacity, const void* src, size_t srcSize);
 unsigned ZSTD_isError(size_t code);
+// zstd's buffer-less streaming decoder (zstd.h, ZSTD_STATIC_LINKING_ONLY):
+// it decodes a frame block by block straight into one contiguous buffer.
+size_t ZSTD_decompressBegin(ZSTD_DCtx* dctx);
+size_t ZSTD_nextSrcSizeToDecompress(ZSTD_DCtx* dctx);
+size_t ZSTD_decompressContinue(ZSTD_DCtx* dctx, void* dst, size_t dstCapacity, const void* src, size_t srcSize);
 const char* ZSTD_getErrorName(size_t code);
 
 // azfs_compress sets the parameters (pairs of ZSTD_cParameter and value) on
@@ -35,6 +40,53 @@ static size_t azfs_compress(ZSTD_CCtx* cctx, const int32_t* params, int n, void*
 		return r;
 	}
 	return ZSTD_compress2(cctx, dst, dstCapacity, src, srcSize);
+}
+
+// azfs_step is where azfs_decode_step left a frame: input and output
+// consumed, and status: 0 more to decode, 1 the frame's end, 2 a zstd error
+// (err), 3 the input ends inside the frame.
+typedef struct {
+	size_t in, out, err;
+	int status;
+} azfs_step;
+
+// azfs_decode_step goes on decoding src[in:] into dst[out:] with dctx's
+// buffer-less streaming state (begun afresh when in is 0) until out
+// reaches want or the frame ends: one cgo call for each step of
+// cCodec.decodeSteps, not one per block and header.
+static azfs_step azfs_decode_step(ZSTD_DCtx* dctx, void* dst, size_t dstCapacity, size_t out, const void* src, size_t srcSize, size_t in, size_t want) {
+	azfs_step s = {in, out, 0, 0};
+	if (in == 0) {
+		size_t r = ZSTD_decompressBegin(dctx);
+		if (ZSTD_isError(r)) {
+			s.err = r;
+			s.status = 2;
+			return s;
+		}
+	}
+	while (s.out < want) {
+		size_t n = ZSTD_nextSrcSizeToDecompress(dctx);
+		if (n == 0) {
+			s.status = 1;
+			return s;
+		}
+		if (n > srcSize - s.in) {
+			s.status = 3;
+			return s;
+		}
+		size_t r = ZSTD_decompressContinue(dctx, (char*)dst + s.out, dstCapacity - s.out, (const char*)src + s.in, n);
+		if (ZSTD_isError(r)) {
+			s.err = r;
+			s.status = 2;
+			return s;
+		}
+		s.in += n;
+		s.out += r;
+	}
+	if (ZSTD_nextSrcSizeToDecompress(dctx) == 0) {
+		s.status = 1;
+	}
+	return s;
 }
 */
 import "C"
@@ -142,18 +194,9 @@ func (c *cCodec) decode(dst, frame []byte, maxLen int) ([]byte, error) {
 	start := len(dst)
 	dst = slices.Grow(dst, max(size, 1)) // one byte to point at when size is 0
 	room := dst[start : start+max(size, 1)]
-	var dctx *C.ZSTD_DCtx
-	select {
-	case dctx = <-c.dctxs:
-	default:
-		dctx = C.ZSTD_createDCtx()
-	}
+	dctx := c.getDCtx()
 	n := C.ZSTD_decompressDCtx(dctx, unsafe.Pointer(&room[0]), C.size_t(len(room)), unsafe.Pointer(&frame[0]), C.size_t(len(frame)))
-	select {
-	case c.dctxs <- dctx:
-	default:
-		C.ZSTD_freeDCtx(dctx)
-	}
+	c.putDCtx(dctx)
 	if err := zstdError(n); err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", ErrFormat, err)
 	}
@@ -161,6 +204,71 @@ func (c *cCodec) decode(dst, frame []byte, maxLen int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: payload decompresses beyond %d bytes", ErrFormat, maxLen)
 	}
 	return dst[:start+int(n)], nil
+}
+
+// getDCtx returns a kept decompression context, or a new one.
+func (c *cCodec) getDCtx() *C.ZSTD_DCtx {
+	select {
+	case dctx := <-c.dctxs:
+		return dctx
+	default:
+		return C.ZSTD_createDCtx()
+	}
+}
+
+// putDCtx keeps dctx for the next decode, or frees it.
+func (c *cCodec) putDCtx(dctx *C.ZSTD_DCtx) {
+	select {
+	case c.dctxs <- dctx:
+	default:
+		C.ZSTD_freeDCtx(dctx)
+	}
+}
+
+// decodeSteps is decode for a frame that states its size, which it
+// decodes in place in dst's room (grown to that size when smaller) by
+// steps of about decodeStep bytes (zstd's blocks, of up to 128 KiB, are
+// the unit), calling decoded with the result's prefix decoded so far after
+// each step but the last. Other frames are decoded as decode does, with no
+// call. Unlike decode it takes one frame and nothing after it: a payload
+// holds one.
+func (c *cCodec) decodeSteps(dst, frame []byte, maxLen int, decoded func(prefix []byte)) ([]byte, error) {
+	size, stated, err := frameSize(frame, maxLen)
+	if err != nil {
+		return nil, err
+	}
+	if !stated || size <= decodeStep {
+		return c.decode(dst, frame, maxLen)
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, size)
+	room := dst[start : start+size]
+	dctx := c.getDCtx()
+	defer c.putDCtx(dctx)
+	var in, out C.size_t
+	for {
+		// Past size, the step decodes what is left of the frame (its last
+		// block's end, a checksum) and fails if that is more data.
+		want := min(int(out)+decodeStep, size+1)
+		s := C.azfs_decode_step(dctx, unsafe.Pointer(&room[0]), C.size_t(size), out, unsafe.Pointer(&frame[0]), C.size_t(len(frame)), in, C.size_t(want))
+		in, out = s.in, s.out
+		switch s.status {
+		case 0:
+			decoded(dst[:start+int(out)])
+			continue
+		case 2:
+			return nil, fmt.Errorf("%w: zstd: %w", ErrFormat, zstdError(s.err))
+		case 3:
+			return nil, fmt.Errorf("%w: zstd: frame truncated", ErrFormat)
+		}
+		if int(in) != len(frame) {
+			return nil, fmt.Errorf("%w: zstd: %d bytes after the frame", ErrFormat, len(frame)-int(in))
+		}
+		if int(out) != size {
+			return nil, fmt.Errorf("%w: zstd: frame decodes to %d bytes, its header states %d", ErrFormat, out, size)
+		}
+		return dst[:start+size], nil
+	}
 }
 
 // compressBound is ZSTD_COMPRESSBOUND: the largest frame of n bytes.

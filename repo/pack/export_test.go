@@ -18,3 +18,10 @@ func (c PayloadCodec) DecodePayload(dst, payload []byte, maxLen int) ([]byte, er
 // PayloadCodecs are this build's codecs: the pure-Go one, and C zstd in a
 // cgo build (export_cgo_test.go).
 var PayloadCodecs = []PayloadCodec{{"go", goZstd}}
+
+func (c PayloadCodec) DecodePayloadSteps(dst, payload []byte, maxLen int, decoded func([]byte)) ([]byte, error) {
+	return decodePayloadSteps(c.z, dst, payload, maxLen, decoded)
+}
+
+// DecodeStep is decodeStep, for tests.
+const DecodeStep = decodeStep

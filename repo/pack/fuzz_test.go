@@ -100,6 +100,7 @@ func FuzzDecodePayload(f *testing.F) {
 		f.Add(z.EncodePayload(nil, []byte(strings.Repeat("both codecs ", 30)), pack.CompressFast))
 		f.Add(z.EncodePayload(nil, []byte(strings.Repeat("both codecs, small ", 30)), pack.CompressSmall))
 	}
+	f.Add(pack.EncodePayload(nil, []byte(strings.Repeat("decoded by steps, block by block ", 20000)), pack.CompressFast))
 	f.Add([]byte{2, 0})
 	f.Add([]byte{1, 0x28, 0xb5, 0x2f, 0xfd})
 
@@ -128,6 +129,22 @@ func FuzzDecodePayload(f *testing.F) {
 				t.Fatalf("%s decodes %d bytes, %s %d other bytes", z.Name, len(plain), firstBy, len(first))
 			}
 			first, firstBy = plain, z.Name
+			// Decoded by steps into a buffer, the payload gives the same
+			// bytes, each prefix handed out a prefix of them (or fails:
+			// it takes one frame and nothing after it).
+			var prefixes [][]byte
+			stepped, err := z.DecodePayloadSteps(make([]byte, 0, 1), payload, maxLen, func(p []byte) { prefixes = append(prefixes, bytes.Clone(p)) })
+			if err == nil && !bytes.Equal(stepped, plain) {
+				t.Fatalf("%s: decoded by steps to %d bytes, at once to %d other bytes", z.Name, len(stepped), len(plain))
+			}
+			if err != nil && !errors.Is(err, pack.ErrFormat) {
+				t.Fatalf("%s: error %v by steps does not wrap ErrFormat", z.Name, err)
+			}
+			for _, p := range prefixes {
+				if !bytes.HasPrefix(plain, p) {
+					t.Fatalf("%s: a prefix handed out by steps (%d bytes) is not the data's", z.Name, len(p))
+				}
+			}
 			back, err := z.DecodePayload(nil, z.EncodePayload(nil, plain, pack.CompressSmall), maxLen)
 			if err != nil || !bytes.Equal(back, plain) {
 				t.Fatalf("%s: re-encoded payload decodes to %d bytes, %v; want the %d bytes back", z.Name, len(back), err, len(plain))

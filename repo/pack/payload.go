@@ -117,6 +117,42 @@ func compressible(z zstdCodec, plain []byte) bool {
 	return false
 }
 
+// decodeStep is about how many bytes DecodePayloadSteps decodes between
+// two calls of its decoded: zstd's blocks are of up to 128 KiB, and a
+// reader of a few KiB in a 1 MiB chunk waits for the blocks up to its
+// range, not for the whole chunk.
+const decodeStep = 64 << 10
+
+// stepDecoder is a zstdCodec that hands out a frame's data as it decodes
+// it (cCodec; the pure-Go decoder has no way to decode into the caller's
+// buffer by steps).
+type stepDecoder interface {
+	decodeSteps(dst, frame []byte, maxLen int, decoded func(prefix []byte)) ([]byte, error)
+}
+
+// DecodePayloadSteps is DecodePayload (with a non-nil dst) for a reader
+// that serves the data as it is decoded: as a compressed payload of more
+// than decodeStep bytes is decoded in place in dst's room, block by block,
+// decoded is called on the caller's goroutine with each longer prefix of
+// the result (dst included) that is final, and the result is that prefix
+// grown to its end. It is not called at all for a raw or small payload, a
+// frame that states no size, or in a build without cgo.
+//
+// The payload must be authenticated before (the seal's tag): prefixes are
+// handed out before the rest of the frame is checked, so an error may
+// follow them.
+func DecodePayloadSteps(dst, payload []byte, maxLen int, decoded func(prefix []byte)) ([]byte, error) {
+	return decodePayloadSteps(defaultCodec, dst, payload, maxLen, decoded)
+}
+
+func decodePayloadSteps(z zstdCodec, dst, payload []byte, maxLen int, decoded func(prefix []byte)) ([]byte, error) {
+	s, ok := z.(stepDecoder)
+	if !ok || len(payload) == 0 || payload[0] != payloadZstd {
+		return decodePayload(z, dst, payload, maxLen)
+	}
+	return s.decodeSteps(dst, payload[1:], maxLen, decoded)
+}
+
 // Uncompressed reports whether payload holds its data as is: DecodePayload
 // with a nil dst returns a subslice of it.
 func Uncompressed(payload []byte) bool { return len(payload) > 0 && payload[0] == payloadRaw }
