@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/azfs/azfs/keys"
 	"github.com/azfs/azfs/repo/tree"
 )
 
@@ -232,5 +234,45 @@ func TestPinCachedChunkAllocatesNothing(t *testing.T) {
 	}
 	if loads := src.chunkLoads(); loads != len(n.Extents) {
 		t.Errorf("%d chunk loads, want %d", loads, len(n.Extents))
+	}
+}
+
+// TestChunkFailingAfterFirstStep: a chunk handed out after its first
+// decoded step whose decoding then fails (a frame broken behind a good
+// tag) serves the bytes that were decoded, fails reads of the rest with
+// EIO, and is not kept: once the source is sound again, the next read
+// loads it again and gets the bytes.
+func TestChunkFailingAfterFirstStep(t *testing.T) {
+	src := newFakeSource()
+	src.steps = true
+	src.failAfterStep = fmt.Errorf("open chunk: %w", keys.ErrAuth)
+	src.stepGate = make(chan struct{})
+	// Not whole sectors: no image detection loads the chunk on lookup.
+	data := randomBytes(256<<10+100, 5)
+	f := src.file("f", data, len(data))
+	root := newTestRoot(t, src, src.point("m", fixtureTime, []tree.Node{f}), Options{ReadAhead: -1})
+	n, _ := lookup(t, root, "f")
+	if got, errno := readNode(t, n, 0, 4096); errno != 0 || !bytes.Equal(got, data[:4096]) {
+		t.Fatalf("read of the decoded half while the rest decodes: %d bytes, %v", len(got), errno)
+	}
+	end := int64(len(data) - 4096)
+	eio := make(chan syscall.Errno, 1)
+	go func() {
+		_, errno := readNode(t, n, end, 4096)
+		eio <- errno
+	}()
+	close(src.stepGate)
+	if errno := <-eio; errno != syscall.EIO {
+		t.Fatalf("read beyond the decoded half: %v; want EIO", errno)
+	}
+	src.mu.Lock()
+	src.failAfterStep, src.stepGate = nil, nil
+	src.mu.Unlock()
+	loads := src.chunkLoads()
+	if got, errno := readNode(t, n, end, 4096); errno != 0 || !bytes.Equal(got, data[end:]) {
+		t.Fatalf("read after the source recovered: %d bytes, %v", len(got), errno)
+	}
+	if src.chunkLoads() != loads+1 {
+		t.Errorf("%d loads for the read after the failure, want 1: the failed chunk was kept", src.chunkLoads()-loads)
 	}
 }

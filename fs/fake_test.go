@@ -40,6 +40,11 @@ type fakeSource struct {
 	// two steps, handing decoded the first half in between, as a real
 	// source decodes a compressed chunk (repo.Area.ChunkIntoSteps).
 	steps bool
+	// failAfterStep makes chunk loads fail: with steps, after the
+	// first, once stepGate (if set) is closed, as a frame broken behind a
+	// good tag does.
+	failAfterStep error
+	stepGate      chan struct{}
 }
 
 func newFakeSource() *fakeSource {
@@ -100,7 +105,22 @@ func (f *fakeSource) ChunkIntoSteps(ctx context.Context, dst []byte, id keys.ID,
 	if f.steps && decoded != nil && len(dst) == 0 && cap(dst) >= len(data) {
 		half := append(dst, data[:len(data)/2]...)
 		decoded(half)
+		f.mu.Lock()
+		fail, gate := f.failAfterStep, f.stepGate
+		f.mu.Unlock()
+		if gate != nil {
+			<-gate
+		}
+		if fail != nil {
+			return nil, fail
+		}
 		return append(half, data[len(data)/2:]...), nil
+	}
+	f.mu.Lock()
+	fail := f.failAfterStep
+	f.mu.Unlock()
+	if fail != nil {
+		return nil, fail
 	}
 	// A real Source decodes into dst's room, and opens an uncompressed
 	// chunk in place where it read its sealed bytes: after their header.

@@ -407,8 +407,10 @@ func (v *vault) chunkLoader(e tree.Extent) func(context.Context) (*chunk, error)
 				err = fmt.Errorf("chunk %s: %w: %d bytes decoded, extent has %d", e.ID.Short(), errChunkSize, len(data), e.Length)
 			}
 			if err != nil {
-				early.decoding.fail(err)
+				// Out of the cache before its readers learn of the
+				// failure: a read after theirs loads the chunk again.
 				v.chunks.Discard(e.ID, func(c *chunk) bool { return c == early })
+				early.decoding.fail(err)
 			} else {
 				early.decoding.advance(len(data))
 			}
