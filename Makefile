@@ -66,6 +66,7 @@ bench: build
 	AZFS_CODEC_CORPUS=$${AZFS_CODEC_CORPUS:-/var/tmp/azfs-bench/corpus} $(GO) test -run XXX -bench CodecCorpus -benchtime 1x -timeout 60m -v ./repo/pack
 	BIN=$(BIN) bash bench/bench.sh
 	BIN=$(BIN) bash bench/backupcpu.sh
+	bash bench/backupidle.sh
 	BIN=$(BIN) bash bench/points.sh
 	BIN=$(BIN) bash bench/prune.sh
 	BIN=$(BIN) bash bench/verify.sh

@@ -48,11 +48,7 @@ fi
 CORPUS=$(realpath "$CORPUS")
 BASE_COMMIT=8cf8197
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-backupcpu.$STAMP.$$
-RESULTS=$BENCH_DIR/results-backupcpu-$STAMP.md
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+run_dirs backupcpu
 
 if [ -z "${BIN:-}" ]; then
 	BIN=$WORK/bin

@@ -40,11 +40,7 @@ if [[ -z ${EXCLUDE_CORPUS:-} && ! -f $CORPUS/.corpus-complete ]]; then
 fi
 CORPUS=$(realpath "$CORPUS")
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-exclude.$STAMP.$$
-RESULTS=$BENCH_DIR/results-exclude-$STAMP.md
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+run_dirs exclude
 if [ -z "${BIN:-}" ]; then
 	BIN=$WORK/bin
 	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs)

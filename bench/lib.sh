@@ -39,6 +39,17 @@ work_dirs() {
 	BIN=$WORK/bin
 }
 
+# run_dirs NAME: STAMP (the run's time), WORK ($BENCH_DIR/run-NAME.STAMP.PID: made, and removed
+# when the script exits) and RESULTS ($BENCH_DIR/results-NAME-STAMP.md) of a script that
+# writes one results file.
+run_dirs() {
+	STAMP=$(date +%Y%m%d-%H%M%S)
+	WORK=$BENCH_DIR/run-$1.$STAMP.$$
+	RESULTS=$BENCH_DIR/results-$1-$STAMP.md
+	mkdir -p "$WORK"
+	trap 'rm -rf "$WORK"' EXIT
+}
+
 # starting_azmount: sets BASE to the directory of the binaries issue 15 starts from
 # (BENCH_BASELINE, default $BENCH_DIR/baseline-8cf8197) and exits 2 unless its azmount is there.
 starting_azmount() {
