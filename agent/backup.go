@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/azfs/azfs/cache/filecache"
@@ -107,8 +108,12 @@ func Backup(ctx context.Context, o *open.Opened, req Request) (*repo.Point, erro
 		req.Warn(fmt.Sprintf("%v; every file will be read", err))
 		files = nil
 	}
+	var closeFiles func()
 	if files != nil {
-		defer files.Close()
+		// backup.Run closes it as soon as it is done with it (FilesDone),
+		// beside the end of the run; here if Run does not.
+		closeFiles = sync.OnceFunc(func() { _ = files.Close() })
+		defer closeFiles()
 	}
 	configDir, err := keyring.ConfigDir()
 	if err != nil {
@@ -122,7 +127,7 @@ func Backup(ctx context.Context, o *open.Opened, req Request) (*repo.Point, erro
 	if location.IsLocal(o.Location) {
 		opts.Exclude = append(opts.Exclude, o.Location)
 	}
-	opts.Machine, opts.Hostname, opts.Files = o.Machine, hoststate.Hostname(), files
+	opts.Machine, opts.Hostname, opts.Files, opts.FilesDone = o.Machine, hoststate.Hostname(), files, closeFiles
 	if opts.Stream != nil {
 		opts.Paths = nil
 	}

@@ -60,6 +60,14 @@ type Options struct {
 	Set string
 	// Files is the change-detection cache; nil reads every file.
 	Files *filecache.Cache
+	// FilesDone, when set, is called once the run no longer uses Files:
+	// after the file workers are done and the batch of records is written
+	// (or dropped), while the run may still be storing its last packs,
+	// index and point, and before Run returns; not when Run fails before
+	// it reads anything. The caller may close Files there (agent.Backup
+	// does, closing it itself otherwise), so that the close overlaps the
+	// end of the run.
+	FilesDone func()
 	// Workers is the number of file readers and of sealers (GOMAXPROCS when 0).
 	Workers int
 	// Uploads is the number of packs uploaded concurrently (2 when 0); each
@@ -890,16 +898,22 @@ func (b *backuper) remember(path string, node *tree.Node) error {
 // every chunk it names is in the vault's index (allKnown), so one written
 // by a run that then fails to store its data costs the next run a read of
 // the file, never a wrong extent.
+//
+// Then it calls Options.FilesDone: the batch is finished first (Cancel
+// after Flush only releases it), so that the caller may close the cache.
 func (b *backuper) flushCache() <-chan error {
 	done := make(chan error, 1)
-	if b.batch == nil {
-		done <- nil
-		return done
-	}
 	go func() {
-		err := b.cacheErr()
-		if err == nil {
-			err = b.batch.Flush()
+		var err error
+		if b.batch != nil {
+			err = b.cacheErr()
+			if err == nil {
+				err = b.batch.Flush()
+			}
+			b.batch.Cancel()
+		}
+		if b.opts.FilesDone != nil {
+			b.opts.FilesDone()
 		}
 		done <- err
 	}()

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -936,10 +937,11 @@ func (s *beforeSave) Save(ctx context.Context, name string, data []byte) error {
 	return s.Storage.Save(ctx, name, data)
 }
 
-// TestBackupFileCacheBesideCommit: the file cache's records are written
-// while the run stores its last packs, index and point, not after the
-// point: when the point is saved they can be read back (the hook waits
-// for them, at most 10 s, so a slow machine does not fail it).
+// TestBackupFileCacheBesideCommit: the file cache's records are written,
+// and FilesDone called (once, after them: the caller may close the cache
+// there), while the run stores its last packs, index and point, not after
+// the point: the point's Save waits for both, at most 10 s, so that a slow
+// machine does not fail it.
 func TestBackupFileCacheBesideCommit(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "a")
@@ -949,25 +951,33 @@ func TestBackupFileCacheBesideCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cache.Close() })
+	var recorded, done atomic.Int32 // records present when FilesDone ran; FilesDone calls
 	var atPoint bool
 	st := &beforeSave{Storage: mem.New(), before: func(name string) {
 		if !strings.HasPrefix(name, repo.PointsPrefix) {
 			return
 		}
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if _, atPoint = cache.Get(file); atPoint {
+			if _, ok := cache.Get(file); ok && done.Load() > 0 {
+				atPoint = true
 				return
 			}
 		}
 	}}
 	v := newVault(t, st)
-	if _, err := backup.Run(context.Background(), v, backup.Options{Paths: []string{dir}, Files: cache, Machine: "m"}); err != nil {
+	opts := backup.Options{Paths: []string{dir}, Files: cache, Machine: "m", FilesDone: func() {
+		if _, ok := cache.Get(file); ok {
+			recorded.Add(1)
+		}
+		done.Add(1)
+	}}
+	if _, err := backup.Run(context.Background(), v, opts); err != nil {
 		t.Fatal(err)
 	}
 	if !atPoint {
-		t.Error("the file cache's record was not written when the point was saved")
+		t.Error("the file cache's record was not written, or FilesDone not called, when the point was saved")
 	}
-	if _, ok := cache.Get(file); !ok {
-		t.Error("no file cache record after the run")
+	if done.Load() != 1 || recorded.Load() != 1 {
+		t.Errorf("FilesDone called %d times, %d of them after the record was written; want once, after", done.Load(), recorded.Load())
 	}
 }
