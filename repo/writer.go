@@ -408,8 +408,9 @@ func (v *Area) savePack(ctx context.Context, pw *pack.Writer, guard PackGuard) (
 }
 
 // Flush uploads every open pack, waits for all uploads and writes the index
-// of what landed. After Flush the Writer is finished; on success every blob
-// Save accepted is durable and indexed.
+// of what landed. After Flush the Writer is finished, its buffers left to
+// the garbage collector; on success every blob Save accepted is durable and
+// indexed.
 //
 // The packs left when Flush starts, those still open and the one queued,
 // upload at once beside those the uploaders have under way, each in a
@@ -443,6 +444,10 @@ func (w *Writer) Flush(ctx context.Context) error {
 		}()
 	}
 	w.wg.Wait()
+	// No upload runs: the pack and payload buffers (about 17 MiB a pack)
+	// go to the garbage collector, however Flush ends.
+	w.packs.Clear()
+	w.payloads.Clear()
 	if err := w.Err(); err != nil {
 		return err
 	}

@@ -43,3 +43,15 @@ func (l *List[T]) Put(v T) {
 
 // Len returns the number of values the list holds.
 func (l *List[T]) Len() int { return len(l.free) }
+
+// Clear drops every value the list holds, for the garbage collector: for
+// when the pipeline is done with them. The list stays usable.
+func (l *List[T]) Clear() {
+	for {
+		select {
+		case <-l.free:
+		default:
+			return
+		}
+	}
+}

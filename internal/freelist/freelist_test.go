@@ -60,3 +60,22 @@ func TestConcurrent(t *testing.T) {
 		<-done
 	}
 }
+
+// TestClear: Clear drops what the list holds; the list stays usable.
+func TestClear(t *testing.T) {
+	made := 0
+	l := freelist.New(4, func() *[]byte { made++; return new([]byte) })
+	l.Put(l.Get())
+	l.Put(new([]byte))
+	if l.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", l.Len())
+	}
+	l.Clear()
+	if l.Len() != 0 {
+		t.Fatalf("Len after Clear = %d, want 0", l.Len())
+	}
+	l.Get()
+	if made != 2 {
+		t.Errorf("%d values made, want 2: the list is empty after Clear", made)
+	}
+}
