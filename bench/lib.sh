@@ -57,15 +57,35 @@ starting_azmount() {
 	[[ -x $BASE/azmount ]] || { echo "no starting azmount in $BASE (BENCH_BASELINE)" >&2; exit 2; }
 }
 
+# pair_run NAME: the run of a script that compares the starting azmount with this one
+# (mountcpu, metacpu, randread, widels): STAMP, WORK (WORK/bin made; removed on exit), MNT
+# (the mount point, in WORK; the mount of MPID there ended on exit), RESULTS
+# ($BENCH_DIR/results-NAME-<time>.md). Whatever the script adds to ON_EXIT_RM is removed on
+# exit too.
+pair_run() {
+	STAMP=$(date +%Y%m%d-%H%M%S)
+	WORK=$BENCH_DIR/run-$1.$STAMP.$$
+	MNT=$WORK/mnt
+	RESULTS=$BENCH_DIR/results-$1-$STAMP.md
+	MPID=
+	ON_EXIT_RM=()
+	mkdir -p "$WORK/bin" "$MNT"
+	trap pair_cleanup EXIT
+}
+pair_cleanup() {
+	end_mount "$MPID" "$MNT"
+	rm -rf "$WORK" "${ON_EXIT_RM[@]}"
+}
+
 # bench_vault: builds azfs and azmount into WORK/bin unless BIN names them, and
-# bench/randread there; points azfs's config, cache and HOME into WORK and creates a vault in
-# WORK/vault (passphrase file WORK/pass).
+# bench/randread there (unless NO_RANDREAD=1); points azfs's config, cache and HOME into WORK
+# and creates a vault in WORK/vault (passphrase file WORK/pass).
 bench_vault() {
 	if [[ -z ${BIN:-} ]]; then
 		BIN=$WORK/bin
 		(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount)
 	fi
-	(cd "$REPO" && go build -o "$WORK/bin/randread" ./bench/randread)
+	[[ ${NO_RANDREAD:-0} == 1 ]] || (cd "$REPO" && go build -o "$WORK/bin/randread" ./bench/randread)
 	export AZFS_CONFIG_DIR=$WORK/config AZFS_CACHE_DIR=$WORK/cache HOME=$WORK/home
 	mkdir -p -m 700 "$AZFS_CONFIG_DIR" && mkdir -p "$AZFS_CACHE_DIR" "$HOME"
 	"$BIN/azfs" vault create "$WORK/vault" --generate-passphrase "$WORK/pass" >/dev/null 2>&1

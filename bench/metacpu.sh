@@ -36,19 +36,10 @@ for c in $CORPORA; do
 done
 [[ -n $found ]] || exit 2
 CORPORA=$found
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-metacpu.$STAMP.$$
-MNT=$WORK/mnt
-RESULTS=$BENCH_DIR/results-metacpu-$STAMP.md
-MPID=
+pair_run metacpu
 copy_dest metacpu "$(du -sb "$BENCH_DIR/corpus" 2>/dev/null | cut -f1 || echo 2000000000)" "$WORK"
 OUT=$CP_DIR/metacpu-out
-mkdir -p "$WORK/bin" "$MNT"
-cleanup() {
-	end_mount "$MPID" "$MNT"
-	rm -rf "$WORK" "$OUT" $CP_DIR_OWN
-}
-trap cleanup EXIT
+ON_EXIT_RM=("$OUT" ${CP_DIR_OWN:+"$CP_DIR_OWN"})
 if [[ -z ${BIN:-} ]]; then
 	BIN=$WORK/bin
 	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount)

@@ -42,20 +42,12 @@ CACHE_MIB=$(numfmt --from=iec-i --to-unit=1Mi "${CACHE%B}")
 CORPUS=$BENCH_DIR/corpus
 [[ -d $CORPUS ]] || { echo "no corpus in $CORPUS: run bench/bench.sh or bench/peers.sh once" >&2; exit 2; }
 starting_azmount
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-mountcpu.$STAMP.$$
-MNT=$WORK/mnt
-RESULTS=$BENCH_DIR/results-mountcpu-$STAMP.md
-MPID=
+pair_run mountcpu
 BYTES=$(find "$CORPUS" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 copy_dest mountcpu "$BYTES" "$WORK"
 OUT=$CP_DIR/mountcpu-out
-mkdir -p "$WORK/bin" "$MNT" "$OUT"
-cleanup() {
-	end_mount "$MPID" "$MNT"
-	rm -rf "$WORK" "$OUT" $CP_DIR_OWN
-}
-trap cleanup EXIT
+mkdir -p "$OUT"
+ON_EXIT_RM=("$OUT" ${CP_DIR_OWN:+"$CP_DIR_OWN"})
 bench_vault
 "$BIN/azfs" backup -q "$CORPUS"
 BIG=$MNT$CORPUS/big.bin

@@ -31,17 +31,7 @@ CACHE=${RANDREAD_CACHE:-256MiB}
 FILE=$BENCH_DIR/corpus/big.bin
 [[ -f $FILE ]] || { echo "no $FILE: run bench/bench.sh or bench/peers.sh once" >&2; exit 2; }
 starting_azmount
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-randread.$STAMP.$$
-MNT=$WORK/mnt
-RESULTS=$BENCH_DIR/results-randread-$STAMP.md
-MPID=
-mkdir -p "$WORK/bin" "$MNT"
-cleanup() {
-	end_mount "$MPID" "$MNT"
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+pair_run randread
 bench_vault
 "$BIN/azfs" backup -q "$FILE"
 BIG=$MNT$FILE

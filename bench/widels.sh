@@ -33,31 +33,14 @@ N=${WIDELS_ENTRIES:-500000}
 [[ $N =~ ^[1-9][0-9]*$ ]] || { echo "WIDELS_ENTRIES must be a positive integer" >&2; exit 2; }
 read -ra FLAGS <<<"${WIDELS_AZMOUNT_FLAGS:-}"
 starting_azmount
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-widels.$STAMP.$$
 TREE=$BENCH_DIR/wide-$N
-MNT=$WORK/mnt
-RESULTS=$BENCH_DIR/results-widels-$STAMP.md
-MPID=
-mkdir -p "$WORK/bin" "$MNT"
-cleanup() {
-	end_mount "$MPID" "$MNT"
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-if [[ -z ${BIN:-} ]]; then
-	BIN=$WORK/bin
-	(cd "$REPO" && go build -o "$BIN/" ./cmd/azfs ./cmd/azmount)
-fi
+pair_run widels
 if [[ ! -f $TREE/.mkscale ]]; then
 	rm -rf "$TREE"
 	(cd "$REPO" && go build -o "$WORK/bin/mkscale" ./bench/mkscale)
 	"$WORK/bin/mkscale" -wide "$N" -deep 0 -broad 0 -sparse=false "$TREE" >&2
 fi
-export HOME=$WORK/home AZFS_CACHE_DIR=$WORK/cache AZFS_CONFIG_DIR=$WORK/config
-mkdir -p "$HOME" "$AZFS_CACHE_DIR"
-mkdir -p -m 700 "$AZFS_CONFIG_DIR"
-"$BIN/azfs" vault create "$WORK/vault" --generate-passphrase "$WORK/pass" >/dev/null
+NO_RANDREAD=1 bench_vault
 "$BIN/azfs" backup -q "$TREE/wide"
 
 declare -A V=()

@@ -634,20 +634,11 @@ func TestPartAllocs(t *testing.T) {
 // asked for: those Flush starts, whether or not the first pack's upload
 // still waits when it does (a slow machine).
 func TestFlushUploadsAtOnce(t *testing.T) {
-	ctx := context.Background()
 	isPack := func(name string) bool { return strings.HasPrefix(name, "data/") }
 	st := &storagetest.RecordingSaves{Storage: mem.New(), Match: isPack, Want: 3, Patience: 10 * time.Second}
 	v := newVault(t, st)
 	blobs := testBlobs(v.Keys(), 40) // two full data packs, an open one, and a tree pack
-	w := v.NewWriter(ctx, 1)
-	for _, b := range blobs {
-		if _, err := w.Save(ctx, b.kind, b.id, b.plain); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	writeBlobs(t, v, blobs)
 	if got := st.MostAtOnce(); got < 3 {
 		t.Errorf("at most %d pack uploads under way at once, want 3", got)
 	}
