@@ -259,7 +259,11 @@ func (s *dirStream) fill(ctx context.Context) {
 	for s.err == 0 && s.pi < len(s.parts) {
 		if s.part == nil {
 			ref := s.parts[s.pi]
-			p, err := s.d.pt.v.parts.get(ctx, ref.ID)
+			// Not cancelled by an interrupted READDIRPLUS: a listing that
+			// failed there with EINTR, under load, lost entries (go-fuse
+			// replays and re-seeks a listing around a failed request; see
+			// integration's TestWideDirectory), and a part load is short.
+			p, err := s.d.pt.v.parts.get(context.WithoutCancel(ctx), ref.ID)
 			if err != nil {
 				s.err = s.d.pt.v.fail(err, "tree part", ref.ID, s.d.path)
 				return
